@@ -1,0 +1,143 @@
+# dev8-agent build. `make help` lists the targets.
+#
+# Variants: the default build puts objects in build/default and binaries in
+# bin/; `make SANITIZE=address,undefined <target>` builds everything with
+# those sanitizers into build/san/ (binaries in build/san/bin) and runs the
+# tests against that build.
+
+SHELL := /bin/bash
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+DEPS := libuv libcurl libcjson yaml-0.1 openssl cmocka
+
+SANITIZE ?=
+RELEASE ?=
+FUZZ_SECONDS ?= 30
+N ?= 10000
+
+WARN := -std=c11 -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
+        -Wvla -Wwrite-strings -fno-common -Wshadow -Wformat=2 -Wno-format-nonliteral
+CPPFLAGS_BASE := -D_GNU_SOURCE -Ipkg -MMD -MP
+
+ifneq ($(SANITIZE),)
+VARIANT := san
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
+LDSAN := -fsanitize=$(SANITIZE)
+BINDIR := build/san/bin
+else ifneq ($(RELEASE),)
+VARIANT := release
+OPT := -O2 -DNDEBUG
+LDSAN := -s
+BINDIR := bin
+else
+VARIANT := default
+OPT := -O2 -g
+LDSAN :=
+BINDIR := bin
+endif
+
+# O=DIR puts objects and binaries under DIR (parallel builds of one tree).
+O ?=
+ifneq ($(O),)
+BUILD := $(O)
+BINDIR := $(O)/bin
+else
+BUILD := build/$(VARIANT)
+endif
+GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
+DEPS_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
+DEPS_LIBS = $(shell $(PKG_CONFIG) --libs libuv libcurl libcjson yaml-0.1 openssl 2>/dev/null) -lhttp_parser -lm
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+CFLAGS ?=
+CFLAGS += $(WARN) $(OPT) $(DEPS_CFLAGS) -DD8_VERSION='"$(GIT_REV)"'
+CPPFLAGS += $(CPPFLAGS_BASE)
+LDFLAGS += $(LDSAN)
+
+PKG_SRCS := $(sort $(wildcard pkg/*/*.c))
+PKG_OBJS := $(PKG_SRCS:%.c=$(BUILD)/%.o)
+LIB := $(BUILD)/libdev8.a
+
+CMDS := $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/main.c))))
+CMD_BINS := $(CMDS:%=$(BINDIR)/%)
+
+UNIT_SRCS := $(sort $(wildcard test/unit/*/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
+INTEG_SRCS := $(sort $(wildcard test/integration/test_*.c))
+INTEG_HELPERS := $(filter-out $(INTEG_SRCS),$(wildcard test/integration/*.c))
+INTEG_BINS := $(INTEG_SRCS:%.c=$(BUILD)/%)
+FUZZ_SRCS := $(sort $(wildcard test/fuzz/fuzz_*.c))
+
+.PHONY: all test unit integration run bench fuzz lint clean help deps release image manifests-check
+
+## all: build bin/dev8-agent and bin/azsim (the default)
+all: deps $(CMD_BINS)
+
+deps:
+	@for p in $(DEPS); do $(PKG_CONFIG) --exists $$p || { echo "missing $$p: running hack/install-deps.sh"; hack/install-deps.sh; break; }; done
+	@test -f /usr/include/http_parser.h || hack/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(PKG_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BINDIR)/%: $(BUILD)/cmd/%/main.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ $(DEPS_LIBS) -o $@
+
+$(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ $(DEPS_LIBS) $(CMOCKA_LIBS) -o $@
+
+INTEG_HELPER_OBJS := $(INTEG_HELPERS:%.c=$(BUILD)/%.o)
+$(BUILD)/test/integration/%: $(BUILD)/test/integration/%.o $(INTEG_HELPER_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ $(DEPS_LIBS) $(CMOCKA_LIBS) -o $@
+
+## test: build, then run every unit and integration test (cmocka summaries)
+test: all $(UNIT_BINS) $(INTEG_BINS)
+	@D8_BIN_DIR=$(BINDIR) hack/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
+
+## unit: run the unit tests only
+unit: all $(UNIT_BINS)
+	@hack/run-tests.sh $(UNIT_BINS)
+
+## integration: run the integration tests only (real binaries over HTTP)
+integration: all $(INTEG_BINS)
+	@D8_BIN_DIR=$(BINDIR) hack/run-tests.sh $(INTEG_BINS)
+
+## run: build, start azsim and dev8-agent on loopback, print what to curl
+run: all
+	@hack/run-local.sh $(BINDIR)
+
+## bench: HTTP benchmark against nginx, RSS per environment (prints figures)
+bench: all
+	@hack/bench-http.sh $(BINDIR) $(N)
+
+## fuzz: build the libFuzzer targets with clang, run each FUZZ_SECONDS (default 30)
+fuzz: deps
+	@hack/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_SRCS)
+
+## lint: clang-format check, cppcheck, yamllint of manifests
+lint:
+	@hack/lint.sh
+
+## release: optimised, stripped binaries in bin/ (--version shows the git revision)
+release:
+	$(MAKE) RELEASE=1 all
+
+## clean: remove build/ and bin/
+clean:
+	rm -rf build bin
+
+## help: this list
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  make /'
+	@echo "  make SANITIZE=address,undefined test   (tests under ASan+UBSan)"
+
+-include $(PKG_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) $(INTEG_SRCS:%.c=$(BUILD)/%.d)

@@ -1,0 +1,100 @@
+/*
+ * pkg/base: the few things every module needs — one error type, checked
+ * allocation, a growable byte buffer and clocks.
+ */
+#ifndef D8_BASE_H
+#define D8_BASE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * One error space for the whole code base (libuv's UV_ERRNO_MAP habit):
+ * 0 is success, every failure is one of these negative values.
+ */
+#define D8_ERRNO_MAP(X)                                                        \
+    X(ENOMEM, -1, "out of memory")                                             \
+    X(EINVAL, -2, "invalid argument")                                          \
+    X(ENOENT, -3, "not found")                                                 \
+    X(EEXIST, -4, "already exists")                                            \
+    X(ECONFLICT, -5, "precondition failed")                                    \
+    X(EIO, -6, "input/output error")                                           \
+    X(ERANGE, -7, "value out of range")                                        \
+    X(ETOOBIG, -8, "too large")                                                \
+    X(EPARSE, -9, "parse error")                                               \
+    X(ESYS, -10, "system call failed")                                         \
+    X(EAGAIN, -11, "try again later")                                          \
+    X(ETIMEDOUT, -12, "timed out")                                             \
+    X(EGONE, -13, "no longer available")                                       \
+    X(ECANCELED, -14, "canceled")                                              \
+    X(EAUTH, -15, "authentication failed")
+
+enum {
+    D8_OK = 0,
+#define D8_X(name, val, str) D8_##name = (val),
+    D8_ERRNO_MAP(D8_X)
+#undef D8_X
+};
+
+/* Human text for an error code; never NULL. */
+const char *d8_strerror(int err);
+/* Symbolic name ("ENOENT") for an error code; never NULL. */
+const char *d8_err_name(int err);
+
+/*
+ * Checked allocation. Running out of memory in a controller is not
+ * recoverable in any useful way, so these log one line and abort
+ * (the git xmalloc convention); callers never check for NULL.
+ */
+void *d8_xmalloc(size_t n);
+void *d8_xcalloc(size_t nmemb, size_t size);
+void *d8_xrealloc(void *p, size_t n);
+char *d8_xstrdup(const char *s);
+char *d8_xstrndup(const char *s, size_t n);
+
+/*
+ * A growable byte buffer, always NUL-terminated after d8_buf_init.
+ * Embedded by callers: `data` and `len` are theirs to read.
+ */
+typedef struct d8_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} d8_buf_t;
+
+void d8_buf_init(d8_buf_t *b);
+void d8_buf_release(d8_buf_t *b);
+void d8_buf_reset(d8_buf_t *b);
+void d8_buf_reserve(d8_buf_t *b, size_t extra);
+void d8_buf_append(d8_buf_t *b, const void *data, size_t len);
+void d8_buf_puts(d8_buf_t *b, const char *s);
+void d8_buf_putc(d8_buf_t *b, char c);
+void d8_buf_printf(d8_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void d8_buf_vprintf(d8_buf_t *b, const char *fmt, va_list ap);
+/* Drops the first n bytes. */
+void d8_buf_consume(d8_buf_t *b, size_t n);
+/* Returns the data (owned by the caller, NUL-terminated) and re-inits b. */
+char *d8_buf_detach(d8_buf_t *b, size_t *len);
+/* Appends s as a JSON string literal, quotes included. */
+void d8_buf_json_str(d8_buf_t *b, const char *s);
+
+/* Monotonic milliseconds, for timeouts and durations. */
+uint64_t d8_mono_ms(void);
+/* Monotonic nanoseconds, for latency measurement. */
+uint64_t d8_mono_ns(void);
+/* Wall clock milliseconds since the epoch. */
+int64_t d8_wall_ms(void);
+/* Formats wall milliseconds as RFC 3339 UTC ("2026-11-27T12:00:00Z"). */
+void d8_rfc3339(int64_t wall_ms, char out[32]);
+
+/* Constant-time comparison of two byte strings (lengths may differ). */
+int d8_consttime_eq(const void *a, size_t alen, const void *b, size_t blen);
+
+/* Fills out with n cryptographically random bytes; 0 or D8_EIO. */
+int d8_random_bytes(void *out, size_t n);
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void d8_hex(const unsigned char *in, size_t n, char *out);
+
+#endif

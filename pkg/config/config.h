@@ -1,0 +1,100 @@
+/*
+ * pkg/config: the YAML configuration of DESIGN.md section 5b, read with
+ * libyaml against a schema (each key knows the node type it takes), fully
+ * validated before anything is applied, then overridden by the
+ * environment variables the design names. Errors read
+ * "file:line:column: key: what is wrong".
+ *
+ * Secrets (API keys, Azure client secret, webhook secret, spec hash key)
+ * never come from the YAML: only from the environment or from files.
+ */
+#ifndef D8_CONFIG_H
+#define D8_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct config_region {
+    char *name;                /* the cloudRegion value in specs */
+    char *resource_group;
+    char *storage_account;
+    char *subscription_id;     /* falls back to azure.subscriptionId */
+} config_region_t;
+
+typedef struct config_image {
+    char *key;                 /* baseImage value in specs */
+    char *ref;                 /* container image reference */
+} config_image_t;
+
+/* All fields are owned by the config and readable by callers. */
+typedef struct config {
+    /* controller */
+    char *controller_name;     /* default "dev8" */
+    char *listen_host;         /* from controller.listen, default 0.0.0.0 */
+    int listen_port;           /* default 8080 */
+    int resync_seconds;        /* 60 */
+    int status_refresh_seconds; /* 300 */
+    int shutdown_grace_seconds; /* 20 */
+    int max_concurrent_reconciles; /* 16 */
+    char *state_file;          /* "" = none */
+    /* api */
+    char *keys_file;           /* "" = env AGENT_API_KEYS */
+    size_t max_body_bytes;     /* 1048576 */
+    size_t max_sync_body_bytes; /* 67108864 */
+    size_t max_connections;    /* 1024 */
+    int watch_ring_size;       /* 4096 events kept for watch resume */
+    char **api_keys;           /* resolved keys (secret; never logged) */
+    size_t napi_keys;
+    /* azure */
+    char *azure_auth;          /* auto|clientSecret|workloadIdentity|managedIdentity */
+    char *subscription_id;
+    char *arm_endpoint;
+    char *authority_host;
+    char *imds_endpoint;
+    char *aci_api_version;
+    char *storage_api_version;
+    int max_inflight;          /* 32 */
+    config_region_t *regions;
+    size_t nregions;
+    /* images, workspace, limits */
+    config_image_t *images;
+    size_t nimages;
+    int *ports;                /* workspace.ports, default [8080] */
+    size_t nports;
+    char *mount_path;          /* /home/dev8 */
+    int max_storage_gb;        /* 1024 */
+    /* reaper */
+    int reaper_enabled;
+    int reaper_dry_run;
+    int reaper_group_grace_seconds;   /* 900 */
+    int reaper_share_grace_seconds;   /* 259200 */
+    int reaper_max_deletes_per_cycle; /* 20 */
+    double reaper_max_orphan_fraction; /* 0.5 */
+    /* webhook */
+    char *webhook_url;
+    char *webhook_secret_env;  /* name of the env var holding the secret */
+    /* log */
+    char *log_level;           /* debug|info|warn|error */
+} config_t;
+
+/*
+ * Loads defaults, then the YAML file (path may be NULL for defaults only),
+ * then environment overrides (AGENT_API_KEYS, AZURE_SUBSCRIPTION_ID, ...).
+ * On success returns 0 and a new config in *out (caller frees). On failure
+ * returns a negative D8_* error, *out stays NULL, and err holds one line
+ * "file:line:column: key: message" (line/column 1-based).
+ */
+int config_load(const char *path, config_t **out, char *err, size_t errlen);
+
+/* Same, from a YAML text already in memory; `name` is used in errors. */
+int config_load_string(const char *name, const char *yaml, size_t len, config_t **out,
+                       char *err, size_t errlen);
+
+/* Frees the config (wiping key material). NULL is a no-op. */
+void config_free(config_t *cfg);
+
+/* The region entry named `name`, or NULL. */
+const config_region_t *config_region(const config_t *cfg, const char *name);
+/* The image reference for key `key`, or NULL. */
+const char *config_image(const config_t *cfg, const char *key);
+
+#endif

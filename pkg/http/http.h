@@ -1,0 +1,142 @@
+/*
+ * pkg/http: an HTTP/1.1 server on a libuv loop, parsed by http-parser.
+ * Shared by dev8-agent and azsim.
+ *
+ * - keep-alive, chunked request bodies, pipelined requests answered in
+ *   order (the next request of a connection is parsed only after the
+ *   current one was answered);
+ * - limits with clear answers, each a JSON error body
+ *   {"error":{"code","message"}}: header block over max_header_bytes -> 431,
+ *   body over the per-request limit -> 413, malformed request -> 400,
+ *   more than max_connections open -> 503 then close, headers not complete
+ *   within header_timeout_ms -> 408 then close; an idle keep-alive
+ *   connection is closed after idle_timeout_ms, and a body must arrive
+ *   within idle_timeout_ms of its headers;
+ * - every answer carries X-Request-Id (the client's when it sent a sane
+ *   one, else a generated one), Content-Length or chunked framing, Date,
+ *   and Connection: close when the server is about to close.
+ *
+ * Nothing here blocks: reads, writes and timers all run on the loop.
+ */
+#ifndef D8_HTTP_H
+#define D8_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct http_server http_server_t;
+/* One request and its answer. Owned by the server; valid from the
+ * handler call until the answer is complete (http_respond or
+ * http_stream_end) or the connection closes. */
+typedef struct http_exchange http_exchange_t;
+
+typedef struct http_header {
+    const char *name;
+    const char *value;
+} http_header_t;
+
+/* A parsed request, borrowed by the handler for the exchange's lifetime. */
+typedef struct http_request {
+    const char *method;        /* "GET", "PUT", ... */
+    int method_id;             /* enum http_method of http_parser.h */
+    const char *target;        /* request target as sent ("/a/b?x=1") */
+    const char *path;          /* target up to '?', not decoded */
+    const char *query;         /* after '?', "" when none, not decoded */
+    const http_header_t *headers; /* names lower-cased, in order sent */
+    size_t nheaders;
+    const char *body;          /* NUL-terminated; "" when none */
+    size_t body_len;
+    int body_framed;           /* 1 when Content-Length or chunked was sent */
+    const char *request_id;    /* X-Request-Id answered with this request */
+    const char *remote;        /* peer "ip:port" */
+    uint64_t start_ns;         /* monotonic time the request began */
+} http_request_t;
+
+/* Returns the first header of that (case-insensitive) name, or NULL. */
+const char *http_request_header(const http_request_t *req, const char *name);
+
+/*
+ * Finds query parameter `name` in req->query, percent-decodes it into out
+ * (NUL-terminated). Returns its length, -1 when absent, -2 when it does not
+ * fit or is badly encoded.
+ */
+int http_query_param(const http_request_t *req, const char *name, char *out, size_t outlen);
+
+/* Percent-decodes src[0..len) into out; -1 on bad encoding or no room. */
+int http_pct_decode(const char *src, size_t len, char *out, size_t outlen);
+
+typedef struct http_server_opts {
+    const char *host;          /* "127.0.0.1", "0.0.0.0", "::" */
+    int port;                  /* 0 picks a free port: see http_server_port */
+    size_t max_header_bytes;   /* default 16384 */
+    size_t max_connections;    /* default 1024 */
+    size_t default_body_limit; /* default 1 MiB, when body_limit is NULL */
+    uint64_t header_timeout_ms; /* default 10000 */
+    uint64_t idle_timeout_ms;  /* default 60000 */
+    /* Called when a request's headers are complete; answers the largest
+     * body accepted for it. May be NULL. */
+    size_t (*body_limit)(void *ud, const char *method, const char *path);
+    /* Called once per complete request. Must eventually answer through
+     * http_respond or http_stream_start/.../http_stream_end. */
+    void (*handler)(void *ud, http_exchange_t *ex, const http_request_t *req);
+    /* Called when an answer was fully queued, including answers the
+     * server produced by itself (method/path may be "" then). May be NULL. */
+    void (*access)(void *ud, const char *method, const char *path, int status,
+                   uint64_t duration_ns, const char *request_id);
+    void *ud;
+} http_server_opts_t;
+
+/* Binds and listens. On failure returns a D8_* error and *out stays NULL. */
+int http_server_new(uv_loop_t *loop, const http_server_opts_t *opts, http_server_t **out);
+/* The bound port (useful after port 0). */
+int http_server_port(const http_server_t *srv);
+/* Number of open connections. */
+size_t http_server_connections(const http_server_t *srv);
+/* Stops accepting: closes the listener. Open connections finish the
+ * request in flight and are then closed instead of kept alive. */
+void http_server_stop_accepting(http_server_t *srv);
+/* Closes every connection and the listener; `done` is called (may be
+ * NULL) once all handles are closed, after which the memory is gone.
+ * Exchanges still open get their close callbacks first. */
+void http_server_free(http_server_t *srv, void (*done)(void *arg), void *arg);
+
+/*
+ * Answers the request in one piece. headers: extra headers (borrowed);
+ * content_type may be NULL when there is no body. Safe to call once per
+ * exchange; the exchange must not be used afterwards.
+ */
+void http_respond(http_exchange_t *ex, int status, const http_header_t *headers,
+                  size_t nheaders, const char *content_type, const char *body,
+                  size_t body_len);
+
+/* Answers {"error":{"code","message","field"?}} with that status. */
+void http_respond_error(http_exchange_t *ex, int status, const char *code, const char *message,
+                        const char *field);
+
+/*
+ * Streaming answers (Server-Sent Events): start sends the status line and
+ * headers with chunked framing; write sends one chunk; end sends the last
+ * chunk. write returns D8_EGONE when the peer went away, and
+ * D8_ETOOBIG when the peer is not reading (output queued beyond 8 MiB),
+ * in which case the connection is being closed.
+ */
+int http_stream_start(http_exchange_t *ex, int status, const http_header_t *headers,
+                      size_t nheaders, const char *content_type);
+int http_stream_write(http_exchange_t *ex, const char *data, size_t len);
+void http_stream_end(http_exchange_t *ex);
+
+/*
+ * Registers cb to run if the connection closes before the answer is
+ * complete (peer gone, timeout, server shutdown). After cb the exchange
+ * is gone. Passing cb NULL unregisters.
+ */
+void http_exchange_on_close(http_exchange_t *ex, void (*cb)(void *ud), void *ud);
+
+/* The request of an exchange (borrowed). */
+const http_request_t *http_exchange_request(const http_exchange_t *ex);
+
+/* Reason phrase for a status code ("Not Found"). */
+const char *http_status_text(int status);
+
+#endif
