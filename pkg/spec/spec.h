@@ -61,7 +61,7 @@ typedef struct spec_rules {
 typedef struct spec_error {
     char code[32];             /* "InvalidSpec", "InvalidJson", "InvalidId" */
     char message[256];
-    char field[160];           /* JSON path like "spec.cpuCores" or "" */
+    char field[160];           /* body path: "cpuCores", "env.FOO", "items[2].id", or "" */
 } spec_error_t;
 
 /* 1 when id matches ^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$ without "--". */
@@ -73,7 +73,13 @@ int spec_id_valid(const char *id);
  * body's "id" is then required and checked). field_prefix is prepended
  * to field names in errors ("" or "items[3]."). On success fills *out
  * (caller releases) and, when id_out is non-NULL, copies the id there.
- * On failure returns D8_EINVAL, fills *err, and *out is left zeroed.
+ * On failure returns D8_EINVAL, fills *err (when non-NULL), and *out is
+ * left zeroed. All arguments are borrowed; rules must outlive the call
+ * only. Errors never quote an env or secretEnv value.
+ *
+ * cJSON ends a string at an escaped NUL ("\u0000") without telling, so
+ * a value holding one cannot be seen here: callers reject such bodies
+ * before parsing with spec_json_has_nul().
  */
 int spec_decode(const cJSON *obj, const char *id, const spec_rules_t *rules,
                 const char *field_prefix, env_spec_t *out, char id_out[SPEC_ID_MAX + 1],
@@ -89,9 +95,17 @@ int spec_equal(const env_spec_t *a, const env_spec_t *b);
 /*
  * Encodes the spec as the JSON object of the API (camelCase fields, all
  * defaults explicit). Secret values are always SPEC_REDACTED. Returns a
- * new cJSON object owned by the caller.
+ * new cJSON object owned by the caller, or NULL only when cJSON could not
+ * allocate.
  */
 cJSON *spec_to_json(const env_spec_t *s);
+
+/*
+ * 1 when the JSON text json[0..len) holds a NUL byte or a "\u0000" escape
+ * inside a string (borrowed; not NUL-terminated necessarily). cJSON would
+ * silently cut such a string, so the API answers InvalidJson instead.
+ */
+int spec_json_has_nul(const char *json, size_t len);
 
 /* What shapes the container group besides the spec (from config). */
 typedef struct spec_hash_input {
@@ -107,13 +121,17 @@ typedef struct spec_hash_input {
  * The dev8-spec-hash tag: the first 16 hex digits of SHA-256 over the
  * normalised fields that shape the container group (image, cpu, memory,
  * ports, mount, env, secretEnv names and HMAC-SHA256(key, value) of each
- * secret value when a key is given — never a clear value).
+ * secret value when a key is given — never a clear value). A NULL key or
+ * keylen 0 counts as no key: secret values are then left out entirely.
+ * Everything is borrowed; out gets 16 hex digits and a NUL.
  */
 void spec_hash(const env_spec_t *s, const spec_hash_input_t *in, char out[17]);
 
 /*
  * Keyed digest of one secret value (hex HMAC-SHA256), for places that must
- * remember a secret without holding it (the state file).
+ * remember a secret without holding it (the state file). A NULL key is
+ * the empty HMAC key: the digest then still hides nothing from someone
+ * who can guess the value, so callers should pass the real key.
  */
 void spec_secret_digest(const unsigned char *key, size_t keylen, const char *value,
                         char out[65]);

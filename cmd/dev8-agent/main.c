@@ -1,0 +1,68 @@
+/*
+ * dev8-agent: flags -> config -> agent_run. Everything else is in pkg/.
+ */
+#include "agent/agent.h"
+#include "config/config.h"
+#include "log/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: dev8-agent --config FILE [--check-config]\n"
+            "       dev8-agent --version | --help\n"
+            "\n"
+            "Reconciles Dev8 environment specs with Azure Container Instances and\n"
+            "Azure Files. Secrets come from the environment: AGENT_API_KEYS,\n"
+            "AZURE_CLIENT_SECRET / AZURE_FEDERATED_TOKEN_FILE, DEV8_SPEC_HASH_KEY,\n"
+            "and the variable named by webhook.secretEnv.\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int check = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            path = argv[i] + 9;
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            check = 1;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("dev8-agent %s\n", D8_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "dev8-agent: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "dev8-agent: --config FILE is required\n");
+        usage(stderr);
+        return 2;
+    }
+    char err[512];
+    config_t *cfg = NULL;
+    if (config_load(path, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (check) {
+        printf("%s: ok\n", path);
+        config_free(cfg);
+        return 0;
+    }
+    log_level_t lvl = LOG_INFO;
+    log_level_parse(cfg->log_level, &lvl);
+    log_setup(lvl, NULL);
+    int code = agent_run(cfg);
+    config_free(cfg);
+    return code;
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds every test/fuzz/fuzz_<name>.c as a libFuzzer target (clang, with
+# ASan+UBSan) against all of pkg/, and runs each for SECONDS seconds on its
+# corpus test/fuzz/corpus/<name>/ (new inputs go to a scratch copy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-30}
+shift || true
+out=build/fuzz
+mkdir -p "$out"
+flags=(-std=c11 -D_GNU_SOURCE -Ipkg -g -O1 -fsanitize=fuzzer,address,undefined
+       -fno-sanitize-recover=all -DD8_VERSION='"fuzz"' $(pkg-config --cflags libuv libcurl libcjson yaml-0.1 openssl))
+libs=($(pkg-config --libs libuv libcurl libcjson yaml-0.1 openssl) -lhttp_parser -lm)
+srcs=$(ls pkg/*/*.c)
+status=0
+for target in "$@"; do
+  name=$(basename "$target" .c)
+  short=${name#fuzz_}
+  echo "=== $name (${seconds}s)"
+  clang "${flags[@]}" "$target" $srcs "${libs[@]}" -o "$out/$name"
+  corpus=test/fuzz/corpus/$short
+  work=$out/corpus-$short
+  mkdir -p "$corpus" "$work"
+  cp -n "$corpus"/* "$work"/ 2>/dev/null || true
+  if ! "$out/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+       -print_final_stats=1 "$work" "$corpus" 2>"$out/$name.log"; then
+    echo "FAILED: $name (see $out/$name.log)"
+    tail -40 "$out/$name.log"
+    status=1
+  else
+    grep -E 'stat::number_of_executed_units|Done [0-9]+ runs' "$out/$name.log" | tail -2
+  fi
+done
+exit $status

@@ -1,0 +1,1068 @@
+#include "api.h"
+
+#include "base/base.h"
+#include "http/http.h"
+#include "log/log.h"
+#include "spec/spec.h"
+
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WATCH_HEARTBEAT_MS 15000
+#define MAX_WATCH_CLIENTS 1000
+#define LIST_LIMIT_DEFAULT 500
+#define LIST_LIMIT_MAX 1000
+
+typedef struct watch_client watch_client_t;
+
+struct api {
+    uv_loop_t *loop;
+    const config_t *cfg;
+    store_t *store;
+    metrics_t *metrics;
+    http_server_t *srv;
+    api_opts_t opts;
+
+    spec_rules_t rules;
+    const char **region_names;
+    const char **image_keys;
+
+    int ready;
+    char ready_reason[128];
+    int shutting_down;
+
+    watch_client_t *watchers;
+    size_t nwatchers;
+    uv_timer_t heartbeat;
+
+    metric_family_t *m_requests;
+    metric_family_t *m_duration;
+    metric_family_t *m_envs;
+    metric_family_t *m_watchers;
+    metric_family_t *m_rv;
+
+    void (*done)(void *arg);
+    void *done_arg;
+    int pending_closes;
+};
+
+struct watch_client {
+    api_t *api;
+    http_exchange_t *ex;
+    store_watcher_t *w;
+    watch_client_t *next;
+    watch_client_t **pprev;
+};
+
+/* ---- answers ---------------------------------------------------------- */
+
+static void respond_json(http_exchange_t *ex, int status, const http_header_t *hdrs, size_t n,
+                         const char *body, size_t len)
+{
+    http_respond(ex, status, hdrs, n, "application/json", body, len);
+}
+
+static void respond_cjson(http_exchange_t *ex, int status, cJSON *obj)
+{
+    char *body = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    if (!body) {
+        http_respond_error(ex, 500, "InternalError", "could not encode the answer", NULL);
+        return;
+    }
+    respond_json(ex, status, NULL, 0, body, strlen(body));
+    free(body);
+}
+
+/* Answers one environment object with its ETag. */
+static void respond_obj(api_t *api, http_exchange_t *ex, int status, const env_obj_t *obj)
+{
+    size_t len;
+    const char *json = store_obj_json(api->store, obj, &len);
+    char etag[32];
+    snprintf(etag, sizeof(etag), "\"%lld\"", (long long)obj->generation);
+    http_header_t h = {"ETag", etag};
+    respond_json(ex, status, &h, 1, json, len);
+}
+
+static void respond_spec_error(http_exchange_t *ex, const spec_error_t *e)
+{
+    http_respond_error(ex, 400, e->code[0] ? e->code : "InvalidSpec", e->message,
+                       e->field[0] ? e->field : NULL);
+}
+
+/* ---- request helpers -------------------------------------------------- */
+
+/* Checks Authorization: Bearer <key> against every configured key in
+ * constant time (all keys are compared, whatever matches). */
+static int authorized(const api_t *api, const http_request_t *req)
+{
+    const char *h = http_request_header(req, "authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return 0;
+    const char *key = h + 7;
+    while (*key == ' ')
+        key++;
+    size_t klen = strlen(key);
+    while (klen && key[klen - 1] == ' ')
+        klen--;
+    if (!klen)
+        return 0;
+    int ok = 0;
+    for (size_t i = 0; i < api->cfg->napi_keys; i++) {
+        const char *k = api->cfg->api_keys[i];
+        ok |= d8_consttime_eq(key, klen, k, strlen(k));
+    }
+    return ok;
+}
+
+/* 1 when the request's body (if any) is declared as JSON. */
+static int json_content(const http_request_t *req)
+{
+    const char *ct = http_request_header(req, "content-type");
+    if (!ct)
+        return req->body_len == 0;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen("application/json");
+    if (strncasecmp(ct, "application/json", n) != 0)
+        return 0;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+/*
+ * Common checks of a request that carries a JSON body: framing (411),
+ * media type (415) and JSON syntax (400). Returns the parsed document or
+ * NULL after answering.
+ */
+static cJSON *read_json_body(http_exchange_t *ex, const http_request_t *req)
+{
+    if (!req->body_framed) {
+        http_respond_error(ex, 411, "LengthRequired",
+                           "a JSON body with Content-Length or chunked encoding is required",
+                           NULL);
+        return NULL;
+    }
+    if (!json_content(req)) {
+        http_respond_error(ex, 415, "UnsupportedMediaType",
+                           "the body must be sent as Content-Type: application/json", NULL);
+        return NULL;
+    }
+    if (req->body_len == 0) {
+        http_respond_error(ex, 400, "InvalidJson", "the request body is empty", NULL);
+        return NULL;
+    }
+    if (spec_json_has_nul(req->body, req->body_len)) {
+        /* cJSON would silently cut the string there (a secret stored short). */
+        http_respond_error(ex, 400, "InvalidJson",
+                           "strings must not contain NUL characters (\\u0000)", NULL);
+        return NULL;
+    }
+    cJSON *doc = cJSON_ParseWithLength(req->body, req->body_len);
+    if (!doc) {
+        http_respond_error(ex, 400, "InvalidJson",
+                           "the request body is not valid JSON (or nests deeper than 1000)",
+                           NULL);
+        return NULL;
+    }
+    return doc;
+}
+
+/*
+ * Parses If-Match: '"3"', '3', 'W/"3"' -> 3; '*' -> -2; absent -> -1;
+ * unparseable -> -3.
+ */
+static int64_t parse_if_match(const http_request_t *req)
+{
+    const char *h = http_request_header(req, "if-match");
+    if (!h)
+        return -1;
+    while (*h == ' ')
+        h++;
+    if (strcmp(h, "*") == 0)
+        return -2;
+    if (strncmp(h, "W/", 2) == 0)
+        h += 2;
+    if (*h == '"')
+        h++;
+    char *end;
+    long long v = strtoll(h, &end, 10);
+    if (end == h || v < 0)
+        return -3;
+    if (*end == '"')
+        end++;
+    while (*end == ' ')
+        end++;
+    return *end ? -3 : v;
+}
+
+/* Splits "/api/v1/environments/{id}[/action]" into id and action. Returns
+ * 0 when the path is under /api/v1/environments/ with an id segment. */
+static int split_env_path(const char *path, char *id, size_t idlen, const char **action)
+{
+    static const char prefix[] = "/api/v1/environments/";
+    size_t plen = sizeof(prefix) - 1;
+    if (strncmp(path, prefix, plen) != 0)
+        return -1;
+    const char *p = path + plen;
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n == 0)
+        return -1;
+    if (http_pct_decode(p, n, id, idlen) < 0)
+        id[0] = '\0'; /* undecodable or too long: answered as InvalidId */
+    *action = slash ? slash + 1 : "";
+    return 0;
+}
+
+static const char *route_label(const char *path)
+{
+    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
+        strcmp(path, "/metrics") == 0 || strcmp(path, "/api/v1/environments") == 0 ||
+        strcmp(path, "/api/v1/watch") == 0 || strcmp(path, "/api/v1/orphans") == 0 ||
+        strcmp(path, "/api/v1/status") == 0 || strcmp(path, "/api/v1/reaper/resume") == 0)
+        return path;
+    char id[SPEC_ID_MAX + 2];
+    const char *action;
+    if (split_env_path(path, id, sizeof(id), &action) == 0) {
+        if (!*action)
+            return "/api/v1/environments/{id}";
+        if (strcmp(action, "start") == 0)
+            return "/api/v1/environments/{id}/start";
+        if (strcmp(action, "stop") == 0)
+            return "/api/v1/environments/{id}/stop";
+        if (strcmp(action, "activity") == 0)
+            return "/api/v1/environments/{id}/activity";
+    }
+    return "other";
+}
+
+static void method_not_allowed(http_exchange_t *ex, const char *allow)
+{
+    http_header_t h = {"Allow", allow};
+    char msg[128];
+    snprintf(msg, sizeof(msg), "this route accepts %s", allow);
+    d8_buf_t b;
+    d8_buf_init(&b);
+    d8_buf_puts(&b, "{\"error\":{\"code\":\"MethodNotAllowed\",\"message\":");
+    d8_buf_json_str(&b, msg);
+    d8_buf_puts(&b, "}}");
+    respond_json(ex, 405, &h, 1, b.data, b.len);
+    d8_buf_release(&b);
+}
+
+/* ---- environments ------------------------------------------------------ */
+
+static void log_env(const char *msg, const http_request_t *req, const env_obj_t *obj)
+{
+    LOG(LOG_INFO, msg, LF_S("request_id", req->request_id), LF_S("env_id", obj->id),
+        LF_I("generation", obj->generation), LF_S("phase", store_phase_name(obj->status.phase)));
+}
+
+static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id,
+                    int must_create)
+{
+    int64_t if_match = parse_if_match(req);
+    if (if_match == -3) {
+        http_respond_error(ex, 400, "InvalidArgument",
+                           "If-Match must be a generation such as \"3\"", "If-Match");
+        return;
+    }
+    cJSON *doc = read_json_body(ex, req);
+    if (!doc)
+        return;
+    env_spec_t spec;
+    spec_error_t err;
+    char body_id[SPEC_ID_MAX + 1];
+    char gen_id[SPEC_ID_MAX + 1];
+    memset(&spec, 0, sizeof(spec));
+    if (!id) {
+        /* POST: the id comes from the body, or is generated. */
+        const cJSON *jid = cJSON_GetObjectItemCaseSensitive(doc, "id");
+        if (cJSON_IsObject(doc) && !jid) {
+            unsigned char rnd[12];
+            d8_random_bytes(rnd, sizeof(rnd));
+            gen_id[0] = 'c';
+            d8_hex(rnd, sizeof(rnd), gen_id + 1);
+            id = gen_id;
+        }
+    }
+    int rc = spec_decode(doc, id, &api->rules, "", &spec, body_id, &err);
+    cJSON_Delete(doc);
+    if (rc != D8_OK) {
+        respond_spec_error(ex, &err);
+        return;
+    }
+    if (!id)
+        id = body_id;
+    if (if_match == -2) {
+        if_match = -1;
+        if (!store_get(api->store, id)) {
+            spec_release(&spec);
+            http_respond_error(ex, 409, "Conflict", "If-Match: * but the environment does not exist",
+                               NULL);
+            return;
+        }
+    }
+    store_put_result_t result;
+    const env_obj_t *obj;
+    rc = store_put(api->store, id, &spec, if_match, must_create, &result, &obj);
+    if (rc != D8_OK) {
+        spec_release(&spec);
+        const env_obj_t *cur = store_get(api->store, id);
+        char msg[160];
+        if (rc == D8_ECONFLICT)
+            snprintf(msg, sizeof(msg), "If-Match does not match the current generation %lld",
+                     (long long)(cur ? cur->generation : 0));
+        else if (rc == D8_EEXIST)
+            snprintf(msg, sizeof(msg), "environment %s already exists", id);
+        else
+            snprintf(msg, sizeof(msg), "environment %s is being deleted", id);
+        http_respond_error(ex, 409, "Conflict", msg, NULL);
+        return;
+    }
+    if (result == PUT_CREATED)
+        log_env("environment created", req, obj);
+    else if (result == PUT_UPDATED)
+        log_env("environment updated", req, obj);
+    respond_obj(api, ex, result == PUT_CREATED ? 201 : 200, obj);
+}
+
+static void get_env(api_t *api, http_exchange_t *ex, const char *id)
+{
+    const env_obj_t *obj = store_get(api->store, id);
+    if (!obj) {
+        http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
+        return;
+    }
+    respond_obj(api, ex, 200, obj);
+}
+
+static void delete_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                       const char *id)
+{
+    const env_obj_t *obj = store_delete(api->store, id);
+    log_env("environment deletion requested", req, obj);
+    respond_obj(api, ex, 202, obj);
+}
+
+static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id,
+                      spec_power_t power)
+{
+    const env_obj_t *obj;
+    int rc = store_set_power(api->store, id, power, &obj);
+    if (rc == D8_ENOENT) {
+        http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
+        return;
+    }
+    if (rc != D8_OK) {
+        http_respond_error(ex, 409, "Conflict", "the environment is being deleted", NULL);
+        return;
+    }
+    log_env(power == SPEC_POWER_RUNNING ? "environment start requested"
+                                        : "environment stop requested",
+            req, obj);
+    respond_obj(api, ex, 202, obj);
+}
+
+static void activity_env(api_t *api, http_exchange_t *ex, const char *id)
+{
+    if (store_touch(api->store, id, d8_wall_ms()) != D8_OK) {
+        http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
+        return;
+    }
+    http_respond(ex, 204, NULL, 0, NULL, NULL, 0);
+}
+
+typedef struct list_ctx {
+    d8_buf_t *b;
+    int first;
+    char last[SPEC_ID_MAX + 1];
+    store_t *store;
+} list_ctx_t;
+
+static void list_one(void *ud, const env_obj_t *obj)
+{
+    list_ctx_t *c = ud;
+    size_t len;
+    const char *json = store_obj_json(c->store, obj, &len);
+    if (!c->first)
+        d8_buf_putc(c->b, ',');
+    c->first = 0;
+    d8_buf_append(c->b, json, len);
+    snprintf(c->last, sizeof(c->last), "%s", obj->id);
+}
+
+static void list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req)
+{
+    char user[160], phase[32], limit_s[16], cont[SPEC_ID_MAX + 8];
+    int n;
+    const char *user_id = NULL;
+    int ph = -1;
+    size_t limit = LIST_LIMIT_DEFAULT;
+    const char *after = NULL;
+
+    n = http_query_param(req, "userId", user, sizeof(user));
+    if (n == -2) {
+        http_respond_error(ex, 400, "InvalidQuery", "userId is badly encoded or too long",
+                           "userId");
+        return;
+    }
+    if (n >= 0)
+        user_id = user;
+    n = http_query_param(req, "phase", phase, sizeof(phase));
+    if (n == -2 || (n >= 0 && (ph = store_phase_parse(phase)) < 0)) {
+        http_respond_error(ex, 400, "InvalidQuery",
+                           "phase must be one of CREATING, STARTING, RUNNING, STOPPING, "
+                           "STOPPED, ERROR, DELETING",
+                           "phase");
+        return;
+    }
+    n = http_query_param(req, "limit", limit_s, sizeof(limit_s));
+    if (n >= 0 || n == -2) {
+        char *end;
+        long v = n >= 0 ? strtol(limit_s, &end, 10) : 0;
+        if (n == -2 || end == limit_s || *end || v < 1 || v > LIST_LIMIT_MAX) {
+            http_respond_error(ex, 400, "InvalidQuery", "limit must be an integer from 1 to 1000",
+                               "limit");
+            return;
+        }
+        limit = (size_t)v;
+    }
+    n = http_query_param(req, "continue", cont, sizeof(cont));
+    if (n == -2 || (n > 0 && !spec_id_valid(cont))) {
+        http_respond_error(ex, 400, "InvalidQuery",
+                           "continue must be a token from a previous answer", "continue");
+        return;
+    }
+    if (n > 0)
+        after = cont;
+
+    d8_buf_t b;
+    d8_buf_init(&b);
+    d8_buf_puts(&b, "{\"items\":[");
+    list_ctx_t c = {&b, 1, "", api->store};
+    int more = store_list(api->store, after, user_id, ph, limit, list_one, &c);
+    d8_buf_printf(&b, "],\"resourceVersion\":%llu,\"continue\":",
+                  (unsigned long long)store_rv(api->store));
+    d8_buf_json_str(&b, more ? c.last : "");
+    d8_buf_putc(&b, '}');
+    respond_json(ex, 200, NULL, 0, b.data, b.len);
+    d8_buf_release(&b);
+}
+
+static int cmp_item_id(const void *a, const void *b)
+{
+    return strcmp(((const store_sync_item_t *)a)->id, ((const store_sync_item_t *)b)->id);
+}
+
+static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req)
+{
+    cJSON *doc = read_json_body(ex, req);
+    if (!doc)
+        return;
+    store_sync_item_t *items = NULL;
+    size_t n = 0;
+    spec_error_t err;
+    memset(&err, 0, sizeof(err));
+    const cJSON *jitems = cJSON_GetObjectItemCaseSensitive(doc, "items");
+    if (!cJSON_IsObject(doc) || !cJSON_IsArray(jitems)) {
+        snprintf(err.code, sizeof(err.code), "InvalidSpec");
+        snprintf(err.message, sizeof(err.message),
+                 "the body must be an object {\"items\":[...]} holding every environment");
+        snprintf(err.field, sizeof(err.field), "items");
+        goto fail;
+    }
+    for (const cJSON *k = doc->child; k; k = k->next) {
+        if (strcmp(k->string, "items") != 0) {
+            snprintf(err.code, sizeof(err.code), "InvalidSpec");
+            snprintf(err.message, sizeof(err.message), "unknown field \"%.80s\"", k->string);
+            snprintf(err.field, sizeof(err.field), "%.150s", k->string);
+            goto fail;
+        }
+    }
+    size_t cap = (size_t)cJSON_GetArraySize(jitems);
+    items = d8_xcalloc(cap ? cap : 1, sizeof(*items));
+    for (const cJSON *it = jitems->child; it; it = it->next) {
+        char prefix[32];
+        snprintf(prefix, sizeof(prefix), "items[%zu].", n);
+        if (spec_decode(it, NULL, &api->rules, prefix, &items[n].spec, items[n].id, &err) !=
+            D8_OK)
+            goto fail;
+        n++;
+    }
+    /* Ids must be unique: sort a copy of the order and compare neighbours. */
+    qsort(items, n, sizeof(*items), cmp_item_id);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(items[i - 1].id, items[i].id) == 0) {
+            snprintf(err.code, sizeof(err.code), "InvalidSpec");
+            snprintf(err.message, sizeof(err.message), "id \"%s\" appears more than once",
+                     items[i].id);
+            snprintf(err.field, sizeof(err.field), "items");
+            goto fail;
+        }
+    }
+    cJSON_Delete(doc);
+    store_sync_counts_t counts;
+    store_sync(api->store, items, n, &counts);
+    free(items);
+    LOG(LOG_INFO, "full sync applied", LF_S("request_id", req->request_id),
+        LF_I("items", n), LF_I("created", counts.created), LF_I("updated", counts.updated),
+        LF_I("unchanged", counts.unchanged), LF_I("removed", counts.removed));
+    char body[256];
+    int len = snprintf(body, sizeof(body),
+                       "{\"created\":%zu,\"updated\":%zu,\"unchanged\":%zu,\"removed\":%zu,"
+                       "\"resourceVersion\":%llu}",
+                       counts.created, counts.updated, counts.unchanged, counts.removed,
+                       (unsigned long long)store_rv(api->store));
+    respond_json(ex, 200, NULL, 0, body, (size_t)len);
+    return;
+
+fail:
+    for (size_t i = 0; i < n; i++)
+        spec_release(&items[i].spec);
+    free(items);
+    cJSON_Delete(doc);
+    respond_spec_error(ex, &err);
+}
+
+/* ---- watch (Server-Sent Events) --------------------------------------- */
+
+static int send_event(http_exchange_t *ex, const store_event_t *ev)
+{
+    d8_buf_t b;
+    d8_buf_init(&b);
+    d8_buf_reserve(&b, ev->json_len + 64);
+    d8_buf_printf(&b, "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->rv,
+                  store_event_name(ev->type));
+    d8_buf_append(&b, ev->json, ev->json_len);
+    d8_buf_puts(&b, "\n\n");
+    int rc = http_stream_write(ex, b.data, b.len);
+    d8_buf_release(&b);
+    return rc;
+}
+
+static void watch_event(void *ud, const store_event_t *ev)
+{
+    watch_client_t *c = ud;
+    /* On failure the server closes the connection and our close callback
+     * frees c; it must not be touched after a failed write. */
+    send_event(c->ex, ev);
+}
+
+static void watch_client_free(watch_client_t *c)
+{
+    api_t *api = c->api;
+    store_unwatch(api->store, c->w);
+    *c->pprev = c->next;
+    if (c->next)
+        c->next->pprev = c->pprev;
+    api->nwatchers--;
+    free(c);
+}
+
+static void watch_closed(void *ud)
+{
+    watch_client_free(ud);
+}
+
+typedef struct replay_ctx {
+    http_exchange_t *ex;
+    int failed;
+} replay_ctx_t;
+
+static void replay_one(void *ud, const store_event_t *ev)
+{
+    replay_ctx_t *r = ud;
+    if (!r->failed && send_event(r->ex, ev) != D8_OK)
+        r->failed = 1;
+}
+
+typedef struct snapshot_ctx {
+    store_t *store;
+    http_exchange_t *ex;
+    uint64_t rv;
+    int failed;
+} snapshot_ctx_t;
+
+static void snapshot_one(void *ud, const env_obj_t *obj)
+{
+    snapshot_ctx_t *s = ud;
+    if (s->failed)
+        return;
+    store_event_t ev = {s->rv, EV_ADDED, obj->id, NULL, 0};
+    ev.json = store_obj_json(s->store, obj, &ev.json_len);
+    if (send_event(s->ex, &ev) != D8_OK)
+        s->failed = 1;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    if (!*s)
+        return -1;
+    uint64_t v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req)
+{
+    char rv_s[32];
+    uint64_t since = 0;
+    int have_since = 0;
+    const char *last = http_request_header(req, "last-event-id");
+    if (last) {
+        if (parse_u64(last, &since) != 0) {
+            http_respond_error(ex, 400, "InvalidQuery", "Last-Event-ID must be a resourceVersion",
+                               "Last-Event-ID");
+            return;
+        }
+        have_since = 1;
+    } else {
+        int n = http_query_param(req, "resourceVersion", rv_s, sizeof(rv_s));
+        if (n == -2 || (n >= 0 && parse_u64(rv_s, &since) != 0)) {
+            http_respond_error(ex, 400, "InvalidQuery",
+                               "resourceVersion must be a non-negative integer",
+                               "resourceVersion");
+            return;
+        }
+        have_since = n >= 0;
+    }
+    if (have_since && since > store_rv(api->store)) {
+        http_respond_error(ex, 400, "InvalidQuery",
+                           "resourceVersion is newer than the store's current one",
+                           "resourceVersion");
+        return;
+    }
+    if (api->nwatchers >= MAX_WATCH_CLIENTS) {
+        http_header_t h = {"Retry-After", "5"};
+        static const char body[] = "{\"error\":{\"code\":\"TooManyRequests\",\"message\":"
+                                   "\"too many watch clients; retry later\"}}";
+        respond_json(ex, 429, &h, 1, body, sizeof(body) - 1);
+        return;
+    }
+    if (have_since && store_replay(api->store, since, NULL, NULL) == D8_EGONE) {
+        http_respond_error(ex, 410, "Gone",
+                           "resourceVersion is too old: list again and watch from the list's "
+                           "resourceVersion",
+                           "resourceVersion");
+        return;
+    }
+    static const http_header_t hdrs[] = {{"Cache-Control", "no-cache"},
+                                         {"X-Accel-Buffering", "no"}};
+    if (http_stream_start(ex, 200, hdrs, 2, "text/event-stream") != D8_OK)
+        return;
+    int failed;
+    if (have_since) {
+        replay_ctx_t r = {ex, 0};
+        store_replay(api->store, since, replay_one, &r);
+        failed = r.failed;
+    } else {
+        snapshot_ctx_t s = {api->store, ex, store_rv(api->store), 0};
+        store_list(api->store, NULL, NULL, -1, SIZE_MAX, snapshot_one, &s);
+        failed = s.failed;
+    }
+    if (failed)
+        return; /* the server is closing the connection */
+    watch_client_t *c = d8_xcalloc(1, sizeof(*c));
+    c->api = api;
+    c->ex = ex;
+    c->w = store_watch(api->store, watch_event, c);
+    c->next = api->watchers;
+    if (c->next)
+        c->next->pprev = &c->next;
+    c->pprev = &api->watchers;
+    api->watchers = c;
+    api->nwatchers++;
+    http_exchange_on_close(ex, watch_closed, c);
+}
+
+static void heartbeat_cb(uv_timer_t *t)
+{
+    api_t *api = t->data;
+    watch_client_t *c = api->watchers;
+    while (c) {
+        watch_client_t *next = c->next;
+        http_stream_write(c->ex, ": heartbeat\n\n", 13);
+        c = next;
+    }
+}
+
+/* ---- controller routes ------------------------------------------------ */
+
+static void status_route(api_t *api, http_exchange_t *ex)
+{
+    size_t counts[PHASE__COUNT];
+    store_phase_counts(api->store, counts);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "version", D8_VERSION);
+    cJSON_AddStringToObject(o, "controller", api->cfg->controller_name);
+    cJSON_AddBoolToObject(o, "synced", store_synced(api->store));
+    cJSON_AddBoolToObject(o, "ready", api->ready);
+    cJSON_AddNumberToObject(o, "resourceVersion", (double)store_rv(api->store));
+    cJSON *envs = cJSON_AddObjectToObject(o, "environments");
+    cJSON_AddNumberToObject(envs, "total", (double)store_count(api->store));
+    cJSON *by = cJSON_AddObjectToObject(envs, "byPhase");
+    for (int i = 0; i < PHASE__COUNT; i++)
+        cJSON_AddNumberToObject(by, store_phase_name((env_phase_t)i), (double)counts[i]);
+    cJSON_AddNumberToObject(o, "watchClients", (double)api->nwatchers);
+    if (api->opts.status_hook) {
+        api->opts.status_hook(api->opts.status_ud, o);
+    } else {
+        cJSON_AddNumberToObject(o, "queueDepth", 0);
+        cJSON *regions = cJSON_AddArrayToObject(o, "regions");
+        for (size_t i = 0; i < api->cfg->nregions; i++) {
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddStringToObject(r, "name", api->cfg->regions[i].name);
+            cJSON_AddNullToObject(r, "lastListTime");
+            cJSON_AddItemToArray(regions, r);
+        }
+        cJSON *reaper = cJSON_AddObjectToObject(o, "reaper");
+        cJSON_AddStringToObject(reaper, "state",
+                                store_synced(api->store) ? "Idle" : "WaitingForFullSync");
+        cJSON_AddBoolToObject(reaper, "enabled", api->cfg->reaper_enabled);
+        cJSON_AddBoolToObject(reaper, "dryRun", api->cfg->reaper_dry_run);
+    }
+    respond_cjson(ex, 200, o);
+}
+
+static void orphans_route(api_t *api, http_exchange_t *ex)
+{
+    if (api->opts.orphans_hook) {
+        respond_cjson(ex, 200, api->opts.orphans_hook(api->opts.orphans_ud));
+        return;
+    }
+    static const char body[] = "{\"items\":[]}";
+    respond_json(ex, 200, NULL, 0, body, sizeof(body) - 1);
+}
+
+static void metrics_route(api_t *api, http_exchange_t *ex)
+{
+    d8_buf_t b;
+    d8_buf_init(&b);
+    metrics_render(api->metrics, &b);
+    http_respond(ex, 200, NULL, 0, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    d8_buf_release(&b);
+}
+
+static void collect(void *ud)
+{
+    api_t *api = ud;
+    size_t counts[PHASE__COUNT];
+    store_phase_counts(api->store, counts);
+    for (int i = 0; i < PHASE__COUNT; i++) {
+        const char *v[] = {store_phase_name((env_phase_t)i)};
+        metrics_set(api->m_envs, v, (double)counts[i]);
+    }
+    metrics_set(api->m_watchers, NULL, (double)api->nwatchers);
+    metrics_set(api->m_rv, NULL, (double)store_rv(api->store));
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+static void env_item_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                           const char *id, const char *action)
+{
+    if (!spec_id_valid(id)) {
+        http_respond_error(ex, 400, "InvalidId",
+                           "environment ids are 1-48 characters of a-z, 0-9 and single '-', "
+                           "starting and ending with a letter or digit",
+                           "id");
+        return;
+    }
+    int m = req->method_id;
+    if (!*action) {
+        if (m == HTTP_GET)
+            get_env(api, ex, id);
+        else if (m == HTTP_PUT)
+            put_env(api, ex, req, id, 0);
+        else if (m == HTTP_DELETE)
+            delete_env(api, ex, req, id);
+        else
+            method_not_allowed(ex, "GET, PUT, DELETE");
+        return;
+    }
+    int is_start = strcmp(action, "start") == 0;
+    int is_stop = strcmp(action, "stop") == 0;
+    int is_activity = strcmp(action, "activity") == 0;
+    if (!is_start && !is_stop && !is_activity) {
+        http_respond_error(ex, 404, "NotFound", "no such route", NULL);
+        return;
+    }
+    if (m != HTTP_POST) {
+        method_not_allowed(ex, "POST");
+        return;
+    }
+    if (is_activity)
+        activity_env(api, ex, id);
+    else
+        power_env(api, ex, req, id, is_start ? SPEC_POWER_RUNNING : SPEC_POWER_STOPPED);
+}
+
+static void handle(void *ud, http_exchange_t *ex, const http_request_t *req)
+{
+    api_t *api = ud;
+    const char *path = req->path;
+    int m = req->method_id;
+
+    if (strcmp(path, "/healthz") == 0) {
+        static const char ok[] = "{\"status\":\"ok\"}";
+        if (m != HTTP_GET && m != HTTP_HEAD)
+            method_not_allowed(ex, "GET");
+        else
+            respond_json(ex, 200, NULL, 0, ok, sizeof(ok) - 1);
+        return;
+    }
+    if (strcmp(path, "/readyz") == 0) {
+        if (m != HTTP_GET && m != HTTP_HEAD)
+            method_not_allowed(ex, "GET");
+        else if (api->ready && !api->shutting_down)
+            respond_json(ex, 200, NULL, 0, "{\"status\":\"ready\"}", 18);
+        else
+            http_respond_error(ex, 503, "NotReady",
+                               api->shutting_down ? "shutting down" : api->ready_reason, NULL);
+        return;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        if (m != HTTP_GET)
+            method_not_allowed(ex, "GET");
+        else
+            metrics_route(api, ex);
+        return;
+    }
+    if (strncmp(path, "/api/v1/", 8) != 0) {
+        http_respond_error(ex, 404, "NotFound", "no such route", NULL);
+        return;
+    }
+    if (!authorized(api, req)) {
+        static const http_header_t h = {"WWW-Authenticate", "Bearer realm=\"dev8-agent\""};
+        static const char body[] =
+            "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"a valid "
+            "Authorization: Bearer <key> header is required\"}}";
+        respond_json(ex, 401, &h, 1, body, sizeof(body) - 1);
+        return;
+    }
+    if (strcmp(path, "/api/v1/environments") == 0) {
+        if (m == HTTP_GET)
+            list_envs(api, ex, req);
+        else if (m == HTTP_POST)
+            put_env(api, ex, req, NULL, 1);
+        else if (m == HTTP_PUT)
+            full_sync(api, ex, req);
+        else
+            method_not_allowed(ex, "GET, POST, PUT");
+        return;
+    }
+    if (strcmp(path, "/api/v1/watch") == 0) {
+        if (m != HTTP_GET)
+            method_not_allowed(ex, "GET");
+        else
+            watch(api, ex, req);
+        return;
+    }
+    if (strcmp(path, "/api/v1/orphans") == 0) {
+        if (m != HTTP_GET)
+            method_not_allowed(ex, "GET");
+        else
+            orphans_route(api, ex);
+        return;
+    }
+    if (strcmp(path, "/api/v1/status") == 0) {
+        if (m != HTTP_GET)
+            method_not_allowed(ex, "GET");
+        else
+            status_route(api, ex);
+        return;
+    }
+    char id[SPEC_ID_MAX + 2];
+    const char *action;
+    if (split_env_path(path, id, sizeof(id), &action) == 0 && !strchr(action, '/')) {
+        env_item_route(api, ex, req, id, action);
+        return;
+    }
+    http_respond_error(ex, 404, "NotFound", "no such route", NULL);
+}
+
+static size_t body_limit(void *ud, const char *method, const char *path)
+{
+    api_t *api = ud;
+    if (strcmp(method, "PUT") == 0 && strcmp(path, "/api/v1/environments") == 0)
+        return api->cfg->max_sync_body_bytes;
+    return api->cfg->max_body_bytes;
+}
+
+static void access_cb(void *ud, const char *method, const char *path, int status,
+                      uint64_t duration_ns, const char *request_id)
+{
+    api_t *api = ud;
+    const char *route = route_label(path);
+    char code[8];
+    snprintf(code, sizeof(code), "%d", status);
+    const char *labels[] = {route, method[0] ? method : "-", code};
+    double secs = (double)duration_ns / 1e9;
+    metrics_add(api->m_requests, labels, 1);
+    metrics_observe(api->m_duration, labels, secs);
+    /* Probes and scrapes are frequent and uninteresting: debug only. */
+    log_level_t lvl = (strcmp(route, "/healthz") == 0 || strcmp(route, "/readyz") == 0 ||
+                       strcmp(route, "/metrics") == 0)
+                          ? LOG_DEBUG
+                          : LOG_INFO;
+    LOG(lvl, "http request", LF_S("request_id", request_id), LF_S("method", method),
+        LF_S("route", route), LF_I("status", status), LF_D("duration_ms", secs * 1000.0));
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    const config_t *cfg = opts->cfg;
+    api_t *api = d8_xcalloc(1, sizeof(*api));
+    api->opts = *opts;
+    api->loop = opts->loop;
+    api->cfg = cfg;
+    api->store = opts->store;
+    api->metrics = opts->metrics;
+    snprintf(api->ready_reason, sizeof(api->ready_reason), "starting");
+
+    api->region_names = d8_xcalloc(cfg->nregions + 1, sizeof(char *));
+    for (size_t i = 0; i < cfg->nregions; i++)
+        api->region_names[i] = cfg->regions[i].name;
+    api->image_keys = d8_xcalloc(cfg->nimages + 1, sizeof(char *));
+    for (size_t i = 0; i < cfg->nimages; i++)
+        api->image_keys[i] = cfg->images[i].key;
+    api->rules.regions = api->region_names;
+    api->rules.nregions = cfg->nregions;
+    api->rules.images = api->image_keys;
+    api->rules.nimages = cfg->nimages;
+    api->rules.max_storage_gb = cfg->max_storage_gb;
+
+    static const char *const req_labels[] = {"route", "method", "code"};
+    static const char *const phase_label[] = {"phase"};
+    static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                     0.01,   0.025,   0.05,   0.1,   0.25,   1};
+    api->m_requests = metrics_counter(api->metrics, "dev8_http_requests_total",
+                                      "API requests by route, method and status code.", 3,
+                                      req_labels);
+    api->m_duration = metrics_histogram(api->metrics, "dev8_http_request_duration_seconds",
+                                        "Time from the first byte of a request to its answer.",
+                                        3, req_labels, buckets,
+                                        sizeof(buckets) / sizeof(buckets[0]));
+    api->m_envs = metrics_gauge(api->metrics, "dev8_environments",
+                                "Environments in the desired state by phase.", 1, phase_label);
+    api->m_watchers = metrics_gauge(api->metrics, "dev8_watch_clients",
+                                    "Open watch (Server-Sent Events) streams.", 0, NULL);
+    api->m_rv = metrics_gauge(api->metrics, "dev8_store_resource_version",
+                              "Current resourceVersion of the desired state.", 0, NULL);
+    metrics_on_collect(api->metrics, collect, api);
+
+    http_server_opts_t so = {
+        .host = cfg->listen_host,
+        .port = cfg->listen_port,
+        .max_header_bytes = 16384,
+        .max_connections = cfg->max_connections,
+        .default_body_limit = cfg->max_body_bytes,
+        .header_timeout_ms = 10000,
+        .idle_timeout_ms = 60000,
+        .body_limit = body_limit,
+        .handler = handle,
+        .access = access_cb,
+        .ud = api,
+    };
+    int rc = http_server_new(api->loop, &so, &api->srv);
+    if (rc != D8_OK) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
+                 d8_strerror(rc));
+        free(api->region_names);
+        free(api->image_keys);
+        free(api);
+        return rc;
+    }
+    uv_timer_init(api->loop, &api->heartbeat);
+    api->heartbeat.data = api;
+    uv_timer_start(&api->heartbeat, heartbeat_cb, WATCH_HEARTBEAT_MS, WATCH_HEARTBEAT_MS);
+    *out = api;
+    return D8_OK;
+}
+
+int api_port(const api_t *api)
+{
+    return http_server_port(api->srv);
+}
+
+void api_set_ready(api_t *api, int ready, const char *reason)
+{
+    api->ready = ready;
+    snprintf(api->ready_reason, sizeof(api->ready_reason), "%s", reason ? reason : "");
+}
+
+size_t api_connections(const api_t *api)
+{
+    return http_server_connections(api->srv);
+}
+
+void api_shutdown(api_t *api)
+{
+    if (api->shutting_down)
+        return;
+    api->shutting_down = 1;
+    http_server_stop_accepting(api->srv);
+    uv_timer_stop(&api->heartbeat);
+    /* End every watch stream; their close callbacks free the clients. */
+    while (api->watchers) {
+        watch_client_t *c = api->watchers;
+        http_exchange_t *ex = c->ex;
+        http_exchange_on_close(ex, NULL, NULL);
+        watch_client_free(c);
+        http_stream_end(ex);
+    }
+}
+
+static void api_release(api_t *api)
+{
+    void (*done)(void *) = api->done;
+    void *arg = api->done_arg;
+    free(api->region_names);
+    free(api->image_keys);
+    free(api);
+    if (done)
+        done(arg);
+}
+
+static void part_closed(api_t *api)
+{
+    if (--api->pending_closes == 0)
+        api_release(api);
+}
+
+static void heartbeat_closed(uv_handle_t *h)
+{
+    part_closed(h->data);
+}
+
+static void server_freed(void *arg)
+{
+    part_closed(arg);
+}
+
+void api_free(api_t *api, void (*done)(void *arg), void *arg)
+{
+    if (!api) {
+        if (done)
+            done(arg);
+        return;
+    }
+    api->done = done;
+    api->done_arg = arg;
+    api_shutdown(api);
+    api->pending_closes = 2;
+    uv_close((uv_handle_t *)&api->heartbeat, heartbeat_closed);
+    http_server_free(api->srv, server_freed, api);
+}

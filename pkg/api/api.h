@@ -1,0 +1,52 @@
+/*
+ * pkg/api: the desired-state API of DESIGN.md section 3 on top of pkg/http:
+ * routing, bearer-key auth, handlers, watch streams (SSE), /healthz,
+ * /readyz, /metrics, access logs and request metrics.
+ */
+#ifndef D8_API_H
+#define D8_API_H
+
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "store/store.h"
+
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+typedef struct api api_t;
+
+typedef struct api_opts {
+    uv_loop_t *loop;
+    const config_t *cfg;       /* borrowed; outlives the api */
+    store_t *store;            /* borrowed */
+    metrics_t *metrics;        /* borrowed; the api registers its families */
+    /* Optional: adds controller fields (queue depth, regions, throttle,
+     * reaper) to the GET /api/v1/status answer object. */
+    void (*status_hook)(void *ud, cJSON *status);
+    void *status_ud;
+    /* Optional: the reaper's answer for GET /api/v1/orphans (an object
+     * with "items"); NULL answers an empty list. */
+    cJSON *(*orphans_hook)(void *ud);
+    void *orphans_ud;
+} api_opts_t;
+
+/*
+ * Binds the listener of cfg->listen_host:listen_port and starts serving.
+ * Returns 0 or a D8_* error with a human line in err.
+ */
+int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen);
+/* The bound port. */
+int api_port(const api_t *api);
+/* /readyz answers 200 only while ready is set (and a reason otherwise). */
+void api_set_ready(api_t *api, int ready, const char *reason);
+/*
+ * Starts a graceful stop: the listener closes, watch streams end, kept-alive
+ * connections close after their answer in flight.
+ */
+void api_shutdown(api_t *api);
+/* Open client connections. */
+size_t api_connections(const api_t *api);
+/* Closes everything; done(arg) runs once all handles are closed. */
+void api_free(api_t *api, void (*done)(void *arg), void *arg);
+
+#endif

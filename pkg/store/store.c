@@ -1,0 +1,687 @@
+#include "store.h"
+
+#include "base/base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Object plus what only the store sees: the cached API JSON. */
+typedef struct entry {
+    env_obj_t obj;
+    char *json;                /* cached API JSON, NULL when stale */
+    size_t json_len;
+} entry_t;
+
+typedef struct ring_ev {
+    uint64_t rv;
+    store_event_type_t type;
+    char id[SPEC_ID_MAX + 1];
+    char *json;
+    size_t json_len;
+} ring_ev_t;
+
+struct store_watcher {
+    store_watch_fn fn;
+    void *ud;
+    int removed;
+    store_watcher_t *next;
+};
+
+struct store {
+    /* Open-addressing hash of entries by id (linear probing). */
+    entry_t **slots;
+    size_t nslots;
+    size_t count;
+    /* Entries sorted by id, rebuilt lazily for listing. */
+    entry_t **sorted;
+    size_t nsorted;
+    int sorted_valid;
+
+    uint64_t rv;
+    int synced;
+
+    ring_ev_t *ring;
+    size_t ring_size;
+    size_t ring_len;           /* events in the ring */
+    size_t ring_head;          /* index of the oldest event */
+
+    store_watcher_t *watchers;
+    int delivering;            /* >0 while watchers are being called */
+};
+
+static const char *const phase_names[PHASE__COUNT] = {
+    "CREATING", "STARTING", "RUNNING", "STOPPING", "STOPPED", "ERROR", "DELETING",
+};
+
+const char *store_phase_name(env_phase_t p)
+{
+    return (unsigned)p < PHASE__COUNT ? phase_names[p] : "UNKNOWN";
+}
+
+int store_phase_parse(const char *name)
+{
+    for (int i = 0; i < PHASE__COUNT; i++)
+        if (strcmp(name, phase_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *store_event_name(store_event_type_t t)
+{
+    switch (t) {
+    case EV_ADDED:
+        return "ADDED";
+    case EV_MODIFIED:
+        return "MODIFIED";
+    case EV_DELETED:
+        return "DELETED";
+    }
+    return "UNKNOWN";
+}
+
+static uint64_t hash_id(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+store_t *store_new(size_t ring_size)
+{
+    store_t *st = d8_xcalloc(1, sizeof(*st));
+    st->nslots = 64;
+    st->slots = d8_xcalloc(st->nslots, sizeof(entry_t *));
+    st->ring_size = ring_size ? ring_size : 1;
+    st->ring = d8_xcalloc(st->ring_size, sizeof(ring_ev_t));
+    return st;
+}
+
+static void status_release(env_status_t *s)
+{
+    free(s->ready.message);
+    free(s->synced.message);
+    free(s->aci_container_group_id);
+    free(s->aci_public_ip);
+    free(s->azure_file_share_name);
+    free(s->fqdn);
+    free(s->vscode_url);
+    free(s->last_error_code);
+    free(s->last_error_message);
+    memset(s, 0, sizeof(*s));
+}
+
+static void entry_free(entry_t *e)
+{
+    spec_release(&e->obj.spec);
+    status_release(&e->obj.status);
+    free(e->json);
+    free(e);
+}
+
+void store_free(store_t *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->nslots; i++)
+        if (st->slots[i])
+            entry_free(st->slots[i]);
+    free(st->slots);
+    free(st->sorted);
+    for (size_t i = 0; i < st->ring_size; i++)
+        free(st->ring[i].json);
+    free(st->ring);
+    store_watcher_t *w = st->watchers;
+    while (w) {
+        store_watcher_t *next = w->next;
+        free(w);
+        w = next;
+    }
+    free(st);
+}
+
+uint64_t store_rv(const store_t *st)
+{
+    return st->rv;
+}
+
+size_t store_count(const store_t *st)
+{
+    return st->count;
+}
+
+int store_synced(const store_t *st)
+{
+    return st->synced;
+}
+
+void store_phase_counts(const store_t *st, size_t out[PHASE__COUNT])
+{
+    memset(out, 0, sizeof(size_t) * PHASE__COUNT);
+    for (size_t i = 0; i < st->nslots; i++)
+        if (st->slots[i])
+            out[st->slots[i]->obj.status.phase]++;
+}
+
+static size_t find_slot(const store_t *st, const char *id)
+{
+    size_t mask = st->nslots - 1;
+    size_t i = (size_t)hash_id(id) & mask;
+    while (st->slots[i] && strcmp(st->slots[i]->obj.id, id) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static entry_t *lookup(const store_t *st, const char *id)
+{
+    return st->slots[find_slot(st, id)];
+}
+
+const env_obj_t *store_get(const store_t *st, const char *id)
+{
+    entry_t *e = lookup(st, id);
+    return e ? &e->obj : NULL;
+}
+
+static void grow(store_t *st)
+{
+    entry_t **old = st->slots;
+    size_t oldn = st->nslots;
+    st->nslots *= 2;
+    st->slots = d8_xcalloc(st->nslots, sizeof(entry_t *));
+    for (size_t i = 0; i < oldn; i++)
+        if (old[i])
+            st->slots[find_slot(st, old[i]->obj.id)] = old[i];
+    free(old);
+}
+
+static void insert(store_t *st, entry_t *e)
+{
+    if ((st->count + 1) * 4 > st->nslots * 3)
+        grow(st);
+    st->slots[find_slot(st, e->obj.id)] = e;
+    st->count++;
+    st->sorted_valid = 0;
+}
+
+/* Removes the slot holding e, shifting later probe-chain members back. */
+static void unlink_entry(store_t *st, entry_t *e)
+{
+    size_t mask = st->nslots - 1;
+    size_t i = find_slot(st, e->obj.id);
+    st->slots[i] = NULL;
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!st->slots[j])
+            break;
+        size_t home = (size_t)hash_id(st->slots[j]->obj.id) & mask;
+        /* Move j back to i when its home position is not in (i, j]. */
+        int between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!between) {
+            st->slots[i] = st->slots[j];
+            st->slots[j] = NULL;
+            i = j;
+        }
+    }
+    st->count--;
+    st->sorted_valid = 0;
+}
+
+/* ---- JSON of an object ---------------------------------------------- */
+
+static cJSON *opt_str(const char *s)
+{
+    return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+static cJSON *opt_time(int64_t ms)
+{
+    if (!ms)
+        return cJSON_CreateNull();
+    char ts[32];
+    d8_rfc3339(ms, ts);
+    return cJSON_CreateString(ts);
+}
+
+static const char *cond_status_name(cond_status_t s)
+{
+    return s == COND_TRUE ? "True" : s == COND_FALSE ? "False" : "Unknown";
+}
+
+static cJSON *condition_json(const char *type, const env_condition_t *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddStringToObject(o, "status", cond_status_name(c->status));
+    cJSON_AddStringToObject(o, "reason", c->reason);
+    cJSON_AddStringToObject(o, "message", c->message ? c->message : "");
+    cJSON_AddItemToObject(o, "lastTransitionTime", opt_time(c->last_transition_ms));
+    return o;
+}
+
+static cJSON *obj_json(const env_obj_t *obj)
+{
+    const env_status_t *s = &obj->status;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", obj->id);
+    cJSON_AddNumberToObject(o, "generation", (double)obj->generation);
+    cJSON_AddItemToObject(o, "spec", obj->has_spec ? spec_to_json(&obj->spec) : cJSON_CreateNull());
+    cJSON *st = cJSON_AddObjectToObject(o, "status");
+    cJSON_AddStringToObject(st, "phase", store_phase_name(s->phase));
+    cJSON_AddNumberToObject(st, "observedGeneration", (double)s->observed_generation);
+    cJSON *conds = cJSON_AddArrayToObject(st, "conditions");
+    cJSON_AddItemToArray(conds, condition_json("Ready", &s->ready));
+    cJSON_AddItemToArray(conds, condition_json("Synced", &s->synced));
+    cJSON_AddItemToObject(st, "aciContainerGroupId", opt_str(s->aci_container_group_id));
+    cJSON_AddItemToObject(st, "aciPublicIp", opt_str(s->aci_public_ip));
+    cJSON_AddItemToObject(st, "azureFileShareName", opt_str(s->azure_file_share_name));
+    cJSON_AddItemToObject(st, "fqdn", opt_str(s->fqdn));
+    cJSON_AddItemToObject(st, "vsCodeUrl", opt_str(s->vscode_url));
+    cJSON_AddItemToObject(st, "lastActivityTime", opt_time(s->last_activity_ms));
+    cJSON_AddItemToObject(st, "lastReconcileTime", opt_time(s->last_reconcile_ms));
+    if (s->last_error_code) {
+        cJSON *le = cJSON_AddObjectToObject(st, "lastError");
+        cJSON_AddStringToObject(le, "code", s->last_error_code);
+        cJSON_AddStringToObject(le, "message", s->last_error_message ? s->last_error_message : "");
+    } else {
+        cJSON_AddNullToObject(st, "lastError");
+    }
+    cJSON_AddItemToObject(o, "createdAt", opt_time(obj->created_ms));
+    cJSON_AddItemToObject(o, "updatedAt", opt_time(obj->updated_ms));
+    return o;
+}
+
+static entry_t *entry_of(const env_obj_t *obj)
+{
+    /* obj is the first member of entry_t. */
+    return (entry_t *)(void *)obj;
+}
+
+const char *store_obj_json(store_t *st, const env_obj_t *obj, size_t *len)
+{
+    (void)st;
+    entry_t *e = entry_of(obj);
+    if (!e->json) {
+        cJSON *j = obj_json(obj);
+        e->json = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        if (!e->json)
+            d8_xmalloc(SIZE_MAX); /* cJSON could not allocate: same as OOM */
+        e->json_len = strlen(e->json);
+    }
+    if (len)
+        *len = e->json_len;
+    return e->json;
+}
+
+/* ---- events ----------------------------------------------------------- */
+
+static void deliver(store_t *st, const store_event_t *ev)
+{
+    st->delivering++;
+    for (store_watcher_t *w = st->watchers; w; w = w->next)
+        if (!w->removed)
+            w->fn(w->ud, ev);
+    st->delivering--;
+    if (st->delivering == 0) {
+        store_watcher_t **pp = &st->watchers;
+        while (*pp) {
+            if ((*pp)->removed) {
+                store_watcher_t *dead = *pp;
+                *pp = dead->next;
+                free(dead);
+            } else {
+                pp = &(*pp)->next;
+            }
+        }
+    }
+}
+
+/* Records an event for e (its JSON is computed now) and notifies watchers. */
+static void emit(store_t *st, entry_t *e, store_event_type_t type)
+{
+    free(e->json);
+    e->json = NULL;
+    size_t len;
+    const char *json = store_obj_json(st, &e->obj, &len);
+
+    st->rv++;
+    size_t idx;
+    if (st->ring_len < st->ring_size) {
+        idx = (st->ring_head + st->ring_len) % st->ring_size;
+        st->ring_len++;
+    } else {
+        idx = st->ring_head;
+        st->ring_head = (st->ring_head + 1) % st->ring_size;
+    }
+    ring_ev_t *r = &st->ring[idx];
+    free(r->json);
+    r->rv = st->rv;
+    r->type = type;
+    memcpy(r->id, e->obj.id, sizeof(r->id));
+    r->json = d8_xstrndup(json, len);
+    r->json_len = len;
+
+    store_event_t ev = {st->rv, type, r->id, r->json, r->json_len};
+    deliver(st, &ev);
+}
+
+store_watcher_t *store_watch(store_t *st, store_watch_fn fn, void *ud)
+{
+    store_watcher_t *w = d8_xcalloc(1, sizeof(*w));
+    w->fn = fn;
+    w->ud = ud;
+    w->next = st->watchers;
+    st->watchers = w;
+    return w;
+}
+
+void store_unwatch(store_t *st, store_watcher_t *w)
+{
+    if (!w)
+        return;
+    if (st->delivering) {
+        w->removed = 1;
+        return;
+    }
+    for (store_watcher_t **pp = &st->watchers; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            free(w);
+            return;
+        }
+    }
+}
+
+int store_replay(const store_t *st, uint64_t since, store_watch_fn fn, void *ud)
+{
+    if (since >= st->rv)
+        return D8_OK;
+    /* The oldest event we still hold must directly follow `since`. */
+    uint64_t oldest = st->ring_len ? st->ring[st->ring_head].rv : st->rv + 1;
+    if (since + 1 < oldest)
+        return D8_EGONE;
+    if (!fn)
+        return D8_OK;
+    for (size_t i = 0; i < st->ring_len; i++) {
+        const ring_ev_t *r = &st->ring[(st->ring_head + i) % st->ring_size];
+        if (r->rv <= since)
+            continue;
+        store_event_t ev = {r->rv, r->type, r->id, r->json, r->json_len};
+        fn(ud, &ev);
+    }
+    return D8_OK;
+}
+
+/* ---- mutations -------------------------------------------------------- */
+
+void store_set_condition(env_condition_t *c, cond_status_t status, const char *reason,
+                         const char *message, int64_t now_ms)
+{
+    if (c->status != status || strcmp(c->reason, reason) != 0 || !c->last_transition_ms)
+        c->last_transition_ms = now_ms;
+    c->status = status;
+    snprintf(c->reason, sizeof(c->reason), "%s", reason);
+    free(c->message);
+    c->message = message ? d8_xstrdup(message) : NULL;
+}
+
+static entry_t *new_entry(const char *id, int64_t now)
+{
+    entry_t *e = d8_xcalloc(1, sizeof(*e));
+    snprintf(e->obj.id, sizeof(e->obj.id), "%s", id);
+    e->obj.created_ms = now;
+    e->obj.updated_ms = now;
+    e->obj.status.phase = PHASE_CREATING;
+    store_set_condition(&e->obj.status.ready, COND_UNKNOWN, "Creating",
+                        "waiting for the controller to create the environment", now);
+    store_set_condition(&e->obj.status.synced, COND_UNKNOWN, "Pending",
+                        "not reconciled yet", now);
+    return e;
+}
+
+int store_put(store_t *st, const char *id, env_spec_t *spec, int64_t if_match, int must_create,
+              store_put_result_t *result, const env_obj_t **out)
+{
+    entry_t *e = lookup(st, id);
+    int64_t now = d8_wall_ms();
+    if (e && must_create)
+        return D8_EEXIST;
+    if (if_match >= 0 && (e ? e->obj.generation : 0) != if_match)
+        return D8_ECONFLICT;
+    if (e && e->obj.status.phase == PHASE_DELETING)
+        return D8_EGONE;
+    if (!e) {
+        e = new_entry(id, now);
+        e->obj.generation = 1;
+        e->obj.has_spec = 1;
+        e->obj.spec = *spec;
+        memset(spec, 0, sizeof(*spec));
+        insert(st, e);
+        *result = PUT_CREATED;
+        emit(st, e, EV_ADDED);
+    } else if (spec_equal(&e->obj.spec, spec)) {
+        spec_release(spec);
+        *result = PUT_UNCHANGED;
+    } else {
+        spec_release(&e->obj.spec);
+        e->obj.spec = *spec;
+        memset(spec, 0, sizeof(*spec));
+        e->obj.generation++;
+        e->obj.updated_ms = now;
+        *result = PUT_UPDATED;
+        emit(st, e, EV_MODIFIED);
+    }
+    if (out)
+        *out = &e->obj;
+    return D8_OK;
+}
+
+const env_obj_t *store_delete(store_t *st, const char *id)
+{
+    entry_t *e = lookup(st, id);
+    int64_t now = d8_wall_ms();
+    if (!e) {
+        e = new_entry(id, now);
+        e->obj.status.phase = PHASE_DELETING;
+        store_set_condition(&e->obj.status.ready, COND_FALSE, "Deleting",
+                            "deleting every Azure resource tagged with this id", now);
+        insert(st, e);
+        emit(st, e, EV_ADDED);
+        return &e->obj;
+    }
+    if (e->obj.status.phase != PHASE_DELETING) {
+        e->obj.status.phase = PHASE_DELETING;
+        e->obj.updated_ms = now;
+        store_set_condition(&e->obj.status.ready, COND_FALSE, "Deleting",
+                            "the environment is being deleted", now);
+        emit(st, e, EV_MODIFIED);
+    }
+    return &e->obj;
+}
+
+static void remove_entry(store_t *st, entry_t *e)
+{
+    emit(st, e, EV_DELETED);
+    unlink_entry(st, e);
+    entry_free(e);
+}
+
+int store_remove(store_t *st, const char *id)
+{
+    entry_t *e = lookup(st, id);
+    if (!e)
+        return D8_ENOENT;
+    remove_entry(st, e);
+    return D8_OK;
+}
+
+int store_set_power(store_t *st, const char *id, spec_power_t power, const env_obj_t **out)
+{
+    entry_t *e = lookup(st, id);
+    if (!e)
+        return D8_ENOENT;
+    if (e->obj.status.phase == PHASE_DELETING || !e->obj.has_spec)
+        return D8_EGONE;
+    if (e->obj.spec.power != power) {
+        e->obj.spec.power = power;
+        e->obj.generation++;
+        e->obj.updated_ms = d8_wall_ms();
+        emit(st, e, EV_MODIFIED);
+    }
+    if (out)
+        *out = &e->obj;
+    return D8_OK;
+}
+
+int store_touch(store_t *st, const char *id, int64_t now_ms)
+{
+    entry_t *e = lookup(st, id);
+    if (!e || !e->obj.has_spec)
+        return D8_ENOENT;
+    e->obj.status.last_activity_ms = now_ms;
+    free(e->json);
+    e->json = NULL;
+    return D8_OK;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const entry_t *x = *(entry_t *const *)a, *y = *(entry_t *const *)b;
+    return strcmp(x->obj.id, y->obj.id);
+}
+
+static void ensure_sorted(store_t *st)
+{
+    if (st->sorted_valid)
+        return;
+    st->sorted = d8_xrealloc(st->sorted, (st->count ? st->count : 1) * sizeof(entry_t *));
+    size_t n = 0;
+    for (size_t i = 0; i < st->nslots; i++)
+        if (st->slots[i])
+            st->sorted[n++] = st->slots[i];
+    qsort(st->sorted, n, sizeof(entry_t *), cmp_entry);
+    st->nsorted = n;
+    st->sorted_valid = 1;
+}
+
+static int cmp_item_ptr(const void *a, const void *b)
+{
+    const store_sync_item_t *x = *(store_sync_item_t *const *)a;
+    const store_sync_item_t *y = *(store_sync_item_t *const *)b;
+    return strcmp(x->id, y->id);
+}
+
+static int item_present(store_sync_item_t **byid, size_t n, const char *id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(byid[mid]->id, id);
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+void store_sync(store_t *st, store_sync_item_t *items, size_t n, store_sync_counts_t *counts)
+{
+    memset(counts, 0, sizeof(*counts));
+    store_sync_item_t **byid = d8_xmalloc((n ? n : 1) * sizeof(*byid));
+    for (size_t i = 0; i < n; i++)
+        byid[i] = &items[i];
+    qsort(byid, n, sizeof(*byid), cmp_item_ptr);
+
+    /* First remove what left the desired set (objects being deleted finish
+     * their deletion whatever the new set says). */
+    ensure_sorted(st);
+    size_t nold = st->nsorted;
+    entry_t **old = d8_xmalloc((nold ? nold : 1) * sizeof(entry_t *));
+    memcpy(old, st->sorted, nold * sizeof(entry_t *));
+    for (size_t i = 0; i < nold; i++) {
+        entry_t *e = old[i];
+        if (e->obj.status.phase == PHASE_DELETING || item_present(byid, n, e->obj.id))
+            continue;
+        remove_entry(st, e);
+        counts->removed++;
+    }
+    free(old);
+    free(byid);
+
+    for (size_t i = 0; i < n; i++) {
+        entry_t *e = lookup(st, items[i].id);
+        if (e && e->obj.status.phase == PHASE_DELETING) {
+            /* An explicit DELETE is in progress: let it finish. */
+            spec_release(&items[i].spec);
+            counts->unchanged++;
+            continue;
+        }
+        store_put_result_t r;
+        store_put(st, items[i].id, &items[i].spec, -1, 0, &r, NULL);
+        if (r == PUT_CREATED)
+            counts->created++;
+        else if (r == PUT_UPDATED)
+            counts->updated++;
+        else
+            counts->unchanged++;
+    }
+    st->synced = 1;
+}
+
+int store_update_status(store_t *st, const char *id,
+                        void (*fn)(void *ud, const env_obj_t *obj, env_status_t *status),
+                        void *ud)
+{
+    entry_t *e = lookup(st, id);
+    if (!e)
+        return D8_ENOENT;
+    size_t before_len;
+    char *before = d8_xstrdup(store_obj_json(st, &e->obj, &before_len));
+    fn(ud, &e->obj, &e->obj.status);
+    free(e->json);
+    e->json = NULL;
+    size_t after_len;
+    const char *after = store_obj_json(st, &e->obj, &after_len);
+    if (before_len != after_len || memcmp(before, after, after_len) != 0)
+        emit(st, e, EV_MODIFIED);
+    free(before);
+    return D8_OK;
+}
+
+int store_list(store_t *st, const char *after, const char *user_id, int phase, size_t limit,
+               void (*fn)(void *ud, const env_obj_t *obj), void *ud)
+{
+    ensure_sorted(st);
+    size_t lo = 0, hi = st->nsorted;
+    if (after && *after) {
+        /* First index with id > after. */
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (strcmp(st->sorted[mid]->obj.id, after) <= 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+    }
+    size_t seen = 0;
+    for (size_t i = lo; i < st->nsorted; i++) {
+        const env_obj_t *o = &st->sorted[i]->obj;
+        if (user_id && (!o->has_spec || strcmp(o->spec.user_id, user_id) != 0))
+            continue;
+        if (phase >= 0 && (int)o->status.phase != phase)
+            continue;
+        if (seen == limit)
+            return 1;
+        fn(ud, o);
+        seen++;
+    }
+    return 0;
+}

@@ -1,0 +1,187 @@
+/*
+ * pkg/store: the desired state — every environment the API was given, its
+ * generation and its status — plus the resourceVersion counter and the
+ * ring of recent change events that watch clients resume from.
+ *
+ * Single-threaded (the loop's thread). Every mutation bumps the store's
+ * resourceVersion, records one event in the ring and hands it to the
+ * registered watchers synchronously.
+ */
+#ifndef D8_STORE_H
+#define D8_STORE_H
+
+#include "spec/spec.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store_t;
+
+/* Prisma EnvironmentStatus values, in this order. */
+typedef enum env_phase {
+    PHASE_CREATING = 0,
+    PHASE_STARTING,
+    PHASE_RUNNING,
+    PHASE_STOPPING,
+    PHASE_STOPPED,
+    PHASE_ERROR,
+    PHASE_DELETING,
+    PHASE__COUNT
+} env_phase_t;
+
+typedef enum cond_status { COND_UNKNOWN = 0, COND_TRUE, COND_FALSE } cond_status_t;
+
+typedef struct env_condition {
+    cond_status_t status;
+    char reason[32];
+    char *message;             /* owned, may be NULL */
+    int64_t last_transition_ms;
+} env_condition_t;
+
+/* Status of one environment; strings owned by the object, NULL = unset. */
+typedef struct env_status {
+    env_phase_t phase;
+    int64_t observed_generation;
+    env_condition_t ready;
+    env_condition_t synced;
+    char *aci_container_group_id;
+    char *aci_public_ip;
+    char *azure_file_share_name;
+    char *fqdn;
+    char *vscode_url;
+    int64_t last_activity_ms;  /* 0 = never */
+    int64_t last_reconcile_ms; /* 0 = never */
+    char *last_error_code;
+    char *last_error_message;
+} env_status_t;
+
+/*
+ * One environment. Readable by callers; changed only through store_*.
+ * A tombstone (DELETE of an id the store did not know) has has_spec 0.
+ */
+typedef struct env_obj {
+    char id[SPEC_ID_MAX + 1];
+    int64_t generation;
+    int has_spec;
+    env_spec_t spec;
+    env_status_t status;
+    int64_t created_ms;
+    int64_t updated_ms;
+} env_obj_t;
+
+typedef enum store_event_type { EV_ADDED = 0, EV_MODIFIED, EV_DELETED } store_event_type_t;
+
+/* An event as kept in the ring and given to watchers (all borrowed). */
+typedef struct store_event {
+    uint64_t rv;
+    store_event_type_t type;
+    const char *id;
+    const char *json;          /* the object as the API shows it */
+    size_t json_len;
+} store_event_t;
+
+typedef void (*store_watch_fn)(void *ud, const store_event_t *ev);
+typedef struct store_watcher store_watcher_t;
+
+/* ring_size: events kept for watch resume (>= 1). */
+store_t *store_new(size_t ring_size);
+void store_free(store_t *st);
+
+/* Current resourceVersion (0 before any change). */
+uint64_t store_rv(const store_t *st);
+size_t store_count(const store_t *st);
+/* Counts of objects by phase (array of PHASE__COUNT). */
+void store_phase_counts(const store_t *st, size_t out[PHASE__COUNT]);
+/* 1 once a full sync was applied (the desired set is authoritative). */
+int store_synced(const store_t *st);
+
+/* The object with that id, or NULL. Borrowed until the next mutation. */
+const env_obj_t *store_get(const store_t *st, const char *id);
+
+typedef enum store_put_result { PUT_CREATED, PUT_UPDATED, PUT_UNCHANGED } store_put_result_t;
+
+/*
+ * Creates or replaces the spec of `id`. if_match < 0 means no
+ * precondition; otherwise it must equal the current generation (0 for an
+ * object that must not exist yet). `spec` is moved into the store on
+ * success (the caller's copy is zeroed) and left alone on failure.
+ * must_create: fail with D8_EEXIST when the id exists (POST).
+ * Errors: D8_ECONFLICT (If-Match), D8_EEXIST, D8_EGONE (being deleted).
+ */
+int store_put(store_t *st, const char *id, env_spec_t *spec, int64_t if_match, int must_create,
+              store_put_result_t *result, const env_obj_t **out);
+
+/* Marks `id` for deletion (phase DELETING), creating a tombstone when
+ * unknown. Never fails. */
+const env_obj_t *store_delete(store_t *st, const char *id);
+
+/* Removes `id` from the store (DELETED event). D8_ENOENT when absent. */
+int store_remove(store_t *st, const char *id);
+
+/* Sets spec.powerState (bumping generation when it changes). D8_ENOENT,
+ * D8_EGONE when being deleted. */
+int store_set_power(store_t *st, const char *id, spec_power_t power, const env_obj_t **out);
+
+/* Records activity now. No event (activity is too frequent to stream). */
+int store_touch(store_t *st, const char *id, int64_t now_ms);
+
+/* One item of a full sync: the id and a decoded spec (moved on success). */
+typedef struct store_sync_item {
+    char id[SPEC_ID_MAX + 1];
+    env_spec_t spec;
+} store_sync_item_t;
+
+typedef struct store_sync_counts {
+    size_t created, updated, unchanged, removed;
+} store_sync_counts_t;
+
+/*
+ * Replaces the whole desired set by items (ids unique — checked by the
+ * caller). Objects being deleted are left to finish. Marks the store
+ * synced. Specs are moved in.
+ */
+void store_sync(store_t *st, store_sync_item_t *items, size_t n, store_sync_counts_t *counts);
+
+/* Status changes come from the reconciler: fn edits the status in place,
+ * then the store emits MODIFIED if anything visible changed. */
+int store_update_status(store_t *st, const char *id,
+                        void (*fn)(void *ud, const env_obj_t *obj, env_status_t *status),
+                        void *ud);
+
+/* Sets a condition's fields, stamping last_transition_ms when status
+ * or reason changes. message is copied. */
+void store_set_condition(env_condition_t *c, cond_status_t status, const char *reason,
+                         const char *message, int64_t now_ms);
+
+/*
+ * Lists objects in id order, starting after `after` (NULL or "" for the
+ * start), matching the optional filters (user_id NULL = any, phase < 0 =
+ * any). Calls fn for at most `limit` objects; returns 1 when more matching
+ * objects remain after the last one visited.
+ */
+int store_list(store_t *st, const char *after, const char *user_id, int phase, size_t limit,
+               void (*fn)(void *ud, const env_obj_t *obj), void *ud);
+
+/* The object's API JSON (cached in the store; borrowed until the next
+ * mutation of that object). */
+const char *store_obj_json(store_t *st, const env_obj_t *obj, size_t *len);
+
+/*
+ * Watch: registers fn for every future event. Returns the watcher (free
+ * it with store_unwatch, also from inside fn).
+ */
+store_watcher_t *store_watch(store_t *st, store_watch_fn fn, void *ud);
+void store_unwatch(store_t *st, store_watcher_t *w);
+/*
+ * Replays the ring's events with rv > since through fn. Returns 0, or
+ * D8_EGONE when events after `since` have already left the ring. With fn
+ * NULL it only checks.
+ */
+int store_replay(const store_t *st, uint64_t since, store_watch_fn fn, void *ud);
+
+const char *store_phase_name(env_phase_t p);
+/* Phase by name, or -1. */
+int store_phase_parse(const char *name);
+const char *store_event_name(store_event_type_t t);
+
+#endif

@@ -1,0 +1,350 @@
+/* Unit tests of pkg/store: generations, tombstones, resourceVersion,
+ * full sync counts, listing order and filters, the watch ring. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "base/base.h"
+#include "store/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static env_spec_t mkspec(const char *user, int cpu_halves)
+{
+    env_spec_t s;
+    memset(&s, 0, sizeof(s));
+    s.user_id = d8_xstrdup(user);
+    s.name = d8_xstrdup("ws");
+    s.cloud_region = d8_xstrdup("eastus");
+    s.base_image = d8_xstrdup("node");
+    s.cpu_halves = cpu_halves;
+    s.memory_halves = 8;
+    s.storage_gb = 20;
+    return s;
+}
+
+static void put_ok(store_t *st, const char *id, const char *user, int cpu,
+                   store_put_result_t want)
+{
+    env_spec_t s = mkspec(user, cpu);
+    store_put_result_t r;
+    assert_int_equal(store_put(st, id, &s, -1, 0, &r, NULL), D8_OK);
+    assert_int_equal(r, want);
+    spec_release(&s);
+}
+
+static void test_generation_bumps_only_on_change(void **state)
+{
+    (void)state;
+    store_t *st = store_new(16);
+    put_ok(st, "env-a", "u1", 4, PUT_CREATED);
+    assert_int_equal(store_get(st, "env-a")->generation, 1);
+    assert_int_equal(store_rv(st), 1);
+    put_ok(st, "env-a", "u1", 4, PUT_UNCHANGED);
+    assert_int_equal(store_get(st, "env-a")->generation, 1);
+    assert_int_equal(store_rv(st), 1);
+    put_ok(st, "env-a", "u1", 6, PUT_UPDATED);
+    assert_int_equal(store_get(st, "env-a")->generation, 2);
+    assert_int_equal(store_rv(st), 2);
+    assert_int_equal(store_get(st, "env-a")->status.phase, PHASE_CREATING);
+    store_free(st);
+}
+
+static void test_if_match_and_create_only(void **state)
+{
+    (void)state;
+    store_t *st = store_new(16);
+    env_spec_t s = mkspec("u", 4);
+    store_put_result_t r;
+    /* If-Match 0: must not exist yet. */
+    assert_int_equal(store_put(st, "x", &s, 0, 0, &r, NULL), D8_OK);
+    s = mkspec("u", 6);
+    assert_int_equal(store_put(st, "x", &s, 5, 0, &r, NULL), D8_ECONFLICT);
+    assert_non_null(s.user_id); /* left with the caller on failure */
+    assert_int_equal(store_put(st, "x", &s, 1, 1, &r, NULL), D8_EEXIST);
+    assert_int_equal(store_put(st, "x", &s, 1, 0, &r, NULL), D8_OK);
+    assert_int_equal(r, PUT_UPDATED);
+    assert_int_equal(store_get(st, "x")->generation, 2);
+    store_free(st);
+}
+
+static void test_delete_and_tombstone(void **state)
+{
+    (void)state;
+    store_t *st = store_new(16);
+    put_ok(st, "a", "u", 4, PUT_CREATED);
+    const env_obj_t *o = store_delete(st, "a");
+    assert_int_equal(o->status.phase, PHASE_DELETING);
+    /* Deleting twice is idempotent: no new event. */
+    uint64_t rv = store_rv(st);
+    store_delete(st, "a");
+    assert_int_equal(store_rv(st), rv);
+    env_spec_t s = mkspec("u", 4);
+    store_put_result_t r;
+    assert_int_equal(store_put(st, "a", &s, -1, 0, &r, NULL), D8_EGONE);
+    spec_release(&s);
+    assert_int_equal(store_set_power(st, "a", SPEC_POWER_STOPPED, NULL), D8_EGONE);
+    /* Unknown id: a tombstone without spec. */
+    o = store_delete(st, "ghost");
+    assert_int_equal(o->has_spec, 0);
+    assert_int_equal(o->generation, 0);
+    assert_int_equal(o->status.phase, PHASE_DELETING);
+    assert_int_equal(store_count(st), 2);
+    assert_int_equal(store_remove(st, "ghost"), D8_OK);
+    assert_int_equal(store_remove(st, "ghost"), D8_ENOENT);
+    assert_null(store_get(st, "ghost"));
+    store_free(st);
+}
+
+static void test_power_and_touch(void **state)
+{
+    (void)state;
+    store_t *st = store_new(16);
+    put_ok(st, "a", "u", 4, PUT_CREATED);
+    const env_obj_t *o;
+    assert_int_equal(store_set_power(st, "a", SPEC_POWER_STOPPED, &o), D8_OK);
+    assert_int_equal(o->generation, 2);
+    assert_int_equal(store_set_power(st, "a", SPEC_POWER_STOPPED, &o), D8_OK);
+    assert_int_equal(o->generation, 2);
+    assert_int_equal(store_set_power(st, "zz", SPEC_POWER_STOPPED, &o), D8_ENOENT);
+    uint64_t rv = store_rv(st);
+    assert_int_equal(store_touch(st, "a", 1234000), D8_OK);
+    assert_int_equal(store_rv(st), rv);
+    assert_int_equal(store_get(st, "a")->status.last_activity_ms, 1234000);
+    assert_non_null(strstr(store_obj_json(st, store_get(st, "a"), NULL), "1970-01-01T00:20:34Z"));
+    assert_int_equal(store_touch(st, "nope", 1), D8_ENOENT);
+    store_free(st);
+}
+
+static void test_many_objects_and_removal(void **state)
+{
+    (void)state;
+    store_t *st = store_new(4);
+    char id[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof(id), "e%05d", i);
+        put_ok(st, id, i % 2 ? "odd" : "even", 4, PUT_CREATED);
+    }
+    assert_int_equal(store_count(st), 5000);
+    for (int i = 0; i < 5000; i += 3) {
+        snprintf(id, sizeof(id), "e%05d", i);
+        assert_int_equal(store_remove(st, id), D8_OK);
+    }
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof(id), "e%05d", i);
+        if (i % 3 == 0)
+            assert_null(store_get(st, id));
+        else
+            assert_non_null(store_get(st, id));
+    }
+    store_free(st);
+}
+
+typedef struct collect {
+    char ids[16][SPEC_ID_MAX + 1];
+    size_t n;
+} collect_t;
+
+static void collect_fn(void *ud, const env_obj_t *o)
+{
+    collect_t *c = ud;
+    snprintf(c->ids[c->n++], SPEC_ID_MAX + 1, "%s", o->id);
+}
+
+static void test_list_order_filters_and_paging(void **state)
+{
+    (void)state;
+    store_t *st = store_new(16);
+    put_ok(st, "c", "u1", 4, PUT_CREATED);
+    put_ok(st, "a", "u2", 4, PUT_CREATED);
+    put_ok(st, "b", "u1", 4, PUT_CREATED);
+    store_delete(st, "d");
+    collect_t c = {0};
+    int more = store_list(st, NULL, NULL, -1, 2, collect_fn, &c);
+    assert_int_equal(more, 1);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[0], "a");
+    assert_string_equal(c.ids[1], "b");
+    memset(&c, 0, sizeof(c));
+    more = store_list(st, "b", NULL, -1, 2, collect_fn, &c);
+    assert_int_equal(more, 0);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[0], "c");
+    assert_string_equal(c.ids[1], "d");
+    memset(&c, 0, sizeof(c));
+    store_list(st, NULL, "u1", -1, 10, collect_fn, &c);
+    assert_int_equal(c.n, 2);
+    memset(&c, 0, sizeof(c));
+    store_list(st, NULL, NULL, PHASE_DELETING, 10, collect_fn, &c);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.ids[0], "d");
+    store_free(st);
+}
+
+static void test_full_sync_counts(void **state)
+{
+    (void)state;
+    store_t *st = store_new(64);
+    put_ok(st, "keep", "u", 4, PUT_CREATED);
+    put_ok(st, "change", "u", 4, PUT_CREATED);
+    put_ok(st, "gone", "u", 4, PUT_CREATED);
+    put_ok(st, "dying", "u", 4, PUT_CREATED);
+    store_delete(st, "dying");
+    assert_false(store_synced(st));
+    store_sync_item_t items[4];
+    memset(items, 0, sizeof(items));
+    snprintf(items[0].id, sizeof(items[0].id), "keep");
+    items[0].spec = mkspec("u", 4);
+    snprintf(items[1].id, sizeof(items[1].id), "change");
+    items[1].spec = mkspec("u", 8);
+    snprintf(items[2].id, sizeof(items[2].id), "new");
+    items[2].spec = mkspec("u", 4);
+    snprintf(items[3].id, sizeof(items[3].id), "dying");
+    items[3].spec = mkspec("u", 4);
+    store_sync_counts_t n;
+    store_sync(st, items, 4, &n);
+    assert_int_equal(n.created, 1);
+    assert_int_equal(n.updated, 1);
+    assert_int_equal(n.unchanged, 2);
+    assert_int_equal(n.removed, 1);
+    assert_true(store_synced(st));
+    assert_null(store_get(st, "gone"));
+    assert_int_equal(store_get(st, "dying")->status.phase, PHASE_DELETING);
+    assert_int_equal(store_get(st, "change")->generation, 2);
+    for (int i = 0; i < 4; i++)
+        spec_release(&items[i].spec);
+    store_free(st);
+}
+
+typedef struct evlog {
+    uint64_t rv[32];
+    store_event_type_t type[32];
+    char id[32][SPEC_ID_MAX + 1];
+    size_t n;
+    store_t *st;
+    store_watcher_t *self;
+} evlog_t;
+
+static void ev_fn(void *ud, const store_event_t *ev)
+{
+    evlog_t *l = ud;
+    l->rv[l->n] = ev->rv;
+    l->type[l->n] = ev->type;
+    snprintf(l->id[l->n], SPEC_ID_MAX + 1, "%s", ev->id);
+    assert_non_null(strstr(ev->json, ev->id));
+    l->n++;
+}
+
+static void ev_unwatch_self(void *ud, const store_event_t *ev)
+{
+    evlog_t *l = ud;
+    ev_fn(ud, ev);
+    store_unwatch(l->st, l->self);
+}
+
+static void test_watch_and_replay(void **state)
+{
+    (void)state;
+    store_t *st = store_new(3);
+    evlog_t live = {0};
+    store_watcher_t *w = store_watch(st, ev_fn, &live);
+    evlog_t once = {0};
+    once.st = st;
+    once.self = store_watch(st, ev_unwatch_self, &once);
+    put_ok(st, "a", "u", 4, PUT_CREATED);
+    put_ok(st, "a", "u", 6, PUT_UPDATED);
+    store_delete(st, "a");
+    store_remove(st, "a");
+    assert_int_equal(once.n, 1);
+    assert_int_equal(live.n, 4);
+    assert_int_equal(live.type[0], EV_ADDED);
+    assert_int_equal(live.type[1], EV_MODIFIED);
+    assert_int_equal(live.type[2], EV_MODIFIED);
+    assert_int_equal(live.type[3], EV_DELETED);
+    assert_int_equal(live.rv[3], 4);
+    /* Ring of 3 holds rv 2..4: resuming from 1 works, from 0 is gone. */
+    evlog_t rep = {0};
+    assert_int_equal(store_replay(st, 1, ev_fn, &rep), D8_OK);
+    assert_int_equal(rep.n, 3);
+    assert_int_equal(rep.rv[0], 2);
+    assert_int_equal(store_replay(st, 0, ev_fn, &rep), D8_EGONE);
+    assert_int_equal(store_replay(st, 0, NULL, NULL), D8_EGONE);
+    memset(&rep, 0, sizeof(rep));
+    assert_int_equal(store_replay(st, 4, ev_fn, &rep), D8_OK);
+    assert_int_equal(rep.n, 0);
+    store_unwatch(st, w);
+    store_free(st);
+}
+
+static void set_running(void *ud, const env_obj_t *obj, env_status_t *s)
+{
+    (void)obj;
+    int *calls = ud;
+    (*calls)++;
+    s->phase = PHASE_RUNNING;
+    store_set_condition(&s->ready, COND_TRUE, "Available", "up", 1000);
+}
+
+static void no_change(void *ud, const env_obj_t *obj, env_status_t *s)
+{
+    (void)ud;
+    (void)obj;
+    (void)s;
+}
+
+static void test_status_update_emits_only_on_change(void **state)
+{
+    (void)state;
+    store_t *st = store_new(8);
+    put_ok(st, "a", "u", 4, PUT_CREATED);
+    int calls = 0;
+    uint64_t rv = store_rv(st);
+    assert_int_equal(store_update_status(st, "a", set_running, &calls), D8_OK);
+    assert_int_equal(store_rv(st), rv + 1);
+    assert_int_equal(store_update_status(st, "a", no_change, NULL), D8_OK);
+    assert_int_equal(store_rv(st), rv + 1);
+    assert_int_equal(store_update_status(st, "zz", no_change, NULL), D8_ENOENT);
+    const char *json = store_obj_json(st, store_get(st, "a"), NULL);
+    assert_non_null(strstr(json, "\"phase\":\"RUNNING\""));
+    assert_non_null(strstr(json, "\"reason\":\"Available\""));
+    store_free(st);
+}
+
+static void test_secret_values_never_in_json(void **state)
+{
+    (void)state;
+    store_t *st = store_new(8);
+    env_spec_t s = mkspec("u", 4);
+    s.secret_env = d8_xcalloc(1, sizeof(spec_kv_t));
+    s.secret_env[0].name = d8_xstrdup("GITHUB_TOKEN");
+    s.secret_env[0].value = d8_xstrdup("ghp_supersecretvalue");
+    s.nsecret = 1;
+    store_put_result_t r;
+    assert_int_equal(store_put(st, "a", &s, -1, 0, &r, NULL), D8_OK);
+    const char *json = store_obj_json(st, store_get(st, "a"), NULL);
+    assert_null(strstr(json, "ghp_supersecretvalue"));
+    assert_non_null(strstr(json, "GITHUB_TOKEN"));
+    assert_non_null(strstr(json, SPEC_REDACTED));
+    store_free(st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_generation_bumps_only_on_change),
+        cmocka_unit_test(test_if_match_and_create_only),
+        cmocka_unit_test(test_delete_and_tombstone),
+        cmocka_unit_test(test_power_and_touch),
+        cmocka_unit_test(test_many_objects_and_removal),
+        cmocka_unit_test(test_list_order_filters_and_paging),
+        cmocka_unit_test(test_full_sync_counts),
+        cmocka_unit_test(test_watch_and_replay),
+        cmocka_unit_test(test_status_update_emits_only_on_change),
+        cmocka_unit_test(test_secret_values_never_in_json),
+    };
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
