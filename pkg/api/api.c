@@ -160,7 +160,18 @@ static cJSON *read_json_body(http_exchange_t *ex, const http_request_t *req)
                            "strings must not contain NUL characters (\\u0000)", NULL);
         return NULL;
     }
-    cJSON *doc = cJSON_ParseWithLength(req->body, req->body_len);
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, 0);
+    if (doc) {
+        /* One JSON value only: trailing non-space is malformed input. */
+        const char *stop = req->body + req->body_len;
+        while (end < stop && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+            end++;
+        if (end != stop) {
+            cJSON_Delete(doc);
+            doc = NULL;
+        }
+    }
     if (!doc) {
         http_respond_error(ex, 400, "InvalidJson",
                            "the request body is not valid JSON (or nests deeper than 1000)",
@@ -453,9 +464,18 @@ static void list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req
     d8_buf_release(&b);
 }
 
-static int cmp_item_id(const void *a, const void *b)
+typedef struct id_index {
+    const char *id;
+    size_t index;              /* position in the request's items */
+} id_index_t;
+
+static int cmp_id_index(const void *a, const void *b)
 {
-    return strcmp(((const store_sync_item_t *)a)->id, ((const store_sync_item_t *)b)->id);
+    const id_index_t *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    if (c)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index;
 }
 
 static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req)
@@ -493,17 +513,24 @@ static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req
             goto fail;
         n++;
     }
-    /* Ids must be unique: sort a copy of the order and compare neighbours. */
-    qsort(items, n, sizeof(*items), cmp_item_id);
+    /* Ids must be unique: sort (id, index) pairs and compare neighbours, so
+     * the error names the later of the two items. */
+    id_index_t *order = d8_xmalloc((n ? n : 1) * sizeof(*order));
+    for (size_t i = 0; i < n; i++)
+        order[i] = (id_index_t){items[i].id, i};
+    qsort(order, n, sizeof(*order), cmp_id_index);
     for (size_t i = 1; i < n; i++) {
-        if (strcmp(items[i - 1].id, items[i].id) == 0) {
+        if (strcmp(order[i - 1].id, order[i].id) == 0) {
             snprintf(err.code, sizeof(err.code), "InvalidSpec");
-            snprintf(err.message, sizeof(err.message), "id \"%s\" appears more than once",
-                     items[i].id);
-            snprintf(err.field, sizeof(err.field), "items");
+            snprintf(err.message, sizeof(err.message),
+                     "id \"%s\" appears more than once (also items[%zu])", order[i].id,
+                     order[i - 1].index);
+            snprintf(err.field, sizeof(err.field), "items[%zu].id", order[i].index);
+            free(order);
             goto fail;
         }
     }
+    free(order);
     cJSON_Delete(doc);
     store_sync_counts_t counts;
     store_sync(api->store, items, n, &counts);

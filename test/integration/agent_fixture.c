@@ -1,0 +1,581 @@
+/*
+ * Fixture of the dev8-agent integration tests (see agent_fixture.h).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "agent_fixture.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        abort();
+    return q;
+}
+
+static void append(char **buf, size_t *len, const char *data, size_t n)
+{
+    *buf = xrealloc(*buf, *len + n + 1);
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+long long ta_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ta_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* --- the agent process -------------------------------------------------- */
+
+static int write_config(ta_agent_t *a, const ta_opts_t *opts)
+{
+    char ring[64] = "";
+    if (opts && opts->watch_ring_size > 0)
+        snprintf(ring, sizeof ring, "  watchRingSize: %d\n", opts->watch_ring_size);
+    char yaml[8192];
+    snprintf(yaml, sizeof yaml,
+             "# written by test/integration/agent_fixture.c\n"
+             "controller:\n"
+             "  name: dev8-itest\n"
+             "  listen: 127.0.0.1:%d\n"
+             "api:\n"
+             "  maxBodyBytes: %d\n"
+             "%s"
+             "azure:\n"
+             "  subscriptionId: \"00000000-0000-0000-0000-000000000000\"\n"
+             "  regions:\n"
+             "    - name: eastus\n"
+             "      resourceGroup: rg-dev8-eastus\n"
+             "      storageAccount: dev8eastus\n"
+             "    - name: westeurope\n"
+             "      resourceGroup: rg-dev8-westeurope\n"
+             "      storageAccount: dev8westeurope\n"
+             "images:\n"
+             "  node: \"vaibhavsing/dev8-workspace:latest\"\n"
+             "  python: \"vaibhavsing/dev8-workspace-python:latest\"\n"
+             "log:\n"
+             "  level: debug\n"
+             "%s",
+             a->port, TA_MAX_BODY, ring, opts && opts->extra_yaml ? opts->extra_yaml : "");
+    char name[64];
+    snprintf(name, sizeof name, "agent-%d.yaml", a->port);
+    free(a->config_path);
+    a->config_path = th_write_file(name, yaml);
+    return a->config_path ? 0 : -1;
+}
+
+static int launch(ta_agent_t *a)
+{
+    char name[64];
+    a->starts++;
+    snprintf(name, sizeof name, "agent-%d-%d", a->port, a->starts);
+    char *argv[] = { a->bin, (char *)"--config", a->config_path, NULL };
+    char *env[] = { (char *)"AGENT_API_KEYS=" TA_KEY1 "," TA_KEY2, NULL };
+    /* Sanitized builds start slower; 20 s is a generous upper bound. */
+    return th_start(&a->proc, name, argv, env, a->port, "/healthz", 20000);
+}
+
+int ta_start(ta_agent_t *a, const ta_opts_t *opts)
+{
+    memset(a, 0, sizeof *a);
+    a->bin = th_bin("dev8-agent");
+    if (access(a->bin, X_OK) != 0) {
+        fprintf(stderr, "fixture: %s is not an executable (run make first)\n", a->bin);
+        return -1;
+    }
+    a->port = th_free_port();
+    if (a->port <= 0 || write_config(a, opts) != 0)
+        return -1;
+    return launch(a);
+}
+
+int ta_stop(ta_agent_t *a)
+{
+    int rc = -1;
+    if (a->proc.pid > 0) {
+        rc = th_stop(&a->proc, SIGTERM, 10000);
+        if (rc != 0) {
+            char *log = th_read_log(&a->proc);
+            size_t len = strlen(log);
+            fprintf(stderr, "fixture: dev8-agent exit status %d; log tail:\n%s\n", rc,
+                    log + (len > 6000 ? len - 6000 : 0));
+            free(log);
+        }
+    }
+    free(a->bin);
+    free(a->config_path);
+    a->bin = a->config_path = NULL;
+    return rc;
+}
+
+int ta_restart(ta_agent_t *a, int *stop_status)
+{
+    int rc = th_stop(&a->proc, SIGTERM, 10000);
+    if (stop_status)
+        *stop_status = rc;
+    return launch(a);
+}
+
+int ta_setup(void **state)
+{
+    ta_agent_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return -1;
+    if (ta_start(a, NULL) != 0) {
+        ta_stop(a);
+        free(a);
+        return -1;
+    }
+    *state = a;
+    return 0;
+}
+
+int ta_teardown(void **state)
+{
+    ta_agent_t *a = *state;
+    int rc = 0;
+    if (a && a->bin) {
+        rc = ta_stop(a);
+        if (rc != 0)
+            fprintf(stderr, "fixture: dev8-agent did not exit 0 on SIGTERM (status %d)\n", rc);
+    }
+    free(a);
+    *state = NULL;
+    return rc == 0 ? 0 : -1;
+}
+
+char *ta_log(const ta_agent_t *a)
+{
+    return th_read_log(&a->proc);
+}
+
+/* --- requests and JSON -------------------------------------------------- */
+
+int ta_req(const ta_agent_t *a, const char *method, const char *path, const char *body,
+           th_resp_t *out)
+{
+    return th_api(a->port, method, path, TA_KEY1, body, out);
+}
+
+int ta_req_h(const ta_agent_t *a, const char *method, const char *path,
+             const char *const headers[], const char *body, th_resp_t *out)
+{
+    char url[2048];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", a->port, path);
+    return th_http(method, url, headers, body, out);
+}
+
+cJSON *ta_json(const th_resp_t *r)
+{
+    if (!r->body || !r->len)
+        return NULL;
+    return cJSON_ParseWithLength(r->body, r->len);
+}
+
+static const char *err_member(const th_resp_t *r, const char *member, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    cJSON *j = ta_json(r);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, member);
+    if (cJSON_IsString(v))
+        snprintf(out, outlen, "%s", v->valuestring);
+    cJSON_Delete(j);
+    return out;
+}
+
+const char *ta_err_code(const th_resp_t *r)
+{
+    static char code[128];
+    return err_member(r, "code", code, sizeof code);
+}
+
+const char *ta_err_field(const th_resp_t *r)
+{
+    static char field[256];
+    return err_member(r, "field", field, sizeof field);
+}
+
+const cJSON *ta_path(const cJSON *root, const char *path)
+{
+    const cJSON *cur = root;
+    char part[128];
+    while (cur && *path) {
+        const char *dot = strchr(path, '.');
+        size_t n = dot ? (size_t)(dot - path) : strlen(path);
+        if (n >= sizeof part)
+            return NULL;
+        memcpy(part, path, n);
+        part[n] = '\0';
+        if (cJSON_IsArray(cur)) {
+            char *end;
+            long i = strtol(part, &end, 10);
+            cur = *end ? NULL : cJSON_GetArrayItem(cur, (int)i);
+        } else {
+            cur = cJSON_GetObjectItemCaseSensitive(cur, part);
+        }
+        path += n + (dot ? 1 : 0);
+    }
+    return cur;
+}
+
+const char *ta_str(const cJSON *root, const char *path)
+{
+    const cJSON *v = ta_path(root, path);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+double ta_num(const cJSON *root, const char *path)
+{
+    const cJSON *v = ta_path(root, path);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1e300;
+}
+
+const cJSON *ta_condition(const cJSON *obj, const char *type)
+{
+    const cJSON *conds = ta_path(obj, "status.conditions");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, conds)
+    {
+        const char *t = ta_str(c, "type");
+        if (t && strcmp(t, type) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+char *ta_spec(const char *user, const char *name, const char *region, const char *extra)
+{
+    size_t n = strlen(user) + strlen(name) + strlen(region) + (extra ? strlen(extra) : 0) + 128;
+    char *s = malloc(n);
+    if (!s)
+        abort();
+    snprintf(s, n, "{\"userId\":\"%s\",\"name\":\"%s\",\"cloudRegion\":\"%s\"%s%s}", user, name,
+             region, extra && *extra ? "," : "", extra ? extra : "");
+    return s;
+}
+
+long ta_put(const ta_agent_t *a, const char *id, const char *body)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/environments/%s", id);
+    th_resp_t r;
+    ta_req(a, "PUT", path, body, &r);
+    long st = r.status;
+    th_resp_free(&r);
+    return st;
+}
+
+int ta_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n < 1 || n > 48)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && c != '-')
+            return 0;
+        if (c == '-' && (i == 0 || i == n - 1 || id[i - 1] == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+size_t ta_count(const char *haystack, const char *needle)
+{
+    size_t n = 0, nl = strlen(needle);
+    if (!haystack || !nl)
+        return 0;
+    for (const char *p = strstr(haystack, needle); p; p = strstr(p + nl, needle))
+        n++;
+    return n;
+}
+
+/* --- Server-Sent Events ------------------------------------------------- */
+
+static void parse_events(ta_watch_t *w)
+{
+    for (;;) {
+        /* Events end at a blank line; the agent writes "\n", accept "\r\n" too. */
+        char *end = NULL;
+        size_t seplen = 0;
+        for (size_t i = 0; i + 1 < w->npending; i++) {
+            if (w->pending[i] == '\n' && w->pending[i + 1] == '\n') {
+                end = w->pending + i;
+                seplen = 2;
+                break;
+            }
+            if (i + 3 < w->npending && memcmp(w->pending + i, "\r\n\r\n", 4) == 0) {
+                end = w->pending + i;
+                seplen = 4;
+                break;
+            }
+        }
+        if (!end)
+            return;
+        ta_event_t ev = { -1, "", NULL };
+        char *data = NULL;
+        size_t ndata = 0;
+        int any = 0;
+        char *line = w->pending;
+        while (line < end) {
+            char *eol = memchr(line, '\n', (size_t)(end - line));
+            char *stop = eol ? eol : end;
+            size_t ll = (size_t)(stop - line);
+            if (ll && line[ll - 1] == '\r')
+                ll--;
+            if (ll && line[0] == ':') {
+                w->ncomments++;
+            } else if (ll) {
+                char *colon = memchr(line, ':', ll);
+                size_t fl = colon ? (size_t)(colon - line) : ll;
+                const char *v = colon ? colon + 1 : line + ll;
+                if (colon && v < line + ll && *v == ' ')
+                    v++;
+                size_t vl = (size_t)(line + ll - v);
+                if (fl == 2 && memcmp(line, "id", 2) == 0) {
+                    char tmp[32];
+                    snprintf(tmp, sizeof tmp, "%.*s", (int)vl, v);
+                    ev.id = strtoll(tmp, NULL, 10);
+                    any = 1;
+                } else if (fl == 5 && memcmp(line, "event", 5) == 0) {
+                    snprintf(ev.type, sizeof ev.type, "%.*s", (int)vl, v);
+                    any = 1;
+                } else if (fl == 4 && memcmp(line, "data", 4) == 0) {
+                    if (data)
+                        append(&data, &ndata, "\n", 1);
+                    append(&data, &ndata, v, vl);
+                    any = 1;
+                }
+            }
+            line = stop + 1;
+        }
+        if (any) {
+            if (!data)
+                append(&data, &ndata, "", 0);
+            ev.data = data;
+            if (w->nevents == w->cap) {
+                w->cap = w->cap ? w->cap * 2 : 16;
+                w->events = xrealloc(w->events, w->cap * sizeof *w->events);
+            }
+            w->events[w->nevents++] = ev;
+        } else {
+            free(data);
+        }
+        size_t used = (size_t)(end - w->pending) + seplen;
+        memmove(w->pending, w->pending + used, w->npending - used + 1);
+        w->npending -= used;
+    }
+}
+
+static size_t on_stream(char *data, size_t size, size_t nmemb, void *ud)
+{
+    ta_watch_t *w = ud;
+    size_t n = size * nmemb;
+    append(&w->pending, &w->npending, data, n);
+    append(&w->all, &w->nall, data, n);
+    parse_events(w);
+    return n;
+}
+
+static size_t on_stream_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    ta_watch_t *w = ud;
+    append(&w->headers, &w->nheaders, data, size * nmemb);
+    return size * nmemb;
+}
+
+int ta_watch_open(ta_watch_t *w, const ta_agent_t *a, const char *path,
+                  const char *last_event_id)
+{
+    memset(w, 0, sizeof *w);
+    append(&w->pending, &w->npending, "", 0);
+    append(&w->all, &w->nall, "", 0);
+    append(&w->headers, &w->nheaders, "", 0);
+    CURL *h = curl_easy_init();
+    CURLM *m = curl_multi_init();
+    if (!h || !m) {
+        if (h)
+            curl_easy_cleanup(h);
+        if (m)
+            curl_multi_cleanup(m);
+        return -1;
+    }
+    char url[2048];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", a->port, path);
+    struct curl_slist *hl = curl_slist_append(NULL, "Authorization: Bearer " TA_KEY1);
+    hl = curl_slist_append(hl, "Accept: text/event-stream");
+    if (last_event_id) {
+        char hdr[128];
+        snprintf(hdr, sizeof hdr, "Last-Event-ID: %s", last_event_id);
+        hl = curl_slist_append(hl, hdr);
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_stream_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, w);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+    curl_multi_add_handle(m, h);
+    w->multi = m;
+    w->easy = h;
+    w->hdrs = hl;
+    return 0;
+}
+
+/* One turn of the transfer, waiting up to ms for activity. */
+static void watch_step(ta_watch_t *w, int ms)
+{
+    int running = 0;
+    curl_multi_perform(w->multi, &running);
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(w->multi, &left)))
+        if (msg->msg == CURLMSG_DONE)
+            w->done = 1;
+    if (!running)
+        w->done = 1;
+    if (!w->status)
+        curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &w->status);
+    if (!w->done && ms > 0)
+        curl_multi_poll(w->multi, NULL, 0, ms, NULL);
+}
+
+size_t ta_watch_wait(ta_watch_t *w, size_t n, int timeout_ms)
+{
+    long long deadline = ta_now_ms() + timeout_ms;
+    for (;;) {
+        long long left = deadline - ta_now_ms();
+        watch_step(w, left > 50 ? 50 : (left > 0 ? (int)left : 0));
+        if (w->done)
+            break;
+        if (n == 0 ? w->status != 0 : w->nevents >= n)
+            break;
+        if (ta_now_ms() >= deadline)
+            break;
+    }
+    return w->nevents;
+}
+
+void ta_watch_drain(ta_watch_t *w, int ms)
+{
+    long long deadline = ta_now_ms() + ms;
+    while (!w->done && ta_now_ms() < deadline) {
+        long long left = deadline - ta_now_ms();
+        watch_step(w, left > 50 ? 50 : (int)(left > 0 ? left : 0));
+    }
+}
+
+void ta_watch_close(ta_watch_t *w)
+{
+    if (w->multi) {
+        curl_multi_remove_handle(w->multi, w->easy);
+        curl_easy_cleanup(w->easy);
+        curl_multi_cleanup(w->multi);
+        curl_slist_free_all(w->hdrs);
+    }
+    for (size_t i = 0; i < w->nevents; i++)
+        free(w->events[i].data);
+    free(w->events);
+    free(w->pending);
+    free(w->all);
+    free(w->headers);
+    memset(w, 0, sizeof *w);
+}
+
+/* --- raw sockets -------------------------------------------------------- */
+
+int ta_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    struct pollfd p = { fd, POLLOUT, 0 };
+    if (poll(&p, 1, 3000) != 1 || (p.revents & (POLLERR | POLLHUP))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int ta_send_all(int fd, const void *data, size_t len, int timeout_ms)
+{
+    long long deadline = ta_now_ms() + timeout_ms;
+    size_t sent = 0;
+    while (sent < len) {
+        ssize_t w = send(fd, (const char *)data + sent, len - sent, MSG_NOSIGNAL);
+        if (w > 0) {
+            sent += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        long long left = deadline - ta_now_ms();
+        if (left <= 0)
+            return -1;
+        struct pollfd p = { fd, POLLOUT, 0 };
+        poll(&p, 1, (int)left);
+    }
+    return 0;
+}
+
+int ta_recv_until_close(int fd, char **buf, size_t *len, int timeout_ms)
+{
+    long long deadline = ta_now_ms() + timeout_ms;
+    if (!*buf)
+        append(buf, len, "", 0);
+    for (;;) {
+        char chunk[8192];
+        ssize_t r = recv(fd, chunk, sizeof chunk, 0);
+        if (r > 0) {
+            append(buf, len, chunk, (size_t)r);
+            continue;
+        }
+        if (r == 0)
+            return 1;
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -1;
+        long long left = deadline - ta_now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = { fd, POLLIN, 0 };
+        poll(&p, 1, (int)left);
+    }
+}
