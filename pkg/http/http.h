@@ -16,7 +16,8 @@
  *   one, else a generated one), Content-Length or chunked framing, Date,
  *   and Connection: close when the server is about to close.
  *
- * Nothing here blocks: reads, writes and timers all run on the loop.
+ * Nothing here blocks: reads, writes and timers all run on the loop. The
+ * process must ignore SIGPIPE (libuv writes to sockets with writev).
  */
 #ifndef D8_HTTP_H
 #define D8_HTTP_H
@@ -28,7 +29,9 @@
 typedef struct http_server http_server_t;
 /* One request and its answer. Owned by the server; valid from the
  * handler call until the answer is complete (http_respond or
- * http_stream_end) or the connection closes. */
+ * http_stream_end) or the connection closes. A handler that answers later
+ * (from a timer, after I/O) must register http_exchange_on_close: once the
+ * connection is gone the exchange's memory is gone with it. */
 typedef struct http_exchange http_exchange_t;
 
 typedef struct http_header {
@@ -81,7 +84,8 @@ typedef struct http_server_opts {
      * http_respond or http_stream_start/.../http_stream_end. */
     void (*handler)(void *ud, http_exchange_t *ex, const http_request_t *req);
     /* Called when an answer was fully queued, including answers the
-     * server produced by itself (method/path may be "" then). May be NULL. */
+     * server produced by itself (method/path may be "" then), and for a
+     * stream cut short by the connection closing. May be NULL. */
     void (*access)(void *ud, const char *method, const char *path, int status,
                    uint64_t duration_ns, const char *request_id);
     void *ud;
@@ -93,8 +97,9 @@ int http_server_new(uv_loop_t *loop, const http_server_opts_t *opts, http_server
 int http_server_port(const http_server_t *srv);
 /* Number of open connections. */
 size_t http_server_connections(const http_server_t *srv);
-/* Stops accepting: closes the listener. Open connections finish the
- * request in flight and are then closed instead of kept alive. */
+/* Stops accepting: closes the listener. Idle connections are closed; the
+ * others finish the request in flight, answered with Connection: close.
+ * Streams in progress are not ended here: their owners end them. */
 void http_server_stop_accepting(http_server_t *srv);
 /* Closes every connection and the listener; `done` is called (may be
  * NULL) once all handles are closed, after which the memory is gone.
@@ -104,7 +109,12 @@ void http_server_free(http_server_t *srv, void (*done)(void *arg), void *arg);
 /*
  * Answers the request in one piece. headers: extra headers (borrowed);
  * content_type may be NULL when there is no body. Safe to call once per
- * exchange; the exchange must not be used afterwards.
+ * exchange; the exchange must not be used afterwards. body is borrowed:
+ * what the socket does not take at once is copied.
+ * The server writes Content-Length, Transfer-Encoding, Connection, Date and
+ * X-Request-Id itself and ignores those names in headers, as well as any
+ * header containing CR or LF. 1xx, 204 and 304 answers carry no body and no
+ * Content-Length; HEAD answers carry the length but not the body.
  */
 void http_respond(http_exchange_t *ex, int status, const http_header_t *headers,
                   size_t nheaders, const char *content_type, const char *body,
@@ -119,7 +129,11 @@ void http_respond_error(http_exchange_t *ex, int status, const char *code, const
  * headers with chunked framing; write sends one chunk; end sends the last
  * chunk. write returns D8_EGONE when the peer went away, and
  * D8_ETOOBIG when the peer is not reading (output queued beyond 8 MiB),
- * in which case the connection is being closed.
+ * in which case the connection is being closed. After an error, write no
+ * more: the close callback follows from the loop (clean up there). start
+ * returns D8_EINVAL unless the exchange is unanswered and status is 2xx-5xx
+ * with a body. To an HTTP/1.0 client the stream is sent unframed and the
+ * connection closes at its end.
  */
 int http_stream_start(http_exchange_t *ex, int status, const http_header_t *headers,
                       size_t nheaders, const char *content_type);
@@ -129,9 +143,19 @@ void http_stream_end(http_exchange_t *ex);
 /*
  * Registers cb to run if the connection closes before the answer is
  * complete (peer gone, timeout, server shutdown). After cb the exchange
- * is gone. Passing cb NULL unregisters.
+ * is gone. Passing cb NULL unregisters. cb runs from a uv_close callback,
+ * never from inside an http_* call; it does not run for an exchange
+ * completed by http_respond or http_stream_end (even after an error).
  */
 void http_exchange_on_close(http_exchange_t *ex, void (*cb)(void *ud), void *ud);
+
+/*
+ * Drops the connection of an unanswered exchange without an answer, with
+ * a TCP reset where the socket allows it (fault injection: azsim's
+ * resetRate). The exchange is gone on return and its close callback does
+ * not run; answers to earlier pipelined requests still queued may be lost.
+ */
+void http_exchange_abort(http_exchange_t *ex);
 
 /* The request of an exchange (borrowed). */
 const http_request_t *http_exchange_request(const http_exchange_t *ex);
