@@ -1,6 +1,7 @@
 #include "store.h"
 
 #include "base/base.h"
+#include "base/map.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,10 +30,7 @@ struct store_watcher {
 };
 
 struct store {
-    /* Open-addressing hash of entries by id (linear probing). */
-    entry_t **slots;
-    size_t nslots;
-    size_t count;
+    d8_map_t byid;             /* id -> entry_t */
     /* Entries sorted by id, rebuilt lazily for listing. */
     entry_t **sorted;
     size_t nsorted;
@@ -80,21 +78,10 @@ const char *store_event_name(store_event_type_t t)
     return "UNKNOWN";
 }
 
-static uint64_t hash_id(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 store_t *store_new(size_t ring_size)
 {
     store_t *st = d8_xcalloc(1, sizeof(*st));
-    st->nslots = 64;
-    st->slots = d8_xcalloc(st->nslots, sizeof(entry_t *));
+    d8_map_init(&st->byid);
     st->ring_size = ring_size ? ring_size : 1;
     st->ring = d8_xcalloc(st->ring_size, sizeof(ring_ev_t));
     return st;
@@ -126,10 +113,11 @@ void store_free(store_t *st)
 {
     if (!st)
         return;
-    for (size_t i = 0; i < st->nslots; i++)
-        if (st->slots[i])
-            entry_free(st->slots[i]);
-    free(st->slots);
+    size_t it = 0;
+    entry_t *e;
+    while ((e = d8_map_next(&st->byid, &it)))
+        entry_free(e);
+    d8_map_release(&st->byid);
     free(st->sorted);
     for (size_t i = 0; i < st->ring_size; i++)
         free(st->ring[i].json);
@@ -150,7 +138,7 @@ uint64_t store_rv(const store_t *st)
 
 size_t store_count(const store_t *st)
 {
-    return st->count;
+    return st->byid.count;
 }
 
 int store_synced(const store_t *st)
@@ -161,23 +149,15 @@ int store_synced(const store_t *st)
 void store_phase_counts(const store_t *st, size_t out[PHASE__COUNT])
 {
     memset(out, 0, sizeof(size_t) * PHASE__COUNT);
-    for (size_t i = 0; i < st->nslots; i++)
-        if (st->slots[i])
-            out[st->slots[i]->obj.status.phase]++;
-}
-
-static size_t find_slot(const store_t *st, const char *id)
-{
-    size_t mask = st->nslots - 1;
-    size_t i = (size_t)hash_id(id) & mask;
-    while (st->slots[i] && strcmp(st->slots[i]->obj.id, id) != 0)
-        i = (i + 1) & mask;
-    return i;
+    size_t it = 0;
+    const entry_t *e;
+    while ((e = d8_map_next(&st->byid, &it)))
+        out[e->obj.status.phase]++;
 }
 
 static entry_t *lookup(const store_t *st, const char *id)
 {
-    return st->slots[find_slot(st, id)];
+    return d8_map_get(&st->byid, id);
 }
 
 const env_obj_t *store_get(const store_t *st, const char *id)
@@ -186,48 +166,15 @@ const env_obj_t *store_get(const store_t *st, const char *id)
     return e ? &e->obj : NULL;
 }
 
-static void grow(store_t *st)
-{
-    entry_t **old = st->slots;
-    size_t oldn = st->nslots;
-    st->nslots *= 2;
-    st->slots = d8_xcalloc(st->nslots, sizeof(entry_t *));
-    for (size_t i = 0; i < oldn; i++)
-        if (old[i])
-            st->slots[find_slot(st, old[i]->obj.id)] = old[i];
-    free(old);
-}
-
 static void insert(store_t *st, entry_t *e)
 {
-    if ((st->count + 1) * 4 > st->nslots * 3)
-        grow(st);
-    st->slots[find_slot(st, e->obj.id)] = e;
-    st->count++;
+    d8_map_put(&st->byid, e->obj.id, e);
     st->sorted_valid = 0;
 }
 
-/* Removes the slot holding e, shifting later probe-chain members back. */
 static void unlink_entry(store_t *st, entry_t *e)
 {
-    size_t mask = st->nslots - 1;
-    size_t i = find_slot(st, e->obj.id);
-    st->slots[i] = NULL;
-    size_t j = i;
-    for (;;) {
-        j = (j + 1) & mask;
-        if (!st->slots[j])
-            break;
-        size_t home = (size_t)hash_id(st->slots[j]->obj.id) & mask;
-        /* Move j back to i when its home position is not in (i, j]. */
-        int between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!between) {
-            st->slots[i] = st->slots[j];
-            st->slots[j] = NULL;
-            i = j;
-        }
-    }
-    st->count--;
+    d8_map_del(&st->byid, e->obj.id);
     st->sorted_valid = 0;
 }
 
@@ -559,11 +506,12 @@ static void ensure_sorted(store_t *st)
 {
     if (st->sorted_valid)
         return;
-    st->sorted = d8_xrealloc(st->sorted, (st->count ? st->count : 1) * sizeof(entry_t *));
-    size_t n = 0;
-    for (size_t i = 0; i < st->nslots; i++)
-        if (st->slots[i])
-            st->sorted[n++] = st->slots[i];
+    size_t count = st->byid.count;
+    st->sorted = d8_xrealloc(st->sorted, (count ? count : 1) * sizeof(entry_t *));
+    size_t n = 0, it = 0;
+    entry_t *e;
+    while ((e = d8_map_next(&st->byid, &it)))
+        st->sorted[n++] = e;
     qsort(st->sorted, n, sizeof(entry_t *), cmp_entry);
     st->nsorted = n;
     st->sorted_valid = 1;

@@ -1,0 +1,949 @@
+/*
+ * pkg/azsim core: lifecycle, request classification and the pipeline every
+ * request goes through (faults, authentication, restrictions, api-version,
+ * throttling, statistics), and the /_azsim control API.
+ */
+#include "azsim_int.h"
+
+#include <math.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Accepted api-versions. Real ARM answers an unknown api-version of a
+ * registered resource type with 400 NoRegisteredProviderFound (naming the
+ * supported versions) and a malformed one with 400
+ * InvalidApiVersionParameter; the emulator answers both with
+ * InvalidApiVersionParameter, which is what clients need to tell apart
+ * from every other 400.
+ */
+static const char *const aci_versions[] = {"2026-05-01", "2025-09-01", "2023-05-01", NULL};
+static const char *const storage_versions[] = {"2025-01-01", "2023-05-01", NULL};
+
+/* Operation records kept for the Azure-AsyncOperation URLs. */
+#define MAX_OPS 100000
+
+/* ---- options ------------------------------------------------------------ */
+
+void azsim_opts_init(azsim_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->provision_ms = 2000;
+    o->delete_ms = 1000;
+    o->share_recreate_ms = 2000;
+    o->page_size = 100;
+    o->token_ttl_s = 3600;
+    o->seed = 1;
+    o->throttle = 1;
+    o->throttle_scale = 1.0;
+    o->strict_mounts = 1;
+}
+
+static void free_list(char **l, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(l[i]);
+    free(l);
+}
+
+void azsim_opts_release(azsim_opts_t *o)
+{
+    free_list(o->subscriptions, o->nsubscriptions);
+    free_list(o->resource_groups, o->nresource_groups);
+    free_list(o->storage_accounts, o->nstorage_accounts);
+    for (size_t i = 0; i < o->nclients; i++) {
+        free(o->clients[i].tenant_id);
+        free(o->clients[i].client_id);
+        free(o->clients[i].client_secret);
+    }
+    free(o->clients);
+    free(o->base_url);
+    azsim_opts_init(o);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? d8_xstrdup(s) : NULL;
+}
+
+static char **copy_list(char *const *l, size_t n)
+{
+    if (n == 0)
+        return NULL;
+    char **c = d8_xcalloc(n, sizeof(*c));
+    for (size_t i = 0; i < n; i++)
+        c[i] = d8_xstrdup(l[i]);
+    return c;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void init_state(azsim_t *sim)
+{
+    azsim__table_init(&sim->groups);
+    azsim__table_init(&sim->shares);
+    azsim__table_init(&sim->ops);
+    azsim__table_init(&sim->subs);
+    azsim__table_init(&sim->regions);
+    memset(&sim->events, 0, sizeof(sim->events));
+    /* Two streams, so that creating resources does not shift the fault
+     * sequence a test relies on. */
+    sim->rng_faults = sim->o.seed ^ 0x5eedfa17ull;
+    sim->rng_ids = sim->o.seed ^ 0x1d5eed00ull;
+    sim->ip_counter = 0;
+    sim->etag_counter = 0;
+    memset(&sim->faults, 0, sizeof(sim->faults));
+    sim->faults.retry_after_s = 1;
+    memset(sim->stats, 0, sizeof(sim->stats));
+    memset(sim->nstats, 0, sizeof(sim->nstats));
+    sim->deleted = NULL;
+    sim->ndeleted = sim->capdeleted = 0;
+}
+
+static void release_state(azsim_t *sim)
+{
+    azsim__ent_t *e, *next;
+    for (e = sim->groups.head; e; e = next) {
+        next = e->next;
+        azsim__table_del(&sim->groups, e);
+        azsim__group_free((azsim__group_t *)e);
+    }
+    for (e = sim->shares.head; e; e = next) {
+        next = e->next;
+        azsim__table_del(&sim->shares, e);
+        azsim__share_free((azsim__share_t *)e);
+    }
+    for (e = sim->ops.head; e; e = next) {
+        next = e->next;
+        azsim__table_del(&sim->ops, e);
+        azsim__op_free((azsim__op_t *)e);
+    }
+    for (e = sim->subs.head; e; e = next) {
+        next = e->next;
+        azsim__table_del(&sim->subs, e);
+        free(e);
+    }
+    for (e = sim->regions.head; e; e = next) {
+        next = e->next;
+        azsim__table_del(&sim->regions, e);
+        free(e);
+    }
+    azsim__table_release(&sim->groups);
+    azsim__table_release(&sim->shares);
+    azsim__table_release(&sim->ops);
+    azsim__table_release(&sim->subs);
+    azsim__table_release(&sim->regions);
+    azsim__heap_release(&sim->events);
+    for (size_t i = 0; i < sim->ndeleted; i++)
+        free(sim->deleted[i].id);
+    free(sim->deleted);
+    sim->deleted = NULL;
+    sim->ndeleted = sim->capdeleted = 0;
+}
+
+azsim_t *azsim_new(const azsim_opts_t *opts)
+{
+    azsim_t *sim = d8_xcalloc(1, sizeof(*sim));
+    sim->o = *opts;
+    sim->o.subscriptions = copy_list(opts->subscriptions, opts->nsubscriptions);
+    sim->o.resource_groups = copy_list(opts->resource_groups, opts->nresource_groups);
+    sim->o.storage_accounts = copy_list(opts->storage_accounts, opts->nstorage_accounts);
+    sim->o.base_url = dup_or_null(opts->base_url);
+    if (opts->nclients) {
+        sim->o.clients = d8_xcalloc(opts->nclients, sizeof(*sim->o.clients));
+        for (size_t i = 0; i < opts->nclients; i++) {
+            sim->o.clients[i].tenant_id = dup_or_null(opts->clients[i].tenant_id);
+            sim->o.clients[i].client_id = dup_or_null(opts->clients[i].client_id);
+            sim->o.clients[i].client_secret = dup_or_null(opts->clients[i].client_secret);
+            sim->o.clients[i].federated = opts->clients[i].federated;
+        }
+    }
+    if (sim->o.page_size == 0)
+        sim->o.page_size = 100;
+    if (sim->o.token_ttl_s <= 0)
+        sim->o.token_ttl_s = 3600;
+    if (!(sim->o.throttle_scale > 0))
+        sim->o.throttle_scale = 1.0;
+    sim->mono0 = azsim__now(sim);
+    sim->wall0 = d8_wall_ms();
+    /*
+     * The signing key of the access tokens derives from the seed, so that
+     * tokens stay valid across an emulator restart with the same seed, as
+     * real tokens survive a restart of an ARM front end. An emulator needs
+     * no secrecy here.
+     */
+    char seedtxt[64];
+    snprintf(seedtxt, sizeof(seedtxt), "azsim-token-key:%llu", (unsigned long long)sim->o.seed);
+    SHA256((const unsigned char *)seedtxt, strlen(seedtxt), sim->token_key);
+    init_state(sim);
+    return sim;
+}
+
+void azsim_free(azsim_t *sim)
+{
+    if (!sim)
+        return;
+    release_state(sim);
+    free(sim->tok_last);
+    free_list(sim->o.subscriptions, sim->o.nsubscriptions);
+    free_list(sim->o.resource_groups, sim->o.nresource_groups);
+    free_list(sim->o.storage_accounts, sim->o.nstorage_accounts);
+    for (size_t i = 0; i < sim->o.nclients; i++) {
+        free(sim->o.clients[i].tenant_id);
+        free(sim->o.clients[i].client_id);
+        free(sim->o.clients[i].client_secret);
+    }
+    free(sim->o.clients);
+    free(sim->o.base_url);
+    free(sim);
+}
+
+size_t azsim_count_groups(const azsim_t *sim)
+{
+    return sim->groups.count;
+}
+
+size_t azsim_count_shares(const azsim_t *sim)
+{
+    size_t n = 0;
+    for (const azsim__ent_t *e = sim->shares.head; e; e = e->next)
+        n += !((const azsim__share_t *)e)->deleted;
+    return n;
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+void azsim_resp_init(azsim_resp_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    d8_buf_init(&r->body);
+    r->operation = azsim__op_names[AZSIM__OP_UNKNOWN];
+}
+
+void azsim_resp_release(azsim_resp_t *r)
+{
+    for (size_t i = 0; i < r->nheaders; i++)
+        free((char *)r->headers[i].value);
+    r->nheaders = 0;
+    d8_buf_release(&r->body);
+}
+
+const char *azsim_resp_header(const azsim_resp_t *r, const char *name)
+{
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (azsim__ieq(r->headers[i].name, name))
+            return r->headers[i].value;
+    return NULL;
+}
+
+/* ---- time --------------------------------------------------------------- */
+
+/* Applies every transition due by now, each stamped with its due time. */
+static void advance(azsim_t *sim, uint64_t now)
+{
+    azsim__event_t ev;
+    while (azsim__heap_pop_due(&sim->events, now, &ev)) {
+        if (ev.kind == AZSIM__EV_SHARE_PURGE)
+            azsim__files_apply_event(sim, &ev);
+        else
+            azsim__aci_apply_event(sim, &ev);
+        free(ev.key);
+    }
+}
+
+/* ---- shared checks ------------------------------------------------------ */
+
+int azsim__allowed(char *const *list, size_t n, const char *name)
+{
+    if (n == 0)
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        if (azsim__ieq(list[i], name))
+            return 1;
+    return 0;
+}
+
+static azsim__sub_t *sub_buckets(azsim_t *sim, const char *sub, uint64_t now)
+{
+    char key[160];
+    snprintf(key, sizeof(key), "%s", sub);
+    azsim__lower(key);
+    azsim__sub_t *s = (azsim__sub_t *)azsim__table_get(&sim->subs, key);
+    if (!s) {
+        double k = sim->o.throttle_scale;
+        s = d8_xcalloc(1, sizeof(*s));
+        /* ARM's per-subscription numbers (DESIGN.md section 5). */
+        azsim__bucket_init(&s->reads, 250 * k, 25 * k, now);
+        azsim__bucket_init(&s->writes, 200 * k, 10 * k, now);
+        azsim__bucket_init(&s->deletes, 200 * k, 10 * k, now);
+        azsim__table_put(&sim->subs, &s->e, key);
+    }
+    azsim__bucket_refill(&s->reads, now);
+    azsim__bucket_refill(&s->writes, now);
+    azsim__bucket_refill(&s->deletes, now);
+    return s;
+}
+
+static long floor_tokens(const azsim__bucket_t *b)
+{
+    return b->tokens < 0 ? 0 : (long)floor(b->tokens);
+}
+
+static void ratelimit_headers(azsim__rq_t *q)
+{
+    if (!q->sub)
+        return;
+    azsim__sub_t *s = sub_buckets(q->sim, q->sub, q->now);
+    azsim__header(q->resp, "x-ms-ratelimit-remaining-subscription-reads", "%ld",
+                  floor_tokens(&s->reads));
+    azsim__header(q->resp, "x-ms-ratelimit-remaining-subscription-writes", "%ld",
+                  floor_tokens(&s->writes));
+    azsim__header(q->resp, "x-ms-ratelimit-remaining-subscription-deletes", "%ld",
+                  floor_tokens(&s->deletes));
+}
+
+int azsim__throttle_arm(azsim__rq_t *q, int cls)
+{
+    azsim__sub_t *s = sub_buckets(q->sim, q->sub, q->now);
+    if (!q->sim->o.throttle)
+        return 1;
+    azsim__bucket_t *b = cls == 'r' ? &s->reads : cls == 'd' ? &s->deletes : &s->writes;
+    if (b->tokens >= 1.0) {
+        b->tokens -= 1.0;
+        return 1;
+    }
+    int wait = azsim__bucket_wait_s(b);
+    azsim__header(q->resp, "Retry-After", "%d", wait);
+    azsim__arm_error(q->resp, 429, "SubscriptionRequestsThrottled",
+                     "Number of '%s' requests for subscription '%s' actor '%s' exceeded. Please "
+                     "try again after '%d' seconds after additional tokens are available. Refer "
+                     "to https://aka.ms/armthrottling for additional information.",
+                     cls == 'r'   ? "read"
+                     : cls == 'd' ? "delete"
+                                  : "write",
+                     q->sub, q->client_app[0] ? q->client_app : "unknown", wait);
+    return 0;
+}
+
+int azsim__throttle_aci(azsim__rq_t *q, const char *location, int cls)
+{
+    azsim_t *sim = q->sim;
+    char key[320];
+    snprintf(key, sizeof(key), "%s|%s", q->sub, location);
+    azsim__lower(key);
+    azsim__region_t *r = (azsim__region_t *)azsim__table_get(&sim->regions, key);
+    if (!r) {
+        double k = sim->o.throttle_scale;
+        r = d8_xcalloc(1, sizeof(*r));
+        /* ACI: 100 per 5 minutes and 300 per hour, creates and deletes
+         * each; both windows must have room. */
+        azsim__bucket_init(&r->create5m, 100 * k, 100 * k / 300.0, q->now);
+        azsim__bucket_init(&r->create1h, 300 * k, 300 * k / 3600.0, q->now);
+        azsim__bucket_init(&r->delete5m, 100 * k, 100 * k / 300.0, q->now);
+        azsim__bucket_init(&r->delete1h, 300 * k, 300 * k / 3600.0, q->now);
+        azsim__table_put(&sim->regions, &r->e, key);
+    }
+    if (!sim->o.throttle)
+        return 1;
+    azsim__bucket_t *a = cls == 'c' ? &r->create5m : &r->delete5m;
+    azsim__bucket_t *b = cls == 'c' ? &r->create1h : &r->delete1h;
+    azsim__bucket_refill(a, q->now);
+    azsim__bucket_refill(b, q->now);
+    if (a->tokens >= 1.0 && b->tokens >= 1.0) {
+        a->tokens -= 1.0;
+        b->tokens -= 1.0;
+        return 1;
+    }
+    int wa = azsim__bucket_wait_s(a), wb = azsim__bucket_wait_s(b);
+    int wait = wa > wb ? wa : wb;
+    azsim__header(q->resp, "Retry-After", "%d", wait);
+    azsim__arm_error(q->resp, 429, "TooManyRequests",
+                     "The number of container group %s requests for subscription '%s' in region "
+                     "'%s' exceeded the limit of 100 per 5 minutes and 300 per hour. Please retry "
+                     "after %d seconds.",
+                     cls == 'c' ? "create" : "delete", q->sub, location, wait);
+    return 0;
+}
+
+int azsim__check_api_version(azsim__rq_t *q, const char *const *accepted)
+{
+    int n = azsim__param(q->req->query, "api-version", q->api_version, sizeof(q->api_version));
+    if (n <= 0) {
+        q->api_version[0] = '\0';
+        azsim__arm_error(q->resp, 400, "MissingApiVersionParameter",
+                         "The api-version query parameter (?api-version=) is required for all "
+                         "requests.");
+        return 0;
+    }
+    for (const char *const *v = accepted; *v; v++)
+        if (strcmp(*v, q->api_version) == 0)
+            return 1;
+    d8_buf_t list;
+    d8_buf_init(&list);
+    for (const char *const *v = accepted; *v; v++)
+        d8_buf_printf(&list, "%s%s", v == accepted ? "" : ", ", *v);
+    azsim__arm_error(q->resp, 400, "InvalidApiVersionParameter",
+                     "The api-version '%s' is invalid. The supported versions are '%s'.",
+                     q->api_version, list.data);
+    d8_buf_release(&list);
+    return 0;
+}
+
+void azsim__url(const azsim__rq_t *q, d8_buf_t *b, const char *path)
+{
+    d8_buf_printf(b, "%s%s?api-version=%s", q->base, path, q->api_version);
+}
+
+/* ---- classification ----------------------------------------------------- */
+
+/* Splits and percent-decodes the path; 0, or -1 when malformed. */
+static int split_path(azsim__rq_t *q, const char *path)
+{
+    size_t used = 0;
+    q->nseg = 0;
+    if (path[0] != '/')
+        return -1;
+    const char *p = path + 1;
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (len == 0 && !slash)
+            break; /* trailing slash */
+        if (q->nseg >= AZSIM__MAX_SEGS)
+            return -1;
+        int n = http_pct_decode(p, len, q->segbuf + used, sizeof(q->segbuf) - used);
+        if (n < 0)
+            return -1;
+        q->seg[q->nseg++] = q->segbuf + used;
+        used += (size_t)n + 1;
+        if (!slash)
+            break;
+        p = slash + 1;
+    }
+    return 0;
+}
+
+static int seg_is(const azsim__rq_t *q, size_t i, const char *s)
+{
+    return i < q->nseg && azsim__ieq(q->seg[i], s);
+}
+
+static int method_is(const azsim__rq_t *q, const char *m)
+{
+    return strcmp(q->req->method, m) == 0;
+}
+
+enum { ROUTE_NONE, ROUTE_CONTROL, ROUTE_TOKEN, ROUTE_IMDS, ROUTE_ARM };
+
+/*
+ * Names the operation of a request from its method and path, without
+ * touching any state; *bad_method is set when the path is known but the
+ * method is not. Returns the ROUTE_* family.
+ */
+static int classify(azsim__rq_t *q, int *bad_method)
+{
+    *bad_method = 0;
+    q->op = AZSIM__OP_UNKNOWN;
+    if (q->nseg == 2 && seg_is(q, 0, "_azsim")) {
+        const char *s = q->seg[1];
+        if (strcmp(s, "faults") == 0 && (method_is(q, "POST") || method_is(q, "GET")))
+            q->op = AZSIM__OP_CTL_FAULTS;
+        else if (strcmp(s, "stats") == 0 && method_is(q, "GET"))
+            q->op = AZSIM__OP_CTL_STATS;
+        else if (strcmp(s, "resources") == 0 && method_is(q, "GET"))
+            q->op = AZSIM__OP_CTL_RESOURCES;
+        else if (strcmp(s, "reset") == 0 && method_is(q, "POST"))
+            q->op = AZSIM__OP_CTL_RESET;
+        else
+            *bad_method = !strcmp(s, "faults") || !strcmp(s, "stats") || !strcmp(s, "resources") ||
+                          !strcmp(s, "reset");
+        return ROUTE_CONTROL;
+    }
+    if (q->nseg == 4 && seg_is(q, 1, "oauth2") && seg_is(q, 2, "v2.0") && seg_is(q, 3, "token")) {
+        if (!method_is(q, "POST")) {
+            *bad_method = 1;
+            return ROUTE_TOKEN;
+        }
+        char tmp[8];
+        const char *body = q->req->body ? q->req->body : "";
+        if (azsim__param(body, "client_assertion", tmp, sizeof(tmp)) != -1)
+            q->op = AZSIM__OP_TOKEN_ASSERTION;
+        else if (azsim__param(body, "client_secret", tmp, sizeof(tmp)) != -1)
+            q->op = AZSIM__OP_TOKEN_SECRET;
+        else
+            q->op = AZSIM__OP_TOKEN_INVALID;
+        return ROUTE_TOKEN;
+    }
+    if (q->nseg == 4 && seg_is(q, 0, "metadata") && seg_is(q, 1, "identity") &&
+        seg_is(q, 2, "oauth2") && seg_is(q, 3, "token")) {
+        if (method_is(q, "GET"))
+            q->op = AZSIM__OP_TOKEN_IMDS;
+        else
+            *bad_method = 1;
+        return ROUTE_IMDS;
+    }
+    if (!(q->nseg >= 2 && seg_is(q, 0, "subscriptions")))
+        return ROUTE_NONE;
+    q->sub = q->seg[1];
+    if (q->nseg == 5 && seg_is(q, 2, "providers") && seg_is(q, 3, "Microsoft.ContainerInstance") &&
+        seg_is(q, 4, "containerGroups")) {
+        if (method_is(q, "GET"))
+            q->op = AZSIM__OP_CG_LIST;
+        else
+            *bad_method = 1;
+        return ROUTE_ARM;
+    }
+    if (!(q->nseg >= 7 && seg_is(q, 2, "resourceGroups") && seg_is(q, 4, "providers")))
+        return ROUTE_ARM;
+    if (seg_is(q, 5, "Microsoft.ContainerInstance")) {
+        if (seg_is(q, 6, "containerGroups")) {
+            if (q->nseg == 7) {
+                if (method_is(q, "GET"))
+                    q->op = AZSIM__OP_CG_LIST_RG;
+            } else if (q->nseg == 8) {
+                if (method_is(q, "GET"))
+                    q->op = AZSIM__OP_CG_GET;
+                else if (method_is(q, "PUT"))
+                    q->op = AZSIM__OP_CG_CREATE;
+                else if (method_is(q, "PATCH"))
+                    q->op = AZSIM__OP_CG_UPDATE;
+                else if (method_is(q, "DELETE"))
+                    q->op = AZSIM__OP_CG_DELETE;
+            } else if (q->nseg == 9 && method_is(q, "POST")) {
+                if (seg_is(q, 8, "start"))
+                    q->op = AZSIM__OP_CG_START;
+                else if (seg_is(q, 8, "stop"))
+                    q->op = AZSIM__OP_CG_STOP;
+                else if (seg_is(q, 8, "restart"))
+                    q->op = AZSIM__OP_CG_RESTART;
+                else
+                    return ROUTE_ARM;
+            } else if (q->nseg == 9) {
+                if (!(seg_is(q, 8, "start") || seg_is(q, 8, "stop") || seg_is(q, 8, "restart")))
+                    return ROUTE_ARM;
+            } else {
+                return ROUTE_ARM;
+            }
+            *bad_method = q->op == AZSIM__OP_UNKNOWN;
+        } else if (q->nseg == 10 && seg_is(q, 6, "locations") &&
+                   (seg_is(q, 8, "operations") || seg_is(q, 8, "operationResults"))) {
+            if (method_is(q, "GET"))
+                q->op = seg_is(q, 8, "operations") ? AZSIM__OP_CG_OPSTATUS : AZSIM__OP_CG_OPRESULT;
+            else
+                *bad_method = 1;
+        }
+        return ROUTE_ARM;
+    }
+    if (seg_is(q, 5, "Microsoft.Storage") && seg_is(q, 6, "storageAccounts") && q->nseg >= 9) {
+        if (q->nseg == 9 && seg_is(q, 8, "listKeys")) {
+            if (method_is(q, "POST"))
+                q->op = AZSIM__OP_SA_LISTKEYS;
+            else
+                *bad_method = 1;
+        } else if (q->nseg == 13 && seg_is(q, 8, "fileServices") && seg_is(q, 9, "default") &&
+                   seg_is(q, 10, "shares") && seg_is(q, 12, "restore")) {
+            if (method_is(q, "POST"))
+                q->op = AZSIM__OP_FS_RESTORE;
+            else
+                *bad_method = 1;
+        } else if ((q->nseg == 11 || q->nseg == 12) && seg_is(q, 8, "fileServices") &&
+                   seg_is(q, 9, "default") && seg_is(q, 10, "shares")) {
+            if (q->nseg == 11) {
+                if (method_is(q, "GET"))
+                    q->op = AZSIM__OP_FS_LIST;
+            } else if (method_is(q, "GET")) {
+                q->op = AZSIM__OP_FS_GET;
+            } else if (method_is(q, "PUT")) {
+                q->op = AZSIM__OP_FS_CREATE;
+            } else if (method_is(q, "PATCH")) {
+                q->op = AZSIM__OP_FS_UPDATE;
+            } else if (method_is(q, "DELETE")) {
+                q->op = AZSIM__OP_FS_DELETE;
+            }
+            *bad_method = q->op == AZSIM__OP_UNKNOWN;
+        }
+    }
+    return ROUTE_ARM;
+}
+
+/* ---- faults ------------------------------------------------------------- */
+
+uint64_t azsim_fault_delay_ms(azsim_t *sim, const http_request_t *req)
+{
+    if (azsim__istarts(req->path, "/_azsim/") || strcmp(req->path, "/_azsim") == 0)
+        return 0;
+    uint64_t d = sim->faults.latency_ms;
+    if (sim->faults.jitter_ms)
+        d += (uint64_t)(azsim__rng_unit(&sim->rng_faults) * (double)(sim->faults.jitter_ms + 1));
+    return d;
+}
+
+/* Rolls the error faults; 1 when one was answered. */
+static int inject_fault(azsim__rq_t *q)
+{
+    azsim_t *sim = q->sim;
+    azsim__faults_t *f = &sim->faults;
+    if (f->reset_rate <= 0 && f->rate500 <= 0 && f->rate503 <= 0 && f->rate429 <= 0)
+        return 0;
+    double x = azsim__rng_unit(&sim->rng_faults);
+    if (x < f->reset_rate) {
+        q->resp->reset = 1;
+        q->resp->status = 0;
+        return 1;
+    }
+    x -= f->reset_rate;
+    char tracking[37];
+    azsim__uuid(sim, tracking);
+    if (x < f->rate500) {
+        char ts[32];
+        d8_rfc3339(q->wall, ts);
+        azsim__arm_error(q->resp, 500, "InternalServerError",
+                         "Encountered internal server error. Diagnostic information: timestamp "
+                         "'%s', tracking id '%s'.",
+                         ts, tracking);
+        return 1;
+    }
+    x -= f->rate500;
+    if (x < f->rate503) {
+        azsim__header(q->resp, "Retry-After", "%d", f->retry_after_s);
+        azsim__arm_error(q->resp, 503, "ServiceUnavailable",
+                         "The service is temporarily unavailable. Please retry later. Tracking "
+                         "id '%s'.",
+                         tracking);
+        return 1;
+    }
+    x -= f->rate503;
+    if (x < f->rate429) {
+        azsim__header(q->resp, "Retry-After", "%d", f->retry_after_s);
+        azsim__arm_error(q->resp, 429, "TooManyRequests",
+                         "The request is being throttled. Please retry after %d seconds.",
+                         f->retry_after_s);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- control API -------------------------------------------------------- */
+
+static cJSON *faults_json(const azsim__faults_t *f)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "rate500", f->rate500);
+    cJSON_AddNumberToObject(j, "rate503", f->rate503);
+    cJSON_AddNumberToObject(j, "rate429", f->rate429);
+    cJSON_AddNumberToObject(j, "resetRate", f->reset_rate);
+    cJSON_AddNumberToObject(j, "latencyMs", (double)f->latency_ms);
+    cJSON_AddNumberToObject(j, "jitterMs", (double)f->jitter_ms);
+    cJSON_AddNumberToObject(j, "failProvisioningRate", f->fail_provisioning_rate);
+    cJSON_AddNumberToObject(j, "retryAfterSeconds", f->retry_after_s);
+    return j;
+}
+
+static void ctl_faults(azsim__rq_t *q)
+{
+    azsim_t *sim = q->sim;
+    if (method_is(q, "POST")) {
+        cJSON *j = cJSON_ParseWithLength(q->req->body, q->req->body_len);
+        if (!cJSON_IsObject(j)) {
+            cJSON_Delete(j);
+            azsim__arm_error(q->resp, 400, "InvalidJson", "The body must be a JSON object.");
+            return;
+        }
+        /* Validate everything before applying anything. */
+        azsim__faults_t f = sim->faults;
+        static const struct {
+            const char *name;
+            int kind; /* 'r'ate 0..1, 'm'illiseconds, 's'econds */
+        } keys[] = {{"rate500", 'r'},
+                    {"rate503", 'r'},
+                    {"rate429", 'r'},
+                    {"resetRate", 'r'},
+                    {"latencyMs", 'm'},
+                    {"jitterMs", 'm'},
+                    {"failProvisioningRate", 'r'},
+                    {"retryAfterSeconds", 's'}};
+        for (cJSON *it = j->child; it; it = it->next) {
+            size_t k;
+            for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+                if (strcmp(it->string, keys[k].name) == 0)
+                    break;
+            if (k == sizeof(keys) / sizeof(keys[0])) {
+                azsim__arm_error(q->resp, 400, "InvalidFault", "Unknown fault field '%s'.",
+                                 it->string);
+                cJSON_Delete(j);
+                return;
+            }
+            double v = it->valuedouble;
+            int ok = cJSON_IsNumber(it) && isfinite(v) && v >= 0;
+            if (keys[k].kind == 'r')
+                ok = ok && v <= 1;
+            else
+                ok = ok && v <= 3600000;
+            if (!ok) {
+                azsim__arm_error(q->resp, 400, "InvalidFault",
+                                 keys[k].kind == 'r'
+                                     ? "Field '%s' must be a number between 0 and 1."
+                                     : "Field '%s' must be a non-negative number.",
+                                 it->string);
+                cJSON_Delete(j);
+                return;
+            }
+            switch (k) {
+            case 0:
+                f.rate500 = v;
+                break;
+            case 1:
+                f.rate503 = v;
+                break;
+            case 2:
+                f.rate429 = v;
+                break;
+            case 3:
+                f.reset_rate = v;
+                break;
+            case 4:
+                f.latency_ms = (uint64_t)v;
+                break;
+            case 5:
+                f.jitter_ms = (uint64_t)v;
+                break;
+            case 6:
+                f.fail_provisioning_rate = v;
+                break;
+            default:
+                f.retry_after_s = (int)v;
+                break;
+            }
+        }
+        cJSON_Delete(j);
+        sim->faults = f;
+    }
+    cJSON *out = faults_json(&sim->faults);
+    azsim__json_body(q->resp, 200, out);
+    cJSON_Delete(out);
+}
+
+static void ctl_stats(azsim__rq_t *q)
+{
+    azsim_t *sim = q->sim;
+    d8_buf_t *b = &q->resp->body;
+    d8_buf_reset(b);
+    d8_buf_puts(b, "{\"requests\":{");
+    int first = 1;
+    for (int op = 0; op < AZSIM__OP_COUNT; op++) {
+        if (sim->nstats[op] == 0)
+            continue;
+        d8_buf_printf(b, "%s\"%s\":{", first ? "" : ",", azsim__op_names[op]);
+        first = 0;
+        for (size_t i = 0; i < sim->nstats[op]; i++)
+            d8_buf_printf(b, "%s\"%d\":%llu", i ? "," : "", sim->stats[op][i].status,
+                          (unsigned long long)sim->stats[op][i].n);
+        d8_buf_putc(b, '}');
+    }
+    d8_buf_puts(b, "},\"deleted\":[");
+    for (size_t i = 0; i < sim->ndeleted; i++) {
+        char ts[32];
+        d8_rfc3339(sim->deleted[i].at_wall, ts);
+        d8_buf_printf(b, "%s{\"kind\":\"%s\",\"id\":", i ? "," : "",
+                      sim->deleted[i].kind == 'g' ? "containerGroup" : "fileShare");
+        d8_buf_json_str(b, sim->deleted[i].id);
+        d8_buf_printf(b, ",\"at\":\"%s\"}", ts);
+    }
+    d8_buf_printf(b, "],\"counts\":{\"containerGroups\":%zu,\"fileShares\":%zu}}",
+                  azsim_count_groups(sim), azsim_count_shares(sim));
+    q->resp->status = 200;
+    q->resp->content_type = "application/json; charset=utf-8";
+}
+
+static void ctl_resources(azsim__rq_t *q)
+{
+    azsim_t *sim = q->sim;
+    d8_buf_t *b = &q->resp->body;
+    d8_buf_reset(b);
+    d8_buf_puts(b, "{\"containerGroups\":[");
+    int first = 1;
+    for (azsim__ent_t *e = sim->groups.head; e; e = e->next) {
+        cJSON *j = azsim__group_json(sim, (azsim__group_t *)e, 'f', q->now);
+        char *s = cJSON_PrintUnformatted(j);
+        d8_buf_printf(b, "%s%s", first ? "" : ",", s);
+        first = 0;
+        free(s);
+        cJSON_Delete(j);
+    }
+    d8_buf_puts(b, "],\"fileShares\":[");
+    first = 1;
+    for (azsim__ent_t *e = sim->shares.head; e; e = e->next) {
+        const azsim__share_t *s = (const azsim__share_t *)e;
+        if (s->deleted)
+            continue;
+        cJSON *j = azsim__share_json(s, 'g');
+        char *t = cJSON_PrintUnformatted(j);
+        d8_buf_printf(b, "%s%s", first ? "" : ",", t);
+        first = 0;
+        free(t);
+        cJSON_Delete(j);
+    }
+    d8_buf_puts(b, "]}");
+    q->resp->status = 200;
+    q->resp->content_type = "application/json; charset=utf-8";
+}
+
+static void control(azsim__rq_t *q, int bad_method)
+{
+    switch (q->op) {
+    case AZSIM__OP_CTL_FAULTS:
+        ctl_faults(q);
+        break;
+    case AZSIM__OP_CTL_STATS:
+        ctl_stats(q);
+        break;
+    case AZSIM__OP_CTL_RESOURCES:
+        ctl_resources(q);
+        break;
+    case AZSIM__OP_CTL_RESET:
+        release_state(q->sim);
+        init_state(q->sim);
+        q->resp->status = 204;
+        break;
+    default:
+        if (bad_method)
+            azsim__arm_error(q->resp, 405, "MethodNotAllowed",
+                             "The method '%s' is not allowed on '%s'.", q->req->method,
+                             q->req->path);
+        else
+            azsim__arm_error(q->resp, 404, "NotFound", "No control endpoint '%s'.", q->req->path);
+    }
+}
+
+/* ---- the pipeline ------------------------------------------------------- */
+
+static void set_base(azsim__rq_t *q)
+{
+    const char *host = http_request_header(q->req, "host");
+    int sane = host && host[0] && strlen(host) < 256;
+    for (const char *p = host; sane && *p; p++)
+        sane = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+               *p == '.' || *p == '-' || *p == ':' || *p == '[' || *p == ']';
+    if (sane)
+        snprintf(q->base, sizeof(q->base), "http://%s", host);
+    else
+        snprintf(q->base, sizeof(q->base), "%s",
+                 q->sim->o.base_url ? q->sim->o.base_url : "http://localhost");
+}
+
+/* Restrictions of the config: unknown names look like absent ones. */
+static int check_scope(azsim__rq_t *q)
+{
+    azsim_t *sim = q->sim;
+    if (!azsim__allowed(sim->o.subscriptions, sim->o.nsubscriptions, q->sub)) {
+        azsim__arm_error(q->resp, 404, "SubscriptionNotFound",
+                         "The subscription '%s' could not be found.", q->sub);
+        return 0;
+    }
+    if (q->nseg >= 4 && seg_is(q, 2, "resourceGroups") &&
+        !azsim__allowed(sim->o.resource_groups, sim->o.nresource_groups, q->seg[3])) {
+        azsim__arm_error(q->resp, 404, "ResourceGroupNotFound",
+                         "Resource group '%s' could not be found.", q->seg[3]);
+        return 0;
+    }
+    if (q->nseg >= 8 && seg_is(q, 6, "storageAccounts") &&
+        !azsim__allowed(sim->o.storage_accounts, sim->o.nstorage_accounts, q->seg[7])) {
+        azsim__arm_error(q->resp, 404, "ResourceNotFound",
+                         "The Resource 'Microsoft.Storage/storageAccounts/%s' under resource "
+                         "group '%s' was not found. For more details please go to "
+                         "https://aka.ms/ARMResourceNotFoundFix",
+                         q->seg[7], q->seg[3]);
+        return 0;
+    }
+    return 1;
+}
+
+static void arm(azsim__rq_t *q, int bad_method)
+{
+    if (!azsim__check_bearer(q))
+        return;
+    if (!check_scope(q))
+        return;
+    int storage = q->nseg >= 6 && seg_is(q, 5, "Microsoft.Storage");
+    if (q->op == AZSIM__OP_UNKNOWN) {
+        /* ARM validates the api-version before the route. */
+        if (!azsim__check_api_version(q, storage ? storage_versions : aci_versions))
+            return;
+        if (bad_method)
+            azsim__arm_error(q->resp, 405, "MethodNotAllowed",
+                             "The requested resource does not support http method '%s'.",
+                             q->req->method);
+        else
+            azsim__arm_error(q->resp, 404, "InvalidResourceType",
+                             "The resource type could not be found for the path '%s' and api "
+                             "version '%s'.",
+                             q->req->path, q->api_version);
+        return;
+    }
+    if (!azsim__check_api_version(q, storage ? storage_versions : aci_versions))
+        return;
+    int cls = method_is(q, "GET") ? 'r' : method_is(q, "DELETE") ? 'd' : 'w';
+    if (!azsim__throttle_arm(q, cls))
+        return;
+    if (storage)
+        azsim__files_route(q);
+    else
+        azsim__aci_route(q);
+}
+
+void azsim_handle(azsim_t *sim, const http_request_t *req, azsim_resp_t *resp)
+{
+    azsim__rq_t *q = d8_xcalloc(1, sizeof(*q));
+    q->sim = sim;
+    q->req = req;
+    q->resp = resp;
+    q->now = azsim__now(sim);
+    q->wall = azsim__wall_of(sim, q->now);
+    advance(sim, q->now);
+    set_base(q);
+    int bad_method = 0, route = ROUTE_NONE;
+    if (split_path(q, req->path) < 0) {
+        azsim__arm_error(resp, 400, "InvalidRequestUri", "The request URI is malformed.");
+        goto done;
+    }
+    route = classify(q, &bad_method);
+    resp->operation = azsim__op_names[q->op];
+    if (route == ROUTE_CONTROL) {
+        control(q, bad_method);
+        free(q);
+        return; /* the control API stays out of the statistics */
+    }
+    if (route == ROUTE_ARM) {
+        char rid[37];
+        azsim__uuid(sim, rid);
+        azsim__header(resp, "x-ms-request-id", "%s", rid);
+        azsim__header(resp, "x-ms-correlation-request-id", "%s", rid);
+    }
+    if (route == ROUTE_NONE) {
+        azsim__arm_error(resp, 404, "NotFound", "The path '%s' is not served here.", req->path);
+        goto done;
+    }
+    if (inject_fault(q))
+        goto done;
+    if (route == ROUTE_TOKEN) {
+        if (bad_method)
+            azsim__arm_error(resp, 405, "MethodNotAllowed", "Use POST for the token endpoint.");
+        else
+            azsim__token_endpoint(q, q->seg[0]);
+    } else if (route == ROUTE_IMDS) {
+        if (bad_method)
+            azsim__arm_error(resp, 405, "MethodNotAllowed", "Use GET for the IMDS token endpoint.");
+        else
+            azsim__imds_endpoint(q);
+    } else {
+        arm(q, bad_method);
+    }
+done:
+    if (route == ROUTE_ARM && !resp->reset)
+        ratelimit_headers(q);
+    resp->operation = azsim__op_names[q->op];
+    azsim__stat(sim, q->op, resp->status);
+    free(q);
+}

@@ -1,0 +1,188 @@
+/*
+ * pkg/azsim: the model of the Azure emulator (DESIGN.md section 7).
+ *
+ * A stateful, in-memory stand-in for the ARM endpoints dev8-agent uses —
+ * container groups (Microsoft.ContainerInstance), file shares and listKeys
+ * (Microsoft.Storage), the Entra ID and IMDS token endpoints — plus a small
+ * control API under /_azsim/ for tests.
+ *
+ * The model is a pure request -> answer function (azsim_handle) driven by
+ * a clock the caller may replace, so unit tests run it without sockets or
+ * real time. Timed behaviour (provisioning, deletion, start) is not driven
+ * by timers: every call first applies the transitions that fell due since
+ * the previous call, stamped with the time they were due. azsim_serve
+ * puts the model behind pkg/http on a libuv loop; the only timers there
+ * delay answers for the latency fault.
+ *
+ * Nothing here blocks and nothing here is thread-safe: one loop owns it.
+ *
+ * Choices where the specs are silent (all ARM errors are
+ * {"error":{"code","message"}}):
+ * - api-version: ACI 2026-05-01, 2025-09-01, 2023-05-01; Storage
+ *   2025-01-01, 2023-05-01. Missing: 400 MissingApiVersionParameter;
+ *   other: 400 InvalidApiVersionParameter.
+ * - No Authorization header: 401 AuthenticationFailed (as ARM); a bad
+ *   token: InvalidAuthenticationToken; an expired one:
+ *   ExpiredAuthenticationToken; all with WWW-Authenticate.
+ * - Tokens are HS256 JWTs signed with a key derived from the seed, so they
+ *   survive a restart and a /_azsim/reset with the same seed.
+ * - The public IP is assigned when provisioning starts, released by stop,
+ *   and a new one is assigned by start (ACI gives no stable IP either).
+ * - strict_mounts (default on): provisioning fails (FailedMount) when an
+ *   azureFile volume names a missing share or a key that is not one of the
+ *   account's listKeys keys, as a real mount would.
+ * - Throttling: per subscription reads 250/25 s^-1, writes 200/10, deletes
+ *   200/10; per subscription and region ACI creates and deletes each need
+ *   room in a 100-per-5-minute and a 300-per-hour bucket. 429s name
+ *   SubscriptionRequestsThrottled (ARM buckets) or TooManyRequests (ACI,
+ *   and the rate429 fault), with Retry-After.
+ * - A deleted share stays soft-deleted for share_recreate_ms (default
+ *   2000 ms, short so tests stay fast; Azure takes up to ~30 s): PUT of the
+ *   name answers 409 ShareBeingDeleted, $expand=deleted lists it,
+ *   FileShares_Restore brings it back.
+ * - Validation codes: LocationRequired, InvalidRequestContent (with the
+ *   JSON path), InvalidResourceName, AccountNameInvalid, OutOfRangeInput
+ *   (shareQuota outside 1..102400), InvalidMetadata (names must be C
+ *   identifiers), ContainerGroupTransitioning (409 while Deleting).
+ */
+#ifndef D8_AZSIM_H
+#define D8_AZSIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "http/http.h"
+#include "base/base.h"
+
+typedef struct azsim azsim_t;
+
+/* One accepted application for the Entra ID token endpoint. */
+typedef struct azsim_client {
+    char *tenant_id;     /* NULL: any tenant */
+    char *client_id;     /* required */
+    char *client_secret; /* NULL: the client_secret flow is refused */
+    int federated;       /* 1: client_assertion (workload identity) accepted */
+} azsim_client_t;
+
+/*
+ * Settings. azsim_opts_init fills the defaults; azsim_opts_load_yaml adds
+ * a config file; flags then override fields. Every pointer in here is
+ * owned by the opts (azsim_opts_release frees them); azsim_new copies what
+ * it keeps, so the opts may be released right after it.
+ */
+typedef struct azsim_opts {
+    uint64_t provision_ms;      /* Creating -> Succeeded, Pending -> Running; 2000 */
+    uint64_t delete_ms;         /* DELETE 202 until gone; 1000 */
+    uint64_t share_recreate_ms; /* 409 ShareBeingDeleted window after a share DELETE; 2000 */
+    size_t page_size;           /* list page size; 100 */
+    int token_ttl_s;            /* access token lifetime; 3600 */
+    uint64_t seed;              /* faults, ids, token signing key; 1 */
+    int throttle;               /* 1: ARM and ACI token buckets enforced */
+    double throttle_scale;      /* multiplies every bucket's burst and rate; 1.0 */
+    int strict_mounts;          /* 1: an azureFile volume whose share is missing or
+                                   whose key is wrong fails provisioning (FailedMount) */
+    /* Restrictions: an empty list accepts any name (case-insensitive). */
+    char **subscriptions;
+    size_t nsubscriptions;
+    char **resource_groups;
+    size_t nresource_groups;
+    char **storage_accounts;
+    size_t nstorage_accounts;
+    /* Accepted token clients: empty accepts any client id with any
+     * non-empty secret or well-formed assertion. */
+    azsim_client_t *clients;
+    size_t nclients;
+    /* Used for nextLink and async-operation URLs when a request carries
+     * no Host header ("http://127.0.0.1:9090"); NULL: "http://localhost". */
+    char *base_url;
+    /* Clock in milliseconds (monotonic); NULL uses d8_mono_ms. Wall time
+     * is the wall clock at azsim_new plus the clock's progress since. */
+    uint64_t (*clock)(void *ud);
+    void *clock_ud;
+} azsim_opts_t;
+
+/* Fills the defaults listed above. */
+void azsim_opts_init(azsim_opts_t *o);
+/*
+ * Reads a YAML config file into o (see README / DESIGN.md section 7):
+ *
+ *   subscriptions: [ "00000000-0000-0000-0000-000000000000" ]
+ *   resourceGroups: [ rg-dev8-eastus ]
+ *   storageAccounts: [ dev8eastus ]
+ *   clients:
+ *     - { tenantId: t, clientId: c, clientSecret: s, federated: true }
+ *   timing: { provisionMs: 2000, deleteMs: 1000, shareRecreateMs: 2000 }
+ *   pageSize: 100
+ *   tokenTtlSeconds: 3600
+ *   seed: 1
+ *   throttle: { enabled: true, scale: 1.0 }
+ *   strictMounts: true
+ *
+ * Returns 0, or D8_EPARSE / D8_EINVAL / D8_EIO with "file:line:column: key:
+ * what is wrong" in err; o is then unchanged.
+ */
+int azsim_opts_load_yaml(azsim_opts_t *o, const char *path, char *err, size_t errlen);
+/* Frees what o owns and re-initialises it to the defaults. */
+void azsim_opts_release(azsim_opts_t *o);
+
+/* Creates the model. opts is borrowed for the call. Never fails. */
+azsim_t *azsim_new(const azsim_opts_t *opts);
+/* Frees the model; azsim_free(NULL) is a no-op. */
+void azsim_free(azsim_t *sim);
+
+#define AZSIM_MAX_HEADERS 16
+
+/* One answer of the model. Initialise with azsim_resp_init, release with
+ * azsim_resp_release; every field is the caller's to read. */
+typedef struct azsim_resp {
+    int status;
+    int reset;                                /* 1: close the connection without answering */
+    const char *operation;                    /* static name ("containerGroups.get") */
+    const char *content_type;                 /* static; NULL when there is no body */
+    http_header_t headers[AZSIM_MAX_HEADERS]; /* names static, values owned */
+    size_t nheaders;
+    d8_buf_t body;
+} azsim_resp_t;
+
+void azsim_resp_init(azsim_resp_t *r);
+void azsim_resp_release(azsim_resp_t *r);
+/* Value of an answer header (case-insensitive), borrowed, or NULL. */
+const char *azsim_resp_header(const azsim_resp_t *r, const char *name);
+
+/*
+ * Handles one request: routing, authentication, api-version, throttling,
+ * faults, the resource behaviour and the statistics. req is borrowed for
+ * the call (only method, path, query, headers and body are read); the
+ * answer goes to resp, which must have been initialised.
+ */
+void azsim_handle(azsim_t *sim, const http_request_t *req, azsim_resp_t *resp);
+
+/*
+ * The latency fault: milliseconds to hold this request before handling it
+ * (latencyMs plus a uniform draw in [0, jitterMs]); 0 for the control API
+ * or when no latency is configured. Draws from the seeded generator.
+ */
+uint64_t azsim_fault_delay_ms(azsim_t *sim, const http_request_t *req);
+
+/* Counts of live resources (for tests and logs). */
+size_t azsim_count_groups(const azsim_t *sim);
+size_t azsim_count_shares(const azsim_t *sim);
+
+typedef struct azsim_server azsim_server_t;
+
+/*
+ * Serves sim over HTTP on loop (pkg/http), one JSON log line per request.
+ * sim is borrowed and must outlive the server. Returns 0 or a D8_* error
+ * (then *out stays NULL).
+ */
+int azsim_serve(azsim_t *sim, uv_loop_t *loop, const char *host, int port, azsim_server_t **out);
+/* The bound port. */
+int azsim_server_port(const azsim_server_t *srv);
+/*
+ * Closes the listener, every connection and every pending delay timer;
+ * done(arg) runs once all of them are closed, after which srv is freed.
+ */
+void azsim_server_close(azsim_server_t *srv, void (*done)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * pkg/azsim: the optional YAML config file of the emulator (see azsim.h).
+ * Read with libyaml's document API; every key knows the node type it
+ * takes; the whole file is validated into a scratch copy before any of it
+ * is applied.
+ */
+#include "azsim_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+typedef struct ycx {
+    yaml_document_t *doc;
+    const char *file;
+    char *err;
+    size_t errlen;
+} ycx_t;
+
+static int fail(ycx_t *c, const yaml_node_t *n, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(ycx_t *c, const yaml_node_t *n, const char *key, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(c->err, c->errlen, "%s:%zu:%zu: %s: %s", c->file, n->start_mark.line + 1,
+             n->start_mark.column + 1, key, msg);
+    return D8_EINVAL;
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+    return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int get_string(ycx_t *c, const yaml_node_t *n, const char *key, char **out)
+{
+    const char *s = scalar(n);
+    if (!s)
+        return fail(c, n, key, "expected a string");
+    free(*out);
+    *out = d8_xstrdup(s);
+    return 0;
+}
+
+static int get_u64(ycx_t *c, const yaml_node_t *n, const char *key, uint64_t min, uint64_t max,
+                   uint64_t *out)
+{
+    const char *s = scalar(n);
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = s && s[0] != '-' ? strtoull(s, &end, 10) : 0;
+    if (!s || !s[0] || s[0] == '-' || *end || errno || v < min || v > max)
+        return fail(c, n, key, "expected an integer from %llu to %llu", (unsigned long long)min,
+                    (unsigned long long)max);
+    *out = v;
+    return 0;
+}
+
+static int get_bool(ycx_t *c, const yaml_node_t *n, const char *key, int *out)
+{
+    const char *s = scalar(n);
+    if (s && (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0))
+        *out = 1;
+    else if (s && (strcmp(s, "false") == 0 || strcmp(s, "no") == 0))
+        *out = 0;
+    else
+        return fail(c, n, key, "expected true or false");
+    return 0;
+}
+
+static int get_list(ycx_t *c, const yaml_node_t *n, const char *key, char ***out, size_t *nout)
+{
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail(c, n, key, "expected a list of names");
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    char **l = d8_xcalloc(count ? count : 1, sizeof(*l));
+    size_t i = 0;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *e = yaml_document_get_node(c->doc, *it);
+        const char *s = scalar(e);
+        if (!s || !s[0]) {
+            for (size_t k = 0; k < i; k++)
+                free(l[k]);
+            free(l);
+            return fail(c, e, key, "expected a non-empty name");
+        }
+        l[i++] = d8_xstrdup(s);
+    }
+    for (size_t k = 0; k < *nout; k++)
+        free((*out)[k]);
+    free(*out);
+    *out = l;
+    *nout = i;
+    return 0;
+}
+
+typedef int (*map_fn)(ycx_t *c, const char *key, const yaml_node_t *v, void *ud);
+
+/* Calls fn for each key of a mapping node. */
+static int each_pair(ycx_t *c, const yaml_node_t *n, const char *what, map_fn fn, void *ud)
+{
+    if (n->type != YAML_MAPPING_NODE)
+        return fail(c, n, what, "expected a mapping");
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        const yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+        const yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+        const char *ks = scalar(k);
+        if (!ks)
+            return fail(c, k, what, "keys must be strings");
+        int rc = fn(c, ks, v, ud);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int client_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
+{
+    azsim_client_t *cl = ud;
+    if (strcmp(key, "tenantId") == 0)
+        return get_string(c, v, "clients.tenantId", &cl->tenant_id);
+    if (strcmp(key, "clientId") == 0)
+        return get_string(c, v, "clients.clientId", &cl->client_id);
+    if (strcmp(key, "clientSecret") == 0)
+        return get_string(c, v, "clients.clientSecret", &cl->client_secret);
+    if (strcmp(key, "federated") == 0)
+        return get_bool(c, v, "clients.federated", &cl->federated);
+    return fail(c, v, key, "unknown key in clients (tenantId, clientId, clientSecret, federated)");
+}
+
+static int timing_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
+{
+    azsim_opts_t *o = ud;
+    const uint64_t day = 86400000ull;
+    if (strcmp(key, "provisionMs") == 0)
+        return get_u64(c, v, "timing.provisionMs", 0, day, &o->provision_ms);
+    if (strcmp(key, "deleteMs") == 0)
+        return get_u64(c, v, "timing.deleteMs", 0, day, &o->delete_ms);
+    if (strcmp(key, "shareRecreateMs") == 0)
+        return get_u64(c, v, "timing.shareRecreateMs", 0, day, &o->share_recreate_ms);
+    return fail(c, v, key, "unknown key in timing (provisionMs, deleteMs, shareRecreateMs)");
+}
+
+static int throttle_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
+{
+    azsim_opts_t *o = ud;
+    if (strcmp(key, "enabled") == 0)
+        return get_bool(c, v, "throttle.enabled", &o->throttle);
+    if (strcmp(key, "scale") == 0) {
+        const char *s = scalar(v);
+        char *end = NULL;
+        double d = s ? strtod(s, &end) : 0;
+        if (!s || !s[0] || *end || !(d > 0) || d > 1e6)
+            return fail(c, v, "throttle.scale", "expected a number above 0");
+        o->throttle_scale = d;
+        return 0;
+    }
+    return fail(c, v, key, "unknown key in throttle (enabled, scale)");
+}
+
+static int top_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
+{
+    azsim_opts_t *o = ud;
+    uint64_t u;
+    int rc;
+    if (strcmp(key, "subscriptions") == 0)
+        return get_list(c, v, key, &o->subscriptions, &o->nsubscriptions);
+    if (strcmp(key, "resourceGroups") == 0)
+        return get_list(c, v, key, &o->resource_groups, &o->nresource_groups);
+    if (strcmp(key, "storageAccounts") == 0)
+        return get_list(c, v, key, &o->storage_accounts, &o->nstorage_accounts);
+    if (strcmp(key, "timing") == 0)
+        return each_pair(c, v, key, timing_key, o);
+    if (strcmp(key, "throttle") == 0)
+        return each_pair(c, v, key, throttle_key, o);
+    if (strcmp(key, "strictMounts") == 0)
+        return get_bool(c, v, key, &o->strict_mounts);
+    if (strcmp(key, "pageSize") == 0) {
+        if ((rc = get_u64(c, v, key, 1, 5000, &u)))
+            return rc;
+        o->page_size = (size_t)u;
+        return 0;
+    }
+    if (strcmp(key, "tokenTtlSeconds") == 0) {
+        if ((rc = get_u64(c, v, key, 1, 86400 * 7, &u)))
+            return rc;
+        o->token_ttl_s = (int)u;
+        return 0;
+    }
+    if (strcmp(key, "seed") == 0)
+        return get_u64(c, v, key, 0, UINT64_MAX, &o->seed);
+    if (strcmp(key, "clients") == 0) {
+        if (v->type != YAML_SEQUENCE_NODE)
+            return fail(c, v, key, "expected a list of clients");
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+             it++) {
+            const yaml_node_t *e = yaml_document_get_node(c->doc, *it);
+            o->clients = d8_xrealloc(o->clients, (o->nclients + 1) * sizeof(*o->clients));
+            azsim_client_t *cl = &o->clients[o->nclients++];
+            memset(cl, 0, sizeof(*cl));
+            if ((rc = each_pair(c, e, "clients", client_key, cl)))
+                return rc;
+            if (!cl->client_id)
+                return fail(c, e, "clients", "clientId is required");
+            if (!cl->client_secret && !cl->federated)
+                return fail(c, e, "clients", "give clientSecret, federated: true, or both");
+        }
+        return 0;
+    }
+    return fail(c, v, key,
+                "unknown key (subscriptions, resourceGroups, storageAccounts, clients, timing, "
+                "pageSize, tokenTtlSeconds, seed, throttle, strictMounts)");
+}
+
+int azsim_opts_load_yaml(azsim_opts_t *o, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return D8_EIO;
+    }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int rc = 0, have_doc = 0;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    /* Scratch copy: o changes only when the whole file is valid. */
+    azsim_opts_t tmp = *o;
+    tmp.subscriptions = tmp.resource_groups = tmp.storage_accounts = NULL;
+    tmp.nsubscriptions = tmp.nresource_groups = tmp.nstorage_accounts = 0;
+    tmp.clients = NULL;
+    tmp.nclients = 0;
+    tmp.base_url = NULL;
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s:%zu:%zu: %s", path, parser.problem_mark.line + 1,
+                 parser.problem_mark.column + 1,
+                 parser.problem ? parser.problem : "YAML syntax error");
+        rc = D8_EPARSE;
+        goto cleanup;
+    }
+    have_doc = 1;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root) {
+        ycx_t c = {.doc = &doc, .file = path, .err = err, .errlen = errlen};
+        if (!(root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0))
+            rc = each_pair(&c, root, "(top level)", top_key, &tmp);
+    }
+    if (rc == 0) {
+        /* Lists given in the file replace the old ones. */
+        if (tmp.subscriptions) {
+            for (size_t i = 0; i < o->nsubscriptions; i++)
+                free(o->subscriptions[i]);
+            free(o->subscriptions);
+        } else {
+            tmp.subscriptions = o->subscriptions;
+            tmp.nsubscriptions = o->nsubscriptions;
+        }
+        if (tmp.resource_groups) {
+            for (size_t i = 0; i < o->nresource_groups; i++)
+                free(o->resource_groups[i]);
+            free(o->resource_groups);
+        } else {
+            tmp.resource_groups = o->resource_groups;
+            tmp.nresource_groups = o->nresource_groups;
+        }
+        if (tmp.storage_accounts) {
+            for (size_t i = 0; i < o->nstorage_accounts; i++)
+                free(o->storage_accounts[i]);
+            free(o->storage_accounts);
+        } else {
+            tmp.storage_accounts = o->storage_accounts;
+            tmp.nstorage_accounts = o->nstorage_accounts;
+        }
+        if (tmp.clients) {
+            for (size_t i = 0; i < o->nclients; i++) {
+                free(o->clients[i].tenant_id);
+                free(o->clients[i].client_id);
+                free(o->clients[i].client_secret);
+            }
+            free(o->clients);
+        } else {
+            tmp.clients = o->clients;
+            tmp.nclients = o->nclients;
+        }
+        tmp.base_url = o->base_url;
+        *o = tmp;
+    } else {
+        tmp.base_url = NULL;
+        azsim_opts_release(&tmp);
+    }
+cleanup:
+    if (have_doc)
+        yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rc;
+}

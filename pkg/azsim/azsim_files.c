@@ -1,0 +1,585 @@
+/*
+ * pkg/azsim: file shares under storageAccounts/{account}/fileServices/
+ * default/shares, and storage account listKeys.
+ *
+ * A deleted share is soft-deleted for share_recreate_ms: GET answers 404,
+ * a PUT of the same name 409 ShareBeingDeleted (as Azure Files does while
+ * it removes a share), a list with $expand=deleted shows it, and
+ * FileShares_Restore brings it back.
+ */
+#include "azsim_int.h"
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHARE_TYPE "Microsoft.Storage/storageAccounts/fileServices/shares"
+#define DEFAULT_QUOTA 5120
+#define MAX_QUOTA 102400
+
+void azsim__share_free(azsim__share_t *s)
+{
+    if (!s)
+        return;
+    free(s->id);
+    free(s->name);
+    free(s->account);
+    cJSON_Delete(s->metadata);
+    free(s->access_tier);
+    free(s->protocols);
+    free(s);
+}
+
+void azsim__account_key(const azsim_t *sim, const char *account, int n, char out[96])
+{
+    char seed[256];
+    snprintf(seed, sizeof(seed), "azsim-account-key|%llu|%s|%d", (unsigned long long)sim->o.seed,
+             account, n);
+    azsim__lower(seed);
+    unsigned char md[SHA512_DIGEST_LENGTH];
+    SHA512((const unsigned char *)seed, strlen(seed), md);
+    d8_buf_t b;
+    d8_buf_init(&b);
+    azsim__b64(&b, md, sizeof(md), 0);
+    snprintf(out, 96, "%s", b.data);
+    d8_buf_release(&b);
+}
+
+static void share_id(d8_buf_t *b, const char *sub, const char *rg, const char *account,
+                     const char *name)
+{
+    d8_buf_printf(b,
+                  "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Storage/"
+                  "storageAccounts/%s/fileServices/default/shares/%s",
+                  sub, rg, account, name);
+}
+
+azsim__share_t *azsim__find_share(azsim_t *sim, const char *sub, const char *rg,
+                                  const char *account, const char *name)
+{
+    d8_buf_t key;
+    d8_buf_init(&key);
+    share_id(&key, sub, rg, account, name);
+    azsim__share_t *s = (azsim__share_t *)azsim__table_get(&sim->shares, azsim__lower(key.data));
+    d8_buf_release(&key);
+    if (s && !s->deleted)
+        return s;
+    /* Storage account names are global: look in other resource groups. */
+    for (azsim__ent_t *e = sim->shares.head; e; e = e->next) {
+        s = (azsim__share_t *)e;
+        if (!s->deleted && azsim__ieq(s->account, account) && azsim__ieq(s->name, name))
+            return s;
+    }
+    return NULL;
+}
+
+cJSON *azsim__share_json(const azsim__share_t *s, int mode)
+{
+    cJSON *o = cJSON_CreateObject();
+    char etag[40], ts[32];
+    if (mode == 'd') {
+        d8_buf_t id;
+        d8_buf_init(&id);
+        d8_buf_printf(&id, "%s_%s", s->id, s->version);
+        cJSON_AddStringToObject(o, "id", id.data);
+        d8_buf_release(&id);
+    } else {
+        cJSON_AddStringToObject(o, "id", s->id);
+    }
+    cJSON_AddStringToObject(o, "name", s->name);
+    cJSON_AddStringToObject(o, "type", SHARE_TYPE);
+    snprintf(etag, sizeof(etag), "\"0x8D%013llX\"", (unsigned long long)s->etag_n);
+    cJSON_AddStringToObject(o, "etag", etag);
+    cJSON *p = cJSON_AddObjectToObject(o, "properties");
+    d8_rfc3339(s->modified_wall, ts);
+    cJSON_AddStringToObject(p, "lastModifiedTime", ts);
+    cJSON_AddNumberToObject(p, "shareQuota", s->quota);
+    if (mode == 'g' || mode == 'm')
+        cJSON_AddItemToObject(p, "metadata",
+                              s->metadata ? cJSON_Duplicate(s->metadata, 1) : cJSON_CreateObject());
+    cJSON_AddStringToObject(p, "accessTier", s->access_tier);
+    d8_rfc3339(s->created_wall, ts);
+    cJSON_AddStringToObject(p, "accessTierChangeTime", ts);
+    cJSON_AddStringToObject(p, "enabledProtocols", s->protocols);
+    if (mode == 'd') {
+        cJSON_AddStringToObject(p, "version", s->version);
+        cJSON_AddBoolToObject(p, "deleted", 1);
+        d8_rfc3339(s->deleted_wall, ts);
+        cJSON_AddStringToObject(p, "deletedTime", ts);
+        cJSON_AddNumberToObject(p, "remainingRetentionDays", 0);
+    } else {
+        cJSON_AddStringToObject(p, "leaseStatus", "Unlocked");
+        cJSON_AddStringToObject(p, "leaseState", "Available");
+    }
+    return o;
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+typedef struct share_in {
+    int has_quota;
+    int quota;
+    const cJSON *metadata; /* borrowed from the body */
+    const char *access_tier;
+    const char *protocols;
+} share_in_t;
+
+static const char *const tiers[] = {"TransactionOptimized", "Hot", "Cool", "Premium", NULL};
+
+static int one_of(const char *v, const char *const *set)
+{
+    for (; *set; set++)
+        if (azsim__ieq(v, *set))
+            return 1;
+    return 0;
+}
+
+/* Parses and checks a FileShare body; answers 400 and returns 0 on error. */
+static int share_body(azsim__rq_t *q, cJSON *body, share_in_t *in)
+{
+    memset(in, 0, sizeof(*in));
+    if (!cJSON_IsObject(body)) {
+        azsim__arm_error(q->resp, 400, "InvalidRequestContent",
+                         "The request content was invalid and could not be deserialized: the "
+                         "body must be a JSON object.");
+        return 0;
+    }
+    const cJSON *p = cJSON_GetObjectItem(body, "properties");
+    if (!p || cJSON_IsNull(p))
+        return 1;
+    if (!cJSON_IsObject(p)) {
+        azsim__arm_error(q->resp, 400, "InvalidRequestContent",
+                         "The request content was invalid: 'properties' must be an object.");
+        return 0;
+    }
+    const cJSON *quota = cJSON_GetObjectItem(p, "shareQuota");
+    if (quota && !cJSON_IsNull(quota)) {
+        double v = quota->valuedouble;
+        if (!cJSON_IsNumber(quota) || v != (double)(int)v || v < 1 || v > MAX_QUOTA) {
+            azsim__arm_error(q->resp, 400, "OutOfRangeInput",
+                             "The shareQuota must be an integer from 1 to %d GiB.", MAX_QUOTA);
+            return 0;
+        }
+        in->has_quota = 1;
+        in->quota = (int)v;
+    }
+    const cJSON *md = cJSON_GetObjectItem(p, "metadata");
+    if (md && !cJSON_IsNull(md)) {
+        if (!cJSON_IsObject(md)) {
+            azsim__arm_error(q->resp, 400, "InvalidMetadata",
+                             "The metadata must be an object of string values.");
+            return 0;
+        }
+        for (const cJSON *it = md->child; it; it = it->next) {
+            if (!azsim__valid_c_identifier(it->string)) {
+                azsim__arm_error(q->resp, 400, "InvalidMetadata",
+                                 "The metadata name '%s' is invalid: metadata names must be valid "
+                                 "C# identifiers (letters, digits and '_', not starting with a "
+                                 "digit).",
+                                 it->string);
+                return 0;
+            }
+            if (!cJSON_IsString(it)) {
+                azsim__arm_error(q->resp, 400, "InvalidMetadata",
+                                 "The value of metadata '%s' must be a string.", it->string);
+                return 0;
+            }
+        }
+        in->metadata = md;
+    }
+    const cJSON *tier = cJSON_GetObjectItem(p, "accessTier");
+    if (tier && !cJSON_IsNull(tier)) {
+        if (!cJSON_IsString(tier) || !one_of(tier->valuestring, tiers)) {
+            azsim__arm_error(q->resp, 400, "InvalidRequestContent",
+                             "The accessTier must be one of TransactionOptimized, Hot, Cool, "
+                             "Premium.");
+            return 0;
+        }
+        in->access_tier = tier->valuestring;
+    }
+    const cJSON *proto = cJSON_GetObjectItem(p, "enabledProtocols");
+    if (proto && !cJSON_IsNull(proto)) {
+        static const char *const protos[] = {"SMB", "NFS", NULL};
+        if (!cJSON_IsString(proto) || !one_of(proto->valuestring, protos)) {
+            azsim__arm_error(q->resp, 400, "InvalidRequestContent",
+                             "The enabledProtocols must be SMB or NFS.");
+            return 0;
+        }
+        in->protocols = proto->valuestring;
+    }
+    return 1;
+}
+
+static void apply(azsim__rq_t *q, azsim__share_t *s, const share_in_t *in, int replace_md)
+{
+    if (in->has_quota)
+        s->quota = in->quota;
+    if (in->metadata) {
+        cJSON_Delete(s->metadata);
+        s->metadata = cJSON_Duplicate(in->metadata, 1);
+    } else if (replace_md) {
+        cJSON_Delete(s->metadata);
+        s->metadata = NULL;
+    }
+    if (in->access_tier) {
+        free(s->access_tier);
+        s->access_tier = d8_xstrdup(in->access_tier);
+    }
+    s->modified_wall = q->wall;
+    s->etag_n = 0x5A0000000000ull + ++q->sim->etag_counter;
+}
+
+/* ---- handlers ----------------------------------------------------------- */
+
+static int check_account(azsim__rq_t *q)
+{
+    if (azsim__valid_account_name(q->seg[7]))
+        return 1;
+    azsim__arm_error(q->resp, 400, "AccountNameInvalid",
+                     "%s is not a valid storage account name. Storage account name must be "
+                     "between 3 and 24 characters in length and use numbers and lower-case "
+                     "letters only.",
+                     q->seg[7]);
+    return 0;
+}
+
+static azsim__share_t *lookup(azsim__rq_t *q)
+{
+    d8_buf_t key;
+    d8_buf_init(&key);
+    share_id(&key, q->seg[1], q->seg[3], q->seg[7], q->seg[11]);
+    azsim__share_t *s = (azsim__share_t *)azsim__table_get(&q->sim->shares, azsim__lower(key.data));
+    d8_buf_release(&key);
+    return s;
+}
+
+static void share_not_found(azsim__rq_t *q)
+{
+    azsim__arm_error(q->resp, 404, "ShareNotFound", "The specified share does not exist.");
+}
+
+static void render(azsim__rq_t *q, int status, const azsim__share_t *s, int mode)
+{
+    cJSON *j = azsim__share_json(s, mode);
+    azsim__json_body(q->resp, status, j);
+    cJSON_Delete(j);
+}
+
+static void share_put(azsim__rq_t *q)
+{
+    azsim_t *sim = q->sim;
+    if (!check_account(q))
+        return;
+    if (!azsim__valid_share_name(q->seg[11])) {
+        azsim__arm_error(q->resp, 400, "InvalidResourceName",
+                         "The share name '%s' is invalid. File share names must be 3 to 63 "
+                         "characters of lower case letters, digits and '-'; every '-' must be "
+                         "preceded and followed by a letter or digit.",
+                         q->seg[11]);
+        return;
+    }
+    cJSON *body = q->req->body_len ? cJSON_ParseWithLength(q->req->body, q->req->body_len)
+                                   : cJSON_CreateObject();
+    share_in_t in;
+    if (!share_body(q, body, &in)) {
+        cJSON_Delete(body);
+        return;
+    }
+    azsim__share_t *s = lookup(q);
+    if (s && s->deleted) {
+        azsim__arm_error(q->resp, 409, "ShareBeingDeleted",
+                         "The specified share is being deleted. Try operation later.");
+        cJSON_Delete(body);
+        return;
+    }
+    int status = 200;
+    if (!s) {
+        s = d8_xcalloc(1, sizeof(*s));
+        d8_buf_t id;
+        d8_buf_init(&id);
+        share_id(&id, q->seg[1], q->seg[3], q->seg[7], q->seg[11]);
+        s->id = d8_buf_detach(&id, NULL);
+        s->name = d8_xstrdup(q->seg[11]);
+        s->account = d8_xstrdup(q->seg[7]);
+        s->quota = DEFAULT_QUOTA;
+        s->access_tier = d8_xstrdup("TransactionOptimized");
+        s->protocols = d8_xstrdup(in.protocols ? in.protocols : "SMB");
+        s->created_wall = q->wall;
+        azsim__table_put(&sim->shares, &s->e, s->id);
+        status = 201;
+    } else if (in.protocols && !azsim__ieq(in.protocols, s->protocols)) {
+        azsim__arm_error(q->resp, 400, "InvalidRequestContent",
+                         "The enabledProtocols of a share can only be set when it is created.");
+        cJSON_Delete(body);
+        return;
+    }
+    /* PUT replaces the metadata; PATCH only when it names some. */
+    apply(q, s, &in, 1);
+    cJSON_Delete(body);
+    render(q, status, s, 'g');
+}
+
+static void share_get(azsim__rq_t *q)
+{
+    azsim__share_t *s = lookup(q);
+    if (!s || s->deleted) {
+        share_not_found(q);
+        return;
+    }
+    render(q, 200, s, 'g');
+}
+
+static void share_patch(azsim__rq_t *q)
+{
+    cJSON *body = cJSON_ParseWithLength(q->req->body, q->req->body_len);
+    share_in_t in;
+    if (!share_body(q, body, &in)) {
+        cJSON_Delete(body);
+        return;
+    }
+    azsim__share_t *s = lookup(q);
+    if (!s || s->deleted) {
+        cJSON_Delete(body);
+        share_not_found(q);
+        return;
+    }
+    if (in.protocols && !azsim__ieq(in.protocols, s->protocols)) {
+        azsim__arm_error(q->resp, 400, "InvalidRequestContent",
+                         "The enabledProtocols of a share can only be set when it is created.");
+        cJSON_Delete(body);
+        return;
+    }
+    apply(q, s, &in, 0);
+    cJSON_Delete(body);
+    render(q, 200, s, 'g');
+}
+
+static void share_delete(azsim__rq_t *q)
+{
+    azsim_t *sim = q->sim;
+    azsim__share_t *s = lookup(q);
+    if (!s || s->deleted) {
+        q->resp->status = 204;
+        return;
+    }
+    s->deleted = 1;
+    s->deleted_wall = q->wall;
+    s->epoch++;
+    snprintf(s->version, sizeof(s->version), "%lld", (long long)q->wall);
+    azsim__record_deleted(sim, 's', s->id, q->wall);
+    azsim__heap_push(&sim->events, q->now + sim->o.share_recreate_ms, AZSIM__EV_SHARE_PURGE,
+                     s->epoch, s->e.key);
+    q->resp->status = 200;
+}
+
+/*
+ * FileShares_Restore: brings a soft-deleted share back under its name,
+ * given the version a list with $expand=deleted showed. Possible only
+ * while the share is soft-deleted (share_recreate_ms here).
+ */
+static void share_restore(azsim__rq_t *q)
+{
+    cJSON *body = cJSON_ParseWithLength(q->req->body, q->req->body_len);
+    const cJSON *name = cJSON_GetObjectItem(body, "deletedShareName");
+    const cJSON *version = cJSON_GetObjectItem(body, "deletedShareVersion");
+    if (!cJSON_IsString(name) || !cJSON_IsString(version)) {
+        azsim__arm_error(q->resp, 400, "InvalidRequestContent",
+                         "The request content was invalid: deletedShareName and "
+                         "deletedShareVersion are required strings.");
+        cJSON_Delete(body);
+        return;
+    }
+    if (!azsim__ieq(name->valuestring, q->seg[11])) {
+        azsim__arm_error(q->resp, 400, "InvalidRequestContent",
+                         "A deleted share can only be restored under its own name.");
+        cJSON_Delete(body);
+        return;
+    }
+    azsim__share_t *s = lookup(q);
+    if (s && !s->deleted) {
+        azsim__arm_error(q->resp, 409, "ShareAlreadyExists", "The specified share already exists.");
+    } else if (!s || strcmp(s->version, version->valuestring) != 0) {
+        azsim__arm_error(q->resp, 404, "DeletedShareNotFound",
+                         "The specified deleted share does not exist.");
+    } else {
+        s->deleted = 0;
+        s->epoch++; /* the pending purge no longer applies */
+        s->version[0] = '\0';
+        s->modified_wall = q->wall;
+        q->resp->status = 200;
+    }
+    cJSON_Delete(body);
+}
+
+/* Whether the comma-separated $expand list names `what`. */
+static int expands(const char *expand, const char *what)
+{
+    size_t n = strlen(what);
+    for (const char *p = expand; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t len = strcspn(p, ",");
+        size_t t = len;
+        while (t > 0 && p[t - 1] == ' ')
+            t--;
+        if (t == n && strncasecmp(p, what, n) == 0)
+            return 1;
+        p += len;
+    }
+    return 0;
+}
+
+static void share_list(azsim__rq_t *q)
+{
+    azsim_t *sim = q->sim;
+    if (!check_account(q))
+        return;
+    char expand[128] = "", maxps[32] = "", tok[32] = "";
+    int ne = azsim__param(q->req->query, "$expand", expand, sizeof(expand));
+    if (ne == -2) {
+        azsim__arm_error(q->resp, 400, "InvalidQueryParameterValue",
+                         "The value of $expand is not valid.");
+        return;
+    }
+    if (ne < 0)
+        expand[0] = '\0';
+    size_t page = sim->o.page_size;
+    int nm = azsim__param(q->req->query, "$maxpagesize", maxps, sizeof(maxps));
+    if (nm >= 0) {
+        long v = strtol(maxps, NULL, 10);
+        if (nm == 0 || strspn(maxps, "0123456789") != (size_t)nm || v < 1 || v > 5000) {
+            azsim__arm_error(q->resp, 400, "OutOfRangeInput",
+                             "The $maxpagesize must be an integer from 1 to 5000.");
+            return;
+        }
+        page = (size_t)v;
+    } else if (nm == -2) {
+        azsim__arm_error(q->resp, 400, "OutOfRangeInput",
+                         "The $maxpagesize must be an integer from 1 to 5000.");
+        return;
+    }
+    uint64_t after = 0;
+    int nt = azsim__param(q->req->query, "$skipToken", tok, sizeof(tok));
+    if (nt == -2 || nt == 0 || (nt > 0 && strspn(tok, "0123456789") != (size_t)nt)) {
+        azsim__arm_error(q->resp, 400, "InvalidSkipToken", "The $skipToken is not valid.");
+        return;
+    }
+    if (nt > 0)
+        after = strtoull(tok, NULL, 10);
+    int with_md = expands(expand, "metadata");
+    int with_deleted = expands(expand, "deleted");
+    d8_buf_t prefix;
+    d8_buf_init(&prefix);
+    share_id(&prefix, q->seg[1], q->seg[3], q->seg[7], "");
+    azsim__lower(prefix.data);
+    d8_buf_t *b = &q->resp->body;
+    d8_buf_reset(b);
+    d8_buf_puts(b, "{\"value\":[");
+    size_t count = 0;
+    uint64_t last = 0;
+    int more = 0;
+    for (azsim__ent_t *e = sim->shares.head; e; e = e->next) {
+        const azsim__share_t *s = (const azsim__share_t *)e;
+        if (e->seq <= after || (s->deleted && !with_deleted) ||
+            strncmp(e->key, prefix.data, prefix.len) != 0)
+            continue;
+        if (count == page) {
+            more = 1;
+            break;
+        }
+        cJSON *j = azsim__share_json(s, s->deleted ? 'd' : with_md ? 'm' : 'l');
+        char *t = cJSON_PrintUnformatted(j);
+        d8_buf_printf(b, "%s%s", count ? "," : "", t);
+        free(t);
+        cJSON_Delete(j);
+        count++;
+        last = e->seq;
+    }
+    d8_buf_putc(b, ']');
+    if (more) {
+        d8_buf_t url;
+        d8_buf_init(&url);
+        azsim__url(q, &url, q->req->path);
+        if (nm > 0)
+            d8_buf_printf(&url, "&%%24maxpagesize=%s", maxps);
+        if (expand[0]) {
+            d8_buf_puts(&url, "&%24expand=");
+            for (const char *p = expand; *p; p++) {
+                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9'))
+                    d8_buf_putc(&url, *p);
+                else
+                    d8_buf_printf(&url, "%%%02X", (unsigned char)*p);
+            }
+        }
+        d8_buf_printf(&url, "&%%24skipToken=%llu", (unsigned long long)last);
+        d8_buf_puts(b, ",\"nextLink\":");
+        d8_buf_json_str(b, url.data);
+        d8_buf_release(&url);
+    }
+    d8_buf_putc(b, '}');
+    d8_buf_release(&prefix);
+    q->resp->status = 200;
+    q->resp->content_type = "application/json; charset=utf-8";
+}
+
+static void list_keys(azsim__rq_t *q)
+{
+    if (!check_account(q))
+        return;
+    char k1[96], k2[96], ts[32];
+    azsim__account_key(q->sim, q->seg[7], 1, k1);
+    azsim__account_key(q->sim, q->seg[7], 2, k2);
+    d8_rfc3339(q->sim->wall0, ts);
+    cJSON *j = cJSON_CreateObject();
+    cJSON *keys = cJSON_AddArrayToObject(j, "keys");
+    for (int i = 1; i <= 2; i++) {
+        cJSON *k = cJSON_CreateObject();
+        cJSON_AddStringToObject(k, "creationTime", ts);
+        cJSON_AddStringToObject(k, "keyName", i == 1 ? "key1" : "key2");
+        cJSON_AddStringToObject(k, "value", i == 1 ? k1 : k2);
+        cJSON_AddStringToObject(k, "permissions", "Full");
+        cJSON_AddItemToArray(keys, k);
+    }
+    azsim__json_body(q->resp, 200, j);
+    cJSON_Delete(j);
+}
+
+void azsim__files_route(azsim__rq_t *q)
+{
+    switch (q->op) {
+    case AZSIM__OP_FS_CREATE:
+        share_put(q);
+        break;
+    case AZSIM__OP_FS_GET:
+        share_get(q);
+        break;
+    case AZSIM__OP_FS_UPDATE:
+        share_patch(q);
+        break;
+    case AZSIM__OP_FS_DELETE:
+        share_delete(q);
+        break;
+    case AZSIM__OP_FS_LIST:
+        share_list(q);
+        break;
+    case AZSIM__OP_FS_RESTORE:
+        share_restore(q);
+        break;
+    case AZSIM__OP_SA_LISTKEYS:
+        list_keys(q);
+        break;
+    default:
+        azsim__arm_error(q->resp, 404, "InvalidResourceType", "Unknown operation.");
+    }
+}
+
+void azsim__files_apply_event(azsim_t *sim, const azsim__event_t *ev)
+{
+    azsim__share_t *s = (azsim__share_t *)azsim__table_get(&sim->shares, ev->key);
+    if (!s || !s->deleted || s->epoch != ev->epoch)
+        return;
+    azsim__table_del(&sim->shares, &s->e);
+    azsim__share_free(s);
+}

@@ -1,0 +1,356 @@
+/*
+ * pkg/azsim internals shared between the files of the module (and its unit
+ * test). Not part of the public contract.
+ */
+#ifndef D8_AZSIM_INT_H
+#define D8_AZSIM_INT_H
+
+#include "azsim.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+
+/* ---- a string-keyed hash table that also keeps insertion order ------- */
+
+/*
+ * Embedded as the first member of every stored object. The key is the
+ * lower-cased name (ARM names are case-insensitive) and owned by the
+ * entry; seq grows with every insertion and orders lists and paging.
+ */
+typedef struct azsim__ent {
+    char *key;
+    uint64_t hash;
+    uint64_t seq;
+    struct azsim__ent *hnext;
+    struct azsim__ent *prev, *next;
+} azsim__ent_t;
+
+typedef struct azsim__table {
+    azsim__ent_t **buckets;
+    size_t nbuckets;
+    size_t count;
+    azsim__ent_t *head, *tail;
+    uint64_t next_seq;
+} azsim__table_t;
+
+void azsim__table_init(azsim__table_t *t);
+/* Frees the buckets only; the caller frees its objects first. */
+void azsim__table_release(azsim__table_t *t);
+azsim__ent_t *azsim__table_get(const azsim__table_t *t, const char *key);
+/* Inserts e under key (copied and lower-cased); the key must be absent. */
+void azsim__table_put(azsim__table_t *t, azsim__ent_t *e, const char *key);
+/* Unlinks e and frees its key; the object itself stays the caller's. */
+void azsim__table_del(azsim__table_t *t, azsim__ent_t *e);
+
+/* ---- timed transitions -------------------------------------------------- */
+
+enum {
+    AZSIM__EV_PROVISIONED = 1, /* container group Creating/Updating done */
+    AZSIM__EV_STARTED,         /* container group Pending -> Running after start */
+    AZSIM__EV_DELETED,         /* container group deletion done */
+    AZSIM__EV_SHARE_PURGE,     /* deleted share's name free again */
+};
+
+typedef struct azsim__event {
+    uint64_t due;   /* clock ms */
+    uint64_t order; /* ties keep scheduling order */
+    int kind;
+    uint64_t epoch; /* stale when the object moved on */
+    char *key;      /* owned: lower-cased ARM id */
+} azsim__event_t;
+
+typedef struct azsim__heap {
+    azsim__event_t *v;
+    size_t n, cap;
+    uint64_t next_order;
+} azsim__heap_t;
+
+void azsim__heap_push(azsim__heap_t *h, uint64_t due, int kind, uint64_t epoch, const char *key);
+/* Pops the earliest event due at or before now into *out (key then owned
+ * by the caller); returns 0 when none is due. */
+int azsim__heap_pop_due(azsim__heap_t *h, uint64_t now, azsim__event_t *out);
+void azsim__heap_release(azsim__heap_t *h);
+
+/* ---- throttling --------------------------------------------------------- */
+
+typedef struct azsim__bucket {
+    double tokens;
+    double cap;
+    double rate_per_ms;
+    uint64_t last;
+} azsim__bucket_t;
+
+void azsim__bucket_init(azsim__bucket_t *b, double cap, double per_second, uint64_t now);
+void azsim__bucket_refill(azsim__bucket_t *b, uint64_t now);
+/* Seconds (at least 1) until one token is available. */
+int azsim__bucket_wait_s(const azsim__bucket_t *b);
+
+/* Per subscription: ARM's read/write/delete buckets. */
+typedef struct azsim__sub {
+    azsim__ent_t e;
+    azsim__bucket_t reads, writes, deletes;
+} azsim__sub_t;
+
+/* Per subscription and region: ACI's create/delete quotas, each a
+ * 5-minute and a 1-hour bucket (100 per 5 min and 300 per hour). */
+typedef struct azsim__region {
+    azsim__ent_t e;
+    azsim__bucket_t create5m, create1h, delete5m, delete1h;
+} azsim__region_t;
+
+/* ---- resources ---------------------------------------------------------- */
+
+enum {
+    AZSIM__PROV_CREATING,
+    AZSIM__PROV_UPDATING,
+    AZSIM__PROV_SUCCEEDED,
+    AZSIM__PROV_FAILED,
+    AZSIM__PROV_DELETING
+};
+enum { AZSIM__POW_PENDING, AZSIM__POW_RUNNING, AZSIM__POW_STOPPED };
+
+typedef struct azsim__group {
+    azsim__ent_t e; /* key: lower-cased ARM id */
+    char *id;       /* ARM id as first created */
+    char *name;
+    char *sub; /* as in the id */
+    char *rg;
+    char *location;   /* normalised: lower case, no blanks */
+    char *spec;       /* compact JSON {location,tags,zones,identity,properties},
+                         read-only fields removed, secrets kept */
+    char *props_text; /* compact JSON of properties: change detection */
+    int prov, power;
+    uint64_t prov_epoch, power_epoch;
+    int fail_fault; /* provisioning fails by the failProvisioningRate fault */
+    char *fail_msg; /* set once provisioning failed */
+    char ip[16];    /* "" while none is assigned */
+    char ip_type;   /* 'P'ublic, 'V' private (VNet), 0: no ipAddress */
+    int64_t created_wall, started_wall, stopped_wall;
+    int restart_count;
+    char *op_id; /* the group's latest async operation */
+} azsim__group_t;
+
+typedef struct azsim__share {
+    azsim__ent_t e; /* key: lower-cased ARM id */
+    char *id;
+    char *name;
+    char *account;
+    int quota;
+    cJSON *metadata; /* object of strings, owned */
+    char *access_tier;
+    char *protocols;
+    int64_t created_wall, modified_wall;
+    uint64_t etag_n;
+    int deleted; /* soft-deleted: name blocked until purge */
+    int64_t deleted_wall;
+    uint64_t epoch;
+    char version[24];
+} azsim__share_t;
+
+enum { AZSIM__OPST_SUCCEEDED, AZSIM__OPST_FAILED, AZSIM__OPST_CANCELED };
+
+/* An asynchronous operation of ACI, answered at the URLs of the
+ * Azure-AsyncOperation and Location headers. */
+typedef struct azsim__op {
+    azsim__ent_t e; /* key: the operation id */
+    char *resource_id;
+    int kind;         /* 'C'reate/update, 'D'elete, 'S'tart */
+    uint64_t done_at; /* clock ms */
+    int final;        /* AZSIM__OPST_* once done_at passed */
+    char *err_code, *err_msg;
+    int64_t start_wall, end_wall;
+} azsim__op_t;
+
+/* Operations for the statistics and the log. */
+#define AZSIM__OPS(X)                                                                              \
+    X(UNKNOWN, "unknown")                                                                          \
+    X(CG_CREATE, "containerGroups.createOrUpdate")                                                 \
+    X(CG_GET, "containerGroups.get")                                                               \
+    X(CG_UPDATE, "containerGroups.update")                                                         \
+    X(CG_DELETE, "containerGroups.delete")                                                         \
+    X(CG_LIST, "containerGroups.list")                                                             \
+    X(CG_LIST_RG, "containerGroups.listByResourceGroup")                                           \
+    X(CG_START, "containerGroups.start")                                                           \
+    X(CG_STOP, "containerGroups.stop")                                                             \
+    X(CG_RESTART, "containerGroups.restart")                                                       \
+    X(CG_OPSTATUS, "containerGroups.operationStatus")                                              \
+    X(CG_OPRESULT, "containerGroups.operationResult")                                              \
+    X(FS_CREATE, "fileShares.create")                                                              \
+    X(FS_GET, "fileShares.get")                                                                    \
+    X(FS_UPDATE, "fileShares.update")                                                              \
+    X(FS_DELETE, "fileShares.delete")                                                              \
+    X(FS_LIST, "fileShares.list")                                                                  \
+    X(FS_RESTORE, "fileShares.restore")                                                            \
+    X(SA_LISTKEYS, "storageAccounts.listKeys")                                                     \
+    X(TOKEN_SECRET, "token.clientSecret")                                                          \
+    X(TOKEN_ASSERTION, "token.clientAssertion")                                                    \
+    X(TOKEN_INVALID, "token.invalidRequest")                                                       \
+    X(TOKEN_IMDS, "token.imds")                                                                    \
+    X(CTL_FAULTS, "azsim.faults")                                                                  \
+    X(CTL_STATS, "azsim.stats")                                                                    \
+    X(CTL_RESOURCES, "azsim.resources")                                                            \
+    X(CTL_RESET, "azsim.reset")
+
+enum {
+#define AZSIM__X(id, name) AZSIM__OP_##id,
+    AZSIM__OPS(AZSIM__X)
+#undef AZSIM__X
+        AZSIM__OP_COUNT
+};
+
+extern const char *const azsim__op_names[AZSIM__OP_COUNT];
+
+typedef struct azsim__stat {
+    int status;
+    uint64_t n;
+} azsim__stat_t;
+
+typedef struct azsim__deleted {
+    char kind; /* 'g'roup or 's'hare */
+    char *id;
+    int64_t at_wall;
+} azsim__deleted_t;
+
+typedef struct azsim__faults {
+    double rate500, rate503, rate429, reset_rate, fail_provisioning_rate;
+    uint64_t latency_ms, jitter_ms;
+    int retry_after_s;
+} azsim__faults_t;
+
+struct azsim {
+    azsim_opts_t o; /* deep copy; lists owned */
+    uint64_t mono0; /* clock at creation */
+    int64_t wall0;  /* wall ms at creation */
+    unsigned char token_key[32];
+    /* The last token that passed the Bearer check: clients reuse one
+     * token for many calls, so its signature is checked once. */
+    char *tok_last;
+    int64_t tok_last_exp_ms;
+    char tok_last_app[80];
+    azsim__table_t groups, shares, ops, subs, regions;
+    azsim__heap_t events;
+    uint64_t rng_faults, rng_ids;
+    uint64_t ip_counter;
+    uint64_t etag_counter;
+    azsim__faults_t faults;
+    azsim__stat_t stats[AZSIM__OP_COUNT][16];
+    size_t nstats[AZSIM__OP_COUNT];
+    azsim__deleted_t *deleted;
+    size_t ndeleted, capdeleted;
+};
+
+/* The context of one request while it is handled. */
+#define AZSIM__MAX_SEGS 16
+typedef struct azsim__rq {
+    azsim_t *sim;
+    const http_request_t *req;
+    azsim_resp_t *resp;
+    int op;
+    uint64_t now;                     /* clock ms */
+    int64_t wall;                     /* wall ms */
+    const char *seg[AZSIM__MAX_SEGS]; /* decoded path segments */
+    size_t nseg;
+    char segbuf[4096];
+    char api_version[64];
+    char base[320];      /* "http://host:port" of this server as the client sees it */
+    const char *sub;     /* from the path, or NULL */
+    char client_app[80]; /* the token's appid, for throttling messages */
+} azsim__rq_t;
+
+/* ---- helpers (azsim_util.c) -------------------------------------------- */
+
+uint64_t azsim__rng_next(uint64_t *state);
+/* Uniform in [0, 1). */
+double azsim__rng_unit(uint64_t *state);
+/* A version-4-shaped UUID from the id generator. */
+void azsim__uuid(azsim_t *sim, char out[37]);
+
+uint64_t azsim__now(const azsim_t *sim);
+int64_t azsim__wall_of(const azsim_t *sim, uint64_t clock_ms);
+
+/* Lower-cases s in place; returns s. */
+char *azsim__lower(char *s);
+int azsim__ieq(const char *a, const char *b);
+int azsim__istarts(const char *s, const char *prefix);
+
+/*
+ * Finds parameter `name` in an application/x-www-form-urlencoded string
+ * (a query string or a form body), percent-decoding name and value ('+'
+ * is a blank). Returns the value length, -1 when absent, -2 when it does
+ * not fit or is badly encoded.
+ */
+int azsim__param(const char *qs, const char *name, char *out, size_t outlen);
+
+/* Adds a header whose value is formatted (and owned by the answer). */
+void azsim__header(azsim_resp_t *r, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* An ARM error answer {"error":{"code","message"}}. */
+void azsim__arm_error(azsim_resp_t *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Sets a JSON body from a cJSON tree (borrowed). */
+void azsim__json_body(azsim_resp_t *r, int status, const cJSON *j);
+
+/* Base64 (standard alphabet, padded) and base64url (no padding). */
+void azsim__b64(d8_buf_t *b, const unsigned char *in, size_t n, int url);
+/* Decodes base64url (padding optional); -1 on bad input. */
+int azsim__b64url_decode(const char *in, size_t n, d8_buf_t *out);
+
+int azsim__valid_cg_name(const char *s);
+int azsim__valid_share_name(const char *s);
+int azsim__valid_account_name(const char *s);
+int azsim__valid_c_identifier(const char *s);
+
+/* Records a finished request in the statistics. */
+void azsim__stat(azsim_t *sim, int op, int status);
+void azsim__record_deleted(azsim_t *sim, char kind, const char *id, int64_t at_wall);
+
+/* ---- parts of the model ------------------------------------------------- */
+
+/* azsim_aci.c */
+void azsim__aci_route(azsim__rq_t *q);
+void azsim__aci_apply_event(azsim_t *sim, const azsim__event_t *ev);
+/* Renders a group; mode 'g'et, 'l'ist item, 'f'ull (secrets included). */
+cJSON *azsim__group_json(azsim_t *sim, const azsim__group_t *g, int mode, uint64_t now);
+void azsim__group_free(azsim__group_t *g);
+void azsim__op_free(azsim__op_t *op);
+
+/* azsim_files.c */
+void azsim__files_route(azsim__rq_t *q);
+void azsim__files_apply_event(azsim_t *sim, const azsim__event_t *ev);
+/* mode 'g'et (metadata), 'l'ist (no metadata), 'm' list with metadata,
+ * 'd' deleted item. */
+cJSON *azsim__share_json(const azsim__share_t *s, int mode);
+void azsim__share_free(azsim__share_t *s);
+/* The storage account key number n (1 or 2), 88 base64 characters. */
+void azsim__account_key(const azsim_t *sim, const char *account, int n, char out[96]);
+/* The live share `name` of storage account `account`, preferring the
+ * given subscription and resource group; NULL when none. */
+azsim__share_t *azsim__find_share(azsim_t *sim, const char *sub, const char *rg,
+                                  const char *account, const char *name);
+
+/* azsim_token.c */
+void azsim__token_endpoint(azsim__rq_t *q, const char *tenant);
+void azsim__imds_endpoint(azsim__rq_t *q);
+/*
+ * Checks the Authorization header of an ARM call. Returns 1 when valid;
+ * otherwise answers 401 with the ARM error and returns 0.
+ */
+int azsim__check_bearer(azsim__rq_t *q);
+
+/* azsim.c */
+/* Whether a name is allowed by a restriction list (empty: any). */
+int azsim__allowed(char *const *list, size_t n, const char *name);
+/*
+ * Charges the ARM bucket for the request's method ('r'ead, 'w'rite,
+ * 'd'elete) of subscription sub. Returns 1, or answers 429 and returns 0.
+ * Adds the x-ms-ratelimit-remaining-subscription-* headers either way.
+ */
+int azsim__throttle_arm(azsim__rq_t *q, int cls);
+/* Charges ACI's regional create ('c') or delete ('d') quota; 1 or 429. */
+int azsim__throttle_aci(azsim__rq_t *q, const char *location, int cls);
+/* Checks api-version against a NULL-terminated list; 1, or answers 400. */
+int azsim__check_api_version(azsim__rq_t *q, const char *const *accepted);
+/* Builds "<base><path>?api-version=<v>[&extra]" into b. */
+void azsim__url(const azsim__rq_t *q, d8_buf_t *b, const char *path);
+
+#endif
