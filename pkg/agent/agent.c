@@ -1,17 +1,21 @@
 #include "agent.h"
 
 #include "api/api.h"
+#include "azure/azure.h"
 #include "base/base.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
+#include "reconcile/reconcile.h"
 #include "store/store.h"
 
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <uv.h>
 
 #define DRAIN_POLL_MS 50
+#define TOKEN_RETRY_MS 5000
 
 /* The one context of the process, owned by agent_run's stack frame. */
 typedef struct agent {
@@ -20,6 +24,9 @@ typedef struct agent {
     store_t *store;
     metrics_t *metrics;
     api_t *api;
+    azure_client_t *az;
+    reconciler_t *rec;
+    uv_timer_t token_retry;
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_timer_t drain;
@@ -39,20 +46,71 @@ static void api_gone(void *arg)
     uv_close((uv_handle_t *)&a->sigterm, close_cb);
     uv_close((uv_handle_t *)&a->sigint, close_cb);
     uv_close((uv_handle_t *)&a->drain, close_cb);
+    uv_close((uv_handle_t *)&a->token_retry, close_cb);
 }
 
-/* Polls until the answers in flight are done or the grace period ends. */
+/*
+ * Polls until the answers and Azure calls in flight are done or the grace
+ * period ends. Calls still pending then are abandoned: every mutation is
+ * idempotent by name, so the next start finds and finishes its work.
+ */
 static void drain_cb(uv_timer_t *t)
 {
     agent_t *a = t->data;
     size_t open = api_connections(a->api);
-    if (open > 0 && uv_now(&a->loop) < a->drain_deadline)
+    size_t pending = a->az ? azure_client_pending(a->az) : 0;
+    if ((open > 0 || pending > 0) && uv_now(&a->loop) < a->drain_deadline)
         return;
     uv_timer_stop(t);
-    if (open > 0)
-        LOG(LOG_WARN, "grace period over: closing connections still open", LF_I("open", open));
+    if (open > 0 || pending > 0)
+        LOG(LOG_WARN, "grace period over: abandoning what is still open",
+            LF_I("connections", open), LF_I("azure_calls", pending));
+    /* The client cancels what is pending (callbacks into the reconciler),
+     * so it goes first. */
+    azure_client_free(a->az);
+    a->az = NULL;
+    reconciler_free(a->rec);
+    a->rec = NULL;
     LOG0(LOG_INFO, "stopped");
     api_free(a->api, api_gone, a);
+}
+
+static void token_cb(void *ud, const azure_result_t *res);
+
+static void token_retry_cb(uv_timer_t *t)
+{
+    agent_t *a = t->data;
+    if (!a->stopping && a->az)
+        azure_token_acquire(a->az, token_cb, a);
+}
+
+/* Ready once an Azure token was obtained; until then retried. */
+static void token_cb(void *ud, const azure_result_t *res)
+{
+    agent_t *a = ud;
+    if (res->err == D8_ECANCELED || a->stopping)
+        return;
+    if (res->err == 0) {
+        api_set_ready(a->api, 1, NULL);
+        LOG(LOG_INFO, "azure credential obtained",
+            LF_S("auth", azure_auth_kind_name(azure_client_auth_kind(a->az))));
+        return;
+    }
+    char reason[160];
+    snprintf(reason, sizeof(reason), "no Azure token yet: %s",
+             res->error_code && *res->error_code ? res->error_code : d8_strerror(res->err));
+    api_set_ready(a->api, 0, reason);
+    LOG(LOG_WARN, "cannot obtain an Azure token; retrying",
+        LF_S("code", res->error_code ? res->error_code : ""),
+        LF_S("message", res->error_message ? res->error_message : ""));
+    uv_timer_start(&a->token_retry, token_retry_cb, TOKEN_RETRY_MS, 0);
+}
+
+static void status_hook(void *ud, cJSON *status)
+{
+    agent_t *a = ud;
+    if (a->rec)
+        reconciler_status(a->rec, status);
 }
 
 static void signal_cb(uv_signal_t *s, int signum)
@@ -66,6 +124,9 @@ static void signal_cb(uv_signal_t *s, int signum)
     LOG(LOG_INFO, "shutting down", LF_I("signal", signum),
         LF_I("grace_seconds", a->cfg->shutdown_grace_seconds));
     api_shutdown(a->api);
+    if (a->rec)
+        reconciler_pause(a->rec);
+    uv_timer_stop(&a->token_retry);
     a->drain_deadline = uv_now(&a->loop) + (uint64_t)a->cfg->shutdown_grace_seconds * 1000;
     uv_timer_start(&a->drain, drain_cb, 0, DRAIN_POLL_MS);
 }
@@ -88,7 +149,31 @@ int agent_run(const config_t *cfg)
     a.store = store_new((size_t)cfg->watch_ring_size);
     a.metrics = metrics_new();
 
-    api_opts_t ao = {.loop = &a.loop, .cfg = cfg, .store = a.store, .metrics = a.metrics};
+    azure_client_opts_t azo;
+    azure_client_opts_from_config(&azo, cfg);
+    if (azure_client_new(&a.loop, &azo, &a.az, err, sizeof(err)) != D8_OK) {
+        LOG(LOG_ERROR, "cannot set up the Azure client", LF_S("error", err));
+        goto out;
+    }
+    const char *hk = getenv("DEV8_SPEC_HASH_KEY");
+    if (!hk || !*hk)
+        LOG0(LOG_WARN, "DEV8_SPEC_HASH_KEY is not set: a changed secret value alone will not "
+                       "recreate a container group");
+    reconcile_opts_t ro = {.loop = &a.loop,
+                           .cfg = cfg,
+                           .store = a.store,
+                           .az = a.az,
+                           .metrics = a.metrics,
+                           .hash_key = (const unsigned char *)hk,
+                           .hash_keylen = hk ? strlen(hk) : 0};
+    a.rec = reconciler_new(&ro);
+
+    api_opts_t ao = {.loop = &a.loop,
+                     .cfg = cfg,
+                     .store = a.store,
+                     .metrics = a.metrics,
+                     .status_hook = status_hook,
+                     .status_ud = &a};
     if (api_new(&ao, &a.api, err, sizeof(err)) != D8_OK) {
         LOG(LOG_ERROR, "cannot start the API server", LF_S("error", err));
         goto out;
@@ -102,9 +187,12 @@ int agent_run(const config_t *cfg)
     uv_signal_start(&a.sigint, signal_cb, SIGINT);
     uv_timer_init(&a.loop, &a.drain);
     a.drain.data = &a;
+    uv_timer_init(&a.loop, &a.token_retry);
+    a.token_retry.data = &a;
 
-    /* Nothing talks to Azure yet: ready once the API listens. */
-    api_set_ready(a.api, 1, NULL);
+    api_set_ready(a.api, 0, "waiting for an Azure token");
+    azure_token_acquire(a.az, token_cb, &a);
+    reconciler_start(a.rec);
     LOG(LOG_INFO, "listening", LF_S("host", cfg->listen_host), LF_I("port", api_port(a.api)),
         LF_S("controller", cfg->controller_name), LF_S("version", D8_VERSION),
         LF_I("regions", cfg->nregions), LF_I("api_keys", cfg->napi_keys));
@@ -112,11 +200,11 @@ int agent_run(const config_t *cfg)
     code = 0;
 
 out:
-    if (a.api) {
-        /* Start-up failed after the server existed: close it properly. */
+    /* Start-up failed: close what exists, in the drain order. */
+    azure_client_free(a.az);
+    reconciler_free(a.rec);
+    if (a.api)
         api_free(a.api, NULL, NULL);
-        uv_run(&a.loop, UV_RUN_DEFAULT);
-    }
     uv_run(&a.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&a.loop) != 0)
         LOG0(LOG_WARN, "event loop closed with handles still open");

@@ -38,10 +38,18 @@ typedef struct collector {
     struct collector *next;
 } collector_t;
 
+typedef struct text_source {
+    void (*fn)(void *ud, d8_buf_t *out);
+    void *ud;
+    struct text_source *next;
+} text_source_t;
+
 struct metrics {
     metric_family_t *families;
     metric_family_t **tail;
     collector_t *collectors;
+    text_source_t *sources;
+    text_source_t **sources_tail;
     metric_family_t *proc_rss, *proc_cpu, *proc_fds, *proc_start;
     double start_time;
 };
@@ -50,6 +58,7 @@ metrics_t *metrics_new(void)
 {
     metrics_t *m = d8_xcalloc(1, sizeof(*m));
     m->tail = &m->families;
+    m->sources_tail = &m->sources;
     m->start_time = (double)d8_wall_ms() / 1000.0;
     return m;
 }
@@ -93,6 +102,12 @@ void metrics_free(metrics_t *m)
         collector_t *next = c->next;
         free(c);
         c = next;
+    }
+    text_source_t *t = m->sources;
+    while (t) {
+        text_source_t *next = t->next;
+        free(t);
+        t = next;
     }
     free(m);
 }
@@ -193,6 +208,15 @@ void metrics_on_collect(metrics_t *m, void (*fn)(void *ud), void *ud)
     m->collectors = c;
 }
 
+void metrics_on_render(metrics_t *m, void (*fn)(void *ud, d8_buf_t *out), void *ud)
+{
+    text_source_t *t = d8_xcalloc(1, sizeof(*t));
+    t->fn = fn;
+    t->ud = ud;
+    *m->sources_tail = t;
+    m->sources_tail = &t->next;
+}
+
 static void label_value(d8_buf_t *out, const char *v)
 {
     for (; *v; v++) {
@@ -268,6 +292,8 @@ void metrics_render(metrics_t *m, d8_buf_t *out)
             number(out, (double)s->count);
         }
     }
+    for (text_source_t *t = m->sources; t; t = t->next)
+        t->fn(t->ud, out);
 }
 
 size_t metrics_rss_bytes(void)

@@ -44,6 +44,12 @@ void metrics_observe(metric_family_t *f, const char *const *values, double v);
  */
 void metrics_on_collect(metrics_t *m, void (*fn)(void *ud), void *ud);
 
+/*
+ * A text source appends ready-made exposition text (families kept by
+ * another module, e.g. the Azure client's) after the registry's own.
+ */
+void metrics_on_render(metrics_t *m, void (*fn)(void *ud, d8_buf_t *out), void *ud);
+
 /* Appends the exposition text of every family to out. */
 void metrics_render(metrics_t *m, d8_buf_t *out);
 

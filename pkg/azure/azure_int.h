@@ -1,0 +1,338 @@
+/*
+ * pkg/azure internals shared between its files (azure__ prefix): the
+ * client and request structs, the request layer used by the typed
+ * operations and the credential code, and the pure throttle/backoff/
+ * Retry-After/token/keys helpers that the unit tests check directly.
+ */
+#ifndef D8_AZURE_INT_H
+#define D8_AZURE_INT_H
+
+#include "azure/azure.h"
+
+#include <curl/curl.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* ---- intrusive circular doubly-linked list ---- */
+typedef struct azure__list {
+    struct azure__list *prev, *next;
+} azure__list_t;
+
+#define AZURE__CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+static inline void azure__list_init(azure__list_t *h)
+{
+    h->prev = h->next = h;
+}
+static inline int azure__list_empty(const azure__list_t *h)
+{
+    return h->next == h;
+}
+static inline void azure__list_push(azure__list_t *h, azure__list_t *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+static inline void azure__list_del(azure__list_t *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
+/* ---- pure helpers (limits.c) ---- */
+
+/* A token bucket. Tokens refill continuously at `rate` per second up to
+ * `cap`; `paused_until` (monotonic ms) holds the bucket shut after a
+ * Retry-After. */
+typedef struct azure__bucket {
+    double cap;
+    double rate;
+    double tokens;
+    uint64_t last_ms;
+    uint64_t paused_until;
+} azure__bucket_t;
+
+void azure__bucket_init(azure__bucket_t *b, double cap, double rate, uint64_t now_ms);
+/* Brings tokens up to date for now_ms. */
+void azure__bucket_refill(azure__bucket_t *b, uint64_t now_ms);
+/* The tokens the bucket would hold at now_ms, without changing it. */
+double azure__bucket_peek(const azure__bucket_t *b, uint64_t now_ms);
+/* 0 when one token can be taken at now_ms; else the ms to wait until it
+ * can (pause included). Refills first. */
+uint64_t azure__bucket_wait_ms(azure__bucket_t *b, uint64_t now_ms);
+/* Takes one token (call only after wait_ms answered 0). */
+void azure__bucket_take(azure__bucket_t *b);
+/* Shuts the bucket until until_ms (never shortens an existing pause). */
+void azure__bucket_pause(azure__bucket_t *b, uint64_t until_ms);
+/* Lowers the tokens to `remaining` when the server says fewer are left. */
+void azure__bucket_clamp(azure__bucket_t *b, double remaining);
+
+/*
+ * Full-jitter backoff for retry number `retry` (1 for the first retry):
+ * a value in [0, min(cap, base * 2^(retry-1))], scaled from r in [0,1).
+ */
+uint64_t azure__backoff_ms(int retry, uint64_t base_ms, uint64_t cap_ms, double r);
+
+/*
+ * Parses a Retry-After value: delta-seconds or an HTTP-date (IMF-fixdate,
+ * RFC 850 and asctime forms). Writes the delay in ms from now_wall_ms
+ * (0 for a date in the past). Returns 0, or D8_EPARSE.
+ */
+int azure__parse_retry_after(const char *v, int64_t now_wall_ms, uint64_t *delay_ms);
+
+/* Token endpoint answer (Entra ID: expires_in a number; IMDS: a string). */
+typedef struct azure__token {
+    char *access_token; /* secret */
+    int64_t expires_in_s;
+} azure__token_t;
+
+int azure__decode_token(const char *json, size_t len, azure__token_t *out);
+/* Wipes and frees the token. */
+void azure__token_release(azure__token_t *t);
+/* The first key of a listKeys answer (malloc'd, secret) or D8_EPARSE. */
+int azure__decode_keys(const char *json, size_t len, char **key);
+
+/* Wipes a NUL-terminated secret in place (NULL is fine) and frees it. */
+void azure__free_secret(char *s);
+/* Replaces every occurrence of each secret (at least 4 bytes long) in the
+ * NUL-terminated text with "<redacted>", in place when it fits, within
+ * cap bytes. */
+void azure__scrub(char *text, size_t cap, const char *const *secrets, size_t n);
+
+/* 1 when s is a usable ARM path segment of the given class. */
+int azure__valid_name(const char *s, size_t maxlen);
+
+/* ---- operations table ---- */
+typedef enum azure__op {
+    AZ_OP_GROUP_PUT = 0,
+    AZ_OP_GROUP_GET,
+    AZ_OP_GROUP_LIST,
+    AZ_OP_GROUP_DELETE,
+    AZ_OP_GROUP_START,
+    AZ_OP_GROUP_STOP,
+    AZ_OP_SHARE_PUT,
+    AZ_OP_SHARE_GET,
+    AZ_OP_SHARE_PATCH,
+    AZ_OP_SHARE_LIST,
+    AZ_OP_SHARE_DELETE,
+    AZ_OP_LIST_KEYS,
+    AZ_OP_OPERATION_GET,
+    AZ_OP_TOKEN, /* not ARM: no bucket, no token, not counted in maxInflight */
+    AZ_OP__COUNT
+} azure__op_t;
+
+typedef struct azure__op_info {
+    const char *name; /* ARM operationId */
+    const char *method;
+    int bucket;     /* azure_bucket_kind_t, -1 for none */
+    int aci_bucket; /* AZURE_BUCKET_ACI_* or -1 */
+    int mutation;   /* logged at info (reads at debug) */
+} azure__op_info_t;
+
+extern const azure__op_info_t azure__ops[AZ_OP__COUNT];
+
+/* ---- the client ---- */
+
+typedef struct azure__bucket_entry {
+    azure__list_t link;
+    char *subscription;
+    char *region;
+    azure__bucket_t b[AZURE_BUCKET_KINDS];
+    int used[AZURE_BUCKET_KINDS];
+} azure__bucket_entry_t;
+
+typedef enum azure__req_state {
+    AZ_REQ_NEW = 0,
+    AZ_REQ_QUEUED,   /* waiting for a slot, a bucket, the token or a backoff */
+    AZ_REQ_INFLIGHT, /* on the wire */
+    AZ_REQ_DONE,
+} azure__req_state_t;
+
+typedef struct azure__req azure__req_t;
+/* Called once when the request is final; the request is freed after. */
+typedef void (*azure__req_done_fn)(azure__req_t *r, const azure_result_t *res);
+
+#define AZ_MAX_SECRETS 64
+
+struct azure__req {
+    azure__list_t link;
+    azure_client_t *c;
+    azure__op_t op;
+    azure__req_state_t state;
+    int prio;
+    char *url;
+    char *body; /* may hold secrets: wiped on free */
+    size_t body_len;
+    char **form_headers; /* extra "Name: value" (Metadata: true) */
+    int needs_token;     /* ARM requests carry the bearer token */
+    char resource[160];  /* for logs */
+    azure__bucket_entry_t *bkt;
+    int attempt; /* attempts made */
+    int auth_retried;
+    int throttle_counted;
+    uint64_t not_before; /* monotonic ms; backoff / Retry-After */
+    uint64_t accepted_ms;
+    uint64_t sent_ns;
+    uint64_t token_gen;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char errbuf[CURL_ERROR_SIZE];
+    d8_buf_t resp;
+    /* captured from the last answer */
+    long status;
+    char ms_request_id[96];
+    char client_request_id[40];
+    char *async_op;
+    char *location;
+    int64_t retry_after_ms;
+    long remaining[3]; /* x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}; -1 */
+    /* secrets to scrub from error messages (borrowed from body owner) */
+    char *secrets[AZ_MAX_SECRETS];
+    size_t nsecrets;
+    azure__req_done_fn done;
+    void *ctx;
+};
+
+typedef struct azure__poll {
+    uv_poll_t h;
+    azure__list_t link;
+    curl_socket_t fd;
+    azure_client_t *c;
+} azure__poll_t;
+
+typedef struct azure__token_waiter {
+    azure__list_t link;
+    azure_done_cb cb;
+    void *ud;
+    uint64_t accepted_ms;
+} azure__token_waiter_t;
+
+typedef struct azure__auth {
+    azure_auth_kind_t kind;
+    char *tenant_id;
+    char *client_id;
+    char *client_secret; /* secret */
+    char *federated_token_file;
+    char *authority; /* without trailing slash */
+    char *token;     /* secret */
+    uint64_t gen;    /* bumped per new token */
+    uint64_t obtained_ms;
+    uint64_t expires_ms;       /* monotonic */
+    uint64_t refresh_ms;       /* proactive refresh from here */
+    uint64_t usable_until_ms;  /* expires minus skew */
+    uint64_t retry_not_before; /* after a failed background refresh */
+    int refreshing;            /* single flight: one refresh at a time */
+    int fail_pending;          /* a refresh failed before any I/O */
+    int ever;                  /* a token was obtained once */
+    uv_fs_t fs;                /* workload identity token file read */
+    int fs_busy;
+    uv_file fs_fd;
+    d8_buf_t fs_buf; /* the assertion: secret */
+    char err_code[64];
+    char err_message[256];
+    azure__list_t waiters; /* azure_token_acquire callers */
+} azure__auth_t;
+
+typedef struct azure__key_entry azure__key_entry_t;
+
+typedef struct azure__code_count {
+    int op;
+    int status;
+    uint64_t n;
+} azure__code_count_t;
+
+struct azure_client {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t curl_timer;
+    uv_timer_t sched_timer;
+    uint64_t sched_due; /* when sched_timer fires; UINT64_MAX idle */
+    int refs;           /* open handles + fs requests */
+    int closing;
+    int depth; /* nesting of loop callbacks in progress */
+    int teardown_pending;
+    int torn_down;
+    /* options (owned copies) */
+    char *arm_endpoint;
+    char *imds_endpoint;
+    char *aci_api_version;
+    char *storage_api_version;
+    char *token_scope;
+    char *token_resource;
+    int max_inflight;
+    uint64_t connect_timeout_ms;
+    uint64_t request_timeout_ms;
+    int max_attempts;
+    uint64_t backoff_base_ms;
+    uint64_t backoff_cap_ms;
+    azure_bucket_opts_t bopts[AZURE_BUCKET_KINDS];
+    uint64_t key_ttl_ms;
+    size_t max_pages;
+    int low_water;
+    /* requests */
+    azure__list_t queue[AZURE_PRIO_COUNT + 1]; /* +1: system (token) queue first */
+    azure__list_t inflight;
+    size_t nqueued;
+    size_t ninflight; /* ARM requests on the wire (token ones excluded) */
+    size_t nops;      /* user operations accepted, not completed */
+    azure__list_t polls;
+    azure__list_t buckets;
+    azure__list_t keys; /* storage key cache */
+    azure__auth_t auth;
+    uint64_t rng;
+    /* stats */
+    azure__code_count_t *codes;
+    size_t ncodes;
+    size_t capcodes;
+    uint64_t st_requests, st_retries, st_throttle_waits, st_throttled, st_timeouts;
+    uint64_t st_token_refreshes, st_token_failures, st_connects;
+    uint64_t hist[AZURE_HIST_BUCKETS + 1];
+    double hist_sum;
+    uint64_t hist_count;
+};
+
+/* client.c: the request layer */
+azure__req_t *azure__req_new(azure_client_t *c, azure__op_t op, int prio, char *url, char *body,
+                             size_t body_len, azure__req_done_fn done, void *ctx);
+/* Adds a secret the request's error messages must never show (borrowed;
+ * must outlive the request). */
+void azure__req_add_secret(azure__req_t *r, char *secret);
+/* Queues the request; it runs when a slot, its buckets and the token
+ * allow. Never completes synchronously. */
+void azure__req_submit(azure__req_t *r, const azure_scope_t *s);
+/* Arms the scheduler to run within delay_ms. */
+void azure__sched_kick(azure_client_t *c, uint64_t delay_ms);
+double azure__rand01(azure_client_t *c);
+/* Loop entry/exit bookkeeping (teardown may be deferred to exit). */
+void azure__enter(azure_client_t *c);
+void azure__leave(azure_client_t *c);
+void azure__ref(azure_client_t *c);
+void azure__unref(azure_client_t *c);
+/* Fails every queued request that waits for the token. */
+void azure__fail_token_waiters(azure_client_t *c, const char *code, const char *message);
+
+/* auth.c */
+int azure__auth_init(azure_client_t *c, const azure_client_opts_t *o, const char *authority,
+                     char *err, size_t errlen);
+void azure__auth_release(azure_client_t *c);
+/* 1 when a token is usable at now; otherwise starts (single-flight) a
+ * refresh and answers 0. Also starts a background refresh past refresh_ms. */
+int azure__auth_ready(azure_client_t *c, uint64_t now_ms);
+/* The header value "Bearer ..." is built by the caller from c->auth.token. */
+void azure__auth_invalidate(azure_client_t *c, uint64_t gen);
+/* Answers token waiters whose token is ready (from the scheduler). */
+void azure__auth_flush_waiters(azure_client_t *c, int err);
+/* Runs at the start of every scheduler turn: reports a credential failure
+ * that was found synchronously (so it is never reported from inside the
+ * scheduler's queue walk). */
+void azure__auth_pump(azure_client_t *c);
+/* Client teardown: cancels waiters, the file read. */
+void azure__auth_cancel(azure_client_t *c);
+
+/* ops.c */
+void azure__keys_release(azure_client_t *c);
+
+#endif

@@ -1,0 +1,1309 @@
+/*
+ * The request layer of pkg/azure: one curl multi handle on the caller's
+ * libuv loop (a uv_poll per socket through CURLMOPT_SOCKETFUNCTION and
+ * curl_multi_assign, one uv_timer for CURLMOPT_TIMERFUNCTION), a scheduler
+ * (one more uv_timer) that starts queued requests when the in-flight cap,
+ * the throttle buckets, the token and their backoff allow, retries, the
+ * per-call log line, and the metrics.
+ *
+ * Every user callback runs from a loop callback of this file or auth.c,
+ * never from inside a public call and never from inside a curl callback.
+ * Requests change state only through req_set_state().
+ */
+#include "azure/azure_int.h"
+#include "log/log.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#ifndef D8_VERSION
+#define D8_VERSION "dev"
+#endif
+
+#define RESP_MAX ((size_t)64 << 20)
+#define SYS_QUEUE 0
+
+const azure__op_info_t azure__ops[AZ_OP__COUNT] = {
+    [AZ_OP_GROUP_PUT] = {"ContainerGroups_CreateOrUpdate", "PUT", AZURE_BUCKET_WRITE,
+                         AZURE_BUCKET_ACI_CREATE, 1},
+    [AZ_OP_GROUP_GET] = {"ContainerGroups_Get", "GET", AZURE_BUCKET_READ, -1, 0},
+    [AZ_OP_GROUP_LIST] = {"ContainerGroups_ListByResourceGroup", "GET", AZURE_BUCKET_READ, -1, 0},
+    [AZ_OP_GROUP_DELETE] = {"ContainerGroups_Delete", "DELETE", AZURE_BUCKET_DELETE,
+                            AZURE_BUCKET_ACI_DELETE, 1},
+    [AZ_OP_GROUP_START] = {"ContainerGroups_Start", "POST", AZURE_BUCKET_WRITE, -1, 1},
+    [AZ_OP_GROUP_STOP] = {"ContainerGroups_Stop", "POST", AZURE_BUCKET_WRITE, -1, 1},
+    [AZ_OP_SHARE_PUT] = {"FileShares_Create", "PUT", AZURE_BUCKET_WRITE, -1, 1},
+    [AZ_OP_SHARE_GET] = {"FileShares_Get", "GET", AZURE_BUCKET_READ, -1, 0},
+    [AZ_OP_SHARE_PATCH] = {"FileShares_Update", "PATCH", AZURE_BUCKET_WRITE, -1, 1},
+    [AZ_OP_SHARE_LIST] = {"FileShares_List", "GET", AZURE_BUCKET_READ, -1, 0},
+    [AZ_OP_SHARE_DELETE] = {"FileShares_Delete", "DELETE", AZURE_BUCKET_DELETE, -1, 1},
+    /* listKeys is a POST action (ARM meters it as a write) that changes
+     * nothing: logged at debug like a read. */
+    [AZ_OP_LIST_KEYS] = {"StorageAccounts_ListKeys", "POST", AZURE_BUCKET_WRITE, -1, 0},
+    [AZ_OP_OPERATION_GET] = {"AsyncOperation_Get", "GET", AZURE_BUCKET_READ, -1, 0},
+    [AZ_OP_TOKEN] = {"Token", "POST", -1, -1, 0},
+};
+
+const double azure_hist_bounds[AZURE_HIST_BUCKETS] = {0.025, 0.05, 0.1, 0.25, 0.5,
+                                                      1,     2.5,  5,   10,   30};
+
+static const char *const bucket_kind_names[AZURE_BUCKET_KINDS] = {"read", "write", "delete",
+                                                                  "aci_create", "aci_delete"};
+
+static void sched_cb(uv_timer_t *t);
+static void teardown(azure_client_t *c);
+static void req_finish(azure__req_t *r, int err, const char *code, const char *message);
+
+/* ------------------------------------------------------------ options */
+
+void azure_client_opts_default(azure_client_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->arm_endpoint = "https://management.azure.com";
+    o->authority_host = "https://login.microsoftonline.com";
+    o->imds_endpoint = "http://169.254.169.254";
+    o->aci_api_version = "2025-09-01";
+    o->storage_api_version = "2025-01-01";
+    o->token_scope = "https://management.azure.com/.default";
+    o->token_resource = "https://management.azure.com/";
+    o->auth = AZURE_AUTH_AUTO;
+    o->max_inflight = 32;
+    o->connect_timeout_ms = 5000;
+    o->request_timeout_ms = 30000;
+    o->max_attempts = 5;
+    o->backoff_base_ms = 1000;
+    o->backoff_cap_ms = 30000;
+    o->buckets[AZURE_BUCKET_READ] = (azure_bucket_opts_t){250, 25};
+    o->buckets[AZURE_BUCKET_WRITE] = (azure_bucket_opts_t){200, 10};
+    o->buckets[AZURE_BUCKET_DELETE] = (azure_bucket_opts_t){200, 10};
+    o->buckets[AZURE_BUCKET_ACI_CREATE] = (azure_bucket_opts_t){100, 100.0 / 300.0};
+    o->buckets[AZURE_BUCKET_ACI_DELETE] = (azure_bucket_opts_t){100, 100.0 / 300.0};
+    o->storage_key_ttl_ms = 3600 * 1000;
+    o->max_pages = 1000;
+    o->remaining_low_water = 10;
+}
+
+void azure_client_opts_from_config(azure_client_opts_t *o, const config_t *cfg)
+{
+    azure_client_opts_default(o);
+    if (!cfg)
+        return;
+    if (cfg->arm_endpoint && cfg->arm_endpoint[0])
+        o->arm_endpoint = cfg->arm_endpoint;
+    if (cfg->authority_host && cfg->authority_host[0])
+        o->authority_host = cfg->authority_host;
+    if (cfg->imds_endpoint && cfg->imds_endpoint[0])
+        o->imds_endpoint = cfg->imds_endpoint;
+    if (cfg->aci_api_version && cfg->aci_api_version[0])
+        o->aci_api_version = cfg->aci_api_version;
+    if (cfg->storage_api_version && cfg->storage_api_version[0])
+        o->storage_api_version = cfg->storage_api_version;
+    if (cfg->max_inflight > 0)
+        o->max_inflight = cfg->max_inflight;
+    azure_auth_kind_t k;
+    if (cfg->azure_auth && azure_auth_kind_parse(cfg->azure_auth, &k) == 0)
+        o->auth = k;
+}
+
+int azure_auth_kind_parse(const char *name, azure_auth_kind_t *out)
+{
+    static const struct {
+        const char *n;
+        azure_auth_kind_t k;
+    } t[] = {{"auto", AZURE_AUTH_AUTO},
+             {"clientSecret", AZURE_AUTH_CLIENT_SECRET},
+             {"workloadIdentity", AZURE_AUTH_WORKLOAD_IDENTITY},
+             {"managedIdentity", AZURE_AUTH_MANAGED_IDENTITY}};
+    for (size_t i = 0; name && i < sizeof(t) / sizeof(t[0]); i++) {
+        if (strcmp(name, t[i].n) == 0) {
+            *out = t[i].k;
+            return 0;
+        }
+    }
+    return D8_EINVAL;
+}
+
+const char *azure_auth_kind_name(azure_auth_kind_t kind)
+{
+    switch (kind) {
+    case AZURE_AUTH_CLIENT_SECRET:
+        return "clientSecret";
+    case AZURE_AUTH_WORKLOAD_IDENTITY:
+        return "workloadIdentity";
+    case AZURE_AUTH_MANAGED_IDENTITY:
+        return "managedIdentity";
+    default:
+        return "auto";
+    }
+}
+
+void azure_scope_from_region(azure_scope_t *s, const config_t *cfg, const config_region_t *r)
+{
+    memset(s, 0, sizeof(*s));
+    if (!r)
+        return;
+    s->subscription_id = (r->subscription_id && r->subscription_id[0])
+                             ? r->subscription_id
+                             : (cfg ? cfg->subscription_id : NULL);
+    s->resource_group = r->resource_group;
+    s->storage_account = r->storage_account;
+    s->region = r->name;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static char *dup_trim_slash(const char *s)
+{
+    size_t n = strlen(s);
+    while (n && s[n - 1] == '/')
+        n--;
+    return d8_xstrndup(s, n);
+}
+
+double azure__rand01(azure_client_t *c)
+{
+    /* xorshift64*: jitter needs spread, not secrecy. */
+    uint64_t x = c->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    c->rng = x;
+    return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
+}
+
+static void uuid_v4(char out[37])
+{
+    unsigned char b[16];
+    if (d8_random_bytes(b, sizeof(b)) < 0) {
+        uint64_t t = d8_mono_ns();
+        memcpy(b, &t, 8);
+        memcpy(b + 8, &t, 8);
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    char hex[33];
+    d8_hex(b, 16, hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+void azure__ref(azure_client_t *c)
+{
+    c->refs++;
+}
+
+static void client_destroy(azure_client_t *c)
+{
+    azure__auth_release(c);
+    azure__keys_release(c);
+    while (!azure__list_empty(&c->buckets)) {
+        azure__bucket_entry_t *be = AZURE__CONTAINER(c->buckets.next, azure__bucket_entry_t, link);
+        azure__list_del(&be->link);
+        free(be->subscription);
+        free(be->region);
+        free(be);
+    }
+    free(c->arm_endpoint);
+    free(c->imds_endpoint);
+    free(c->aci_api_version);
+    free(c->storage_api_version);
+    free(c->token_scope);
+    free(c->token_resource);
+    free(c->codes);
+    free(c);
+    curl_global_cleanup();
+}
+
+void azure__unref(azure_client_t *c)
+{
+    if (--c->refs == 0 && c->torn_down)
+        client_destroy(c);
+}
+
+void azure__enter(azure_client_t *c)
+{
+    c->depth++;
+}
+
+void azure__leave(azure_client_t *c)
+{
+    if (--c->depth == 0 && c->teardown_pending) {
+        c->teardown_pending = 0;
+        teardown(c);
+    }
+}
+
+/* ------------------------------------------------------------ buckets */
+
+static azure__bucket_entry_t *bucket_get(azure_client_t *c, const char *sub, const char *region)
+{
+    if (!sub)
+        sub = "";
+    if (!region)
+        region = "";
+    for (azure__list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
+        azure__bucket_entry_t *be = AZURE__CONTAINER(it, azure__bucket_entry_t, link);
+        if (strcmp(be->subscription, sub) == 0 && strcmp(be->region, region) == 0)
+            return be;
+    }
+    azure__bucket_entry_t *be = d8_xcalloc(1, sizeof(*be));
+    be->subscription = d8_xstrdup(sub);
+    be->region = d8_xstrdup(region);
+    uint64_t now = d8_mono_ms();
+    for (int k = 0; k < AZURE_BUCKET_KINDS; k++)
+        azure__bucket_init(&be->b[k], c->bopts[k].burst, c->bopts[k].per_second, now);
+    azure__list_push(&c->buckets, &be->link);
+    return be;
+}
+
+/* The ms until every bucket of r can give a token (0 = now). */
+static uint64_t req_bucket_wait(azure__req_t *r, uint64_t now)
+{
+    if (!r->bkt)
+        return 0;
+    const azure__op_info_t *oi = &azure__ops[r->op];
+    uint64_t w = 0;
+    if (oi->bucket >= 0) {
+        uint64_t x = azure__bucket_wait_ms(&r->bkt->b[oi->bucket], now);
+        w = x > w ? x : w;
+    }
+    if (oi->aci_bucket >= 0) {
+        uint64_t x = azure__bucket_wait_ms(&r->bkt->b[oi->aci_bucket], now);
+        w = x > w ? x : w;
+    }
+    return w;
+}
+
+static void req_bucket_take(azure__req_t *r)
+{
+    if (!r->bkt)
+        return;
+    const azure__op_info_t *oi = &azure__ops[r->op];
+    if (oi->bucket >= 0) {
+        azure__bucket_take(&r->bkt->b[oi->bucket]);
+        r->bkt->used[oi->bucket] = 1;
+    }
+    if (oi->aci_bucket >= 0) {
+        azure__bucket_take(&r->bkt->b[oi->aci_bucket]);
+        r->bkt->used[oi->aci_bucket] = 1;
+    }
+}
+
+/* ------------------------------------------------------------ stats */
+
+static void record_code(azure_client_t *c, int op, int status)
+{
+    for (size_t i = 0; i < c->ncodes; i++) {
+        if (c->codes[i].op == op && c->codes[i].status == status) {
+            c->codes[i].n++;
+            return;
+        }
+    }
+    if (c->ncodes == c->capcodes) {
+        c->capcodes = c->capcodes ? c->capcodes * 2 : 16;
+        c->codes = d8_xrealloc(c->codes, c->capcodes * sizeof(*c->codes));
+    }
+    c->codes[c->ncodes++] = (azure__code_count_t){op, status, 1};
+}
+
+static void record_duration(azure_client_t *c, double s)
+{
+    size_t i = 0;
+    while (i < AZURE_HIST_BUCKETS && s > azure_hist_bounds[i])
+        i++;
+    c->hist[i]++;
+    c->hist_sum += s;
+    c->hist_count++;
+}
+
+void azure_client_stats(const azure_client_t *c, azure_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->requests = c->st_requests;
+    out->retries = c->st_retries;
+    out->throttle_waits = c->st_throttle_waits;
+    out->throttled = c->st_throttled;
+    out->timeouts = c->st_timeouts;
+    out->connects = c->st_connects;
+    out->token_refreshes = c->st_token_refreshes;
+    out->token_failures = c->st_token_failures;
+    out->queued = c->nqueued;
+    out->inflight = c->ninflight;
+    memcpy(out->duration_counts, c->hist, sizeof(c->hist));
+    out->duration_sum_s = c->hist_sum;
+    out->duration_count = c->hist_count;
+}
+
+uint64_t azure_client_requests(const azure_client_t *c, const char *operation, int status)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < c->ncodes; i++)
+        if ((c->codes[i].status == status || (status == 0 && c->codes[i].status < 0)) &&
+            strcmp(azure__ops[c->codes[i].op].name, operation) == 0)
+            n += c->codes[i].n;
+    return n;
+}
+
+int azure_client_bucket_level(const azure_client_t *c, const char *subscription, const char *region,
+                              azure_bucket_kind_t kind, double *tokens)
+{
+    if ((int)kind < 0 || kind >= AZURE_BUCKET_KINDS)
+        return D8_EINVAL;
+    for (azure__list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
+        const azure__bucket_entry_t *be = AZURE__CONTAINER(it, azure__bucket_entry_t, link);
+        if (strcmp(be->subscription, subscription ? subscription : "") == 0 &&
+            strcmp(be->region, region ? region : "") == 0) {
+            *tokens = azure__bucket_peek(&be->b[kind], d8_mono_ms());
+            return 0;
+        }
+    }
+    return D8_ENOENT;
+}
+
+static void put_label(d8_buf_t *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            d8_buf_putc(out, '\\');
+        if (*s == '\n') {
+            d8_buf_puts(out, "\\n");
+            continue;
+        }
+        d8_buf_putc(out, *s);
+    }
+}
+
+static void status_label(int status, char out[16])
+{
+    if (status > 0)
+        snprintf(out, 16, "%d", status);
+    else if (status == -2)
+        snprintf(out, 16, "timeout");
+    else
+        snprintf(out, 16, "error");
+}
+
+void azure_client_metrics(const azure_client_t *c, d8_buf_t *out)
+{
+    d8_buf_puts(out, "# HELP dev8_arm_requests_total ARM HTTP attempts by operation and status "
+                     "code (timeout/error when no answer arrived).\n"
+                     "# TYPE dev8_arm_requests_total counter\n");
+    for (size_t i = 0; i < c->ncodes; i++) {
+        char code[16];
+        status_label(c->codes[i].status, code);
+        d8_buf_printf(out, "dev8_arm_requests_total{operation=\"%s\",code=\"%s\"} %llu\n",
+                      azure__ops[c->codes[i].op].name, code, (unsigned long long)c->codes[i].n);
+    }
+    d8_buf_puts(out, "# HELP dev8_arm_request_duration_seconds Duration of ARM HTTP attempts.\n"
+                     "# TYPE dev8_arm_request_duration_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < AZURE_HIST_BUCKETS; i++) {
+        cum += c->hist[i];
+        d8_buf_printf(out, "dev8_arm_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                      azure_hist_bounds[i], (unsigned long long)cum);
+    }
+    cum += c->hist[AZURE_HIST_BUCKETS];
+    d8_buf_printf(out, "dev8_arm_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                  (unsigned long long)cum);
+    d8_buf_printf(out, "dev8_arm_request_duration_seconds_sum %.6f\n", c->hist_sum);
+    d8_buf_printf(out, "dev8_arm_request_duration_seconds_count %llu\n",
+                  (unsigned long long)c->hist_count);
+    d8_buf_printf(out,
+                  "# HELP dev8_arm_throttle_waits_total Requests held back by a client-side "
+                  "throttle bucket or a Retry-After pause.\n"
+                  "# TYPE dev8_arm_throttle_waits_total counter\n"
+                  "dev8_arm_throttle_waits_total %llu\n",
+                  (unsigned long long)c->st_throttle_waits);
+    d8_buf_puts(out, "# HELP dev8_arm_bucket_tokens Tokens left in a client-side throttle "
+                     "bucket.\n# TYPE dev8_arm_bucket_tokens gauge\n");
+    uint64_t now = d8_mono_ms();
+    for (azure__list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
+        const azure__bucket_entry_t *be = AZURE__CONTAINER(it, azure__bucket_entry_t, link);
+        for (int k = 0; k < AZURE_BUCKET_KINDS; k++) {
+            d8_buf_puts(out, "dev8_arm_bucket_tokens{subscription=\"");
+            put_label(out, be->subscription);
+            d8_buf_puts(out, "\",region=\"");
+            put_label(out, be->region);
+            d8_buf_printf(out, "\",kind=\"%s\"} %.3f\n", bucket_kind_names[k],
+                          azure__bucket_peek(&be->b[k], now));
+        }
+    }
+    d8_buf_printf(out,
+                  "# HELP dev8_azure_token_refreshes_total Azure access tokens obtained.\n"
+                  "# TYPE dev8_azure_token_refreshes_total counter\n"
+                  "dev8_azure_token_refreshes_total %llu\n",
+                  (unsigned long long)c->st_token_refreshes);
+}
+
+/* ------------------------------------------------------------ requests */
+
+static const char *const req_state_names[] = {"new", "queued", "inflight", "done"};
+
+/* The one place a request changes state (STYLE 8). */
+static void req_set_state(azure__req_t *r, azure__req_state_t st)
+{
+    azure_client_t *c = r->c;
+    if (r->state == AZ_REQ_QUEUED)
+        c->nqueued--;
+    if (r->state == AZ_REQ_INFLIGHT && r->op != AZ_OP_TOKEN)
+        c->ninflight--;
+    if (st == AZ_REQ_QUEUED)
+        c->nqueued++;
+    if (st == AZ_REQ_INFLIGHT && r->op != AZ_OP_TOKEN)
+        c->ninflight++;
+    if (log_enabled(LOG_DEBUG) && st != AZ_REQ_NEW)
+        LOG(LOG_DEBUG, "arm request state", LF_S("operation", azure__ops[r->op].name),
+            LF_S("resource", r->resource), LF_S("from", req_state_names[r->state]),
+            LF_S("to", req_state_names[st]), LF_I("attempt", r->attempt));
+    r->state = st;
+}
+
+azure__req_t *azure__req_new(azure_client_t *c, azure__op_t op, int prio, char *url, char *body,
+                             size_t body_len, azure__req_done_fn done, void *ctx)
+{
+    azure__req_t *r = d8_xcalloc(1, sizeof(*r));
+    azure__list_init(&r->link);
+    r->c = c;
+    r->op = op;
+    r->prio = op == AZ_OP_TOKEN ? SYS_QUEUE : prio + 1;
+    r->url = url;
+    r->body = body;
+    r->body_len = body_len;
+    r->needs_token = op != AZ_OP_TOKEN;
+    r->done = done;
+    r->ctx = ctx;
+    r->retry_after_ms = -1;
+    for (int i = 0; i < 3; i++)
+        r->remaining[i] = -1;
+    r->accepted_ms = d8_mono_ms();
+    d8_buf_init(&r->resp);
+    uuid_v4(r->client_request_id);
+    return r;
+}
+
+void azure__req_add_secret(azure__req_t *r, char *secret)
+{
+    if (secret && r->nsecrets < AZ_MAX_SECRETS)
+        r->secrets[r->nsecrets++] = d8_xstrdup(secret);
+}
+
+static void wipe_slist(struct curl_slist *l)
+{
+    for (struct curl_slist *it = l; it; it = it->next)
+        OPENSSL_cleanse(it->data, strlen(it->data));
+    curl_slist_free_all(l);
+}
+
+static void req_free(azure__req_t *r)
+{
+    free(r->url);
+    if (r->body) {
+        OPENSSL_cleanse(r->body, r->body_len);
+        free(r->body);
+    }
+    for (size_t i = 0; r->form_headers && r->form_headers[i]; i++)
+        free(r->form_headers[i]);
+    free(r->form_headers);
+    if (r->resp.data)
+        OPENSSL_cleanse(r->resp.data, r->resp.cap);
+    d8_buf_release(&r->resp);
+    free(r->async_op);
+    free(r->location);
+    for (size_t i = 0; i < r->nsecrets; i++)
+        azure__free_secret(r->secrets[i]);
+    free(r);
+}
+
+void azure__sched_kick(azure_client_t *c, uint64_t delay_ms)
+{
+    if (c->torn_down || c->closing)
+        return;
+    uint64_t due = d8_mono_ms() + delay_ms;
+    if (due >= c->sched_due)
+        return;
+    c->sched_due = due;
+    uv_timer_start(&c->sched_timer, sched_cb, delay_ms, 0);
+}
+
+void azure__req_submit(azure__req_t *r, const azure_scope_t *s)
+{
+    azure_client_t *c = r->c;
+    if (s && r->op != AZ_OP_TOKEN)
+        r->bkt = bucket_get(c, s->subscription_id, s->region);
+    if (c->closing) {
+        /* Only reached from inside a callback during teardown: complete at
+         * once, there will be no later loop turn for this client. */
+        req_finish(r, D8_ECANCELED, "", "the Azure client is shutting down");
+        return;
+    }
+    azure__list_push(&c->queue[r->prio], &r->link);
+    req_set_state(r, AZ_REQ_QUEUED);
+    azure__sched_kick(c, 0);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+    azure__req_t *r = ud;
+    size_t len = size * n;
+    if (r->resp.len + len > RESP_MAX)
+        return 0;
+    d8_buf_append(&r->resp, data, len);
+    return len;
+}
+
+static void set_str(char **dst, const char *v, size_t n)
+{
+    free(*dst);
+    *dst = d8_xstrndup(v, n);
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *ud)
+{
+    azure__req_t *r = ud;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        /* A new response (after 100-continue or a retry on the same
+         * handle): forget what the previous one said. */
+        r->ms_request_id[0] = '\0';
+        free(r->async_op);
+        free(r->location);
+        r->async_op = r->location = NULL;
+        r->retry_after_ms = -1;
+        for (int i = 0; i < 3; i++)
+            r->remaining[i] = -1;
+        return len;
+    }
+    const char *colon = memchr(data, ':', len);
+    if (!colon)
+        return len;
+    size_t nlen = (size_t)(colon - data);
+    const char *v = colon + 1;
+    const char *end = data + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    size_t vlen = (size_t)(end - v);
+#define HNAME(lit) (nlen == sizeof(lit) - 1 && strncasecmp(data, lit, nlen) == 0)
+    if (HNAME("x-ms-request-id")) {
+        size_t k = vlen < sizeof(r->ms_request_id) - 1 ? vlen : sizeof(r->ms_request_id) - 1;
+        memcpy(r->ms_request_id, v, k);
+        r->ms_request_id[k] = '\0';
+    } else if (HNAME("retry-after")) {
+        char tmp[80];
+        size_t k = vlen < sizeof(tmp) - 1 ? vlen : sizeof(tmp) - 1;
+        memcpy(tmp, v, k);
+        tmp[k] = '\0';
+        uint64_t d;
+        if (azure__parse_retry_after(tmp, d8_wall_ms(), &d) == 0)
+            r->retry_after_ms = (int64_t)d;
+    } else if (HNAME("azure-asyncoperation")) {
+        set_str(&r->async_op, v, vlen < 4096 ? vlen : 4096);
+    } else if (HNAME("location")) {
+        set_str(&r->location, v, vlen < 4096 ? vlen : 4096);
+    } else if (nlen > 38 && strncasecmp(data, "x-ms-ratelimit-remaining-subscription-", 38) == 0) {
+        const char *kind = data + 38;
+        size_t klen = nlen - 38;
+        /* Newer ARM regions send "global-" and "resource-" variants; the
+         * last word names the bucket. */
+        if (klen > 7 && strncasecmp(kind, "global-", 7) == 0) {
+            kind += 7;
+            klen -= 7;
+        }
+        int idx = -1;
+        if (klen == 5 && strncasecmp(kind, "reads", 5) == 0)
+            idx = 0;
+        else if (klen == 6 && strncasecmp(kind, "writes", 6) == 0)
+            idx = 1;
+        else if (klen == 7 && strncasecmp(kind, "deletes", 7) == 0)
+            idx = 2;
+        if (idx >= 0 && vlen > 0 && vlen < 12) {
+            char tmp[16];
+            memcpy(tmp, v, vlen);
+            tmp[vlen] = '\0';
+            char *e;
+            long x = strtol(tmp, &e, 10);
+            if (*e == '\0' && x >= 0)
+                r->remaining[idx] = x;
+        }
+    }
+#undef HNAME
+    return len;
+}
+
+static int add_header(azure__req_t *r, const char *h)
+{
+    struct curl_slist *n = curl_slist_append(r->hdrs, h);
+    if (!n)
+        return -1;
+    r->hdrs = n;
+    return 0;
+}
+
+/* Builds the easy handle of one attempt and hands it to the multi. */
+static int req_start(azure__req_t *r)
+{
+    azure_client_t *c = r->c;
+    const char *method = azure__ops[r->op].method;
+    if (r->op == AZ_OP_TOKEN && !r->body)
+        method = "GET";
+    CURL *e = curl_easy_init();
+    if (!e)
+        return D8_ENOMEM;
+    r->easy = e;
+    r->attempt++;
+    d8_buf_reset(&r->resp);
+    r->status = 0;
+    r->errbuf[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_URL, r->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->request_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "dev8-agent/" D8_VERSION);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        if (strcmp(method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        if (strcmp(method, "DELETE") != 0) {
+            /* The body is borrowed by curl (no copy): it lives as long as
+             * the request. POST without a body sends Content-Length: 0. */
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)(r->body ? r->body_len : 0));
+        }
+    }
+    char h[128];
+    int bad = add_header(r, "Accept: application/json");
+    /* No Expect: 100-continue round trip for bodies over 1 KiB. */
+    bad |= add_header(r, "Expect:");
+    if (r->body && strcmp(method, "GET") != 0)
+        bad |=
+            add_header(r, r->op == AZ_OP_TOKEN ? "Content-Type: application/x-www-form-urlencoded"
+                                               : "Content-Type: application/json");
+    snprintf(h, sizeof(h), "x-ms-client-request-id: %s", r->client_request_id);
+    bad |= add_header(r, h);
+    for (size_t i = 0; r->form_headers && r->form_headers[i]; i++)
+        bad |= add_header(r, r->form_headers[i]);
+    if (r->needs_token && c->auth.token) {
+        d8_buf_t a;
+        d8_buf_init(&a);
+        d8_buf_reserve(&a, strlen(c->auth.token) + 32);
+        d8_buf_puts(&a, "Authorization: Bearer ");
+        d8_buf_puts(&a, c->auth.token);
+        bad |= add_header(r, a.data);
+        OPENSSL_cleanse(a.data, a.cap);
+        d8_buf_release(&a);
+        r->token_gen = c->auth.gen;
+    }
+    if (bad)
+        return D8_ENOMEM;
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
+    r->sent_ns = d8_mono_ns();
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+        return D8_EIO;
+    return 0;
+}
+
+static void req_release_easy(azure__req_t *r)
+{
+    if (r->easy) {
+        if (r->c->multi)
+            curl_multi_remove_handle(r->c->multi, r->easy);
+        curl_easy_cleanup(r->easy);
+        r->easy = NULL;
+    }
+    if (r->hdrs) {
+        wipe_slist(r->hdrs);
+        r->hdrs = NULL;
+    }
+}
+
+static int status_err(long status)
+{
+    if (status >= 200 && status < 300)
+        return 0;
+    switch (status) {
+    case 404:
+        return D8_ENOENT;
+    case 409:
+    case 412:
+        return D8_ECONFLICT;
+    case 401:
+    case 403:
+        return D8_EAUTH;
+    case 429:
+        return D8_EAGAIN;
+    case 408:
+        return D8_ETIMEDOUT;
+    default:
+        return status >= 400 && status < 500 ? D8_EINVAL : D8_EIO;
+    }
+}
+
+/* Completes a request: builds the result, calls its owner, frees it. */
+static void req_finish(azure__req_t *r, int err, const char *code, const char *message)
+{
+    azure_client_t *c = r->c;
+    char ecode[128] = "", emsg[512] = "";
+    if (code)
+        snprintf(ecode, sizeof(ecode), "%s", code);
+    if (message)
+        snprintf(emsg, sizeof(emsg), "%s", message);
+    if (!code && !message && r->status >= 400) {
+        if (azure_decode_error(r->resp.data, r->resp.len, ecode, sizeof(ecode), emsg,
+                               sizeof(emsg)) < 0 ||
+            (!ecode[0] && !emsg[0]))
+            snprintf(emsg, sizeof(emsg), "HTTP %ld from %s", r->status, azure__ops[r->op].name);
+    }
+    azure__scrub(emsg, sizeof(emsg), (const char *const *)r->secrets, r->nsecrets);
+    azure__scrub(ecode, sizeof(ecode), (const char *const *)r->secrets, r->nsecrets);
+    if (r->state == AZ_REQ_QUEUED)
+        azure__list_del(&r->link);
+    req_set_state(r, AZ_REQ_DONE);
+    azure_result_t res = {
+        .err = err,
+        .http_status = (int)r->status,
+        .error_code = ecode,
+        .error_message = emsg,
+        .request_id = r->ms_request_id,
+        .client_request_id = r->client_request_id,
+        .attempts = r->attempt,
+        .duration_ms = d8_mono_ms() - r->accepted_ms,
+        .accepted = err == 0 && (r->status == 201 || r->status == 202),
+        .retry_after_ms = r->retry_after_ms,
+        .async_operation = r->async_op ? r->async_op : "",
+        .location = r->location ? r->location : "",
+    };
+    (void)c;
+    if (r->done)
+        r->done(r, &res);
+    req_free(r);
+}
+
+/* A retried request goes back to the head of its priority: it is older
+ * than anything queued behind it (FIFO per priority). */
+static void queue_front(azure__list_t *q, azure__list_t *n)
+{
+    azure__list_push(q->next, n);
+}
+
+static int retryable_status(long s)
+{
+    return s == 408 || s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
+}
+
+static void log_attempt(azure__req_t *r, CURLcode cres, uint64_t dur_ms)
+{
+    const azure__op_info_t *oi = &azure__ops[r->op];
+    log_level_t lvl = oi->mutation ? LOG_INFO : LOG_DEBUG;
+    if (!log_enabled(lvl))
+        return;
+    const char *err = cres != CURLE_OK ? curl_easy_strerror(cres) : "";
+    if (r->op == AZ_OP_TOKEN) {
+        LOG(lvl, "azure token request", LF_S("credential", azure_auth_kind_name(r->c->auth.kind)),
+            LF_I("status", r->status), LF_I("duration_ms", dur_ms), LF_I("attempt", r->attempt),
+            LF_S("error", err));
+        return;
+    }
+    LOG(lvl, "arm request", LF_S("operation", oi->name), LF_S("resource", r->resource),
+        LF_I("status", r->status), LF_I("duration_ms", dur_ms),
+        LF_S("request_id", r->ms_request_id), LF_S("client_request_id", r->client_request_id),
+        LF_I("attempt", r->attempt), LF_S("error", err));
+}
+
+/* One HTTP attempt ended: account, then retry, re-authenticate or finish. */
+static void attempt_done(azure__req_t *r, CURLcode cres)
+{
+    azure_client_t *c = r->c;
+    long status = 0, nconn = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nconn);
+    if (nconn > 0)
+        c->st_connects += (uint64_t)nconn;
+    int too_big = cres == CURLE_WRITE_ERROR && r->resp.len > 0;
+    uint64_t dur_ns = d8_mono_ns() - r->sent_ns;
+    req_release_easy(r);
+    azure__list_del(&r->link);
+    r->status = cres == CURLE_OK ? status : 0;
+    uint64_t now = d8_mono_ms();
+    /* A slot is free: let the scheduler fill it on the next turn. */
+    azure__sched_kick(c, 0);
+
+    if (r->op != AZ_OP_TOKEN) {
+        c->st_requests++;
+        record_code(c, (int)r->op,
+                    cres == CURLE_OK ? (int)status : (cres == CURLE_OPERATION_TIMEDOUT ? -2 : -1));
+        record_duration(c, (double)dur_ns / 1e9);
+    }
+    if (cres == CURLE_OPERATION_TIMEDOUT)
+        c->st_timeouts++;
+    if (r->status == 429)
+        c->st_throttled++;
+    log_attempt(r, cres, dur_ns / 1000000);
+
+    /* ARM tells how much of its bucket is left: when nearly empty, drain
+     * ours to match so the client slows to the refill rate. */
+    if (r->bkt) {
+        for (int i = 0; i < 3; i++)
+            if (r->remaining[i] >= 0 && r->remaining[i] <= c->low_water)
+                azure__bucket_clamp(&r->bkt->b[i], (double)r->remaining[i]);
+    }
+
+    if (cres == CURLE_OK && status == 401 && r->needs_token && !r->auth_retried) {
+        /* An expired or revoked token: refresh once (single-flight) and
+         * resend; the scheduler holds the request until a token exists. */
+        r->auth_retried = 1;
+        azure__auth_invalidate(c, r->token_gen);
+        queue_front(&c->queue[r->prio], &r->link);
+        req_set_state(r, AZ_REQ_QUEUED);
+        azure__sched_kick(c, 0);
+        return;
+    }
+
+    int retry = 0, err;
+    if (cres != CURLE_OK) {
+        err = cres == CURLE_OPERATION_TIMEDOUT ? D8_ETIMEDOUT : D8_EIO;
+        retry = !too_big;
+        if (too_big)
+            err = D8_ETOOBIG;
+    } else {
+        err = status_err(status);
+        retry = retryable_status(status);
+    }
+
+    if (retry && r->retry_after_ms >= 0 && r->bkt) {
+        /* Retry-After pauses the whole bucket: nothing of that kind goes to
+         * this subscription+region before the time ARM named. */
+        const azure__op_info_t *oi = &azure__ops[r->op];
+        uint64_t until = now + (uint64_t)r->retry_after_ms;
+        if (oi->bucket >= 0)
+            azure__bucket_pause(&r->bkt->b[oi->bucket], until);
+        if (oi->aci_bucket >= 0)
+            azure__bucket_pause(&r->bkt->b[oi->aci_bucket], until);
+    }
+
+    if (retry && r->attempt < c->max_attempts) {
+        uint64_t delay = r->retry_after_ms >= 0
+                             ? (uint64_t)r->retry_after_ms
+                             : azure__backoff_ms(r->attempt, c->backoff_base_ms, c->backoff_cap_ms,
+                                                 azure__rand01(c));
+        r->not_before = now + delay;
+        c->st_retries++;
+        queue_front(&c->queue[r->prio], &r->link);
+        req_set_state(r, AZ_REQ_QUEUED);
+        azure__sched_kick(c, delay);
+        return;
+    }
+
+    if (cres != CURLE_OK) {
+        char msg[CURL_ERROR_SIZE + 64];
+        snprintf(msg, sizeof(msg), "%s: %s", azure__ops[r->op].name,
+                 r->errbuf[0] ? r->errbuf : curl_easy_strerror(cres));
+        req_finish(r, err, too_big ? "ResponseTooLarge" : "", msg);
+        return;
+    }
+    req_finish(r, err, NULL, NULL);
+}
+
+static void check_done(azure_client_t *c)
+{
+    CURLMsg *m;
+    int left;
+    while (!c->closing && c->multi && (m = curl_multi_info_read(c->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        azure__req_t *r = NULL;
+        CURLcode cres = m->data.result;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        if (r)
+            attempt_done(r, cres);
+    }
+}
+
+/* The scheduler: starts what may start, and sleeps until the earliest
+ * moment something else may. */
+static void pump(azure_client_t *c)
+{
+    uint64_t now = d8_mono_ms();
+    uint64_t next = UINT64_MAX;
+    int token_ok = -1;
+
+    azure__auth_pump(c);
+
+    for (int q = 0; q <= AZURE_PRIO_COUNT && !c->closing; q++) {
+        azure__list_t *it = c->queue[q].next;
+        while (it != &c->queue[q] && !c->closing) {
+            azure__req_t *r = AZURE__CONTAINER(it, azure__req_t, link);
+            it = it->next;
+            if (q != SYS_QUEUE && c->ninflight >= (size_t)c->max_inflight)
+                goto out;
+            if (r->not_before > now) {
+                if (r->not_before < next)
+                    next = r->not_before;
+                continue;
+            }
+            if (r->needs_token) {
+                if (token_ok < 0)
+                    token_ok = azure__auth_ready(c, now);
+                if (!token_ok)
+                    continue;
+            }
+            uint64_t w = req_bucket_wait(r, now);
+            if (w > 0) {
+                if (!r->throttle_counted) {
+                    r->throttle_counted = 1;
+                    c->st_throttle_waits++;
+                }
+                if (now + w < next)
+                    next = now + w;
+                continue;
+            }
+            req_bucket_take(r);
+            azure__list_del(&r->link);
+            req_set_state(r, AZ_REQ_INFLIGHT);
+            azure__list_push(&c->inflight, &r->link);
+            int rc = req_start(r);
+            if (rc < 0) {
+                req_release_easy(r);
+                azure__list_del(&r->link);
+                req_finish(r, rc, "", "could not start the HTTP request");
+            }
+        }
+    }
+out:
+    if (!c->closing && !azure__list_empty(&c->auth.waiters) && azure__auth_ready(c, now))
+        azure__auth_flush_waiters(c, 0);
+    if (!c->closing && next != UINT64_MAX)
+        azure__sched_kick(c, next > now ? next - now : 0);
+}
+
+static void sched_cb(uv_timer_t *t)
+{
+    azure_client_t *c = t->data;
+    c->sched_due = UINT64_MAX;
+    azure__enter(c);
+    if (!c->closing)
+        pump(c);
+    azure__leave(c);
+}
+
+void azure__fail_token_waiters(azure_client_t *c, const char *code, const char *message)
+{
+    azure__list_t local;
+    azure__list_init(&local);
+    for (int q = 1; q <= AZURE_PRIO_COUNT; q++) {
+        while (!azure__list_empty(&c->queue[q])) {
+            azure__list_t *n = c->queue[q].next;
+            azure__list_del(n);
+            azure__list_push(&local, n);
+        }
+    }
+    /* The requests stay in state QUEUED while on the local list; finish
+     * unlinks them from it. */
+    while (!azure__list_empty(&local)) {
+        azure__req_t *r = AZURE__CONTAINER(local.next, azure__req_t, link);
+        if (!r->needs_token) {
+            azure__list_del(&r->link);
+            azure__list_push(&c->queue[r->prio], &r->link);
+            continue;
+        }
+        req_finish(r, D8_EAUTH, code, message);
+    }
+}
+
+/* ------------------------------------------------------------ curl <-> uv */
+
+static void poll_closed(uv_handle_t *h)
+{
+    azure__poll_t *p = h->data;
+    azure_client_t *c = p->c;
+    free(p);
+    azure__unref(c);
+}
+
+static void poll_close(azure__poll_t *p)
+{
+    azure__list_del(&p->link);
+    uv_poll_stop(&p->h);
+    uv_close((uv_handle_t *)&p->h, poll_closed);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    azure__poll_t *p = h->data;
+    azure_client_t *c = p->c;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & (UV_READABLE | UV_DISCONNECT))
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    azure__enter(c);
+    if (!c->closing && c->multi) {
+        int running;
+        curl_multi_socket_action(c->multi, p->fd, flags, &running);
+        check_done(c);
+    }
+    azure__leave(c);
+}
+
+static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    azure_client_t *c = userp;
+    azure__poll_t *p = socketp;
+    (void)e;
+    if (what == CURL_POLL_REMOVE) {
+        if (p) {
+            poll_close(p);
+            if (!c->torn_down && c->multi)
+                curl_multi_assign(c->multi, s, NULL);
+        }
+        return 0;
+    }
+    if (c->torn_down) {
+        return 0;
+    }
+    if (!p) {
+        p = d8_xcalloc(1, sizeof(*p));
+        p->fd = s;
+        p->c = c;
+        int rc = uv_poll_init_socket(c->loop, &p->h, s);
+        if (rc == UV_EEXIST) {
+            /* curl reused a descriptor whose old poll we still hold. */
+            for (azure__list_t *it = c->polls.next; it != &c->polls; it = it->next) {
+                azure__poll_t *old = AZURE__CONTAINER(it, azure__poll_t, link);
+                if (old->fd == s) {
+                    poll_close(old);
+                    break;
+                }
+            }
+            rc = uv_poll_init_socket(c->loop, &p->h, s);
+        }
+        if (rc < 0) {
+            LOG(LOG_ERROR, "azure: cannot poll a socket", LF_S("error", uv_strerror(rc)));
+            free(p);
+            return -1;
+        }
+        p->h.data = p;
+        azure__list_push(&c->polls, &p->link);
+        azure__ref(c);
+        curl_multi_assign(c->multi, s, p);
+    }
+    int events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        events |= UV_READABLE;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        events |= UV_WRITABLE;
+    uv_poll_start(&p->h, events, on_poll);
+    return 0;
+}
+
+static void on_curl_timer(uv_timer_t *t)
+{
+    azure_client_t *c = t->data;
+    azure__enter(c);
+    if (!c->closing && c->multi) {
+        int running;
+        curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        check_done(c);
+    }
+    azure__leave(c);
+}
+
+static int on_curl_timeout(CURLM *m, long ms, void *userp)
+{
+    azure_client_t *c = userp;
+    (void)m;
+    if (c->torn_down)
+        return 0;
+    if (ms < 0)
+        uv_timer_stop(&c->curl_timer);
+    else
+        uv_timer_start(&c->curl_timer, on_curl_timer, (uint64_t)ms, 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int set_default_str(char **dst, const char *v, const char *def)
+{
+    *dst = dup_trim_slash(v && v[0] ? v : def);
+    return 0;
+}
+
+int azure_client_new(uv_loop_t *loop, const azure_client_opts_t *opts, azure_client_t **out,
+                     char *err, size_t errlen)
+{
+    azure_client_opts_t d;
+    azure_client_opts_default(&d);
+    *out = NULL;
+    if (!loop || !opts) {
+        snprintf(err, errlen, "azure: no loop or options");
+        return D8_EINVAL;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(err, errlen, "azure: curl_global_init failed");
+        return D8_EIO;
+    }
+    const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
+    if (!(vi->features & CURL_VERSION_ASYNCHDNS))
+        LOG(LOG_WARN,
+            "azure: libcurl has no asynchronous DNS resolver; name lookups may "
+            "block the loop (use IP endpoints or a threaded-resolver libcurl)",
+            LF_S("libcurl", vi->version));
+
+    azure_client_t *c = d8_xcalloc(1, sizeof(*c));
+    c->loop = loop;
+    c->sched_due = UINT64_MAX;
+    for (int q = 0; q <= AZURE_PRIO_COUNT; q++)
+        azure__list_init(&c->queue[q]);
+    azure__list_init(&c->inflight);
+    azure__list_init(&c->polls);
+    azure__list_init(&c->buckets);
+    azure__list_init(&c->keys);
+    azure__list_init(&c->auth.waiters);
+    set_default_str(&c->arm_endpoint, opts->arm_endpoint, d.arm_endpoint);
+    set_default_str(&c->imds_endpoint, opts->imds_endpoint, d.imds_endpoint);
+    set_default_str(&c->aci_api_version, opts->aci_api_version, d.aci_api_version);
+    set_default_str(&c->storage_api_version, opts->storage_api_version, d.storage_api_version);
+    c->token_scope =
+        d8_xstrdup(opts->token_scope && opts->token_scope[0] ? opts->token_scope : d.token_scope);
+    c->token_resource = d8_xstrdup(
+        opts->token_resource && opts->token_resource[0] ? opts->token_resource : d.token_resource);
+    c->max_inflight = opts->max_inflight > 0 ? opts->max_inflight : d.max_inflight;
+    c->connect_timeout_ms =
+        opts->connect_timeout_ms ? opts->connect_timeout_ms : d.connect_timeout_ms;
+    c->request_timeout_ms =
+        opts->request_timeout_ms ? opts->request_timeout_ms : d.request_timeout_ms;
+    c->max_attempts = opts->max_attempts > 0 ? opts->max_attempts : d.max_attempts;
+    c->backoff_base_ms = opts->backoff_base_ms ? opts->backoff_base_ms : d.backoff_base_ms;
+    c->backoff_cap_ms = opts->backoff_cap_ms ? opts->backoff_cap_ms : d.backoff_cap_ms;
+    for (int k = 0; k < AZURE_BUCKET_KINDS; k++)
+        c->bopts[k] = opts->buckets[k].burst > 0 && opts->buckets[k].per_second > 0
+                          ? opts->buckets[k]
+                          : d.buckets[k];
+    c->key_ttl_ms = opts->storage_key_ttl_ms ? opts->storage_key_ttl_ms : d.storage_key_ttl_ms;
+    c->max_pages = opts->max_pages ? opts->max_pages : d.max_pages;
+    c->low_water =
+        opts->remaining_low_water > 0 ? opts->remaining_low_water : d.remaining_low_water;
+    uint64_t seed = 0;
+    if (d8_random_bytes(&seed, sizeof(seed)) < 0 || seed == 0)
+        seed = d8_mono_ns() | 1;
+    c->rng = seed;
+
+    int rc = azure__auth_init(c, opts,
+                              opts->authority_host && opts->authority_host[0] ? opts->authority_host
+                                                                              : d.authority_host,
+                              err, errlen);
+    if (rc < 0) {
+        c->torn_down = 1;
+        client_destroy(c);
+        return rc;
+    }
+    c->multi = curl_multi_init();
+    if (!c->multi) {
+        snprintf(err, errlen, "azure: curl_multi_init failed");
+        c->torn_down = 1;
+        client_destroy(c);
+        return D8_ENOMEM;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timeout);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    /* Keep a warm connection for every slot (plus token endpoints). */
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->max_inflight + 4);
+    uv_timer_init(loop, &c->curl_timer);
+    uv_timer_init(loop, &c->sched_timer);
+    c->curl_timer.data = c;
+    c->sched_timer.data = c;
+    c->refs = 2;
+    LOG(LOG_INFO, "azure client ready", LF_S("arm_endpoint", c->arm_endpoint),
+        LF_S("credential", azure_auth_kind_name(c->auth.kind)),
+        LF_I("max_inflight", c->max_inflight), LF_S("libcurl", vi->version));
+    *out = c;
+    return 0;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    azure__unref(h->data);
+}
+
+/* Completes every request (and token waiter) with D8_ECANCELED. */
+static void cancel_all(azure_client_t *c)
+{
+    for (;;) {
+        azure__req_t *r = NULL;
+        if (!azure__list_empty(&c->inflight)) {
+            r = AZURE__CONTAINER(c->inflight.next, azure__req_t, link);
+            req_release_easy(r);
+            azure__list_del(&r->link);
+        } else {
+            for (int q = 0; q <= AZURE_PRIO_COUNT && !r; q++)
+                if (!azure__list_empty(&c->queue[q]))
+                    r = AZURE__CONTAINER(c->queue[q].next, azure__req_t, link);
+        }
+        if (!r)
+            break;
+        req_finish(r, D8_ECANCELED, "", "the Azure client is shutting down");
+    }
+    azure__auth_cancel(c);
+}
+
+static void teardown(azure_client_t *c)
+{
+    c->torn_down = 1;
+    if (c->multi) {
+        curl_multi_cleanup(c->multi);
+        c->multi = NULL;
+    }
+    while (!azure__list_empty(&c->polls))
+        poll_close(AZURE__CONTAINER(c->polls.next, azure__poll_t, link));
+    uv_timer_stop(&c->curl_timer);
+    uv_timer_stop(&c->sched_timer);
+    uv_close((uv_handle_t *)&c->curl_timer, timer_closed);
+    uv_close((uv_handle_t *)&c->sched_timer, timer_closed);
+}
+
+void azure_client_free(azure_client_t *c)
+{
+    if (!c || c->closing)
+        return;
+    c->closing = 1;
+    azure__enter(c);
+    cancel_all(c);
+    c->teardown_pending = 1;
+    azure__leave(c);
+}
+
+azure_auth_kind_t azure_client_auth_kind(const azure_client_t *c)
+{
+    return c->auth.kind;
+}
+
+size_t azure_client_pending(const azure_client_t *c)
+{
+    return c->nops;
+}
+
+int azure_client_has_token(const azure_client_t *c)
+{
+    return c->auth.ever;
+}
