@@ -17,7 +17,8 @@ typedef struct config_region {
     char *name;                /* the cloudRegion value in specs */
     char *resource_group;
     char *storage_account;
-    char *subscription_id;     /* falls back to azure.subscriptionId */
+    char *subscription_id;     /* its own, else azure.subscriptionId (or env
+                                  AZURE_SUBSCRIPTION_ID); always set once loaded */
 } config_region_t;
 
 typedef struct config_image {
@@ -29,7 +30,9 @@ typedef struct config_image {
 typedef struct config {
     /* controller */
     char *controller_name;     /* default "dev8" */
-    char *listen_host;         /* from controller.listen, default 0.0.0.0 */
+    char *listen_host;         /* from controller.listen, default 0.0.0.0; an IP
+                                  literal ("::1" without brackets; "localhost"
+                                  becomes 127.0.0.1) */
     int listen_port;           /* default 8080 */
     int resync_seconds;        /* 60 */
     int status_refresh_seconds; /* 300 */
@@ -43,7 +46,7 @@ typedef struct config {
     size_t max_connections;    /* 1024 */
     int watch_ring_size;       /* 4096 events kept for watch resume */
     char **api_keys;           /* resolved keys (secret; never logged) */
-    size_t napi_keys;
+    size_t napi_keys;          /* may be 0: no key configured anywhere */
     /* azure */
     char *azure_auth;          /* auto|clientSecret|workloadIdentity|managedIdentity */
     char *subscription_id;
@@ -81,7 +84,9 @@ typedef struct config {
  * then environment overrides (AGENT_API_KEYS, AZURE_SUBSCRIPTION_ID, ...).
  * On success returns 0 and a new config in *out (caller frees). On failure
  * returns a negative D8_* error, *out stays NULL, and err holds one line
- * "file:line:column: key: message" (line/column 1-based).
+ * "file:line:column: key: message" (line/column 1-based): D8_EIO (a file
+ * cannot be read), D8_ETOOBIG (config over 64 KiB), D8_EPARSE (YAML
+ * syntax), D8_EINVAL (schema or environment). err may be NULL.
  */
 int config_load(const char *path, config_t **out, char *err, size_t errlen);
 
