@@ -5,6 +5,7 @@
 #include "base/base.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
+#include "reaper/reaper.h"
 #include "reconcile/reconcile.h"
 #include "store/store.h"
 
@@ -26,6 +27,7 @@ typedef struct agent {
     api_t *api;
     azure_client_t *az;
     reconciler_t *rec;
+    reaper_t *reaper;
     uv_timer_t token_retry;
     uv_signal_t sigterm;
     uv_signal_t sigint;
@@ -69,6 +71,8 @@ static void drain_cb(uv_timer_t *t)
      * so it goes first. */
     azure_client_free(a->az);
     a->az = NULL;
+    reaper_free(a->reaper);
+    a->reaper = NULL;
     reconciler_free(a->rec);
     a->rec = NULL;
     LOG0(LOG_INFO, "stopped");
@@ -111,6 +115,20 @@ static void status_hook(void *ud, cJSON *status)
     agent_t *a = ud;
     if (a->rec)
         reconciler_status(a->rec, status);
+    if (a->reaper)
+        reaper_status(a->reaper, status);
+}
+
+static cJSON *orphans_hook(void *ud)
+{
+    agent_t *a = ud;
+    return reaper_orphans_json(a->reaper);
+}
+
+static int resume_hook(void *ud)
+{
+    agent_t *a = ud;
+    return reaper_resume(a->reaper);
 }
 
 static void signal_cb(uv_signal_t *s, int signum)
@@ -126,6 +144,8 @@ static void signal_cb(uv_signal_t *s, int signum)
     api_shutdown(a->api);
     if (a->rec)
         reconciler_pause(a->rec);
+    if (a->reaper)
+        reaper_pause(a->reaper);
     uv_timer_stop(&a->token_retry);
     a->drain_deadline = uv_now(&a->loop) + (uint64_t)a->cfg->shutdown_grace_seconds * 1000;
     uv_timer_start(&a->drain, drain_cb, 0, DRAIN_POLL_MS);
@@ -167,13 +187,24 @@ int agent_run(const config_t *cfg)
                            .hash_key = (const unsigned char *)hk,
                            .hash_keylen = hk ? strlen(hk) : 0};
     a.rec = reconciler_new(&ro);
+    reaper_opts_t rpo = {.loop = &a.loop,
+                         .cfg = cfg,
+                         .store = a.store,
+                         .az = a.az,
+                         .rec = a.rec,
+                         .metrics = a.metrics};
+    a.reaper = reaper_new(&rpo);
 
     api_opts_t ao = {.loop = &a.loop,
                      .cfg = cfg,
                      .store = a.store,
                      .metrics = a.metrics,
                      .status_hook = status_hook,
-                     .status_ud = &a};
+                     .status_ud = &a,
+                     .orphans_hook = orphans_hook,
+                     .orphans_ud = &a,
+                     .resume_hook = resume_hook,
+                     .resume_ud = &a};
     if (api_new(&ao, &a.api, err, sizeof(err)) != D8_OK) {
         LOG(LOG_ERROR, "cannot start the API server", LF_S("error", err));
         goto out;
@@ -193,6 +224,7 @@ int agent_run(const config_t *cfg)
     api_set_ready(a.api, 0, "waiting for an Azure token");
     azure_token_acquire(a.az, token_cb, &a);
     reconciler_start(a.rec);
+    reaper_start(a.reaper);
     LOG(LOG_INFO, "listening", LF_S("host", cfg->listen_host), LF_I("port", api_port(a.api)),
         LF_S("controller", cfg->controller_name), LF_S("version", D8_VERSION),
         LF_I("regions", cfg->nregions), LF_I("api_keys", cfg->napi_keys));
@@ -202,6 +234,7 @@ int agent_run(const config_t *cfg)
 out:
     /* Start-up failed: close what exists, in the drain order. */
     azure_client_free(a.az);
+    reaper_free(a.reaper);
     reconciler_free(a.rec);
     if (a.api)
         api_free(a.api, NULL, NULL);

@@ -901,6 +901,18 @@ static void handle(void *ud, http_exchange_t *ex, const http_request_t *req)
             orphans_route(api, ex);
         return;
     }
+    if (strcmp(path, "/api/v1/reaper/resume") == 0 && api->opts.resume_hook) {
+        if (m != HTTP_POST) {
+            method_not_allowed(ex, "POST");
+            return;
+        }
+        int was = api->opts.resume_hook(api->opts.resume_ud);
+        LOG(LOG_WARN, "reaper resume requested", LF_S("request_id", req->request_id),
+            LF_B("was_suspended", was));
+        respond_json(ex, 200, NULL, 0, was ? "{\"resumed\":true}" : "{\"resumed\":false}",
+                     was ? 16 : 17);
+        return;
+    }
     if (strcmp(path, "/api/v1/status") == 0) {
         if (m != HTTP_GET)
             method_not_allowed(ex, "GET");

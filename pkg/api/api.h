@@ -28,6 +28,10 @@ typedef struct api_opts {
      * with "items"); NULL answers an empty list. */
     cJSON *(*orphans_hook)(void *ud);
     void *orphans_ud;
+    /* Optional: POST /api/v1/reaper/resume; returns 1 when the reaper was
+     * suspended. NULL answers 404. */
+    int (*resume_hook)(void *ud);
+    void *resume_ud;
 } api_opts_t;
 
 /*

@@ -997,8 +997,8 @@ static int set_regions(walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
 static const field_t controller_fields[] = {
     ROW_STR("name", config_t, controller_name, check_controller_name, 0),
     ROW_CUSTOM("listen", set_listen),
-    ROW_INT("resyncSeconds", config_t, resync_seconds, 5, 86400),
-    ROW_INT("statusRefreshSeconds", config_t, status_refresh_seconds, 10, 86400),
+    ROW_INT("resyncSeconds", config_t, resync_seconds, 1, 86400),
+    ROW_INT("statusRefreshSeconds", config_t, status_refresh_seconds, 1, 86400),
     ROW_INT("shutdownGraceSeconds", config_t, shutdown_grace_seconds, 0, 3600),
     ROW_INT("maxConcurrentReconciles", config_t, max_concurrent_reconciles, 1, 1024),
     ROW_STR("stateFile", config_t, state_file, check_path_or_empty, 0),
@@ -1042,8 +1042,9 @@ static const field_t reaper_fields[] = {
     ROW_BOOL("enabled", config_t, reaper_enabled),
     ROW_BOOL("dryRun", config_t, reaper_dry_run),
     ROW_INT("containerGroupGraceSeconds", config_t, reaper_group_grace_seconds, 0, 2592000),
-    /* Shares hold user data: never reaped the moment they turn orphan. */
-    ROW_INT("fileShareGraceSeconds", config_t, reaper_share_grace_seconds, 60, 31536000),
+    /* Shares hold user data; the default grace is 3 days. Short graces are
+     * for tests and demos. */
+    ROW_INT("fileShareGraceSeconds", config_t, reaper_share_grace_seconds, 1, 31536000),
     ROW_INT("maxDeletesPerCycle", config_t, reaper_max_deletes_per_cycle, 1, 10000),
     ROW_FRACTION("maxOrphanFraction", config_t, reaper_max_orphan_fraction),
     {0},

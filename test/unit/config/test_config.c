@@ -275,17 +275,17 @@ static void test_type_errors(void **state)
 {
     (void)state;
     expect_err_with("controller:\n  resyncSeconds: abc\n",
-                    "t.yaml:2:18: controller.resyncSeconds: must be an integer between 5 and "
+                    "t.yaml:2:18: controller.resyncSeconds: must be an integer between 1 and "
                     "86400, got \"abc\"");
     expect_err_with("controller:\n  resyncSeconds: 1.5\n",
-                    "t.yaml:2:18: controller.resyncSeconds: must be an integer between 5 and "
+                    "t.yaml:2:18: controller.resyncSeconds: must be an integer between 1 and "
                     "86400, got \"1.5\"");
     expect_err_with("controller:\n  resyncSeconds: \"60\"\n",
-                    "t.yaml:2:18: controller.resyncSeconds: must be an integer between 5 and "
+                    "t.yaml:2:18: controller.resyncSeconds: must be an integer between 1 and "
                     "86400, got the quoted string \"60\" (write numbers and booleans without "
                     "quotes)");
     expect_err_with("controller:\n  resyncSeconds: [60]\n",
-                    "t.yaml:2:18: controller.resyncSeconds: must be an integer between 5 and "
+                    "t.yaml:2:18: controller.resyncSeconds: must be an integer between 1 and "
                     "86400, got a sequence");
     expect_err_with("api:\n  maxBodyBytes: 0x100000\n",
                     "t.yaml:2:17: api.maxBodyBytes: must be an integer between 1024 and "
@@ -366,20 +366,20 @@ static void test_ranges(void **state)
     (void)state;
     config_t *c;
 
-    expect_int_ok("controller: {resyncSeconds: 5}\n", offsetof(config_t, resync_seconds), 5);
+    expect_int_ok("controller: {resyncSeconds: 1}\n", offsetof(config_t, resync_seconds), 1);
     expect_int_ok("controller: {resyncSeconds: 86400}\n", offsetof(config_t, resync_seconds),
                   86400);
-    expect_err_with("controller: {resyncSeconds: 4}\n",
-                    "t.yaml:1:29: controller.resyncSeconds: must be an integer between 5 and "
-                    "86400, got \"4\"");
+    expect_err_with("controller: {resyncSeconds: 0}\n",
+                    "t.yaml:1:29: controller.resyncSeconds: must be an integer between 1 and "
+                    "86400, got \"0\"");
     expect_err_with("controller: {resyncSeconds: 86401}\n",
-                    "t.yaml:1:29: controller.resyncSeconds: must be an integer between 5 and "
+                    "t.yaml:1:29: controller.resyncSeconds: must be an integer between 1 and "
                     "86400, got \"86401\"");
     expect_err_with("controller: {resyncSeconds: -60}\n",
-                    "t.yaml:1:29: controller.resyncSeconds: must be an integer between 5 and "
+                    "t.yaml:1:29: controller.resyncSeconds: must be an integer between 1 and "
                     "86400, got \"-60\"");
     expect_err_with("controller: {resyncSeconds: 99999999999999999999999}\n",
-                    "t.yaml:1:29: controller.resyncSeconds: must be an integer between 5 and "
+                    "t.yaml:1:29: controller.resyncSeconds: must be an integer between 1 and "
                     "86400, got \"99999999999999999999999\"");
     expect_int_ok("controller: {shutdownGraceSeconds: 0}\n",
                   offsetof(config_t, shutdown_grace_seconds), 0);
@@ -393,10 +393,10 @@ static void test_ranges(void **state)
     expect_err_with("limits: {maxStorageGB: 102401}\n",
                     "t.yaml:1:24: limits.maxStorageGB: must be an integer between 1 and 102400, "
                     "got \"102401\"");
-    expect_int_ok("reaper: {fileShareGraceSeconds: 60}\n",
-                  offsetof(config_t, reaper_share_grace_seconds), 60);
-    expect_err_has("reaper: {fileShareGraceSeconds: 59}\n" MIN_AZURE,
-                   "reaper.fileShareGraceSeconds: must be an integer between 60 and 31536000");
+    expect_int_ok("reaper: {fileShareGraceSeconds: 1}\n",
+                  offsetof(config_t, reaper_share_grace_seconds), 1);
+    expect_err_has("reaper: {fileShareGraceSeconds: 0}\n" MIN_AZURE,
+                   "reaper.fileShareGraceSeconds: must be an integer between 1 and 31536000");
     expect_int_ok("reaper: {containerGroupGraceSeconds: 0}\n",
                   offsetof(config_t, reaper_group_grace_seconds), 0);
     expect_int_ok("api: {watchRingSize: 16}\n", offsetof(config_t, watch_ring_size), 16);
@@ -825,12 +825,12 @@ static void test_file_loading(void **state)
     snprintf(want, sizeof want, "/nonexistent/dev8.yaml: cannot read: %s", strerror(ENOENT));
     assert_string_equal(g_err, want);
 
-    const char *path = temp_file("controller:\n  resyncSeconds: 1\n");
+    const char *path = temp_file("controller:\n  resyncSeconds: 0\n");
     assert_int_equal(config_load(path, &c, g_err, sizeof g_err), D8_EINVAL);
     assert_null(c);
     snprintf(want, sizeof want,
-             "%s:2:18: controller.resyncSeconds: must be an integer between 5 and 86400, got "
-             "\"1\"",
+             "%s:2:18: controller.resyncSeconds: must be an integer between 1 and 86400, got "
+             "\"0\"",
              path);
     assert_string_equal(g_err, want);
     unlink(path);

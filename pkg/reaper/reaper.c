@@ -1,0 +1,530 @@
+#include "reaper.h"
+
+#include "base/base.h"
+#include "base/map.h"
+#include "log/log.h"
+#include "spec/spec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { KIND_GROUP = 0, KIND_SHARE = 1 } kind_t;
+
+static const char *const kind_names[] = {"containerGroup", "fileShare"};
+
+/* One resource seen without a desired owner. */
+typedef struct orphan {
+    char key[SPEC_ID_MAX + 4]; /* "g/<id>" or "s/<id>" */
+    kind_t kind;
+    char id[SPEC_ID_MAX + 1];
+    int region;
+    int64_t first_seen_ms;     /* wall clock */
+    uint64_t seen_cycle;
+    int keep;                  /* dev8-keep=true seen on it */
+    int in_flight;             /* a verify GET or DELETE is running */
+    int dry_run_logged;
+    int gone;                  /* left the orphan set while in flight */
+    reaper_t *rp;
+} orphan_t;
+
+struct reaper {
+    uv_loop_t *loop;
+    const config_t *cfg;
+    store_t *store;
+    azure_client_t *az;
+    reconciler_t *rec;
+    uv_timer_t timer;
+    uint64_t cycle_ms;
+    uint64_t cycle;
+    int paused;
+    int authoritative_loaded;
+    int suspended;
+    size_t ack_orphans;        /* orphans acknowledged by the last resume */
+    char suspend_reason[200];
+    size_t managed;            /* our resources seen in the last cycle */
+    int64_t last_cycle_ms;
+    d8_map_t orphans;
+    uint64_t reaped[2];
+
+    metric_family_t *m_orphans;
+    metric_family_t *m_reaped;
+    metric_family_t *m_suspended;
+};
+
+static int authoritative(const reaper_t *rp)
+{
+    return rp->authoritative_loaded || store_synced(rp->store);
+}
+
+static int64_t grace_ms(const reaper_t *rp, kind_t k)
+{
+    return (int64_t)(k == KIND_GROUP ? rp->cfg->reaper_group_grace_seconds
+                                     : rp->cfg->reaper_share_grace_seconds) *
+           1000;
+}
+
+static void resource_name(const orphan_t *o, char *out, size_t n)
+{
+    snprintf(out, n, "dev8-%s", o->id);
+}
+
+static void orphan_free(reaper_t *rp, orphan_t *o)
+{
+    d8_map_del(&rp->orphans, o->key);
+    free(o);
+}
+
+/* ---- deletion ------------------------------------------------------------ */
+
+typedef struct seen_ctx {
+    const char *id;
+    int group_exists;
+    int busy;
+} seen_ctx_t;
+
+static void find_obs(void *ud, const reconcile_observed_t *ob)
+{
+    seen_ctx_t *s = ud;
+    if (strcmp(ob->id, s->id) == 0) {
+        s->group_exists = ob->group_exists;
+        s->busy = ob->busy;
+    }
+}
+
+/* Last checks right before a DELETE goes out; 1 when it may. */
+static int still_reapable(reaper_t *rp, orphan_t *o)
+{
+    if (rp->paused || rp->suspended || !authoritative(rp) || rp->cfg->reaper_dry_run ||
+        !rp->cfg->reaper_enabled)
+        return 0;
+    if (store_get(rp->store, o->id))
+        return 0; /* desired again since the cycle started */
+    seen_ctx_t s = {o->id, 0, 0};
+    reconciler_each_observed(rp->rec, find_obs, &s);
+    if (s.busy)
+        return 0;
+    if (o->kind == KIND_SHARE && s.group_exists)
+        return 0;
+    return 1;
+}
+
+static void audit(reaper_t *rp, orphan_t *o, const char *msg, const azure_result_t *res)
+{
+    char name[SPEC_ID_MAX + 8];
+    char first[32];
+    resource_name(o, name, sizeof(name));
+    d8_rfc3339(o->first_seen_ms, first);
+    LOG(LOG_WARN, msg, LF_S("audit", "reaper"), LF_S("kind", kind_names[o->kind]),
+        LF_S("name", name), LF_S("env_id", o->id),
+        LF_S("region", o->region >= 0 ? rp->cfg->regions[o->region].name : ""),
+        LF_S("controller", rp->cfg->controller_name), LF_S("first_seen", first),
+        LF_I("status", res ? res->http_status : 0),
+        LF_S("arm_request_id", res && res->request_id ? res->request_id : ""),
+        LF_B("dry_run", rp->cfg->reaper_dry_run));
+}
+
+static void deletion_done(void *ud, const azure_result_t *res)
+{
+    orphan_t *o = ud;
+    reaper_t *rp = o->rp;
+    o->in_flight = 0;
+    if (res->err == D8_ECANCELED)
+        return;
+    if (res->err == 0 || res->err == D8_ENOENT) {
+        rp->reaped[o->kind]++;
+        const char *lbl[] = {kind_names[o->kind]};
+        metrics_add(rp->m_reaped, lbl, 1);
+        audit(rp, o, res->accepted ? "audit: orphan deletion accepted" : "audit: orphan deleted", res);
+        orphan_free(rp, o);
+        return;
+    }
+    LOG(LOG_WARN, "orphan deletion failed; retried next cycle", LF_S("env_id", o->id),
+        LF_S("kind", kind_names[o->kind]), LF_S("code", res->error_code ? res->error_code : ""));
+    if (o->gone)
+        orphan_free(rp, o);
+}
+
+static void verified_group(void *ud, const azure_result_t *res, const azure_group_t *g)
+{
+    orphan_t *o = ud;
+    reaper_t *rp = o->rp;
+    if (res->err == D8_ECANCELED) {
+        o->in_flight = 0;
+        return;
+    }
+    if (res->err == D8_ENOENT) {
+        o->in_flight = 0;
+        orphan_free(rp, o); /* already gone */
+        return;
+    }
+    if (res->err < 0 || !g) {
+        o->in_flight = 0;
+        return;
+    }
+    const char *ctl = azure_map_get(&g->tags, "dev8-controller");
+    const char *eid = azure_map_get(&g->tags, "dev8-env-id");
+    const char *keep = azure_map_get(&g->tags, "dev8-keep");
+    if (!ctl || strcmp(ctl, rp->cfg->controller_name) != 0 || !eid || strcmp(eid, o->id) != 0) {
+        o->in_flight = 0;
+        orphan_free(rp, o); /* not ours after all: never touched */
+        return;
+    }
+    if (keep && strcmp(keep, "true") == 0) {
+        o->keep = 1;
+        o->in_flight = 0;
+        return;
+    }
+    if (!still_reapable(rp, o)) {
+        o->in_flight = 0;
+        return;
+    }
+    azure_scope_t s;
+    char name[SPEC_ID_MAX + 8];
+    resource_name(o, name, sizeof(name));
+    azure_scope_from_region(&s, rp->cfg, &rp->cfg->regions[o->region]);
+    audit(rp, o, "audit: deleting orphan", res);
+    if (azure_group_delete(rp->az, &s, name, AZURE_PRIO_LOW, deletion_done, o) < 0)
+        o->in_flight = 0;
+}
+
+static void verified_share(void *ud, const azure_result_t *res, const azure_share_t *sh)
+{
+    orphan_t *o = ud;
+    reaper_t *rp = o->rp;
+    if (res->err == D8_ECANCELED) {
+        o->in_flight = 0;
+        return;
+    }
+    if (res->err == D8_ENOENT) {
+        o->in_flight = 0;
+        orphan_free(rp, o);
+        return;
+    }
+    if (res->err < 0 || !sh) {
+        o->in_flight = 0;
+        return;
+    }
+    /* Shares hold user data: ownership must be proven by metadata. */
+    const char *ctl = azure_map_get(&sh->metadata, "dev8controller");
+    const char *eid = azure_map_get(&sh->metadata, "dev8envid");
+    const char *mb = azure_map_get(&sh->metadata, "dev8managedby");
+    const char *keep = azure_map_get(&sh->metadata, "dev8keep");
+    if (!mb || strcmp(mb, "dev8agent") != 0 || !ctl ||
+        strcmp(ctl, rp->cfg->controller_name) != 0 || !eid || strcmp(eid, o->id) != 0) {
+        o->in_flight = 0;
+        o->keep = 1; /* not provably ours: reported, never deleted */
+        return;
+    }
+    if (keep && strcmp(keep, "true") == 0) {
+        o->keep = 1;
+        o->in_flight = 0;
+        return;
+    }
+    if (!still_reapable(rp, o)) {
+        o->in_flight = 0;
+        return;
+    }
+    azure_scope_t s;
+    char name[SPEC_ID_MAX + 8];
+    resource_name(o, name, sizeof(name));
+    azure_scope_from_region(&s, rp->cfg, &rp->cfg->regions[o->region]);
+    audit(rp, o, "audit: deleting orphan", res);
+    if (azure_share_delete(rp->az, &s, name, AZURE_PRIO_LOW, deletion_done, o) < 0)
+        o->in_flight = 0;
+}
+
+static int start_deletion(reaper_t *rp, orphan_t *o)
+{
+    azure_scope_t s;
+    char name[SPEC_ID_MAX + 8];
+    resource_name(o, name, sizeof(name));
+    azure_scope_from_region(&s, rp->cfg, &rp->cfg->regions[o->region]);
+    o->in_flight = 1;
+    int rc = o->kind == KIND_GROUP
+                 ? azure_group_get(rp->az, &s, name, AZURE_PRIO_LOW, verified_group, o)
+                 : azure_share_get(rp->az, &s, name, AZURE_PRIO_LOW, verified_share, o);
+    if (rc < 0)
+        o->in_flight = 0;
+    return rc;
+}
+
+/* ---- cycle ----------------------------------------------------------------- */
+
+static void track(reaper_t *rp, kind_t kind, const reconcile_observed_t *ob, int64_t now)
+{
+    char key[SPEC_ID_MAX + 4];
+    snprintf(key, sizeof(key), "%c/%s", kind == KIND_GROUP ? 'g' : 's', ob->id);
+    orphan_t *o = d8_map_get(&rp->orphans, key);
+    if (!o) {
+        o = d8_xcalloc(1, sizeof(*o));
+        memcpy(o->key, key, sizeof(key));
+        o->kind = kind;
+        snprintf(o->id, sizeof(o->id), "%s", ob->id);
+        o->first_seen_ms = now;
+        o->rp = rp;
+        d8_map_put(&rp->orphans, o->key, o);
+        LOG(LOG_INFO, "orphan seen", LF_S("kind", kind_names[kind]), LF_S("env_id", ob->id));
+    }
+    o->region = ob->region;
+    o->seen_cycle = rp->cycle;
+    o->gone = 0;
+    if (kind == KIND_GROUP && ob->keep)
+        o->keep = 1;
+}
+
+typedef struct scan_ctx {
+    reaper_t *rp;
+    int64_t now;
+} scan_ctx_t;
+
+static void scan_one(void *ud, const reconcile_observed_t *ob)
+{
+    scan_ctx_t *c = ud;
+    reaper_t *rp = c->rp;
+    rp->managed += (size_t)(ob->group_exists + ob->share_exists);
+    if (ob->region < 0 || store_get(rp->store, ob->id))
+        return;
+    if (ob->group_exists)
+        track(rp, KIND_GROUP, ob, c->now);
+    if (ob->share_exists)
+        track(rp, KIND_SHARE, ob, c->now);
+}
+
+static const char *blocked_by(const reaper_t *rp, const orphan_t *o, int64_t now)
+{
+    if (o->keep)
+        return "Keep";
+    if (!rp->cfg->reaper_enabled)
+        return "Disabled";
+    if (!authoritative(rp))
+        return "NotAuthoritative";
+    if (rp->suspended)
+        return "Suspended";
+    if (now - o->first_seen_ms < grace_ms(rp, o->kind))
+        return "GracePeriod";
+    if (rp->cfg->reaper_dry_run)
+        return "DryRun";
+    return NULL;
+}
+
+static void cycle_cb(uv_timer_t *t)
+{
+    reaper_t *rp = t->data;
+    if (rp->paused || !reconciler_listed_all(rp->rec))
+        return;
+    rp->cycle++;
+    int64_t now = d8_wall_ms();
+    rp->last_cycle_ms = now;
+    rp->managed = 0;
+    scan_ctx_t c = {rp, now};
+    reconciler_each_observed(rp->rec, scan_one, &c);
+
+    /* Forget what is no longer an orphan. */
+    size_t it = 0, n = 0, counts[2] = {0, 0};
+    orphan_t **dead = d8_xcalloc(rp->orphans.count + 1, sizeof(*dead));
+    orphan_t *o;
+    while ((o = d8_map_next(&rp->orphans, &it))) {
+        if (o->seen_cycle != rp->cycle) {
+            if (o->in_flight)
+                o->gone = 1;
+            else
+                dead[n++] = o;
+        } else {
+            counts[o->kind]++;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        orphan_free(rp, dead[i]);
+    free(dead);
+    for (int k = 0; k < 2; k++) {
+        const char *lbl[] = {kind_names[k]};
+        metrics_set(rp->m_orphans, lbl, (double)counts[k]);
+    }
+
+    /* Too many orphans at once smells of a bad full sync: stop and ask. */
+    size_t norphans = counts[0] + counts[1];
+    if (!rp->suspended && norphans > rp->ack_orphans && rp->managed > 0 &&
+        (double)norphans > rp->cfg->reaper_max_orphan_fraction * (double)rp->managed) {
+        rp->suspended = 1;
+        snprintf(rp->suspend_reason, sizeof(rp->suspend_reason),
+                 "%zu orphans of %zu managed resources exceed maxOrphanFraction %.2f", norphans,
+                 rp->managed, rp->cfg->reaper_max_orphan_fraction);
+        LOG(LOG_ERROR, "reaper suspended: POST /api/v1/reaper/resume after checking the desired set",
+            LF_S("reason", rp->suspend_reason));
+    }
+    metrics_set(rp->m_suspended, NULL, rp->suspended);
+
+    size_t started = 0;
+    it = 0;
+    while ((o = d8_map_next(&rp->orphans, &it))) {
+        if (started >= (size_t)rp->cfg->reaper_max_deletes_per_cycle)
+            break;
+        if (o->in_flight || o->gone)
+            continue;
+        const char *why = blocked_by(rp, o, now);
+        if (why) {
+            if (strcmp(why, "DryRun") == 0 && !o->dry_run_logged) {
+                o->dry_run_logged = 1;
+                audit(rp, o, "audit: orphan would be deleted (dry run)", NULL);
+            }
+            continue;
+        }
+        if (!still_reapable(rp, o))
+            continue;
+        /* The iteration must not see the map change: deletions start now
+         * but complete from later loop turns. */
+        if (start_deletion(rp, o) == 0)
+            started++;
+    }
+}
+
+/* ---- public -------------------------------------------------------------------- */
+
+reaper_t *reaper_new(const reaper_opts_t *opts)
+{
+    reaper_t *rp = d8_xcalloc(1, sizeof(*rp));
+    rp->loop = opts->loop;
+    rp->cfg = opts->cfg;
+    rp->store = opts->store;
+    rp->az = opts->az;
+    rp->rec = opts->rec;
+    rp->cycle_ms = opts->cycle_ms ? opts->cycle_ms : (uint64_t)rp->cfg->resync_seconds * 1000;
+    d8_map_init(&rp->orphans);
+    uv_timer_init(rp->loop, &rp->timer);
+    rp->timer.data = rp;
+    static const char *const kind_label[] = {"kind"};
+    rp->m_orphans = metrics_gauge(opts->metrics, "dev8_orphans",
+                                  "Resources of ours without a desired environment.", 1,
+                                  kind_label);
+    rp->m_reaped = metrics_counter(opts->metrics, "dev8_orphans_reaped_total",
+                                   "Orphans deleted by the reaper.", 1, kind_label);
+    rp->m_suspended = metrics_gauge(opts->metrics, "dev8_reaper_suspended",
+                                    "1 while the reaper is suspended by the orphan-fraction guard.",
+                                    0, NULL);
+    metrics_set(rp->m_suspended, NULL, 0);
+    return rp;
+}
+
+void reaper_start(reaper_t *rp)
+{
+    uv_timer_start(&rp->timer, cycle_cb, rp->cycle_ms, rp->cycle_ms);
+}
+
+void reaper_pause(reaper_t *rp)
+{
+    rp->paused = 1;
+    uv_timer_stop(&rp->timer);
+}
+
+void reaper_set_authoritative(reaper_t *rp)
+{
+    rp->authoritative_loaded = 1;
+}
+
+int reaper_resume(reaper_t *rp)
+{
+    int was = rp->suspended;
+    size_t norphans = 0, it = 0;
+    while (d8_map_next(&rp->orphans, &it))
+        norphans++;
+    rp->suspended = 0;
+    rp->suspend_reason[0] = '\0';
+    /* The operator accepted the current orphans; only more suspend again. */
+    rp->ack_orphans = norphans;
+    metrics_set(rp->m_suspended, NULL, 0);
+    LOG(LOG_WARN, "reaper resumed by the API", LF_B("was_suspended", was),
+        LF_I("orphans_acknowledged", norphans));
+    return was;
+}
+
+cJSON *reaper_orphans_json(reaper_t *rp)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *items = cJSON_AddArrayToObject(root, "items");
+    int64_t now = d8_wall_ms();
+    size_t it = 0;
+    orphan_t *o;
+    while ((o = d8_map_next(&rp->orphans, &it))) {
+        if (o->gone)
+            continue;
+        char name[SPEC_ID_MAX + 8], first[32], after[32];
+        resource_name(o, name, sizeof(name));
+        d8_rfc3339(o->first_seen_ms, first);
+        d8_rfc3339(o->first_seen_ms + grace_ms(rp, o->kind), after);
+        const char *why = blocked_by(rp, o, now);
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "kind", kind_names[o->kind]);
+        cJSON_AddStringToObject(j, "name", name);
+        cJSON_AddStringToObject(j, "envId", o->id);
+        cJSON_AddStringToObject(j, "region",
+                                o->region >= 0 ? rp->cfg->regions[o->region].name : "");
+        cJSON_AddStringToObject(j, "firstSeen", first);
+        cJSON_AddStringToObject(j, "reapAfter", after);
+        cJSON_AddStringToObject(j, "state", o->in_flight ? "Deleting"
+                                            : o->keep    ? "Kept"
+                                            : why        ? "Waiting"
+                                                         : "Eligible");
+        if (why)
+            cJSON_AddStringToObject(j, "blockedBy", why);
+        else
+            cJSON_AddNullToObject(j, "blockedBy");
+        cJSON_AddItemToArray(items, j);
+    }
+    return root;
+}
+
+void reaper_status(reaper_t *rp, cJSON *status)
+{
+    cJSON *r = cJSON_AddObjectToObject(status, "reaper");
+    const char *state = !rp->cfg->reaper_enabled ? "Disabled"
+                        : !authoritative(rp)     ? "WaitingForFullSync"
+                        : rp->suspended          ? "Suspended"
+                        : rp->cfg->reaper_dry_run ? "DryRun"
+                                                  : "Active";
+    cJSON_AddStringToObject(r, "state", state);
+    cJSON_AddBoolToObject(r, "enabled", rp->cfg->reaper_enabled);
+    cJSON_AddBoolToObject(r, "dryRun", rp->cfg->reaper_dry_run);
+    cJSON_AddBoolToObject(r, "authoritative", authoritative(rp));
+    cJSON_AddBoolToObject(r, "suspended", rp->suspended);
+    if (rp->suspended)
+        cJSON_AddStringToObject(r, "suspendedReason", rp->suspend_reason);
+    size_t counts[2] = {0, 0}, it = 0;
+    orphan_t *o;
+    while ((o = d8_map_next(&rp->orphans, &it)))
+        if (!o->gone)
+            counts[o->kind]++;
+    cJSON *orph = cJSON_AddObjectToObject(r, "orphans");
+    cJSON_AddNumberToObject(orph, "containerGroup", (double)counts[0]);
+    cJSON_AddNumberToObject(orph, "fileShare", (double)counts[1]);
+    cJSON *reaped = cJSON_AddObjectToObject(r, "reaped");
+    cJSON_AddNumberToObject(reaped, "containerGroup", (double)rp->reaped[0]);
+    cJSON_AddNumberToObject(reaped, "fileShare", (double)rp->reaped[1]);
+    cJSON_AddNumberToObject(r, "managedResources", (double)rp->managed);
+    if (rp->last_cycle_ms) {
+        char ts[32];
+        d8_rfc3339(rp->last_cycle_ms, ts);
+        cJSON_AddStringToObject(r, "lastCycleTime", ts);
+    } else {
+        cJSON_AddNullToObject(r, "lastCycleTime");
+    }
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    reaper_t *rp = h->data;
+    size_t it = 0;
+    orphan_t *o;
+    while ((o = d8_map_next(&rp->orphans, &it)))
+        free(o);
+    d8_map_release(&rp->orphans);
+    free(rp);
+}
+
+void reaper_free(reaper_t *rp)
+{
+    if (!rp)
+        return;
+    rp->paused = 1;
+    uv_close((uv_handle_t *)&rp->timer, timer_closed);
+}

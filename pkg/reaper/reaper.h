@@ -1,0 +1,60 @@
+/*
+ * pkg/reaper: garbage collection of orphans (DESIGN.md section 6) that
+ * never loses a user's data.
+ *
+ * An orphan is a container group tagged with our controller name, or a
+ * file share named dev8-{id}, whose env id is not in the desired set. The
+ * reaper works from the reconciler's observed cache and deletes an orphan
+ * only when all of these hold:
+ * - the desired set is authoritative (a full sync arrived since start, or
+ *   the state file was loaded);
+ * - the orphan stayed an orphan for its kind's grace period;
+ * - the reaper is not suspended (orphans above maxOrphanFraction of our
+ *   managed resources suspend it until POST /api/v1/reaper/resume) and
+ *   not in dry-run;
+ * - a fresh GET right before the DELETE shows our controller tag/metadata
+ *   and no dev8-keep=true, the env id is still not desired, and no
+ *   reconcile pass is acting on it; a share goes only after its group.
+ * At most maxDeletesPerCycle deletions per cycle; one audit line each.
+ */
+#ifndef D8_REAPER_H
+#define D8_REAPER_H
+
+#include "azure/azure.h"
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "reconcile/reconcile.h"
+#include "store/store.h"
+
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+typedef struct reaper reaper_t;
+
+typedef struct reaper_opts {
+    uv_loop_t *loop;
+    const config_t *cfg;       /* all borrowed; they outlive the reaper */
+    store_t *store;
+    azure_client_t *az;
+    reconciler_t *rec;
+    metrics_t *metrics;
+    uint64_t cycle_ms;         /* 0: controller.resyncSeconds */
+} reaper_opts_t;
+
+reaper_t *reaper_new(const reaper_opts_t *opts);
+void reaper_start(reaper_t *rp);
+/* Stops cycles (shutdown). Deletions in flight finish or are canceled. */
+void reaper_pause(reaper_t *rp);
+/* Marks the desired set authoritative without a full sync (state file). */
+void reaper_set_authoritative(reaper_t *rp);
+/* Lifts a suspension; returns 1 when it was suspended. */
+int reaper_resume(reaper_t *rp);
+/* {"items":[{kind,name,envId,region,firstSeen,reapAfter,state,blockedBy}]} */
+cJSON *reaper_orphans_json(reaper_t *rp);
+/* Adds "reaper":{...} to a /api/v1/status answer. */
+void reaper_status(reaper_t *rp, cJSON *status);
+/* Closes the timer; memory goes in its close callback. Azure calls of the
+ * reaper must have been canceled (client freed) first. */
+void reaper_free(reaper_t *rp);
+
+#endif
