@@ -75,7 +75,8 @@ void d8_buf_printf(d8_buf_t *b, const char *fmt, ...)
 void d8_buf_vprintf(d8_buf_t *b, const char *fmt, va_list ap);
 /* Drops the first n bytes. */
 void d8_buf_consume(d8_buf_t *b, size_t n);
-/* Returns the data (owned by the caller, NUL-terminated) and re-inits b. */
+/* Returns the data (owned by the caller, NUL-terminated) and leaves b
+ * empty (b->data NULL) but ready for reuse. */
 char *d8_buf_detach(d8_buf_t *b, size_t *len);
 /* Appends s as a JSON string literal, quotes included. */
 void d8_buf_json_str(d8_buf_t *b, const char *s);

@@ -1,6 +1,7 @@
 #include "metrics.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,7 +146,8 @@ metric_family_t *metrics_histogram(metrics_t *m, const char *name, const char *h
 {
     metric_family_t *f = family(m, KIND_HISTOGRAM, name, help, nlabels, labels);
     f->buckets = d8_xmalloc((nbuckets ? nbuckets : 1) * sizeof(double));
-    memcpy(f->buckets, buckets, nbuckets * sizeof(double));
+    if (nbuckets) /* buckets may be NULL then; memcpy must not see it */
+        memcpy(f->buckets, buckets, nbuckets * sizeof(double));
     f->nbuckets = nbuckets;
     return f;
 }
@@ -251,10 +253,24 @@ static void labels(d8_buf_t *out, const metric_family_t *f, const series_t *s, c
 
 static void number(d8_buf_t *out, double v)
 {
-    if (v == (double)(int64_t)v && v < 9e15 && v > -9e15)
+    /* The range test comes first: converting NaN, an infinity or anything
+     * beyond int64_t to an integer is undefined. printf would spell NaN
+     * "-nan" when its sign bit is set, which Prometheus cannot parse. */
+    if (isnan(v))
+        d8_buf_puts(out, " NaN\n");
+    else if (isinf(v))
+        d8_buf_puts(out, v > 0 ? " +Inf\n" : " -Inf\n");
+    else if (v < 9e15 && v > -9e15 && v == (double)(int64_t)v)
         d8_buf_printf(out, " %lld\n", (long long)v);
-    else
-        d8_buf_printf(out, " %.9g\n", v);
+    else {
+        /* Nine digits cut a start time in epoch seconds to tens of
+         * seconds: use the shortest of 15 or 17 that reads back exactly. */
+        char tmp[40];
+        snprintf(tmp, sizeof(tmp), "%.15g", v);
+        if (strtod(tmp, NULL) != v)
+            snprintf(tmp, sizeof(tmp), "%.17g", v);
+        d8_buf_printf(out, " %s\n", tmp);
+    }
 }
 
 void metrics_render(metrics_t *m, d8_buf_t *out)
