@@ -69,7 +69,7 @@ INTEG_HELPERS := $(filter-out $(INTEG_SRCS),$(wildcard test/integration/*.c))
 INTEG_BINS := $(INTEG_SRCS:%.c=$(BUILD)/%)
 FUZZ_SRCS := $(sort $(wildcard test/fuzz/fuzz_*.c))
 
-.PHONY: all test unit integration run bench fuzz lint clean help deps release image manifests-check
+.PHONY: all test unit integration run bench fuzz lint clean help deps release image
 
 ## all: build bin/dev8-agent and bin/azsim (the default)
 all: deps $(CMD_BINS)
@@ -131,13 +131,30 @@ lint:
 release:
 	$(MAKE) RELEASE=1 all
 
+## image: container image IMAGE (default dev8-agent:<git revision>) with docker or podman
+IMAGE ?= dev8-agent:$(GIT_REV)
+image:
+	@engine=$$(command -v docker || command -v podman || true); \
+	if [ -z "$$engine" ]; then \
+	  echo "make image: no container engine (docker or podman) on this machine; nothing built."; \
+	  echo "  The Dockerfile needs only the repository: run 'docker build .' where an engine exists."; \
+	  exit 1; \
+	fi; \
+	if ! "$$engine" info >/dev/null 2>&1; then \
+	  echo "make image: $$engine is installed but its daemon does not answer; nothing built."; \
+	  echo "  Start it (or point DOCKER_HOST at one) and run make image again."; \
+	  exit 1; \
+	fi; \
+	echo "$$engine build -t $(IMAGE) --build-arg GIT_REV=$(GIT_REV) ."; \
+	"$$engine" build -t "$(IMAGE)" --build-arg GIT_REV="$(GIT_REV)" .
+
 ## clean: remove build/ and bin/
 clean:
 	rm -rf build bin
 
 ## help: this list
 help:
-	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  make /'
+	@grep -hE '^## ' Makefile | sed 's/^## /  make /'
 	@echo "  make SANITIZE=address,undefined test   (tests under ASan+UBSan)"
 
 -include $(PKG_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) $(INTEG_SRCS:%.c=$(BUILD)/%.d)

@@ -19,4 +19,6 @@ if command -v yamllint >/dev/null; then
   yamllint -d '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}' \
     hack/*.yaml $(find manifests -name '*.yaml' 2>/dev/null) || status=1
 fi
+# kustomize renderings, client dry run where a cluster is configured, image libraries
+hack/check-manifests.sh || status=1
 exit $status

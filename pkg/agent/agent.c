@@ -52,15 +52,22 @@ static void api_gone(void *arg)
 }
 
 /*
- * Polls until the answers and Azure calls in flight are done or the grace
- * period ends. Calls still pending then are abandoned: every mutation is
- * idempotent by name, so the next start finds and finishes its work.
+ * Polls until the answers and the Azure requests on the wire are done or
+ * the grace period ends. Requests only queued or waiting out a backoff are
+ * abandoned at once, and so is whatever is still open at the deadline:
+ * every mutation is idempotent by name, so the next start finds and
+ * finishes its work.
  */
 static void drain_cb(uv_timer_t *t)
 {
     agent_t *a = t->data;
     size_t open = api_connections(a->api);
-    size_t pending = a->az ? azure_client_pending(a->az) : 0;
+    size_t pending = 0;
+    if (a->az) {
+        azure_stats_t st;
+        azure_client_stats(a->az, &st);
+        pending = st.inflight;
+    }
     if ((open > 0 || pending > 0) && uv_now(&a->loop) < a->drain_deadline)
         return;
     uv_timer_stop(t);

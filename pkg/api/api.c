@@ -272,6 +272,26 @@ static void log_env(const char *msg, const http_request_t *req, const env_obj_t 
         LF_I("generation", obj->generation), LF_S("phase", store_phase_name(obj->status.phase)));
 }
 
+/*
+ * cloudRegion is fixed at creation: the file share, and so the user's data,
+ * lives in that region and cannot follow a changed spec. Fills err and
+ * returns 1 when the new spec would move an existing environment.
+ */
+static int region_moved(api_t *api, const char *id, const env_spec_t *spec, const char *prefix,
+                        spec_error_t *err)
+{
+    const env_obj_t *cur = store_get(api->store, id);
+    if (!cur || !cur->has_spec || strcmp(cur->spec.cloud_region, spec->cloud_region) == 0)
+        return 0;
+    snprintf(err->code, sizeof(err->code), "InvalidSpec");
+    snprintf(err->message, sizeof(err->message),
+             "cloudRegion cannot change from %s: the file share holding the workspace stays in "
+             "its region (delete and create the environment to move it)",
+             cur->spec.cloud_region);
+    snprintf(err->field, sizeof(err->field), "%scloudRegion", prefix);
+    return 1;
+}
+
 static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id,
                     int must_create)
 {
@@ -308,6 +328,11 @@ static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     }
     if (!id)
         id = body_id;
+    if (region_moved(api, id, &spec, "", &err)) {
+        spec_release(&spec);
+        respond_spec_error(ex, &err);
+        return;
+    }
     if (if_match == -2) {
         if_match = -1;
         if (!store_get(api->store, id)) {
@@ -512,6 +537,8 @@ static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req
             D8_OK)
             goto fail;
         n++;
+        if (region_moved(api, items[n - 1].id, &items[n - 1].spec, prefix, &err))
+            goto fail;
     }
     /* Ids must be unique: sort (id, index) pairs and compare neighbours, so
      * the error names the later of the two items. */

@@ -156,7 +156,7 @@ static series_t *series_get(metric_family_t *f, const char *const *values)
 {
     char key[512];
     size_t off = 0;
-    for (size_t i = 0; i < f->nlabels; i++) {
+    for (size_t i = 0; values && i < f->nlabels; i++) {
         int n = snprintf(key + off, sizeof(key) - off, "%s\x1f", values[i] ? values[i] : "");
         if (n < 0 || (size_t)n >= sizeof(key) - off) {
             off = sizeof(key) - 1;
