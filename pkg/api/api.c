@@ -389,6 +389,11 @@ static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req
 {
     const env_obj_t *obj;
     int rc = store_set_power(api->store, id, power, &obj);
+    if (rc == D8_OK && power == SPEC_POWER_RUNNING) {
+        /* A start is activity: it also ends an auto-stop (same generation). */
+        store_touch(api->store, id, d8_wall_ms());
+        obj = store_get(api->store, id);
+    }
     if (rc == D8_ENOENT) {
         http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
         return;
