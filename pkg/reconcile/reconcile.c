@@ -44,6 +44,8 @@ typedef struct obs {
     uint64_t g_next_get_ms;    /* next status refresh by GET */
     int g_settle;              /* an action ran: GET each pass until settled */
     int failed_seen;           /* a Failed provisioning was reported */
+    int prov_failures;         /* consecutive failed provisionings (backoff) */
+    uint64_t prov_retry_ms;    /* loop time before which a Failed group is kept */
 
     int s_known;
     int s_exists;
@@ -925,10 +927,20 @@ static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
         char msg[MAX_ERR];
         snprintf(msg, sizeof(msg), "container group provisioning failed: %s",
                  o->g_failure ? o->g_failure : "no message from Azure");
+        uint64_t now = uv_now(r->loop);
         if (!o->failed_seen) {
-            /* Report first; the retry (delete, then create) waits for the
-             * queue's backoff. */
+            /* Report first; the retry (delete, then create) waits for a
+             * backoff that grows with each consecutive failure. It is kept
+             * here, not in the queue's failure count: the delete and create
+             * passes in between succeed (and reset that count), and a
+             * resync or status refresh would otherwise retry at once, so a
+             * group that always fails (bad image, broken mount) was
+             * recreated every few seconds, burning ACI's create quota of
+             * the whole region. */
             o->failed_seen = 1;
+            o->prov_failures++;
+            uint64_t delay = workqueue_backoff_ms(o->prov_failures, 1000, 300000, rand01(r));
+            o->prov_retry_ms = now + delay;
             c.phase = PHASE_ERROR;
             c.ready = COND_FALSE;
             c.ready_reason = "Failed";
@@ -940,7 +952,12 @@ static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
             c.err_code = "ProvisioningFailed";
             c.err_msg = msg;
             set_status(r, o, &c);
-            finish(r, o, D8_EIO, 0, "error");
+            finish(r, o, 0, delay, "error");
+            return;
+        }
+        if (now < o->prov_retry_ms) {
+            /* An early pass (resync, status refresh): the backoff holds. */
+            finish(r, o, 0, o->prov_retry_ms - now, "waiting");
             return;
         }
         o->failed_seen = 0;
@@ -958,7 +975,8 @@ static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
         return;
     }
 
-    /* 3. Power state. */
+    /* 3. Power state. The group provisioned: the failure backoff restarts. */
+    o->prov_failures = 0;
     uint64_t refresh = (uint64_t)r->cfg->status_refresh_seconds * 1000;
     if (want_running && auto_stop_due(r, o, obj) && inst_is(o, "Running")) {
         o->auto_stopped_ms = d8_wall_ms();
@@ -982,7 +1000,7 @@ static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
             o->ever_running = 1;
             if (!o->running_since_ms)
                 o->running_since_ms = d8_wall_ms();
-            o->g_next_get_ms = uv_now(r->loop) + refresh / 2 + (uint64_t)(rand01(r) * (double)refresh);
+            o->g_next_get_ms = uv_now(r->loop) + refresh + (uint64_t)(rand01(r) * (double)refresh / 2);
             c.phase = PHASE_RUNNING;
             c.ready = COND_TRUE;
             c.ready_reason = "Available";
@@ -1019,7 +1037,7 @@ static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
     o->running_since_ms = 0;
     if (inst_is(o, "Stopped") || inst_is(o, "Terminated")) {
         o->g_settle = 0;
-        o->g_next_get_ms = uv_now(r->loop) + refresh / 2 + (uint64_t)(rand01(r) * (double)refresh);
+        o->g_next_get_ms = uv_now(r->loop) + refresh + (uint64_t)(rand01(r) * (double)refresh / 2);
         c.phase = PHASE_STOPPED;
         c.ready = COND_FALSE;
         c.ready_reason = "Stopped";

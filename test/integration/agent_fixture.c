@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,17 +57,45 @@ static int write_config(ta_agent_t *a, const ta_opts_t *opts)
     char ring[64] = "";
     if (opts && opts->watch_ring_size > 0)
         snprintf(ring, sizeof ring, "  watchRingSize: %d\n", opts->watch_ring_size);
+    char ctl[256] = "";
+    if (opts && opts->resync_seconds > 0)
+        snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "  resyncSeconds: %d\n",
+                 opts->resync_seconds);
+    if (opts && opts->status_refresh_seconds > 0)
+        snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "  statusRefreshSeconds: %d\n",
+                 opts->status_refresh_seconds);
+    if (opts && opts->shutdown_grace_seconds > 0)
+        snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "  shutdownGraceSeconds: %d\n",
+                 opts->shutdown_grace_seconds);
+    char az[512] = "";
+    if (opts && opts->azsim_port > 0)
+        snprintf(az, sizeof az,
+                 "  auth: clientSecret\n"
+                 "  armEndpoint: http://127.0.0.1:%d\n"
+                 "  authorityHost: http://127.0.0.1:%d\n"
+                 "  imdsEndpoint: http://127.0.0.1:%d\n",
+                 opts->azsim_port, opts->azsim_port, opts->azsim_port);
+    else
+        /* No emulator: every Azure endpoint is a closed loopback port, so a
+         * test never sends a byte off this machine (the defaults are the
+         * public cloud and the IMDS link-local address). */
+        snprintf(az, sizeof az,
+                 "  armEndpoint: http://127.0.0.1:9\n"
+                 "  authorityHost: http://127.0.0.1:9\n"
+                 "  imdsEndpoint: http://127.0.0.1:9\n");
     char yaml[8192];
     snprintf(yaml, sizeof yaml,
              "# written by test/integration/agent_fixture.c\n"
              "controller:\n"
              "  name: dev8-itest\n"
              "  listen: 127.0.0.1:%d\n"
+             "%s"
              "api:\n"
              "  maxBodyBytes: %d\n"
              "%s"
              "azure:\n"
-             "  subscriptionId: \"00000000-0000-0000-0000-000000000000\"\n"
+             "  subscriptionId: \"" TA_AZ_SUB "\"\n"
+             "%s"
              "  regions:\n"
              "    - name: eastus\n"
              "      resourceGroup: rg-dev8-eastus\n"
@@ -80,7 +109,7 @@ static int write_config(ta_agent_t *a, const ta_opts_t *opts)
              "log:\n"
              "  level: debug\n"
              "%s",
-             a->port, TA_MAX_BODY, ring, opts && opts->extra_yaml ? opts->extra_yaml : "");
+             a->port, ctl, TA_MAX_BODY, ring, az, opts && opts->extra_yaml ? opts->extra_yaml : "");
     char name[64];
     snprintf(name, sizeof name, "agent-%d.yaml", a->port);
     free(a->config_path);
@@ -94,7 +123,13 @@ static int launch(ta_agent_t *a)
     a->starts++;
     snprintf(name, sizeof name, "agent-%d-%d", a->port, a->starts);
     char *argv[] = { a->bin, (char *)"--config", a->config_path, NULL };
-    char *env[] = { (char *)"AGENT_API_KEYS=" TA_KEY1 "," TA_KEY2, NULL };
+    char *env[] = {(char *)"AGENT_API_KEYS=" TA_KEY1 "," TA_KEY2, NULL, NULL, NULL, NULL, NULL};
+    if (a->azure_env) {
+        env[1] = (char *)"AZURE_TENANT_ID=" TA_AZ_TENANT;
+        env[2] = (char *)"AZURE_CLIENT_ID=" TA_AZ_CLIENT;
+        env[3] = (char *)"AZURE_CLIENT_SECRET=" TA_AZ_SECRET;
+        env[4] = (char *)"DEV8_SPEC_HASH_KEY=" TA_HASH_KEY;
+    }
     /* Sanitized builds start slower; 20 s is a generous upper bound. */
     return th_start(&a->proc, name, argv, env, a->port, "/healthz", 20000);
 }
@@ -108,6 +143,7 @@ int ta_start(ta_agent_t *a, const ta_opts_t *opts)
         return -1;
     }
     a->port = th_free_port();
+    a->azure_env = opts && opts->azsim_port > 0;
     if (a->port <= 0 || write_config(a, opts) != 0)
         return -1;
     return launch(a);
@@ -134,7 +170,12 @@ int ta_stop(ta_agent_t *a)
 
 int ta_restart(ta_agent_t *a, int *stop_status)
 {
-    int rc = th_stop(&a->proc, SIGTERM, 10000);
+    return ta_restart_sig(a, SIGTERM, stop_status);
+}
+
+int ta_restart_sig(ta_agent_t *a, int sig, int *stop_status)
+{
+    int rc = th_stop(&a->proc, sig, 10000);
     if (stop_status)
         *stop_status = rc;
     return launch(a);
@@ -578,4 +619,354 @@ int ta_recv_until_close(int fd, char **buf, size_t *len, int timeout_ms)
         struct pollfd p = { fd, POLLIN, 0 };
         poll(&p, 1, (int)left);
     }
+}
+
+/* --- the Azure emulator ------------------------------------------------- */
+
+static const char SIM_CONFIG[] = "# written by test/integration/agent_fixture.c\n"
+                                 "subscriptions: [\"" TA_AZ_SUB "\"]\n"
+                                 "resourceGroups: [rg-dev8-eastus, rg-dev8-westeurope]\n"
+                                 "storageAccounts: [dev8eastus, dev8westeurope]\n"
+                                 "clients:\n"
+                                 "  - {tenantId: " TA_AZ_TENANT ", clientId: " TA_AZ_CLIENT
+                                 ", clientSecret: " TA_AZ_SECRET "}\n";
+
+int ta_sim_start(ta_sim_t *s, const char *const extra_args[])
+{
+    memset(s, 0, sizeof *s);
+    s->bin = th_bin("azsim");
+    if (access(s->bin, X_OK) != 0) {
+        fprintf(stderr, "fixture: %s is not an executable (run make first)\n", s->bin);
+        return -1;
+    }
+    s->port = th_free_port();
+    if (s->port <= 0)
+        return -1;
+    char name[64];
+    snprintf(name, sizeof name, "azsim-%d.yaml", s->port);
+    s->config_path = th_write_file(name, SIM_CONFIG);
+    if (!s->config_path)
+        return -1;
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
+    const char *argv[40] = {s->bin, "--listen", listen, "--config", s->config_path};
+    size_t n = 5;
+    for (size_t i = 0; extra_args && extra_args[i] && n < 39; i++)
+        argv[n++] = extra_args[i];
+    argv[n] = NULL;
+    s->starts++;
+    snprintf(name, sizeof name, "azsim-%d-%d", s->port, s->starts);
+    return th_start(&s->proc, name, (char *const *)argv, NULL, s->port, "/_azsim/stats", 20000);
+}
+
+int ta_sim_stop(ta_sim_t *s)
+{
+    int rc = -1;
+    if (s->proc.pid > 0) {
+        rc = th_stop(&s->proc, SIGTERM, 10000);
+        if (rc != 0) {
+            char *log = th_read_log(&s->proc);
+            size_t len = strlen(log);
+            fprintf(stderr, "fixture: azsim exit status %d; log tail:\n%s\n", rc,
+                    log + (len > 4000 ? len - 4000 : 0));
+            free(log);
+        }
+    }
+    free(s->bin);
+    free(s->config_path);
+    s->bin = s->config_path = NULL;
+    return rc;
+}
+
+long ta_sim_ctl(const ta_sim_t *s, const char *method, const char *path, const char *body,
+                th_resp_t *out)
+{
+    th_api(s->port, method, path, NULL, body, out);
+    return out->status;
+}
+
+cJSON *ta_sim_get(const ta_sim_t *s, const char *path)
+{
+    th_resp_t r;
+    ta_sim_ctl(s, "GET", path, NULL, &r);
+    cJSON *j = r.status == 200 ? ta_json(&r) : NULL;
+    th_resp_free(&r);
+    return j;
+}
+
+int ta_sim_faults(const ta_sim_t *s, const char *json)
+{
+    th_resp_t r;
+    long st = ta_sim_ctl(s, "POST", "/_azsim/faults", json, &r);
+    if (st != 200)
+        fprintf(stderr, "fixture: POST /_azsim/faults %s answered %ld: %s\n", json, st,
+                r.body ? r.body : "");
+    th_resp_free(&r);
+    return st == 200 ? 0 : -1;
+}
+
+int ta_sim_token(ta_sim_t *s)
+{
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/" TA_AZ_TENANT "/oauth2/v2.0/token", s->port);
+    const char *h[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    th_resp_t r;
+    th_http("POST", url, h,
+            "grant_type=client_credentials&client_id=" TA_AZ_CLIENT "&client_secret=" TA_AZ_SECRET
+            "&scope=https%3A%2F%2Fmanagement.azure.com%2F.default",
+            &r);
+    cJSON *j = r.status == 200 ? ta_json(&r) : NULL;
+    const char *tok = ta_str(j, "access_token");
+    int rc = -1;
+    if (tok && strlen(tok) < sizeof s->token) {
+        snprintf(s->token, sizeof s->token, "%s", tok);
+        rc = 0;
+    } else {
+        fprintf(stderr, "fixture: azsim token endpoint answered %ld: %s\n", r.status,
+                r.body ? r.body : "");
+    }
+    cJSON_Delete(j);
+    th_resp_free(&r);
+    return rc;
+}
+
+long ta_sim_arm(ta_sim_t *s, const char *method, const char *path, const char *body, th_resp_t *out)
+{
+    if (!s->token[0] && ta_sim_token(s) != 0) {
+        memset(out, 0, sizeof *out);
+        return 0;
+    }
+    /* Not th_api: its header buffer is too small for a JWT. */
+    char url[2048];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+    char auth[sizeof s->token + 32];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", s->token);
+    const char *h[] = {auth, body ? "Content-Type: application/json" : NULL, NULL};
+    th_http(method, url, h, body, out);
+    return out->status;
+}
+
+static const cJSON *named(const cJSON *arr, const char *name)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        const char *n = ta_str(it, "name");
+        if (n && strcasecmp(n, name) == 0)
+            return it;
+    }
+    return NULL;
+}
+
+const cJSON *ta_sim_group(const cJSON *res, const char *name)
+{
+    return named(ta_path(res, "containerGroups"), name);
+}
+
+const cJSON *ta_sim_share(const cJSON *res, const char *name)
+{
+    return named(ta_path(res, "fileShares"), name);
+}
+
+long ta_sim_stat(const cJSON *stats, const char *op, const char *status)
+{
+    const cJSON *byop = cJSON_GetObjectItemCaseSensitive(ta_path(stats, "requests"), op);
+    long n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, byop)
+    {
+        if (cJSON_IsNumber(it) && (!status || strcmp(it->string, status) == 0))
+            n += (long)it->valuedouble;
+    }
+    return n;
+}
+
+int ta_sim_deleted(const cJSON *stats, const char *kind, const char *name)
+{
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, ta_path(stats, "deleted"))
+    {
+        const char *k = ta_str(it, "kind");
+        const char *id = ta_str(it, "id");
+        if (!k || !id || strcmp(k, kind) != 0)
+            continue;
+        if (name) {
+            const char *slash = strrchr(id, '/');
+            if (!slash || strcasecmp(slash + 1, name) != 0)
+                continue;
+        }
+        n++;
+    }
+    return n;
+}
+
+cJSON *ta_env_get(const ta_agent_t *a, const char *id, long *status)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/environments/%s", id);
+    th_resp_t r;
+    ta_req(a, "GET", path, NULL, &r);
+    if (status)
+        *status = r.status;
+    cJSON *j = r.status == 200 ? ta_json(&r) : NULL;
+    th_resp_free(&r);
+    return j;
+}
+
+typedef struct env_waiter {
+    const ta_agent_t *a;
+    const ta_sim_t *s;
+    const char *what; /* env id or control path */
+    ta_check_fn check;
+    const void *arg;
+    cJSON *last;
+    long status;
+} env_waiter_t;
+
+static int env_pred(void *ud)
+{
+    env_waiter_t *w = ud;
+    cJSON_Delete(w->last);
+    w->last = ta_env_get(w->a, w->what, &w->status);
+    return w->check(w->last, w->arg);
+}
+
+static cJSON *finish_wait(env_waiter_t *w, int rc, const char *kind, int timeout_ms)
+{
+    if (rc == 0)
+        return w->last;
+    char *text = w->last ? cJSON_PrintUnformatted(w->last) : NULL;
+    fprintf(stderr, "fixture: %s %s: condition not met within %d ms (last answer %ld): %.3000s\n",
+            kind, w->what, timeout_ms, w->status, text ? text : "(none)");
+    free(text);
+    cJSON_Delete(w->last);
+    return NULL;
+}
+
+cJSON *ta_env_wait(const ta_agent_t *a, const char *id, ta_check_fn check, const void *arg,
+                   int timeout_ms)
+{
+    env_waiter_t w = {a, NULL, id, check, arg, NULL, 0};
+    int rc = th_wait_until(env_pred, &w, timeout_ms);
+    return finish_wait(&w, rc, "environment", timeout_ms);
+}
+
+int ta_is_phase(const cJSON *obj, const void *phase)
+{
+    const char *p = ta_str(obj, "status.phase");
+    return p && strcmp(p, (const char *)phase) == 0;
+}
+
+static int gone_pred(void *ud)
+{
+    env_waiter_t *w = ud;
+    cJSON_Delete(w->last);
+    w->last = ta_env_get(w->a, w->what, &w->status);
+    return w->status == 404;
+}
+
+int ta_env_wait_gone(const ta_agent_t *a, const char *id, int timeout_ms)
+{
+    env_waiter_t w = {a, NULL, id, NULL, NULL, NULL, 0};
+    int rc = th_wait_until(gone_pred, &w, timeout_ms);
+    if (rc != 0) {
+        finish_wait(&w, rc, "deletion of", timeout_ms);
+        return -1;
+    }
+    cJSON_Delete(w.last);
+    return 0;
+}
+
+static int sim_pred(void *ud)
+{
+    env_waiter_t *w = ud;
+    cJSON_Delete(w->last);
+    th_resp_t r;
+    w->status = ta_sim_ctl(w->s, "GET", w->what, NULL, &r);
+    w->last = r.status == 200 ? ta_json(&r) : NULL;
+    th_resp_free(&r);
+    return w->check(w->last, w->arg);
+}
+
+cJSON *ta_sim_wait(const ta_sim_t *s, const char *path, ta_check_fn check, const void *arg,
+                   int timeout_ms)
+{
+    env_waiter_t w = {NULL, s, path, check, arg, NULL, 0};
+    int rc = th_wait_until(sim_pred, &w, timeout_ms);
+    return finish_wait(&w, rc, "azsim", timeout_ms);
+}
+
+/* --- an agent against an emulator ---------------------------------------- */
+
+static int ready_pred(void *ud)
+{
+    const ta_agent_t *a = ud;
+    th_resp_t r;
+    ta_req(a, "GET", "/readyz", NULL, &r);
+    long st = r.status;
+    th_resp_free(&r);
+    return st == 200;
+}
+
+int ta_wait_ready(const ta_agent_t *a, int timeout_ms)
+{
+    return th_wait_until(ready_pred, (void *)a, timeout_ms);
+}
+
+int ta_rc_start(ta_rc_t *c)
+{
+    static const char *const sim_args[] = {"--provision-ms",      "300", "--delete-ms", "200",
+                                           "--share-recreate-ms", "500", NULL};
+    memset(c, 0, sizeof *c);
+    if (ta_sim_start(&c->sim, sim_args) != 0)
+        return -1;
+    char extra[256];
+    snprintf(extra, sizeof extra, "workspace:\n  ports: [%d]\n  mountPath: %s\n", TA_RC_PORT,
+             TA_RC_MOUNT);
+    ta_opts_t o = {.azsim_port = c->sim.port,
+                   .resync_seconds = TA_RC_RESYNC_S,
+                   .status_refresh_seconds = TA_RC_REFRESH_S,
+                   .shutdown_grace_seconds = 5,
+                   .extra_yaml = extra};
+    if (ta_start(&c->agent, &o) != 0)
+        return -1;
+    if (ta_wait_ready(&c->agent, 10000) != 0) {
+        fprintf(stderr, "fixture: the agent did not become ready against azsim\n");
+        return -1;
+    }
+    return 0;
+}
+
+int ta_rc_stop(ta_rc_t *c)
+{
+    int rc = 0;
+    if (c->agent.bin && ta_stop(&c->agent) != 0)
+        rc = -1;
+    if (c->sim.bin && ta_sim_stop(&c->sim) != 0)
+        rc = -1;
+    return rc;
+}
+
+int ta_rc_setup(void **state)
+{
+    ta_rc_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    if (ta_rc_start(c) != 0) {
+        ta_rc_stop(c);
+        free(c);
+        return -1;
+    }
+    *state = c;
+    return 0;
+}
+
+int ta_rc_teardown(void **state)
+{
+    ta_rc_t *c = *state;
+    int rc = c ? ta_rc_stop(c) : 0;
+    free(c);
+    *state = NULL;
+    return rc;
 }

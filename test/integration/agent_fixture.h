@@ -24,6 +24,14 @@
 typedef struct ta_opts {
     int watch_ring_size;       /* api.watchRingSize, 0 = not written */
     const char *extra_yaml;    /* appended verbatim (whole top-level sections) */
+    /* > 0: azure.armEndpoint, authorityHost and imdsEndpoint point at an
+     * azsim on this port, auth is clientSecret, and the agent gets
+     * AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET (TA_AZ_*) and
+     * DEV8_SPEC_HASH_KEY (TA_HASH_KEY) in its environment. */
+    int azsim_port;
+    int resync_seconds;         /* controller.resyncSeconds, 0 = not written */
+    int status_refresh_seconds; /* controller.statusRefreshSeconds, 0 = not written */
+    int shutdown_grace_seconds; /* controller.shutdownGraceSeconds, 0 = not written */
 } ta_opts_t;
 
 typedef struct ta_agent {
@@ -32,6 +40,7 @@ typedef struct ta_agent {
     int starts;                /* how many times started (log file names) */
     char *config_path;         /* owned */
     char *bin;                 /* owned */
+    int azure_env;             /* launch with the TA_AZ_* credential environment */
 } ta_agent_t;
 
 /* Writes the config and starts the agent on a free port; 0 or -1. */
@@ -42,6 +51,8 @@ int ta_stop(ta_agent_t *a);
 /* Stops (returning that exit status in *stop_status) and starts the agent
  * again with the same config and port; 0 or -1. */
 int ta_restart(ta_agent_t *a, int *stop_status);
+/* Like ta_restart, but stops with signal sig (SIGKILL: a crash). */
+int ta_restart_sig(ta_agent_t *a, int sig, int *stop_status);
 /* The log of the current (or last) run, malloc'd. */
 char *ta_log(const ta_agent_t *a);
 
@@ -132,5 +143,123 @@ int ta_recv_until_close(int fd, char **buf, size_t *len, int timeout_ms);
 
 /* Occurrences of needle in haystack. */
 size_t ta_count(const char *haystack, const char *needle);
+
+/* --- the Azure emulator ---------------------------------------------------
+ *
+ * bin/azsim started on a free port with a config that accepts one client
+ * (TA_AZ_TENANT / TA_AZ_CLIENT / TA_AZ_SECRET, the client-secret flow) and
+ * only the fixture's subscription, resource groups and storage accounts,
+ * so an agent that sends anything else fails visibly.
+ */
+#define TA_AZ_SUB "00000000-0000-0000-0000-000000000000"
+#define TA_AZ_TENANT "itest-tenant"
+#define TA_AZ_CLIENT "itest-client"
+#define TA_AZ_SECRET "itest-client-SECRET-v4lue"
+#define TA_HASH_KEY "itest-spec-hash-key"
+/* ARM paths of the fixture's eastus region. */
+#define TA_AZ_RG "/subscriptions/" TA_AZ_SUB "/resourceGroups/rg-dev8-eastus"
+#define TA_AZ_CG TA_AZ_RG "/providers/Microsoft.ContainerInstance/containerGroups"
+#define TA_AZ_SA TA_AZ_RG "/providers/Microsoft.Storage/storageAccounts/dev8eastus"
+#define TA_AZ_FS TA_AZ_SA "/fileServices/default/shares"
+#define TA_AZ_ACI_V "api-version=2025-09-01"
+#define TA_AZ_FS_V "api-version=2025-01-01"
+
+typedef struct ta_sim {
+    th_proc_t proc;
+    int port;
+    int starts;
+    char *bin;         /* owned */
+    char *config_path; /* owned */
+    char token[4096];  /* ARM bearer token, after ta_sim_token */
+} ta_sim_t;
+
+/* Starts azsim with extra flags (NULL-terminated, may be NULL), e.g.
+ * {"--provision-ms","300",NULL}; 0 or -1. */
+int ta_sim_start(ta_sim_t *s, const char *const extra_args[]);
+/* SIGTERM, waits (10 s); the exit status like th_stop (log tail printed
+ * when not 0). Frees what ta_sim_start allocated; safe to call twice. */
+int ta_sim_stop(ta_sim_t *s);
+/* A control API call (/_azsim/...), no authentication. */
+long ta_sim_ctl(const ta_sim_t *s, const char *method, const char *path, const char *body,
+                th_resp_t *out);
+/* GET of a control path, parsed; NULL on failure. Caller deletes. */
+cJSON *ta_sim_get(const ta_sim_t *s, const char *path);
+/* POST /_azsim/faults with body; 0 when azsim answered 200. */
+int ta_sim_faults(const ta_sim_t *s, const char *json);
+/* Obtains an ARM token from azsim's token endpoint with the client-secret
+ * flow, as the agent does, into s->token; 0 or -1. */
+int ta_sim_token(ta_sim_t *s);
+/* An ARM call with s->token (fetched on first use); path includes the
+ * query. Returns the status (0 on transport failure). */
+long ta_sim_arm(ta_sim_t *s, const char *method, const char *path, const char *body,
+                th_resp_t *out);
+
+/* In a /_azsim/resources answer: the container group / file share of that
+ * name (case-insensitive, as ARM names are), or NULL. Borrowed from res. */
+const cJSON *ta_sim_group(const cJSON *res, const char *name);
+const cJSON *ta_sim_share(const cJSON *res, const char *name);
+/* In a /_azsim/stats answer: requests of operation op ("containerGroups.
+ * delete") answered with status ("202"), or with any status when NULL. */
+long ta_sim_stat(const cJSON *stats, const char *op, const char *status);
+/* Entries of the stats' "deleted" list of kind ("containerGroup",
+ * "fileShare") whose ARM id ends with "/<name>" (any name when NULL). */
+int ta_sim_deleted(const cJSON *stats, const char *kind, const char *name);
+
+/* --- an agent against an emulator (the reconcile tests) ------------------
+ *
+ * azsim with fast timing (--provision-ms 300, --delete-ms 200,
+ * --share-recreate-ms 500) and an agent pointed at it with resyncSeconds
+ * TA_RC_RESYNC_S, statusRefreshSeconds TA_RC_REFRESH_S, workspace ports
+ * [TA_RC_PORT] and mountPath TA_RC_MOUNT (not the defaults, so the tests
+ * see that the config is what reaches Azure).
+ */
+#define TA_RC_RESYNC_S 3
+#define TA_RC_REFRESH_S 4
+#define TA_RC_PORT 8443
+#define TA_RC_MOUNT "/home/itest"
+#define TA_RC_CONTROLLER "dev8-itest"
+#define TA_RC_IMAGE_PYTHON "vaibhavsing/dev8-workspace-python:latest"
+#define TA_RC_IMAGE_NODE "vaibhavsing/dev8-workspace:latest"
+
+typedef struct ta_rc {
+    ta_sim_t sim;
+    ta_agent_t agent;
+} ta_rc_t;
+
+/* Starts both and waits until the agent is ready (it obtained a token
+ * from azsim); 0 or -1. */
+int ta_rc_start(ta_rc_t *c);
+/* Stops the agent, then azsim (each only if running); 0 when both exited
+ * with status 0 (a sanitized build exits non-zero on leaks). */
+int ta_rc_stop(ta_rc_t *c);
+/* cmocka fixtures around ta_rc_start / ta_rc_stop (*state is a ta_rc_t). */
+int ta_rc_setup(void **state);
+int ta_rc_teardown(void **state);
+/* Polls GET /readyz until 200; 0, or -1 on timeout. */
+int ta_wait_ready(const ta_agent_t *a, int timeout_ms);
+
+/* --- waiting for convergence ----------------------------------------------
+ *
+ * A check looks at one parsed answer (NULL when there was none or it was
+ * not 200) and says whether the wait is over. The waits poll every 20 ms
+ * (th_wait_until) and, on timeout, print the last answer and return NULL,
+ * so that the caller's assertion names what was still wrong.
+ */
+typedef int (*ta_check_fn)(const cJSON *j, const void *arg);
+
+/* GET /api/v1/environments/<id>: the object, or NULL (*status says why;
+ * status may be NULL). Caller deletes. */
+cJSON *ta_env_get(const ta_agent_t *a, const char *id, long *status);
+/* Polls the environment until check(obj, arg); the last object or NULL. */
+cJSON *ta_env_wait(const ta_agent_t *a, const char *id, ta_check_fn check, const void *arg,
+                   int timeout_ms);
+/* Checks for ta_env_wait: status.phase equals arg (a string). */
+int ta_is_phase(const cJSON *obj, const void *phase);
+/* Polls until GET answers 404; 0, or -1 on timeout. */
+int ta_env_wait_gone(const ta_agent_t *a, const char *id, int timeout_ms);
+/* Polls a control path of azsim until check(answer, arg); the answer or
+ * NULL. Caller deletes. */
+cJSON *ta_sim_wait(const ta_sim_t *s, const char *path, ta_check_fn check, const void *arg,
+                   int timeout_ms);
 
 #endif

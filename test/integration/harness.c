@@ -703,17 +703,24 @@ int th_api(int port, const char *method, const char *path, const char *key, cons
 {
     char url[2048];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    char auth[512];
+    char *auth = NULL;
     const char *hdrs[3];
     size_t n = 0;
     if (key) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+        /* Sized from the key: bearer tokens (JWTs) run to kilobytes. */
+        size_t len = strlen(key) + sizeof("Authorization: Bearer ");
+        auth = malloc(len);
+        if (!auth)
+            return -1;
+        snprintf(auth, len, "Authorization: Bearer %s", key);
         hdrs[n++] = auth;
     }
     if (body)
         hdrs[n++] = "Content-Type: application/json";
     hdrs[n] = NULL;
-    return th_http(method, url, hdrs, body, out);
+    int rc = th_http(method, url, hdrs, body, out);
+    free(auth);
+    return rc;
 }
 
 char *th_resp_header(const th_resp_t *r, const char *name)
