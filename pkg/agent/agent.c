@@ -7,6 +7,7 @@
 #include "metrics/metrics.h"
 #include "reaper/reaper.h"
 #include "reconcile/reconcile.h"
+#include "statefile/statefile.h"
 #include "store/store.h"
 
 #include <signal.h>
@@ -28,6 +29,7 @@ typedef struct agent {
     azure_client_t *az;
     reconciler_t *rec;
     reaper_t *reaper;
+    statefile_t *sf;
     uv_timer_t token_retry;
     uv_signal_t sigterm;
     uv_signal_t sigint;
@@ -82,6 +84,9 @@ static void drain_cb(uv_timer_t *t)
     a->reaper = NULL;
     reconciler_free(a->rec);
     a->rec = NULL;
+    /* Writes what is not on disk yet; the loop runs until it is. */
+    statefile_free(a->sf);
+    a->sf = NULL;
     LOG0(LOG_INFO, "stopped");
     api_free(a->api, api_gone, a);
 }
@@ -176,13 +181,49 @@ int agent_run(const config_t *cfg)
     a.store = store_new((size_t)cfg->watch_ring_size);
     a.metrics = metrics_new();
 
+    const char *hk = getenv("DEV8_SPEC_HASH_KEY");
+    int loaded_state = 0;
+    if (cfg->state_file && *cfg->state_file) {
+        statefile_opts_t so = {.loop = &a.loop,
+                               .path = cfg->state_file,
+                               .store = a.store,
+                               .metrics = a.metrics,
+                               .key = (const unsigned char *)hk,
+                               .keylen = hk ? strlen(hk) : 0};
+        a.sf = statefile_new(&so);
+        const char **regions = d8_xcalloc(cfg->nregions + 1, sizeof(char *));
+        const char **images = d8_xcalloc(cfg->nimages + 1, sizeof(char *));
+        for (size_t i = 0; i < cfg->nregions; i++)
+            regions[i] = cfg->regions[i].name;
+        for (size_t i = 0; i < cfg->nimages; i++)
+            images[i] = cfg->images[i].key;
+        spec_rules_t rules = {regions, cfg->nregions, images, cfg->nimages, cfg->max_storage_gb};
+        char serr[512];
+        int rc = statefile_load(a.sf, &rules, serr, sizeof(serr));
+        free(regions);
+        free(images);
+        if (rc == D8_ENOENT) {
+            LOG(LOG_INFO, "no state file yet", LF_S("path", cfg->state_file));
+        } else if (rc != D8_OK) {
+            /* A file we cannot trust must not be replaced by an empty
+             * desired set: the operator decides (fix or remove it). */
+            LOG(LOG_ERROR, "cannot load the state file: refusing to start",
+                LF_S("path", cfg->state_file), LF_S("error", serr));
+            goto out;
+        } else {
+            loaded_state = 1;
+            LOG(LOG_INFO, "state file loaded", LF_S("path", cfg->state_file),
+                LF_I("environments", store_count(a.store)), LF_B("synced", store_synced(a.store)));
+        }
+        statefile_start(a.sf);
+    }
+
     azure_client_opts_t azo;
     azure_client_opts_from_config(&azo, cfg);
     if (azure_client_new(&a.loop, &azo, &a.az, err, sizeof(err)) != D8_OK) {
         LOG(LOG_ERROR, "cannot set up the Azure client", LF_S("error", err));
         goto out;
     }
-    const char *hk = getenv("DEV8_SPEC_HASH_KEY");
     if (!hk || !*hk)
         LOG0(LOG_WARN, "DEV8_SPEC_HASH_KEY is not set: a changed secret value alone will not "
                        "recreate a container group");
@@ -201,6 +242,8 @@ int agent_run(const config_t *cfg)
                          .rec = a.rec,
                          .metrics = a.metrics};
     a.reaper = reaper_new(&rpo);
+    if (loaded_state && store_synced(a.store))
+        reaper_set_authoritative(a.reaper);
 
     api_opts_t ao = {.loop = &a.loop,
                      .cfg = cfg,
@@ -243,6 +286,7 @@ out:
     azure_client_free(a.az);
     reaper_free(a.reaper);
     reconciler_free(a.rec);
+    statefile_free(a.sf);
     if (a.api)
         api_free(a.api, NULL, NULL);
     uv_run(&a.loop, UV_RUN_DEFAULT);

@@ -391,7 +391,7 @@ static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req
     int rc = store_set_power(api->store, id, power, &obj);
     if (rc == D8_OK && power == SPEC_POWER_RUNNING) {
         /* A start is activity: it also ends an auto-stop (same generation). */
-        store_touch(api->store, id, d8_wall_ms());
+        store_touch_notify(api->store, id, d8_wall_ms());
         obj = store_get(api->store, id);
     }
     if (rc == D8_ENOENT) {

@@ -819,11 +819,43 @@ static int auto_stopped(obs_t *o, const env_obj_t *obj)
     return 1;
 }
 
+/*
+ * An environment restored from the state file with secrets has no secret
+ * values until Next.js PUTs it again: the spec hash cannot be computed and
+ * a group cannot be created without them. Observe only; the PUT (or full
+ * sync) that supplies the values requeues it.
+ */
+static void decide_restored(reconciler_t *r, obs_t *o)
+{
+    status_change_t c = {.phase = -1,
+                         .synced = COND_FALSE,
+                         .synced_reason = "ReconcileError",
+                         .synced_msg = "restored from the state file without secret values: "
+                                       "waiting for a PUT or full sync of this environment"};
+    if (o->g_exists && prov_is(o, "Succeeded") && inst_is(o, "Running")) {
+        c.phase = PHASE_RUNNING;
+        c.ready = COND_TRUE;
+        c.ready_reason = "Available";
+        c.ready_msg = "the workspace is running";
+    } else if (o->g_exists && (inst_is(o, "Stopped") || inst_is(o, "Terminated"))) {
+        c.phase = PHASE_STOPPED;
+        c.ready = COND_FALSE;
+        c.ready_reason = "Stopped";
+        c.ready_msg = "stopped; the file share keeps the workspace";
+    }
+    set_status(r, o, &c);
+    finish(r, o, 0, 0, "waiting");
+}
+
 static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
 {
     const env_spec_t *sp = &obj->spec;
     status_change_t c = {.phase = -1, .synced = COND_TRUE, .synced_reason = "ReconcileSuccess",
                          .synced_msg = ""};
+    if (obj->restored) {
+        decide_restored(r, o);
+        return;
+    }
 
     if (o->g_foreign || o->s_foreign) {
         char msg[200];

@@ -3,6 +3,7 @@
 #include "base/base.h"
 #include "base/map.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,11 @@ struct store {
 
     store_watcher_t *watchers;
     int delivering;            /* >0 while watchers are being called */
+
+    void (*desired_fn)(void *ud); /* store_on_desired_change */
+    void *desired_ud;
+    unsigned char *digest_key; /* store_set_digest_key; NULL = empty key */
+    size_t digest_keylen;
 };
 
 static const char *const phase_names[PHASE__COUNT] = {
@@ -101,8 +107,19 @@ static void status_release(env_status_t *s)
     memset(s, 0, sizeof(*s));
 }
 
+/* Drops what only a restored object holds. */
+static void clear_restored(env_obj_t *o)
+{
+    if (o->secret_digests)
+        OPENSSL_cleanse(o->secret_digests, o->spec.nsecret * sizeof(*o->secret_digests));
+    free(o->secret_digests);
+    o->secret_digests = NULL;
+    o->restored = 0;
+}
+
 static void entry_free(entry_t *e)
 {
+    clear_restored(&e->obj);
     spec_release(&e->obj.spec);
     status_release(&e->obj.status);
     free(e->json);
@@ -128,6 +145,9 @@ void store_free(store_t *st)
         free(w);
         w = next;
     }
+    if (st->digest_key)
+        OPENSSL_cleanse(st->digest_key, st->digest_keylen);
+    free(st->digest_key);
     free(st);
 }
 
@@ -364,6 +384,62 @@ int store_replay(const store_t *st, uint64_t since, store_watch_fn fn, void *ud)
     return D8_OK;
 }
 
+/* ---- desired-set listener and restore ----------------------------------- */
+
+void store_on_desired_change(store_t *st, void (*fn)(void *ud), void *ud)
+{
+    st->desired_fn = fn;
+    st->desired_ud = fn ? ud : NULL;
+}
+
+static void desired_changed(store_t *st)
+{
+    if (st->desired_fn)
+        st->desired_fn(st->desired_ud);
+}
+
+void store_set_digest_key(store_t *st, const unsigned char *key, size_t keylen)
+{
+    if (st->digest_key)
+        OPENSSL_cleanse(st->digest_key, st->digest_keylen);
+    free(st->digest_key);
+    st->digest_key = NULL;
+    st->digest_keylen = 0;
+    if (key && keylen) {
+        st->digest_key = d8_xmalloc(keylen);
+        memcpy(st->digest_key, key, keylen);
+        st->digest_keylen = keylen;
+    }
+}
+
+/*
+ * 1 when spec equals the restored object's spec apart from secret values
+ * and the digest of each secret value matches the saved one. The restored
+ * spec holds NULL secret values, so spec_equal runs on a shallow copy of
+ * spec whose secret entries carry the names only.
+ */
+static int matches_restored(const store_t *st, const env_obj_t *o, const env_spec_t *spec)
+{
+    if (spec->nsecret != o->spec.nsecret || !o->secret_digests)
+        return 0;
+    spec_kv_t *names = d8_xcalloc(spec->nsecret ? spec->nsecret : 1, sizeof(*names));
+    for (size_t i = 0; i < spec->nsecret; i++)
+        names[i].name = spec->secret_env[i].name;
+    env_spec_t shallow = *spec;
+    shallow.secret_env = names;
+    int same = spec_equal(&o->spec, &shallow);
+    free(names);
+    for (size_t i = 0; same && i < spec->nsecret; i++) {
+        char d[65];
+        if (!spec->secret_env[i].value)
+            return 0;
+        spec_secret_digest(st->digest_key, st->digest_keylen, spec->secret_env[i].value, d);
+        same = d8_consttime_eq(d, 64, o->secret_digests[i], strnlen(o->secret_digests[i], 65));
+        OPENSSL_cleanse(d, sizeof(d));
+    }
+    return same;
+}
+
 /* ---- mutations -------------------------------------------------------- */
 
 void store_set_condition(env_condition_t *c, cond_status_t status, const char *reason,
@@ -411,10 +487,22 @@ int store_put(store_t *st, const char *id, env_spec_t *spec, int64_t if_match, i
         insert(st, e);
         *result = PUT_CREATED;
         emit(st, e, EV_ADDED);
-    } else if (spec_equal(&e->obj.spec, spec)) {
+        desired_changed(st);
+    } else if (e->obj.restored && matches_restored(st, &e->obj, spec)) {
+        /* The same spec as before the restart: adopt the secret values
+         * without a new generation. */
+        clear_restored(&e->obj);
+        spec_release(&e->obj.spec);
+        e->obj.spec = *spec;
+        memset(spec, 0, sizeof(*spec));
+        *result = PUT_UNCHANGED;
+        emit(st, e, EV_MODIFIED);
+        desired_changed(st);
+    } else if (!e->obj.restored && spec_equal(&e->obj.spec, spec)) {
         spec_release(spec);
         *result = PUT_UNCHANGED;
     } else {
+        clear_restored(&e->obj);
         spec_release(&e->obj.spec);
         e->obj.spec = *spec;
         memset(spec, 0, sizeof(*spec));
@@ -422,6 +510,7 @@ int store_put(store_t *st, const char *id, env_spec_t *spec, int64_t if_match, i
         e->obj.updated_ms = now;
         *result = PUT_UPDATED;
         emit(st, e, EV_MODIFIED);
+        desired_changed(st);
     }
     if (out)
         *out = &e->obj;
@@ -439,6 +528,7 @@ const env_obj_t *store_delete(store_t *st, const char *id)
                             "deleting every Azure resource tagged with this id", now);
         insert(st, e);
         emit(st, e, EV_ADDED);
+        desired_changed(st);
         return &e->obj;
     }
     if (e->obj.status.phase != PHASE_DELETING) {
@@ -447,6 +537,7 @@ const env_obj_t *store_delete(store_t *st, const char *id)
         store_set_condition(&e->obj.status.ready, COND_FALSE, "Deleting",
                             "the environment is being deleted", now);
         emit(st, e, EV_MODIFIED);
+        desired_changed(st);
     }
     return &e->obj;
 }
@@ -456,6 +547,7 @@ static void remove_entry(store_t *st, entry_t *e)
     emit(st, e, EV_DELETED);
     unlink_entry(st, e);
     entry_free(e);
+    desired_changed(st);
 }
 
 int store_remove(store_t *st, const char *id)
@@ -479,6 +571,7 @@ int store_set_power(store_t *st, const char *id, spec_power_t power, const env_o
         e->obj.generation++;
         e->obj.updated_ms = d8_wall_ms();
         emit(st, e, EV_MODIFIED);
+        desired_changed(st);
     }
     if (out)
         *out = &e->obj;
@@ -494,6 +587,14 @@ int store_touch(store_t *st, const char *id, int64_t now_ms)
     free(e->json);
     e->json = NULL;
     return D8_OK;
+}
+
+int store_touch_notify(store_t *st, const char *id, int64_t now_ms)
+{
+    int rc = store_touch(st, id, now_ms);
+    if (rc == D8_OK)
+        emit(st, lookup(st, id), EV_MODIFIED);
+    return rc;
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -581,7 +682,71 @@ void store_sync(store_t *st, store_sync_item_t *items, size_t n, store_sync_coun
         else
             counts->unchanged++;
     }
-    st->synced = 1;
+    if (!st->synced) {
+        /* A sync that changed nothing still makes the set authoritative. */
+        st->synced = 1;
+        desired_changed(st);
+    }
+}
+
+int store_restore(store_t *st, store_restore_item_t *item)
+{
+    if (lookup(st, item->id))
+        return D8_EEXIST;
+    if (!spec_id_valid(item->id) || (item->has_spec && item->generation < 1) ||
+        (!item->has_spec && (!item->deleting || item->generation != 0)) ||
+        (item->has_spec && item->spec.nsecret > 0 && !item->secret_digests))
+        return D8_EINVAL;
+    int64_t now = d8_wall_ms();
+    entry_t *e = new_entry(item->id, now);
+    env_obj_t *o = &e->obj;
+    o->generation = item->generation;
+    o->created_ms = item->created_ms ? item->created_ms : now;
+    o->updated_ms = item->updated_ms ? item->updated_ms : now;
+    if (item->has_spec) {
+        o->has_spec = 1;
+        o->spec = item->spec;
+        memset(&item->spec, 0, sizeof(item->spec));
+        /* Whatever the item held there, the values are unknown now. */
+        for (size_t i = 0; i < o->spec.nsecret; i++) {
+            char *v = o->spec.secret_env[i].value;
+            if (v) {
+                OPENSSL_cleanse(v, strlen(v));
+                free(v);
+                o->spec.secret_env[i].value = NULL;
+            }
+        }
+        if (o->spec.nsecret > 0) {
+            o->restored = 1;
+            o->secret_digests = item->secret_digests;
+            item->secret_digests = NULL;
+        }
+    } else {
+        spec_release(&item->spec);
+    }
+    free(item->secret_digests);
+    item->secret_digests = NULL;
+    if (item->deleting) {
+        o->status.phase = PHASE_DELETING;
+        store_set_condition(&o->status.ready, COND_FALSE, "Deleting",
+                            "the environment is being deleted (restored from the state file)", now);
+    } else {
+        store_set_condition(&o->status.synced, COND_UNKNOWN, "Pending",
+                            o->restored ? "restored from the state file: waiting for a PUT or "
+                                          "full sync to supply the secret values"
+                                        : "restored from the state file; not reconciled yet",
+                            now);
+    }
+    insert(st, e);
+    return D8_OK;
+}
+
+void store_restore_finish(store_t *st, uint64_t saved_rv, int synced)
+{
+    if (saved_rv >= st->rv)
+        st->rv = saved_rv + 1;
+    if (synced)
+        st->synced = 1;
 }
 
 int store_update_status(store_t *st, const char *id,

@@ -67,6 +67,18 @@ typedef struct env_obj {
     env_status_t status;
     int64_t created_ms;
     int64_t updated_ms;
+    /*
+     * 1 while the spec came from the state file (store_restore) and has
+     * secretEnv entries whose values are unknown: spec.secret_env[i].value
+     * is then NULL, so this spec must never be used to create or recreate
+     * a container group. Cleared by a PUT or full sync that supplies the
+     * values (see store_put). Always 0 for a spec without secrets.
+     */
+    int restored;
+    /* While restored: hex HMAC-SHA256(digest key, value) of each secret
+     * value, in spec.secret_env order (spec.nsecret entries); NULL
+     * otherwise. Owned by the store. */
+    char (*secret_digests)[65];
 } env_obj_t;
 
 typedef enum store_event_type { EV_ADDED = 0, EV_MODIFIED, EV_DELETED } store_event_type_t;
@@ -107,6 +119,13 @@ typedef enum store_put_result { PUT_CREATED, PUT_UPDATED, PUT_UNCHANGED } store_
  * success (the caller's copy is zeroed) and left alone on failure.
  * must_create: fail with D8_EEXIST when the id exists (POST).
  * Errors: D8_ECONFLICT (If-Match), D8_EEXIST, D8_EGONE (being deleted).
+ *
+ * On a restored object (see env_obj_t.restored): when `spec` equals the
+ * restored spec apart from secret values and the digest of each of its
+ * secret values matches the saved one, the values are adopted, `restored`
+ * is cleared and the generation stays (PUT_UNCHANGED; a MODIFIED event
+ * with the same generation tells the reconciler the object became
+ * actionable). Anything else is an ordinary update (PUT_UPDATED).
  */
 int store_put(store_t *st, const char *id, env_spec_t *spec, int64_t if_match, int must_create,
               store_put_result_t *result, const env_obj_t **out);
@@ -124,6 +143,9 @@ int store_set_power(store_t *st, const char *id, spec_power_t power, const env_o
 
 /* Records activity now. No event (activity is too frequent to stream). */
 int store_touch(store_t *st, const char *id, int64_t now_ms);
+/* The same, with a MODIFIED event (a /start, which must reach the
+ * reconciler even when the generation does not change). */
+int store_touch_notify(store_t *st, const char *id, int64_t now_ms);
 
 /* One item of a full sync: the id and a decoded spec (moved on success). */
 typedef struct store_sync_item {
@@ -141,6 +163,52 @@ typedef struct store_sync_counts {
  * synced. Specs are moved in.
  */
 void store_sync(store_t *st, store_sync_item_t *items, size_t n, store_sync_counts_t *counts);
+
+/*
+ * Desired-set listener: fn is called synchronously after every change of
+ * what a snapshot of the desired set holds (specs, generations, creations,
+ * deletions, removals, secret values adopted, the synced flag) and never
+ * for status-only changes, which are most of the event traffic. One
+ * listener (the state file); fn NULL unregisters. ud is borrowed.
+ */
+void store_on_desired_change(store_t *st, void (*fn)(void *ud), void *ud);
+
+/*
+ * Key for the secret digests of restored objects (DEV8_SPEC_HASH_KEY;
+ * copied, wiped on store_free). NULL or keylen 0 is the empty HMAC key.
+ */
+void store_set_digest_key(store_t *st, const unsigned char *key, size_t keylen);
+
+/* One object read back from the state file. */
+typedef struct store_restore_item {
+    char id[SPEC_ID_MAX + 1];
+    int64_t generation;        /* as saved: >= 1 with a spec, 0 for a tombstone */
+    int has_spec;              /* 0: a tombstone, which must be deleting */
+    int deleting;              /* phase DELETING */
+    env_spec_t spec;           /* moved in on success; secret values are wiped
+                                  (unknown) whatever they hold */
+    char (*secret_digests)[65]; /* moved in on success; spec.nsecret entries
+                                  (NULL when there are none) */
+    int64_t created_ms;        /* 0 = now */
+    int64_t updated_ms;        /* 0 = now */
+} store_restore_item_t;
+
+/*
+ * Puts one saved object back as it was: same generation, no event, no
+ * resourceVersion bump, no listener call (it runs before the loop does).
+ * The object is `restored` when its spec has secrets. Errors: D8_EEXIST
+ * (id present), D8_EINVAL (inconsistent item); the item is then left with
+ * the caller.
+ */
+int store_restore(store_t *st, store_restore_item_t *item);
+
+/*
+ * Ends a restore: raises resourceVersion past the saved one (events of
+ * the previous run are gone: a watch resuming from before gets 410 and
+ * relists, since statuses restart from scratch) and, when synced, marks
+ * the desired set authoritative as a full sync would.
+ */
+void store_restore_finish(store_t *st, uint64_t saved_rv, int synced);
 
 /* Status changes come from the reconciler: fn edits the status in place,
  * then the store emits MODIFIED if anything visible changed. */

@@ -332,6 +332,227 @@ static void test_secret_values_never_in_json(void **state)
     store_free(st);
 }
 
+static spec_kv_t *one_secret(const char *name, const char *value)
+{
+    spec_kv_t *kv = d8_xcalloc(1, sizeof(*kv));
+    kv->name = d8_xstrdup(name);
+    kv->value = value ? d8_xstrdup(value) : NULL;
+    return kv;
+}
+
+/* A restore item for id with one secret whose saved digest is that of `value`. */
+static store_restore_item_t restore_item(const char *id, int64_t gen, const char *value,
+                                         const unsigned char *key, size_t keylen)
+{
+    store_restore_item_t it;
+    memset(&it, 0, sizeof(it));
+    snprintf(it.id, sizeof(it.id), "%s", id);
+    it.generation = gen;
+    it.has_spec = 1;
+    it.spec = mkspec("u", 4);
+    /* Whatever the item holds as a value is dropped: use a decoy. */
+    it.spec.secret_env = one_secret("TOKEN", "<redacted>");
+    it.spec.nsecret = 1;
+    it.secret_digests = d8_xcalloc(1, sizeof(*it.secret_digests));
+    spec_secret_digest(key, keylen, value, it.secret_digests[0]);
+    it.created_ms = 1000;
+    it.updated_ms = 2000;
+    return it;
+}
+
+static void put_secret(store_t *st, const char *id, int cpu, const char *value, int rc_want,
+                       store_put_result_t want)
+{
+    env_spec_t s = mkspec("u", cpu);
+    s.secret_env = one_secret("TOKEN", value);
+    s.nsecret = 1;
+    store_put_result_t r;
+    assert_int_equal(store_put(st, id, &s, -1, 0, &r, NULL), rc_want);
+    if (rc_want == D8_OK)
+        assert_int_equal(r, want);
+    spec_release(&s);
+}
+
+static void count_fn(void *ud)
+{
+    (*(int *)ud)++;
+}
+
+static void test_restore_and_adopt_secrets(void **state)
+{
+    (void)state;
+    static const unsigned char key[] = "k3y";
+    store_t *st = store_new(16);
+    store_set_digest_key(st, key, sizeof(key) - 1);
+    evlog_t log = {0};
+    store_watcher_t *w = store_watch(st, ev_fn, &log);
+
+    store_restore_item_t a = restore_item("a", 5, "s3cret", key, sizeof(key) - 1);
+    store_restore_item_t b = restore_item("b", 3, "s3cret", key, sizeof(key) - 1);
+    store_restore_item_t c = restore_item("c", 7, "s3cret", key, sizeof(key) - 1);
+    assert_int_equal(store_restore(st, &a), D8_OK);
+    assert_int_equal(store_restore(st, &b), D8_OK);
+    assert_int_equal(store_restore(st, &c), D8_OK);
+    assert_null(a.spec.user_id); /* moved in */
+    assert_null(a.secret_digests);
+    /* A restore emits nothing and does not move the resourceVersion. */
+    assert_int_equal(log.n, 0);
+    assert_int_equal(store_rv(st), 0);
+    assert_false(store_synced(st));
+    store_restore_finish(st, 41, 1);
+    assert_int_equal(store_rv(st), 42);
+    assert_true(store_synced(st));
+    /* Events of the previous run are gone. */
+    assert_int_equal(store_replay(st, 41, NULL, NULL), D8_EGONE);
+
+    const env_obj_t *o = store_get(st, "a");
+    assert_int_equal(o->generation, 5);
+    assert_int_equal(o->restored, 1);
+    assert_int_equal(o->created_ms, 1000);
+    assert_int_equal(o->updated_ms, 2000);
+    assert_null(o->spec.secret_env[0].value);
+    assert_non_null(o->secret_digests);
+    assert_int_equal(o->status.phase, PHASE_CREATING);
+    const char *json = store_obj_json(st, o, NULL);
+    assert_non_null(strstr(json, SPEC_REDACTED));
+
+    /* Same spec, same secret: values adopted, generation kept. */
+    put_secret(st, "a", 4, "s3cret", D8_OK, PUT_UNCHANGED);
+    o = store_get(st, "a");
+    assert_int_equal(o->generation, 5);
+    assert_int_equal(o->restored, 0);
+    assert_null(o->secret_digests);
+    assert_string_equal(o->spec.secret_env[0].value, "s3cret");
+    /* The reconciler learns that the object became actionable. */
+    assert_int_equal(log.n, 1);
+    assert_int_equal(log.type[0], EV_MODIFIED);
+    /* From now on an ordinary object. */
+    put_secret(st, "a", 4, "s3cret", D8_OK, PUT_UNCHANGED);
+    assert_int_equal(log.n, 1);
+
+    /* Another secret value: an update. */
+    put_secret(st, "b", 4, "other", D8_OK, PUT_UPDATED);
+    o = store_get(st, "b");
+    assert_int_equal(o->generation, 4);
+    assert_int_equal(o->restored, 0);
+    assert_string_equal(o->spec.secret_env[0].value, "other");
+
+    /* Same secret, another field: an update too. */
+    put_secret(st, "c", 6, "s3cret", D8_OK, PUT_UPDATED);
+    assert_int_equal(store_get(st, "c")->generation, 8);
+    assert_int_equal(store_get(st, "c")->restored, 0);
+
+    /* The id exists: refused, the item stays with the caller. */
+    store_restore_item_t dup = restore_item("a", 1, "x", key, sizeof(key) - 1);
+    assert_int_equal(store_restore(st, &dup), D8_EEXIST);
+    assert_non_null(dup.spec.user_id);
+    spec_release(&dup.spec);
+    free(dup.secret_digests);
+
+    store_unwatch(st, w);
+    store_free(st);
+}
+
+static void test_restore_sync_tombstone_and_errors(void **state)
+{
+    (void)state;
+    store_t *st = store_new(16);
+    /* No key set: digests use the empty key. */
+    store_restore_item_t a = restore_item("a", 2, "v", NULL, 0);
+    assert_int_equal(store_restore(st, &a), D8_OK);
+
+    store_restore_item_t t;
+    memset(&t, 0, sizeof(t));
+    snprintf(t.id, sizeof(t.id), "ghost");
+    t.deleting = 1;
+    assert_int_equal(store_restore(st, &t), D8_OK);
+    const env_obj_t *o = store_get(st, "ghost");
+    assert_int_equal(o->has_spec, 0);
+    assert_int_equal(o->status.phase, PHASE_DELETING);
+
+    store_restore_item_t d = restore_item("d", 1, "v", NULL, 0);
+    d.deleting = 1;
+    assert_int_equal(store_restore(st, &d), D8_OK);
+    assert_int_equal(store_get(st, "d")->status.phase, PHASE_DELETING);
+
+    /* Inconsistent items. */
+    store_restore_item_t bad;
+    memset(&bad, 0, sizeof(bad));
+    snprintf(bad.id, sizeof(bad.id), "x");
+    assert_int_equal(store_restore(st, &bad), D8_EINVAL); /* tombstone not deleting */
+    bad = restore_item("x", 0, "v", NULL, 0);
+    assert_int_equal(store_restore(st, &bad), D8_EINVAL); /* generation 0 with a spec */
+    bad.generation = 1;
+    free(bad.secret_digests);
+    bad.secret_digests = NULL;
+    assert_int_equal(store_restore(st, &bad), D8_EINVAL); /* secrets without digests */
+    snprintf(bad.id, sizeof(bad.id), "Bad--id");
+    assert_int_equal(store_restore(st, &bad), D8_EINVAL);
+    spec_release(&bad.spec);
+
+    /* A full sync adopts secret values just like a PUT. */
+    store_sync_item_t items[1];
+    memset(items, 0, sizeof(items));
+    snprintf(items[0].id, sizeof(items[0].id), "a");
+    items[0].spec = mkspec("u", 4);
+    items[0].spec.secret_env = one_secret("TOKEN", "v");
+    items[0].spec.nsecret = 1;
+    store_sync_counts_t n;
+    store_sync(st, items, 1, &n);
+    assert_int_equal(n.unchanged, 1);
+    assert_int_equal(n.updated, 0);
+    assert_int_equal(n.removed, 0); /* ghost and d are being deleted: kept */
+    assert_int_equal(store_get(st, "a")->generation, 2);
+    assert_int_equal(store_get(st, "a")->restored, 0);
+    spec_release(&items[0].spec);
+    store_free(st);
+}
+
+static void set_error(void *ud, const env_obj_t *obj, env_status_t *s)
+{
+    (void)ud;
+    (void)obj;
+    s->phase = PHASE_ERROR;
+}
+
+static void test_desired_change_listener(void **state)
+{
+    (void)state;
+    store_t *st = store_new(16);
+    int calls = 0;
+    store_on_desired_change(st, count_fn, &calls);
+    put_ok(st, "a", "u", 4, PUT_CREATED);
+    assert_int_equal(calls, 1);
+    put_ok(st, "a", "u", 4, PUT_UNCHANGED);
+    assert_int_equal(calls, 1);
+    put_ok(st, "a", "u", 6, PUT_UPDATED);
+    assert_int_equal(calls, 2);
+    /* Status and activity are not part of the desired set. */
+    store_update_status(st, "a", set_error, NULL);
+    store_touch(st, "a", 5);
+    assert_int_equal(calls, 2);
+    store_set_power(st, "a", SPEC_POWER_STOPPED, NULL);
+    assert_int_equal(calls, 3);
+    store_set_power(st, "a", SPEC_POWER_STOPPED, NULL);
+    assert_int_equal(calls, 3);
+    store_delete(st, "a");
+    assert_int_equal(calls, 4);
+    store_delete(st, "a");
+    assert_int_equal(calls, 4);
+    store_remove(st, "a");
+    assert_int_equal(calls, 5);
+    /* A full sync that changes nothing still flips synced once. */
+    store_sync_counts_t n;
+    store_sync(st, NULL, 0, &n);
+    assert_int_equal(calls, 6);
+    store_sync(st, NULL, 0, &n);
+    assert_int_equal(calls, 6);
+    store_on_desired_change(st, NULL, NULL);
+    put_ok(st, "b", "u", 4, PUT_CREATED);
+    assert_int_equal(calls, 6);
+    store_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +566,9 @@ int main(void)
         cmocka_unit_test(test_watch_and_replay),
         cmocka_unit_test(test_status_update_emits_only_on_change),
         cmocka_unit_test(test_secret_values_never_in_json),
+        cmocka_unit_test(test_restore_and_adopt_secrets),
+        cmocka_unit_test(test_restore_sync_tombstone_and_errors),
+        cmocka_unit_test(test_desired_change_listener),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -1,0 +1,1019 @@
+#include "statefile.h"
+#include "statefile_int.h"
+
+#include "base/base.h"
+#include "base/map.h"
+#include "log/log.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FORMAT_VERSION 1
+#define DEFAULT_DEBOUNCE_MS 500
+#define RETRY_MIN_MS 1000
+#define RETRY_MAX_MS 60000
+/* Far above any real desired set (a full sync body is capped at 64 MiB). */
+#define MAX_FILE_BYTES ((size_t)1 << 30)
+/* Integers beyond 2^53 do not survive a JSON number. */
+#define MAX_EXACT 9007199254740992.0
+#define KEY_CHECK_INPUT "dev8-statefile-key-check/v1"
+#define KEY_CHECK_LEN 16
+/* The checksum is the last field; it covers every byte before this. */
+#define CHECKSUM_MARK ",\"checksum\":\""
+#define CHECKSUM_PREFIX "sha256:"
+/* One uv_fs_write at most this long (uv_buf_t lengths are unsigned int). */
+#define MAX_WRITE_CHUNK ((size_t)1 << 30)
+
+struct statefile {
+    uv_loop_t *loop;
+    store_t *store;
+    char *path;
+    char *tmp_path;     /* "<path>.tmp.<pid>" */
+    char *dir_path;     /* the directory holding path */
+    unsigned char *key; /* NULL = the empty key */
+    size_t keylen;
+    char key_check[KEY_CHECK_LEN + 1];
+    uint64_t debounce_ms;
+    metric_family_t *m_writes;
+    metric_family_t *m_errors;
+    metric_family_t *m_last_ok;
+
+    uv_timer_t timer; /* debounce, retry backoff and flush kick */
+    int started;      /* listening to the store */
+    int dirty;        /* changes not in any write started yet */
+    int failures;     /* consecutive failed writes */
+    int freed;
+    int timer_closed;
+    int flushing;
+    statefile_done_fn flush_cb;
+    void *flush_ud;
+
+    /* The write in flight (one at a time). */
+    int writing;
+    uv_fs_t req;
+    statefile__step_t step;
+    char *buf;
+    size_t len;
+    size_t off;
+    uv_file fd;    /* the temp file, -1 when closed */
+    uv_file dirfd; /* the directory, -1 when closed */
+    int renamed;
+    int err; /* first libuv error of this write */
+    const char *failed_op;
+    /* Serialised by statefile_free while a write was in flight. */
+    char *next_buf;
+    size_t next_len;
+
+    /* Test hooks and counters. */
+    statefile__step_t crash_step;
+    size_t crash_bytes;
+    int crashed;
+    uint64_t nwrites;
+    uint64_t nerrors;
+};
+
+/* cJSON reports allocation failure with NULL; like pkg/base, give up. */
+static void *need(void *p)
+{
+    if (!p)
+        d8_xmalloc(SIZE_MAX);
+    return p;
+}
+
+static void key_check_of(const unsigned char *key, size_t keylen, char out[KEY_CHECK_LEN + 1])
+{
+    char d[65];
+    spec_secret_digest(key, keylen, KEY_CHECK_INPUT, d);
+    memcpy(out, d, KEY_CHECK_LEN);
+    out[KEY_CHECK_LEN] = '\0';
+}
+
+statefile_t *statefile_new(const statefile_opts_t *opts)
+{
+    statefile_t *sf = d8_xcalloc(1, sizeof(*sf));
+    sf->loop = opts->loop;
+    sf->store = opts->store;
+    sf->path = d8_xstrdup(opts->path);
+    sf->debounce_ms = opts->debounce_ms ? opts->debounce_ms : DEFAULT_DEBOUNCE_MS;
+    sf->fd = -1;
+    sf->dirfd = -1;
+
+    d8_buf_t b;
+    d8_buf_init(&b);
+    d8_buf_printf(&b, "%s.tmp.%ld", sf->path, (long)getpid());
+    sf->tmp_path = d8_buf_detach(&b, NULL);
+    const char *slash = strrchr(sf->path, '/');
+    if (!slash)
+        sf->dir_path = d8_xstrdup(".");
+    else if (slash == sf->path)
+        sf->dir_path = d8_xstrdup("/");
+    else
+        sf->dir_path = d8_xstrndup(sf->path, (size_t)(slash - sf->path));
+
+    if (opts->key && opts->keylen) {
+        sf->key = d8_xmalloc(opts->keylen);
+        memcpy(sf->key, opts->key, opts->keylen);
+        sf->keylen = opts->keylen;
+    }
+    key_check_of(sf->key, sf->keylen, sf->key_check);
+
+    if (opts->metrics) {
+        sf->m_writes = metrics_counter(opts->metrics, "dev8_statefile_writes_total",
+                                       "State file snapshots written and made durable.", 0, NULL);
+        sf->m_errors = metrics_counter(opts->metrics, "dev8_statefile_write_errors_total",
+                                       "State file writes that failed (retried).", 0, NULL);
+        sf->m_last_ok = metrics_gauge(opts->metrics, "dev8_statefile_last_write_timestamp_seconds",
+                                      "When the state file was last written.", 0, NULL);
+    }
+    uv_timer_init(sf->loop, &sf->timer);
+    sf->timer.data = sf;
+    return sf;
+}
+
+/* ---- serialisation -------------------------------------------------------- */
+
+typedef struct ser_ctx {
+    statefile_t *sf;
+    d8_buf_t *out;
+    size_t n;
+} ser_ctx_t;
+
+static void add_item(void *ud, const env_obj_t *o)
+{
+    ser_ctx_t *c = ud;
+    d8_buf_t *out = c->out;
+    if (c->n++)
+        d8_buf_putc(out, ',');
+    d8_buf_puts(out, "\n{\"id\":");
+    d8_buf_json_str(out, o->id);
+    d8_buf_printf(out, ",\"generation\":%lld,\"deleting\":%s,\"spec\":", (long long)o->generation,
+                  o->status.phase == PHASE_DELETING ? "true" : "false");
+    if (o->has_spec) {
+        /* spec_to_json redacts every secret value. */
+        cJSON *j = need(spec_to_json(&o->spec));
+        char *txt = need(cJSON_PrintUnformatted(j));
+        d8_buf_puts(out, txt);
+        cJSON_free(txt);
+        cJSON_Delete(j);
+    } else {
+        d8_buf_puts(out, "null");
+    }
+    d8_buf_puts(out, ",\"secretDigests\":{");
+    for (size_t i = 0; o->has_spec && i < o->spec.nsecret; i++) {
+        char d[65];
+        if (o->restored)
+            memcpy(d, o->secret_digests[i], sizeof(d));
+        else
+            spec_secret_digest(c->sf->key, c->sf->keylen, o->spec.secret_env[i].value, d);
+        if (i)
+            d8_buf_putc(out, ',');
+        d8_buf_json_str(out, o->spec.secret_env[i].name);
+        d8_buf_putc(out, ':');
+        d8_buf_json_str(out, d);
+        OPENSSL_cleanse(d, sizeof(d));
+    }
+    d8_buf_printf(out, "},\"createdAtMs\":%lld,\"updatedAtMs\":%lld}", (long long)o->created_ms,
+                  (long long)o->updated_ms);
+}
+
+/* "sha256:<hex>" of data[0..len). */
+static void checksum_of(const char *data, size_t len, char out[sizeof(CHECKSUM_PREFIX) + 64])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        d8_xmalloc(SIZE_MAX); /* OpenSSL could not allocate: same as OOM */
+    memcpy(out, CHECKSUM_PREFIX, sizeof(CHECKSUM_PREFIX) - 1);
+    d8_hex(md, 32, out + sizeof(CHECKSUM_PREFIX) - 1);
+}
+
+/* The whole snapshot as JSON text (owned by the caller). */
+static char *serialise(statefile_t *sf, size_t *len)
+{
+    d8_buf_t out;
+    d8_buf_init(&out);
+    d8_buf_printf(&out,
+                  "{\"version\":%d,\"resourceVersion\":%llu,\"synced\":%s,\"keyCheck\":\"%s\","
+                  "\"items\":[",
+                  FORMAT_VERSION, (unsigned long long)store_rv(sf->store),
+                  store_synced(sf->store) ? "true" : "false", sf->key_check);
+    ser_ctx_t c = {sf, &out, 0};
+    store_list(sf->store, NULL, NULL, -1, SIZE_MAX, add_item, &c);
+    d8_buf_puts(&out, "\n]");
+    char sum[sizeof(CHECKSUM_PREFIX) + 64];
+    checksum_of(out.data, out.len, sum);
+    d8_buf_printf(&out, CHECKSUM_MARK "%s\"}\n", sum);
+    return d8_buf_detach(&out, len);
+}
+
+/* ---- the write chain (libuv thread pool; the loop never blocks) ------------ */
+
+static void fs_cb(uv_fs_t *req);
+static void step_done(statefile_t *sf, ssize_t r);
+static void timer_cb(uv_timer_t *t);
+
+static void maybe_release(statefile_t *sf)
+{
+    if (!sf->freed || !sf->timer_closed || sf->writing)
+        return;
+    free(sf->next_buf);
+    free(sf->path);
+    free(sf->tmp_path);
+    free(sf->dir_path);
+    if (sf->key)
+        OPENSSL_cleanse(sf->key, sf->keylen);
+    free(sf->key);
+    free(sf);
+}
+
+static void do_step(statefile_t *sf, statefile__step_t step)
+{
+    int rc = 0;
+    sf->step = step;
+    sf->req.data = sf;
+    switch (step) {
+    case STATEFILE__OPEN:
+        rc = uv_fs_open(sf->loop, &sf->req, sf->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                        0600, fs_cb);
+        break;
+    case STATEFILE__WRITE: {
+        size_t n = sf->len - sf->off;
+        if (sf->crash_step == STATEFILE__WRITE && sf->off < sf->crash_bytes &&
+            sf->crash_bytes - sf->off < n)
+            n = sf->crash_bytes - sf->off;
+        if (n > MAX_WRITE_CHUNK)
+            n = MAX_WRITE_CHUNK;
+        uv_buf_t b = uv_buf_init(sf->buf + sf->off, (unsigned int)n);
+        rc = uv_fs_write(sf->loop, &sf->req, sf->fd, &b, 1, (int64_t)sf->off, fs_cb);
+        break;
+    }
+    case STATEFILE__FSYNC:
+        rc = uv_fs_fsync(sf->loop, &sf->req, sf->fd, fs_cb);
+        break;
+    case STATEFILE__CLOSE:
+        rc = uv_fs_close(sf->loop, &sf->req, sf->fd, fs_cb);
+        break;
+    case STATEFILE__RENAME:
+        rc = uv_fs_rename(sf->loop, &sf->req, sf->tmp_path, sf->path, fs_cb);
+        break;
+    case STATEFILE__DIR_OPEN:
+        rc = uv_fs_open(sf->loop, &sf->req, sf->dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0,
+                        fs_cb);
+        break;
+    case STATEFILE__DIR_FSYNC:
+        rc = uv_fs_fsync(sf->loop, &sf->req, sf->dirfd, fs_cb);
+        break;
+    case STATEFILE__DIR_CLOSE:
+        rc = uv_fs_close(sf->loop, &sf->req, sf->dirfd, fs_cb);
+        break;
+    case STATEFILE__ABORT_CLOSE:
+        rc = uv_fs_close(sf->loop, &sf->req, sf->fd >= 0 ? sf->fd : sf->dirfd, fs_cb);
+        break;
+    case STATEFILE__ABORT_UNLINK:
+        rc = uv_fs_unlink(sf->loop, &sf->req, sf->tmp_path, fs_cb);
+        break;
+    case STATEFILE__IDLE:
+        break;
+    }
+    if (rc < 0) {
+        /* Refused before it started: no callback will come. */
+        uv_fs_req_cleanup(&sf->req);
+        step_done(sf, rc);
+    }
+}
+
+static void begin_chain(statefile_t *sf, char *buf, size_t len)
+{
+    sf->writing = 1;
+    sf->buf = buf;
+    sf->len = len;
+    sf->off = 0;
+    sf->fd = -1;
+    sf->dirfd = -1;
+    sf->renamed = 0;
+    sf->err = 0;
+    sf->failed_op = NULL;
+    do_step(sf, STATEFILE__OPEN);
+}
+
+static void start_write(statefile_t *sf)
+{
+    size_t len;
+    char *buf = serialise(sf, &len);
+    sf->dirty = 0;
+    begin_chain(sf, buf, len);
+}
+
+static void schedule(statefile_t *sf, uint64_t ms)
+{
+    if (!sf->freed)
+        uv_timer_start(&sf->timer, timer_cb, ms, 0);
+}
+
+static uint64_t backoff_ms(int failures)
+{
+    uint64_t ms = RETRY_MIN_MS;
+    for (int i = 1; i < failures && ms < RETRY_MAX_MS; i++)
+        ms *= 2;
+    return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
+}
+
+static void end_flush(statefile_t *sf, int status)
+{
+    statefile_done_fn cb = sf->flush_cb;
+    void *ud = sf->flush_ud;
+    sf->flushing = 0;
+    sf->flush_cb = NULL;
+    sf->flush_ud = NULL;
+    if (cb)
+        cb(ud, status);
+}
+
+/* The chain ended (uverr 0 or a libuv error). */
+static void finish(statefile_t *sf, int uverr)
+{
+    free(sf->buf);
+    sf->buf = NULL;
+    sf->writing = 0;
+    sf->step = STATEFILE__IDLE;
+    int status = uverr ? D8_EIO : D8_OK;
+    if (uverr == 0) {
+        sf->nwrites++;
+        sf->failures = 0;
+        if (!sf->freed && sf->m_writes) {
+            metrics_add(sf->m_writes, NULL, 1);
+            metrics_set(sf->m_last_ok, NULL, (double)d8_wall_ms() / 1000.0);
+        }
+        LOG(LOG_DEBUG, "state file written", LF_S("path", sf->path), LF_I("bytes", sf->len));
+    } else {
+        sf->nerrors++;
+        sf->failures++;
+        /* What that write held is not on disk: write again. */
+        sf->dirty = 1;
+        if (!sf->freed && sf->m_errors)
+            metrics_add(sf->m_errors, NULL, 1);
+        LOG(LOG_ERROR, "cannot write the state file", LF_S("path", sf->path),
+            LF_S("op", sf->failed_op ? sf->failed_op : "write"), LF_S("error", uv_strerror(uverr)),
+            LF_I("consecutive_failures", sf->failures), LF_B("will_retry", !sf->freed));
+    }
+    if (sf->freed) {
+        if (sf->next_buf) {
+            char *b = sf->next_buf;
+            sf->next_buf = NULL;
+            begin_chain(sf, b, sf->next_len);
+            return;
+        }
+        maybe_release(sf);
+        return;
+    }
+    if (sf->flushing) {
+        if (status == D8_OK && sf->dirty) {
+            start_write(sf);
+            return;
+        }
+        end_flush(sf, status);
+        /* The callback may have freed us (memory goes later, in the
+         * timer's close callback). */
+        if (sf->freed)
+            return;
+    }
+    if (sf->dirty)
+        schedule(sf, uverr ? backoff_ms(sf->failures) : sf->debounce_ms);
+}
+
+/* Test hook: stop as a killed process would, leaving the files as they are. */
+static void crash(statefile_t *sf)
+{
+    uv_fs_t req;
+    if (sf->fd >= 0) {
+        uv_fs_close(NULL, &req, sf->fd, NULL);
+        uv_fs_req_cleanup(&req);
+    }
+    if (sf->dirfd >= 0) {
+        uv_fs_close(NULL, &req, sf->dirfd, NULL);
+        uv_fs_req_cleanup(&req);
+    }
+    sf->fd = sf->dirfd = -1;
+    sf->crashed = 1;
+    sf->dirty = 0;
+    free(sf->buf);
+    sf->buf = NULL;
+    free(sf->next_buf);
+    sf->next_buf = NULL;
+    sf->writing = 0;
+    sf->step = STATEFILE__IDLE;
+    if (sf->freed) {
+        maybe_release(sf);
+        return;
+    }
+    if (sf->flushing)
+        end_flush(sf, D8_ECANCELED);
+}
+
+static int crash_now(const statefile_t *sf, statefile__step_t done)
+{
+    if (sf->crash_step != done)
+        return 0;
+    return done != STATEFILE__WRITE || sf->off >= sf->crash_bytes || sf->off == sf->len;
+}
+
+/* A step failed: close what is open, drop the temp file, then finish. */
+static void fail(statefile_t *sf, const char *op, int uverr)
+{
+    if (!sf->err) {
+        sf->err = uverr;
+        sf->failed_op = op;
+    }
+    if (sf->fd >= 0 || sf->dirfd >= 0)
+        do_step(sf, STATEFILE__ABORT_CLOSE);
+    else if (!sf->renamed)
+        do_step(sf, STATEFILE__ABORT_UNLINK);
+    else
+        finish(sf, sf->err);
+}
+
+/* What follows step `done`, or IDLE when the write is over. */
+static void step_done(statefile_t *sf, ssize_t r)
+{
+    int uverr = r < 0 ? (int)r : 0;
+    statefile__step_t done = sf->step;
+    statefile__step_t next = STATEFILE__IDLE;
+    const char *op = NULL;
+
+    switch (done) {
+    case STATEFILE__OPEN:
+        op = "open temp file";
+        if (!uverr)
+            sf->fd = (uv_file)r;
+        next = STATEFILE__WRITE;
+        break;
+    case STATEFILE__WRITE:
+        op = "write";
+        if (!uverr && r == 0)
+            uverr = UV_EIO; /* a regular file that takes nothing: do not spin */
+        if (!uverr)
+            sf->off += (size_t)r;
+        next = sf->off < sf->len ? STATEFILE__WRITE : STATEFILE__FSYNC;
+        break;
+    case STATEFILE__FSYNC:
+        op = "fsync";
+        next = STATEFILE__CLOSE;
+        break;
+    case STATEFILE__CLOSE:
+        /* The descriptor is gone whatever close answered. */
+        op = "close";
+        sf->fd = -1;
+        next = STATEFILE__RENAME;
+        break;
+    case STATEFILE__RENAME:
+        op = "rename";
+        if (!uverr)
+            sf->renamed = 1;
+        next = STATEFILE__DIR_OPEN;
+        break;
+    case STATEFILE__DIR_OPEN:
+        op = "open directory";
+        if (!uverr)
+            sf->dirfd = (uv_file)r;
+        next = STATEFILE__DIR_FSYNC;
+        break;
+    case STATEFILE__DIR_FSYNC:
+        op = "fsync directory";
+        /* Some file systems cannot fsync a directory: the rename is then
+         * as durable as they make it. */
+        if (uverr == UV_EINVAL || uverr == UV_ENOTSUP)
+            uverr = 0;
+        next = STATEFILE__DIR_CLOSE;
+        break;
+    case STATEFILE__DIR_CLOSE:
+        sf->dirfd = -1;
+        finish(sf, 0);
+        return;
+    case STATEFILE__ABORT_CLOSE:
+        if (sf->fd >= 0)
+            sf->fd = -1;
+        else
+            sf->dirfd = -1;
+        if (sf->fd >= 0 || sf->dirfd >= 0)
+            do_step(sf, STATEFILE__ABORT_CLOSE);
+        else if (!sf->renamed)
+            do_step(sf, STATEFILE__ABORT_UNLINK);
+        else
+            finish(sf, sf->err);
+        return;
+    case STATEFILE__ABORT_UNLINK:
+        finish(sf, sf->err);
+        return;
+    case STATEFILE__IDLE:
+        return;
+    }
+    if (uverr) {
+        fail(sf, op, uverr);
+        return;
+    }
+    if (crash_now(sf, done)) {
+        crash(sf);
+        return;
+    }
+    do_step(sf, next);
+}
+
+static void fs_cb(uv_fs_t *req)
+{
+    statefile_t *sf = req->data;
+    ssize_t r = req->result;
+    uv_fs_req_cleanup(req);
+    step_done(sf, r);
+}
+
+/* ---- scheduling ------------------------------------------------------------- */
+
+static void timer_cb(uv_timer_t *t)
+{
+    statefile_t *sf = t->data;
+    if (sf->writing || sf->freed)
+        return;
+    if (sf->crashed) {
+        if (sf->flushing)
+            end_flush(sf, D8_ECANCELED);
+        return;
+    }
+    if (sf->dirty)
+        start_write(sf);
+    else if (sf->flushing)
+        end_flush(sf, D8_OK);
+}
+
+static void on_desired_change(void *ud)
+{
+    statefile_t *sf = ud;
+    sf->dirty = 1;
+    /* A write in flight schedules the next one when it ends; an active
+     * timer (debounce, backoff, flush) already covers this change. */
+    if (!sf->writing && !uv_is_active((uv_handle_t *)&sf->timer))
+        schedule(sf, sf->debounce_ms);
+}
+
+void statefile_start(statefile_t *sf)
+{
+    sf->started = 1;
+    store_on_desired_change(sf->store, on_desired_change, sf);
+}
+
+int statefile_flush(statefile_t *sf, statefile_done_fn done, void *ud)
+{
+    if (sf->flushing || sf->freed)
+        return D8_EAGAIN;
+    sf->flushing = 1;
+    sf->flush_cb = done;
+    sf->flush_ud = ud;
+    if (!sf->writing) {
+        /* Through the timer, so that done is never called from here. */
+        uv_timer_stop(&sf->timer);
+        uv_timer_start(&sf->timer, timer_cb, 0, 0);
+    }
+    return D8_OK;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    statefile_t *sf = h->data;
+    sf->timer_closed = 1;
+    maybe_release(sf);
+}
+
+void statefile_free(statefile_t *sf)
+{
+    if (!sf)
+        return;
+    if (sf->started)
+        store_on_desired_change(sf->store, NULL, NULL);
+    sf->flushing = 0;
+    sf->flush_cb = NULL;
+    sf->flush_ud = NULL;
+    sf->freed = 1;
+    uv_close((uv_handle_t *)&sf->timer, timer_closed);
+    if (sf->dirty && !sf->crashed) {
+        /* The store may be gone by the time a write in flight ends:
+         * serialise now. */
+        size_t len;
+        char *buf = serialise(sf, &len);
+        sf->dirty = 0;
+        if (sf->writing) {
+            free(sf->next_buf);
+            sf->next_buf = buf;
+            sf->next_len = len;
+        } else {
+            begin_chain(sf, buf, len);
+        }
+    }
+}
+
+void statefile__crash_at(statefile_t *sf, statefile__step_t step, size_t bytes)
+{
+    sf->crash_step = step;
+    sf->crash_bytes = bytes;
+}
+
+uint64_t statefile__writes(const statefile_t *sf)
+{
+    return sf->nwrites;
+}
+
+uint64_t statefile__errors(const statefile_t *sf)
+{
+    return sf->nerrors;
+}
+
+/* ---- loading ------------------------------------------------------------------ */
+
+static int failf(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int failf(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* Removes "<base>.tmp.<digits>" files a killed write left behind. They are
+ * never read: only a renamed file is complete. */
+static void remove_stale_temps(const statefile_t *sf)
+{
+    const char *slash = strrchr(sf->path, '/');
+    const char *base = slash ? slash + 1 : sf->path;
+    size_t blen = strlen(base);
+    DIR *d = opendir(sf->dir_path);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *n = de->d_name;
+        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp.", 5) != 0)
+            continue;
+        const char *p = n + blen + 5;
+        if (!*p || strspn(p, "0123456789") != strlen(p))
+            continue;
+        d8_buf_t full;
+        d8_buf_init(&full);
+        d8_buf_printf(&full, "%s/%s", sf->dir_path, n);
+        if (unlink(full.data) == 0)
+            LOG(LOG_INFO, "removed a temp file left by an interrupted state file write",
+                LF_S("file", full.data));
+        else
+            LOG(LOG_WARN, "cannot remove a stale state file temp file", LF_S("file", full.data),
+                LF_S("error", strerror(errno)));
+        d8_buf_release(&full);
+    }
+    closedir(d);
+}
+
+/* Reads the whole file (at start, before the loop runs: a synchronous read
+ * blocks nothing then). */
+static int read_file(const statefile_t *sf, char **out, size_t *outlen, char *err, size_t errlen)
+{
+    int fd = open(sf->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return failf(err, errlen, D8_ENOENT, "%s: no state file yet", sf->path);
+        return failf(err, errlen, D8_EIO, "%s: cannot open the state file: %s", sf->path,
+                     strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return failf(err, errlen, D8_EIO, "%s: the state file is not a regular file", sf->path);
+    }
+    if ((unsigned long long)st.st_size > MAX_FILE_BYTES) {
+        close(fd);
+        return failf(err, errlen, D8_ETOOBIG, "%s: the state file is larger than %zu bytes",
+                     sf->path, MAX_FILE_BYTES);
+    }
+    size_t cap = (size_t)st.st_size, len = 0;
+    char *buf = d8_xmalloc(cap + 1);
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            free(buf);
+            return failf(err, errlen, D8_EIO, "%s: cannot read the state file: %s", sf->path,
+                         strerror(e));
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    *out = buf;
+    *outlen = len;
+    return D8_OK;
+}
+
+/* Rejects keys outside `allowed` and any key given twice. */
+static int check_keys(const statefile_t *sf, const cJSON *obj, const char *const *allowed, size_t n,
+                      const char *where, char *err, size_t errlen)
+{
+    unsigned seen = 0;
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        size_t i = 0;
+        while (i < n && strcmp(c->string, allowed[i]) != 0)
+            i++;
+        if (i == n)
+            return failf(err, errlen, D8_EINVAL, "%s: %s%s: unknown field", sf->path, where,
+                         c->string);
+        if (seen & (1u << i))
+            return failf(err, errlen, D8_EINVAL, "%s: %s%s: given twice", sf->path, where,
+                         c->string);
+        seen |= 1u << i;
+    }
+    return 0;
+}
+
+static int get_int(const cJSON *v, int64_t lo, int64_t *out)
+{
+    if (!cJSON_IsNumber(v))
+        return -1;
+    double d = v->valuedouble;
+    if (!(d >= (double)lo && d <= MAX_EXACT) || (double)(int64_t)d != d)
+        return -1;
+    *out = (int64_t)d;
+    return 0;
+}
+
+static int is_hex(const char *s, size_t len)
+{
+    if (strlen(s) != len)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+static void items_release(store_restore_item_t *items, size_t n)
+{
+    for (size_t i = 0; items && i < n; i++) {
+        spec_release(&items[i].spec);
+        free(items[i].secret_digests);
+    }
+    free(items);
+}
+
+static const char *const top_keys[] = {"version",  "resourceVersion", "synced",
+                                       "keyCheck", "items",           "checksum"};
+static const char *const item_keys[] = {
+    "id", "generation", "deleting", "spec", "secretDigests", "createdAtMs", "updatedAtMs"};
+
+/* Validates item i of the file into *it (owned by the caller, even on error). */
+static int decode_item(const statefile_t *sf, const cJSON *j, size_t i, const spec_rules_t *rules,
+                       d8_map_t *seen, store_restore_item_t *it, char *err, size_t errlen)
+{
+    char where[64];
+    snprintf(where, sizeof(where), "items[%zu].", i);
+    if (!cJSON_IsObject(j))
+        return failf(err, errlen, D8_EINVAL, "%s: items[%zu]: must be an object", sf->path, i);
+    int rc =
+        check_keys(sf, j, item_keys, sizeof(item_keys) / sizeof(item_keys[0]), where, err, errlen);
+    if (rc)
+        return rc;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+    const cJSON *gen = cJSON_GetObjectItemCaseSensitive(j, "generation");
+    const cJSON *del = cJSON_GetObjectItemCaseSensitive(j, "deleting");
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(j, "spec");
+    const cJSON *dig = cJSON_GetObjectItemCaseSensitive(j, "secretDigests");
+    const cJSON *cr = cJSON_GetObjectItemCaseSensitive(j, "createdAtMs");
+    const cJSON *up = cJSON_GetObjectItemCaseSensitive(j, "updatedAtMs");
+
+    if (!cJSON_IsString(id) || !id->valuestring || !spec_id_valid(id->valuestring))
+        return failf(err, errlen, D8_EINVAL, "%s: %sid: missing or not a valid environment id",
+                     sf->path, where);
+    snprintf(it->id, sizeof(it->id), "%s", id->valuestring);
+    if (d8_map_get(seen, it->id))
+        return failf(err, errlen, D8_EINVAL, "%s: %sid: \"%s\" appears more than once", sf->path,
+                     where, it->id);
+    d8_map_put(seen, it->id, it);
+    if (get_int(gen, 0, &it->generation) != 0)
+        return failf(err, errlen, D8_EINVAL,
+                     "%s: %sgeneration: missing or not an integer from 0 to 2^53", sf->path, where);
+    if (!cJSON_IsBool(del))
+        return failf(err, errlen, D8_EINVAL, "%s: %sdeleting: missing or not a boolean", sf->path,
+                     where);
+    it->deleting = cJSON_IsTrue(del);
+    if (cr && get_int(cr, 0, &it->created_ms) != 0)
+        return failf(err, errlen, D8_EINVAL, "%s: %screatedAtMs: not an integer of milliseconds",
+                     sf->path, where);
+    if (up && get_int(up, 0, &it->updated_ms) != 0)
+        return failf(err, errlen, D8_EINVAL, "%s: %supdatedAtMs: not an integer of milliseconds",
+                     sf->path, where);
+    if (!spec)
+        return failf(err, errlen, D8_EINVAL, "%s: %sspec: missing", sf->path, where);
+    if (cJSON_IsNull(spec)) {
+        if (!it->deleting || it->generation != 0)
+            return failf(err, errlen, D8_EINVAL,
+                         "%s: %sspec: null is only valid for a deletion of an unknown id "
+                         "(deleting true, generation 0)",
+                         sf->path, where);
+    } else {
+        char prefix[80];
+        spec_error_t se;
+        snprintf(prefix, sizeof(prefix), "%sspec.", where);
+        if (it->generation < 1)
+            return failf(err, errlen, D8_EINVAL, "%s: %sgeneration: must be at least 1", sf->path,
+                         where);
+        if (spec_decode(spec, it->id, rules, prefix, &it->spec, NULL, &se) != 0)
+            return failf(err, errlen, D8_EINVAL, "%s: %s: %s", sf->path,
+                         se.field[0] ? se.field : "spec", se.message);
+        it->has_spec = 1;
+    }
+    if (!cJSON_IsObject(dig))
+        return failf(err, errlen, D8_EINVAL, "%s: %ssecretDigests: missing or not an object",
+                     sf->path, where);
+    size_t ndig = (size_t)cJSON_GetArraySize(dig);
+    if (ndig != it->spec.nsecret)
+        return failf(err, errlen, D8_EINVAL,
+                     "%s: %ssecretDigests: %zu digests for %zu secretEnv entries", sf->path, where,
+                     ndig, it->spec.nsecret);
+    if (ndig) {
+        it->secret_digests = d8_xcalloc(ndig, sizeof(*it->secret_digests));
+        for (size_t k = 0; k < ndig; k++) {
+            const char *name = it->spec.secret_env[k].name;
+            const cJSON *d = cJSON_GetObjectItemCaseSensitive(dig, name);
+            if (!cJSON_IsString(d) || !d->valuestring || !is_hex(d->valuestring, 64))
+                return failf(err, errlen, D8_EINVAL,
+                             "%s: %ssecretDigests.%s: missing or not 64 lower-case hex digits",
+                             sf->path, where, name);
+            memcpy(it->secret_digests[k], d->valuestring, 65);
+        }
+    }
+    return 0;
+}
+
+/* Validates the whole text, then (only then) restores it into the store. */
+static int parse_and_restore(statefile_t *sf, const spec_rules_t *rules, const char *buf,
+                             size_t len, char *err, size_t errlen)
+{
+    cJSON *root = NULL;
+    store_restore_item_t *items = NULL;
+    size_t n = 0;
+    d8_map_t seen;
+    int rc;
+
+    d8_map_init(&seen);
+    if (len == 0) {
+        rc = failf(err, errlen, D8_EPARSE, "%s: the state file is empty", sf->path);
+        goto cleanup;
+    }
+    if (spec_json_has_nul(buf, len)) {
+        rc = failf(err, errlen, D8_EPARSE, "%s: the state file holds a NUL byte: it is corrupt",
+                   sf->path);
+        goto cleanup;
+    }
+    const char *end = NULL;
+    root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    if (!root) {
+        size_t at = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : 0;
+        rc = failf(err, errlen, D8_EPARSE,
+                   "%s: not valid JSON (byte %zu of %zu): the file is torn or corrupt", sf->path,
+                   at, len);
+        goto cleanup;
+    }
+    for (const char *p = end; p < buf + len; p++) {
+        if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') {
+            rc = failf(err, errlen, D8_EPARSE, "%s: unexpected data after the JSON (byte %zu)",
+                       sf->path, (size_t)(p - buf));
+            goto cleanup;
+        }
+    }
+    if (!cJSON_IsObject(root)) {
+        rc = failf(err, errlen, D8_EINVAL, "%s: the state file must hold a JSON object", sf->path);
+        goto cleanup;
+    }
+    if ((rc = check_keys(sf, root, top_keys, sizeof(top_keys) / sizeof(top_keys[0]), "", err,
+                         errlen)) != 0)
+        goto cleanup;
+    /* JSON that parses can still be damaged (a flipped byte inside a
+     * string): the checksum over every byte before it tells. */
+    const cJSON *cs = cJSON_GetObjectItemCaseSensitive(root, "checksum");
+    const char *mark = NULL;
+    for (const char *p = buf;
+         (p = memmem(p, len - (size_t)(p - buf), CHECKSUM_MARK, sizeof(CHECKSUM_MARK) - 1)) != NULL;
+         p++)
+        mark = p;
+    char sum[sizeof(CHECKSUM_PREFIX) + 64];
+    if (mark)
+        checksum_of(buf, (size_t)(mark - buf), sum);
+    if (!cJSON_IsString(cs) || !cs->valuestring || !mark || strcmp(cs->valuestring, sum) != 0) {
+        rc = failf(err, errlen, D8_EPARSE,
+                   "%s: checksum: missing or wrong: the file was damaged or edited by hand",
+                   sf->path);
+        goto cleanup;
+    }
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
+    const cJSON *rvj = cJSON_GetObjectItemCaseSensitive(root, "resourceVersion");
+    const cJSON *syn = cJSON_GetObjectItemCaseSensitive(root, "synced");
+    const cJSON *kc = cJSON_GetObjectItemCaseSensitive(root, "keyCheck");
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "items");
+    int64_t version, rv;
+    if (get_int(ver, 0, &version) != 0 || version != FORMAT_VERSION) {
+        rc = failf(err, errlen, D8_EINVAL,
+                   "%s: version: missing or not %d (the only format this agent reads)", sf->path,
+                   FORMAT_VERSION);
+        goto cleanup;
+    }
+    if (get_int(rvj, 0, &rv) != 0) {
+        rc = failf(err, errlen, D8_EINVAL, "%s: resourceVersion: missing or not an integer",
+                   sf->path);
+        goto cleanup;
+    }
+    if (!cJSON_IsBool(syn)) {
+        rc = failf(err, errlen, D8_EINVAL, "%s: synced: missing or not a boolean", sf->path);
+        goto cleanup;
+    }
+    if (!cJSON_IsString(kc) || !kc->valuestring || !is_hex(kc->valuestring, KEY_CHECK_LEN)) {
+        rc = failf(err, errlen, D8_EINVAL, "%s: keyCheck: missing or not %d hex digits", sf->path,
+                   KEY_CHECK_LEN);
+        goto cleanup;
+    }
+    if (!cJSON_IsArray(arr)) {
+        rc = failf(err, errlen, D8_EINVAL, "%s: items: missing or not an array", sf->path);
+        goto cleanup;
+    }
+    n = (size_t)cJSON_GetArraySize(arr);
+    items = d8_xcalloc(n ? n : 1, sizeof(*items));
+    size_t i = 0;
+    for (const cJSON *j = arr->child; j; j = j->next, i++)
+        if ((rc = decode_item(sf, j, i, rules, &seen, &items[i], err, errlen)) != 0)
+            goto cleanup;
+    if (store_count(sf->store) != 0) {
+        rc = failf(err, errlen, D8_EINVAL, "%s: the store already holds environments", sf->path);
+        goto cleanup;
+    }
+
+    /* Everything is valid: apply. */
+    size_t with_secrets = 0, deleting = 0;
+    store_set_digest_key(sf->store, sf->key, sf->keylen);
+    for (i = 0; i < n; i++) {
+        with_secrets += items[i].has_spec && items[i].spec.nsecret > 0;
+        deleting += (size_t)items[i].deleting;
+        /* Validated above: ids unique, the store empty, fields consistent. */
+        if ((rc = store_restore(sf->store, &items[i])) != 0) {
+            rc = failf(err, errlen, rc, "%s: items[%zu]: cannot be restored: %s", sf->path, i,
+                       d8_strerror(rc));
+            goto cleanup;
+        }
+    }
+    int synced = cJSON_IsTrue(syn);
+    store_restore_finish(sf->store, (uint64_t)rv, synced);
+    if (strcmp(kc->valuestring, sf->key_check) != 0 && with_secrets > 0)
+        LOG(LOG_WARN,
+            "DEV8_SPEC_HASH_KEY is not the key the state file was written with: restored "
+            "secret digests cannot match, so the next PUT of each environment with secrets "
+            "counts as a change",
+            LF_S("path", sf->path), LF_I("environments_with_secrets", with_secrets));
+    LOG(LOG_INFO, "state file loaded", LF_S("path", sf->path), LF_I("environments", n),
+        LF_I("awaiting_secret_values", with_secrets), LF_I("deleting", deleting),
+        LF_B("synced", synced), LF_I("resource_version", rv));
+    rc = D8_OK;
+
+cleanup:
+    d8_map_release(&seen);
+    items_release(items, n);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int statefile_load(statefile_t *sf, const spec_rules_t *rules, char *err, size_t errlen)
+{
+    char scratch[8];
+    char *buf = NULL;
+    size_t len = 0;
+    if (!err || errlen == 0) {
+        err = scratch;
+        errlen = sizeof(scratch);
+    }
+    err[0] = '\0';
+    remove_stale_temps(sf);
+    int rc = read_file(sf, &buf, &len, err, errlen);
+    if (rc != D8_OK)
+        return rc;
+    rc = parse_and_restore(sf, rules, buf, len, err, errlen);
+    free(buf);
+    return rc;
+}
