@@ -69,6 +69,9 @@ INTEG_HELPERS := $(filter-out $(INTEG_SRCS),$(wildcard test/integration/*.c))
 INTEG_BINS := $(INTEG_SRCS:%.c=$(BUILD)/%)
 FUZZ_SRCS := $(sort $(wildcard test/fuzz/fuzz_*.c))
 
+# Keep test objects between runs (they are intermediate files to make).
+.SECONDARY:
+
 .PHONY: all test unit integration run bench fuzz lint clean help deps release image
 
 ## all: build bin/dev8-agent and bin/azsim (the default)

@@ -9,6 +9,7 @@
 #include "reconcile/reconcile.h"
 #include "statefile/statefile.h"
 #include "store/store.h"
+#include "webhook/webhook.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ typedef struct agent {
     reconciler_t *rec;
     reaper_t *reaper;
     statefile_t *sf;
+    webhook_t *wh;
     uv_timer_t token_retry;
     uv_signal_t sigterm;
     uv_signal_t sigint;
@@ -84,6 +86,8 @@ static void drain_cb(uv_timer_t *t)
     a->reaper = NULL;
     reconciler_free(a->rec);
     a->rec = NULL;
+    webhook_free(a->wh);
+    a->wh = NULL;
     /* Writes what is not on disk yet; the loop runs until it is. */
     statefile_free(a->sf);
     a->sf = NULL;
@@ -218,6 +222,13 @@ int agent_run(const config_t *cfg)
         statefile_start(a.sf);
     }
 
+    /* Status pushes: refused without a secret rather than sent unsigned. */
+    if (webhook_new_from_config(&a.loop, NULL, cfg, a.store, a.metrics, &a.wh, err,
+                                sizeof(err)) < 0) {
+        LOG(LOG_ERROR, "cannot set up the webhook: refusing to start", LF_S("error", err));
+        goto out;
+    }
+
     azure_client_opts_t azo;
     azure_client_opts_from_config(&azo, cfg);
     if (azure_client_new(&a.loop, &azo, &a.az, err, sizeof(err)) != D8_OK) {
@@ -286,6 +297,7 @@ out:
     azure_client_free(a.az);
     reaper_free(a.reaper);
     reconciler_free(a.rec);
+    webhook_free(a.wh);
     statefile_free(a.sf);
     if (a.api)
         api_free(a.api, NULL, NULL);

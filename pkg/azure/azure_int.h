@@ -8,6 +8,7 @@
 #define D8_AZURE_INT_H
 
 #include "azure/azure.h"
+#include "curluv/curluv.h"
 
 #include <curl/curl.h>
 #include <stdint.h>
@@ -196,13 +197,6 @@ struct azure__req {
     void *ctx;
 };
 
-typedef struct azure__poll {
-    uv_poll_t h;
-    azure__list_t link;
-    curl_socket_t fd;
-    azure_client_t *c;
-} azure__poll_t;
-
 typedef struct azure__token_waiter {
     azure__list_t link;
     azure_done_cb cb;
@@ -246,11 +240,10 @@ typedef struct azure__code_count {
 
 struct azure_client {
     uv_loop_t *loop;
-    CURLM *multi;
-    uv_timer_t curl_timer;
+    curluv_t *cu; /* the curl multi on the loop (pkg/curluv) */
     uv_timer_t sched_timer;
     uint64_t sched_due; /* when sched_timer fires; UINT64_MAX idle */
-    int refs;           /* open handles + fs requests */
+    int refs;           /* sched_timer + cu until closed + fs requests */
     int closing;
     int depth; /* nesting of loop callbacks in progress */
     int teardown_pending;
@@ -278,7 +271,6 @@ struct azure_client {
     size_t nqueued;
     size_t ninflight; /* ARM requests on the wire (token ones excluded) */
     size_t nops;      /* user operations accepted, not completed */
-    azure__list_t polls;
     azure__list_t buckets;
     azure__list_t keys; /* storage key cache */
     azure__auth_t auth;

@@ -1,13 +1,14 @@
 /*
  * The request layer of pkg/azure: one curl multi handle on the caller's
- * libuv loop (a uv_poll per socket through CURLMOPT_SOCKETFUNCTION and
- * curl_multi_assign, one uv_timer for CURLMOPT_TIMERFUNCTION), a scheduler
+ * libuv loop (pkg/curluv: a uv_poll per socket through curl_multi_assign,
+ * one uv_timer for curl's timeouts), a scheduler
  * (one more uv_timer) that starts queued requests when the in-flight cap,
  * the throttle buckets, the token and their backoff allow, retries, the
  * per-call log line, and the metrics.
  *
- * Every user callback runs from a loop callback of this file or auth.c,
- * never from inside a public call and never from inside a curl callback.
+ * Every user callback runs from a loop callback of this file, auth.c or
+ * (for finished attempts) pkg/curluv, never from inside a public call and
+ * never from inside a curl callback.
  * Requests change state only through req_set_state().
  */
 #include "azure/azure_int.h"
@@ -55,6 +56,7 @@ static const char *const bucket_kind_names[AZURE_BUCKET_KINDS] = {"read", "write
 static void sched_cb(uv_timer_t *t);
 static void teardown(azure_client_t *c);
 static void req_finish(azure__req_t *r, int err, const char *code, const char *message);
+static void on_attempt_done(void *ud, CURL *easy, CURLcode cres);
 
 /* ------------------------------------------------------------ options */
 
@@ -657,7 +659,6 @@ static int req_start(azure__req_t *r)
     r->status = 0;
     r->errbuf[0] = '\0';
     curl_easy_setopt(e, CURLOPT_URL, r->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->request_timeout_ms);
@@ -714,7 +715,7 @@ static int req_start(azure__req_t *r)
         return D8_ENOMEM;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
     r->sent_ns = d8_mono_ns();
-    if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+    if (curluv_add(c->cu, e, on_attempt_done, r) < 0)
         return D8_EIO;
     return 0;
 }
@@ -722,8 +723,7 @@ static int req_start(azure__req_t *r)
 static void req_release_easy(azure__req_t *r)
 {
     if (r->easy) {
-        if (r->c->multi)
-            curl_multi_remove_handle(r->c->multi, r->easy);
+        curluv_remove(r->c->cu, r->easy);
         curl_easy_cleanup(r->easy);
         r->easy = NULL;
     }
@@ -920,19 +920,18 @@ static void attempt_done(azure__req_t *r, CURLcode cres)
     req_finish(r, err, NULL, NULL);
 }
 
-static void check_done(azure_client_t *c)
+/* curluv hands back a finished attempt (its handle already out of the
+ * multi). A client being freed has removed all of its handles first, so
+ * nothing arrives once it is closing. */
+static void on_attempt_done(void *ud, CURL *easy, CURLcode cres)
 {
-    CURLMsg *m;
-    int left;
-    while (!c->closing && c->multi && (m = curl_multi_info_read(c->multi, &left)) != NULL) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        azure__req_t *r = NULL;
-        CURLcode cres = m->data.result;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        if (r)
-            attempt_done(r, cres);
-    }
+    azure__req_t *r = ud;
+    azure_client_t *c = r->c;
+    (void)easy;
+    azure__enter(c);
+    if (!c->closing)
+        attempt_done(r, cres);
+    azure__leave(c);
 }
 
 /* The scheduler: starts what may start, and sleeps until the earliest
@@ -1026,119 +1025,6 @@ void azure__fail_token_waiters(azure_client_t *c, const char *code, const char *
     }
 }
 
-/* ------------------------------------------------------------ curl <-> uv */
-
-static void poll_closed(uv_handle_t *h)
-{
-    azure__poll_t *p = h->data;
-    azure_client_t *c = p->c;
-    free(p);
-    azure__unref(c);
-}
-
-static void poll_close(azure__poll_t *p)
-{
-    azure__list_del(&p->link);
-    uv_poll_stop(&p->h);
-    uv_close((uv_handle_t *)&p->h, poll_closed);
-}
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-    azure__poll_t *p = h->data;
-    azure_client_t *c = p->c;
-    int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & (UV_READABLE | UV_DISCONNECT))
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    azure__enter(c);
-    if (!c->closing && c->multi) {
-        int running;
-        curl_multi_socket_action(c->multi, p->fd, flags, &running);
-        check_done(c);
-    }
-    azure__leave(c);
-}
-
-static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    azure_client_t *c = userp;
-    azure__poll_t *p = socketp;
-    (void)e;
-    if (what == CURL_POLL_REMOVE) {
-        if (p) {
-            poll_close(p);
-            if (!c->torn_down && c->multi)
-                curl_multi_assign(c->multi, s, NULL);
-        }
-        return 0;
-    }
-    if (c->torn_down) {
-        return 0;
-    }
-    if (!p) {
-        p = d8_xcalloc(1, sizeof(*p));
-        p->fd = s;
-        p->c = c;
-        int rc = uv_poll_init_socket(c->loop, &p->h, s);
-        if (rc == UV_EEXIST) {
-            /* curl reused a descriptor whose old poll we still hold. */
-            for (azure__list_t *it = c->polls.next; it != &c->polls; it = it->next) {
-                azure__poll_t *old = AZURE__CONTAINER(it, azure__poll_t, link);
-                if (old->fd == s) {
-                    poll_close(old);
-                    break;
-                }
-            }
-            rc = uv_poll_init_socket(c->loop, &p->h, s);
-        }
-        if (rc < 0) {
-            LOG(LOG_ERROR, "azure: cannot poll a socket", LF_S("error", uv_strerror(rc)));
-            free(p);
-            return -1;
-        }
-        p->h.data = p;
-        azure__list_push(&c->polls, &p->link);
-        azure__ref(c);
-        curl_multi_assign(c->multi, s, p);
-    }
-    int events = 0;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-        events |= UV_READABLE;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-        events |= UV_WRITABLE;
-    uv_poll_start(&p->h, events, on_poll);
-    return 0;
-}
-
-static void on_curl_timer(uv_timer_t *t)
-{
-    azure_client_t *c = t->data;
-    azure__enter(c);
-    if (!c->closing && c->multi) {
-        int running;
-        curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        check_done(c);
-    }
-    azure__leave(c);
-}
-
-static int on_curl_timeout(CURLM *m, long ms, void *userp)
-{
-    azure_client_t *c = userp;
-    (void)m;
-    if (c->torn_down)
-        return 0;
-    if (ms < 0)
-        uv_timer_stop(&c->curl_timer);
-    else
-        uv_timer_start(&c->curl_timer, on_curl_timer, (uint64_t)ms, 0);
-    return 0;
-}
-
 /* ------------------------------------------------------------ lifecycle */
 
 static int set_default_str(char **dst, const char *v, const char *def)
@@ -1174,7 +1060,6 @@ int azure_client_new(uv_loop_t *loop, const azure_client_opts_t *opts, azure_cli
     for (int q = 0; q <= AZURE_PRIO_COUNT; q++)
         azure__list_init(&c->queue[q]);
     azure__list_init(&c->inflight);
-    azure__list_init(&c->polls);
     azure__list_init(&c->buckets);
     azure__list_init(&c->keys);
     azure__list_init(&c->auth.waiters);
@@ -1216,22 +1101,15 @@ int azure_client_new(uv_loop_t *loop, const azure_client_opts_t *opts, azure_cli
         client_destroy(c);
         return rc;
     }
-    c->multi = curl_multi_init();
-    if (!c->multi) {
+    if (curluv_new(loop, &c->cu) < 0) {
         snprintf(err, errlen, "azure: curl_multi_init failed");
         c->torn_down = 1;
         client_destroy(c);
         return D8_ENOMEM;
     }
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timeout);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     /* Keep a warm connection for every slot (plus token endpoints). */
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->max_inflight + 4);
-    uv_timer_init(loop, &c->curl_timer);
+    curl_multi_setopt(curluv_multi(c->cu), CURLMOPT_MAXCONNECTS, (long)c->max_inflight + 4);
     uv_timer_init(loop, &c->sched_timer);
-    c->curl_timer.data = c;
     c->sched_timer.data = c;
     c->refs = 2;
     LOG(LOG_INFO, "azure client ready", LF_S("arm_endpoint", c->arm_endpoint),
@@ -1244,6 +1122,11 @@ int azure_client_new(uv_loop_t *loop, const azure_client_opts_t *opts, azure_cli
 static void timer_closed(uv_handle_t *h)
 {
     azure__unref(h->data);
+}
+
+static void curluv_closed(void *arg)
+{
+    azure__unref(arg);
 }
 
 /* Completes every request (and token waiter) with D8_ECANCELED. */
@@ -1270,15 +1153,11 @@ static void cancel_all(azure_client_t *c)
 static void teardown(azure_client_t *c)
 {
     c->torn_down = 1;
-    if (c->multi) {
-        curl_multi_cleanup(c->multi);
-        c->multi = NULL;
-    }
-    while (!azure__list_empty(&c->polls))
-        poll_close(AZURE__CONTAINER(c->polls.next, azure__poll_t, link));
-    uv_timer_stop(&c->curl_timer);
+    /* Every request was cancelled first, so no handle is left in the
+     * multi; curluv closes its polls and timer, then drops its ref. */
+    curluv_free(c->cu, curluv_closed, c);
+    c->cu = NULL;
     uv_timer_stop(&c->sched_timer);
-    uv_close((uv_handle_t *)&c->curl_timer, timer_closed);
     uv_close((uv_handle_t *)&c->sched_timer, timer_closed);
 }
 
