@@ -847,6 +847,26 @@ static void decide_restored(reconciler_t *r, obs_t *o)
     finish(r, o, 0, 0, "waiting");
 }
 
+/*
+ * The next status GET: statusRefreshSeconds after the last GET, plus up to
+ * half of it again as jitter (so refreshes spread out and are never more
+ * frequent than once per period). Only a pass that did GET moves it; the
+ * passes of every resync in between must not push it away.
+ */
+static void schedule_refresh(reconciler_t *r, obs_t *o)
+{
+    uint64_t refresh = (uint64_t)r->cfg->status_refresh_seconds * 1000;
+    if (o->fetched_group || !o->g_next_get_ms)
+        o->g_next_get_ms =
+            uv_now(r->loop) + refresh + (uint64_t)(rand01(r) * (double)refresh / 2);
+}
+
+static uint64_t refresh_delay(reconciler_t *r, const obs_t *o)
+{
+    uint64_t now = uv_now(r->loop);
+    return o->g_next_get_ms > now ? o->g_next_get_ms - now : 1;
+}
+
 static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
 {
     const env_spec_t *sp = &obj->spec;
@@ -1009,7 +1029,6 @@ static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
 
     /* 3. Power state. The group provisioned: the failure backoff restarts. */
     o->prov_failures = 0;
-    uint64_t refresh = (uint64_t)r->cfg->status_refresh_seconds * 1000;
     if (want_running && auto_stop_due(r, o, obj) && inst_is(o, "Running")) {
         o->auto_stopped_ms = d8_wall_ms();
         o->auto_stopped_gen = obj->generation;
@@ -1032,14 +1051,14 @@ static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
             o->ever_running = 1;
             if (!o->running_since_ms)
                 o->running_since_ms = d8_wall_ms();
-            o->g_next_get_ms = uv_now(r->loop) + refresh + (uint64_t)(rand01(r) * (double)refresh / 2);
+            schedule_refresh(r, o);
             c.phase = PHASE_RUNNING;
             c.ready = COND_TRUE;
             c.ready_reason = "Available";
             c.ready_msg = "the workspace is running";
             c.set_error = shrink[0] ? 0 : -1;
             set_status(r, o, &c);
-            uint64_t next = o->g_next_get_ms - uv_now(r->loop);
+            uint64_t next = refresh_delay(r, o);
             if (sp->auto_stop_minutes > 0 && next > 60000)
                 next = 60000; /* look at the auto-stop clock every minute */
             finish(r, o, 0, next, "success");
@@ -1069,7 +1088,7 @@ static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
     o->running_since_ms = 0;
     if (inst_is(o, "Stopped") || inst_is(o, "Terminated")) {
         o->g_settle = 0;
-        o->g_next_get_ms = uv_now(r->loop) + refresh + (uint64_t)(rand01(r) * (double)refresh / 2);
+        schedule_refresh(r, o);
         c.phase = PHASE_STOPPED;
         c.ready = COND_FALSE;
         c.ready_reason = "Stopped";
@@ -1080,7 +1099,7 @@ static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
         }
         c.set_error = shrink[0] ? 0 : -1;
         set_status(r, o, &c);
-        finish(r, o, 0, o->g_next_get_ms - uv_now(r->loop), "success");
+        finish(r, o, 0, refresh_delay(r, o), "success");
         return;
     }
     c.phase = PHASE_STOPPING;
