@@ -25,6 +25,7 @@ typedef struct orphan {
     int in_flight;             /* a verify GET or DELETE is running */
     int dry_run_logged;
     int gone;                  /* left the orphan set while in flight */
+    int redesired;             /* its env id was desired again since first_seen */
     reaper_t *rp;
 } orphan_t;
 
@@ -39,6 +40,9 @@ struct reaper {
     uint64_t cycle;
     int paused;
     int authoritative_loaded;
+    int64_t auth_since_ms;     /* wall time the reaper first saw the desired set
+                                  authoritative; 0 = not yet */
+    store_watcher_t *watcher;
     int suspended;
     size_t ack_orphans;        /* orphans acknowledged by the last resume */
     char suspend_reason[200];
@@ -62,6 +66,26 @@ static int64_t grace_ms(const reaper_t *rp, kind_t k)
     return (int64_t)(k == KIND_GROUP ? rp->cfg->reaper_group_grace_seconds
                                      : rp->cfg->reaper_share_grace_seconds) *
            1000;
+}
+
+/*
+ * Fix (test_reaper: test_restart_without_full_sync_deletes_nothing): the
+ * grace used to run from the moment an orphan was first listed, even while
+ * the desired set was not authoritative (after a restart, every resource
+ * looks orphaned until the full sync). A full sync arriving later than one
+ * grace after the restart then had its drops deleted at once, without the
+ * grace that exists to catch a bad sync. The grace now starts no earlier
+ * than the first cycle that saw the desired set authoritative.
+ */
+static void note_authoritative(reaper_t *rp, int64_t now)
+{
+    if (!rp->auth_since_ms && authoritative(rp))
+        rp->auth_since_ms = now;
+}
+
+static int64_t grace_start(const reaper_t *rp, const orphan_t *o)
+{
+    return rp->auth_since_ms > o->first_seen_ms ? rp->auth_since_ms : o->first_seen_ms;
 }
 
 static void resource_name(const orphan_t *o, char *out, size_t n)
@@ -124,6 +148,22 @@ static void audit(reaper_t *rp, orphan_t *o, const char *msg, const azure_result
         LF_B("dry_run", rp->cfg->reaper_dry_run));
 }
 
+/*
+ * Fix (test_reaper: one audit line per deletion, DESIGN.md section 6): the
+ * DELETE used to be announced by an audit line and its outcome by a second
+ * one (the first carrying the verify GET's status and request id). The
+ * outcome line in deletion_done is now the one audit line of a deletion;
+ * this plain line stays as the trace of a DELETE that was sent (e.g. if
+ * the agent dies before the answer).
+ */
+static void log_deleting(const orphan_t *o)
+{
+    char name[SPEC_ID_MAX + 8];
+    resource_name(o, name, sizeof(name));
+    LOG(LOG_INFO, "deleting orphan", LF_S("kind", kind_names[o->kind]), LF_S("name", name),
+        LF_S("env_id", o->id));
+}
+
 static void deletion_done(void *ud, const azure_result_t *res)
 {
     orphan_t *o = ud;
@@ -183,7 +223,7 @@ static void verified_group(void *ud, const azure_result_t *res, const azure_grou
     char name[SPEC_ID_MAX + 8];
     resource_name(o, name, sizeof(name));
     azure_scope_from_region(&s, rp->cfg, &rp->cfg->regions[o->region]);
-    audit(rp, o, "audit: deleting orphan", res);
+    log_deleting(o);
     if (azure_group_delete(rp->az, &s, name, AZURE_PRIO_LOW, deletion_done, o) < 0)
         o->in_flight = 0;
 }
@@ -229,7 +269,7 @@ static void verified_share(void *ud, const azure_result_t *res, const azure_shar
     char name[SPEC_ID_MAX + 8];
     resource_name(o, name, sizeof(name));
     azure_scope_from_region(&s, rp->cfg, &rp->cfg->regions[o->region]);
-    audit(rp, o, "audit: deleting orphan", res);
+    log_deleting(o);
     if (azure_share_delete(rp->az, &s, name, AZURE_PRIO_LOW, deletion_done, o) < 0)
         o->in_flight = 0;
 }
@@ -266,6 +306,15 @@ static void track(reaper_t *rp, kind_t kind, const reconcile_observed_t *ob, int
         d8_map_put(&rp->orphans, o->key, o);
         LOG(LOG_INFO, "orphan seen", LF_S("kind", kind_names[kind]), LF_S("env_id", ob->id));
     }
+    if (o->redesired) {
+        /* Desired again (and dropped again) since it was first seen,
+         * maybe within one cycle: a new orphan, with a full grace. */
+        o->redesired = 0;
+        o->first_seen_ms = now;
+        o->dry_run_logged = 0;
+        LOG(LOG_INFO, "orphan seen again after being desired", LF_S("kind", kind_names[kind]),
+            LF_S("env_id", ob->id));
+    }
     o->region = ob->region;
     o->seen_cycle = rp->cycle;
     o->gone = 0;
@@ -301,7 +350,7 @@ static const char *blocked_by(const reaper_t *rp, const orphan_t *o, int64_t now
         return "NotAuthoritative";
     if (rp->suspended)
         return "Suspended";
-    if (now - o->first_seen_ms < grace_ms(rp, o->kind))
+    if (now - grace_start(rp, o) < grace_ms(rp, o->kind))
         return "GracePeriod";
     if (rp->cfg->reaper_dry_run)
         return "DryRun";
@@ -316,6 +365,7 @@ static void cycle_cb(uv_timer_t *t)
     rp->cycle++;
     int64_t now = d8_wall_ms();
     rp->last_cycle_ms = now;
+    note_authoritative(rp, now);
     rp->managed = 0;
     scan_ctx_t c = {rp, now};
     reconciler_each_observed(rp->rec, scan_one, &c);
@@ -344,6 +394,13 @@ static void cycle_cb(uv_timer_t *t)
 
     /* Too many orphans at once smells of a bad full sync: stop and ask. */
     size_t norphans = counts[0] + counts[1];
+    /* Fix (test_reaper: test_mass_drop_suspends_until_resume): a resume
+     * acknowledges the orphans of that moment, not that many orphans
+     * forever. The acknowledgement used to stay at its high-water mark, so
+     * after one resume a later bad sync dropping as many resources never
+     * suspended the reaper again. It now shrinks as those orphans go. */
+    if (norphans < rp->ack_orphans)
+        rp->ack_orphans = norphans;
     if (!rp->suspended && norphans > rp->ack_orphans && rp->managed > 0 &&
         (double)norphans > rp->cfg->reaper_max_orphan_fraction * (double)rp->managed) {
         rp->suspended = 1;
@@ -379,6 +436,28 @@ static void cycle_cb(uv_timer_t *t)
     }
 }
 
+/*
+ * Fix (test_reaper: test_redesired_orphan_gets_full_grace_again): an orphan
+ * whose env id became desired again and was dropped again before the next
+ * cycle kept its old first_seen, so it could be deleted right after the
+ * second drop, without a grace. Every store event of an id (it is in the
+ * desired set, or being deleted) now marks its orphans; the next time they
+ * are seen as orphans their grace starts over.
+ */
+static void on_store_event(void *ud, const store_event_t *ev)
+{
+    reaper_t *rp = ud;
+    if (ev->type == EV_DELETED || !ev->id)
+        return;
+    char key[SPEC_ID_MAX + 4];
+    for (int k = 0; k < 2; k++) {
+        snprintf(key, sizeof(key), "%c/%s", k == KIND_GROUP ? 'g' : 's', ev->id);
+        orphan_t *o = d8_map_get(&rp->orphans, key);
+        if (o)
+            o->redesired = 1;
+    }
+}
+
 /* ---- public -------------------------------------------------------------------- */
 
 reaper_t *reaper_new(const reaper_opts_t *opts)
@@ -391,6 +470,7 @@ reaper_t *reaper_new(const reaper_opts_t *opts)
     rp->rec = opts->rec;
     rp->cycle_ms = opts->cycle_ms ? opts->cycle_ms : (uint64_t)rp->cfg->resync_seconds * 1000;
     d8_map_init(&rp->orphans);
+    rp->watcher = store_watch(rp->store, on_store_event, rp);
     uv_timer_init(rp->loop, &rp->timer);
     rp->timer.data = rp;
     static const char *const kind_label[] = {"kind"};
@@ -443,6 +523,7 @@ cJSON *reaper_orphans_json(reaper_t *rp)
     cJSON *root = cJSON_CreateObject();
     cJSON *items = cJSON_AddArrayToObject(root, "items");
     int64_t now = d8_wall_ms();
+    note_authoritative(rp, now);
     size_t it = 0;
     orphan_t *o;
     while ((o = d8_map_next(&rp->orphans, &it))) {
@@ -451,7 +532,7 @@ cJSON *reaper_orphans_json(reaper_t *rp)
         char name[SPEC_ID_MAX + 8], first[32], after[32];
         resource_name(o, name, sizeof(name));
         d8_rfc3339(o->first_seen_ms, first);
-        d8_rfc3339(o->first_seen_ms + grace_ms(rp, o->kind), after);
+        d8_rfc3339(grace_start(rp, o) + grace_ms(rp, o->kind), after);
         const char *why = blocked_by(rp, o, now);
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "kind", kind_names[o->kind]);
@@ -526,5 +607,8 @@ void reaper_free(reaper_t *rp)
     if (!rp)
         return;
     rp->paused = 1;
+    if (rp->watcher)
+        store_unwatch(rp->store, rp->watcher);
+    rp->watcher = NULL;
     uv_close((uv_handle_t *)&rp->timer, timer_closed);
 }
