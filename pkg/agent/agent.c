@@ -147,6 +147,12 @@ static int resume_hook(void *ud)
     return reaper_resume(a->reaper);
 }
 
+static int reaping_hook(void *ud, const char *id)
+{
+    agent_t *a = ud;
+    return a->reaper && reaper_busy(a->reaper, id);
+}
+
 static void signal_cb(uv_signal_t *s, int signum)
 {
     agent_t *a = s->data;
@@ -265,7 +271,9 @@ int agent_run(const config_t *cfg)
                      .orphans_hook = orphans_hook,
                      .orphans_ud = &a,
                      .resume_hook = resume_hook,
-                     .resume_ud = &a};
+                     .resume_ud = &a,
+                     .reaping_hook = reaping_hook,
+                     .reaping_ud = &a};
     if (api_new(&ao, &a.api, err, sizeof(err)) != D8_OK) {
         LOG(LOG_ERROR, "cannot start the API server", LF_S("error", err));
         goto out;

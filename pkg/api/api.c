@@ -266,6 +266,28 @@ static void method_not_allowed(http_exchange_t *ex, const char *allow)
 
 /* ---- environments ------------------------------------------------------ */
 
+static int being_reaped(const api_t *api, const char *id)
+{
+    return api->opts.reaping_hook && api->opts.reaping_hook(api->opts.reaping_ud, id);
+}
+
+static void respond_reaping(http_exchange_t *ex, const char *id)
+{
+    char msg[200];
+    snprintf(msg, sizeof(msg),
+             "an orphaned resource of %s is being deleted by the reaper right now; retry in a "
+             "few seconds",
+             id);
+    d8_buf_t b;
+    d8_buf_init(&b);
+    d8_buf_puts(&b, "{\"error\":{\"code\":\"Conflict\",\"message\":");
+    d8_buf_json_str(&b, msg);
+    d8_buf_puts(&b, "}}");
+    http_header_t h = {"Retry-After", "5"};
+    respond_json(ex, 409, &h, 1, b.data, b.len);
+    d8_buf_release(&b);
+}
+
 static void log_env(const char *msg, const http_request_t *req, const env_obj_t *obj)
 {
     LOG(LOG_INFO, msg, LF_S("request_id", req->request_id), LF_S("env_id", obj->id),
@@ -331,6 +353,11 @@ static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     if (region_moved(api, id, &spec, "", &err)) {
         spec_release(&spec);
         respond_spec_error(ex, &err);
+        return;
+    }
+    if (!store_get(api->store, id) && being_reaped(api, id)) {
+        spec_release(&spec);
+        respond_reaping(ex, id);
         return;
     }
     if (if_match == -2) {
@@ -563,6 +590,18 @@ static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req
         }
     }
     free(order);
+    for (size_t i = 0; i < n; i++) {
+        if (!store_get(api->store, items[i].id) && being_reaped(api, items[i].id)) {
+            char id[SPEC_ID_MAX + 1];
+            snprintf(id, sizeof(id), "%s", items[i].id);
+            for (size_t k = 0; k < n; k++)
+                spec_release(&items[k].spec);
+            free(items);
+            cJSON_Delete(doc);
+            respond_reaping(ex, id);
+            return;
+        }
+    }
     cJSON_Delete(doc);
     store_sync_counts_t counts;
     store_sync(api->store, items, n, &counts);

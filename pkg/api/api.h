@@ -32,6 +32,11 @@ typedef struct api_opts {
      * suspended. NULL answers 404. */
     int (*resume_hook)(void *ud);
     void *resume_ud;
+    /* Optional: 1 while the reaper is deleting a resource of env `id`; a
+     * PUT or full sync that would make it desired is answered 409 with
+     * Retry-After until then. */
+    int (*reaping_hook)(void *ud, const char *id);
+    void *reaping_ud;
 } api_opts_t;
 
 /*

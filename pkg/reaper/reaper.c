@@ -502,6 +502,18 @@ void reaper_set_authoritative(reaper_t *rp)
     rp->authoritative_loaded = 1;
 }
 
+int reaper_busy(const reaper_t *rp, const char *id)
+{
+    char key[SPEC_ID_MAX + 4];
+    for (int k = 0; k < 2; k++) {
+        snprintf(key, sizeof(key), "%c/%s", k == KIND_GROUP ? 'g' : 's', id);
+        const orphan_t *o = d8_map_get(&rp->orphans, key);
+        if (o && o->in_flight)
+            return 1;
+    }
+    return 0;
+}
+
 int reaper_resume(reaper_t *rp)
 {
     int was = rp->suspended;

@@ -47,6 +47,13 @@ void reaper_start(reaper_t *rp);
 void reaper_pause(reaper_t *rp);
 /* Marks the desired set authoritative without a full sync (state file). */
 void reaper_set_authoritative(reaper_t *rp);
+/*
+ * 1 while a verification GET or a DELETE of the reaper is in flight for a
+ * resource of env `id`. The API refuses to make such an id desired until it
+ * is done, so a share is never deleted for an environment a PUT just
+ * asked for (DESIGN.md section 8, invariant 2).
+ */
+int reaper_busy(const reaper_t *rp, const char *id);
 /* Lifts a suspension; returns 1 when it was suspended. */
 int reaper_resume(reaper_t *rp);
 /* {"items":[{kind,name,envId,region,firstSeen,reapAfter,state,blockedBy}]} */

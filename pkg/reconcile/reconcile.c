@@ -51,6 +51,7 @@ typedef struct obs {
     int s_exists;
     int s_foreign;
     int s_verified;            /* metadata checked by GET: ours */
+    int s_keep;                /* metadata dev8keep=true (read by GET) */
     int s_quota;
     uint64_t s_updated_ms;
 
@@ -239,8 +240,10 @@ static void obs_share_update(reconciler_t *r, obs_t *o, const azure_share_t *s, 
         o->s_quota = s->quota_gb;
     if (from_get) {
         int ours = is_ours_metadata(r, &s->metadata, o->id);
+        const char *keep = azure_map_get(&s->metadata, "dev8keep");
         o->s_verified = ours;
         o->s_foreign = !ours;
+        o->s_keep = keep && strcmp(keep, "true") == 0;
     }
 }
 
@@ -583,6 +586,41 @@ static void act_share_put(reconciler_t *r, obs_t *o, const env_obj_t *obj)
         act_failed_sync(r, o, "create file share", rc);
 }
 
+static void on_share_retained(void *ud, const azure_result_t *res, const azure_share_t *s)
+{
+    obs_t *o = ud;
+    reconciler_t *r = o->r;
+    if (res->err < 0) {
+        azure_failed(r, o, "mark file share retained", res);
+        return;
+    }
+    o->s_keep = 1;
+    (void)s;
+    finish(r, o, 0, 1, "acted");
+}
+
+/* Rewrites the share's metadata with dev8keep=true (its quota unchanged). */
+static void act_share_retain(reconciler_t *r, obs_t *o, const env_obj_t *obj)
+{
+    azure_scope_t s;
+    char name[SPEC_ID_MAX + 8];
+    snprintf(name, sizeof(name), "dev8-%s", o->id);
+    scope_of(r, o->region, &s);
+    azure_kv_t md[] = {{"dev8managedby", "dev8agent"},
+                       {"dev8controller", r->cfg->controller_name},
+                       {"dev8envid", o->id},
+                       {"dev8userid", obj->spec.user_id},
+                       {"dev8keep", "true"}};
+    int quota = o->s_quota > 0 ? o->s_quota : obj->spec.storage_gb;
+    azure_share_spec_t spec = {name, quota, md, 5};
+    LOG(LOG_INFO, "retaining file share of a deleted environment", LF_S("env_id", o->id),
+        LF_S("share", name));
+    count_action(r, "retainShare");
+    int rc = azure_share_put(r->az, &s, &spec, AZURE_PRIO_HIGH, on_share_retained, o);
+    if (rc < 0)
+        act_failed_sync(r, o, "mark file share retained", rc);
+}
+
 static void act_share_quota(reconciler_t *r, obs_t *o, int quota)
 {
     azure_scope_t s;
@@ -770,6 +808,21 @@ static void decide_delete(reconciler_t *r, obs_t *o, const env_obj_t *obj)
         return;
     }
     int retain = obj->has_spec && obj->spec.storage_policy == SPEC_STORAGE_RETAIN;
+    if (retain && (!o->s_known || o->s_exists)) {
+        /* Retain outlives the environment: mark the share dev8keep=true
+         * before the object goes, or the reaper would take it as an orphan
+         * once its grace ran out. */
+        if (!o->fetched_share) {
+            get_share(r, o);
+            return;
+        }
+        if (o->s_exists && o->s_verified && !o->s_keep) {
+            c.acted = 1;
+            set_status(r, o, &c);
+            act_share_retain(r, o, obj);
+            return;
+        }
+    }
     if (!retain && (!o->s_known || o->s_exists)) {
         if (!o->fetched_share) {
             /* Ownership is confirmed by a fresh GET right before deleting. */

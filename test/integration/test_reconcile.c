@@ -550,7 +550,15 @@ static void test_delete_policies(void **state)
     assert_null(ta_sim_group(res, "dev8-rc-keep"));
     const cJSON *kept = ta_sim_share(res, "dev8-rc-keep");
     assert_non_null(kept);
-    assert_share_metadata(kept, "rc-keep", "u-42");
+    /* Retained: marked dev8keep=true, so the reaper never takes it for an
+     * orphan; the rest of its metadata is unchanged. */
+    const cJSON *md = ta_path(kept, "properties.metadata");
+    assert_int_equal(member_count(md), 5);
+    assert_string_equal(ta_str(md, "dev8keep"), "true");
+    assert_string_equal(ta_str(md, "dev8managedby"), "dev8agent");
+    assert_string_equal(ta_str(md, "dev8controller"), TA_RC_CONTROLLER);
+    assert_string_equal(ta_str(md, "dev8envid"), "rc-keep");
+    assert_string_equal(ta_str(md, "dev8userid"), "u-42");
     cJSON_Delete(res);
     cJSON *st = sim_get(c, "/_azsim/stats");
     assert_int_equal(ta_sim_deleted(st, "containerGroup", "dev8-rc-del"), 1);
