@@ -14,6 +14,7 @@ SANITIZE ?=
 RELEASE ?=
 FUZZ_SECONDS ?= 30
 N ?= 10000
+CONVERGE_N ?= 1000
 
 WARN := -std=c11 -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
         -Wvla -Wwrite-strings -fno-common -Wshadow -Wformat=2 -Wno-format-nonliteral
@@ -68,6 +69,8 @@ INTEG_SRCS := $(sort $(wildcard test/integration/test_*.c))
 INTEG_HELPERS := $(filter-out $(INTEG_SRCS),$(wildcard test/integration/*.c))
 INTEG_BINS := $(INTEG_SRCS:%.c=$(BUILD)/%)
 FUZZ_SRCS := $(sort $(wildcard test/fuzz/fuzz_*.c))
+BENCH_SRCS := $(sort $(wildcard test/bench/bench_*.c))
+BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
 # Keep test objects between runs (they are intermediate files to make).
 .SECONDARY:
@@ -102,6 +105,10 @@ $(BUILD)/test/integration/%: $(BUILD)/test/integration/%.o $(INTEG_HELPER_OBJS) 
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ $(DEPS_LIBS) $(CMOCKA_LIBS) -o $@
 
+$(BUILD)/test/bench/%: $(BUILD)/test/bench/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ $(DEPS_LIBS) -o $@
+
 ## test: build, then run every unit and integration test (cmocka summaries)
 test: all $(UNIT_BINS) $(INTEG_BINS)
 	@D8_BIN_DIR=$(BINDIR) hack/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
@@ -118,9 +125,11 @@ integration: all $(INTEG_BINS)
 run: all
 	@hack/run-local.sh $(BINDIR)
 
-## bench: HTTP benchmark against nginx, RSS per environment (prints figures)
-bench: all
+## bench: HTTP vs nginx, RSS per environment, Azure client vs wrk, convergence on azsim
+bench: all $(BENCH_BINS)
 	@hack/bench-http.sh $(BINDIR) $(N)
+	@hack/bench-azure.sh $(BINDIR) $(BUILD)/test/bench/bench_azure
+	@hack/bench-converge.sh $(BINDIR) $(CONVERGE_N)
 
 ## fuzz: build the libFuzzer targets with clang, run each FUZZ_SECONDS (default 30)
 fuzz: deps
@@ -160,4 +169,5 @@ help:
 	@grep -hE '^## ' Makefile | sed 's/^## /  make /'
 	@echo "  make SANITIZE=address,undefined test   (tests under ASan+UBSan)"
 
--include $(PKG_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) $(INTEG_SRCS:%.c=$(BUILD)/%.d)
+-include $(PKG_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) $(INTEG_SRCS:%.c=$(BUILD)/%.d) \
+	$(BENCH_SRCS:%.c=$(BUILD)/%.d)
