@@ -487,16 +487,16 @@ void azure__auth_invalidate(azure_client_t *c, uint64_t gen)
 void azure__auth_flush_waiters(azure_client_t *c, int err)
 {
     azure__auth_t *a = &c->auth;
-    azure__list_t local;
-    azure__list_init(&local);
-    while (!azure__list_empty(&a->waiters)) {
-        azure__list_t *n = a->waiters.next;
-        azure__list_del(n);
-        azure__list_push(&local, n);
+    d8_list_t local;
+    d8_list_init(&local);
+    while (!d8_list_empty(&a->waiters)) {
+        d8_list_t *n = a->waiters.next;
+        d8_list_del(n);
+        d8_list_push(&local, n);
     }
-    while (!azure__list_empty(&local)) {
-        azure__token_waiter_t *w = AZURE__CONTAINER(local.next, azure__token_waiter_t, link);
-        azure__list_del(&w->link);
+    while (!d8_list_empty(&local)) {
+        azure__token_waiter_t *w = d8_container_of(local.next, azure__token_waiter_t, link);
+        d8_list_del(&w->link);
         azure_result_t res = {
             .err = err,
             .error_code = err == D8_EAUTH ? a->err_code : "",
@@ -530,7 +530,7 @@ int azure_token_acquire(azure_client_t *c, azure_done_cb cb, void *ud)
     w->cb = cb;
     w->ud = ud;
     w->accepted_ms = d8_mono_ms();
-    azure__list_push(&c->auth.waiters, &w->link);
+    d8_list_push(&c->auth.waiters, &w->link);
     azure__sched_kick(c, 0);
     return 0;
 }

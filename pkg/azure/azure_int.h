@@ -8,40 +8,12 @@
 #define D8_AZURE_INT_H
 
 #include "azure/azure.h"
+#include "base/list.h"
 #include "curluv/curluv.h"
 
 #include <curl/curl.h>
 #include <stdint.h>
 #include <uv.h>
-
-/* ---- intrusive circular doubly-linked list ---- */
-typedef struct azure__list {
-    struct azure__list *prev, *next;
-} azure__list_t;
-
-#define AZURE__CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-
-static inline void azure__list_init(azure__list_t *h)
-{
-    h->prev = h->next = h;
-}
-static inline int azure__list_empty(const azure__list_t *h)
-{
-    return h->next == h;
-}
-static inline void azure__list_push(azure__list_t *h, azure__list_t *n)
-{
-    n->prev = h->prev;
-    n->next = h;
-    h->prev->next = n;
-    h->prev = n;
-}
-static inline void azure__list_del(azure__list_t *n)
-{
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->prev = n->next = n;
-}
 
 /* ---- pure helpers (limits.c) ---- */
 
@@ -138,7 +110,7 @@ extern const azure__op_info_t azure__ops[AZ_OP__COUNT];
 /* ---- the client ---- */
 
 typedef struct azure__bucket_entry {
-    azure__list_t link;
+    d8_list_t link;
     char *subscription;
     char *region;
     azure__bucket_t b[AZURE_BUCKET_KINDS];
@@ -159,7 +131,7 @@ typedef void (*azure__req_done_fn)(azure__req_t *r, const azure_result_t *res);
 #define AZ_MAX_SECRETS 64
 
 struct azure__req {
-    azure__list_t link;
+    d8_list_t link;
     azure_client_t *c;
     azure__op_t op;
     azure__req_state_t state;
@@ -198,7 +170,7 @@ struct azure__req {
 };
 
 typedef struct azure__token_waiter {
-    azure__list_t link;
+    d8_list_t link;
     azure_done_cb cb;
     void *ud;
     uint64_t accepted_ms;
@@ -227,7 +199,7 @@ typedef struct azure__auth {
     d8_buf_t fs_buf; /* the assertion: secret */
     char err_code[64];
     char err_message[256];
-    azure__list_t waiters; /* azure_token_acquire callers */
+    d8_list_t waiters; /* azure_token_acquire callers */
 } azure__auth_t;
 
 typedef struct azure__key_entry azure__key_entry_t;
@@ -266,15 +238,15 @@ struct azure_client {
     size_t max_pages;
     int low_water;
     /* requests */
-    azure__list_t queue[AZURE_PRIO_COUNT + 1]; /* +1: system (token) queue first */
-    azure__list_t inflight;
+    d8_list_t queue[AZURE_PRIO_COUNT + 1]; /* +1: system (token) queue first */
+    d8_list_t inflight;
     size_t nqueued;
     size_t ninflight; /* ARM requests on the wire (token ones excluded) */
     size_t nops;      /* user operations accepted, not completed */
-    azure__list_t buckets;
-    azure__list_t keys; /* storage key cache */
+    d8_list_t buckets;
+    d8_list_t keys; /* storage key cache */
     azure__auth_t auth;
-    uint64_t rng;
+    uint64_t rng; /* d8_rand01 state: retry jitter */
     /* stats */
     azure__code_count_t *codes;
     size_t ncodes;
@@ -297,7 +269,6 @@ void azure__req_add_secret(azure__req_t *r, char *secret);
 void azure__req_submit(azure__req_t *r, const azure_scope_t *s);
 /* Arms the scheduler to run within delay_ms. */
 void azure__sched_kick(azure_client_t *c, uint64_t delay_ms);
-double azure__rand01(azure_client_t *c);
 /* Loop entry/exit bookkeeping (teardown may be deferred to exit). */
 void azure__enter(azure_client_t *c);
 void azure__leave(azure_client_t *c);

@@ -164,32 +164,6 @@ static char *dup_trim_slash(const char *s)
     return d8_xstrndup(s, n);
 }
 
-double azure__rand01(azure_client_t *c)
-{
-    /* xorshift64*: jitter needs spread, not secrecy. */
-    uint64_t x = c->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    c->rng = x;
-    return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
-}
-
-static void uuid_v4(char out[37])
-{
-    unsigned char b[16];
-    if (d8_random_bytes(b, sizeof(b)) < 0) {
-        uint64_t t = d8_mono_ns();
-        memcpy(b, &t, 8);
-        memcpy(b + 8, &t, 8);
-    }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    char hex[33];
-    d8_hex(b, 16, hex);
-    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
-}
-
 void azure__ref(azure_client_t *c)
 {
     c->refs++;
@@ -199,9 +173,9 @@ static void client_destroy(azure_client_t *c)
 {
     azure__auth_release(c);
     azure__keys_release(c);
-    while (!azure__list_empty(&c->buckets)) {
-        azure__bucket_entry_t *be = AZURE__CONTAINER(c->buckets.next, azure__bucket_entry_t, link);
-        azure__list_del(&be->link);
+    while (!d8_list_empty(&c->buckets)) {
+        azure__bucket_entry_t *be = d8_container_of(c->buckets.next, azure__bucket_entry_t, link);
+        d8_list_del(&be->link);
         free(be->subscription);
         free(be->region);
         free(be);
@@ -244,8 +218,8 @@ static azure__bucket_entry_t *bucket_get(azure_client_t *c, const char *sub, con
         sub = "";
     if (!region)
         region = "";
-    for (azure__list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
-        azure__bucket_entry_t *be = AZURE__CONTAINER(it, azure__bucket_entry_t, link);
+    for (d8_list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
+        azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
         if (strcmp(be->subscription, sub) == 0 && strcmp(be->region, region) == 0)
             return be;
     }
@@ -255,7 +229,7 @@ static azure__bucket_entry_t *bucket_get(azure_client_t *c, const char *sub, con
     uint64_t now = d8_mono_ms();
     for (int k = 0; k < AZURE_BUCKET_KINDS; k++)
         azure__bucket_init(&be->b[k], c->bopts[k].burst, c->bopts[k].per_second, now);
-    azure__list_push(&c->buckets, &be->link);
+    d8_list_push(&c->buckets, &be->link);
     return be;
 }
 
@@ -352,8 +326,8 @@ int azure_client_bucket_level(const azure_client_t *c, const char *subscription,
 {
     if ((int)kind < 0 || kind >= AZURE_BUCKET_KINDS)
         return D8_EINVAL;
-    for (azure__list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
-        const azure__bucket_entry_t *be = AZURE__CONTAINER(it, azure__bucket_entry_t, link);
+    for (d8_list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
+        const azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
         if (strcmp(be->subscription, subscription ? subscription : "") == 0 &&
             strcmp(be->region, region ? region : "") == 0) {
             *tokens = azure__bucket_peek(&be->b[kind], d8_mono_ms());
@@ -420,8 +394,8 @@ void azure_client_metrics(const azure_client_t *c, d8_buf_t *out)
     d8_buf_puts(out, "# HELP dev8_arm_bucket_tokens Tokens left in a client-side throttle "
                      "bucket.\n# TYPE dev8_arm_bucket_tokens gauge\n");
     uint64_t now = d8_mono_ms();
-    for (azure__list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
-        const azure__bucket_entry_t *be = AZURE__CONTAINER(it, azure__bucket_entry_t, link);
+    for (d8_list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
+        const azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
         for (int k = 0; k < AZURE_BUCKET_KINDS; k++) {
             d8_buf_puts(out, "dev8_arm_bucket_tokens{subscription=\"");
             put_label(out, be->subscription);
@@ -465,7 +439,7 @@ azure__req_t *azure__req_new(azure_client_t *c, azure__op_t op, int prio, char *
                              size_t body_len, azure__req_done_fn done, void *ctx)
 {
     azure__req_t *r = d8_xcalloc(1, sizeof(*r));
-    azure__list_init(&r->link);
+    d8_list_init(&r->link);
     r->c = c;
     r->op = op;
     r->prio = op == AZ_OP_TOKEN ? SYS_QUEUE : prio + 1;
@@ -480,7 +454,7 @@ azure__req_t *azure__req_new(azure_client_t *c, azure__op_t op, int prio, char *
         r->remaining[i] = -1;
     r->accepted_ms = d8_mono_ms();
     d8_buf_init(&r->resp);
-    uuid_v4(r->client_request_id);
+    d8_uuid_v4(r->client_request_id);
     return r;
 }
 
@@ -539,7 +513,7 @@ void azure__req_submit(azure__req_t *r, const azure_scope_t *s)
         req_finish(r, D8_ECANCELED, "", "the Azure client is shutting down");
         return;
     }
-    azure__list_push(&c->queue[r->prio], &r->link);
+    d8_list_push(&c->queue[r->prio], &r->link);
     req_set_state(r, AZ_REQ_QUEUED);
     azure__sched_kick(c, 0);
 }
@@ -773,7 +747,7 @@ static void req_finish(azure__req_t *r, int err, const char *code, const char *m
     azure__scrub(emsg, sizeof(emsg), (const char *const *)r->secrets, r->nsecrets);
     azure__scrub(ecode, sizeof(ecode), (const char *const *)r->secrets, r->nsecrets);
     if (r->state == AZ_REQ_QUEUED)
-        azure__list_del(&r->link);
+        d8_list_del(&r->link);
     req_set_state(r, AZ_REQ_DONE);
     azure_result_t res = {
         .err = err,
@@ -797,9 +771,9 @@ static void req_finish(azure__req_t *r, int err, const char *code, const char *m
 
 /* A retried request goes back to the head of its priority: it is older
  * than anything queued behind it (FIFO per priority). */
-static void queue_front(azure__list_t *q, azure__list_t *n)
+static void queue_front(d8_list_t *q, d8_list_t *n)
 {
-    azure__list_push(q->next, n);
+    d8_list_push(q->next, n);
 }
 
 static int retryable_status(long s)
@@ -838,7 +812,7 @@ static void attempt_done(azure__req_t *r, CURLcode cres)
     int too_big = cres == CURLE_WRITE_ERROR && r->resp.len > 0;
     uint64_t dur_ns = d8_mono_ns() - r->sent_ns;
     req_release_easy(r);
-    azure__list_del(&r->link);
+    d8_list_del(&r->link);
     r->status = cres == CURLE_OK ? status : 0;
     uint64_t now = d8_mono_ms();
     /* A slot is free: let the scheduler fill it on the next turn. */
@@ -901,7 +875,7 @@ static void attempt_done(azure__req_t *r, CURLcode cres)
         uint64_t delay = r->retry_after_ms >= 0
                              ? (uint64_t)r->retry_after_ms
                              : azure__backoff_ms(r->attempt, c->backoff_base_ms, c->backoff_cap_ms,
-                                                 azure__rand01(c));
+                                                 d8_rand01(&c->rng));
         r->not_before = now + delay;
         c->st_retries++;
         queue_front(&c->queue[r->prio], &r->link);
@@ -945,9 +919,9 @@ static void pump(azure_client_t *c)
     azure__auth_pump(c);
 
     for (int q = 0; q <= AZURE_PRIO_COUNT && !c->closing; q++) {
-        azure__list_t *it = c->queue[q].next;
+        d8_list_t *it = c->queue[q].next;
         while (it != &c->queue[q] && !c->closing) {
-            azure__req_t *r = AZURE__CONTAINER(it, azure__req_t, link);
+            azure__req_t *r = d8_container_of(it, azure__req_t, link);
             it = it->next;
             if (q != SYS_QUEUE && c->ninflight >= (size_t)c->max_inflight)
                 goto out;
@@ -973,19 +947,19 @@ static void pump(azure_client_t *c)
                 continue;
             }
             req_bucket_take(r);
-            azure__list_del(&r->link);
+            d8_list_del(&r->link);
             req_set_state(r, AZ_REQ_INFLIGHT);
-            azure__list_push(&c->inflight, &r->link);
+            d8_list_push(&c->inflight, &r->link);
             int rc = req_start(r);
             if (rc < 0) {
                 req_release_easy(r);
-                azure__list_del(&r->link);
+                d8_list_del(&r->link);
                 req_finish(r, rc, "", "could not start the HTTP request");
             }
         }
     }
 out:
-    if (!c->closing && !azure__list_empty(&c->auth.waiters) && azure__auth_ready(c, now))
+    if (!c->closing && !d8_list_empty(&c->auth.waiters) && azure__auth_ready(c, now))
         azure__auth_flush_waiters(c, 0);
     if (!c->closing && next != UINT64_MAX)
         azure__sched_kick(c, next > now ? next - now : 0);
@@ -1003,22 +977,22 @@ static void sched_cb(uv_timer_t *t)
 
 void azure__fail_token_waiters(azure_client_t *c, const char *code, const char *message)
 {
-    azure__list_t local;
-    azure__list_init(&local);
+    d8_list_t local;
+    d8_list_init(&local);
     for (int q = 1; q <= AZURE_PRIO_COUNT; q++) {
-        while (!azure__list_empty(&c->queue[q])) {
-            azure__list_t *n = c->queue[q].next;
-            azure__list_del(n);
-            azure__list_push(&local, n);
+        while (!d8_list_empty(&c->queue[q])) {
+            d8_list_t *n = c->queue[q].next;
+            d8_list_del(n);
+            d8_list_push(&local, n);
         }
     }
     /* The requests stay in state QUEUED while on the local list; finish
      * unlinks them from it. */
-    while (!azure__list_empty(&local)) {
-        azure__req_t *r = AZURE__CONTAINER(local.next, azure__req_t, link);
+    while (!d8_list_empty(&local)) {
+        azure__req_t *r = d8_container_of(local.next, azure__req_t, link);
         if (!r->needs_token) {
-            azure__list_del(&r->link);
-            azure__list_push(&c->queue[r->prio], &r->link);
+            d8_list_del(&r->link);
+            d8_list_push(&c->queue[r->prio], &r->link);
             continue;
         }
         req_finish(r, D8_EAUTH, code, message);
@@ -1058,11 +1032,11 @@ int azure_client_new(uv_loop_t *loop, const azure_client_opts_t *opts, azure_cli
     c->loop = loop;
     c->sched_due = UINT64_MAX;
     for (int q = 0; q <= AZURE_PRIO_COUNT; q++)
-        azure__list_init(&c->queue[q]);
-    azure__list_init(&c->inflight);
-    azure__list_init(&c->buckets);
-    azure__list_init(&c->keys);
-    azure__list_init(&c->auth.waiters);
+        d8_list_init(&c->queue[q]);
+    d8_list_init(&c->inflight);
+    d8_list_init(&c->buckets);
+    d8_list_init(&c->keys);
+    d8_list_init(&c->auth.waiters);
     set_default_str(&c->arm_endpoint, opts->arm_endpoint, d.arm_endpoint);
     set_default_str(&c->imds_endpoint, opts->imds_endpoint, d.imds_endpoint);
     set_default_str(&c->aci_api_version, opts->aci_api_version, d.aci_api_version);
@@ -1087,10 +1061,7 @@ int azure_client_new(uv_loop_t *loop, const azure_client_opts_t *opts, azure_cli
     c->max_pages = opts->max_pages ? opts->max_pages : d.max_pages;
     c->low_water =
         opts->remaining_low_water > 0 ? opts->remaining_low_water : d.remaining_low_water;
-    uint64_t seed = 0;
-    if (d8_random_bytes(&seed, sizeof(seed)) < 0 || seed == 0)
-        seed = d8_mono_ns() | 1;
-    c->rng = seed;
+    c->rng = d8_rand_seed();
 
     int rc = azure__auth_init(c, opts,
                               opts->authority_host && opts->authority_host[0] ? opts->authority_host
@@ -1134,14 +1105,14 @@ static void cancel_all(azure_client_t *c)
 {
     for (;;) {
         azure__req_t *r = NULL;
-        if (!azure__list_empty(&c->inflight)) {
-            r = AZURE__CONTAINER(c->inflight.next, azure__req_t, link);
+        if (!d8_list_empty(&c->inflight)) {
+            r = d8_container_of(c->inflight.next, azure__req_t, link);
             req_release_easy(r);
-            azure__list_del(&r->link);
+            d8_list_del(&r->link);
         } else {
             for (int q = 0; q <= AZURE_PRIO_COUNT && !r; q++)
-                if (!azure__list_empty(&c->queue[q]))
-                    r = AZURE__CONTAINER(c->queue[q].next, azure__req_t, link);
+                if (!d8_list_empty(&c->queue[q]))
+                    r = d8_container_of(c->queue[q].next, azure__req_t, link);
         }
         if (!r)
             break;

@@ -15,18 +15,18 @@
 #define KEY_MARKER "__dev8_storage_key_placeholder__"
 
 struct azure__key_entry {
-    azure__list_t link;
+    d8_list_t link;
     char *sub;
     char *rg;
     char *acct;
     char *key; /* secret */
     uint64_t fetched_ms;
     int fetching;
-    azure__list_t waiters; /* ops waiting for the key */
+    d8_list_t waiters; /* ops waiting for the key */
 };
 
 typedef struct op {
-    azure__list_t link; /* in a key entry's waiters */
+    d8_list_t link; /* in a key entry's waiters */
     azure_client_t *c;
     azure__op_t kind;
     int prio;
@@ -68,7 +68,7 @@ static op_t *op_new(azure_client_t *c, azure__op_t kind, azure_prio_t prio, cons
                     const char *name, void *ud)
 {
     op_t *op = d8_xcalloc(1, sizeof(*op));
-    azure__list_init(&op->link);
+    d8_list_init(&op->link);
     op->c = c;
     op->kind = kind;
     op->prio = (int)prio;
@@ -346,8 +346,8 @@ static void op_req_done(azure__req_t *r, const azure_result_t *res)
 static azure__key_entry_t *key_entry(azure_client_t *c, const char *sub, const char *rg,
                                      const char *acct, int create)
 {
-    for (azure__list_t *it = c->keys.next; it != &c->keys; it = it->next) {
-        azure__key_entry_t *k = AZURE__CONTAINER(it, azure__key_entry_t, link);
+    for (d8_list_t *it = c->keys.next; it != &c->keys; it = it->next) {
+        azure__key_entry_t *k = d8_container_of(it, azure__key_entry_t, link);
         if (strcmp(k->sub, sub) == 0 && strcmp(k->rg, rg) == 0 && strcmp(k->acct, acct) == 0)
             return k;
     }
@@ -357,16 +357,16 @@ static azure__key_entry_t *key_entry(azure_client_t *c, const char *sub, const c
     k->sub = d8_xstrdup(sub);
     k->rg = d8_xstrdup(rg);
     k->acct = d8_xstrdup(acct);
-    azure__list_init(&k->waiters);
-    azure__list_push(&c->keys, &k->link);
+    d8_list_init(&k->waiters);
+    d8_list_push(&c->keys, &k->link);
     return k;
 }
 
 void azure__keys_release(azure_client_t *c)
 {
-    while (!azure__list_empty(&c->keys)) {
-        azure__key_entry_t *k = AZURE__CONTAINER(c->keys.next, azure__key_entry_t, link);
-        azure__list_del(&k->link);
+    while (!d8_list_empty(&c->keys)) {
+        azure__key_entry_t *k = d8_container_of(c->keys.next, azure__key_entry_t, link);
+        d8_list_del(&k->link);
         free(k->sub);
         free(k->rg);
         free(k->acct);
@@ -425,16 +425,16 @@ static void keys_done(azure__req_t *r, const azure_result_t *res)
             out.error_message = "listKeys answered without a key";
         }
     }
-    azure__list_t local;
-    azure__list_init(&local);
-    while (!azure__list_empty(&k->waiters)) {
-        azure__list_t *n = k->waiters.next;
-        azure__list_del(n);
-        azure__list_push(&local, n);
+    d8_list_t local;
+    d8_list_init(&local);
+    while (!d8_list_empty(&k->waiters)) {
+        d8_list_t *n = k->waiters.next;
+        d8_list_del(n);
+        d8_list_push(&local, n);
     }
-    while (!azure__list_empty(&local)) {
-        op_t *op = AZURE__CONTAINER(local.next, op_t, link);
-        azure__list_del(&op->link);
+    while (!d8_list_empty(&local)) {
+        op_t *op = d8_container_of(local.next, op_t, link);
+        d8_list_del(&op->link);
         if (out.err == 0 && k->key && !c->closing) {
             group_put_with_key(op, k->key);
         } else if (out.err == 0) {
@@ -507,7 +507,7 @@ int azure_group_put(azure_client_t *c, const azure_scope_t *s, const azure_group
         group_put_with_key(op, k->key);
         return 0;
     }
-    azure__list_push(&k->waiters, &op->link);
+    d8_list_push(&k->waiters, &op->link);
     if (!k->fetching) {
         /* Single flight: one listKeys per account, every waiting PUT
          * continues when it answers. */

@@ -260,6 +260,40 @@ int d8_random_bytes(void *out, size_t n)
     return RAND_bytes(out, (int)n) == 1 ? D8_OK : D8_EIO;
 }
 
+void d8_uuid_v4(char out[37])
+{
+    unsigned char b[16];
+    if (d8_random_bytes(b, sizeof(b)) < 0) {
+        uint64_t t = d8_mono_ns();
+        memcpy(b, &t, 8);
+        memcpy(b + 8, &t, 8);
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    char hex[33];
+    d8_hex(b, 16, hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+uint64_t d8_rand_seed(void)
+{
+    uint64_t seed = 0;
+    if (d8_random_bytes(&seed, sizeof(seed)) < 0 || seed == 0)
+        seed = d8_mono_ns() | 1;
+    return seed;
+}
+
+double d8_rand01(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    /* The top 53 bits of the product, scaled by 2^-53. */
+    return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
+}
+
 void d8_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";

@@ -1,6 +1,7 @@
 /*
  * pkg/base: the few things every module needs — one error type, checked
- * allocation, a growable byte buffer and clocks.
+ * allocation, a growable byte buffer, clocks and randomness. The intrusive
+ * list is in base/list.h, the string map in base/map.h.
  */
 #ifndef D8_BASE_H
 #define D8_BASE_H
@@ -97,5 +98,24 @@ int d8_consttime_eq(const void *a, size_t alen, const void *b, size_t blen);
 int d8_random_bytes(void *out, size_t n);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void d8_hex(const unsigned char *in, size_t n, char *out);
+
+/*
+ * A random version 4 UUID, lower-case with dashes, into out (36 chars and
+ * the NUL). For request and delivery ids, which must be unique, not secret:
+ * if the system generator fails the clock stands in.
+ */
+void d8_uuid_v4(char out[37]);
+
+/*
+ * A seed for d8_rand01: random, or the clock when the system generator
+ * fails; never 0 (the one state xorshift cannot leave).
+ */
+uint64_t d8_rand_seed(void);
+/*
+ * Advances *state (xorshift64*) and returns a uniform double in [0, 1).
+ * For retry jitter, which needs spread, not secrecy; *state is the
+ * caller's, seeded with d8_rand_seed and never 0.
+ */
+double d8_rand01(uint64_t *state);
 
 #endif

@@ -11,45 +11,14 @@
 #include "curluv/curluv.h"
 
 #include "base/base.h"
+#include "base/list.h"
 #include "log/log.h"
 
 #include <stdlib.h>
 
-/* A tiny intrusive circular list (prev/next), private to this file. */
-typedef struct link {
-    struct link *prev, *next;
-} link_t;
-
-#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-
-static void list_init(link_t *h)
-{
-    h->prev = h->next = h;
-}
-
-static int list_empty(const link_t *h)
-{
-    return h->next == h;
-}
-
-static void list_push(link_t *h, link_t *n)
-{
-    n->prev = h->prev;
-    n->next = h;
-    h->prev->next = n;
-    h->prev = n;
-}
-
-static void list_del(link_t *n)
-{
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->prev = n->next = n;
-}
-
 /* One added transfer; its address is the easy handle's CURLOPT_PRIVATE. */
 typedef struct xfer {
-    link_t link;
+    d8_list_t link;
     curluv_t *cu;
     CURL *easy;
     curluv_done_cb done;
@@ -59,7 +28,7 @@ typedef struct xfer {
 /* The uv_poll of one socket curl watches (curl_multi_assign'ed to it). */
 typedef struct cpoll {
     uv_poll_t h;
-    link_t link;
+    d8_list_t link;
     curl_socket_t fd;
     curluv_t *cu;
 } cpoll_t;
@@ -68,8 +37,8 @@ struct curluv {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer; /* CURLMOPT_TIMERFUNCTION */
-    link_t polls;
-    link_t xfers;
+    d8_list_t polls;
+    d8_list_t xfers;
     size_t nxfers;
     int refs;  /* open handles: the timer and the polls */
     int depth; /* loop callbacks of this module in progress */
@@ -117,7 +86,7 @@ static void leave(curluv_t *cu)
 
 static void xfer_unlink(xfer_t *x)
 {
-    list_del(&x->link);
+    d8_list_del(&x->link);
     x->cu->nxfers--;
     curl_easy_setopt(x->easy, CURLOPT_PRIVATE, NULL);
     free(x);
@@ -158,7 +127,7 @@ static void poll_closed(uv_handle_t *h)
 
 static void poll_close(cpoll_t *p)
 {
-    list_del(&p->link);
+    d8_list_del(&p->link);
     uv_poll_stop(&p->h);
     uv_close((uv_handle_t *)&p->h, poll_closed);
 }
@@ -205,8 +174,8 @@ static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void 
         int rc = uv_poll_init_socket(cu->loop, &p->h, s);
         if (rc == UV_EEXIST) {
             /* curl reused a descriptor whose old poll we still hold. */
-            for (link_t *it = cu->polls.next; it != &cu->polls; it = it->next) {
-                cpoll_t *old = CONTAINER(it, cpoll_t, link);
+            for (d8_list_t *it = cu->polls.next; it != &cu->polls; it = it->next) {
+                cpoll_t *old = d8_container_of(it, cpoll_t, link);
                 if (old->fd == s) {
                     poll_close(old);
                     break;
@@ -220,7 +189,7 @@ static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void 
             return -1;
         }
         p->h.data = p;
-        list_push(&cu->polls, &p->link);
+        d8_list_push(&cu->polls, &p->link);
         cu->refs++;
         curl_multi_assign(cu->multi, s, p);
     }
@@ -269,8 +238,8 @@ int curluv_new(uv_loop_t *loop, curluv_t **out)
         return D8_EIO;
     curluv_t *cu = d8_xcalloc(1, sizeof(*cu));
     cu->loop = loop;
-    list_init(&cu->polls);
-    list_init(&cu->xfers);
+    d8_list_init(&cu->polls);
+    d8_list_init(&cu->xfers);
     cu->multi = curl_multi_init();
     if (!cu->multi) {
         free(cu);
@@ -314,8 +283,8 @@ int curluv_add(curluv_t *cu, CURL *easy, curluv_done_cb done, void *ud)
         free(x);
         return D8_EIO;
     }
-    list_init(&x->link);
-    list_push(&cu->xfers, &x->link);
+    d8_list_init(&x->link);
+    d8_list_push(&cu->xfers, &x->link);
     cu->nxfers++;
     return 0;
 }
@@ -348,8 +317,8 @@ static void teardown(curluv_t *cu)
     cu->torn_down = 1;
     curl_multi_cleanup(cu->multi);
     cu->multi = NULL;
-    while (!list_empty(&cu->polls))
-        poll_close(CONTAINER(cu->polls.next, cpoll_t, link));
+    while (!d8_list_empty(&cu->polls))
+        poll_close(d8_container_of(cu->polls.next, cpoll_t, link));
     uv_timer_stop(&cu->timer);
     uv_close((uv_handle_t *)&cu->timer, timer_closed);
 }
@@ -361,8 +330,8 @@ void curluv_free(curluv_t *cu, void (*closed)(void *arg), void *arg)
     cu->closing = 1;
     cu->closed = closed;
     cu->closed_arg = arg;
-    while (!list_empty(&cu->xfers)) {
-        xfer_t *x = CONTAINER(cu->xfers.next, xfer_t, link);
+    while (!d8_list_empty(&cu->xfers)) {
+        xfer_t *x = d8_container_of(cu->xfers.next, xfer_t, link);
         curl_multi_remove_handle(cu->multi, x->easy);
         xfer_unlink(x);
     }

@@ -185,31 +185,50 @@ static void deletion_done(void *ud, const azure_result_t *res)
         orphan_free(rp, o);
 }
 
-static void verified_group(void *ud, const azure_result_t *res, const azure_group_t *g)
+/* The region scope and Azure name of o's resource, for its GET and DELETE. */
+static void target_of(const reaper_t *rp, const orphan_t *o, azure_scope_t *s,
+                      char name[SPEC_ID_MAX + 8])
 {
-    orphan_t *o = ud;
-    reaper_t *rp = o->rp;
+    resource_name(o, name, SPEC_ID_MAX + 8);
+    azure_scope_from_region(s, rp->cfg, &rp->cfg->regions[o->region]);
+}
+
+/*
+ * The part of a verify GET's answer that does not depend on the kind:
+ * returns 1 when `found` (the resource) is there to check, else 0 with the
+ * orphan settled — left for the next cycle, or freed when Azure says it is
+ * already gone.
+ */
+static int verify_answered(reaper_t *rp, orphan_t *o, const azure_result_t *res, const void *found)
+{
     if (res->err == D8_ECANCELED) {
         o->in_flight = 0;
-        return;
+        return 0;
     }
     if (res->err == D8_ENOENT) {
         o->in_flight = 0;
         orphan_free(rp, o); /* already gone */
-        return;
+        return 0;
     }
-    if (res->err < 0 || !g) {
+    if (res->err < 0 || !found) {
         o->in_flight = 0;
-        return;
+        return 0;
     }
-    const char *ctl = azure_map_get(&g->tags, "dev8-controller");
-    const char *eid = azure_map_get(&g->tags, "dev8-env-id");
-    const char *keep = azure_map_get(&g->tags, "dev8-keep");
-    if (!ctl || strcmp(ctl, rp->cfg->controller_name) != 0 || !eid || strcmp(eid, o->id) != 0) {
-        o->in_flight = 0;
-        orphan_free(rp, o); /* not ours after all: never touched */
-        return;
-    }
+    return 1;
+}
+
+/* azure_group_delete or azure_share_delete. */
+typedef int (*delete_fn)(azure_client_t *c, const azure_scope_t *s, const char *name,
+                         azure_prio_t prio, azure_done_cb cb, void *ud);
+
+/*
+ * Called only once the caller has proven o's resource ours. Still honours
+ * the keep mark (`keep`, borrowed from the GET's answer) and re-checks that
+ * the orphan is reapable now, since the GET took time; then sends the
+ * DELETE through `del`.
+ */
+static void delete_verified(reaper_t *rp, orphan_t *o, const char *keep, delete_fn del)
+{
     if (keep && strcmp(keep, "true") == 0) {
         o->keep = 1;
         o->in_flight = 0;
@@ -221,30 +240,35 @@ static void verified_group(void *ud, const azure_result_t *res, const azure_grou
     }
     azure_scope_t s;
     char name[SPEC_ID_MAX + 8];
-    resource_name(o, name, sizeof(name));
-    azure_scope_from_region(&s, rp->cfg, &rp->cfg->regions[o->region]);
+    target_of(rp, o, &s, name);
     log_deleting(o);
-    if (azure_group_delete(rp->az, &s, name, AZURE_PRIO_LOW, deletion_done, o) < 0)
+    if (del(rp->az, &s, name, AZURE_PRIO_LOW, deletion_done, o) < 0)
         o->in_flight = 0;
+}
+
+static void verified_group(void *ud, const azure_result_t *res, const azure_group_t *g)
+{
+    orphan_t *o = ud;
+    reaper_t *rp = o->rp;
+    if (!verify_answered(rp, o, res, g))
+        return;
+    const char *ctl = azure_map_get(&g->tags, "dev8-controller");
+    const char *eid = azure_map_get(&g->tags, "dev8-env-id");
+    const char *keep = azure_map_get(&g->tags, "dev8-keep");
+    if (!ctl || strcmp(ctl, rp->cfg->controller_name) != 0 || !eid || strcmp(eid, o->id) != 0) {
+        o->in_flight = 0;
+        orphan_free(rp, o); /* not ours after all: never touched */
+        return;
+    }
+    delete_verified(rp, o, keep, azure_group_delete);
 }
 
 static void verified_share(void *ud, const azure_result_t *res, const azure_share_t *sh)
 {
     orphan_t *o = ud;
     reaper_t *rp = o->rp;
-    if (res->err == D8_ECANCELED) {
-        o->in_flight = 0;
+    if (!verify_answered(rp, o, res, sh))
         return;
-    }
-    if (res->err == D8_ENOENT) {
-        o->in_flight = 0;
-        orphan_free(rp, o);
-        return;
-    }
-    if (res->err < 0 || !sh) {
-        o->in_flight = 0;
-        return;
-    }
     /* Shares hold user data: ownership must be proven by metadata. */
     const char *ctl = azure_map_get(&sh->metadata, "dev8controller");
     const char *eid = azure_map_get(&sh->metadata, "dev8envid");
@@ -256,30 +280,14 @@ static void verified_share(void *ud, const azure_result_t *res, const azure_shar
         o->keep = 1; /* not provably ours: reported, never deleted */
         return;
     }
-    if (keep && strcmp(keep, "true") == 0) {
-        o->keep = 1;
-        o->in_flight = 0;
-        return;
-    }
-    if (!still_reapable(rp, o)) {
-        o->in_flight = 0;
-        return;
-    }
-    azure_scope_t s;
-    char name[SPEC_ID_MAX + 8];
-    resource_name(o, name, sizeof(name));
-    azure_scope_from_region(&s, rp->cfg, &rp->cfg->regions[o->region]);
-    log_deleting(o);
-    if (azure_share_delete(rp->az, &s, name, AZURE_PRIO_LOW, deletion_done, o) < 0)
-        o->in_flight = 0;
+    delete_verified(rp, o, keep, azure_share_delete);
 }
 
 static int start_deletion(reaper_t *rp, orphan_t *o)
 {
     azure_scope_t s;
     char name[SPEC_ID_MAX + 8];
-    resource_name(o, name, sizeof(name));
-    azure_scope_from_region(&s, rp->cfg, &rp->cfg->regions[o->region]);
+    target_of(rp, o, &s, name);
     o->in_flight = 1;
     int rc = o->kind == KIND_GROUP
                  ? azure_group_get(rp->az, &s, name, AZURE_PRIO_LOW, verified_group, o)

@@ -98,7 +98,7 @@ struct reconciler {
     int paused;
     size_t closing;            /* region timers still closing */
     int64_t start_wall_ms;
-    uint64_t rng;
+    uint64_t rng; /* d8_rand01 state: retry and refresh jitter */
 
     metric_family_t *m_total;
     metric_family_t *m_duration;
@@ -109,14 +109,6 @@ struct reconciler {
 };
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static double rand01(reconciler_t *r)
-{
-    r->rng ^= r->rng >> 12;
-    r->rng ^= r->rng << 25;
-    r->rng ^= r->rng >> 27;
-    return (double)((r->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
-}
 
 static void set_str(char **dst, const char *src)
 {
@@ -175,6 +167,26 @@ static int region_index(const reconciler_t *r, const char *name)
 static void scope_of(const reconciler_t *r, int region, azure_scope_t *s)
 {
     azure_scope_from_region(s, r->cfg, &r->cfg->regions[region]);
+}
+
+/* Room for "dev8-" + an environment id + NUL. */
+#define RES_NAME_MAX (SPEC_ID_MAX + 8)
+
+/*
+ * The Azure name of an environment's container group and file share. It is
+ * derived from the id alone, so a restarted agent finds what it created.
+ */
+static void name_of(const char *id, char name[RES_NAME_MAX])
+{
+    snprintf(name, RES_NAME_MAX, "dev8-%s", id);
+}
+
+/* Where every call about o goes: its region's scope and its resource name. */
+static void target_of(const reconciler_t *r, const obs_t *o, azure_scope_t *s,
+                      char name[RES_NAME_MAX])
+{
+    name_of(o->id, name);
+    scope_of(r, o->region, s);
 }
 
 static int is_ours_tags(const reconciler_t *r, const azure_map_t *tags, const char *id)
@@ -319,8 +331,8 @@ static void apply_status(void *ud, const env_obj_t *obj, env_status_t *s)
         changed = 1;
     }
     /* Resource fields: names are deterministic; addresses come from Azure. */
-    char name[SPEC_ID_MAX + 8];
-    snprintf(name, sizeof(name), "dev8-%s", o->id);
+    char name[RES_NAME_MAX];
+    name_of(o->id, name);
     const char *group = o->g_exists ? name : NULL;
     const char *share = o->s_exists ? name : NULL;
     const char *ip = o->g_exists ? o->g_ip : NULL;
@@ -404,7 +416,7 @@ static void azure_failed(reconciler_t *r, obs_t *o, const char *what, const azur
         LF_S("arm_request_id", res->request_id ? res->request_id : ""));
     /* Quota errors will not clear in seconds: retry slowly. */
     if (quota)
-        finish(r, o, 0, 60000 + (uint64_t)(rand01(r) * 60000), "error");
+        finish(r, o, 0, 60000 + (uint64_t)(d8_rand01(&r->rng) * 60000), "error");
     else
         finish(r, o, D8_EIO, 0, "error");
 }
@@ -543,9 +555,8 @@ static void act_failed_sync(reconciler_t *r, obs_t *o, const char *what, int rc)
 static void act_group_delete(reconciler_t *r, obs_t *o, const char *why)
 {
     azure_scope_t s;
-    char name[SPEC_ID_MAX + 8];
-    snprintf(name, sizeof(name), "dev8-%s", o->id);
-    scope_of(r, o->region, &s);
+    char name[RES_NAME_MAX];
+    target_of(r, o, &s, name);
     LOG(LOG_INFO, "deleting container group", LF_S("env_id", o->id), LF_S("group", name),
         LF_S("reason", why));
     count_action(r, "deleteGroup");
@@ -557,9 +568,8 @@ static void act_group_delete(reconciler_t *r, obs_t *o, const char *why)
 static void act_share_delete(reconciler_t *r, obs_t *o)
 {
     azure_scope_t s;
-    char name[SPEC_ID_MAX + 8];
-    snprintf(name, sizeof(name), "dev8-%s", o->id);
-    scope_of(r, o->region, &s);
+    char name[RES_NAME_MAX];
+    target_of(r, o, &s, name);
     /* The one place user data is destroyed: an audit line, always. */
     LOG(LOG_WARN, "audit: deleting file share", LF_S("env_id", o->id), LF_S("share", name),
         LF_S("storage_account", s.storage_account), LF_S("reason", "environment deleted"));
@@ -572,9 +582,8 @@ static void act_share_delete(reconciler_t *r, obs_t *o)
 static void act_share_put(reconciler_t *r, obs_t *o, const env_obj_t *obj)
 {
     azure_scope_t s;
-    char name[SPEC_ID_MAX + 8];
-    snprintf(name, sizeof(name), "dev8-%s", o->id);
-    scope_of(r, o->region, &s);
+    char name[RES_NAME_MAX];
+    target_of(r, o, &s, name);
     azure_kv_t md[] = {{"dev8managedby", "dev8agent"},
                        {"dev8controller", r->cfg->controller_name},
                        {"dev8envid", o->id},
@@ -603,9 +612,8 @@ static void on_share_retained(void *ud, const azure_result_t *res, const azure_s
 static void act_share_retain(reconciler_t *r, obs_t *o, const env_obj_t *obj)
 {
     azure_scope_t s;
-    char name[SPEC_ID_MAX + 8];
-    snprintf(name, sizeof(name), "dev8-%s", o->id);
-    scope_of(r, o->region, &s);
+    char name[RES_NAME_MAX];
+    target_of(r, o, &s, name);
     azure_kv_t md[] = {{"dev8managedby", "dev8agent"},
                        {"dev8controller", r->cfg->controller_name},
                        {"dev8envid", o->id},
@@ -624,9 +632,8 @@ static void act_share_retain(reconciler_t *r, obs_t *o, const env_obj_t *obj)
 static void act_share_quota(reconciler_t *r, obs_t *o, int quota)
 {
     azure_scope_t s;
-    char name[SPEC_ID_MAX + 8];
-    snprintf(name, sizeof(name), "dev8-%s", o->id);
-    scope_of(r, o->region, &s);
+    char name[RES_NAME_MAX];
+    target_of(r, o, &s, name);
     LOG(LOG_INFO, "growing file share quota", LF_S("env_id", o->id), LF_I("from_gb", o->s_quota),
         LF_I("to_gb", quota));
     count_action(r, "growShare");
@@ -651,10 +658,9 @@ static void spec_hash_of(reconciler_t *r, const env_obj_t *obj, char out[17])
 static void act_group_put(reconciler_t *r, obs_t *o, const env_obj_t *obj, const char *hash)
 {
     azure_scope_t s;
-    char name[SPEC_ID_MAX + 8];
+    char name[RES_NAME_MAX];
     char label[64];
-    snprintf(name, sizeof(name), "dev8-%s", o->id);
-    scope_of(r, o->region, &s);
+    target_of(r, o, &s, name);
     reconcile_dns_label(r->cfg->controller_name, o->id, label);
     const env_spec_t *sp = &obj->spec;
     azure_kv_t tags[] = {{TAG_MANAGED_BY, MANAGED_BY},
@@ -698,9 +704,8 @@ static void act_group_put(reconciler_t *r, obs_t *o, const env_obj_t *obj, const
 static void act_power(reconciler_t *r, obs_t *o, int start)
 {
     azure_scope_t s;
-    char name[SPEC_ID_MAX + 8];
-    snprintf(name, sizeof(name), "dev8-%s", o->id);
-    scope_of(r, o->region, &s);
+    char name[RES_NAME_MAX];
+    target_of(r, o, &s, name);
     LOG(LOG_INFO, start ? "starting container group" : "stopping container group",
         LF_S("env_id", o->id), LF_S("group", name));
     count_action(r, start ? "startGroup" : "stopGroup");
@@ -737,9 +742,8 @@ static int need_group_get(reconciler_t *r, const obs_t *o)
 static void get_group(reconciler_t *r, obs_t *o)
 {
     azure_scope_t s;
-    char name[SPEC_ID_MAX + 8];
-    snprintf(name, sizeof(name), "dev8-%s", o->id);
-    scope_of(r, o->region, &s);
+    char name[RES_NAME_MAX];
+    target_of(r, o, &s, name);
     int rc = azure_group_get(r->az, &s, name, AZURE_PRIO_NORMAL, on_group_get, o);
     if (rc < 0)
         act_failed_sync(r, o, "get container group", rc);
@@ -748,9 +752,8 @@ static void get_group(reconciler_t *r, obs_t *o)
 static void get_share(reconciler_t *r, obs_t *o)
 {
     azure_scope_t s;
-    char name[SPEC_ID_MAX + 8];
-    snprintf(name, sizeof(name), "dev8-%s", o->id);
-    scope_of(r, o->region, &s);
+    char name[RES_NAME_MAX];
+    target_of(r, o, &s, name);
     int rc = azure_share_get(r->az, &s, name, AZURE_PRIO_NORMAL, on_share_get, o);
     if (rc < 0)
         act_failed_sync(r, o, "get file share", rc);
@@ -911,7 +914,7 @@ static void schedule_refresh(reconciler_t *r, obs_t *o)
     uint64_t refresh = (uint64_t)r->cfg->status_refresh_seconds * 1000;
     if (o->fetched_group || !o->g_next_get_ms)
         o->g_next_get_ms =
-            uv_now(r->loop) + refresh + (uint64_t)(rand01(r) * (double)refresh / 2);
+            uv_now(r->loop) + refresh + (uint64_t)(d8_rand01(&r->rng) * (double)refresh / 2);
 }
 
 static uint64_t refresh_delay(reconciler_t *r, const obs_t *o)
@@ -1044,7 +1047,7 @@ static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
              * the whole region. */
             o->failed_seen = 1;
             o->prov_failures++;
-            uint64_t delay = workqueue_backoff_ms(o->prov_failures, 1000, 300000, rand01(r));
+            uint64_t delay = workqueue_backoff_ms(o->prov_failures, 1000, 300000, d8_rand01(&r->rng));
             o->prov_retry_ms = now + delay;
             c.phase = PHASE_ERROR;
             c.ready = COND_FALSE;
@@ -1263,8 +1266,8 @@ static void apply_lists(reconciler_t *r, region_state_t *rs)
                 id = env_id_of_share(g->name); /* same dev8-{id} naming */
             if (!id || !g->name)
                 continue;
-            char want[SPEC_ID_MAX + 8];
-            snprintf(want, sizeof(want), "dev8-%s", id);
+            char want[RES_NAME_MAX];
+            name_of(id, want);
             if (strcasecmp(want, g->name) != 0)
                 continue; /* tagged with an id that does not match its name */
             obs_t *o = obs_get(r, id);
@@ -1500,8 +1503,7 @@ reconciler_t *reconciler_new(const reconcile_opts_t *opts)
         r->hash_keylen = opts->hash_keylen;
     }
     r->start_wall_ms = d8_wall_ms();
-    d8_random_bytes(&r->rng, sizeof(r->rng));
-    r->rng |= 1;
+    r->rng = d8_rand_seed();
     d8_map_init(&r->obs);
     workqueue_opts_t wo = {
         .max_active = (size_t)r->cfg->max_concurrent_reconciles,

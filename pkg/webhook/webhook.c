@@ -13,6 +13,7 @@
 #include "webhook/webhook_int.h"
 
 #include "base/base.h"
+#include "base/list.h"
 #include "base/map.h"
 #include "log/log.h"
 
@@ -140,42 +141,11 @@ int webhook_signature(const void *secret, size_t secret_len, const void *body, s
 
 /* ------------------------------------------------------------ the webhook */
 
-typedef struct link {
-    struct link *prev, *next;
-} link_t;
-
-#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-
-static void list_init(link_t *h)
-{
-    h->prev = h->next = h;
-}
-
-static int list_empty(const link_t *h)
-{
-    return h->next == h;
-}
-
-static void list_push(link_t *h, link_t *n)
-{
-    n->prev = h->prev;
-    n->next = h;
-    h->prev->next = n;
-    h->prev = n;
-}
-
-static void list_del(link_t *n)
-{
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->prev = n->next = n;
-}
-
 typedef struct wh_env {
     webhook__slot_t slot;
     char *id; /* owned; the map key */
     webhook_t *wh;
-    link_t ready; /* linked while in wh->ready */
+    d8_list_t ready; /* linked while in wh->ready */
     int in_ready;
     size_t heap_idx; /* in wh->heap while backing off, else NOT_IN_HEAP */
     uint64_t not_before;
@@ -201,45 +171,19 @@ struct webhook {
     uint64_t backoff_cap_ms;
     size_t max_inflight;
     d8_map_t envs; /* id -> wh_env_t, only environments with work */
-    link_t ready;
+    d8_list_t ready;
     wh_env_t **heap;
     size_t nheap, capheap;
     size_t ninflight;
     uv_timer_t timer;
     uint64_t timer_due; /* UINT64_MAX when idle */
-    uint64_t rng;
+    uint64_t rng;       /* d8_rand01 state: retry jitter */
     metric_family_t *m_deliveries;
     metric_family_t *m_pending;
     int closing;
 };
 
 static void pump_cb(uv_timer_t *t);
-
-static double rand01(webhook_t *wh)
-{
-    /* xorshift64*: jitter needs spread, not secrecy. */
-    uint64_t x = wh->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    wh->rng = x;
-    return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
-}
-
-static void uuid_v4(char out[37])
-{
-    unsigned char b[16];
-    if (d8_random_bytes(b, sizeof(b)) < 0) {
-        uint64_t t = d8_mono_ns();
-        memcpy(b, &t, 8);
-        memcpy(b + 8, &t, 8);
-    }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    char hex[33];
-    d8_hex(b, 16, hex);
-    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
-}
 
 static void set_pending(webhook_t *wh)
 {
@@ -334,7 +278,7 @@ static void make_ready(webhook_t *wh, wh_env_t *e)
     if (e->in_ready || e->heap_idx != NOT_IN_HEAP || e->easy)
         return;
     e->in_ready = 1;
-    list_push(&wh->ready, &e->ready);
+    d8_list_push(&wh->ready, &e->ready);
     kick(wh, 0);
 }
 
@@ -368,8 +312,8 @@ static void attempt_failed(webhook_t *wh, wh_env_t *e, long status, const char *
 {
     const char *event = store_event_name(e->slot.sending.type);
     webhook__failed(&e->slot);
-    uint64_t delay =
-        webhook__backoff_ms(e->slot.failures, wh->backoff_base_ms, wh->backoff_cap_ms, rand01(wh));
+    uint64_t delay = webhook__backoff_ms(e->slot.failures, wh->backoff_base_ms, wh->backoff_cap_ms,
+                                         d8_rand01(&wh->rng));
     if (e->retry_after_ms > 0 && (uint64_t)e->retry_after_ms > delay)
         delay = (uint64_t)e->retry_after_ms < wh->backoff_cap_ms ? (uint64_t)e->retry_after_ms
                                                                  : wh->backoff_cap_ms;
@@ -433,7 +377,7 @@ static void start(webhook_t *wh, wh_env_t *e)
     }
     webhook__state_t *st = &e->slot.sending;
     if (!st->delivery[0])
-        uuid_v4(st->delivery);
+        d8_uuid_v4(st->delivery);
     e->retry_after_ms = -1;
     char sig[WEBHOOK_SIGNATURE_LEN];
     if (webhook_signature(wh->secret, wh->secret_len, st->body, st->len, sig) < 0) {
@@ -529,11 +473,11 @@ static void pump_cb(uv_timer_t *t)
     while (wh->nheap > 0 && wh->heap[0]->not_before <= now) {
         wh_env_t *e = heap_pop(wh);
         e->in_ready = 1;
-        list_push(&wh->ready, &e->ready);
+        d8_list_push(&wh->ready, &e->ready);
     }
-    while (wh->ninflight < wh->max_inflight && !list_empty(&wh->ready)) {
-        wh_env_t *e = CONTAINER(wh->ready.next, wh_env_t, ready);
-        list_del(&e->ready);
+    while (wh->ninflight < wh->max_inflight && !d8_list_empty(&wh->ready)) {
+        wh_env_t *e = d8_container_of(wh->ready.next, wh_env_t, ready);
+        d8_list_del(&e->ready);
         e->in_ready = 0;
         start(wh, e);
     }
@@ -555,7 +499,7 @@ static void on_event(void *ud, const store_event_t *ev)
         e->wh = wh;
         e->heap_idx = NOT_IN_HEAP;
         e->retry_after_ms = -1;
-        list_init(&e->ready);
+        d8_list_init(&e->ready);
         d8_map_put(&wh->envs, e->id, e);
         set_pending(wh);
     }
@@ -631,12 +575,9 @@ int webhook_new(const webhook_opts_t *o, webhook_t **out, char *err, size_t errl
         wh->backoff_cap_ms = wh->backoff_base_ms;
     wh->max_inflight = o->max_inflight > 0 ? (size_t)o->max_inflight : DEF_MAX_INFLIGHT;
     d8_map_init(&wh->envs);
-    list_init(&wh->ready);
+    d8_list_init(&wh->ready);
     wh->timer_due = UINT64_MAX;
-    uint64_t seed = 0;
-    if (d8_random_bytes(&seed, sizeof(seed)) < 0 || seed == 0)
-        seed = d8_mono_ns() | 1;
-    wh->rng = seed;
+    wh->rng = d8_rand_seed();
     if (o->cu) {
         wh->cu = o->cu;
     } else {

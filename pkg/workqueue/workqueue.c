@@ -33,17 +33,8 @@ struct workqueue {
     uv_timer_t kick_timer;
     int closing;
     workqueue_stats_t st;
-    uint64_t rng;
+    uint64_t rng; /* d8_rand01 state: backoff jitter */
 };
-
-static double rand01(workqueue_t *q)
-{
-    /* xorshift64*: jitter only, no need for a strong generator. */
-    q->rng ^= q->rng >> 12;
-    q->rng ^= q->rng << 25;
-    q->rng ^= q->rng >> 27;
-    return (double)((q->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
-}
 
 uint64_t workqueue_backoff_ms(int n, uint64_t base_ms, uint64_t cap_ms, double r)
 {
@@ -222,9 +213,7 @@ workqueue_t *workqueue_new(uv_loop_t *loop, const workqueue_opts_t *opts)
     uv_timer_init(loop, &q->delay_timer);
     uv_timer_init(loop, &q->kick_timer);
     q->delay_timer.data = q->kick_timer.data = q;
-    uint64_t seed = 0;
-    d8_random_bytes(&seed, sizeof(seed));
-    q->rng = seed | 1;
+    q->rng = d8_rand_seed();
     return q;
 }
 
@@ -326,7 +315,7 @@ uint64_t workqueue_done(workqueue_t *q, const char *key, int err, uint64_t reque
         it->failures++;
         q->st.retries++;
         delay = workqueue_backoff_ms(it->failures, q->o.backoff_base_ms, q->o.backoff_cap_ms,
-                                     rand01(q));
+                                     d8_rand01(&q->rng));
         /* A 1 ms base jitters down to 0, which would drop the key. */
         if (!delay)
             delay = 1;
