@@ -57,7 +57,7 @@ static int write_config(ta_agent_t *a, const ta_opts_t *opts)
     char ring[64] = "";
     if (opts && opts->watch_ring_size > 0)
         snprintf(ring, sizeof ring, "  watchRingSize: %d\n", opts->watch_ring_size);
-    char ctl[256] = "";
+    char ctl[1024] = "";
     if (opts && opts->resync_seconds > 0)
         snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "  resyncSeconds: %d\n",
                  opts->resync_seconds);
@@ -67,6 +67,9 @@ static int write_config(ta_agent_t *a, const ta_opts_t *opts)
     if (opts && opts->shutdown_grace_seconds > 0)
         snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "  shutdownGraceSeconds: %d\n",
                  opts->shutdown_grace_seconds);
+    if (opts && opts->state_file)
+        snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "  stateFile: \"%s\"\n",
+                 opts->state_file);
     char az[512] = "";
     if (opts && opts->azsim_port > 0)
         snprintf(az, sizeof az,

@@ -32,6 +32,7 @@ typedef struct ta_opts {
     int resync_seconds;         /* controller.resyncSeconds, 0 = not written */
     int status_refresh_seconds; /* controller.statusRefreshSeconds, 0 = not written */
     int shutdown_grace_seconds; /* controller.shutdownGraceSeconds, 0 = not written */
+    const char *state_file;     /* controller.stateFile, NULL = not written */
 } ta_opts_t;
 
 typedef struct ta_agent {
