@@ -169,5 +169,5 @@ help:
 	@grep -hE '^## ' Makefile | sed 's/^## /  make /'
 	@echo "  make SANITIZE=address,undefined test   (tests under ASan+UBSan)"
 
--include $(PKG_OBJS:.o=.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) $(INTEG_SRCS:%.c=$(BUILD)/%.d) \
+-include $(PKG_OBJS:.o=.d) $(CMDS:%=$(BUILD)/cmd/%/main.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) $(INTEG_SRCS:%.c=$(BUILD)/%.d) \
 	$(BENCH_SRCS:%.c=$(BUILD)/%.d)

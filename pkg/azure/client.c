@@ -80,8 +80,10 @@ void azure_client_opts_default(azure_client_opts_t *o)
     o->buckets[AZURE_BUCKET_READ] = (azure_bucket_opts_t){250, 25};
     o->buckets[AZURE_BUCKET_WRITE] = (azure_bucket_opts_t){200, 10};
     o->buckets[AZURE_BUCKET_DELETE] = (azure_bucket_opts_t){200, 10};
-    o->buckets[AZURE_BUCKET_ACI_CREATE] = (azure_bucket_opts_t){100, 100.0 / 300.0};
-    o->buckets[AZURE_BUCKET_ACI_DELETE] = (azure_bucket_opts_t){100, 100.0 / 300.0};
+    /* ACI allows 100 per 5 minutes and 300 per hour: a burst of 100 that
+     * refills at the hourly rate respects both. */
+    o->buckets[AZURE_BUCKET_ACI_CREATE] = (azure_bucket_opts_t){100, 300.0 / 3600.0};
+    o->buckets[AZURE_BUCKET_ACI_DELETE] = (azure_bucket_opts_t){100, 300.0 / 3600.0};
     o->storage_key_ttl_ms = 3600 * 1000;
     o->max_pages = 1000;
     o->remaining_low_water = 10;
@@ -104,6 +106,18 @@ void azure_client_opts_from_config(azure_client_opts_t *o, const config_t *cfg)
         o->storage_api_version = cfg->storage_api_version;
     if (cfg->max_inflight > 0)
         o->max_inflight = cfg->max_inflight;
+    if (cfg->rl_reads_per_second > 0) {
+        o->buckets[AZURE_BUCKET_READ] =
+            (azure_bucket_opts_t){cfg->rl_read_burst, cfg->rl_reads_per_second};
+        o->buckets[AZURE_BUCKET_WRITE] =
+            (azure_bucket_opts_t){cfg->rl_write_burst, cfg->rl_writes_per_second};
+        o->buckets[AZURE_BUCKET_DELETE] =
+            (azure_bucket_opts_t){cfg->rl_delete_burst, cfg->rl_deletes_per_second};
+        o->buckets[AZURE_BUCKET_ACI_CREATE] = (azure_bucket_opts_t){
+            cfg->rl_aci_creates_burst, cfg->rl_aci_creates_per_hour / 3600.0};
+        o->buckets[AZURE_BUCKET_ACI_DELETE] = (azure_bucket_opts_t){
+            cfg->rl_aci_deletes_burst, cfg->rl_aci_deletes_per_hour / 3600.0};
+    }
     azure_auth_kind_t k;
     if (cfg->azure_auth && azure_auth_kind_parse(cfg->azure_auth, &k) == 0)
         o->auth = k;

@@ -66,6 +66,16 @@ static config_t *defaults_new(void)
     cfg->aci_api_version = d8_xstrdup("2025-09-01");
     cfg->storage_api_version = d8_xstrdup("2025-01-01");
     cfg->max_inflight = 32;
+    cfg->rl_read_burst = 250;
+    cfg->rl_reads_per_second = 25;
+    cfg->rl_write_burst = 200;
+    cfg->rl_writes_per_second = 10;
+    cfg->rl_delete_burst = 200;
+    cfg->rl_deletes_per_second = 10;
+    cfg->rl_aci_creates_burst = 100;
+    cfg->rl_aci_creates_per_hour = 300;
+    cfg->rl_aci_deletes_burst = 100;
+    cfg->rl_aci_deletes_per_hour = 300;
 
     cfg->images = d8_xcalloc(1, sizeof *cfg->images);
     cfg->images[0].key = d8_xstrdup("node");

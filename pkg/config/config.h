@@ -56,6 +56,18 @@ typedef struct config {
     char *aci_api_version;
     char *storage_api_version;
     int max_inflight;          /* 32 */
+    /* azure.rateLimits: the client-side buckets mirroring ARM's and ACI's
+     * meters (per subscription and region). */
+    int rl_read_burst;         /* 250 */
+    int rl_reads_per_second;   /* 25 */
+    int rl_write_burst;        /* 200 */
+    int rl_writes_per_second;  /* 10 */
+    int rl_delete_burst;       /* 200 */
+    int rl_deletes_per_second; /* 10 */
+    int rl_aci_creates_burst;  /* 100 (ACI: 100 per 5 minutes) */
+    int rl_aci_creates_per_hour; /* 300 */
+    int rl_aci_deletes_burst;  /* 100 */
+    int rl_aci_deletes_per_hour; /* 300 */
     config_region_t *regions;
     size_t nregions;
     /* images, workspace, limits */

@@ -1014,6 +1014,22 @@ static const field_t api_fields[] = {
     {0},
 };
 
+/* azure.rateLimits: ARM's and ACI's published meters by default; lower
+ * them when another principal shares the subscription's budget. */
+static const field_t rate_limit_fields[] = {
+    ROW_INT("readBurst", config_t, rl_read_burst, 1, 1000000),
+    ROW_INT("readsPerSecond", config_t, rl_reads_per_second, 1, 1000000),
+    ROW_INT("writeBurst", config_t, rl_write_burst, 1, 1000000),
+    ROW_INT("writesPerSecond", config_t, rl_writes_per_second, 1, 1000000),
+    ROW_INT("deleteBurst", config_t, rl_delete_burst, 1, 1000000),
+    ROW_INT("deletesPerSecond", config_t, rl_deletes_per_second, 1, 1000000),
+    ROW_INT("aciCreatesBurst", config_t, rl_aci_creates_burst, 1, 1000000),
+    ROW_INT("aciCreatesPerHour", config_t, rl_aci_creates_per_hour, 1, 100000000),
+    ROW_INT("aciDeletesBurst", config_t, rl_aci_deletes_burst, 1, 1000000),
+    ROW_INT("aciDeletesPerHour", config_t, rl_aci_deletes_per_hour, 1, 100000000),
+    {0},
+};
+
 static const field_t azure_fields[] = {
     ROW_STR("auth", config_t, azure_auth, check_auth, 0),
     ROW_STR("subscriptionId", config_t, subscription_id, check_subscription, 0),
@@ -1023,6 +1039,7 @@ static const field_t azure_fields[] = {
     ROW_STR("aciApiVersion", config_t, aci_api_version, check_api_version, 0),
     ROW_STR("storageApiVersion", config_t, storage_api_version, check_api_version, 0),
     ROW_INT("maxInflight", config_t, max_inflight, 1, 1024),
+    ROW_SECTION("rateLimits", rate_limit_fields),
     ROW_CUSTOM("regions", set_regions),
     {0},
 };

@@ -56,7 +56,12 @@ typedef struct obs {
     uint64_t s_updated_ms;
 
     int ever_running;
-    int64_t running_since_ms;  /* wall time RUNNING was first observed */
+    int64_t running_since_ms;
+    /* What the last pass saw of the desired object (see on_store_event). */
+    int64_t seen_generation;
+    int seen_deleting;
+    int64_t seen_activity_ms;
+    int seen_restored;  /* wall time RUNNING was first observed */
     int64_t auto_stopped_ms;   /* wall time of an auto-stop, 0 = none */
     int64_t auto_stopped_gen;
 
@@ -923,6 +928,34 @@ static uint64_t refresh_delay(reconciler_t *r, const obs_t *o)
     return o->g_next_get_ms > now ? o->g_next_get_ms - now : 1;
 }
 
+/*
+ * ACI meters container group creates and deletes per region (100 per 5
+ * minutes, 300 per hour). A pass whose mutation would wait for the
+ * client's bucket gives its slot back instead of holding it (which would
+ * stall the status work of every other environment behind it): it says
+ * Throttled and comes back when a token is due.
+ */
+static int aci_throttled(reconciler_t *r, obs_t *o, status_change_t *c, azure_bucket_kind_t kind)
+{
+    azure_scope_t s;
+    scope_of(r, o->region, &s);
+    double tokens;
+    if (azure_client_bucket_level(r->az, s.subscription_id, s.region, kind, &tokens) != 0 ||
+        tokens >= 1.0)
+        return 0;
+    double per_hour = kind == AZURE_BUCKET_ACI_CREATE ? r->cfg->rl_aci_creates_per_hour
+                                                      : r->cfg->rl_aci_deletes_per_hour;
+    double per_ms = per_hour / 3600000.0;
+    uint64_t wait = (uint64_t)((1.0 - tokens) / per_ms) + 1;
+    wait += (uint64_t)(d8_rand01(&r->rng) * 1000.0);
+    c->synced = COND_FALSE;
+    c->synced_reason = "Throttled";
+    c->synced_msg = "waiting for the region's Azure Container Instances rate limit";
+    set_status(r, o, c);
+    finish(r, o, 0, wait, "throttled");
+    return 1;
+}
+
 static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
 {
     const env_spec_t *sp = &obj->spec;
@@ -1007,6 +1040,8 @@ static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
         c.ready = COND_FALSE;
         c.ready_reason = c.phase == PHASE_CREATING ? "Creating" : "Starting";
         c.ready_msg = "creating the container group";
+        if (aci_throttled(r, o, &c, AZURE_BUCKET_ACI_CREATE))
+            return;
         c.acted = 1;
         set_status(r, o, &c);
         act_group_put(r, o, obj, hash);
@@ -1026,6 +1061,8 @@ static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
         c.ready = COND_FALSE;
         c.ready_reason = "Starting";
         c.ready_msg = "recreating the container group for the new spec (the share keeps the data)";
+        if (aci_throttled(r, o, &c, AZURE_BUCKET_ACI_DELETE))
+            return;
         c.acted = 1;
         set_status(r, o, &c);
         act_group_delete(r, o, "spec drift");
@@ -1178,6 +1215,10 @@ static void step(reconciler_t *r, obs_t *o)
         finish(r, o, 0, 0, "success");
         return;
     }
+    o->seen_generation = obj->generation;
+    o->seen_deleting = obj->status.phase == PHASE_DELETING;
+    o->seen_activity_ms = obj->status.last_activity_ms;
+    o->seen_restored = obj->restored;
     if (obj->has_spec && obj->status.phase != PHASE_DELETING) {
         int idx = region_index(r, obj->spec.cloud_region);
         if (idx < 0) {
@@ -1208,6 +1249,10 @@ static void process(void *ud, const char *key, double waited)
 {
     reconciler_t *r = ud;
     metrics_observe(r->m_queue_wait, NULL, waited);
+    /* A key the cache has not seen is read by GET before anything is
+     * created under its name, even right after a list: a resource of that
+     * name may have appeared since, and one that is not ours must never be
+     * overwritten (invariant 1). */
     obs_t *o = obs_get(r, key);
     o->busy = 1;
     o->fetched_group = 0;
@@ -1414,6 +1459,17 @@ static void on_store_event(void *ud, const store_event_t *ev)
         /* Left the desired set: its resources are the reaper's now. */
         return;
     }
+    /* Our own status writes come back as events too: they change nothing
+     * a pass decides on, and requeueing on them would skip the polling
+     * delay of long-running operations. React to what the API changes:
+     * the generation, a deletion, activity (a /start), the secrets of a
+     * restored object. */
+    obs_t *o = d8_map_get(&r->obs, ev->id);
+    const env_obj_t *obj = store_get(r->store, ev->id);
+    if (o && obj && o->seen_generation == obj->generation &&
+        o->seen_deleting == (obj->status.phase == PHASE_DELETING) &&
+        o->seen_activity_ms == obj->status.last_activity_ms && o->seen_restored == obj->restored)
+        return;
     workqueue_add(r->wq, ev->id);
 }
 
