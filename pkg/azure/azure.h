@@ -80,10 +80,14 @@ typedef enum azure_bucket_kind {
     AZURE_BUCKET_READ = 0,
     AZURE_BUCKET_WRITE,
     AZURE_BUCKET_DELETE,
-    AZURE_BUCKET_ACI_CREATE, /* container group PUTs, on top of WRITE */
-    AZURE_BUCKET_ACI_DELETE, /* container group DELETEs, on top of DELETE */
+    AZURE_BUCKET_ACI_CREATE, /* container group PUTs, on top of WRITE (5 min window) */
+    AZURE_BUCKET_ACI_DELETE, /* container group DELETEs, on top of DELETE (5 min window) */
+    AZURE_BUCKET_ACI_CREATE_HOURLY, /* the same PUTs, hourly window */
+    AZURE_BUCKET_ACI_DELETE_HOURLY, /* the same DELETEs, hourly window */
 } azure_bucket_kind_t;
-#define AZURE_BUCKET_KINDS 5
+#define AZURE_BUCKET_KINDS 7
+/* The hourly twin of an ACI bucket kind. */
+#define AZURE_BUCKET_HOURLY(k) ((k) + 2)
 
 typedef enum azure_auth_kind {
     AZURE_AUTH_AUTO = 0, /* workload identity if AZURE_FEDERATED_TOKEN_FILE is

@@ -50,8 +50,9 @@ const azure__op_info_t azure__ops[AZ_OP__COUNT] = {
 const double azure_hist_bounds[AZURE_HIST_BUCKETS] = {0.025, 0.05, 0.1, 0.25, 0.5,
                                                       1,     2.5,  5,   10,   30};
 
-static const char *const bucket_kind_names[AZURE_BUCKET_KINDS] = {"read", "write", "delete",
-                                                                  "aci_create", "aci_delete"};
+static const char *const bucket_kind_names[AZURE_BUCKET_KINDS] = {
+    "read", "write", "delete", "aci_create", "aci_delete", "aci_create_hourly",
+    "aci_delete_hourly"};
 
 static void sched_cb(uv_timer_t *t);
 static void teardown(azure_client_t *c);
@@ -80,10 +81,12 @@ void azure_client_opts_default(azure_client_opts_t *o)
     o->buckets[AZURE_BUCKET_READ] = (azure_bucket_opts_t){250, 25};
     o->buckets[AZURE_BUCKET_WRITE] = (azure_bucket_opts_t){200, 10};
     o->buckets[AZURE_BUCKET_DELETE] = (azure_bucket_opts_t){200, 10};
-    /* ACI allows 100 per 5 minutes and 300 per hour: a burst of 100 that
-     * refills at the hourly rate respects both. */
-    o->buckets[AZURE_BUCKET_ACI_CREATE] = (azure_bucket_opts_t){100, 300.0 / 3600.0};
-    o->buckets[AZURE_BUCKET_ACI_DELETE] = (azure_bucket_opts_t){100, 300.0 / 3600.0};
+    /* ACI allows 100 per 5 minutes and 300 per hour, for creates and for
+     * deletes: a request needs a token of both windows. */
+    o->buckets[AZURE_BUCKET_ACI_CREATE] = (azure_bucket_opts_t){100, 100.0 / 300.0};
+    o->buckets[AZURE_BUCKET_ACI_DELETE] = (azure_bucket_opts_t){100, 100.0 / 300.0};
+    o->buckets[AZURE_BUCKET_ACI_CREATE_HOURLY] = (azure_bucket_opts_t){300, 300.0 / 3600.0};
+    o->buckets[AZURE_BUCKET_ACI_DELETE_HOURLY] = (azure_bucket_opts_t){300, 300.0 / 3600.0};
     o->storage_key_ttl_ms = 3600 * 1000;
     o->max_pages = 1000;
     o->remaining_low_water = 10;
@@ -114,9 +117,13 @@ void azure_client_opts_from_config(azure_client_opts_t *o, const config_t *cfg)
         o->buckets[AZURE_BUCKET_DELETE] =
             (azure_bucket_opts_t){cfg->rl_delete_burst, cfg->rl_deletes_per_second};
         o->buckets[AZURE_BUCKET_ACI_CREATE] = (azure_bucket_opts_t){
-            cfg->rl_aci_creates_burst, cfg->rl_aci_creates_per_hour / 3600.0};
+            cfg->rl_aci_creates_burst, cfg->rl_aci_creates_burst / 300.0};
         o->buckets[AZURE_BUCKET_ACI_DELETE] = (azure_bucket_opts_t){
-            cfg->rl_aci_deletes_burst, cfg->rl_aci_deletes_per_hour / 3600.0};
+            cfg->rl_aci_deletes_burst, cfg->rl_aci_deletes_burst / 300.0};
+        o->buckets[AZURE_BUCKET_ACI_CREATE_HOURLY] = (azure_bucket_opts_t){
+            cfg->rl_aci_creates_per_hour, cfg->rl_aci_creates_per_hour / 3600.0};
+        o->buckets[AZURE_BUCKET_ACI_DELETE_HOURLY] = (azure_bucket_opts_t){
+            cfg->rl_aci_deletes_per_hour, cfg->rl_aci_deletes_per_hour / 3600.0};
     }
     azure_auth_kind_t k;
     if (cfg->azure_auth && azure_auth_kind_parse(cfg->azure_auth, &k) == 0)
@@ -261,6 +268,8 @@ static uint64_t req_bucket_wait(azure__req_t *r, uint64_t now)
     if (oi->aci_bucket >= 0) {
         uint64_t x = azure__bucket_wait_ms(&r->bkt->b[oi->aci_bucket], now);
         w = x > w ? x : w;
+        x = azure__bucket_wait_ms(&r->bkt->b[AZURE_BUCKET_HOURLY(oi->aci_bucket)], now);
+        w = x > w ? x : w;
     }
     return w;
 }
@@ -275,8 +284,10 @@ static void req_bucket_take(azure__req_t *r)
         r->bkt->used[oi->bucket] = 1;
     }
     if (oi->aci_bucket >= 0) {
+        int hourly = AZURE_BUCKET_HOURLY(oi->aci_bucket);
         azure__bucket_take(&r->bkt->b[oi->aci_bucket]);
-        r->bkt->used[oi->aci_bucket] = 1;
+        azure__bucket_take(&r->bkt->b[hourly]);
+        r->bkt->used[oi->aci_bucket] = r->bkt->used[hourly] = 1;
     }
 }
 
@@ -881,8 +892,10 @@ static void attempt_done(azure__req_t *r, CURLcode cres)
         uint64_t until = now + (uint64_t)r->retry_after_ms;
         if (oi->bucket >= 0)
             azure__bucket_pause(&r->bkt->b[oi->bucket], until);
-        if (oi->aci_bucket >= 0)
+        if (oi->aci_bucket >= 0) {
             azure__bucket_pause(&r->bkt->b[oi->aci_bucket], until);
+            azure__bucket_pause(&r->bkt->b[AZURE_BUCKET_HOURLY(oi->aci_bucket)], until);
+        }
     }
 
     if (retry && r->attempt < c->max_attempts) {
