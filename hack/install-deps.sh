@@ -7,7 +7,7 @@ pkgs=(
   build-essential pkg-config clang
   libuv1-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libssl-dev
   libcmocka-dev libhttp-parser-dev
-  curl wrk nginx-light yamllint
+  curl wrk nginx-light yamllint python3
 )
 
 missing=()
