@@ -855,16 +855,26 @@ static void decide_delete(reconciler_t *r, obs_t *o, const env_obj_t *obj)
 
 /* Auto-stop: RUNNING, autoStopMinutes set, no activity for that long. The
  * clock never starts before the agent's own start. */
+int reconcile_auto_stop_due(int minutes, int64_t agent_start_ms, int64_t last_activity_ms,
+                            int64_t running_since_ms, int64_t now_ms)
+{
+    if (minutes <= 0)
+        return 0;
+    int64_t since = agent_start_ms;
+    if (last_activity_ms > since)
+        since = last_activity_ms;
+    if (running_since_ms > since)
+        since = running_since_ms;
+    return now_ms - since >= (int64_t)minutes * 60000;
+}
+
 static int auto_stop_due(reconciler_t *r, obs_t *o, const env_obj_t *obj)
 {
-    if (obj->spec.auto_stop_minutes <= 0 || obj->spec.power != SPEC_POWER_RUNNING)
+    if (obj->spec.power != SPEC_POWER_RUNNING)
         return 0;
-    int64_t since = r->start_wall_ms;
-    if (obj->status.last_activity_ms > since)
-        since = obj->status.last_activity_ms;
-    if (o->running_since_ms > since)
-        since = o->running_since_ms;
-    return d8_wall_ms() - since >= (int64_t)obj->spec.auto_stop_minutes * 60000;
+    return reconcile_auto_stop_due(obj->spec.auto_stop_minutes, r->start_wall_ms,
+                                   obj->status.last_activity_ms, o->running_since_ms,
+                                   d8_wall_ms());
 }
 
 static int auto_stopped(obs_t *o, const env_obj_t *obj)

@@ -50,6 +50,16 @@ void reconciler_status(reconciler_t *r, cJSON *status);
  * us (its callbacks reference the reconciler). Timers close via the loop. */
 void reconciler_free(reconciler_t *r);
 
+/*
+ * The auto-stop rule of DESIGN.md section 5, as a pure function: an
+ * environment with autoStopMinutes > 0 is due when nothing happened for that
+ * long — counting from the latest of the agent's own start (so a restart
+ * never stops anything early), the last activity and the moment it was
+ * last seen becoming RUNNING. Times in wall milliseconds, 0 = never.
+ */
+int reconcile_auto_stop_due(int minutes, int64_t agent_start_ms, int64_t last_activity_ms,
+                            int64_t running_since_ms, int64_t now_ms);
+
 /* Names and labels of section 4, exposed for tests. */
 void reconcile_dns_label(const char *controller, const char *id, char out[64]);
 

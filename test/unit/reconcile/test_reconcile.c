@@ -1,0 +1,77 @@
+/* Unit tests of pkg/reconcile's pure rules: auto-stop timing and the DNS
+ * label of section 4. The loop itself is tested end to end against azsim
+ * (test/integration/test_reconcile*.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "reconcile/reconcile.h"
+
+#include <string.h>
+
+#define MINUTE 60000LL
+#define T0 1800000000000LL /* an arbitrary wall time */
+
+static void test_auto_stop_off_when_zero(void **state)
+{
+    (void)state;
+    assert_false(reconcile_auto_stop_due(0, T0, 0, T0, T0 + 1000 * MINUTE));
+}
+
+static void test_auto_stop_counts_from_last_activity(void **state)
+{
+    (void)state;
+    int64_t act = T0 + 10 * MINUTE;
+    assert_false(reconcile_auto_stop_due(30, T0, act, T0, act + 30 * MINUTE - 1));
+    assert_true(reconcile_auto_stop_due(30, T0, act, T0, act + 30 * MINUTE));
+}
+
+static void test_auto_stop_never_before_agent_start(void **state)
+{
+    (void)state;
+    /* Activity long ago, but the agent just started: the clock starts now. */
+    int64_t start = T0 + 500 * MINUTE;
+    assert_false(reconcile_auto_stop_due(5, start, T0, 0, start + 5 * MINUTE - 1));
+    assert_true(reconcile_auto_stop_due(5, start, T0, 0, start + 5 * MINUTE));
+}
+
+static void test_auto_stop_counts_from_becoming_running(void **state)
+{
+    (void)state;
+    /* A start after a long stop: the time it was stopped does not count. */
+    int64_t running = T0 + 100 * MINUTE;
+    assert_false(reconcile_auto_stop_due(10, T0, T0, running, running + 9 * MINUTE));
+    assert_true(reconcile_auto_stop_due(10, T0, T0, running, running + 10 * MINUTE));
+}
+
+static void test_dns_label_is_deterministic_and_short(void **state)
+{
+    (void)state;
+    char a[64], b[64], c[64];
+    reconcile_dns_label("dev8-prod", "ckx1", a);
+    reconcile_dns_label("dev8-prod", "ckx1", b);
+    reconcile_dns_label("dev8-staging", "ckx1", c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_int_equal(strncmp(a, "dev8-ckx1-", 10), 0);
+    assert_int_equal(strlen(a), strlen("dev8-ckx1-") + 6);
+    char longid[49];
+    memset(longid, 'a', 48);
+    longid[48] = '\0';
+    reconcile_dns_label("dev8-prod", longid, a);
+    assert_true(strlen(a) <= 63);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_auto_stop_off_when_zero),
+        cmocka_unit_test(test_auto_stop_counts_from_last_activity),
+        cmocka_unit_test(test_auto_stop_never_before_agent_start),
+        cmocka_unit_test(test_auto_stop_counts_from_becoming_running),
+        cmocka_unit_test(test_dns_label_is_deterministic_and_short),
+    };
+    return cmocka_run_group_tests_name("reconcile", tests, NULL, NULL);
+}
