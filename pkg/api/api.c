@@ -454,12 +454,10 @@ typedef struct list_ctx {
 static void list_one(void *ud, const env_obj_t *obj)
 {
     list_ctx_t *c = ud;
-    size_t len;
-    const char *json = store_obj_json(c->store, obj, &len);
     if (!c->first)
         d8_buf_putc(c->b, ',');
     c->first = 0;
-    d8_buf_append(c->b, json, len);
+    store_obj_json_append(c->store, obj, c->b);
     snprintf(c->last, sizeof(c->last), "%s", obj->id);
 }
 
@@ -690,10 +688,13 @@ static void snapshot_one(void *ud, const env_obj_t *obj)
     snapshot_ctx_t *s = ud;
     if (s->failed)
         return;
-    store_event_t ev = {s->rv, EV_ADDED, obj->id, NULL, 0};
-    ev.json = store_obj_json(s->store, obj, &ev.json_len);
+    d8_buf_t json;
+    d8_buf_init(&json);
+    store_obj_json_append(s->store, obj, &json);
+    store_event_t ev = {s->rv, EV_ADDED, obj->id, json.data, json.len};
     if (send_event(s->ex, &ev) != D8_OK)
         s->failed = 1;
+    d8_buf_release(&json);
 }
 
 static int parse_u64(const char *s, uint64_t *out)

@@ -268,21 +268,46 @@ static entry_t *entry_of(const env_obj_t *obj)
     return (entry_t *)(void *)obj;
 }
 
+/* A new rendering of the object's API JSON (caller frees). */
+static char *render(const env_obj_t *obj, size_t *len)
+{
+    cJSON *j = obj_json(obj);
+    char *json = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!json)
+        d8_xmalloc(SIZE_MAX); /* cJSON could not allocate: same as OOM */
+    *len = strlen(json);
+    return json;
+}
+
+/*
+ * Only objects read one by one (GET, PUT answers) keep their JSON: caching
+ * every object's text (lists, watches, status updates) would double the
+ * memory of a large desired set for little gain.
+ */
 const char *store_obj_json(store_t *st, const env_obj_t *obj, size_t *len)
 {
     (void)st;
     entry_t *e = entry_of(obj);
-    if (!e->json) {
-        cJSON *j = obj_json(obj);
-        e->json = cJSON_PrintUnformatted(j);
-        cJSON_Delete(j);
-        if (!e->json)
-            d8_xmalloc(SIZE_MAX); /* cJSON could not allocate: same as OOM */
-        e->json_len = strlen(e->json);
-    }
+    if (!e->json)
+        e->json = render(obj, &e->json_len);
     if (len)
         *len = e->json_len;
     return e->json;
+}
+
+void store_obj_json_append(store_t *st, const env_obj_t *obj, d8_buf_t *out)
+{
+    (void)st;
+    entry_t *e = entry_of(obj);
+    if (e->json) {
+        d8_buf_append(out, e->json, e->json_len);
+        return;
+    }
+    size_t len;
+    char *json = render(obj, &len);
+    d8_buf_append(out, json, len);
+    free(json);
 }
 
 /* ---- events ----------------------------------------------------------- */
@@ -308,13 +333,16 @@ static void deliver(store_t *st, const store_event_t *ev)
     }
 }
 
-/* Records an event for e (its JSON is computed now) and notifies watchers. */
-static void emit(store_t *st, entry_t *e, store_event_type_t type)
+/*
+ * Records an event for e and notifies watchers. json (owned, moved into the
+ * ring) is the object's rendering when the caller has it, else NULL.
+ */
+static void emit_json(store_t *st, entry_t *e, store_event_type_t type, char *json, size_t len)
 {
     free(e->json);
     e->json = NULL;
-    size_t len;
-    const char *json = store_obj_json(st, &e->obj, &len);
+    if (!json)
+        json = render(&e->obj, &len);
 
     st->rv++;
     size_t idx;
@@ -330,11 +358,16 @@ static void emit(store_t *st, entry_t *e, store_event_type_t type)
     r->rv = st->rv;
     r->type = type;
     memcpy(r->id, e->obj.id, sizeof(r->id));
-    r->json = d8_xstrndup(json, len);
+    r->json = json;
     r->json_len = len;
 
     store_event_t ev = {st->rv, type, r->id, r->json, r->json_len};
     deliver(st, &ev);
+}
+
+static void emit(store_t *st, entry_t *e, store_event_type_t type)
+{
+    emit_json(st, e, type, NULL, 0);
 }
 
 store_watcher_t *store_watch(store_t *st, store_watch_fn fn, void *ud)
@@ -756,15 +789,15 @@ int store_update_status(store_t *st, const char *id,
     entry_t *e = lookup(st, id);
     if (!e)
         return D8_ENOENT;
-    size_t before_len;
-    char *before = d8_xstrdup(store_obj_json(st, &e->obj, &before_len));
+    size_t before_len = e->json_len, after_len;
+    char *before = e->json ? d8_xstrndup(e->json, e->json_len) : render(&e->obj, &before_len);
     fn(ud, &e->obj, &e->obj.status);
-    free(e->json);
-    e->json = NULL;
-    size_t after_len;
-    const char *after = store_obj_json(st, &e->obj, &after_len);
-    if (before_len != after_len || memcmp(before, after, after_len) != 0)
-        emit(st, e, EV_MODIFIED);
+    char *after = render(&e->obj, &after_len);
+    if (before_len != after_len || memcmp(before, after, after_len) != 0) {
+        emit_json(st, e, EV_MODIFIED, after, after_len);
+    } else {
+        free(after);
+    }
     free(before);
     return D8_OK;
 }

@@ -10,6 +10,7 @@
 #ifndef D8_STORE_H
 #define D8_STORE_H
 
+#include "base/base.h"
 #include "spec/spec.h"
 
 #include <stddef.h>
@@ -233,6 +234,9 @@ int store_list(store_t *st, const char *after, const char *user_id, int phase, s
 /* The object's API JSON (cached in the store; borrowed until the next
  * mutation of that object). */
 const char *store_obj_json(store_t *st, const env_obj_t *obj, size_t *len);
+/* Appends the object's API JSON to out without keeping it (lists, watch
+ * snapshots: many objects read once). */
+void store_obj_json_append(store_t *st, const env_obj_t *obj, d8_buf_t *out);
 
 /*
  * Watch: registers fn for every future event. Returns the watcher (free
