@@ -21,7 +21,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 if [ -x "$bindir/azsim" ]; then
-  "$bindir/azsim" --listen 127.0.0.1:9090 --provision-ms 3000 --delete-ms 1000 &
+  "$bindir/azsim" --listen 127.0.0.1:9090 --provision-ms 3000 --delete-ms 1000 --log-level warn &
   pids+=($!)
 fi
 "$bindir/dev8-agent" --config "$config" &
