@@ -274,8 +274,11 @@ static char *render(const env_obj_t *obj, size_t *len)
     cJSON *j = obj_json(obj);
     char *json = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    if (!json)
-        d8_xmalloc(SIZE_MAX); /* cJSON could not allocate: same as OOM */
+    if (!json) {
+        /* cJSON could not allocate: out of memory, handled as everywhere. */
+        fputs("{\"level\":\"fatal\",\"msg\":\"out of memory\"}\n", stderr);
+        abort();
+    }
     *len = strlen(json);
     return json;
 }
