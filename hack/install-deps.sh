@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(
-  build-essential pkg-config clang
+  build-essential pkg-config clang libclang-rt-14-dev
   libuv1-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libssl-dev
   libcmocka-dev libhttp-parser-dev
   curl wrk nginx-light yamllint python3
