@@ -88,6 +88,16 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+# Objects that print the version are rebuilt when the git revision changes
+# (the -D flag alone is invisible to make).
+VERSION_STAMP := $(BUILD)/.version-$(subst /,_,$(GIT_REV))
+$(VERSION_STAMP):
+	@mkdir -p $(@D)
+	@rm -f $(BUILD)/.version-*
+	@touch $@
+$(addprefix $(BUILD)/,pkg/webhook/webhook.o pkg/agent/agent.o pkg/api/api.o \
+	pkg/azure/client.o cmd/azsim/main.o cmd/dev8-agent/main.o): $(VERSION_STAMP)
+
 $(LIB): $(PKG_OBJS)
 	@rm -f $@
 	ar rcs $@ $^

@@ -12,6 +12,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: dev8-agent --config FILE [--check-config]\n"
+            "       dev8-agent --check-config FILE\n"
             "       dev8-agent --version | --help\n"
             "\n"
             "Reconciles Dev8 environment specs with Azure Container Instances and\n"
@@ -31,6 +32,10 @@ int main(int argc, char **argv)
             path = argv[i] + 9;
         } else if (strcmp(argv[i], "--check-config") == 0) {
             check = 1;
+            /* `--check-config FILE` reads as naturally as `--config FILE
+             * --check-config`; both work. */
+            if (i + 1 < argc && argv[i + 1][0] != '-')
+                path = argv[++i];
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("dev8-agent %s\n", D8_VERSION);
             return 0;
