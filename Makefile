@@ -73,7 +73,7 @@ BENCH_SRCS := $(sort $(wildcard test/bench/bench_*.c))
 BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
 # Keep test objects between runs (they are intermediate files to make).
-.SECONDARY:
+.SECONDARY: $(UNIT_BINS:%=%.o) $(INTEG_BINS:%=%.o) $(BENCH_BINS:%=%.o) $(INTEG_HELPER_OBJS)
 
 .PHONY: all test unit integration run bench fuzz lint clean help deps release image
 
