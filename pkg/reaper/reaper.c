@@ -101,21 +101,6 @@ static void orphan_free(reaper_t *rp, orphan_t *o)
 
 /* ---- deletion ------------------------------------------------------------ */
 
-typedef struct seen_ctx {
-    const char *id;
-    int group_exists;
-    int busy;
-} seen_ctx_t;
-
-static void find_obs(void *ud, const reconcile_observed_t *ob)
-{
-    seen_ctx_t *s = ud;
-    if (strcmp(ob->id, s->id) == 0) {
-        s->group_exists = ob->group_exists;
-        s->busy = ob->busy;
-    }
-}
-
 /* Last checks right before a DELETE goes out; 1 when it may. */
 static int still_reapable(reaper_t *rp, orphan_t *o)
 {
@@ -124,11 +109,13 @@ static int still_reapable(reaper_t *rp, orphan_t *o)
         return 0;
     if (store_get(rp->store, o->id))
         return 0; /* desired again since the cycle started */
-    seen_ctx_t s = {o->id, 0, 0};
-    reconciler_each_observed(rp->rec, find_obs, &s);
-    if (s.busy)
+    /* One lookup, not a scan: this runs for every eligible orphan. */
+    reconcile_observed_t ob;
+    if (reconciler_observed(rp->rec, o->id, &ob) != D8_OK)
+        return 1;
+    if (ob.busy)
         return 0;
-    if (o->kind == KIND_SHARE && s.group_exists)
+    if (o->kind == KIND_SHARE && ob.group_exists)
         return 0;
     return 1;
 }

@@ -1548,15 +1548,29 @@ void reconciler_status(reconciler_t *r, cJSON *status)
     cJSON_AddBoolToObject(status, "azureTokenObtained", azure_client_has_token(r->az));
 }
 
+static reconcile_observed_t observed_view(const obs_t *o)
+{
+    return (reconcile_observed_t){o->id, o->region, o->g_exists, o->s_exists, o->g_keep, o->busy};
+}
+
 void reconciler_each_observed(reconciler_t *r,
                               void (*fn)(void *ud, const reconcile_observed_t *o), void *ud)
 {
     size_t it = 0;
     obs_t *o;
     while ((o = d8_map_next(&r->obs, &it))) {
-        reconcile_observed_t v = {o->id, o->region, o->g_exists, o->s_exists, o->g_keep, o->busy};
+        reconcile_observed_t v = observed_view(o);
         fn(ud, &v);
     }
+}
+
+int reconciler_observed(const reconciler_t *r, const char *id, reconcile_observed_t *out)
+{
+    const obs_t *o = d8_map_get(&r->obs, id);
+    if (!o)
+        return D8_ENOENT;
+    *out = observed_view(o);
+    return D8_OK;
 }
 
 int reconciler_listed_all(const reconciler_t *r)

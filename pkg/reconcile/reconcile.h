@@ -76,6 +76,9 @@ typedef struct reconcile_observed {
 /* Calls fn for each entry of the observed cache. */
 void reconciler_each_observed(reconciler_t *r,
                               void (*fn)(void *ud, const reconcile_observed_t *o), void *ud);
+/* The entry of one env id (strings borrowed until the next loop turn);
+ * D8_ENOENT when the cache never saw it. */
+int reconciler_observed(const reconciler_t *r, const char *id, reconcile_observed_t *out);
 /* 1 once every region was listed at least once. */
 int reconciler_listed_all(const reconciler_t *r);
 

@@ -25,6 +25,7 @@ struct workqueue {
     workqueue_opts_t o;
     d8_map_t items;
     item_t *head, *tail;       /* ready FIFO */
+    size_t nready;             /* items in the FIFO */
     item_t **heap;             /* delayed, min-heap by due_ms */
     size_t nheap, capheap;
     size_t active;
@@ -141,6 +142,7 @@ static void make_ready(workqueue_t *q, item_t *it)
     else
         q->head = it;
     q->tail = it;
+    q->nready++;
     q->st.adds++;
     kick(q);
 }
@@ -172,6 +174,7 @@ static void kick_cb(uv_timer_t *t)
         q->head = it->next;
         if (!q->head)
             q->tail = NULL;
+        q->nready--;
         it->next = NULL;
         it->state = ST_ACTIVE;
         it->dirty = 0;
@@ -366,10 +369,7 @@ void workqueue_pause(workqueue_t *q)
 void workqueue_stats(const workqueue_t *q, workqueue_stats_t *out)
 {
     *out = q->st;
-    size_t depth = 0;
-    for (const item_t *it = q->head; it; it = it->next)
-        depth++;
-    out->depth = depth;
+    out->depth = q->nready;
     out->delayed = q->nheap;
     out->active = q->active;
 }
