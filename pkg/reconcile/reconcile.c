@@ -56,12 +56,7 @@ typedef struct obs {
     uint64_t s_updated_ms;
 
     int ever_running;
-    int64_t running_since_ms;
-    /* What the last pass saw of the desired object (see on_store_event). */
-    int64_t seen_generation;
-    int seen_deleting;
-    int64_t seen_activity_ms;
-    int seen_restored;  /* wall time RUNNING was first observed */
+    int64_t running_since_ms;  /* wall time RUNNING was first observed */
     int64_t auto_stopped_ms;   /* wall time of an auto-stop, 0 = none */
     int64_t auto_stopped_gen;
 
@@ -1239,10 +1234,6 @@ static void step(reconciler_t *r, obs_t *o)
         finish(r, o, 0, 0, "success");
         return;
     }
-    o->seen_generation = obj->generation;
-    o->seen_deleting = obj->status.phase == PHASE_DELETING;
-    o->seen_activity_ms = obj->status.last_activity_ms;
-    o->seen_restored = obj->restored;
     if (obj->has_spec && obj->status.phase != PHASE_DELETING) {
         int idx = region_index(r, obj->spec.cloud_region);
         if (idx < 0) {
@@ -1485,14 +1476,10 @@ static void on_store_event(void *ud, const store_event_t *ev)
     }
     /* Our own status writes come back as events too: they change nothing
      * a pass decides on, and requeueing on them would skip the polling
-     * delay of long-running operations. React to what the API changes:
-     * the generation, a deletion, activity (a /start), the secrets of a
-     * restored object. */
-    obs_t *o = d8_map_get(&r->obs, ev->id);
-    const env_obj_t *obj = store_get(r->store, ev->id);
-    if (o && obj && o->seen_generation == obj->generation &&
-        o->seen_deleting == (obj->status.phase == PHASE_DELETING) &&
-        o->seen_activity_ms == obj->status.last_activity_ms && o->seen_restored == obj->restored)
+     * delay of long-running operations. Everything the API changes (spec,
+     * deletion, the activity of a /start, secrets brought back to a
+     * restored object) requeues. */
+    if (ev->status_only)
         return;
     workqueue_add(r->wq, ev->id);
 }

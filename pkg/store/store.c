@@ -340,7 +340,8 @@ static void deliver(store_t *st, const store_event_t *ev)
  * Records an event for e and notifies watchers. json (owned, moved into the
  * ring) is the object's rendering when the caller has it, else NULL.
  */
-static void emit_json(store_t *st, entry_t *e, store_event_type_t type, char *json, size_t len)
+static void emit_json(store_t *st, entry_t *e, store_event_type_t type, char *json, size_t len,
+                      int status_only)
 {
     free(e->json);
     e->json = NULL;
@@ -364,13 +365,13 @@ static void emit_json(store_t *st, entry_t *e, store_event_type_t type, char *js
     r->json = json;
     r->json_len = len;
 
-    store_event_t ev = {st->rv, type, r->id, r->json, r->json_len};
+    store_event_t ev = {st->rv, type, r->id, r->json, r->json_len, status_only};
     deliver(st, &ev);
 }
 
 static void emit(store_t *st, entry_t *e, store_event_type_t type)
 {
-    emit_json(st, e, type, NULL, 0);
+    emit_json(st, e, type, NULL, 0, 0);
 }
 
 store_watcher_t *store_watch(store_t *st, store_watch_fn fn, void *ud)
@@ -414,7 +415,7 @@ int store_replay(const store_t *st, uint64_t since, store_watch_fn fn, void *ud)
         const ring_ev_t *r = &st->ring[(st->ring_head + i) % st->ring_size];
         if (r->rv <= since)
             continue;
-        store_event_t ev = {r->rv, r->type, r->id, r->json, r->json_len};
+        store_event_t ev = {r->rv, r->type, r->id, r->json, r->json_len, 0};
         fn(ud, &ev);
     }
     return D8_OK;
@@ -797,7 +798,7 @@ int store_update_status(store_t *st, const char *id,
     fn(ud, &e->obj, &e->obj.status);
     char *after = render(&e->obj, &after_len);
     if (before_len != after_len || memcmp(before, after, after_len) != 0) {
-        emit_json(st, e, EV_MODIFIED, after, after_len);
+        emit_json(st, e, EV_MODIFIED, after, after_len, 1);
     } else {
         free(after);
     }

@@ -91,6 +91,8 @@ typedef struct store_event {
     const char *id;
     const char *json;          /* the object as the API shows it */
     size_t json_len;
+    int status_only;           /* 1: only the status moved (store_update_status);
+                                  0 in replays from the ring */
 } store_event_t;
 
 typedef void (*store_watch_fn)(void *ud, const store_event_t *ev);

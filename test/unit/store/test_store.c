@@ -296,15 +296,26 @@ static void no_change(void *ud, const env_obj_t *obj, env_status_t *s)
     (void)s;
 }
 
+static void last_status_only(void *ud, const store_event_t *ev)
+{
+    *(int *)ud = ev->status_only;
+}
+
 static void test_status_update_emits_only_on_change(void **state)
 {
     (void)state;
     store_t *st = store_new(8);
+    int status_only = -1;
+    store_watcher_t *w = store_watch(st, last_status_only, &status_only);
     put_ok(st, "a", "u", 4, PUT_CREATED);
+    assert_int_equal(status_only, 0);
     int calls = 0;
     uint64_t rv = store_rv(st);
     assert_int_equal(store_update_status(st, "a", set_running, &calls), D8_OK);
     assert_int_equal(store_rv(st), rv + 1);
+    /* The reconciler tells its own status writes from desired changes. */
+    assert_int_equal(status_only, 1);
+    store_unwatch(st, w);
     assert_int_equal(store_update_status(st, "a", no_change, NULL), D8_OK);
     assert_int_equal(store_rv(st), rv + 1);
     assert_int_equal(store_update_status(st, "zz", no_change, NULL), D8_ENOENT);
