@@ -463,7 +463,8 @@ static void list_one(void *ud, const env_obj_t *obj)
 
 static void list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req)
 {
-    char user[160], phase[32], limit_s[16], cont[SPEC_ID_MAX + 8];
+    /* userId: up to 128 characters of up to 4 UTF-8 bytes each. */
+    char user[4 * 128 + 1], phase[32], limit_s[16], cont[SPEC_ID_MAX + 8];
     int n;
     const char *user_id = NULL;
     int ph = -1;
