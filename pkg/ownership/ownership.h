@@ -1,0 +1,87 @@
+/*
+ * pkg/ownership: the vocabulary by which dev8-agent recognises what it owns
+ * in Azure (DESIGN.md section 4), written once.
+ *
+ * An environment `id` owns one container group and one file share, both
+ * named dev8-{id}. The group carries tags, the share metadata (Azure
+ * metadata names must be C identifiers, hence the hyphen-free keys). A
+ * resource is ours only when all three marks agree: managed-by dev8-agent,
+ * our controller name, and the env id its name encodes. Everything that
+ * creates, reads, lists or deletes resources asks this module, so the
+ * reconciler and the reaper can never disagree on "is it ours".
+ */
+#ifndef D8_OWNERSHIP_H
+#define D8_OWNERSHIP_H
+
+#include "azure/azure.h"
+#include "spec/spec.h"
+
+#include <stddef.h>
+
+/* Room for "dev8-" + an environment id + NUL. */
+#define OWN_NAME_MAX (SPEC_ID_MAX + 8)
+/* A DNS label: 63 characters + NUL. */
+#define OWN_DNS_LABEL_MAX 64
+/* Hex characters of the spec hash kept in the dev8-spec-hash tag, + NUL. */
+#define OWN_HASH_MAX 17
+/* Most tags / metadata entries a builder writes. */
+#define OWN_KV_MAX 5
+
+/* Container group tags. */
+#define OWN_TAG_MANAGED_BY "dev8-managed-by"
+#define OWN_TAG_CONTROLLER "dev8-controller"
+#define OWN_TAG_ENV_ID "dev8-env-id"
+#define OWN_TAG_USER_ID "dev8-user-id"
+#define OWN_TAG_SPEC_HASH "dev8-spec-hash"
+#define OWN_TAG_KEEP "dev8-keep"
+#define OWN_MANAGED_BY "dev8-agent"
+
+/* File share metadata. */
+#define OWN_MD_MANAGED_BY "dev8managedby"
+#define OWN_MD_CONTROLLER "dev8controller"
+#define OWN_MD_ENV_ID "dev8envid"
+#define OWN_MD_USER_ID "dev8userid"
+#define OWN_MD_KEEP "dev8keep"
+#define OWN_MD_MANAGED_BY_VALUE "dev8agent"
+
+/* What the marks on one resource say; strings borrowed from the map. */
+typedef struct own_info {
+    int ours;              /* managed-by, controller and env id all agree */
+    int keep;              /* the keep mark is "true" */
+    const char *user_id;   /* NULL when absent */
+    const char *spec_hash; /* groups only; NULL when absent */
+} own_info_t;
+
+/* Writes "dev8-{id}", the name of both resources of env `id`. */
+void own_name(const char *id, char out[OWN_NAME_MAX]);
+
+/* The env id a resource name encodes (borrowed from `name`), or NULL when
+ * the name is not dev8-{valid id}. */
+const char *own_id_of_name(const char *name);
+
+/*
+ * The group's DNS name label: dev8-{id (at most 48)}-{6 hex of
+ * SHA-256(controller/id)}, 60 characters at most. The hash keeps labels of
+ * two controllers (and of long ids cut at 48) apart.
+ */
+void own_dns_label(const char *controller, const char *id, char out[OWN_DNS_LABEL_MAX]);
+
+/* Reads a container group's tags as belonging to env `id` of `controller`. */
+void own_parse_group(const azure_map_t *tags, const char *id, const char *controller,
+                     own_info_t *out);
+
+/* Reads a file share's metadata as belonging to env `id` of `controller`. */
+void own_parse_share(const azure_map_t *metadata, const char *id, const char *controller,
+                     own_info_t *out);
+
+/* Fills `out` with the tags of env `id`'s group (all strings borrowed from
+ * the arguments, which must outlive `out`); returns the count. */
+size_t own_group_tags(azure_kv_t out[OWN_KV_MAX], const char *controller, const char *id,
+                      const char *user_id, const char *spec_hash);
+
+/* Fills `out` with the metadata of env `id`'s share, with dev8keep=true
+ * when `keep` (strings borrowed as above); returns the count. */
+size_t own_share_metadata(azure_kv_t out[OWN_KV_MAX], const char *controller, const char *id,
+                          const char *user_id, int keep);
+
+#endif
