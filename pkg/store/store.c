@@ -2,6 +2,7 @@
 
 #include "base/base.h"
 #include "base/map.h"
+#include "log/log.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -479,6 +480,15 @@ static int matches_restored(const store_t *st, const env_obj_t *o, const env_spe
 
 /* ---- mutations -------------------------------------------------------- */
 
+void store_set_phase(const char *id, env_status_t *s, env_phase_t to, const char *reason)
+{
+    if (s->phase == to)
+        return;
+    LOG(LOG_INFO, "phase", LF_S("env_id", id), LF_S("from", store_phase_name(s->phase)),
+        LF_S("to", store_phase_name(to)), LF_S("reason", reason ? reason : ""));
+    s->phase = to;
+}
+
 void store_set_condition(env_condition_t *c, cond_status_t status, const char *reason,
                          const char *message, int64_t now_ms)
 {
@@ -496,7 +506,7 @@ static entry_t *new_entry(const char *id, int64_t now)
     snprintf(e->obj.id, sizeof(e->obj.id), "%s", id);
     e->obj.created_ms = now;
     e->obj.updated_ms = now;
-    e->obj.status.phase = PHASE_CREATING;
+    store_set_phase(e->obj.id, &e->obj.status, PHASE_CREATING, "Created");
     store_set_condition(&e->obj.status.ready, COND_UNKNOWN, "Creating",
                         "waiting for the controller to create the environment", now);
     store_set_condition(&e->obj.status.synced, COND_UNKNOWN, "Pending",
@@ -560,7 +570,7 @@ const env_obj_t *store_delete(store_t *st, const char *id)
     int64_t now = d8_wall_ms();
     if (!e) {
         e = new_entry(id, now);
-        e->obj.status.phase = PHASE_DELETING;
+        store_set_phase(e->obj.id, &e->obj.status, PHASE_DELETING, "Deleting");
         store_set_condition(&e->obj.status.ready, COND_FALSE, "Deleting",
                             "deleting every Azure resource tagged with this id", now);
         insert(st, e);
@@ -569,7 +579,7 @@ const env_obj_t *store_delete(store_t *st, const char *id)
         return &e->obj;
     }
     if (e->obj.status.phase != PHASE_DELETING) {
-        e->obj.status.phase = PHASE_DELETING;
+        store_set_phase(e->obj.id, &e->obj.status, PHASE_DELETING, "Deleting");
         e->obj.updated_ms = now;
         store_set_condition(&e->obj.status.ready, COND_FALSE, "Deleting",
                             "the environment is being deleted", now);
@@ -764,7 +774,7 @@ int store_restore(store_t *st, store_restore_item_t *item)
     free(item->secret_digests);
     item->secret_digests = NULL;
     if (item->deleting) {
-        o->status.phase = PHASE_DELETING;
+        store_set_phase(o->id, &o->status, PHASE_DELETING, "Restored");
         store_set_condition(&o->status.ready, COND_FALSE, "Deleting",
                             "the environment is being deleted (restored from the state file)", now);
     } else {

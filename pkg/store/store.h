@@ -219,6 +219,13 @@ int store_update_status(store_t *st, const char *id,
                         void (*fn)(void *ud, const env_obj_t *obj, env_status_t *status),
                         void *ud);
 
+/*
+ * The one way an environment's phase changes: sets s->phase to `to` and,
+ * when it moves, logs {"msg":"phase","env_id","from","to","reason"} at
+ * info. `reason` says why in one word (a Ready reason such as "Creating").
+ */
+void store_set_phase(const char *id, env_status_t *s, env_phase_t to, const char *reason);
+
 /* Sets a condition's fields, stamping last_transition_ms when status
  * or reason changes. message is copied. */
 void store_set_condition(env_condition_t *c, cond_status_t status, const char *reason,
