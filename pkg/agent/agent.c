@@ -5,6 +5,7 @@
 #include "base/base.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
+#include "observe/observe.h"
 #include "reaper/reaper.h"
 #include "reconcile/reconcile.h"
 #include "statefile/statefile.h"
@@ -28,6 +29,8 @@ typedef struct agent {
     metrics_t *metrics;
     api_t *api;
     azure_client_t *az;
+    azure_scope_t *scopes;     /* one per cfg->regions[i] */
+    observer_t *ob;
     reconciler_t *rec;
     reaper_t *reaper;
     statefile_t *sf;
@@ -86,6 +89,8 @@ static void drain_cb(uv_timer_t *t)
     a->reaper = NULL;
     reconciler_free(a->rec);
     a->rec = NULL;
+    observer_free(a->ob);
+    a->ob = NULL;
     webhook_free(a->wh);
     a->wh = NULL;
     /* Writes what is not on disk yet; the loop runs until it is. */
@@ -166,6 +171,8 @@ static void signal_cb(uv_signal_t *s, int signum)
     api_shutdown(a->api);
     if (a->rec)
         reconciler_pause(a->rec);
+    if (a->ob)
+        observer_pause(a->ob);
     if (a->reaper)
         reaper_pause(a->reaper);
     uv_timer_stop(&a->token_retry);
@@ -244,10 +251,16 @@ int agent_run(const config_t *cfg)
     if (!hk || !*hk)
         LOG0(LOG_WARN, "DEV8_SPEC_HASH_KEY is not set: a changed secret value alone will not "
                        "recreate a container group");
+    a.scopes = d8_xcalloc(cfg->nregions + 1, sizeof(*a.scopes));
+    for (size_t i = 0; i < cfg->nregions; i++)
+        azure_scope_from_region(&a.scopes[i], cfg, &cfg->regions[i]);
+    observe_opts_t oo = {.loop = &a.loop, .cfg = cfg, .scopes = a.scopes, .az = a.az};
+    a.ob = observer_new(&oo);
     reconcile_opts_t ro = {.loop = &a.loop,
                            .cfg = cfg,
                            .store = a.store,
                            .az = a.az,
+                           .observer = a.ob,
                            .metrics = a.metrics,
                            .hash_key = (const unsigned char *)hk,
                            .hash_keylen = hk ? strlen(hk) : 0};
@@ -256,7 +269,7 @@ int agent_run(const config_t *cfg)
                          .cfg = cfg,
                          .store = a.store,
                          .az = a.az,
-                         .rec = a.rec,
+                         .observer = a.ob,
                          .metrics = a.metrics};
     a.reaper = reaper_new(&rpo);
     if (loaded_state && store_synced(a.store))
@@ -293,6 +306,7 @@ int agent_run(const config_t *cfg)
     api_set_ready(a.api, 0, "waiting for an Azure token");
     azure_token_acquire(a.az, token_cb, &a);
     reconciler_start(a.rec);
+    observer_start(a.ob);
     reaper_start(a.reaper);
     LOG(LOG_INFO, "listening", LF_S("host", cfg->listen_host), LF_I("port", api_port(a.api)),
         LF_S("controller", cfg->controller_name), LF_S("version", D8_VERSION),
@@ -305,6 +319,7 @@ out:
     azure_client_free(a.az);
     reaper_free(a.reaper);
     reconciler_free(a.rec);
+    observer_free(a.ob);
     webhook_free(a.wh);
     statefile_free(a.sf);
     if (a.api)
@@ -314,5 +329,6 @@ out:
         LOG0(LOG_WARN, "event loop closed with handles still open");
     store_free(a.store);
     metrics_free(a.metrics);
+    free(a.scopes);
     return code;
 }

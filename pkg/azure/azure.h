@@ -414,6 +414,10 @@ uint64_t azure_client_requests(const azure_client_t *c, const char *operation, i
 /* Current tokens of a bucket; D8_ENOENT when that bucket was never used. */
 int azure_client_bucket_level(const azure_client_t *c, const char *subscription, const char *region,
                               azure_bucket_kind_t kind, double *tokens);
+/* Milliseconds until one token is available in both windows of the ACI
+ * bucket `kind` (AZURE_BUCKET_ACI_CREATE or _DELETE) of that scope; 0 now. */
+uint64_t azure_client_bucket_wait_ms(azure_client_t *c, const char *subscription,
+                                     const char *region, azure_bucket_kind_t kind);
 /*
  * Appends the Prometheus text exposition of this client to out:
  * dev8_arm_requests_total{operation,code}, dev8_arm_request_duration_seconds

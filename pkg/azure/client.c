@@ -362,6 +362,28 @@ int azure_client_bucket_level(const azure_client_t *c, const char *subscription,
     return D8_ENOENT;
 }
 
+uint64_t azure_client_bucket_wait_ms(azure_client_t *c, const char *subscription,
+                                     const char *region, azure_bucket_kind_t kind)
+{
+    uint64_t wait = 0;
+    azure_bucket_kind_t kinds[2] = {kind, (azure_bucket_kind_t)AZURE_BUCKET_HOURLY(kind)};
+    for (d8_list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
+        const azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
+        if (strcmp(be->subscription, subscription ? subscription : "") != 0 ||
+            strcmp(be->region, region ? region : "") != 0)
+            continue;
+        for (int i = 0; i < 2; i++) {
+            const azure__bucket_t *b = &be->b[kinds[i]];
+            double tokens = azure__bucket_peek(b, d8_mono_ms());
+            if (tokens >= 1.0 || b->rate <= 0)
+                continue;
+            uint64_t w = (uint64_t)((1.0 - tokens) * 1000.0 / b->rate) + 1;
+            wait = w > wait ? w : wait;
+        }
+    }
+    return wait;
+}
+
 static void put_label(d8_buf_t *out, const char *s)
 {
     for (; *s; s++) {

@@ -3,6 +3,7 @@
 #include "base/base.h"
 #include "base/map.h"
 #include "log/log.h"
+#include "ownership/ownership.h"
 #include "spec/spec.h"
 
 #include <stdio.h>
@@ -34,7 +35,7 @@ struct reaper {
     const config_t *cfg;
     store_t *store;
     azure_client_t *az;
-    reconciler_t *rec;
+    observer_t *ob;
     uv_timer_t timer;
     uint64_t cycle_ms;
     uint64_t cycle;
@@ -69,13 +70,9 @@ static int64_t grace_ms(const reaper_t *rp, kind_t k)
 }
 
 /*
- * Fix (test_reaper: test_restart_without_full_sync_deletes_nothing): the
- * grace used to run from the moment an orphan was first listed, even while
- * the desired set was not authoritative (after a restart, every resource
- * looks orphaned until the full sync). A full sync arriving later than one
- * grace after the restart then had its drops deleted at once, without the
- * grace that exists to catch a bad sync. The grace now starts no earlier
- * than the first cycle that saw the desired set authoritative.
+ * After a restart every resource looks orphaned until the full sync, so a
+ * grace period never starts before the first cycle that saw the desired
+ * set authoritative: a bad full sync arriving late still gets its grace.
  */
 static void note_authoritative(reaper_t *rp, int64_t now)
 {
@@ -88,10 +85,6 @@ static int64_t grace_start(const reaper_t *rp, const orphan_t *o)
     return rp->auth_since_ms > o->first_seen_ms ? rp->auth_since_ms : o->first_seen_ms;
 }
 
-static void resource_name(const orphan_t *o, char *out, size_t n)
-{
-    snprintf(out, n, "dev8-%s", o->id);
-}
 
 static void orphan_free(reaper_t *rp, orphan_t *o)
 {
@@ -110,21 +103,21 @@ static int still_reapable(reaper_t *rp, orphan_t *o)
     if (store_get(rp->store, o->id))
         return 0; /* desired again since the cycle started */
     /* One lookup, not a scan: this runs for every eligible orphan. */
-    reconcile_observed_t ob;
-    if (reconciler_observed(rp->rec, o->id, &ob) != D8_OK)
+    const observed_t *ob = observer_find(rp->ob, o->id);
+    if (!ob)
         return 1;
-    if (ob.busy)
+    if (ob->busy)
         return 0;
-    if (o->kind == KIND_SHARE && ob.group_exists)
+    if (o->kind == KIND_SHARE && ob->g.exists)
         return 0;
     return 1;
 }
 
 static void audit(reaper_t *rp, orphan_t *o, const char *msg, const azure_result_t *res)
 {
-    char name[SPEC_ID_MAX + 8];
+    char name[OWN_NAME_MAX];
     char first[32];
-    resource_name(o, name, sizeof(name));
+    own_name(o->id, name);
     d8_rfc3339(o->first_seen_ms, first);
     LOG(LOG_WARN, msg, LF_S("audit", "reaper"), LF_S("kind", kind_names[o->kind]),
         LF_S("name", name), LF_S("env_id", o->id),
@@ -136,17 +129,14 @@ static void audit(reaper_t *rp, orphan_t *o, const char *msg, const azure_result
 }
 
 /*
- * Fix (test_reaper: one audit line per deletion, DESIGN.md section 6): the
- * DELETE used to be announced by an audit line and its outcome by a second
- * one (the first carrying the verify GET's status and request id). The
- * outcome line in deletion_done is now the one audit line of a deletion;
- * this plain line stays as the trace of a DELETE that was sent (e.g. if
- * the agent dies before the answer).
+ * The outcome line in deletion_done is the one audit line of a deletion
+ * (DESIGN.md section 6); this plain line is the trace of a DELETE that was
+ * sent, should the agent die before the answer.
  */
 static void log_deleting(const orphan_t *o)
 {
-    char name[SPEC_ID_MAX + 8];
-    resource_name(o, name, sizeof(name));
+    char name[OWN_NAME_MAX];
+    own_name(o->id, name);
     LOG(LOG_INFO, "deleting orphan", LF_S("kind", kind_names[o->kind]), LF_S("name", name),
         LF_S("env_id", o->id));
 }
@@ -173,11 +163,11 @@ static void deletion_done(void *ud, const azure_result_t *res)
 }
 
 /* The region scope and Azure name of o's resource, for its GET and DELETE. */
-static void target_of(const reaper_t *rp, const orphan_t *o, azure_scope_t *s,
-                      char name[SPEC_ID_MAX + 8])
+static const azure_scope_t *target_of(const reaper_t *rp, const orphan_t *o,
+                                      char name[OWN_NAME_MAX])
 {
-    resource_name(o, name, SPEC_ID_MAX + 8);
-    azure_scope_from_region(s, rp->cfg, &rp->cfg->regions[o->region]);
+    own_name(o->id, name);
+    return observer_scope(rp->ob, o->region);
 }
 
 /*
@@ -210,13 +200,13 @@ typedef int (*delete_fn)(azure_client_t *c, const azure_scope_t *s, const char *
 
 /*
  * Called only once the caller has proven o's resource ours. Still honours
- * the keep mark (`keep`, borrowed from the GET's answer) and re-checks that
- * the orphan is reapable now, since the GET took time; then sends the
- * DELETE through `del`.
+ * the keep mark (from the GET's answer) and re-checks that the orphan is
+ * reapable now, since the GET took time; then sends the DELETE through
+ * `del`.
  */
-static void delete_verified(reaper_t *rp, orphan_t *o, const char *keep, delete_fn del)
+static void delete_verified(reaper_t *rp, orphan_t *o, int keep, delete_fn del)
 {
-    if (keep && strcmp(keep, "true") == 0) {
+    if (keep) {
         o->keep = 1;
         o->in_flight = 0;
         return;
@@ -225,11 +215,10 @@ static void delete_verified(reaper_t *rp, orphan_t *o, const char *keep, delete_
         o->in_flight = 0;
         return;
     }
-    azure_scope_t s;
-    char name[SPEC_ID_MAX + 8];
-    target_of(rp, o, &s, name);
+    char name[OWN_NAME_MAX];
+    const azure_scope_t *s = target_of(rp, o, name);
     log_deleting(o);
-    if (del(rp->az, &s, name, AZURE_PRIO_LOW, deletion_done, o) < 0)
+    if (del(rp->az, s, name, AZURE_PRIO_LOW, deletion_done, o) < 0)
         o->in_flight = 0;
 }
 
@@ -239,15 +228,14 @@ static void verified_group(void *ud, const azure_result_t *res, const azure_grou
     reaper_t *rp = o->rp;
     if (!verify_answered(rp, o, res, g))
         return;
-    const char *ctl = azure_map_get(&g->tags, "dev8-controller");
-    const char *eid = azure_map_get(&g->tags, "dev8-env-id");
-    const char *keep = azure_map_get(&g->tags, "dev8-keep");
-    if (!ctl || strcmp(ctl, rp->cfg->controller_name) != 0 || !eid || strcmp(eid, o->id) != 0) {
+    own_info_t own;
+    own_parse_group(&g->tags, o->id, rp->cfg->controller_name, &own);
+    if (!own.ours) {
         o->in_flight = 0;
         orphan_free(rp, o); /* not ours after all: never touched */
         return;
     }
-    delete_verified(rp, o, keep, azure_group_delete);
+    delete_verified(rp, o, own.keep, azure_group_delete);
 }
 
 static void verified_share(void *ud, const azure_result_t *res, const azure_share_t *sh)
@@ -257,28 +245,24 @@ static void verified_share(void *ud, const azure_result_t *res, const azure_shar
     if (!verify_answered(rp, o, res, sh))
         return;
     /* Shares hold user data: ownership must be proven by metadata. */
-    const char *ctl = azure_map_get(&sh->metadata, "dev8controller");
-    const char *eid = azure_map_get(&sh->metadata, "dev8envid");
-    const char *mb = azure_map_get(&sh->metadata, "dev8managedby");
-    const char *keep = azure_map_get(&sh->metadata, "dev8keep");
-    if (!mb || strcmp(mb, "dev8agent") != 0 || !ctl ||
-        strcmp(ctl, rp->cfg->controller_name) != 0 || !eid || strcmp(eid, o->id) != 0) {
+    own_info_t own;
+    own_parse_share(&sh->metadata, o->id, rp->cfg->controller_name, &own);
+    if (!own.ours) {
         o->in_flight = 0;
         o->keep = 1; /* not provably ours: reported, never deleted */
         return;
     }
-    delete_verified(rp, o, keep, azure_share_delete);
+    delete_verified(rp, o, own.keep, azure_share_delete);
 }
 
 static int start_deletion(reaper_t *rp, orphan_t *o)
 {
-    azure_scope_t s;
-    char name[SPEC_ID_MAX + 8];
-    target_of(rp, o, &s, name);
+    char name[OWN_NAME_MAX];
+    const azure_scope_t *s = target_of(rp, o, name);
     o->in_flight = 1;
     int rc = o->kind == KIND_GROUP
-                 ? azure_group_get(rp->az, &s, name, AZURE_PRIO_LOW, verified_group, o)
-                 : azure_share_get(rp->az, &s, name, AZURE_PRIO_LOW, verified_share, o);
+                 ? azure_group_get(rp->az, s, name, AZURE_PRIO_LOW, verified_group, o)
+                 : azure_share_get(rp->az, s, name, AZURE_PRIO_LOW, verified_share, o);
     if (rc < 0)
         o->in_flight = 0;
     return rc;
@@ -286,7 +270,8 @@ static int start_deletion(reaper_t *rp, orphan_t *o)
 
 /* ---- cycle ----------------------------------------------------------------- */
 
-static void track(reaper_t *rp, kind_t kind, const reconcile_observed_t *ob, int64_t now)
+/* Records that env ob's resource of `kind` is an orphan in this cycle. */
+static void track(reaper_t *rp, kind_t kind, const observed_t *ob, int64_t now)
 {
     char key[SPEC_ID_MAX + 4];
     snprintf(key, sizeof(key), "%c/%s", kind == KIND_GROUP ? 'g' : 's', ob->id);
@@ -313,7 +298,7 @@ static void track(reaper_t *rp, kind_t kind, const reconcile_observed_t *ob, int
     o->region = ob->region;
     o->seen_cycle = rp->cycle;
     o->gone = 0;
-    if (kind == KIND_GROUP && ob->keep)
+    if (kind == KIND_GROUP && ob->g.keep)
         o->keep = 1;
 }
 
@@ -322,16 +307,16 @@ typedef struct scan_ctx {
     int64_t now;
 } scan_ctx_t;
 
-static void scan_one(void *ud, const reconcile_observed_t *ob)
+static void scan_one(void *ud, const observed_t *ob)
 {
     scan_ctx_t *c = ud;
     reaper_t *rp = c->rp;
-    rp->managed += (size_t)(ob->group_exists + ob->share_exists);
+    rp->managed += (size_t)(ob->g.exists + ob->s.exists);
     if (ob->region < 0 || store_get(rp->store, ob->id))
         return;
-    if (ob->group_exists)
+    if (ob->g.exists)
         track(rp, KIND_GROUP, ob, c->now);
-    if (ob->share_exists)
+    if (ob->s.exists)
         track(rp, KIND_SHARE, ob, c->now);
 }
 
@@ -355,7 +340,7 @@ static const char *blocked_by(const reaper_t *rp, const orphan_t *o, int64_t now
 static void cycle_cb(uv_timer_t *t)
 {
     reaper_t *rp = t->data;
-    if (rp->paused || !reconciler_listed_all(rp->rec))
+    if (rp->paused || !observer_listed_all(rp->ob))
         return;
     rp->cycle++;
     int64_t now = d8_wall_ms();
@@ -363,7 +348,7 @@ static void cycle_cb(uv_timer_t *t)
     note_authoritative(rp, now);
     rp->managed = 0;
     scan_ctx_t c = {rp, now};
-    reconciler_each_observed(rp->rec, scan_one, &c);
+    observer_each(rp->ob, scan_one, &c);
 
     /* Forget what is no longer an orphan. */
     size_t it = 0, n = 0, counts[2] = {0, 0};
@@ -389,11 +374,9 @@ static void cycle_cb(uv_timer_t *t)
 
     /* Too many orphans at once smells of a bad full sync: stop and ask. */
     size_t norphans = counts[0] + counts[1];
-    /* Fix (test_reaper: test_mass_drop_suspends_until_resume): a resume
-     * acknowledges the orphans of that moment, not that many orphans
-     * forever. The acknowledgement used to stay at its high-water mark, so
-     * after one resume a later bad sync dropping as many resources never
-     * suspended the reaper again. It now shrinks as those orphans go. */
+    /* A resume acknowledges the orphans of that moment, not that many
+     * orphans forever: the acknowledgement shrinks as those orphans go, so
+     * a later bad sync dropping as many resources suspends again. */
     if (norphans < rp->ack_orphans)
         rp->ack_orphans = norphans;
     if (!rp->suspended && norphans > rp->ack_orphans && rp->managed > 0 &&
@@ -432,12 +415,10 @@ static void cycle_cb(uv_timer_t *t)
 }
 
 /*
- * Fix (test_reaper: test_redesired_orphan_gets_full_grace_again): an orphan
- * whose env id became desired again and was dropped again before the next
- * cycle kept its old first_seen, so it could be deleted right after the
- * second drop, without a grace. Every store event of an id (it is in the
- * desired set, or being deleted) now marks its orphans; the next time they
- * are seen as orphans their grace starts over.
+ * An orphan whose env id becomes desired again and is dropped again, maybe
+ * within one cycle, must get a full grace again: every store event of an
+ * id (it is in the desired set, or being deleted) marks its orphans, and
+ * the next time they are seen as orphans their grace starts over.
  */
 static void on_store_event(void *ud, const store_event_t *ev)
 {
@@ -462,7 +443,7 @@ reaper_t *reaper_new(const reaper_opts_t *opts)
     rp->cfg = opts->cfg;
     rp->store = opts->store;
     rp->az = opts->az;
-    rp->rec = opts->rec;
+    rp->ob = opts->observer;
     rp->cycle_ms = opts->cycle_ms ? opts->cycle_ms : (uint64_t)rp->cfg->resync_seconds * 1000;
     d8_map_init(&rp->orphans);
     rp->watcher = store_watch(rp->store, on_store_event, rp);
@@ -536,8 +517,8 @@ cJSON *reaper_orphans_json(reaper_t *rp)
     while ((o = d8_map_next(&rp->orphans, &it))) {
         if (o->gone)
             continue;
-        char name[SPEC_ID_MAX + 8], first[32], after[32];
-        resource_name(o, name, sizeof(name));
+        char name[OWN_NAME_MAX], first[32], after[32];
+        own_name(o->id, name);
         d8_rfc3339(o->first_seen_ms, first);
         d8_rfc3339(grace_start(rp, o) + grace_ms(rp, o->kind), after);
         const char *why = blocked_by(rp, o, now);

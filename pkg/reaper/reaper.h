@@ -4,7 +4,7 @@
  *
  * An orphan is a container group tagged with our controller name, or a
  * file share named dev8-{id}, whose env id is not in the desired set. The
- * reaper works from the reconciler's observed cache and deletes an orphan
+ * reaper works from the observer's cache (pkg/observe) and deletes an orphan
  * only when all of these hold:
  * - the desired set is authoritative (a full sync arrived since start, or
  *   the state file was loaded);
@@ -23,7 +23,7 @@
 #include "azure/azure.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
-#include "reconcile/reconcile.h"
+#include "observe/observe.h"
 #include "store/store.h"
 
 #include <cjson/cJSON.h>
@@ -36,7 +36,7 @@ typedef struct reaper_opts {
     const config_t *cfg;       /* all borrowed; they outlive the reaper */
     store_t *store;
     azure_client_t *az;
-    reconciler_t *rec;
+    observer_t *observer;      /* the observed cache (and who is busy in it) */
     metrics_t *metrics;
     uint64_t cycle_ms;         /* 0: controller.resyncSeconds */
 } reaper_opts_t;

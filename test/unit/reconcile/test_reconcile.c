@@ -1,5 +1,5 @@
-/* Unit tests of pkg/reconcile's pure rules: auto-stop timing and the DNS
- * label of section 4. The loop itself is tested end to end against azsim
+/* Unit tests of pkg/reconcile's pure rules: auto-stop timing. The
+ * decision table is in test_decide.c; the loop itself is tested end to end against azsim
  * (test/integration/test_reconcile*.c). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "reconcile/reconcile.h"
+#include "reconcile/decide.h"
 
 #include <string.h>
 
@@ -46,24 +46,6 @@ static void test_auto_stop_counts_from_becoming_running(void **state)
     assert_true(reconcile_auto_stop_due(10, T0, T0, running, running + 10 * MINUTE));
 }
 
-static void test_dns_label_is_deterministic_and_short(void **state)
-{
-    (void)state;
-    char a[64], b[64], c[64];
-    reconcile_dns_label("dev8-prod", "ckx1", a);
-    reconcile_dns_label("dev8-prod", "ckx1", b);
-    reconcile_dns_label("dev8-staging", "ckx1", c);
-    assert_string_equal(a, b);
-    assert_string_not_equal(a, c);
-    assert_int_equal(strncmp(a, "dev8-ckx1-", 10), 0);
-    assert_int_equal(strlen(a), strlen("dev8-ckx1-") + 6);
-    char longid[49];
-    memset(longid, 'a', 48);
-    longid[48] = '\0';
-    reconcile_dns_label("dev8-prod", longid, a);
-    assert_true(strlen(a) <= 63);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -71,7 +53,6 @@ int main(void)
         cmocka_unit_test(test_auto_stop_counts_from_last_activity),
         cmocka_unit_test(test_auto_stop_never_before_agent_start),
         cmocka_unit_test(test_auto_stop_counts_from_becoming_running),
-        cmocka_unit_test(test_dns_label_is_deterministic_and_short),
     };
     return cmocka_run_group_tests_name("reconcile", tests, NULL, NULL);
 }

@@ -1,0 +1,270 @@
+/*
+ * The ARM calls of a reconcile plan and their answers. Each call is issued
+ * once per pass; long-running operations are never awaited: their outcome
+ * is observed by GET in a later pass (the answer sets `settle`).
+ */
+#include "reconcile_int.h"
+
+#include "base/base.h"
+#include "log/log.h"
+#include "ownership/ownership.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Requeue delay after an accepted long-running operation. */
+static uint64_t lro_delay(const azure_result_t *res)
+{
+    return res->retry_after_ms > 0 ? (uint64_t)res->retry_after_ms : DECIDE_POLL_MS;
+}
+
+/* Where every call about e goes: its region's scope and its resource name. */
+static const azure_scope_t *target_of(const rec_env_t *e, char name[OWN_NAME_MAX])
+{
+    own_name(e->id, name);
+    return observer_scope(e->r->ob, e->o->region);
+}
+
+/* ---- answers ---------------------------------------------------------------- */
+
+static void on_group_get(void *ud, const azure_result_t *res, const azure_group_t *g)
+{
+    rec_env_t *e = ud;
+    if (res->err == D8_ENOENT) {
+        observed_group_gone(e->r->ob, e->o);
+    } else if (res->err < 0) {
+        reconcile__failed(e, "get container group", res);
+        return;
+    } else if (g) {
+        observed_group_seen(e->r->ob, e->o, g, 1);
+    }
+    e->fetched_group = 1;
+    reconcile__step(e);
+}
+
+static void on_share_get(void *ud, const azure_result_t *res, const azure_share_t *s)
+{
+    rec_env_t *e = ud;
+    if (res->err == D8_ENOENT) {
+        observed_share_gone(e->r->ob, e->o);
+    } else if (res->err < 0) {
+        reconcile__failed(e, "get file share", res);
+        return;
+    } else if (s) {
+        observed_share_seen(e->r->ob, e->o, s, 1);
+    }
+    e->fetched_share = 1;
+    reconcile__step(e);
+}
+
+static void on_share_put(void *ud, const azure_result_t *res, const azure_share_t *s)
+{
+    rec_env_t *e = ud;
+    if (res->err < 0) {
+        reconcile__failed(e, "create file share", res);
+        return;
+    }
+    observed_share_created(e->r->ob, e->o, s ? s->quota_gb : 0, 0);
+    reconcile__finish(e, 0, 1, "acted");
+}
+
+static void on_share_quota(void *ud, const azure_result_t *res, const azure_share_t *s)
+{
+    rec_env_t *e = ud;
+    if (res->err < 0) {
+        reconcile__failed(e, "grow file share quota", res);
+        return;
+    }
+    observed_share_created(e->r->ob, e->o, s ? s->quota_gb : 0, e->o->s.keep);
+    reconcile__finish(e, 0, 1, "acted");
+}
+
+static void on_share_retained(void *ud, const azure_result_t *res, const azure_share_t *s)
+{
+    rec_env_t *e = ud;
+    (void)s;
+    if (res->err < 0) {
+        reconcile__failed(e, "mark file share retained", res);
+        return;
+    }
+    observed_share_created(e->r->ob, e->o, 0, 1);
+    reconcile__finish(e, 0, 1, "acted");
+}
+
+static void on_share_delete(void *ud, const azure_result_t *res)
+{
+    rec_env_t *e = ud;
+    if (res->err < 0 && res->err != D8_ENOENT) {
+        reconcile__failed(e, "delete file share", res);
+        return;
+    }
+    observed_share_gone(e->r->ob, e->o);
+    reconcile__finish(e, 0, 1, "acted");
+}
+
+static void on_group_put(void *ud, const azure_result_t *res, const azure_group_t *g)
+{
+    rec_env_t *e = ud;
+    if (res->err < 0) {
+        reconcile__failed(e, "create container group", res);
+        return;
+    }
+    if (g)
+        observed_group_seen(e->r->ob, e->o, g, 1);
+    e->o->settle = 1;
+    reconcile__finish(e, 0, lro_delay(res), "acted");
+}
+
+static void on_group_lro(void *ud, const azure_result_t *res)
+{
+    rec_env_t *e = ud;
+    if (res->err < 0 && res->err != D8_ENOENT) {
+        reconcile__failed(e, "container group operation", res);
+        return;
+    }
+    if (res->err == D8_ENOENT)
+        observed_group_gone(e->r->ob, e->o);
+    e->o->settle = 1;
+    /* Observe right away when the operation completed synchronously. */
+    reconcile__finish(e, 0, res->accepted ? lro_delay(res) : DECIDE_SHORT_MS, "acted");
+}
+
+/* ---- calls -------------------------------------------------------------------- */
+
+/* The group e's plan creates, with tags, variables and secrets of obj. */
+static int group_put(rec_env_t *e, const env_obj_t *obj)
+{
+    reconciler_t *r = e->r;
+    const env_spec_t *sp = &obj->spec;
+    char name[OWN_NAME_MAX], label[OWN_DNS_LABEL_MAX], hash[OWN_HASH_MAX];
+    const azure_scope_t *s = target_of(e, name);
+    own_dns_label(r->cfg->controller_name, e->id, label);
+    reconcile__spec_hash(r, obj, hash);
+    azure_kv_t tags[OWN_KV_MAX];
+    size_t ntags = own_group_tags(tags, r->cfg->controller_name, e->id, sp->user_id, hash);
+    azure_kv_t *env = d8_xcalloc(sp->nenv + 1, sizeof(*env));
+    azure_kv_t *sec = d8_xcalloc(sp->nsecret + 1, sizeof(*sec));
+    for (size_t i = 0; i < sp->nenv; i++)
+        env[i] = (azure_kv_t){sp->env[i].name, sp->env[i].value};
+    for (size_t i = 0; i < sp->nsecret; i++)
+        sec[i] = (azure_kv_t){sp->secret_env[i].name, sp->secret_env[i].value};
+    azure_group_spec_t gs = {
+        .name = name,
+        .tags = tags,
+        .ntags = ntags,
+        .image = config_image(r->cfg, sp->base_image),
+        .cpu = sp->cpu_halves / 2.0,
+        .memory_gb = sp->memory_halves / 2.0,
+        .ports = r->cfg->ports,
+        .nports = r->cfg->nports,
+        .env = env,
+        .nenv = sp->nenv,
+        .secure_env = sec,
+        .nsecure_env = sp->nsecret,
+        .share_name = name,
+        .mount_path = r->cfg->mount_path,
+        .dns_label = label,
+    };
+    LOG(LOG_INFO, "creating container group", LF_S("env_id", e->id), LF_S("group", name),
+        LF_S("spec_hash", hash), LF_I("generation", obj->generation));
+    int rc = azure_group_put(r->az, s, &gs, AZURE_PRIO_HIGH, on_group_put, e);
+    free(env);
+    free(sec);
+    return rc;
+}
+
+/* The share of e, created or rewritten with its metadata (keep: dev8keep). */
+static int share_put(rec_env_t *e, const env_obj_t *obj, int quota_gb, int keep,
+                     azure_share_cb cb)
+{
+    reconciler_t *r = e->r;
+    char name[OWN_NAME_MAX];
+    const azure_scope_t *s = target_of(e, name);
+    azure_kv_t md[OWN_KV_MAX];
+    size_t nmd = own_share_metadata(md, r->cfg->controller_name, e->id, obj->spec.user_id, keep);
+    azure_share_spec_t spec = {name, quota_gb, md, nmd};
+    return azure_share_put(r->az, s, &spec, AZURE_PRIO_HIGH, cb, e);
+}
+
+/* Issues the mutation of plan for e; returns the client's synchronous result. */
+static int mutate(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *obj)
+{
+    reconciler_t *r = e->r;
+    char name[OWN_NAME_MAX];
+    const azure_scope_t *s = target_of(e, name);
+    switch (plan->action) {
+    case DECIDE_CREATE_SHARE:
+        return share_put(e, obj, obj->spec.storage_gb, 0, on_share_put);
+    case DECIDE_RETAIN_SHARE:
+        LOG(LOG_INFO, "retaining file share of a deleted environment", LF_S("env_id", e->id),
+            LF_S("share", name));
+        return share_put(e, obj, e->o->s.quota_gb > 0 ? e->o->s.quota_gb : obj->spec.storage_gb,
+                         1, on_share_retained);
+    case DECIDE_GROW_SHARE:
+        LOG(LOG_INFO, "growing file share quota", LF_S("env_id", e->id),
+            LF_I("from_gb", e->o->s.quota_gb), LF_I("to_gb", plan->quota_gb));
+        return azure_share_set_quota(r->az, s, name, plan->quota_gb, AZURE_PRIO_HIGH,
+                                     on_share_quota, e);
+    case DECIDE_DELETE_SHARE:
+        /* The one place user data is destroyed: an audit line, always. */
+        LOG(LOG_WARN, "audit: deleting file share", LF_S("env_id", e->id), LF_S("share", name),
+            LF_S("storage_account", s->storage_account), LF_S("reason", plan->reason));
+        return azure_share_delete(r->az, s, name, AZURE_PRIO_HIGH, on_share_delete, e);
+    case DECIDE_CREATE_GROUP:
+        return group_put(e, obj);
+    case DECIDE_DELETE_GROUP:
+        LOG(LOG_INFO, "deleting container group", LF_S("env_id", e->id), LF_S("group", name),
+            LF_S("reason", plan->reason));
+        return azure_group_delete(r->az, s, name, AZURE_PRIO_HIGH, on_group_lro, e);
+    case DECIDE_START_GROUP:
+    case DECIDE_STOP_GROUP: {
+        int start = plan->action == DECIDE_START_GROUP;
+        LOG(LOG_INFO, start ? "starting container group" : "stopping container group",
+            LF_S("env_id", e->id), LF_S("group", name), LF_S("reason", plan->reason));
+        return start ? azure_group_start(r->az, s, name, AZURE_PRIO_HIGH, on_group_lro, e)
+                     : azure_group_stop(r->az, s, name, AZURE_PRIO_HIGH, on_group_lro, e);
+    }
+    default:
+        return D8_EINVAL;
+    }
+}
+
+static const char *const call_names[DECIDE__COUNT] = {
+    [DECIDE_GET_GROUP] = "get container group",
+    [DECIDE_GET_SHARE] = "get file share",
+    [DECIDE_CREATE_SHARE] = "create file share",
+    [DECIDE_GROW_SHARE] = "grow file share quota",
+    [DECIDE_RETAIN_SHARE] = "mark file share retained",
+    [DECIDE_DELETE_SHARE] = "delete file share",
+    [DECIDE_CREATE_GROUP] = "create container group",
+    [DECIDE_DELETE_GROUP] = "delete container group",
+    [DECIDE_START_GROUP] = "start container group",
+    [DECIDE_STOP_GROUP] = "stop container group",
+};
+
+void reconcile__act(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *obj)
+{
+    reconciler_t *r = e->r;
+    char name[OWN_NAME_MAX];
+    const azure_scope_t *s = target_of(e, name);
+    int rc;
+    if (plan->action == DECIDE_GET_GROUP) {
+        rc = azure_group_get(r->az, s, name, AZURE_PRIO_NORMAL, on_group_get, e);
+    } else if (plan->action == DECIDE_GET_SHARE) {
+        rc = azure_share_get(r->az, s, name, AZURE_PRIO_NORMAL, on_share_get, e);
+    } else {
+        const char *lbl[] = {reconcile_action_name(plan->action)};
+        metrics_add(r->m_actions, lbl, 1);
+        rc = mutate(e, plan, obj);
+    }
+    if (rc < 0) {
+        /* Refused before anything went out: the same path as a failed call. */
+        azure_result_t res;
+        memset(&res, 0, sizeof(res));
+        res.err = rc;
+        res.error_code = "InvalidRequest";
+        res.error_message = d8_strerror(rc);
+        reconcile__failed(e, call_names[plan->action], &res);
+    }
+}

@@ -1,0 +1,508 @@
+#include "decide.h"
+
+#include "workqueue/workqueue.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const char MSG_STOPPED[] = "stopped; the file share keeps the workspace";
+static const char MSG_AUTO_STOPPED[] =
+    "stopped for inactivity; a new generation or /start starts it again";
+
+static const char *const action_names[DECIDE__COUNT] = {
+    "none",        "getGroup",    "getShare",  "createShare", "growShare",  "retainShare",
+    "deleteShare", "createGroup", "deleteGroup", "startGroup", "stopGroup", "removeObject",
+};
+
+const char *reconcile_action_name(decide_action_t a)
+{
+    return (unsigned)a < DECIDE__COUNT ? action_names[a] : "unknown";
+}
+
+int reconcile_auto_stop_due(int minutes, int64_t agent_start_ms, int64_t last_activity_ms,
+                            int64_t running_since_ms, int64_t now_ms)
+{
+    if (minutes <= 0)
+        return 0;
+    int64_t since = agent_start_ms;
+    if (last_activity_ms > since)
+        since = last_activity_ms;
+    if (running_since_ms > since)
+        since = running_since_ms;
+    return now_ms - since >= (int64_t)minutes * 60000;
+}
+
+/* ---- plan builders ------------------------------------------------------------ */
+
+/* The pass ends here with `result`, back in `requeue_ms` (0: only on change). */
+static void end(decide_plan_t *p, uint64_t requeue_ms, const char *result)
+{
+    p->action = DECIDE_NONE;
+    p->requeue_ms = requeue_ms;
+    p->result = result;
+}
+
+/* The pass issues `a`; a mutation publishes its status with it. */
+static void act(decide_plan_t *p, decide_action_t a, const char *reason)
+{
+    p->action = a;
+    p->reason = reason;
+    p->result = "acted";
+    if (a != DECIDE_GET_GROUP && a != DECIDE_GET_SHARE)
+        p->status.acted = 1;
+}
+
+static void ready(decide_plan_t *p, int phase, cond_status_t st, const char *reason,
+                  const char *msg)
+{
+    p->status.publish = 1;
+    p->status.phase = phase;
+    p->status.ready = st;
+    p->status.ready_reason = reason;
+    p->status.ready_msg = msg;
+}
+
+static void synced(decide_plan_t *p, cond_status_t st, const char *reason, const char *msg)
+{
+    p->status.publish = 1;
+    p->status.synced = st;
+    p->status.synced_reason = reason;
+    p->status.synced_msg = msg;
+}
+
+static void error(decide_plan_t *p, const char *code, const char *msg)
+{
+    p->status.set_error = 1;
+    p->status.err_code = code;
+    p->status.err_msg = msg;
+}
+
+/* ---- observations --------------------------------------------------------------- */
+
+static int prov_is(const observed_t *o, const char *state)
+{
+    return strcasecmp(o->g.prov, state) == 0;
+}
+
+static int inst_is(const observed_t *o, const char *state)
+{
+    return strcasecmp(o->g.inst, state) == 0;
+}
+
+static int inst_stopped(const observed_t *o)
+{
+    return inst_is(o, "Stopped") || inst_is(o, "Terminated");
+}
+
+/* CREATING for a workspace that never ran, STARTING for one that did. */
+static int creating_phase(const decide_input_t *in)
+{
+    if (in->mem.ever_running)
+        return PHASE_STARTING;
+    switch (in->obj->status.phase) {
+    case PHASE_RUNNING:
+    case PHASE_STOPPED:
+    case PHASE_STOPPING:
+    case PHASE_STARTING:
+        return PHASE_STARTING;
+    default:
+        return PHASE_CREATING;
+    }
+}
+
+static const char *creating_reason(int phase)
+{
+    return phase == PHASE_CREATING ? "Creating" : "Starting";
+}
+
+/*
+ * The next status GET: statusRefreshSeconds after the GET of this pass,
+ * plus up to half of it again as jitter (refreshes spread out and are never
+ * more frequent than once per period). A pass that did not GET keeps the
+ * schedule, so resync passes cannot push it away forever.
+ */
+static void schedule_refresh(const decide_input_t *in, decide_plan_t *p)
+{
+    if (in->fetched_group || !p->next_get_ms)
+        p->next_get_ms = in->now_ms + in->status_refresh_ms +
+                         (uint64_t)(in->rand[0] * (double)in->status_refresh_ms / 2);
+}
+
+static uint64_t refresh_delay(const decide_input_t *in, const decide_plan_t *p)
+{
+    return p->next_get_ms > in->now_ms ? p->next_get_ms - in->now_ms : 1;
+}
+
+/*
+ * ACI meters container group creates and deletes per region. A mutation
+ * that would wait for the client's bucket gives its pass back instead of
+ * holding a slot (which would stall the status work of every other
+ * environment): Throttled, back when a token is due (plus up to 1 s).
+ */
+static int throttled(const decide_input_t *in, decide_plan_t *p, uint64_t wait_ms)
+{
+    if (!wait_ms)
+        return 0;
+    synced(p, COND_FALSE, "Throttled",
+           "waiting for the region's Azure Container Instances rate limit");
+    end(p, wait_ms + (uint64_t)(in->rand[1] * 1000.0), "throttled");
+    return 1;
+}
+
+/* Auto-stop ends when a new generation or activity (e.g. /start) follows it. */
+static int auto_stopped(const decide_input_t *in, decide_plan_t *p)
+{
+    if (!p->mem.auto_stopped_ms)
+        return 0;
+    if (p->mem.auto_stopped_gen != in->obj->generation ||
+        in->obj->status.last_activity_ms > p->mem.auto_stopped_ms) {
+        p->mem.auto_stopped_ms = 0;
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- deletion ------------------------------------------------------------------- */
+
+/* Deletion: the group, then the share (Delete policy: ownership confirmed
+ * by a fresh GET; Retain: marked dev8keep=true), then the object. */
+static void decide_delete(const decide_input_t *in, decide_plan_t *p)
+{
+    const observed_t *o = in->obs;
+    if (o->region < 0) {
+        /* A tombstone for an id never seen: once every region was listed,
+         * there is nothing in Azure to delete. */
+        if (in->listed_all) {
+            p->action = DECIDE_REMOVE_OBJECT;
+            p->reason = "nothing in Azure";
+            p->result = "deleted";
+        } else {
+            end(p, DECIDE_POLL_MS, "waiting");
+        }
+        return;
+    }
+    if (observed_group_stale(o, in->fetched_group, in->now_ms)) {
+        act(p, DECIDE_GET_GROUP, "deleting");
+        return;
+    }
+    ready(p, PHASE_DELETING, COND_FALSE, "Deleting", "the environment is being deleted");
+    synced(p, COND_TRUE, "ReconcileSuccess", NULL);
+    if (o->g.exists) {
+        if (prov_is(o, "Deleting")) {
+            end(p, DECIDE_POLL_MS, "waiting");
+            return;
+        }
+        act(p, DECIDE_DELETE_GROUP, "environment deleted");
+        return;
+    }
+    int retain = in->obj->has_spec && in->obj->spec.storage_policy == SPEC_STORAGE_RETAIN;
+    if (!o->s.known || o->s.exists) {
+        if (!in->fetched_share) {
+            act(p, DECIDE_GET_SHARE, "deleting");
+            p->status.publish = 0;
+            return;
+        }
+        if (retain && o->s.exists && o->s.verified && !o->s.keep) {
+            act(p, DECIDE_RETAIN_SHARE, "environment deleted, storagePolicy Retain");
+            return;
+        }
+        if (!retain && o->s.exists && o->s.verified) {
+            act(p, DECIDE_DELETE_SHARE, "environment deleted");
+            return;
+        }
+    }
+    p->status.publish = 0;
+    p->action = DECIDE_REMOVE_OBJECT;
+    p->reason = retain && o->s.exists ? "share retained" : "resources deleted";
+    p->result = "deleted";
+}
+
+/* ---- restored objects ------------------------------------------------------------ */
+
+/*
+ * An environment restored from the state file with secrets has no secret
+ * values until Next.js PUTs it again: no spec hash, no group can be made.
+ * Observe only; the PUT (or full sync) that brings the values requeues it.
+ */
+static void decide_restored(const decide_input_t *in, decide_plan_t *p)
+{
+    const observed_t *o = in->obs;
+    p->status.publish = 1;
+    synced(p, COND_FALSE, "ReconcileError",
+           "restored from the state file without secret values: "
+           "waiting for a PUT or full sync of this environment");
+    if (o->g.exists && prov_is(o, "Succeeded") && inst_is(o, "Running"))
+        ready(p, PHASE_RUNNING, COND_TRUE, "Available", "the workspace is running");
+    else if (o->g.exists && inst_stopped(o))
+        ready(p, PHASE_STOPPED, COND_FALSE, "Stopped", MSG_STOPPED);
+    end(p, 0, "waiting");
+}
+
+/* ---- the share ------------------------------------------------------------------- */
+
+/* Step 1: the share exists, is ours and is large enough, before anything
+ * mounts it. Returns 1 when the plan is made. */
+static int decide_share(const decide_input_t *in, decide_plan_t *p)
+{
+    const observed_t *o = in->obs;
+    const env_spec_t *sp = &in->obj->spec;
+    if (!o->s.exists) {
+        int phase = creating_phase(in);
+        ready(p, phase, COND_FALSE, "Creating", "creating the file share");
+        act(p, DECIDE_CREATE_SHARE, "no file share");
+        return 1;
+    }
+    if (!o->s.verified && !in->fetched_share) {
+        /* Listed but never read: confirm it is ours before changing it. */
+        act(p, DECIDE_GET_SHARE, "verify ownership");
+        p->status.publish = 0;
+        return 1;
+    }
+    if (o->s.quota_gb > 0 && o->s.quota_gb < sp->storage_gb) {
+        p->status.publish = 1;
+        act(p, DECIDE_GROW_SHARE, "storageGB grew");
+        p->quota_gb = sp->storage_gb;
+        return 1;
+    }
+    if (o->s.quota_gb > sp->storage_gb) {
+        snprintf(p->msg2, sizeof(p->msg2),
+                 "storageGB %d is below the file share's quota of %d GB: shrinking is refused",
+                 sp->storage_gb, o->s.quota_gb);
+        synced(p, COND_FALSE, "ReconcileError", p->msg2);
+    }
+    return 0;
+}
+
+/* lastError clears on a settled state unless a refused shrink stands. */
+static void settled(decide_plan_t *p)
+{
+    p->status.set_error = p->msg2[0] ? 0 : -1;
+}
+
+/* ---- the group -------------------------------------------------------------------- */
+
+/* A Failed provisioning: report it first, then retry (delete, then
+ * create) after a backoff that grows with each consecutive failure. The
+ * backoff lives in the memory, not in the queue's failure count: the passes
+ * in between succeed, and a resync or refresh must not retry early (a group
+ * that always fails would otherwise burn the region's ACI create quota). */
+static void decide_failed(const decide_input_t *in, decide_plan_t *p)
+{
+    const observed_t *o = in->obs;
+    if (!p->mem.failed_seen) {
+        snprintf(p->msg, sizeof(p->msg), "container group provisioning failed: %s",
+                 o->g.failure ? o->g.failure : "no message from Azure");
+        p->mem.failed_seen = 1;
+        p->mem.prov_failures++;
+        uint64_t delay = workqueue_backoff_ms(p->mem.prov_failures, DECIDE_FAIL_BASE_MS,
+                                              DECIDE_FAIL_CAP_MS, in->rand[1]);
+        p->mem.prov_retry_ms = in->now_ms + delay;
+        ready(p, PHASE_ERROR, COND_FALSE, "Failed", p->msg);
+        synced(p, COND_FALSE, "ReconcileError", p->msg);
+        error(p, "ProvisioningFailed", p->msg);
+        end(p, delay, "error");
+        return;
+    }
+    if (in->now_ms < p->mem.prov_retry_ms) {
+        p->status.publish = 0;
+        end(p, p->mem.prov_retry_ms - in->now_ms, "waiting");
+        return;
+    }
+    p->status.publish = 0;
+    p->mem.failed_seen = 0;
+    act(p, DECIDE_DELETE_GROUP, "retry after failed provisioning");
+    p->status.acted = 0;
+}
+
+/* Step 3: a provisioned group's power state against the desired one. */
+static void decide_power(const decide_input_t *in, decide_plan_t *p, int want_running)
+{
+    const observed_t *o = in->obs;
+    const env_spec_t *sp = &in->obj->spec;
+    p->mem.prov_failures = 0;
+    if (want_running && inst_is(o, "Running") &&
+        reconcile_auto_stop_due(sp->auto_stop_minutes, in->agent_start_ms,
+                                in->obj->status.last_activity_ms, p->mem.running_since_ms,
+                                in->wall_ms)) {
+        p->mem.auto_stopped_ms = in->wall_ms;
+        p->mem.auto_stopped_gen = in->obj->generation;
+        ready(p, PHASE_STOPPING, COND_FALSE, "Stopping", "no activity for autoStopMinutes");
+        synced(p, COND_TRUE, "AutoStopped", MSG_AUTO_STOPPED);
+        act(p, DECIDE_STOP_GROUP, "auto-stop: no activity for autoStopMinutes");
+        return;
+    }
+    if (want_running && inst_is(o, "Running")) {
+        p->settle = 0;
+        p->mem.ever_running = 1;
+        if (!p->mem.running_since_ms)
+            p->mem.running_since_ms = in->wall_ms;
+        schedule_refresh(in, p);
+        ready(p, PHASE_RUNNING, COND_TRUE, "Available", "the workspace is running");
+        settled(p);
+        uint64_t next = refresh_delay(in, p);
+        if (sp->auto_stop_minutes > 0 && next > DECIDE_AUTO_STOP_CHECK_MS)
+            next = DECIDE_AUTO_STOP_CHECK_MS;
+        end(p, next, "success");
+        return;
+    }
+    p->mem.running_since_ms = 0;
+    if (want_running && inst_stopped(o)) {
+        ready(p, PHASE_STARTING, COND_FALSE, "Starting", "starting the container group");
+        act(p, DECIDE_START_GROUP, "desired running");
+        return;
+    }
+    if (want_running) {
+        int phase = creating_phase(in);
+        ready(p, phase, COND_FALSE, creating_reason(phase), "waiting for the container to run");
+        p->settle = 1;
+        end(p, DECIDE_POLL_MS, "waiting");
+        return;
+    }
+    int auto_stop = p->mem.auto_stopped_ms != 0;
+    if (inst_stopped(o)) {
+        p->settle = 0;
+        schedule_refresh(in, p);
+        ready(p, PHASE_STOPPED, COND_FALSE, "Stopped", MSG_STOPPED);
+        if (auto_stop)
+            synced(p, COND_TRUE, "AutoStopped", MSG_AUTO_STOPPED);
+        settled(p);
+        end(p, refresh_delay(in, p), "success");
+        return;
+    }
+    ready(p, PHASE_STOPPING, COND_FALSE, "Stopping", "stopping the container group");
+    if (auto_stop)
+        synced(p, COND_TRUE, "AutoStopped", MSG_AUTO_STOPPED);
+    act(p, DECIDE_STOP_GROUP, auto_stop ? "auto-stopped" : "desired stopped");
+}
+
+/* Step 2: the group exists with the desired spec and provisioned. */
+static void decide_group(const decide_input_t *in, decide_plan_t *p)
+{
+    const observed_t *o = in->obs;
+    int want_running = in->obj->spec.power == SPEC_POWER_RUNNING && !auto_stopped(in, p);
+    int phase = creating_phase(in);
+    if (!o->g.exists) {
+        if (!want_running) {
+            ready(p, PHASE_STOPPED, COND_FALSE, "Stopped", MSG_STOPPED);
+            settled(p);
+            end(p, 0, "success");
+            return;
+        }
+        ready(p, phase, COND_FALSE, creating_reason(phase), "creating the container group");
+        if (throttled(in, p, in->aci_create_wait_ms))
+            return;
+        act(p, DECIDE_CREATE_GROUP, "no container group");
+        return;
+    }
+    if (prov_is(o, "Deleting")) {
+        ready(p, phase, COND_FALSE, "Starting", "waiting for the old container group to be deleted");
+        end(p, DECIDE_POLL_MS, "waiting");
+        return;
+    }
+    if (strcmp(o->g.spec_hash, in->spec_hash) != 0) {
+        ready(p, phase, COND_FALSE, "Starting",
+              "recreating the container group for the new spec (the share keeps the data)");
+        if (throttled(in, p, in->aci_delete_wait_ms))
+            return;
+        act(p, DECIDE_DELETE_GROUP, "spec drift");
+        return;
+    }
+    if (prov_is(o, "Failed")) {
+        decide_failed(in, p);
+        return;
+    }
+    if (!prov_is(o, "Succeeded")) {
+        ready(p, phase, COND_FALSE, creating_reason(phase),
+              "Azure is provisioning the container group");
+        p->settle = 1;
+        end(p, DECIDE_POLL_MS, "waiting");
+        return;
+    }
+    decide_power(in, p, want_running);
+}
+
+/* An environment's group or share name is taken by a resource that is
+ * not ours: report it and leave it alone (invariant 1). */
+static void decide_conflict(const decide_input_t *in, decide_plan_t *p)
+{
+    snprintf(p->msg, sizeof(p->msg),
+             "a %s named dev8-%s exists and is not tagged with controller %s: left alone",
+             in->obs->g.foreign ? "container group" : "file share", in->obs->id, in->controller);
+    ready(p, PHASE_ERROR, COND_FALSE, "Failed", p->msg);
+    synced(p, COND_FALSE, "ReconcileError", p->msg);
+    error(p, "NameConflict", p->msg);
+    end(p, in->resync_ms, "error");
+}
+
+void reconcile_decide(const decide_input_t *in, decide_plan_t *p)
+{
+    const env_obj_t *obj = in->obj;
+    const observed_t *o = in->obs;
+    memset(p, 0, sizeof(*p));
+    p->mem = in->mem;
+    p->settle = o->settle;
+    p->next_get_ms = o->next_get_ms;
+    p->status.phase = -1;
+    p->status.synced = COND_TRUE;
+    p->status.synced_reason = "ReconcileSuccess";
+    p->status.synced_msg = "";
+
+    if (obj->status.phase == PHASE_DELETING) {
+        p->status.synced_msg = NULL;
+        decide_delete(in, p);
+        return;
+    }
+    if (obj->has_spec && in->desired_region < 0) {
+        /* The config lost the region: nothing is safe to do. */
+        end(p, 0, "error");
+        return;
+    }
+    if (observed_group_stale(o, in->fetched_group, in->now_ms)) {
+        act(p, DECIDE_GET_GROUP, "observe");
+        return;
+    }
+    if (!o->s.known && !in->fetched_share) {
+        act(p, DECIDE_GET_SHARE, "observe");
+        return;
+    }
+    if (obj->restored || !in->spec_hash) {
+        decide_restored(in, p);
+        return;
+    }
+    if (o->g.foreign || o->s.foreign) {
+        decide_conflict(in, p);
+        return;
+    }
+    if (decide_share(in, p))
+        return;
+    decide_group(in, p);
+}
+
+void reconcile_decide_failure(const decide_failure_t *f, decide_plan_t *p, int *failed)
+{
+    memset(p, 0, sizeof(*p));
+    p->action = DECIDE_NONE;
+    p->status.phase = -1;
+    *failed = 0;
+    if (f->err == D8_ECANCELED) {
+        end(p, 0, "canceled");
+        return;
+    }
+    const char *code = f->code && *f->code ? f->code : d8_err_name(f->err);
+    snprintf(p->msg2, sizeof(p->msg2), "%s", code);
+    snprintf(p->msg, sizeof(p->msg), "%s: %s", f->what,
+             f->message && *f->message ? f->message : d8_strerror(f->err));
+    int throttle = f->err == D8_EAGAIN || f->http_status == 429;
+    int quota = strstr(code, "Quota") != NULL;
+    synced(p, COND_FALSE, throttle ? "Throttled" : "ReconcileError", p->msg);
+    error(p, p->msg2, p->msg);
+    if (quota) {
+        /* Quota errors do not clear in seconds: retry slowly. */
+        ready(p, PHASE_ERROR, COND_FALSE, "Failed", p->msg);
+        end(p, 60000 + (uint64_t)(f->rand * 60000), "error");
+        return;
+    }
+    end(p, 0, "error");
+    *failed = 1;
+}

@@ -1,0 +1,140 @@
+/*
+ * The reconcile decision of DESIGN.md section 5 as a pure function: from
+ * the desired object, the observed Azure state and what the reconciler
+ * remembers of earlier passes, it chooses the one thing to do now (an ARM
+ * read, one ARM mutation, removing the object, or nothing), the status to
+ * publish, and when to look again. No I/O, no clock reads, no globals:
+ * every time and random number comes in through decide_input_t, so every
+ * row of the decision is a table test (test/unit/reconcile).
+ */
+#ifndef D8_RECONCILE_DECIDE_H
+#define D8_RECONCILE_DECIDE_H
+
+#include "observe/observe.h"
+#include "store/store.h"
+
+#include <stdint.h>
+
+/* Polling delays while Azure settles (no Retry-After given). */
+#define DECIDE_POLL_MS 2000
+#define DECIDE_SHORT_MS 200
+/* Failed provisioning is retried with a backoff from 1 s up to 5 minutes. */
+#define DECIDE_FAIL_BASE_MS 1000
+#define DECIDE_FAIL_CAP_MS 300000
+/* With auto-stop set, a running environment is looked at every minute. */
+#define DECIDE_AUTO_STOP_CHECK_MS 60000
+#define DECIDE_MSG_MAX 320
+
+typedef enum decide_action {
+    DECIDE_NONE = 0,
+    DECIDE_GET_GROUP,    /* read the group, then decide again */
+    DECIDE_GET_SHARE,    /* read the share, then decide again */
+    DECIDE_CREATE_SHARE,
+    DECIDE_GROW_SHARE,   /* to plan.quota_gb */
+    DECIDE_RETAIN_SHARE, /* rewrite the metadata with dev8keep=true */
+    DECIDE_DELETE_SHARE,
+    DECIDE_CREATE_GROUP,
+    DECIDE_DELETE_GROUP,
+    DECIDE_START_GROUP,
+    DECIDE_STOP_GROUP,
+    DECIDE_REMOVE_OBJECT, /* the deletion finished: drop the object from the store */
+    DECIDE__COUNT
+} decide_action_t;
+
+/* What the reconciler remembers of one environment between passes. */
+typedef struct decide_memory {
+    int failed_seen;           /* the current Failed provisioning was reported */
+    int prov_failures;         /* consecutive failed provisionings (backoff) */
+    uint64_t prov_retry_ms;    /* loop time before which a Failed group is kept */
+    int ever_running;          /* seen RUNNING since the agent started */
+    int64_t running_since_ms;  /* wall time RUNNING was first observed, 0 = not running */
+    int64_t auto_stopped_ms;   /* wall time of an auto-stop, 0 = none */
+    int64_t auto_stopped_gen;  /* the generation that was auto-stopped */
+} decide_memory_t;
+
+typedef struct decide_input {
+    const env_obj_t *obj;      /* the desired object; never NULL */
+    const observed_t *obs;     /* what Azure looks like */
+    decide_memory_t mem;
+    int fetched_group;         /* this pass already read the group by GET */
+    int fetched_share;         /* ... and the share */
+    int desired_region;        /* index of obj's cloudRegion, -1 when not configured */
+    int listed_all;            /* every region was listed completely once */
+    const char *controller;    /* controller name, for messages */
+    const char *spec_hash;     /* the desired spec's hash; NULL for a restored object */
+    uint64_t now_ms;           /* loop clock */
+    int64_t wall_ms;           /* wall clock */
+    int64_t agent_start_ms;    /* wall time the agent started */
+    uint64_t status_refresh_ms;
+    uint64_t resync_ms;
+    uint64_t aci_create_wait_ms; /* the client's wait for an ACI create token */
+    uint64_t aci_delete_wait_ms; /* ... for an ACI delete token */
+    double rand[2];            /* uniform in [0,1): jitter and backoff */
+} decide_input_t;
+
+/* The status to publish; strings borrowed from the plan or static. */
+typedef struct decide_status {
+    int publish;               /* write it (else the status stays) */
+    int phase;                 /* env_phase_t, -1 keeps the phase */
+    cond_status_t ready;
+    const char *ready_reason;  /* NULL keeps the Ready condition */
+    const char *ready_msg;
+    cond_status_t synced;
+    const char *synced_reason; /* NULL keeps the Synced condition */
+    const char *synced_msg;
+    int set_error;             /* 1 sets lastError, -1 clears it, 0 keeps */
+    const char *err_code;
+    const char *err_msg;
+    int acted;                 /* an ARM mutation is issued with it */
+} decide_status_t;
+
+typedef struct decide_plan {
+    decide_action_t action;
+    const char *reason;        /* why (logs): "spec drift", ... */
+    int quota_gb;              /* DECIDE_GROW_SHARE */
+    decide_status_t status;
+    /* When the action is DECIDE_NONE or DECIDE_REMOVE_OBJECT: the pass ends
+     * with this outcome. Mutations requeue from their callback. */
+    uint64_t requeue_ms;
+    const char *result;        /* metric label: success|waiting|error|throttled|deleted */
+    decide_memory_t mem;       /* the memory after this decision */
+    int settle;                /* observed settle flag after this decision */
+    uint64_t next_get_ms;      /* observed status-refresh time after it */
+    char msg[DECIDE_MSG_MAX];  /* storage for a composed message */
+    char msg2[DECIDE_MSG_MAX];
+} decide_plan_t;
+
+/* Decides one step of a pass over an environment (see the file comment). */
+void reconcile_decide(const decide_input_t *in, decide_plan_t *plan);
+
+/* An ARM call of a pass failed: the facts of the answer. */
+typedef struct decide_failure {
+    const char *what;          /* "create container group" */
+    int err;                   /* d8 error */
+    int http_status;
+    const char *code;          /* Azure's error code, NULL when none */
+    const char *message;       /* Azure's message, NULL when none */
+    double rand;               /* uniform in [0,1) */
+} decide_failure_t;
+
+/*
+ * The status and outcome of a failed ARM call (pure). Quota errors mark
+ * the environment ERROR and come back in 60-120 s; throttling and other
+ * errors keep the phase, say so in Synced and requeue with the queue's
+ * backoff (plan->result "error", requeue 0, failed 1). A canceled call
+ * (shutdown) publishes nothing.
+ */
+void reconcile_decide_failure(const decide_failure_t *f, decide_plan_t *plan, int *failed);
+
+/* The auto-stop rule of DESIGN.md section 5: an environment with
+ * autoStopMinutes > 0 is due when nothing happened for that long, counting
+ * from the latest of the agent's start (a restart never stops anything
+ * early), the last activity and the moment it was seen becoming RUNNING.
+ * Wall milliseconds, 0 = never. */
+int reconcile_auto_stop_due(int minutes, int64_t agent_start_ms, int64_t last_activity_ms,
+                            int64_t running_since_ms, int64_t now_ms);
+
+/* "createGroup", ... for logs and metrics; never NULL. */
+const char *reconcile_action_name(decide_action_t a);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * Shared between the files of pkg/reconcile: reconcile.c (the loop: queue,
+ * passes, status), decide.c (the pure decision) and act.c (the ARM calls a
+ * plan names, and their answers).
+ */
+#ifndef D8_RECONCILE_INT_H
+#define D8_RECONCILE_INT_H
+
+#include "decide.h"
+#include "reconcile.h"
+
+#include "base/map.h"
+#include "workqueue/workqueue.h"
+
+/* What the reconciler keeps per environment id. */
+typedef struct rec_env {
+    char id[SPEC_ID_MAX + 1];
+    observed_t *o;             /* borrowed: observer entries live as long as it */
+    decide_memory_t mem;
+    int fetched_group;         /* this pass read the group by GET */
+    int fetched_share;
+    uint64_t pass_start_ns;
+    reconciler_t *r;
+} rec_env_t;
+
+struct reconciler {
+    uv_loop_t *loop;
+    const config_t *cfg;
+    store_t *store;
+    azure_client_t *az;
+    observer_t *ob;
+    metrics_t *metrics;
+    unsigned char *hash_key;
+    size_t hash_keylen;
+    workqueue_t *wq;
+    store_watcher_t *watcher;
+    d8_map_t envs;             /* id -> rec_env_t */
+    size_t active;
+    int paused;
+    int64_t start_wall_ms;
+    uint64_t rng;              /* d8_rand01 state: jitter and backoff */
+
+    metric_family_t *m_total;
+    metric_family_t *m_duration;
+    metric_family_t *m_depth;
+    metric_family_t *m_retries;
+    metric_family_t *m_queue_wait;
+    metric_family_t *m_actions;
+};
+
+/* Decides the next step of e's pass and carries it out (reconcile.c). */
+void reconcile__step(rec_env_t *e);
+/* Ends e's pass: err < 0 requeues with the queue's backoff, else after
+ * requeue_ms (0: only when something changes). */
+void reconcile__finish(rec_env_t *e, int err, uint64_t requeue_ms, const char *result);
+/* Publishes a plan's status for e (through the store's phase function). */
+void reconcile__publish(rec_env_t *e, const decide_status_t *st);
+/* An ARM call of e's pass failed: status, log line and requeue. */
+void reconcile__failed(rec_env_t *e, const char *what, const azure_result_t *res);
+
+/* The desired spec's hash as the dev8-spec-hash tag carries it. */
+void reconcile__spec_hash(const reconciler_t *r, const env_obj_t *obj, char out[OWN_HASH_MAX]);
+
+/* Issues the ARM call of plan->action for e (act.c). Its answer updates the
+ * observer and either decides again (reads) or ends the pass (mutations). */
+void reconcile__act(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *obj);
+
+#endif

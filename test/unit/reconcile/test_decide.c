@@ -1,0 +1,472 @@
+/*
+ * The reconcile decision table (pkg/reconcile/decide.h): every row gives
+ * the desired object, what Azure looks like and what the reconciler
+ * remembers, and checks the one step reconcile_decide() chooses — the ARM
+ * call, the phase and conditions it publishes, and when it looks again.
+ * The rows follow DESIGN.md section 5; the loop that carries the plans out
+ * is tested end to end against azsim (test/integration/test_reconcile*.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "reconcile/decide.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define HASH "0123456789abcdef"
+#define NOW 1000000ULL          /* loop clock */
+#define WALL 1800000000000LL    /* wall clock */
+#define MINUTE_MS 60000LL
+#define ANY (-2)                /* expected value not checked */
+#define KEEP (-1)               /* phase kept */
+
+/* Observed group shapes. */
+enum { G_ABSENT = 0, G_UNKNOWN, G_FOREIGN, G_RUNNING, G_STOPPED, G_TERMINATED, G_PENDING,
+       G_CREATING_RUNNING, G_FAILED, G_DELETING, G_NOT_READ };
+/* Observed share shapes. */
+enum { S_OURS = 0, S_ABSENT, S_UNKNOWN, S_LISTED, S_FOREIGN, S_KEPT };
+
+typedef struct row {
+    const char *name;
+    /* desired */
+    int phase;                 /* the object's current phase */
+    int stopped;               /* powerState Stopped */
+    int storage_gb;            /* 0: 10 */
+    int retain;                /* storagePolicy Retain */
+    int restored;              /* restored without secret values */
+    int tombstone;             /* a DELETE of an id never PUT */
+    int auto_stop;             /* autoStopMinutes */
+    int64_t activity_ago_ms;   /* last activity this long ago (0: never) */
+    int bad_region;            /* cloudRegion not configured */
+    /* observed */
+    int group;
+    int drift;                 /* the group carries another spec hash */
+    int share;
+    int quota;                 /* 0: 10 */
+    int region;                /* 0: region 0; -1: never seen */
+    int fetched;               /* 1 group, 2 share, 3 both read in this pass */
+    int refresh_due;           /* the status refresh is due */
+    int not_listed;            /* some region was never listed */
+    /* memory */
+    int failed_seen;
+    int64_t retry_in_ms;       /* the Failed backoff ends this far ahead (<0: passed) */
+    int64_t running_for_ms;    /* seen RUNNING that long ago (0: not running) */
+    int auto_stopped;          /* auto-stopped at this generation */
+    uint64_t create_wait;
+    uint64_t delete_wait;
+    /* expected */
+    decide_action_t action;
+    int exp_phase;             /* KEEP or a phase */
+    const char *ready;         /* Ready reason, NULL: unchanged, "" not checked */
+    const char *synced;        /* Synced reason, NULL: unchanged, "" not checked */
+    const char *error;         /* lastError code set, "-" cleared, NULL unchanged */
+    const char *result;        /* NULL for mutations and reads */
+    int64_t requeue_ms;        /* ANY: not checked */
+} row_t;
+
+static const row_t rows[] = {
+    /* Observation first. */
+    {"unknown group is read", .group = G_UNKNOWN, .action = DECIDE_GET_GROUP,
+     .exp_phase = KEEP, .requeue_ms = ANY},
+    {"running group is read once its refresh is due", .group = G_RUNNING, .refresh_due = 1,
+     .action = DECIDE_GET_GROUP, .exp_phase = KEEP, .requeue_ms = ANY},
+    {"a listed group's power state is read before deciding", .group = G_NOT_READ,
+     .action = DECIDE_GET_GROUP, .exp_phase = KEEP, .requeue_ms = ANY},
+    {"unknown share is read", .group = G_ABSENT, .share = S_UNKNOWN, .fetched = 1,
+     .action = DECIDE_GET_SHARE, .exp_phase = KEEP, .requeue_ms = ANY},
+    {"a listed share is verified by GET before use", .group = G_ABSENT, .share = S_LISTED,
+     .fetched = 1, .action = DECIDE_GET_SHARE, .exp_phase = KEEP, .requeue_ms = ANY},
+    {"unconfigured region: nothing is safe", .bad_region = 1, .group = G_RUNNING,
+     .action = DECIDE_NONE, .exp_phase = KEEP, .result = "error", .requeue_ms = 0},
+
+    /* Create order: the share before the group that mounts it. */
+    {"new environment: share first", .group = G_ABSENT, .share = S_ABSENT, .fetched = 3,
+     .action = DECIDE_CREATE_SHARE, .exp_phase = PHASE_CREATING, .ready = "Creating",
+     .synced = "ReconcileSuccess", .requeue_ms = ANY},
+    {"share there: group next", .group = G_ABSENT, .fetched = 1, .action = DECIDE_CREATE_GROUP,
+     .exp_phase = PHASE_CREATING, .ready = "Creating", .synced = "ReconcileSuccess",
+     .requeue_ms = ANY},
+    {"group create throttled by the ACI bucket", .group = G_ABSENT, .create_wait = 5000,
+     .action = DECIDE_NONE, .exp_phase = PHASE_CREATING, .ready = "Creating",
+     .synced = "Throttled", .result = "throttled", .requeue_ms = 5000},
+    {"provisioning: wait and poll", .group = G_PENDING, .action = DECIDE_NONE,
+     .exp_phase = PHASE_CREATING, .ready = "Creating", .result = "waiting",
+     .requeue_ms = DECIDE_POLL_MS},
+    {"provisioned, container not running yet", .group = G_CREATING_RUNNING,
+     .action = DECIDE_NONE, .exp_phase = PHASE_CREATING, .ready = "Creating",
+     .result = "waiting", .requeue_ms = DECIDE_POLL_MS},
+    {"running: available, refresh later", .group = G_RUNNING, .action = DECIDE_NONE,
+     .exp_phase = PHASE_RUNNING, .ready = "Available", .synced = "ReconcileSuccess",
+     .error = "-", .result = "success", .requeue_ms = ANY},
+    {"a workspace that ran before restarts as STARTING", .phase = PHASE_STOPPED,
+     .group = G_ABSENT, .action = DECIDE_CREATE_GROUP, .exp_phase = PHASE_STARTING,
+     .ready = "Starting", .requeue_ms = ANY},
+
+    /* Power. */
+    {"desired stopped, running: stop", .stopped = 1, .group = G_RUNNING,
+     .action = DECIDE_STOP_GROUP, .exp_phase = PHASE_STOPPING, .ready = "Stopping",
+     .requeue_ms = ANY},
+    {"desired stopped, stopped: settled", .stopped = 1, .group = G_STOPPED,
+     .action = DECIDE_NONE, .exp_phase = PHASE_STOPPED, .ready = "Stopped", .error = "-",
+     .result = "success", .requeue_ms = ANY},
+    {"desired stopped, no group: stopped without one", .stopped = 1, .group = G_ABSENT,
+     .action = DECIDE_NONE, .exp_phase = PHASE_STOPPED, .ready = "Stopped", .error = "-",
+     .result = "success", .requeue_ms = 0},
+    {"desired running, stopped: start", .phase = PHASE_STOPPED, .group = G_STOPPED,
+     .action = DECIDE_START_GROUP, .exp_phase = PHASE_STARTING, .ready = "Starting",
+     .requeue_ms = ANY},
+    {"desired running, terminated: start", .phase = PHASE_RUNNING, .group = G_TERMINATED,
+     .action = DECIDE_START_GROUP, .exp_phase = PHASE_STARTING, .ready = "Starting",
+     .requeue_ms = ANY},
+
+    /* Drift and storage. */
+    {"spec drift: recreate (delete first)", .phase = PHASE_RUNNING, .group = G_RUNNING,
+     .drift = 1, .action = DECIDE_DELETE_GROUP, .exp_phase = PHASE_STARTING,
+     .ready = "Starting", .requeue_ms = ANY},
+    {"spec drift throttled by the ACI delete bucket", .phase = PHASE_RUNNING,
+     .group = G_RUNNING, .drift = 1, .delete_wait = 7000, .action = DECIDE_NONE,
+     .exp_phase = PHASE_STARTING, .ready = "Starting", .synced = "Throttled", .result = "throttled",
+     .requeue_ms = 7000},
+    {"old group still deleting: wait", .phase = PHASE_RUNNING, .group = G_DELETING,
+     .action = DECIDE_NONE, .exp_phase = PHASE_STARTING, .ready = "Starting",
+     .result = "waiting", .requeue_ms = DECIDE_POLL_MS},
+    {"storage grew: grow the quota", .storage_gb = 20, .group = G_RUNNING,
+     .action = DECIDE_GROW_SHARE, .exp_phase = KEEP, .synced = "ReconcileSuccess",
+     .requeue_ms = ANY},
+    {"storage shrank: refused, running on", .storage_gb = 5, .group = G_RUNNING,
+     .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .ready = "Available",
+     .synced = "ReconcileError", .result = "success", .requeue_ms = ANY},
+
+    /* Failed provisioning: report, back off, then retry. */
+    {"failed: report first", .group = G_FAILED, .action = DECIDE_NONE,
+     .exp_phase = PHASE_ERROR, .ready = "Failed", .synced = "ReconcileError",
+     .error = "ProvisioningFailed", .result = "error", .requeue_ms = ANY},
+    {"failed: backoff holds", .group = G_FAILED, .failed_seen = 1, .retry_in_ms = 30000,
+     .action = DECIDE_NONE, .exp_phase = KEEP, .result = "waiting", .requeue_ms = 30000},
+    {"failed: backoff over, delete to retry", .group = G_FAILED, .failed_seen = 1,
+     .retry_in_ms = -1, .action = DECIDE_DELETE_GROUP, .exp_phase = KEEP, .requeue_ms = ANY},
+
+    /* Foreign resources are never touched. */
+    {"foreign group of our name", .group = G_FOREIGN, .action = DECIDE_NONE,
+     .exp_phase = PHASE_ERROR, .ready = "Failed", .synced = "ReconcileError",
+     .error = "NameConflict", .result = "error", .requeue_ms = 300000},
+    {"foreign share of our name", .group = G_ABSENT, .share = S_FOREIGN, .fetched = 3,
+     .action = DECIDE_NONE, .exp_phase = PHASE_ERROR, .ready = "Failed", .error = "NameConflict",
+     .result = "error", .requeue_ms = 300000},
+
+    /* Restored from the state file without secret values: observe only. */
+    {"restored, running: reported, nothing done", .restored = 1, .group = G_RUNNING,
+     .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .ready = "Available",
+     .synced = "ReconcileError", .result = "waiting", .requeue_ms = 0},
+    {"restored, no group: nothing created", .restored = 1, .group = G_ABSENT,
+     .action = DECIDE_NONE, .exp_phase = KEEP, .synced = "ReconcileError",
+     .result = "waiting", .requeue_ms = 0},
+
+    /* Auto-stop. */
+    {"idle past autoStopMinutes: stop", .auto_stop = 5, .activity_ago_ms = 6 * MINUTE_MS,
+     .running_for_ms = 10 * MINUTE_MS, .group = G_RUNNING, .action = DECIDE_STOP_GROUP,
+     .exp_phase = PHASE_STOPPING, .ready = "Stopping", .synced = "AutoStopped", .requeue_ms = ANY},
+    {"active within autoStopMinutes: looked at each minute", .auto_stop = 5,
+     .activity_ago_ms = 1 * MINUTE_MS, .running_for_ms = 10 * MINUTE_MS, .group = G_RUNNING,
+     .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .ready = "Available", .result = "success",
+     .requeue_ms = DECIDE_AUTO_STOP_CHECK_MS},
+    {"auto-stopped stays stopped", .auto_stop = 5, .auto_stopped = 1, .group = G_STOPPED,
+     .action = DECIDE_NONE, .exp_phase = PHASE_STOPPED, .ready = "Stopped", .synced = "AutoStopped",
+     .result = "success", .requeue_ms = ANY},
+
+    /* Deletion, both storage policies. */
+    {"delete: group first", .phase = PHASE_DELETING, .group = G_RUNNING,
+     .action = DECIDE_DELETE_GROUP, .exp_phase = PHASE_DELETING, .ready = "Deleting",
+     .requeue_ms = ANY},
+    {"delete: group still deleting", .phase = PHASE_DELETING, .group = G_DELETING,
+     .action = DECIDE_NONE, .exp_phase = PHASE_DELETING, .ready = "Deleting", .result = "waiting",
+     .requeue_ms = DECIDE_POLL_MS},
+    {"delete: share read before it goes", .phase = PHASE_DELETING, .group = G_ABSENT,
+     .action = DECIDE_GET_SHARE, .exp_phase = KEEP, .requeue_ms = ANY},
+    {"delete: verified share goes", .phase = PHASE_DELETING, .group = G_ABSENT, .fetched = 2,
+     .action = DECIDE_DELETE_SHARE, .exp_phase = PHASE_DELETING, .ready = "Deleting",
+     .requeue_ms = ANY},
+    {"delete: share not ours stays", .phase = PHASE_DELETING, .group = G_ABSENT,
+     .share = S_FOREIGN, .fetched = 2, .action = DECIDE_REMOVE_OBJECT, .exp_phase = KEEP,
+     .result = "deleted", .requeue_ms = ANY},
+    {"delete with Retain: share marked kept", .phase = PHASE_DELETING, .retain = 1,
+     .group = G_ABSENT, .fetched = 2, .action = DECIDE_RETAIN_SHARE,
+     .exp_phase = PHASE_DELETING, .ready = "Deleting", .requeue_ms = ANY},
+    {"delete with Retain: kept share stays, object goes", .phase = PHASE_DELETING,
+     .retain = 1, .group = G_ABSENT, .share = S_KEPT, .fetched = 2,
+     .action = DECIDE_REMOVE_OBJECT, .exp_phase = KEEP, .result = "deleted", .requeue_ms = ANY},
+    {"delete: nothing left", .phase = PHASE_DELETING, .group = G_ABSENT, .share = S_ABSENT,
+     .action = DECIDE_REMOVE_OBJECT, .exp_phase = KEEP, .result = "deleted", .requeue_ms = ANY},
+    {"tombstone before every region was listed: wait", .phase = PHASE_DELETING,
+     .tombstone = 1, .region = -1, .not_listed = 1, .group = G_UNKNOWN, .share = S_UNKNOWN,
+     .action = DECIDE_NONE, .exp_phase = KEEP, .result = "waiting",
+     .requeue_ms = DECIDE_POLL_MS},
+    {"tombstone never seen in Azure: removed", .phase = PHASE_DELETING, .tombstone = 1,
+     .region = -1, .group = G_UNKNOWN, .share = S_UNKNOWN, .action = DECIDE_REMOVE_OBJECT,
+     .exp_phase = KEEP, .result = "deleted", .requeue_ms = ANY},
+};
+
+/* Builds the observed entry of a row. */
+static void observed_of(const row_t *r, observed_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    snprintf(o->id, sizeof(o->id), "e1");
+    o->region = r->region;
+    o->next_get_ms = r->refresh_due ? NOW - 1 : NOW + 60000;
+    static const char *const prov[] = {
+        [G_RUNNING] = "Succeeded", [G_STOPPED] = "Succeeded", [G_TERMINATED] = "Succeeded",
+        [G_PENDING] = "Pending", [G_CREATING_RUNNING] = "Succeeded", [G_FAILED] = "Failed",
+        [G_DELETING] = "Deleting", [G_NOT_READ] = "Succeeded"};
+    static const char *const inst[] = {
+        [G_RUNNING] = "Running", [G_STOPPED] = "Stopped", [G_TERMINATED] = "Terminated",
+        [G_PENDING] = "Pending", [G_CREATING_RUNNING] = "Waiting", [G_FAILED] = "Failed",
+        [G_DELETING] = "Running", [G_NOT_READ] = ""};
+    if (r->group != G_UNKNOWN)
+        o->g.known = 1;
+    if (r->group == G_FOREIGN)
+        o->g.foreign = 1;
+    if (r->group >= G_RUNNING) {
+        o->g.exists = 1;
+        snprintf(o->g.prov, sizeof(o->g.prov), "%s", prov[r->group]);
+        snprintf(o->g.inst, sizeof(o->g.inst), "%s", inst[r->group]);
+        snprintf(o->g.spec_hash, sizeof(o->g.spec_hash), "%s", r->drift ? "ffffffffffffffff" : HASH);
+    }
+    if (r->share != S_UNKNOWN)
+        o->s.known = 1;
+    if (r->share == S_OURS || r->share == S_LISTED || r->share == S_FOREIGN || r->share == S_KEPT) {
+        o->s.exists = 1;
+        o->s.quota_gb = r->quota ? r->quota : 10;
+    }
+    o->s.verified = r->share == S_OURS || r->share == S_KEPT;
+    o->s.foreign = r->share == S_FOREIGN;
+    o->s.keep = r->share == S_KEPT;
+}
+
+/* Runs one row; returns 0 when every expectation held (and prints why not). */
+static int run_row(const row_t *r)
+{
+    env_obj_t obj;
+    memset(&obj, 0, sizeof(obj));
+    snprintf(obj.id, sizeof(obj.id), "e1");
+    obj.generation = 3;
+    obj.has_spec = !r->tombstone;
+    obj.restored = r->restored;
+    obj.status.phase = (env_phase_t)r->phase;
+    obj.status.last_activity_ms = r->activity_ago_ms ? WALL - r->activity_ago_ms : 0;
+    obj.spec.storage_gb = r->storage_gb ? r->storage_gb : 10;
+    obj.spec.power = r->stopped ? SPEC_POWER_STOPPED : SPEC_POWER_RUNNING;
+    obj.spec.storage_policy = r->retain ? SPEC_STORAGE_RETAIN : SPEC_STORAGE_DELETE;
+    obj.spec.auto_stop_minutes = r->auto_stop;
+    observed_t o;
+    observed_of(r, &o);
+    decide_input_t in = {
+        .obj = &obj,
+        .obs = &o,
+        .fetched_group = r->fetched & 1,
+        .fetched_share = (r->fetched & 2) != 0,
+        .desired_region = r->bad_region ? -1 : 0,
+        .listed_all = !r->not_listed,
+        .controller = "ctl",
+        .spec_hash = r->restored || r->tombstone ? NULL : HASH,
+        .now_ms = NOW,
+        .wall_ms = WALL,
+        .agent_start_ms = WALL - 60 * MINUTE_MS,
+        .status_refresh_ms = 60000,
+        .resync_ms = 300000,
+        .aci_create_wait_ms = r->create_wait,
+        .aci_delete_wait_ms = r->delete_wait,
+        .rand = {0, 0},
+    };
+    in.mem.failed_seen = r->failed_seen;
+    in.mem.prov_failures = r->failed_seen;
+    in.mem.prov_retry_ms = (uint64_t)((int64_t)NOW + r->retry_in_ms);
+    in.mem.running_since_ms = r->running_for_ms ? WALL - r->running_for_ms : 0;
+    in.mem.ever_running = r->running_for_ms != 0;
+    if (r->auto_stopped) {
+        in.mem.auto_stopped_ms = WALL - MINUTE_MS;
+        in.mem.auto_stopped_gen = obj.generation;
+    }
+    decide_plan_t p;
+    reconcile_decide(&in, &p);
+    int bad = 0;
+#define EXPECT(cond, ...)                                                                     \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            fprintf(stderr, "row \"%s\": ", r->name);                                         \
+            fprintf(stderr, __VA_ARGS__);                                                     \
+            fputc('\n', stderr);                                                              \
+            bad = 1;                                                                          \
+        }                                                                                     \
+    } while (0)
+    EXPECT(p.action == r->action, "action %s, want %s", reconcile_action_name(p.action),
+           reconcile_action_name(r->action));
+    int phase = p.status.publish ? p.status.phase : KEEP;
+    EXPECT(phase == r->exp_phase, "phase %d, want %d", phase, r->exp_phase);
+    const char *ready = p.status.publish ? p.status.ready_reason : NULL;
+    if (!r->ready || *r->ready)
+        EXPECT((!ready && !r->ready) || (ready && r->ready && strcmp(ready, r->ready) == 0),
+               "Ready %s, want %s", ready ? ready : "(kept)", r->ready ? r->ready : "(kept)");
+    const char *synced = p.status.publish ? p.status.synced_reason : NULL;
+    if (r->synced && *r->synced)
+        EXPECT(synced && strcmp(synced, r->synced) == 0, "Synced %s, want %s",
+               synced ? synced : "(kept)", r->synced);
+    if (r->error && strcmp(r->error, "-") == 0)
+        EXPECT(p.status.set_error < 0, "lastError not cleared (%d)", p.status.set_error);
+    else if (r->error)
+        EXPECT(p.status.set_error > 0 && strcmp(p.status.err_code, r->error) == 0,
+               "lastError %s, want %s", p.status.set_error > 0 ? p.status.err_code : "(none)",
+               r->error);
+    if (r->result)
+        EXPECT(p.result && strcmp(p.result, r->result) == 0, "result %s, want %s",
+               p.result ? p.result : "(none)", r->result);
+    if (r->requeue_ms != ANY)
+        EXPECT(p.requeue_ms == (uint64_t)r->requeue_ms, "requeue %llu ms, want %lld",
+               (unsigned long long)p.requeue_ms, (long long)r->requeue_ms);
+    /* A mutation is always published as an action (lastReconcileTime moves),
+     * except the silent retry of a failed provisioning. */
+    int mutation = p.action != DECIDE_NONE && p.action != DECIDE_GET_GROUP &&
+                   p.action != DECIDE_GET_SHARE && p.action != DECIDE_REMOVE_OBJECT;
+    if (mutation && !r->failed_seen)
+        EXPECT(p.status.publish && p.status.acted, "mutation without a published action");
+#undef EXPECT
+    return bad;
+}
+
+static void test_decision_table(void **state)
+{
+    (void)state;
+    int failures = 0;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        failures += run_row(&rows[i]);
+    assert_int_equal(failures, 0);
+}
+
+/* The failure backoff grows with each consecutive failure and is capped. */
+static void test_failed_backoff_grows(void **state)
+{
+    (void)state;
+    env_obj_t obj;
+    memset(&obj, 0, sizeof(obj));
+    obj.has_spec = 1;
+    obj.spec.storage_gb = 10;
+    row_t r = {.group = G_FAILED};
+    observed_t o;
+    observed_of(&r, &o);
+    decide_input_t in = {.obj = &obj, .obs = &o, .desired_region = 0, .listed_all = 1,
+                         .controller = "ctl", .spec_hash = HASH, .now_ms = NOW,
+                         .wall_ms = WALL, .rand = {0.999, 0.999}};
+    uint64_t last = 0;
+    for (int i = 0; i < 12; i++) {
+        decide_plan_t p;
+        reconcile_decide(&in, &p);
+        assert_int_equal(p.action, DECIDE_NONE);
+        assert_int_equal(p.mem.prov_failures, i + 1);
+        assert_true(p.requeue_ms >= last || p.requeue_ms >= DECIDE_FAIL_CAP_MS / 2);
+        assert_true(p.requeue_ms <= DECIDE_FAIL_CAP_MS);
+        last = p.requeue_ms;
+        in.mem = p.mem;
+        in.mem.failed_seen = 0; /* the next failure, after a retry */
+    }
+    assert_true(last >= DECIDE_FAIL_CAP_MS / 2);
+}
+
+/* A provisioned group resets the failure count; running starts the clock. */
+static void test_running_resets_memory(void **state)
+{
+    (void)state;
+    row_t r = {.group = G_RUNNING};
+    env_obj_t obj;
+    memset(&obj, 0, sizeof(obj));
+    obj.has_spec = 1;
+    obj.spec.storage_gb = 10;
+    observed_t o;
+    observed_of(&r, &o);
+    o.settle = 1;
+    decide_input_t in = {.obj = &obj, .obs = &o, .fetched_group = 1, .listed_all = 1,
+                         .controller = "ctl", .spec_hash = HASH, .now_ms = NOW,
+                         .wall_ms = WALL, .status_refresh_ms = 60000};
+    in.mem.prov_failures = 4;
+    decide_plan_t p;
+    reconcile_decide(&in, &p);
+    assert_int_equal(p.action, DECIDE_NONE);
+    assert_int_equal(p.mem.prov_failures, 0);
+    assert_true(p.mem.ever_running);
+    assert_int_equal(p.mem.running_since_ms, WALL);
+    assert_int_equal(p.settle, 0);
+    /* The GET of this pass moved the refresh a period ahead. */
+    assert_int_equal(p.next_get_ms, NOW + 60000);
+    assert_int_equal(p.requeue_ms, 60000);
+}
+
+/* A new generation ends an auto-stop: the workspace starts again. */
+static void test_new_generation_ends_auto_stop(void **state)
+{
+    (void)state;
+    row_t r = {.group = G_STOPPED};
+    env_obj_t obj;
+    memset(&obj, 0, sizeof(obj));
+    obj.has_spec = 1;
+    obj.generation = 4;
+    obj.spec.storage_gb = 10;
+    observed_t o;
+    observed_of(&r, &o);
+    decide_input_t in = {.obj = &obj, .obs = &o, .listed_all = 1, .controller = "ctl",
+                         .spec_hash = HASH, .now_ms = NOW, .wall_ms = WALL};
+    in.mem.auto_stopped_ms = WALL - MINUTE_MS;
+    in.mem.auto_stopped_gen = 3;
+    decide_plan_t p;
+    reconcile_decide(&in, &p);
+    assert_int_equal(p.action, DECIDE_START_GROUP);
+    assert_int_equal(p.mem.auto_stopped_ms, 0);
+}
+
+/* Failed ARM calls: quota is an ERROR retried slowly; the rest back off. */
+static void test_failures(void **state)
+{
+    (void)state;
+    decide_plan_t p;
+    int failed;
+    decide_failure_t quota = {.what = "create container group", .err = D8_EIO,
+                              .http_status = 409, .code = "ContainerGroupQuotaReached",
+                              .message = "quota", .rand = 0.5};
+    reconcile_decide_failure(&quota, &p, &failed);
+    assert_false(failed);
+    assert_int_equal(p.status.phase, PHASE_ERROR);
+    assert_string_equal(p.status.ready_reason, "Failed");
+    assert_string_equal(p.status.err_code, "ContainerGroupQuotaReached");
+    assert_int_equal(p.requeue_ms, 90000);
+    decide_failure_t th = {.what = "get container group", .err = D8_EAGAIN, .http_status = 429};
+    reconcile_decide_failure(&th, &p, &failed);
+    assert_true(failed);
+    assert_int_equal(p.status.phase, -1);
+    assert_string_equal(p.status.synced_reason, "Throttled");
+    assert_non_null(strstr(p.status.err_msg, "get container group: "));
+    decide_failure_t other = {.what = "stop container group", .err = D8_EIO,
+                              .http_status = 500, .code = "InternalServerError",
+                              .message = "boom"};
+    reconcile_decide_failure(&other, &p, &failed);
+    assert_true(failed);
+    assert_string_equal(p.status.synced_reason, "ReconcileError");
+    assert_string_equal(p.status.err_msg, "stop container group: boom");
+    decide_failure_t cancel = {.what = "x", .err = D8_ECANCELED};
+    reconcile_decide_failure(&cancel, &p, &failed);
+    assert_false(failed);
+    assert_false(p.status.publish);
+    assert_string_equal(p.result, "canceled");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decision_table),
+        cmocka_unit_test(test_failed_backoff_grows),
+        cmocka_unit_test(test_running_resets_memory),
+        cmocka_unit_test(test_new_generation_ends_auto_stop),
+        cmocka_unit_test(test_failures),
+    };
+    return cmocka_run_group_tests_name("decide", tests, NULL, NULL);
+}
