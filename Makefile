@@ -78,7 +78,7 @@ BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 # line, so every variable named here must be defined above it.
 .SECONDARY: $(UNIT_BINS:%=%.o) $(INTEG_BINS:%=%.o) $(BENCH_BINS:%=%.o) $(INTEG_HELPER_OBJS)
 
-.PHONY: all test unit integration run bench fuzz lint clean help deps release image
+.PHONY: all test unit integration run bench fuzz lint format clean help deps release image
 
 ## all: build bin/dev8-agent and bin/azsim (the default)
 all: deps $(CMD_BINS)
@@ -147,9 +147,13 @@ bench: all $(BENCH_BINS)
 fuzz: deps
 	@hack/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_SRCS)
 
-## lint: clang-format check, cppcheck, yamllint of manifests
+## lint: clang-format drift, cppcheck, yamllint of manifests; fails on any finding
 lint:
 	@hack/lint.sh
+
+## format: clang-format -i over pkg/ cmd/ test/ with the repository's .clang-format
+format:
+	@hack/format.sh
 
 ## release: optimised, stripped binaries in bin/ (--version shows the git revision)
 release:
