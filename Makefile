@@ -66,16 +66,19 @@ CMD_BINS := $(CMDS:%=$(BINDIR)/%)
 UNIT_SRCS := $(sort $(wildcard test/unit/*/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
 INTEG_SRCS := $(sort $(wildcard test/integration/test_*.c))
-INTEG_HELPERS := $(filter-out $(INTEG_SRCS),$(wildcard test/integration/*.c))
+INTEG_HELPERS := $(sort $(filter-out $(INTEG_SRCS),$(wildcard test/integration/*.c)))
+INTEG_HELPER_OBJS := $(INTEG_HELPERS:%.c=$(BUILD)/%.o)
 INTEG_BINS := $(INTEG_SRCS:%.c=$(BUILD)/%)
 FUZZ_SRCS := $(sort $(wildcard test/fuzz/fuzz_*.c))
 BENCH_SRCS := $(sort $(wildcard test/bench/bench_*.c))
 BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
 # Keep test objects between runs (they are intermediate files to make).
+# The prerequisites of a special target are expanded when make reads the
+# line, so every variable named here must be defined above it.
 .SECONDARY: $(UNIT_BINS:%=%.o) $(INTEG_BINS:%=%.o) $(BENCH_BINS:%=%.o) $(INTEG_HELPER_OBJS)
 
-.PHONY: all test unit integration run bench fuzz lint clean help deps release image
+.PHONY: all test unit integration run bench fuzz lint format clean help deps release image
 
 ## all: build bin/dev8-agent and bin/azsim (the default)
 all: deps $(CMD_BINS)
@@ -110,7 +113,6 @@ $(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ $(DEPS_LIBS) $(CMOCKA_LIBS) -o $@
 
-INTEG_HELPER_OBJS := $(INTEG_HELPERS:%.c=$(BUILD)/%.o)
 $(BUILD)/test/integration/%: $(BUILD)/test/integration/%.o $(INTEG_HELPER_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ $(DEPS_LIBS) $(CMOCKA_LIBS) -o $@
@@ -145,9 +147,13 @@ bench: all $(BENCH_BINS)
 fuzz: deps
 	@hack/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_SRCS)
 
-## lint: clang-format check, cppcheck, yamllint of manifests
+## lint: clang-format drift, cppcheck, yamllint of manifests; fails on any finding
 lint:
 	@hack/lint.sh
+
+## format: clang-format -i over pkg/ cmd/ test/ with the repository's .clang-format
+format:
+	@hack/format.sh
 
 ## release: optimised, stripped binaries in bin/ (--version shows the git revision)
 release:
@@ -179,5 +185,7 @@ help:
 	@grep -hE '^## ' Makefile | sed 's/^## /  make /'
 	@echo "  make SANITIZE=address,undefined test   (tests under ASan+UBSan)"
 
--include $(PKG_OBJS:.o=.d) $(CMDS:%=$(BUILD)/cmd/%/main.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) $(INTEG_SRCS:%.c=$(BUILD)/%.d) \
-	$(BENCH_SRCS:%.c=$(BUILD)/%.d)
+# Header dependencies (-MMD) of every object this Makefile compiles. The fuzz
+# targets are not here: hack/fuzz.sh compiles them from scratch each run.
+-include $(PKG_OBJS:.o=.d) $(CMDS:%=$(BUILD)/cmd/%/main.d) $(UNIT_SRCS:%.c=$(BUILD)/%.d) \
+	$(INTEG_SRCS:%.c=$(BUILD)/%.d) $(INTEG_HELPER_OBJS:.o=.d) $(BENCH_SRCS:%.c=$(BUILD)/%.d)

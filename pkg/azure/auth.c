@@ -8,7 +8,7 @@
  * Secrets (client secret, assertion, token) live only in buffers that are
  * wiped when released; they are never logged.
  */
-#include "azure/azure_int.h"
+#include "azure_int.h"
 #include "log/log.h"
 
 #include <ctype.h>

@@ -7,7 +7,7 @@
 #ifndef D8_AZURE_INT_H
 #define D8_AZURE_INT_H
 
-#include "azure/azure.h"
+#include "azure.h"
 #include "base/list.h"
 #include "curluv/curluv.h"
 

@@ -11,7 +11,7 @@
  * never from inside a curl callback.
  * Requests change state only through req_set_state().
  */
-#include "azure/azure_int.h"
+#include "azure_int.h"
 #include "log/log.h"
 
 #include <openssl/crypto.h>

@@ -4,7 +4,7 @@
  * 2025-01-01 specs. Pure functions (no client, no I/O): the unit tests and
  * the fuzz target call them directly.
  */
-#include "azure/azure_int.h"
+#include "azure_int.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

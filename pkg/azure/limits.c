@@ -3,7 +3,7 @@
  * Retry-After parsing, secret scrubbing and name checks. No I/O, no clock
  * reads: callers pass the time in, so the unit tests can drive them.
  */
-#include "azure/azure_int.h"
+#include "azure_int.h"
 
 #include <ctype.h>
 #include <curl/curl.h>

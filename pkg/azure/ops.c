@@ -4,7 +4,7 @@
  * its arguments, builds URL and body at once (so nothing the caller passed
  * is kept), and hands one or more requests to the request layer.
  */
-#include "azure/azure_int.h"
+#include "azure_int.h"
 #include "log/log.h"
 
 #include <openssl/crypto.h>

@@ -8,7 +8,7 @@
  */
 #include "config_int.h"
 
-#include "../base/base.h"
+#include "base/base.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>

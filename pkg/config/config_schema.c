@@ -11,7 +11,7 @@
  */
 #include "config_int.h"
 
-#include "../base/base.h"
+#include "base/base.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -8,7 +8,7 @@
  * loop callback unwinds. The memory goes when the last handle's close
  * callback has run.
  */
-#include "curluv/curluv.h"
+#include "curluv.h"
 
 #include "base/base.h"
 #include "base/list.h"

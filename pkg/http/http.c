@@ -18,8 +18,8 @@
  */
 #include "http_int.h"
 
-#include "../base/base.h"
-#include "../log/log.h"
+#include "base/base.h"
+#include "log/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

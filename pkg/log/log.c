@@ -1,6 +1,6 @@
 #include "log.h"
 
-#include "../base/base.h"
+#include "base/base.h"
 
 #include <math.h>
 #include <string.h>

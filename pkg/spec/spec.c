@@ -11,7 +11,7 @@
  */
 #include "spec.h"
 
-#include "../base/base.h"
+#include "base/base.h"
 
 #include <math.h>
 #include <openssl/crypto.h>

@@ -10,7 +10,7 @@
  */
 #include "spec.h"
 
-#include "../base/base.h"
+#include "base/base.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -10,7 +10,7 @@
  * only record the state and kick the timer, so a burst of changes to one
  * environment within a loop turn costs one request.
  */
-#include "webhook/webhook_int.h"
+#include "webhook_int.h"
 
 #include "base/base.h"
 #include "base/list.h"

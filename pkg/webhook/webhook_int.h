@@ -6,7 +6,7 @@
 #ifndef D8_WEBHOOK_INT_H
 #define D8_WEBHOOK_INT_H
 
-#include "webhook/webhook.h"
+#include "webhook.h"
 
 /* One state of an environment to deliver. body NULL means none. */
 typedef struct webhook__state {
