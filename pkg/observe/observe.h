@@ -74,6 +74,7 @@ typedef struct observe_opts {
     azure_client_t *az;         /* borrowed */
 } observe_opts_t;
 
+/* An observer of opts' regions; nothing is listed before observer_start. */
 observer_t *observer_new(const observe_opts_t *opts);
 /* fn is called after each completed round of a region's lists (whether or
  * not they succeeded), so every key of the region gets a pass. One

@@ -337,23 +337,14 @@ static const char *blocked_by(const reaper_t *rp, const orphan_t *o, int64_t now
     return NULL;
 }
 
-static void cycle_cb(uv_timer_t *t)
+/* Forgets what is no longer an orphan (one in flight is marked gone and
+ * freed by its answer); counts the orphans of each kind into `counts`. */
+static void forget_settled(reaper_t *rp, size_t counts[2])
 {
-    reaper_t *rp = t->data;
-    if (rp->paused || !observer_listed_all(rp->ob))
-        return;
-    rp->cycle++;
-    int64_t now = d8_wall_ms();
-    rp->last_cycle_ms = now;
-    note_authoritative(rp, now);
-    rp->managed = 0;
-    scan_ctx_t c = {rp, now};
-    observer_each(rp->ob, scan_one, &c);
-
-    /* Forget what is no longer an orphan. */
-    size_t it = 0, n = 0, counts[2] = {0, 0};
+    size_t it = 0, n = 0;
     orphan_t **dead = d8_xcalloc(rp->orphans.count + 1, sizeof(*dead));
     orphan_t *o;
+    counts[0] = counts[1] = 0;
     while ((o = d8_map_next(&rp->orphans, &it))) {
         if (o->seen_cycle != rp->cycle) {
             if (o->in_flight)
@@ -371,12 +362,16 @@ static void cycle_cb(uv_timer_t *t)
         const char *lbl[] = {kind_names[k]};
         metrics_set(rp->m_orphans, lbl, (double)counts[k]);
     }
+}
 
-    /* Too many orphans at once smells of a bad full sync: stop and ask. */
-    size_t norphans = counts[0] + counts[1];
-    /* A resume acknowledges the orphans of that moment, not that many
-     * orphans forever: the acknowledgement shrinks as those orphans go, so
-     * a later bad sync dropping as many resources suspends again. */
+/*
+ * Too many orphans at once smells of a bad full sync: suspend and ask. A
+ * resume acknowledges the orphans of that moment, not that many orphans
+ * forever: the acknowledgement shrinks as those orphans go, so a later bad
+ * sync dropping as many resources suspends again.
+ */
+static void guard_orphan_fraction(reaper_t *rp, size_t norphans)
+{
     if (norphans < rp->ack_orphans)
         rp->ack_orphans = norphans;
     if (!rp->suspended && norphans > rp->ack_orphans && rp->managed > 0 &&
@@ -389,9 +384,13 @@ static void cycle_cb(uv_timer_t *t)
             LF_S("reason", rp->suspend_reason));
     }
     metrics_set(rp->m_suspended, NULL, rp->suspended);
+}
 
-    size_t started = 0;
-    it = 0;
+/* Starts the deletion of at most maxDeletesPerCycle eligible orphans. */
+static void start_deletions(reaper_t *rp, int64_t now)
+{
+    size_t started = 0, it = 0;
+    orphan_t *o;
     while ((o = d8_map_next(&rp->orphans, &it))) {
         if (started >= (size_t)rp->cfg->reaper_max_deletes_per_cycle)
             break;
@@ -412,6 +411,26 @@ static void cycle_cb(uv_timer_t *t)
         if (start_deletion(rp, o) == 0)
             started++;
     }
+}
+
+/* One reaper cycle, once every region was listed: scan the observed cache
+ * for orphans, apply the guards, start the eligible deletions. */
+static void cycle_cb(uv_timer_t *t)
+{
+    reaper_t *rp = t->data;
+    if (rp->paused || !observer_listed_all(rp->ob))
+        return;
+    rp->cycle++;
+    int64_t now = d8_wall_ms();
+    rp->last_cycle_ms = now;
+    note_authoritative(rp, now);
+    rp->managed = 0;
+    scan_ctx_t c = {rp, now};
+    observer_each(rp->ob, scan_one, &c);
+    size_t counts[2];
+    forget_settled(rp, counts);
+    guard_orphan_fraction(rp, counts[0] + counts[1]);
+    start_deletions(rp, now);
 }
 
 /*

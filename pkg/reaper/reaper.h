@@ -41,7 +41,10 @@ typedef struct reaper_opts {
     uint64_t cycle_ms;         /* 0: controller.resyncSeconds */
 } reaper_opts_t;
 
+/* A reaper over opts' observer and store; it registers its metrics and
+ * watches the store at once, and runs cycles after reaper_start. */
 reaper_t *reaper_new(const reaper_opts_t *opts);
+/* Starts the cycle timer (every cycle_ms). */
 void reaper_start(reaper_t *rp);
 /* Stops cycles (shutdown). Deletions in flight finish or are canceled. */
 void reaper_pause(reaper_t *rp);

@@ -38,6 +38,8 @@ typedef struct reconcile_opts {
     size_t hash_keylen;
 } reconcile_opts_t;
 
+/* A reconciler over opts' store and observer; it registers its metrics and
+ * listens to the observer's lists at once, the store after reconciler_start. */
 reconciler_t *reconciler_new(const reconcile_opts_t *opts);
 /* Starts watching the store (the observer's lists queue the rest). */
 void reconciler_start(reconciler_t *r);

@@ -231,6 +231,8 @@ static cJSON *condition_json(const char *type, const env_condition_t *c)
     return o;
 }
 
+/* The object as the API shows it: id, generation, spec (secrets
+ * redacted by spec_to_json) and status with its conditions. */
 static cJSON *obj_json(const env_obj_t *obj)
 {
     const env_status_t *s = &obj->status;

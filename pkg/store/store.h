@@ -260,6 +260,7 @@ void store_unwatch(store_t *st, store_watcher_t *w);
  */
 int store_replay(const store_t *st, uint64_t since, store_watch_fn fn, void *ud);
 
+/* The Prisma name of a phase ("RUNNING"); "UNKNOWN" when out of range. */
 const char *store_phase_name(env_phase_t p);
 /* Phase by name, or -1. */
 int store_phase_parse(const char *name);
