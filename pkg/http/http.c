@@ -192,6 +192,23 @@ static void put(d8_buf_t *b, const char *s, size_t n)
 
 #define PUT_LIT(b, lit) put((b), (lit), sizeof(lit) - 1)
 
+/* Appends the error body of every JSON error answer, the server's own and
+ * the handlers', so that they share one shape:
+ * {"error":{"code","message","field"?}}. field may be NULL. */
+static void put_error_body(d8_buf_t *b, const char *code, const char *message,
+                           const char *field)
+{
+    PUT_LIT(b, "{\"error\":{\"code\":");
+    d8_buf_json_str(b, code);
+    PUT_LIT(b, ",\"message\":");
+    d8_buf_json_str(b, message);
+    if (field) {
+        PUT_LIT(b, ",\"field\":");
+        d8_buf_json_str(b, field);
+    }
+    PUT_LIT(b, "}}");
+}
+
 static void put_u64(d8_buf_t *b, uint64_t v)
 {
     char tmp[24];
@@ -623,11 +640,7 @@ static void conn_send_error(conn_t *c, int status, const char *code, const char 
     }
     d8_buf_t body;
     d8_buf_init(&body);
-    PUT_LIT(&body, "{\"error\":{\"code\":");
-    d8_buf_json_str(&body, code);
-    PUT_LIT(&body, ",\"message\":");
-    d8_buf_json_str(&body, message);
-    PUT_LIT(&body, "}}");
+    put_error_body(&body, code, message, NULL);
     build_head(c, status, NULL, 0, "application/json", body.len, 0, 0, 0);
     uv_buf_t bufs[2] = {uv_buf_init(c->out.data, (unsigned)c->out.len),
                         uv_buf_init(body.data, (unsigned)body.len)};
@@ -680,18 +693,18 @@ void http_respond(http_exchange_t *ex, int status, const http_header_t *headers,
 void http_respond_error(http_exchange_t *ex, int status, const char *code, const char *message,
                         const char *field)
 {
+    http_respond_error_h(ex, status, NULL, 0, code, message, field);
+}
+
+void http_respond_error_h(http_exchange_t *ex, int status, const http_header_t *headers,
+                          size_t nheaders, const char *code, const char *message,
+                          const char *field)
+{
     d8_buf_t b;
     d8_buf_init(&b);
-    PUT_LIT(&b, "{\"error\":{\"code\":");
-    d8_buf_json_str(&b, code ? code : "Error");
-    PUT_LIT(&b, ",\"message\":");
-    d8_buf_json_str(&b, message ? message : http_status_text(status));
-    if (field) {
-        PUT_LIT(&b, ",\"field\":");
-        d8_buf_json_str(&b, field);
-    }
-    PUT_LIT(&b, "}}");
-    http_respond(ex, status, NULL, 0, "application/json", b.data, b.len);
+    put_error_body(&b, code ? code : "Error", message ? message : http_status_text(status),
+                   field);
+    http_respond(ex, status, headers, nheaders, "application/json", b.data, b.len);
     d8_buf_release(&b);
 }
 
