@@ -255,13 +255,7 @@ static void method_not_allowed(http_exchange_t *ex, const char *allow)
     http_header_t h = {"Allow", allow};
     char msg[128];
     snprintf(msg, sizeof(msg), "this route accepts %s", allow);
-    d8_buf_t b;
-    d8_buf_init(&b);
-    d8_buf_puts(&b, "{\"error\":{\"code\":\"MethodNotAllowed\",\"message\":");
-    d8_buf_json_str(&b, msg);
-    d8_buf_puts(&b, "}}");
-    respond_json(ex, 405, &h, 1, b.data, b.len);
-    d8_buf_release(&b);
+    http_respond_error_h(ex, 405, &h, 1, "MethodNotAllowed", msg, NULL);
 }
 
 /* ---- environments ------------------------------------------------------ */
@@ -278,14 +272,8 @@ static void respond_reaping(http_exchange_t *ex, const char *id)
              "an orphaned resource of %s is being deleted by the reaper right now; retry in a "
              "few seconds",
              id);
-    d8_buf_t b;
-    d8_buf_init(&b);
-    d8_buf_puts(&b, "{\"error\":{\"code\":\"Conflict\",\"message\":");
-    d8_buf_json_str(&b, msg);
-    d8_buf_puts(&b, "}}");
-    http_header_t h = {"Retry-After", "5"};
-    respond_json(ex, 409, &h, 1, b.data, b.len);
-    d8_buf_release(&b);
+    static const http_header_t h = {"Retry-After", "5"};
+    http_respond_error_h(ex, 409, &h, 1, "Conflict", msg, NULL);
 }
 
 static void log_env(const char *msg, const http_request_t *req, const env_obj_t *obj)
@@ -742,10 +730,9 @@ static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req)
         return;
     }
     if (api->nwatchers >= MAX_WATCH_CLIENTS) {
-        http_header_t h = {"Retry-After", "5"};
-        static const char body[] = "{\"error\":{\"code\":\"TooManyRequests\",\"message\":"
-                                   "\"too many watch clients; retry later\"}}";
-        respond_json(ex, 429, &h, 1, body, sizeof(body) - 1);
+        static const http_header_t h = {"Retry-After", "5"};
+        http_respond_error_h(ex, 429, &h, 1, "TooManyRequests",
+                             "too many watch clients; retry later", NULL);
         return;
     }
     if (have_since && store_replay(api->store, since, NULL, NULL) == D8_EGONE) {
@@ -943,10 +930,8 @@ static void handle(void *ud, http_exchange_t *ex, const http_request_t *req)
     }
     if (!authorized(api, req)) {
         static const http_header_t h = {"WWW-Authenticate", "Bearer realm=\"dev8-agent\""};
-        static const char body[] =
-            "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"a valid "
-            "Authorization: Bearer <key> header is required\"}}";
-        respond_json(ex, 401, &h, 1, body, sizeof(body) - 1);
+        http_respond_error_h(ex, 401, &h, 1, "Unauthorized",
+                             "a valid Authorization: Bearer <key> header is required", NULL);
         return;
     }
     if (strcmp(path, "/api/v1/environments") == 0) {
