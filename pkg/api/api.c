@@ -262,7 +262,7 @@ static void method_not_allowed(http_exchange_t *ex, const char *allow)
 
 static int being_reaped(const api_t *api, const char *id)
 {
-    return api->opts.reaping_hook && api->opts.reaping_hook(api->opts.reaping_ud, id);
+    return api->opts.reaping_hook(api->opts.reaping_ud, id);
 }
 
 static void respond_reaping(http_exchange_t *ex, const char *id)
@@ -800,34 +800,13 @@ static void status_route(api_t *api, http_exchange_t *ex)
     for (int i = 0; i < PHASE__COUNT; i++)
         cJSON_AddNumberToObject(by, store_phase_name((env_phase_t)i), (double)counts[i]);
     cJSON_AddNumberToObject(o, "watchClients", (double)api->nwatchers);
-    if (api->opts.status_hook) {
-        api->opts.status_hook(api->opts.status_ud, o);
-    } else {
-        cJSON_AddNumberToObject(o, "queueDepth", 0);
-        cJSON *regions = cJSON_AddArrayToObject(o, "regions");
-        for (size_t i = 0; i < api->cfg->nregions; i++) {
-            cJSON *r = cJSON_CreateObject();
-            cJSON_AddStringToObject(r, "name", api->cfg->regions[i].name);
-            cJSON_AddNullToObject(r, "lastListTime");
-            cJSON_AddItemToArray(regions, r);
-        }
-        cJSON *reaper = cJSON_AddObjectToObject(o, "reaper");
-        cJSON_AddStringToObject(reaper, "state",
-                                store_synced(api->store) ? "Idle" : "WaitingForFullSync");
-        cJSON_AddBoolToObject(reaper, "enabled", api->cfg->reaper_enabled);
-        cJSON_AddBoolToObject(reaper, "dryRun", api->cfg->reaper_dry_run);
-    }
+    api->opts.status_hook(api->opts.status_ud, o);
     respond_cjson(ex, 200, o);
 }
 
 static void orphans_route(api_t *api, http_exchange_t *ex)
 {
-    if (api->opts.orphans_hook) {
-        respond_cjson(ex, 200, api->opts.orphans_hook(api->opts.orphans_ud));
-        return;
-    }
-    static const char body[] = "{\"items\":[]}";
-    respond_json(ex, 200, NULL, 0, body, sizeof(body) - 1);
+    respond_cjson(ex, 200, api->opts.orphans_hook(api->opts.orphans_ud));
 }
 
 static void metrics_route(api_t *api, http_exchange_t *ex)
@@ -959,7 +938,7 @@ static void handle(void *ud, http_exchange_t *ex, const http_request_t *req)
             orphans_route(api, ex);
         return;
     }
-    if (strcmp(path, "/api/v1/reaper/resume") == 0 && api->opts.resume_hook) {
+    if (strcmp(path, "/api/v1/reaper/resume") == 0) {
         if (m != HTTP_POST) {
             method_not_allowed(ex, "POST");
             return;
@@ -1020,6 +999,11 @@ static void access_cb(void *ud, const char *method, const char *path, int status
 int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
 {
     *out = NULL;
+    if (!opts->status_hook || !opts->orphans_hook || !opts->resume_hook ||
+        !opts->reaping_hook) {
+        snprintf(err, errlen, "the API needs its status, orphans, resume and reaping hooks");
+        return D8_EINVAL;
+    }
     const config_t *cfg = opts->cfg;
     api_t *api = d8_xcalloc(1, sizeof(*api));
     api->opts = *opts;
