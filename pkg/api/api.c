@@ -209,47 +209,6 @@ static int64_t parse_if_match(const http_request_t *req)
     return *end ? -3 : v;
 }
 
-/* Splits "/api/v1/environments/{id}[/action]" into id and action. Returns
- * 0 when the path is under /api/v1/environments/ with an id segment. */
-static int split_env_path(const char *path, char *id, size_t idlen, const char **action)
-{
-    static const char prefix[] = "/api/v1/environments/";
-    size_t plen = sizeof(prefix) - 1;
-    if (strncmp(path, prefix, plen) != 0)
-        return -1;
-    const char *p = path + plen;
-    const char *slash = strchr(p, '/');
-    size_t n = slash ? (size_t)(slash - p) : strlen(p);
-    if (n == 0)
-        return -1;
-    if (http_pct_decode(p, n, id, idlen) < 0)
-        id[0] = '\0'; /* undecodable or too long: answered as InvalidId */
-    *action = slash ? slash + 1 : "";
-    return 0;
-}
-
-static const char *route_label(const char *path)
-{
-    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
-        strcmp(path, "/metrics") == 0 || strcmp(path, "/api/v1/environments") == 0 ||
-        strcmp(path, "/api/v1/watch") == 0 || strcmp(path, "/api/v1/orphans") == 0 ||
-        strcmp(path, "/api/v1/status") == 0 || strcmp(path, "/api/v1/reaper/resume") == 0)
-        return path;
-    char id[SPEC_ID_MAX + 2];
-    const char *action;
-    if (split_env_path(path, id, sizeof(id), &action) == 0) {
-        if (!*action)
-            return "/api/v1/environments/{id}";
-        if (strcmp(action, "start") == 0)
-            return "/api/v1/environments/{id}/start";
-        if (strcmp(action, "stop") == 0)
-            return "/api/v1/environments/{id}/stop";
-        if (strcmp(action, "activity") == 0)
-            return "/api/v1/environments/{id}/activity";
-    }
-    return "other";
-}
-
 static void method_not_allowed(http_exchange_t *ex, const char *allow)
 {
     http_header_t h = {"Allow", allow};
@@ -381,8 +340,9 @@ static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     respond_obj(api, ex, result == PUT_CREATED ? 201 : 200, obj);
 }
 
-static void get_env(api_t *api, http_exchange_t *ex, const char *id)
+static void get_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
+    (void)req;
     const env_obj_t *obj = store_get(api->store, id);
     if (!obj) {
         http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
@@ -397,6 +357,20 @@ static void delete_env(api_t *api, http_exchange_t *ex, const http_request_t *re
     const env_obj_t *obj = store_delete(api->store, id);
     log_env("environment deletion requested", req, obj);
     respond_obj(api, ex, 202, obj);
+}
+
+/* POST /api/v1/environments: the id comes from the body or is generated. */
+static void create_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                       const char *id)
+{
+    (void)id;
+    put_env(api, ex, req, NULL, 1);
+}
+
+static void replace_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                        const char *id)
+{
+    put_env(api, ex, req, id, 0);
 }
 
 static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id,
@@ -423,8 +397,22 @@ static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req
     respond_obj(api, ex, 202, obj);
 }
 
-static void activity_env(api_t *api, http_exchange_t *ex, const char *id)
+/* Records activity now, which resets the auto-stop clock. */
+static void start_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                      const char *id)
 {
+    power_env(api, ex, req, id, SPEC_POWER_RUNNING);
+}
+
+static void stop_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
+{
+    power_env(api, ex, req, id, SPEC_POWER_STOPPED);
+}
+
+static void activity_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                         const char *id)
+{
+    (void)req;
     if (store_touch(api->store, id, d8_wall_ms()) != D8_OK) {
         http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
         return;
@@ -449,8 +437,10 @@ static void list_one(void *ud, const env_obj_t *obj)
     snprintf(c->last, sizeof(c->last), "%s", obj->id);
 }
 
-static void list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req)
+static void list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                      const char *id)
 {
+    (void)id;
     /* userId: up to 128 characters of up to 4 UTF-8 bytes each. */
     char user[4 * 128 + 1], phase[32], limit_s[16], cont[SPEC_ID_MAX + 8];
     int n;
@@ -522,8 +512,10 @@ static int cmp_id_index(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req)
+static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                      const char *id)
 {
+    (void)id;
     cJSON *doc = read_json_body(ex, req);
     if (!doc)
         return;
@@ -579,13 +571,13 @@ static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req
     free(order);
     for (size_t i = 0; i < n; i++) {
         if (!store_get(api->store, items[i].id) && being_reaped(api, items[i].id)) {
-            char id[SPEC_ID_MAX + 1];
-            snprintf(id, sizeof(id), "%s", items[i].id);
+            char reaped[SPEC_ID_MAX + 1];
+            snprintf(reaped, sizeof(reaped), "%s", items[i].id);
             for (size_t k = 0; k < n; k++)
                 spec_release(&items[k].spec);
             free(items);
             cJSON_Delete(doc);
-            respond_reaping(ex, id);
+            respond_reaping(ex, reaped);
             return;
         }
     }
@@ -700,8 +692,9 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
-static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req)
+static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
+    (void)id;
     char rv_s[32];
     uint64_t since = 0;
     int have_since = 0;
@@ -784,8 +777,11 @@ static void heartbeat_cb(uv_timer_t *t)
 
 /* ---- controller routes ------------------------------------------------ */
 
-static void status_route(api_t *api, http_exchange_t *ex)
+static void status_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                         const char *id)
 {
+    (void)req;
+    (void)id;
     size_t counts[PHASE__COUNT];
     store_phase_counts(api->store, counts);
     cJSON *o = cJSON_CreateObject();
@@ -804,18 +800,58 @@ static void status_route(api_t *api, http_exchange_t *ex)
     respond_cjson(ex, 200, o);
 }
 
-static void orphans_route(api_t *api, http_exchange_t *ex)
+static void orphans_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                          const char *id)
 {
+    (void)req;
+    (void)id;
     respond_cjson(ex, 200, api->opts.orphans_hook(api->opts.orphans_ud));
 }
 
-static void metrics_route(api_t *api, http_exchange_t *ex)
+static void metrics_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                          const char *id)
 {
+    (void)req;
+    (void)id;
     d8_buf_t b;
     d8_buf_init(&b);
     metrics_render(api->metrics, &b);
     http_respond(ex, 200, NULL, 0, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     d8_buf_release(&b);
+}
+
+static void healthz_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                          const char *id)
+{
+    static const char ok[] = "{\"status\":\"ok\"}";
+    (void)api;
+    (void)req;
+    (void)id;
+    respond_json(ex, 200, NULL, 0, ok, sizeof(ok) - 1);
+}
+
+static void readyz_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                         const char *id)
+{
+    static const char ready[] = "{\"status\":\"ready\"}";
+    (void)req;
+    (void)id;
+    if (api->ready && !api->shutting_down)
+        respond_json(ex, 200, NULL, 0, ready, sizeof(ready) - 1);
+    else
+        http_respond_error(ex, 503, "NotReady",
+                           api->shutting_down ? "shutting down" : api->ready_reason, NULL);
+}
+
+static void resume_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                         const char *id)
+{
+    (void)id;
+    int was = api->opts.resume_hook(api->opts.resume_ud);
+    LOG(LOG_WARN, "reaper resume requested", LF_S("request_id", req->request_id),
+        LF_B("was_suspended", was));
+    respond_json(ex, 200, NULL, 0, was ? "{\"resumed\":true}" : "{\"resumed\":false}",
+                 was ? 16 : 17);
 }
 
 static void collect(void *ud)
@@ -831,165 +867,205 @@ static void collect(void *ud)
     metrics_set(api->m_rv, NULL, (double)store_rv(api->store));
 }
 
-/* ---- dispatch --------------------------------------------------------- */
+/* ---- route table ------------------------------------------------------ */
 
-static void env_item_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                           const char *id, const char *action)
+enum {
+    ROUTE_AUTH = 1u << 0,  /* needs Authorization: Bearer <key> */
+    ROUTE_HEAD = 1u << 1,  /* HEAD is answered as GET; Allow still names GET only */
+    ROUTE_QUIET = 1u << 2, /* probes and scrapes are frequent: access log at debug */
+};
+
+/* The configured body limit a route takes. */
+typedef enum { BODY_DEFAULT, BODY_SYNC } route_body_t;
+
+/* A route's handler; id is the decoded, valid {id} segment or NULL. */
+typedef void (*route_fn)(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                         const char *id);
+
+/* One method on one path pattern. The pattern is also the route label of
+ * the request metrics, so that every id shares one series. */
+typedef struct route {
+    const char *method;
+    const char *pattern;
+    unsigned flags;
+    route_body_t body;
+    route_fn fn;
+} route_t;
+
+/* Methods that share a pattern are listed in the order Allow names them. */
+static const route_t routes[] = {
+    {"GET", "/healthz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, healthz_route},
+    {"GET", "/readyz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, readyz_route},
+    {"GET", "/metrics", ROUTE_QUIET, BODY_DEFAULT, metrics_route},
+    {"GET", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, list_envs},
+    {"POST", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, create_env},
+    {"PUT", "/api/v1/environments", ROUTE_AUTH, BODY_SYNC, full_sync},
+    {"GET", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, get_env},
+    {"PUT", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, replace_env},
+    {"DELETE", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, delete_env},
+    {"POST", "/api/v1/environments/{id}/start", ROUTE_AUTH, BODY_DEFAULT, start_env},
+    {"POST", "/api/v1/environments/{id}/stop", ROUTE_AUTH, BODY_DEFAULT, stop_env},
+    {"POST", "/api/v1/environments/{id}/activity", ROUTE_AUTH, BODY_DEFAULT, activity_env},
+    {"GET", "/api/v1/watch", ROUTE_AUTH, BODY_DEFAULT, watch},
+    {"GET", "/api/v1/orphans", ROUTE_AUTH, BODY_DEFAULT, orphans_route},
+    {"POST", "/api/v1/reaper/resume", ROUTE_AUTH, BODY_DEFAULT, resume_route},
+    {"GET", "/api/v1/status", ROUTE_AUTH, BODY_DEFAULT, status_route},
+};
+
+/* Paths under this prefix need a key even when no route serves them, so
+ * that a client without one cannot probe which routes exist. */
+static const char api_prefix[] = "/api/v1/";
+
+typedef enum { MATCH_NONE, MATCH_ID, MATCH_FULL } route_match_t;
+
+/*
+ * Matches path against pattern; "{id}" matches one non-empty segment, whose
+ * raw (undecoded) text is returned in *id and *idlen. MATCH_FULL: the whole
+ * path matches, where one trailing '/' after an {id} that ends the pattern
+ * is tolerated. MATCH_ID: the path matches up to the {id} and has at most
+ * one segment after it, so it names that id even if no route serves it.
+ */
+static route_match_t route_match(const char *pattern, const char *path, const char **id,
+                                 size_t *idlen)
 {
-    if (!spec_id_valid(id)) {
-        http_respond_error(ex, 400, "InvalidId",
-                           "environment ids are 1-48 characters of a-z, 0-9 and single '-', "
-                           "starting and ending with a letter or digit",
-                           "id");
-        return;
+    const char *p = pattern, *s = path, *after_id = NULL;
+    *id = NULL;
+    *idlen = 0;
+    while (*p) {
+        if (strncmp(p, "{id}", 4) == 0) {
+            size_t n = strcspn(s, "/");
+            if (n == 0)
+                return MATCH_NONE;
+            *id = s;
+            *idlen = n;
+            s += n;
+            p += 4;
+            after_id = s;
+        } else if (*p == *s) {
+            p++;
+            s++;
+        } else {
+            break;
+        }
     }
-    int m = req->method_id;
-    if (!*action) {
-        if (m == HTTP_GET)
-            get_env(api, ex, id);
-        else if (m == HTTP_PUT)
-            put_env(api, ex, req, id, 0);
-        else if (m == HTTP_DELETE)
-            delete_env(api, ex, req, id);
-        else
-            method_not_allowed(ex, "GET, PUT, DELETE");
-        return;
-    }
-    int is_start = strcmp(action, "start") == 0;
-    int is_stop = strcmp(action, "stop") == 0;
-    int is_activity = strcmp(action, "activity") == 0;
-    if (!is_start && !is_stop && !is_activity) {
-        http_respond_error(ex, 404, "NotFound", "no such route", NULL);
-        return;
-    }
-    if (m != HTTP_POST) {
-        method_not_allowed(ex, "POST");
-        return;
-    }
-    if (is_activity)
-        activity_env(api, ex, id);
-    else
-        power_env(api, ex, req, id, is_start ? SPEC_POWER_RUNNING : SPEC_POWER_STOPPED);
+    if (!*p && (!*s || (s == after_id && strcmp(s, "/") == 0)))
+        return MATCH_FULL;
+    if (after_id && !strchr(after_id + (*after_id == '/'), '/'))
+        return MATCH_ID;
+    return MATCH_NONE;
 }
 
+/* What the route table says about one request. */
+typedef struct route_lookup {
+    const route_t *route; /* serves the method on the path, or NULL */
+    const route_t *first; /* first route of the path (its label), or NULL */
+    char allow[64];       /* methods of the path's routes: "GET, PUT, DELETE" */
+    const char *id;       /* raw {id} segment the path names, or NULL */
+    size_t idlen;
+} route_lookup_t;
+
+static int route_serves(const route_t *r, const char *method)
+{
+    return strcmp(r->method, method) == 0 ||
+           ((r->flags & ROUTE_HEAD) && strcmp(method, "HEAD") == 0 &&
+            strcmp(r->method, "GET") == 0);
+}
+
+/* Looks method and path up in the route table; the one place that
+ * decides which route a request belongs to. */
+static void route_lookup(const char *method, const char *path, route_lookup_t *lk)
+{
+    memset(lk, 0, sizeof(*lk));
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const route_t *r = &routes[i];
+        const char *id;
+        size_t idlen;
+        route_match_t m = route_match(r->pattern, path, &id, &idlen);
+        if (m == MATCH_NONE)
+            continue;
+        if (!lk->id) {
+            lk->id = id;
+            lk->idlen = idlen;
+        }
+        if (m != MATCH_FULL)
+            continue;
+        if (!lk->first)
+            lk->first = r;
+        if (!lk->route && route_serves(r, method))
+            lk->route = r;
+        size_t used = strlen(lk->allow);
+        snprintf(lk->allow + used, sizeof(lk->allow) - used, "%s%s", used ? ", " : "",
+                 r->method);
+    }
+}
+
+/*
+ * Routes a complete request: key (401), then the id the path names (400
+ * InvalidId), then the handler, else 405 with Allow for a path served
+ * with other methods, else 404.
+ */
 static void handle(void *ud, http_exchange_t *ex, const http_request_t *req)
 {
     api_t *api = ud;
-    const char *path = req->path;
-    int m = req->method_id;
-
-    if (strcmp(path, "/healthz") == 0) {
-        static const char ok[] = "{\"status\":\"ok\"}";
-        if (m != HTTP_GET && m != HTTP_HEAD)
-            method_not_allowed(ex, "GET");
-        else
-            respond_json(ex, 200, NULL, 0, ok, sizeof(ok) - 1);
-        return;
-    }
-    if (strcmp(path, "/readyz") == 0) {
-        if (m != HTTP_GET && m != HTTP_HEAD)
-            method_not_allowed(ex, "GET");
-        else if (api->ready && !api->shutting_down)
-            respond_json(ex, 200, NULL, 0, "{\"status\":\"ready\"}", 18);
-        else
-            http_respond_error(ex, 503, "NotReady",
-                               api->shutting_down ? "shutting down" : api->ready_reason, NULL);
-        return;
-    }
-    if (strcmp(path, "/metrics") == 0) {
-        if (m != HTTP_GET)
-            method_not_allowed(ex, "GET");
-        else
-            metrics_route(api, ex);
-        return;
-    }
-    if (strncmp(path, "/api/v1/", 8) != 0) {
-        http_respond_error(ex, 404, "NotFound", "no such route", NULL);
-        return;
-    }
-    if (!authorized(api, req)) {
+    route_lookup_t lk;
+    route_lookup(req->method, req->path, &lk);
+    const route_t *r = lk.route ? lk.route : lk.first;
+    int needs_key = r ? (r->flags & ROUTE_AUTH) != 0
+                      : strncmp(req->path, api_prefix, sizeof(api_prefix) - 1) == 0;
+    if (needs_key && !authorized(api, req)) {
         static const http_header_t h = {"WWW-Authenticate", "Bearer realm=\"dev8-agent\""};
         http_respond_error_h(ex, 401, &h, 1, "Unauthorized",
                              "a valid Authorization: Bearer <key> header is required", NULL);
         return;
     }
-    if (strcmp(path, "/api/v1/environments") == 0) {
-        if (m == HTTP_GET)
-            list_envs(api, ex, req);
-        else if (m == HTTP_POST)
-            put_env(api, ex, req, NULL, 1);
-        else if (m == HTTP_PUT)
-            full_sync(api, ex, req);
-        else
-            method_not_allowed(ex, "GET, POST, PUT");
-        return;
-    }
-    if (strcmp(path, "/api/v1/watch") == 0) {
-        if (m != HTTP_GET)
-            method_not_allowed(ex, "GET");
-        else
-            watch(api, ex, req);
-        return;
-    }
-    if (strcmp(path, "/api/v1/orphans") == 0) {
-        if (m != HTTP_GET)
-            method_not_allowed(ex, "GET");
-        else
-            orphans_route(api, ex);
-        return;
-    }
-    if (strcmp(path, "/api/v1/reaper/resume") == 0) {
-        if (m != HTTP_POST) {
-            method_not_allowed(ex, "POST");
+    char id[SPEC_ID_MAX + 2];
+    if (lk.id) {
+        if (http_pct_decode(lk.id, lk.idlen, id, sizeof(id)) < 0)
+            id[0] = '\0'; /* undecodable or too long: answered as InvalidId */
+        if (!spec_id_valid(id)) {
+            http_respond_error(ex, 400, "InvalidId",
+                               "environment ids are 1-48 characters of a-z, 0-9 and single "
+                               "'-', starting and ending with a letter or digit",
+                               "id");
             return;
         }
-        int was = api->opts.resume_hook(api->opts.resume_ud);
-        LOG(LOG_WARN, "reaper resume requested", LF_S("request_id", req->request_id),
-            LF_B("was_suspended", was));
-        respond_json(ex, 200, NULL, 0, was ? "{\"resumed\":true}" : "{\"resumed\":false}",
-                     was ? 16 : 17);
-        return;
     }
-    if (strcmp(path, "/api/v1/status") == 0) {
-        if (m != HTTP_GET)
-            method_not_allowed(ex, "GET");
-        else
-            status_route(api, ex);
-        return;
-    }
-    char id[SPEC_ID_MAX + 2];
-    const char *action;
-    if (split_env_path(path, id, sizeof(id), &action) == 0 && !strchr(action, '/')) {
-        env_item_route(api, ex, req, id, action);
-        return;
-    }
-    http_respond_error(ex, 404, "NotFound", "no such route", NULL);
+    if (lk.route)
+        lk.route->fn(api, ex, req, lk.id ? id : NULL);
+    else if (lk.allow[0])
+        method_not_allowed(ex, lk.allow);
+    else
+        http_respond_error(ex, 404, "NotFound", "no such route", NULL);
 }
 
+/* The body limit of the route serving the request: a full sync carries
+ * every environment, so it gets its own, larger limit. */
 static size_t body_limit(void *ud, const char *method, const char *path)
 {
     api_t *api = ud;
-    if (strcmp(method, "PUT") == 0 && strcmp(path, "/api/v1/environments") == 0)
+    route_lookup_t lk;
+    route_lookup(method, path, &lk);
+    if (lk.route && lk.route->body == BODY_SYNC)
         return api->cfg->max_sync_body_bytes;
     return api->cfg->max_body_bytes;
 }
 
+/* Counts, times and logs every answer under its route's label ("other"
+ * for paths no route serves, including the server's own error answers). */
 static void access_cb(void *ud, const char *method, const char *path, int status,
                       uint64_t duration_ns, const char *request_id)
 {
     api_t *api = ud;
-    const char *route = route_label(path);
+    route_lookup_t lk;
+    route_lookup(method, path, &lk);
+    const char *route = lk.first ? lk.first->pattern : "other";
     char code[8];
     snprintf(code, sizeof(code), "%d", status);
     const char *labels[] = {route, method[0] ? method : "-", code};
     double secs = (double)duration_ns / 1e9;
     metrics_add(api->m_requests, labels, 1);
     metrics_observe(api->m_duration, labels, secs);
-    /* Probes and scrapes are frequent and uninteresting: debug only. */
-    log_level_t lvl = (strcmp(route, "/healthz") == 0 || strcmp(route, "/readyz") == 0 ||
-                       strcmp(route, "/metrics") == 0)
-                          ? LOG_DEBUG
-                          : LOG_INFO;
+    log_level_t lvl = lk.first && (lk.first->flags & ROUTE_QUIET) ? LOG_DEBUG : LOG_INFO;
     LOG(lvl, "http request", LF_S("request_id", request_id), LF_S("method", method),
         LF_S("route", route), LF_I("status", status), LF_D("duration_ms", secs * 1000.0));
 }
