@@ -261,6 +261,27 @@ static int region_moved(api_t *api, const char *id, const env_spec_t *spec, cons
     return 1;
 }
 
+/* Answers the 409 of a store_put that failed with rc: a stale If-Match,
+ * a POST of an existing id, or an environment being deleted. */
+static void respond_put_conflict(api_t *api, http_exchange_t *ex, const char *id, int rc)
+{
+    const env_obj_t *cur = store_get(api->store, id);
+    char msg[160];
+    if (rc == D8_ECONFLICT)
+        snprintf(msg, sizeof(msg), "If-Match does not match the current generation %lld",
+                 (long long)(cur ? cur->generation : 0));
+    else if (rc == D8_EEXIST)
+        snprintf(msg, sizeof(msg), "environment %s already exists", id);
+    else
+        snprintf(msg, sizeof(msg), "environment %s is being deleted", id);
+    http_respond_error(ex, 409, "Conflict", msg, NULL);
+}
+
+/*
+ * Creates or replaces one environment from a JSON spec. id NULL is a POST:
+ * the id then comes from the body or is generated, and must_create refuses
+ * an existing one. Answers 201 or 200 with the object and its ETag.
+ */
 static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id,
                     int must_create)
 {
@@ -321,16 +342,7 @@ static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     rc = store_put(api->store, id, &spec, if_match, must_create, &result, &obj);
     if (rc != D8_OK) {
         spec_release(&spec);
-        const env_obj_t *cur = store_get(api->store, id);
-        char msg[160];
-        if (rc == D8_ECONFLICT)
-            snprintf(msg, sizeof(msg), "If-Match does not match the current generation %lld",
-                     (long long)(cur ? cur->generation : 0));
-        else if (rc == D8_EEXIST)
-            snprintf(msg, sizeof(msg), "environment %s already exists", id);
-        else
-            snprintf(msg, sizeof(msg), "environment %s is being deleted", id);
-        http_respond_error(ex, 409, "Conflict", msg, NULL);
+        respond_put_conflict(api, ex, id, rc);
         return;
     }
     if (result == PUT_CREATED)
@@ -373,6 +385,8 @@ static void replace_env(api_t *api, http_exchange_t *ex, const http_request_t *r
     put_env(api, ex, req, id, 0);
 }
 
+/* Sets the desired powerState of a known environment and answers 202; a
+ * start also counts as activity, so it ends an auto-stop. */
 static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id,
                       spec_power_t power)
 {
@@ -437,6 +451,8 @@ static void list_one(void *ud, const env_obj_t *obj)
     snprintf(c->last, sizeof(c->last), "%s", obj->id);
 }
 
+/* GET /api/v1/environments: one page of objects filtered by userId and
+ * phase, in id order; "continue" holds the last id when more follow. */
 static void list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req,
                       const char *id)
 {
@@ -512,6 +528,90 @@ static int cmp_id_index(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
+static void sync_items_free(store_sync_item_t *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        spec_release(&items[i].spec);
+    free(items);
+}
+
+/* Fills err and returns 1 when two items share an id. Sorting (id, index)
+ * pairs finds them in n log n and lets the error name the later item. */
+static int duplicate_id(const store_sync_item_t *items, size_t n, spec_error_t *err)
+{
+    int dup = 0;
+    id_index_t *order = d8_xmalloc((n ? n : 1) * sizeof(*order));
+    for (size_t i = 0; i < n; i++)
+        order[i] = (id_index_t){items[i].id, i};
+    qsort(order, n, sizeof(*order), cmp_id_index);
+    for (size_t i = 1; i < n && !dup; i++) {
+        if (strcmp(order[i - 1].id, order[i].id) == 0) {
+            snprintf(err->code, sizeof(err->code), "InvalidSpec");
+            snprintf(err->message, sizeof(err->message),
+                     "id \"%s\" appears more than once (also items[%zu])", order[i].id,
+                     order[i - 1].index);
+            snprintf(err->field, sizeof(err->field), "items[%zu].id", order[i].index);
+            dup = 1;
+        }
+    }
+    free(order);
+    return dup;
+}
+
+/*
+ * Decodes a full-sync body {"items":[...]}, all or nothing. Returns 0 with
+ * the items in *out (owned by the caller: sync_items_free) and their count
+ * in *nout, or -1 with err filled and nothing left to free.
+ */
+static int decode_sync(api_t *api, const cJSON *doc, store_sync_item_t **out, size_t *nout,
+                       spec_error_t *err)
+{
+    store_sync_item_t *items = NULL;
+    size_t n = 0;
+    const cJSON *jitems = cJSON_GetObjectItemCaseSensitive(doc, "items");
+    if (!cJSON_IsObject(doc) || !cJSON_IsArray(jitems)) {
+        snprintf(err->code, sizeof(err->code), "InvalidSpec");
+        snprintf(err->message, sizeof(err->message),
+                 "the body must be an object {\"items\":[...]} holding every environment");
+        snprintf(err->field, sizeof(err->field), "items");
+        return -1;
+    }
+    for (const cJSON *k = doc->child; k; k = k->next) {
+        if (strcmp(k->string, "items") != 0) {
+            snprintf(err->code, sizeof(err->code), "InvalidSpec");
+            snprintf(err->message, sizeof(err->message), "unknown field \"%.80s\"", k->string);
+            snprintf(err->field, sizeof(err->field), "%.150s", k->string);
+            return -1;
+        }
+    }
+    size_t cap = (size_t)cJSON_GetArraySize(jitems);
+    items = d8_xcalloc(cap ? cap : 1, sizeof(*items));
+    for (const cJSON *it = jitems->child; it; it = it->next) {
+        char prefix[32];
+        snprintf(prefix, sizeof(prefix), "items[%zu].", n);
+        if (spec_decode(it, NULL, &api->rules, prefix, &items[n].spec, items[n].id, err) !=
+            D8_OK)
+            goto fail;
+        n++;
+        if (region_moved(api, items[n - 1].id, &items[n - 1].spec, prefix, err))
+            goto fail;
+    }
+    if (duplicate_id(items, n, err))
+        goto fail;
+    *out = items;
+    *nout = n;
+    return 0;
+
+fail:
+    sync_items_free(items, n);
+    return -1;
+}
+
+/*
+ * PUT /api/v1/environments: replaces the whole desired set with the body's
+ * items at once, unless one of them is invalid or waits for the reaper.
+ * Answers the counts of what changed.
+ */
 static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req,
                       const char *id)
 {
@@ -523,65 +623,19 @@ static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req
     size_t n = 0;
     spec_error_t err;
     memset(&err, 0, sizeof(err));
-    const cJSON *jitems = cJSON_GetObjectItemCaseSensitive(doc, "items");
-    if (!cJSON_IsObject(doc) || !cJSON_IsArray(jitems)) {
-        snprintf(err.code, sizeof(err.code), "InvalidSpec");
-        snprintf(err.message, sizeof(err.message),
-                 "the body must be an object {\"items\":[...]} holding every environment");
-        snprintf(err.field, sizeof(err.field), "items");
-        goto fail;
+    int rc = decode_sync(api, doc, &items, &n, &err);
+    cJSON_Delete(doc);
+    if (rc != 0) {
+        respond_spec_error(ex, &err);
+        return;
     }
-    for (const cJSON *k = doc->child; k; k = k->next) {
-        if (strcmp(k->string, "items") != 0) {
-            snprintf(err.code, sizeof(err.code), "InvalidSpec");
-            snprintf(err.message, sizeof(err.message), "unknown field \"%.80s\"", k->string);
-            snprintf(err.field, sizeof(err.field), "%.150s", k->string);
-            goto fail;
-        }
-    }
-    size_t cap = (size_t)cJSON_GetArraySize(jitems);
-    items = d8_xcalloc(cap ? cap : 1, sizeof(*items));
-    for (const cJSON *it = jitems->child; it; it = it->next) {
-        char prefix[32];
-        snprintf(prefix, sizeof(prefix), "items[%zu].", n);
-        if (spec_decode(it, NULL, &api->rules, prefix, &items[n].spec, items[n].id, &err) !=
-            D8_OK)
-            goto fail;
-        n++;
-        if (region_moved(api, items[n - 1].id, &items[n - 1].spec, prefix, &err))
-            goto fail;
-    }
-    /* Ids must be unique: sort (id, index) pairs and compare neighbours, so
-     * the error names the later of the two items. */
-    id_index_t *order = d8_xmalloc((n ? n : 1) * sizeof(*order));
-    for (size_t i = 0; i < n; i++)
-        order[i] = (id_index_t){items[i].id, i};
-    qsort(order, n, sizeof(*order), cmp_id_index);
-    for (size_t i = 1; i < n; i++) {
-        if (strcmp(order[i - 1].id, order[i].id) == 0) {
-            snprintf(err.code, sizeof(err.code), "InvalidSpec");
-            snprintf(err.message, sizeof(err.message),
-                     "id \"%s\" appears more than once (also items[%zu])", order[i].id,
-                     order[i - 1].index);
-            snprintf(err.field, sizeof(err.field), "items[%zu].id", order[i].index);
-            free(order);
-            goto fail;
-        }
-    }
-    free(order);
     for (size_t i = 0; i < n; i++) {
         if (!store_get(api->store, items[i].id) && being_reaped(api, items[i].id)) {
-            char reaped[SPEC_ID_MAX + 1];
-            snprintf(reaped, sizeof(reaped), "%s", items[i].id);
-            for (size_t k = 0; k < n; k++)
-                spec_release(&items[k].spec);
-            free(items);
-            cJSON_Delete(doc);
-            respond_reaping(ex, reaped);
+            respond_reaping(ex, items[i].id);
+            sync_items_free(items, n);
             return;
         }
     }
-    cJSON_Delete(doc);
     store_sync_counts_t counts;
     store_sync(api->store, items, n, &counts);
     free(items);
@@ -595,14 +649,6 @@ static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req
                        counts.created, counts.updated, counts.unchanged, counts.removed,
                        (unsigned long long)store_rv(api->store));
     respond_json(ex, 200, NULL, 0, body, (size_t)len);
-    return;
-
-fail:
-    for (size_t i = 0; i < n; i++)
-        spec_release(&items[i].spec);
-    free(items);
-    cJSON_Delete(doc);
-    respond_spec_error(ex, &err);
 }
 
 /* ---- watch (Server-Sent Events) --------------------------------------- */
@@ -692,6 +738,11 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+/*
+ * GET /api/v1/watch: replays events after resourceVersion (or
+ * Last-Event-ID), or sends every object as ADDED when neither is given,
+ * then keeps the stream open for every later change.
+ */
 static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     (void)id;
@@ -777,6 +828,8 @@ static void heartbeat_cb(uv_timer_t *t)
 
 /* ---- controller routes ------------------------------------------------ */
 
+/* GET /api/v1/status: the store's counts here, the controller's state
+ * (queue, regions, throttle, reaper) from the status hook. */
 static void status_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
                          const char *id)
 {
