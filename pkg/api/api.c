@@ -5,7 +5,6 @@
 #include "log/log.h"
 #include "spec/spec.h"
 
-#include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,7 +410,6 @@ static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req
     respond_obj(api, ex, 202, obj);
 }
 
-/* Records activity now, which resets the auto-stop clock. */
 static void start_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
                       const char *id)
 {
@@ -423,6 +421,7 @@ static void stop_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
     power_env(api, ex, req, id, SPEC_POWER_STOPPED);
 }
 
+/* Records activity now, which resets the auto-stop clock. */
 static void activity_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
                          const char *id)
 {
