@@ -5,7 +5,6 @@
 #include "log/log.h"
 #include "spec/spec.h"
 
-#include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,66 +208,19 @@ static int64_t parse_if_match(const http_request_t *req)
     return *end ? -3 : v;
 }
 
-/* Splits "/api/v1/environments/{id}[/action]" into id and action. Returns
- * 0 when the path is under /api/v1/environments/ with an id segment. */
-static int split_env_path(const char *path, char *id, size_t idlen, const char **action)
-{
-    static const char prefix[] = "/api/v1/environments/";
-    size_t plen = sizeof(prefix) - 1;
-    if (strncmp(path, prefix, plen) != 0)
-        return -1;
-    const char *p = path + plen;
-    const char *slash = strchr(p, '/');
-    size_t n = slash ? (size_t)(slash - p) : strlen(p);
-    if (n == 0)
-        return -1;
-    if (http_pct_decode(p, n, id, idlen) < 0)
-        id[0] = '\0'; /* undecodable or too long: answered as InvalidId */
-    *action = slash ? slash + 1 : "";
-    return 0;
-}
-
-static const char *route_label(const char *path)
-{
-    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
-        strcmp(path, "/metrics") == 0 || strcmp(path, "/api/v1/environments") == 0 ||
-        strcmp(path, "/api/v1/watch") == 0 || strcmp(path, "/api/v1/orphans") == 0 ||
-        strcmp(path, "/api/v1/status") == 0 || strcmp(path, "/api/v1/reaper/resume") == 0)
-        return path;
-    char id[SPEC_ID_MAX + 2];
-    const char *action;
-    if (split_env_path(path, id, sizeof(id), &action) == 0) {
-        if (!*action)
-            return "/api/v1/environments/{id}";
-        if (strcmp(action, "start") == 0)
-            return "/api/v1/environments/{id}/start";
-        if (strcmp(action, "stop") == 0)
-            return "/api/v1/environments/{id}/stop";
-        if (strcmp(action, "activity") == 0)
-            return "/api/v1/environments/{id}/activity";
-    }
-    return "other";
-}
-
 static void method_not_allowed(http_exchange_t *ex, const char *allow)
 {
     http_header_t h = {"Allow", allow};
     char msg[128];
     snprintf(msg, sizeof(msg), "this route accepts %s", allow);
-    d8_buf_t b;
-    d8_buf_init(&b);
-    d8_buf_puts(&b, "{\"error\":{\"code\":\"MethodNotAllowed\",\"message\":");
-    d8_buf_json_str(&b, msg);
-    d8_buf_puts(&b, "}}");
-    respond_json(ex, 405, &h, 1, b.data, b.len);
-    d8_buf_release(&b);
+    http_respond_error_h(ex, 405, &h, 1, "MethodNotAllowed", msg, NULL);
 }
 
 /* ---- environments ------------------------------------------------------ */
 
 static int being_reaped(const api_t *api, const char *id)
 {
-    return api->opts.reaping_hook && api->opts.reaping_hook(api->opts.reaping_ud, id);
+    return api->opts.reaping_hook(api->opts.reaping_ud, id);
 }
 
 static void respond_reaping(http_exchange_t *ex, const char *id)
@@ -278,14 +230,8 @@ static void respond_reaping(http_exchange_t *ex, const char *id)
              "an orphaned resource of %s is being deleted by the reaper right now; retry in a "
              "few seconds",
              id);
-    d8_buf_t b;
-    d8_buf_init(&b);
-    d8_buf_puts(&b, "{\"error\":{\"code\":\"Conflict\",\"message\":");
-    d8_buf_json_str(&b, msg);
-    d8_buf_puts(&b, "}}");
-    http_header_t h = {"Retry-After", "5"};
-    respond_json(ex, 409, &h, 1, b.data, b.len);
-    d8_buf_release(&b);
+    static const http_header_t h = {"Retry-After", "5"};
+    http_respond_error_h(ex, 409, &h, 1, "Conflict", msg, NULL);
 }
 
 static void log_env(const char *msg, const http_request_t *req, const env_obj_t *obj)
@@ -314,6 +260,27 @@ static int region_moved(api_t *api, const char *id, const env_spec_t *spec, cons
     return 1;
 }
 
+/* Answers the 409 of a store_put that failed with rc: a stale If-Match,
+ * a POST of an existing id, or an environment being deleted. */
+static void respond_put_conflict(api_t *api, http_exchange_t *ex, const char *id, int rc)
+{
+    const env_obj_t *cur = store_get(api->store, id);
+    char msg[160];
+    if (rc == D8_ECONFLICT)
+        snprintf(msg, sizeof(msg), "If-Match does not match the current generation %lld",
+                 (long long)(cur ? cur->generation : 0));
+    else if (rc == D8_EEXIST)
+        snprintf(msg, sizeof(msg), "environment %s already exists", id);
+    else
+        snprintf(msg, sizeof(msg), "environment %s is being deleted", id);
+    http_respond_error(ex, 409, "Conflict", msg, NULL);
+}
+
+/*
+ * Creates or replaces one environment from a JSON spec. id NULL is a POST:
+ * the id then comes from the body or is generated, and must_create refuses
+ * an existing one. Answers 201 or 200 with the object and its ETag.
+ */
 static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id,
                     int must_create)
 {
@@ -374,16 +341,7 @@ static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     rc = store_put(api->store, id, &spec, if_match, must_create, &result, &obj);
     if (rc != D8_OK) {
         spec_release(&spec);
-        const env_obj_t *cur = store_get(api->store, id);
-        char msg[160];
-        if (rc == D8_ECONFLICT)
-            snprintf(msg, sizeof(msg), "If-Match does not match the current generation %lld",
-                     (long long)(cur ? cur->generation : 0));
-        else if (rc == D8_EEXIST)
-            snprintf(msg, sizeof(msg), "environment %s already exists", id);
-        else
-            snprintf(msg, sizeof(msg), "environment %s is being deleted", id);
-        http_respond_error(ex, 409, "Conflict", msg, NULL);
+        respond_put_conflict(api, ex, id, rc);
         return;
     }
     if (result == PUT_CREATED)
@@ -393,8 +351,9 @@ static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     respond_obj(api, ex, result == PUT_CREATED ? 201 : 200, obj);
 }
 
-static void get_env(api_t *api, http_exchange_t *ex, const char *id)
+static void get_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
+    (void)req;
     const env_obj_t *obj = store_get(api->store, id);
     if (!obj) {
         http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
@@ -411,6 +370,22 @@ static void delete_env(api_t *api, http_exchange_t *ex, const http_request_t *re
     respond_obj(api, ex, 202, obj);
 }
 
+/* POST /api/v1/environments: the id comes from the body or is generated. */
+static void create_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                       const char *id)
+{
+    (void)id;
+    put_env(api, ex, req, NULL, 1);
+}
+
+static void replace_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                        const char *id)
+{
+    put_env(api, ex, req, id, 0);
+}
+
+/* Sets the desired powerState of a known environment and answers 202; a
+ * start also counts as activity, so it ends an auto-stop. */
 static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id,
                       spec_power_t power)
 {
@@ -435,8 +410,22 @@ static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req
     respond_obj(api, ex, 202, obj);
 }
 
-static void activity_env(api_t *api, http_exchange_t *ex, const char *id)
+static void start_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                      const char *id)
 {
+    power_env(api, ex, req, id, SPEC_POWER_RUNNING);
+}
+
+static void stop_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
+{
+    power_env(api, ex, req, id, SPEC_POWER_STOPPED);
+}
+
+/* Records activity now, which resets the auto-stop clock. */
+static void activity_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                         const char *id)
+{
+    (void)req;
     if (store_touch(api->store, id, d8_wall_ms()) != D8_OK) {
         http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
         return;
@@ -461,8 +450,12 @@ static void list_one(void *ud, const env_obj_t *obj)
     snprintf(c->last, sizeof(c->last), "%s", obj->id);
 }
 
-static void list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req)
+/* GET /api/v1/environments: one page of objects filtered by userId and
+ * phase, in id order; "continue" holds the last id when more follow. */
+static void list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                      const char *id)
 {
+    (void)id;
     /* userId: up to 128 characters of up to 4 UTF-8 bytes each. */
     char user[4 * 128 + 1], phase[32], limit_s[16], cont[SPEC_ID_MAX + 8];
     int n;
@@ -534,29 +527,60 @@ static int cmp_id_index(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req)
+static void sync_items_free(store_sync_item_t *items, size_t n)
 {
-    cJSON *doc = read_json_body(ex, req);
-    if (!doc)
-        return;
+    for (size_t i = 0; i < n; i++)
+        spec_release(&items[i].spec);
+    free(items);
+}
+
+/* Fills err and returns 1 when two items share an id. Sorting (id, index)
+ * pairs finds them in n log n and lets the error name the later item. */
+static int duplicate_id(const store_sync_item_t *items, size_t n, spec_error_t *err)
+{
+    int dup = 0;
+    id_index_t *order = d8_xmalloc((n ? n : 1) * sizeof(*order));
+    for (size_t i = 0; i < n; i++)
+        order[i] = (id_index_t){items[i].id, i};
+    qsort(order, n, sizeof(*order), cmp_id_index);
+    for (size_t i = 1; i < n && !dup; i++) {
+        if (strcmp(order[i - 1].id, order[i].id) == 0) {
+            snprintf(err->code, sizeof(err->code), "InvalidSpec");
+            snprintf(err->message, sizeof(err->message),
+                     "id \"%s\" appears more than once (also items[%zu])", order[i].id,
+                     order[i - 1].index);
+            snprintf(err->field, sizeof(err->field), "items[%zu].id", order[i].index);
+            dup = 1;
+        }
+    }
+    free(order);
+    return dup;
+}
+
+/*
+ * Decodes a full-sync body {"items":[...]}, all or nothing. Returns 0 with
+ * the items in *out (owned by the caller: sync_items_free) and their count
+ * in *nout, or -1 with err filled and nothing left to free.
+ */
+static int decode_sync(api_t *api, const cJSON *doc, store_sync_item_t **out, size_t *nout,
+                       spec_error_t *err)
+{
     store_sync_item_t *items = NULL;
     size_t n = 0;
-    spec_error_t err;
-    memset(&err, 0, sizeof(err));
     const cJSON *jitems = cJSON_GetObjectItemCaseSensitive(doc, "items");
     if (!cJSON_IsObject(doc) || !cJSON_IsArray(jitems)) {
-        snprintf(err.code, sizeof(err.code), "InvalidSpec");
-        snprintf(err.message, sizeof(err.message),
+        snprintf(err->code, sizeof(err->code), "InvalidSpec");
+        snprintf(err->message, sizeof(err->message),
                  "the body must be an object {\"items\":[...]} holding every environment");
-        snprintf(err.field, sizeof(err.field), "items");
-        goto fail;
+        snprintf(err->field, sizeof(err->field), "items");
+        return -1;
     }
     for (const cJSON *k = doc->child; k; k = k->next) {
         if (strcmp(k->string, "items") != 0) {
-            snprintf(err.code, sizeof(err.code), "InvalidSpec");
-            snprintf(err.message, sizeof(err.message), "unknown field \"%.80s\"", k->string);
-            snprintf(err.field, sizeof(err.field), "%.150s", k->string);
-            goto fail;
+            snprintf(err->code, sizeof(err->code), "InvalidSpec");
+            snprintf(err->message, sizeof(err->message), "unknown field \"%.80s\"", k->string);
+            snprintf(err->field, sizeof(err->field), "%.150s", k->string);
+            return -1;
         }
     }
     size_t cap = (size_t)cJSON_GetArraySize(jitems);
@@ -564,44 +588,53 @@ static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req
     for (const cJSON *it = jitems->child; it; it = it->next) {
         char prefix[32];
         snprintf(prefix, sizeof(prefix), "items[%zu].", n);
-        if (spec_decode(it, NULL, &api->rules, prefix, &items[n].spec, items[n].id, &err) !=
+        if (spec_decode(it, NULL, &api->rules, prefix, &items[n].spec, items[n].id, err) !=
             D8_OK)
             goto fail;
         n++;
-        if (region_moved(api, items[n - 1].id, &items[n - 1].spec, prefix, &err))
+        if (region_moved(api, items[n - 1].id, &items[n - 1].spec, prefix, err))
             goto fail;
     }
-    /* Ids must be unique: sort (id, index) pairs and compare neighbours, so
-     * the error names the later of the two items. */
-    id_index_t *order = d8_xmalloc((n ? n : 1) * sizeof(*order));
-    for (size_t i = 0; i < n; i++)
-        order[i] = (id_index_t){items[i].id, i};
-    qsort(order, n, sizeof(*order), cmp_id_index);
-    for (size_t i = 1; i < n; i++) {
-        if (strcmp(order[i - 1].id, order[i].id) == 0) {
-            snprintf(err.code, sizeof(err.code), "InvalidSpec");
-            snprintf(err.message, sizeof(err.message),
-                     "id \"%s\" appears more than once (also items[%zu])", order[i].id,
-                     order[i - 1].index);
-            snprintf(err.field, sizeof(err.field), "items[%zu].id", order[i].index);
-            free(order);
-            goto fail;
-        }
+    if (duplicate_id(items, n, err))
+        goto fail;
+    *out = items;
+    *nout = n;
+    return 0;
+
+fail:
+    sync_items_free(items, n);
+    return -1;
+}
+
+/*
+ * PUT /api/v1/environments: replaces the whole desired set with the body's
+ * items at once, unless one of them is invalid or waits for the reaper.
+ * Answers the counts of what changed.
+ */
+static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                      const char *id)
+{
+    (void)id;
+    cJSON *doc = read_json_body(ex, req);
+    if (!doc)
+        return;
+    store_sync_item_t *items = NULL;
+    size_t n = 0;
+    spec_error_t err;
+    memset(&err, 0, sizeof(err));
+    int rc = decode_sync(api, doc, &items, &n, &err);
+    cJSON_Delete(doc);
+    if (rc != 0) {
+        respond_spec_error(ex, &err);
+        return;
     }
-    free(order);
     for (size_t i = 0; i < n; i++) {
         if (!store_get(api->store, items[i].id) && being_reaped(api, items[i].id)) {
-            char id[SPEC_ID_MAX + 1];
-            snprintf(id, sizeof(id), "%s", items[i].id);
-            for (size_t k = 0; k < n; k++)
-                spec_release(&items[k].spec);
-            free(items);
-            cJSON_Delete(doc);
-            respond_reaping(ex, id);
+            respond_reaping(ex, items[i].id);
+            sync_items_free(items, n);
             return;
         }
     }
-    cJSON_Delete(doc);
     store_sync_counts_t counts;
     store_sync(api->store, items, n, &counts);
     free(items);
@@ -615,14 +648,6 @@ static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req
                        counts.created, counts.updated, counts.unchanged, counts.removed,
                        (unsigned long long)store_rv(api->store));
     respond_json(ex, 200, NULL, 0, body, (size_t)len);
-    return;
-
-fail:
-    for (size_t i = 0; i < n; i++)
-        spec_release(&items[i].spec);
-    free(items);
-    cJSON_Delete(doc);
-    respond_spec_error(ex, &err);
 }
 
 /* ---- watch (Server-Sent Events) --------------------------------------- */
@@ -712,8 +737,14 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
-static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req)
+/*
+ * GET /api/v1/watch: replays events after resourceVersion (or
+ * Last-Event-ID), or sends every object as ADDED when neither is given,
+ * then keeps the stream open for every later change.
+ */
+static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
+    (void)id;
     char rv_s[32];
     uint64_t since = 0;
     int have_since = 0;
@@ -742,10 +773,9 @@ static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req)
         return;
     }
     if (api->nwatchers >= MAX_WATCH_CLIENTS) {
-        http_header_t h = {"Retry-After", "5"};
-        static const char body[] = "{\"error\":{\"code\":\"TooManyRequests\",\"message\":"
-                                   "\"too many watch clients; retry later\"}}";
-        respond_json(ex, 429, &h, 1, body, sizeof(body) - 1);
+        static const http_header_t h = {"Retry-After", "5"};
+        http_respond_error_h(ex, 429, &h, 1, "TooManyRequests",
+                             "too many watch clients; retry later", NULL);
         return;
     }
     if (have_since && store_replay(api->store, since, NULL, NULL) == D8_EGONE) {
@@ -797,8 +827,13 @@ static void heartbeat_cb(uv_timer_t *t)
 
 /* ---- controller routes ------------------------------------------------ */
 
-static void status_route(api_t *api, http_exchange_t *ex)
+/* GET /api/v1/status: the store's counts here, the controller's state
+ * (queue, regions, throttle, reaper) from the status hook. */
+static void status_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                         const char *id)
 {
+    (void)req;
+    (void)id;
     size_t counts[PHASE__COUNT];
     store_phase_counts(api->store, counts);
     cJSON *o = cJSON_CreateObject();
@@ -813,43 +848,62 @@ static void status_route(api_t *api, http_exchange_t *ex)
     for (int i = 0; i < PHASE__COUNT; i++)
         cJSON_AddNumberToObject(by, store_phase_name((env_phase_t)i), (double)counts[i]);
     cJSON_AddNumberToObject(o, "watchClients", (double)api->nwatchers);
-    if (api->opts.status_hook) {
-        api->opts.status_hook(api->opts.status_ud, o);
-    } else {
-        cJSON_AddNumberToObject(o, "queueDepth", 0);
-        cJSON *regions = cJSON_AddArrayToObject(o, "regions");
-        for (size_t i = 0; i < api->cfg->nregions; i++) {
-            cJSON *r = cJSON_CreateObject();
-            cJSON_AddStringToObject(r, "name", api->cfg->regions[i].name);
-            cJSON_AddNullToObject(r, "lastListTime");
-            cJSON_AddItemToArray(regions, r);
-        }
-        cJSON *reaper = cJSON_AddObjectToObject(o, "reaper");
-        cJSON_AddStringToObject(reaper, "state",
-                                store_synced(api->store) ? "Idle" : "WaitingForFullSync");
-        cJSON_AddBoolToObject(reaper, "enabled", api->cfg->reaper_enabled);
-        cJSON_AddBoolToObject(reaper, "dryRun", api->cfg->reaper_dry_run);
-    }
+    api->opts.status_hook(api->opts.status_ud, o);
     respond_cjson(ex, 200, o);
 }
 
-static void orphans_route(api_t *api, http_exchange_t *ex)
+static void orphans_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                          const char *id)
 {
-    if (api->opts.orphans_hook) {
-        respond_cjson(ex, 200, api->opts.orphans_hook(api->opts.orphans_ud));
-        return;
-    }
-    static const char body[] = "{\"items\":[]}";
-    respond_json(ex, 200, NULL, 0, body, sizeof(body) - 1);
+    (void)req;
+    (void)id;
+    respond_cjson(ex, 200, api->opts.orphans_hook(api->opts.orphans_ud));
 }
 
-static void metrics_route(api_t *api, http_exchange_t *ex)
+static void metrics_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                          const char *id)
 {
+    (void)req;
+    (void)id;
     d8_buf_t b;
     d8_buf_init(&b);
     metrics_render(api->metrics, &b);
     http_respond(ex, 200, NULL, 0, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     d8_buf_release(&b);
+}
+
+static void healthz_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                          const char *id)
+{
+    static const char ok[] = "{\"status\":\"ok\"}";
+    (void)api;
+    (void)req;
+    (void)id;
+    respond_json(ex, 200, NULL, 0, ok, sizeof(ok) - 1);
+}
+
+static void readyz_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                         const char *id)
+{
+    static const char ready[] = "{\"status\":\"ready\"}";
+    (void)req;
+    (void)id;
+    if (api->ready && !api->shutting_down)
+        respond_json(ex, 200, NULL, 0, ready, sizeof(ready) - 1);
+    else
+        http_respond_error(ex, 503, "NotReady",
+                           api->shutting_down ? "shutting down" : api->ready_reason, NULL);
+}
+
+static void resume_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                         const char *id)
+{
+    (void)id;
+    int was = api->opts.resume_hook(api->opts.resume_ud);
+    LOG(LOG_WARN, "reaper resume requested", LF_S("request_id", req->request_id),
+        LF_B("was_suspended", was));
+    respond_json(ex, 200, NULL, 0, was ? "{\"resumed\":true}" : "{\"resumed\":false}",
+                 was ? 16 : 17);
 }
 
 static void collect(void *ud)
@@ -865,167 +919,205 @@ static void collect(void *ud)
     metrics_set(api->m_rv, NULL, (double)store_rv(api->store));
 }
 
-/* ---- dispatch --------------------------------------------------------- */
+/* ---- route table ------------------------------------------------------ */
 
-static void env_item_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                           const char *id, const char *action)
+enum {
+    ROUTE_AUTH = 1u << 0,  /* needs Authorization: Bearer <key> */
+    ROUTE_HEAD = 1u << 1,  /* HEAD is answered as GET; Allow still names GET only */
+    ROUTE_QUIET = 1u << 2, /* probes and scrapes are frequent: access log at debug */
+};
+
+/* The configured body limit a route takes. */
+typedef enum { BODY_DEFAULT, BODY_SYNC } route_body_t;
+
+/* A route's handler; id is the decoded, valid {id} segment or NULL. */
+typedef void (*route_fn)(api_t *api, http_exchange_t *ex, const http_request_t *req,
+                         const char *id);
+
+/* One method on one path pattern. The pattern is also the route label of
+ * the request metrics, so that every id shares one series. */
+typedef struct route {
+    const char *method;
+    const char *pattern;
+    unsigned flags;
+    route_body_t body;
+    route_fn fn;
+} route_t;
+
+/* Methods that share a pattern are listed in the order Allow names them. */
+static const route_t routes[] = {
+    {"GET", "/healthz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, healthz_route},
+    {"GET", "/readyz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, readyz_route},
+    {"GET", "/metrics", ROUTE_QUIET, BODY_DEFAULT, metrics_route},
+    {"GET", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, list_envs},
+    {"POST", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, create_env},
+    {"PUT", "/api/v1/environments", ROUTE_AUTH, BODY_SYNC, full_sync},
+    {"GET", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, get_env},
+    {"PUT", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, replace_env},
+    {"DELETE", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, delete_env},
+    {"POST", "/api/v1/environments/{id}/start", ROUTE_AUTH, BODY_DEFAULT, start_env},
+    {"POST", "/api/v1/environments/{id}/stop", ROUTE_AUTH, BODY_DEFAULT, stop_env},
+    {"POST", "/api/v1/environments/{id}/activity", ROUTE_AUTH, BODY_DEFAULT, activity_env},
+    {"GET", "/api/v1/watch", ROUTE_AUTH, BODY_DEFAULT, watch},
+    {"GET", "/api/v1/orphans", ROUTE_AUTH, BODY_DEFAULT, orphans_route},
+    {"POST", "/api/v1/reaper/resume", ROUTE_AUTH, BODY_DEFAULT, resume_route},
+    {"GET", "/api/v1/status", ROUTE_AUTH, BODY_DEFAULT, status_route},
+};
+
+/* Paths under this prefix need a key even when no route serves them, so
+ * that a client without one cannot probe which routes exist. */
+static const char api_prefix[] = "/api/v1/";
+
+typedef enum { MATCH_NONE, MATCH_ID, MATCH_FULL } route_match_t;
+
+/*
+ * Matches path against pattern; "{id}" matches one non-empty segment, whose
+ * raw (undecoded) text is returned in *id and *idlen. MATCH_FULL: the whole
+ * path matches, where one trailing '/' after an {id} that ends the pattern
+ * is tolerated. MATCH_ID: the path matches up to the {id} and has at most
+ * one segment after it, so it names that id even if no route serves it.
+ */
+static route_match_t route_match(const char *pattern, const char *path, const char **id,
+                                 size_t *idlen)
 {
-    if (!spec_id_valid(id)) {
-        http_respond_error(ex, 400, "InvalidId",
-                           "environment ids are 1-48 characters of a-z, 0-9 and single '-', "
-                           "starting and ending with a letter or digit",
-                           "id");
-        return;
+    const char *p = pattern, *s = path, *after_id = NULL;
+    *id = NULL;
+    *idlen = 0;
+    while (*p) {
+        if (strncmp(p, "{id}", 4) == 0) {
+            size_t n = strcspn(s, "/");
+            if (n == 0)
+                return MATCH_NONE;
+            *id = s;
+            *idlen = n;
+            s += n;
+            p += 4;
+            after_id = s;
+        } else if (*p == *s) {
+            p++;
+            s++;
+        } else {
+            break;
+        }
     }
-    int m = req->method_id;
-    if (!*action) {
-        if (m == HTTP_GET)
-            get_env(api, ex, id);
-        else if (m == HTTP_PUT)
-            put_env(api, ex, req, id, 0);
-        else if (m == HTTP_DELETE)
-            delete_env(api, ex, req, id);
-        else
-            method_not_allowed(ex, "GET, PUT, DELETE");
-        return;
-    }
-    int is_start = strcmp(action, "start") == 0;
-    int is_stop = strcmp(action, "stop") == 0;
-    int is_activity = strcmp(action, "activity") == 0;
-    if (!is_start && !is_stop && !is_activity) {
-        http_respond_error(ex, 404, "NotFound", "no such route", NULL);
-        return;
-    }
-    if (m != HTTP_POST) {
-        method_not_allowed(ex, "POST");
-        return;
-    }
-    if (is_activity)
-        activity_env(api, ex, id);
-    else
-        power_env(api, ex, req, id, is_start ? SPEC_POWER_RUNNING : SPEC_POWER_STOPPED);
+    if (!*p && (!*s || (s == after_id && strcmp(s, "/") == 0)))
+        return MATCH_FULL;
+    if (after_id && !strchr(after_id + (*after_id == '/'), '/'))
+        return MATCH_ID;
+    return MATCH_NONE;
 }
 
+/* What the route table says about one request. */
+typedef struct route_lookup {
+    const route_t *route; /* serves the method on the path, or NULL */
+    const route_t *first; /* first route of the path (its label), or NULL */
+    char allow[64];       /* methods of the path's routes: "GET, PUT, DELETE" */
+    const char *id;       /* raw {id} segment the path names, or NULL */
+    size_t idlen;
+} route_lookup_t;
+
+static int route_serves(const route_t *r, const char *method)
+{
+    return strcmp(r->method, method) == 0 ||
+           ((r->flags & ROUTE_HEAD) && strcmp(method, "HEAD") == 0 &&
+            strcmp(r->method, "GET") == 0);
+}
+
+/* Looks method and path up in the route table; the one place that
+ * decides which route a request belongs to. */
+static void route_lookup(const char *method, const char *path, route_lookup_t *lk)
+{
+    memset(lk, 0, sizeof(*lk));
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const route_t *r = &routes[i];
+        const char *id;
+        size_t idlen;
+        route_match_t m = route_match(r->pattern, path, &id, &idlen);
+        if (m == MATCH_NONE)
+            continue;
+        if (!lk->id) {
+            lk->id = id;
+            lk->idlen = idlen;
+        }
+        if (m != MATCH_FULL)
+            continue;
+        if (!lk->first)
+            lk->first = r;
+        if (!lk->route && route_serves(r, method))
+            lk->route = r;
+        size_t used = strlen(lk->allow);
+        snprintf(lk->allow + used, sizeof(lk->allow) - used, "%s%s", used ? ", " : "",
+                 r->method);
+    }
+}
+
+/*
+ * Routes a complete request: key (401), then the id the path names (400
+ * InvalidId), then the handler, else 405 with Allow for a path served
+ * with other methods, else 404.
+ */
 static void handle(void *ud, http_exchange_t *ex, const http_request_t *req)
 {
     api_t *api = ud;
-    const char *path = req->path;
-    int m = req->method_id;
-
-    if (strcmp(path, "/healthz") == 0) {
-        static const char ok[] = "{\"status\":\"ok\"}";
-        if (m != HTTP_GET && m != HTTP_HEAD)
-            method_not_allowed(ex, "GET");
-        else
-            respond_json(ex, 200, NULL, 0, ok, sizeof(ok) - 1);
-        return;
-    }
-    if (strcmp(path, "/readyz") == 0) {
-        if (m != HTTP_GET && m != HTTP_HEAD)
-            method_not_allowed(ex, "GET");
-        else if (api->ready && !api->shutting_down)
-            respond_json(ex, 200, NULL, 0, "{\"status\":\"ready\"}", 18);
-        else
-            http_respond_error(ex, 503, "NotReady",
-                               api->shutting_down ? "shutting down" : api->ready_reason, NULL);
-        return;
-    }
-    if (strcmp(path, "/metrics") == 0) {
-        if (m != HTTP_GET)
-            method_not_allowed(ex, "GET");
-        else
-            metrics_route(api, ex);
-        return;
-    }
-    if (strncmp(path, "/api/v1/", 8) != 0) {
-        http_respond_error(ex, 404, "NotFound", "no such route", NULL);
-        return;
-    }
-    if (!authorized(api, req)) {
+    route_lookup_t lk;
+    route_lookup(req->method, req->path, &lk);
+    const route_t *r = lk.route ? lk.route : lk.first;
+    int needs_key = r ? (r->flags & ROUTE_AUTH) != 0
+                      : strncmp(req->path, api_prefix, sizeof(api_prefix) - 1) == 0;
+    if (needs_key && !authorized(api, req)) {
         static const http_header_t h = {"WWW-Authenticate", "Bearer realm=\"dev8-agent\""};
-        static const char body[] =
-            "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"a valid "
-            "Authorization: Bearer <key> header is required\"}}";
-        respond_json(ex, 401, &h, 1, body, sizeof(body) - 1);
-        return;
-    }
-    if (strcmp(path, "/api/v1/environments") == 0) {
-        if (m == HTTP_GET)
-            list_envs(api, ex, req);
-        else if (m == HTTP_POST)
-            put_env(api, ex, req, NULL, 1);
-        else if (m == HTTP_PUT)
-            full_sync(api, ex, req);
-        else
-            method_not_allowed(ex, "GET, POST, PUT");
-        return;
-    }
-    if (strcmp(path, "/api/v1/watch") == 0) {
-        if (m != HTTP_GET)
-            method_not_allowed(ex, "GET");
-        else
-            watch(api, ex, req);
-        return;
-    }
-    if (strcmp(path, "/api/v1/orphans") == 0) {
-        if (m != HTTP_GET)
-            method_not_allowed(ex, "GET");
-        else
-            orphans_route(api, ex);
-        return;
-    }
-    if (strcmp(path, "/api/v1/reaper/resume") == 0 && api->opts.resume_hook) {
-        if (m != HTTP_POST) {
-            method_not_allowed(ex, "POST");
-            return;
-        }
-        int was = api->opts.resume_hook(api->opts.resume_ud);
-        LOG(LOG_WARN, "reaper resume requested", LF_S("request_id", req->request_id),
-            LF_B("was_suspended", was));
-        respond_json(ex, 200, NULL, 0, was ? "{\"resumed\":true}" : "{\"resumed\":false}",
-                     was ? 16 : 17);
-        return;
-    }
-    if (strcmp(path, "/api/v1/status") == 0) {
-        if (m != HTTP_GET)
-            method_not_allowed(ex, "GET");
-        else
-            status_route(api, ex);
+        http_respond_error_h(ex, 401, &h, 1, "Unauthorized",
+                             "a valid Authorization: Bearer <key> header is required", NULL);
         return;
     }
     char id[SPEC_ID_MAX + 2];
-    const char *action;
-    if (split_env_path(path, id, sizeof(id), &action) == 0 && !strchr(action, '/')) {
-        env_item_route(api, ex, req, id, action);
-        return;
+    if (lk.id) {
+        if (http_pct_decode(lk.id, lk.idlen, id, sizeof(id)) < 0)
+            id[0] = '\0'; /* undecodable or too long: answered as InvalidId */
+        if (!spec_id_valid(id)) {
+            http_respond_error(ex, 400, "InvalidId",
+                               "environment ids are 1-48 characters of a-z, 0-9 and single "
+                               "'-', starting and ending with a letter or digit",
+                               "id");
+            return;
+        }
     }
-    http_respond_error(ex, 404, "NotFound", "no such route", NULL);
+    if (lk.route)
+        lk.route->fn(api, ex, req, lk.id ? id : NULL);
+    else if (lk.allow[0])
+        method_not_allowed(ex, lk.allow);
+    else
+        http_respond_error(ex, 404, "NotFound", "no such route", NULL);
 }
 
+/* The body limit of the route serving the request: a full sync carries
+ * every environment, so it gets its own, larger limit. */
 static size_t body_limit(void *ud, const char *method, const char *path)
 {
     api_t *api = ud;
-    if (strcmp(method, "PUT") == 0 && strcmp(path, "/api/v1/environments") == 0)
+    route_lookup_t lk;
+    route_lookup(method, path, &lk);
+    if (lk.route && lk.route->body == BODY_SYNC)
         return api->cfg->max_sync_body_bytes;
     return api->cfg->max_body_bytes;
 }
 
+/* Counts, times and logs every answer under its route's label ("other"
+ * for paths no route serves, including the server's own error answers). */
 static void access_cb(void *ud, const char *method, const char *path, int status,
                       uint64_t duration_ns, const char *request_id)
 {
     api_t *api = ud;
-    const char *route = route_label(path);
+    route_lookup_t lk;
+    route_lookup(method, path, &lk);
+    const char *route = lk.first ? lk.first->pattern : "other";
     char code[8];
     snprintf(code, sizeof(code), "%d", status);
     const char *labels[] = {route, method[0] ? method : "-", code};
     double secs = (double)duration_ns / 1e9;
     metrics_add(api->m_requests, labels, 1);
     metrics_observe(api->m_duration, labels, secs);
-    /* Probes and scrapes are frequent and uninteresting: debug only. */
-    log_level_t lvl = (strcmp(route, "/healthz") == 0 || strcmp(route, "/readyz") == 0 ||
-                       strcmp(route, "/metrics") == 0)
-                          ? LOG_DEBUG
-                          : LOG_INFO;
+    log_level_t lvl = lk.first && (lk.first->flags & ROUTE_QUIET) ? LOG_DEBUG : LOG_INFO;
     LOG(lvl, "http request", LF_S("request_id", request_id), LF_S("method", method),
         LF_S("route", route), LF_I("status", status), LF_D("duration_ms", secs * 1000.0));
 }
@@ -1035,6 +1127,11 @@ static void access_cb(void *ud, const char *method, const char *path, int status
 int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
 {
     *out = NULL;
+    if (!opts->status_hook || !opts->orphans_hook || !opts->resume_hook ||
+        !opts->reaping_hook) {
+        snprintf(err, errlen, "the API needs its status, orphans, resume and reaping hooks");
+        return D8_EINVAL;
+    }
     const config_t *cfg = opts->cfg;
     api_t *api = d8_xcalloc(1, sizeof(*api));
     api->opts = *opts;

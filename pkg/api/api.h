@@ -20,19 +20,22 @@ typedef struct api_opts {
     const config_t *cfg;       /* borrowed; outlives the api */
     store_t *store;            /* borrowed */
     metrics_t *metrics;        /* borrowed; the api registers its families */
-    /* Optional: adds controller fields (queue depth, regions, throttle,
-     * reaper) to the GET /api/v1/status answer object. */
+    /* The hooks below are required: api_new refuses opts without them, so
+     * that no answer is ever made up in place of the controller's. Each
+     * gets its *_ud back and runs on the loop thread. */
+    /* Adds controller fields (queue depth, regions, throttle, reaper) to
+     * the GET /api/v1/status answer object. */
     void (*status_hook)(void *ud, cJSON *status);
     void *status_ud;
-    /* Optional: the reaper's answer for GET /api/v1/orphans (an object
-     * with "items"); NULL answers an empty list. */
+    /* The reaper's answer for GET /api/v1/orphans: an object with "items",
+     * owned by the api from then on. */
     cJSON *(*orphans_hook)(void *ud);
     void *orphans_ud;
-    /* Optional: POST /api/v1/reaper/resume; returns 1 when the reaper was
-     * suspended. NULL answers 404. */
+    /* POST /api/v1/reaper/resume; returns 1 when the reaper was
+     * suspended. */
     int (*resume_hook)(void *ud);
     void *resume_ud;
-    /* Optional: 1 while the reaper is deleting a resource of env `id`; a
+    /* 1 while the reaper is deleting a resource of env `id` (borrowed); a
      * PUT or full sync that would make it desired is answered 409 with
      * Retry-After until then. */
     int (*reaping_hook)(void *ud, const char *id);
@@ -41,7 +44,8 @@ typedef struct api_opts {
 
 /*
  * Binds the listener of cfg->listen_host:listen_port and starts serving.
- * Returns 0 or a D8_* error with a human line in err.
+ * opts is copied; the api is owned by the caller (api_free). Returns 0, or
+ * a D8_* error with a human line in err: D8_EINVAL when a hook is missing.
  */
 int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen);
 /* The bound port. */

@@ -192,6 +192,23 @@ static void put(d8_buf_t *b, const char *s, size_t n)
 
 #define PUT_LIT(b, lit) put((b), (lit), sizeof(lit) - 1)
 
+/* Appends the error body of every JSON error answer, the server's own and
+ * the handlers', so that they share one shape:
+ * {"error":{"code","message","field"?}}. field may be NULL. */
+static void put_error_body(d8_buf_t *b, const char *code, const char *message,
+                           const char *field)
+{
+    PUT_LIT(b, "{\"error\":{\"code\":");
+    d8_buf_json_str(b, code);
+    PUT_LIT(b, ",\"message\":");
+    d8_buf_json_str(b, message);
+    if (field) {
+        PUT_LIT(b, ",\"field\":");
+        d8_buf_json_str(b, field);
+    }
+    PUT_LIT(b, "}}");
+}
+
 static void put_u64(d8_buf_t *b, uint64_t v)
 {
     char tmp[24];
@@ -273,6 +290,9 @@ static void conn_clear_deadline(conn_t *c)
     c->deadline = 0;
 }
 
+/* Acts on a passed deadline by state: an idle keep-alive connection
+ * closes silently, a request that stalled gets a 408, a lingering close
+ * stops draining. */
 static void conn_timeout(conn_t *c)
 {
     switch (c->state) {
@@ -343,6 +363,9 @@ static void conn_release(conn_t *c)
     free(c);
 }
 
+/* uv_close callback of the connection's handles: the last one to close
+ * ends an open exchange (access log, owner's close callback) and frees the
+ * connection. */
 static void on_conn_closed(uv_handle_t *h)
 {
     conn_t *c = h->data;
@@ -623,11 +646,7 @@ static void conn_send_error(conn_t *c, int status, const char *code, const char 
     }
     d8_buf_t body;
     d8_buf_init(&body);
-    PUT_LIT(&body, "{\"error\":{\"code\":");
-    d8_buf_json_str(&body, code);
-    PUT_LIT(&body, ",\"message\":");
-    d8_buf_json_str(&body, message);
-    PUT_LIT(&body, "}}");
+    put_error_body(&body, code, message, NULL);
     build_head(c, status, NULL, 0, "application/json", body.len, 0, 0, 0);
     uv_buf_t bufs[2] = {uv_buf_init(c->out.data, (unsigned)c->out.len),
                         uv_buf_init(body.data, (unsigned)body.len)};
@@ -680,18 +699,18 @@ void http_respond(http_exchange_t *ex, int status, const http_header_t *headers,
 void http_respond_error(http_exchange_t *ex, int status, const char *code, const char *message,
                         const char *field)
 {
+    http_respond_error_h(ex, status, NULL, 0, code, message, field);
+}
+
+void http_respond_error_h(http_exchange_t *ex, int status, const http_header_t *headers,
+                          size_t nheaders, const char *code, const char *message,
+                          const char *field)
+{
     d8_buf_t b;
     d8_buf_init(&b);
-    PUT_LIT(&b, "{\"error\":{\"code\":");
-    d8_buf_json_str(&b, code ? code : "Error");
-    PUT_LIT(&b, ",\"message\":");
-    d8_buf_json_str(&b, message ? message : http_status_text(status));
-    if (field) {
-        PUT_LIT(&b, ",\"field\":");
-        d8_buf_json_str(&b, field);
-    }
-    PUT_LIT(&b, "}}");
-    http_respond(ex, status, NULL, 0, "application/json", b.data, b.len);
+    put_error_body(&b, code ? code : "Error", message ? message : http_status_text(status),
+                   field);
+    http_respond(ex, status, headers, nheaders, "application/json", b.data, b.len);
     d8_buf_release(&b);
 }
 
@@ -800,6 +819,8 @@ const http_request_t *http_exchange_request(const http_exchange_t *ex)
 
 /* ------------------------------------------------------------ parsing */
 
+/* Forgets everything of the previous request before the next one is
+ * parsed; an unusually large body buffer is dropped rather than kept. */
 static void request_reset(conn_t *c)
 {
     d8_buf_reset(&c->strs);
@@ -867,6 +888,8 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* Collects a header name, lower-cased so lookups need not fold case; the
+ * parser may deliver one name in several pieces. */
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     conn_t *c = p->data;
@@ -953,6 +976,9 @@ static void split_target(conn_t *c, size_t *path_off, size_t *query_off)
     d8_buf_putc(&c->strs, '\0');
 }
 
+/* Publishes the request head in c->req, settles its request id and body
+ * limit (413 at once on a Content-Length beyond it) and answers
+ * Expect: 100-continue. */
 static int on_headers_complete(http_parser *p)
 {
     conn_t *c = p->data;
@@ -1072,6 +1098,8 @@ static void conn_dispatch(conn_t *c)
     srv->o.handler(srv->o.ud, &c->ex, &c->req);
 }
 
+/* Answers a request the parser refused: 431 or 413 when a limit caused it,
+ * else 400 with the parser's reason; the connection then closes. */
 static void conn_parse_error(conn_t *c, enum http_errno e)
 {
     int status = c->err_status;
@@ -1094,6 +1122,8 @@ static void conn_parse_error(conn_t *c, enum http_errno e)
     }
 }
 
+/* Starts or stops reading the socket: reading stops while too much input
+ * waits for the handler (backpressure) and after the peer's EOF. */
 static void conn_update_reading(conn_t *c)
 {
     int want;
@@ -1166,6 +1196,8 @@ static void conn_process(conn_t *c)
 
 /* ------------------------------------------------------------------ read */
 
+/* Hands libuv the free tail of the read buffer, compacting or growing it
+ * first; input of a closing connection goes to a shared discard buffer. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     conn_t *c = h->data;
@@ -1190,6 +1222,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
+/* Feeds new input to the parser. EOF from a peer that may only have shut
+ * down its side still lets the request in hand be answered. */
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     conn_t *c = s->data;
@@ -1326,6 +1360,8 @@ int http__server_adopt(http_server_t *srv, uv_os_sock_t fd)
 
 /* ------------------------------------------------------------------ server */
 
+/* Turns a listen host ("", "*", "localhost", an IPv4 or a bracketed or bare
+ * IPv6 literal) and port into an address; D8_EINVAL for anything else. */
 static int parse_host(const char *host, int port, struct sockaddr_storage *ss)
 {
     char tmp[INET6_ADDRSTRLEN + 2];

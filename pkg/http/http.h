@@ -120,9 +120,17 @@ void http_respond(http_exchange_t *ex, int status, const http_header_t *headers,
                   size_t nheaders, const char *content_type, const char *body,
                   size_t body_len);
 
-/* Answers {"error":{"code","message","field"?}} with that status. */
+/* Answers {"error":{"code","message","field"?}} with that status. code
+ * NULL answers "Error", message NULL the status's reason phrase, field NULL
+ * leaves "field" out. All strings are borrowed. */
 void http_respond_error(http_exchange_t *ex, int status, const char *code, const char *message,
                         const char *field);
+/* The same error answer with extra headers (Allow, Retry-After,
+ * WWW-Authenticate), under the rules of http_respond; headers are
+ * borrowed. */
+void http_respond_error_h(http_exchange_t *ex, int status, const http_header_t *headers,
+                          size_t nheaders, const char *code, const char *message,
+                          const char *field);
 
 /*
  * Streaming answers (Server-Sent Events): start sends the status line and

@@ -180,6 +180,12 @@ static void handler(void *ud, http_exchange_t *ex, const http_request_t *req)
         http_exchange_abort(ex);
     } else if (strcmp(req->path, "/nocontent") == 0) {
         http_respond(ex, 204, NULL, 0, NULL, NULL, 0);
+    } else if (strcmp(req->path, "/busy") == 0) {
+        http_header_t h[] = {{"Retry-After", "7"}, {"Content-Length", "1"}};
+        http_respond_error_h(ex, 429, h, 2, "TooManyRequests", "slow \"down\"", "x.y");
+    } else if (strcmp(req->path, "/defaults") == 0) {
+        http_header_t h = {"Allow", "GET"};
+        http_respond_error_h(ex, 405, &h, 1, NULL, NULL, NULL);
     } else {
         http_respond_error(ex, 404, "NotFound", "no such route \"x\"", "path");
     }
@@ -679,6 +685,37 @@ static void test_get_simple(void **state)
     assert_int_equal(r.status, 204);
     assert_false(resp_header(&r, "content-length", v, sizeof(v)));
     assert_header(&r, "connection", "keep-alive");
+    resp_free(&r);
+    client_close(&cl);
+}
+
+/* Error answers with extra headers keep the one error shape, and the
+ * server's own framing headers still win over the handler's. */
+static void test_error_with_headers(void **state)
+{
+    fx_t *fx = *state = fx_start(NULL);
+    client_t cl;
+    resp_t r = {0};
+    client_open(&cl, fx->port);
+    client_sends(&cl, "GET /busy HTTP/1.1\r\n\r\n");
+    assert_int_equal(client_read(&cl, &r), 0);
+    assert_int_equal(r.status, 429);
+    assert_header(&r, "retry-after", "7");
+    assert_header(&r, "content-type", "application/json");
+    assert_header(&r, "connection", "keep-alive");
+    static const char want[] = "{\"error\":{\"code\":\"TooManyRequests\",\"message\":"
+                               "\"slow \\\"down\\\"\",\"field\":\"x.y\"}}";
+    assert_string_equal(r.body, want);
+    char len[16];
+    snprintf(len, sizeof(len), "%zu", sizeof(want) - 1);
+    assert_header(&r, "content-length", len);
+
+    client_sends(&cl, "GET /defaults HTTP/1.1\r\n\r\n");
+    assert_int_equal(client_read(&cl, &r), 0);
+    assert_int_equal(r.status, 405);
+    assert_header(&r, "allow", "GET");
+    assert_string_equal(r.body,
+                        "{\"error\":{\"code\":\"Error\",\"message\":\"Method Not Allowed\"}}");
     resp_free(&r);
     client_close(&cl);
 }
@@ -1438,6 +1475,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_helpers),
         cmocka_unit_test_teardown(test_get_simple, teardown),
+        cmocka_unit_test_teardown(test_error_with_headers, teardown),
         cmocka_unit_test_teardown(test_put_echo_and_query, teardown),
         cmocka_unit_test_teardown(test_keepalive_two_requests, teardown),
         cmocka_unit_test_teardown(test_pipelined, teardown),
