@@ -75,13 +75,33 @@ size_t own_group_tags(azure_kv_t out[OWN_KV_MAX], const char *controller, const 
     return 5;
 }
 
-size_t own_share_metadata(azure_kv_t out[OWN_KV_MAX], const char *controller, const char *id,
-                          const char *user_id, int keep)
+void own_meta_encode(const char *in, char out[OWN_META_VALUE_MAX])
 {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)(in ? in : ""); *p; p++) {
+        int plain = *p >= 0x20 && *p < 0x7f && *p != '%';
+        if (n + (plain ? 1 : 3) >= OWN_META_VALUE_MAX)
+            break;
+        if (plain) {
+            out[n++] = (char)*p;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[*p >> 4];
+            out[n++] = hex[*p & 15];
+        }
+    }
+    out[n] = '\0';
+}
+
+size_t own_share_metadata(azure_kv_t out[OWN_KV_MAX], char user_buf[OWN_META_VALUE_MAX],
+                          const char *controller, const char *id, const char *user_id, int keep)
+{
+    own_meta_encode(user_id, user_buf);
     out[0] = (azure_kv_t){OWN_MD_MANAGED_BY, OWN_MD_MANAGED_BY_VALUE};
     out[1] = (azure_kv_t){OWN_MD_CONTROLLER, controller};
     out[2] = (azure_kv_t){OWN_MD_ENV_ID, id};
-    out[3] = (azure_kv_t){OWN_MD_USER_ID, user_id};
+    out[3] = (azure_kv_t){OWN_MD_USER_ID, user_buf};
     if (!keep)
         return 4;
     out[4] = (azure_kv_t){OWN_MD_KEEP, "true"};

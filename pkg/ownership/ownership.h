@@ -26,6 +26,9 @@
 #define OWN_HASH_MAX 17
 /* Most tags / metadata entries a builder writes. */
 #define OWN_KV_MAX 5
+/* Room for a percent-encoded userId (128 code points of up to 4 bytes,
+ * 3 characters a byte) + NUL. */
+#define OWN_META_VALUE_MAX (128 * 4 * 3 + 1)
 
 /* Container group tags. */
 #define OWN_TAG_MANAGED_BY "dev8-managed-by"
@@ -79,9 +82,20 @@ void own_parse_share(const azure_map_t *metadata, const char *id, const char *co
 size_t own_group_tags(azure_kv_t out[OWN_KV_MAX], const char *controller, const char *id,
                       const char *user_id, const char *spec_hash);
 
-/* Fills `out` with the metadata of env `id`'s share, with dev8keep=true
- * when `keep` (strings borrowed as above); returns the count. */
-size_t own_share_metadata(azure_kv_t out[OWN_KV_MAX], const char *controller, const char *id,
-                          const char *user_id, int keep);
+/*
+ * Fills `out` with the metadata of env `id`'s share, with dev8keep=true
+ * when `keep` (strings borrowed as above; the user id is written into
+ * `user_buf`, which must outlive `out` too); returns the count. Storage
+ * accepts only ASCII metadata values, so the user id is percent-encoded
+ * (own_meta_encode).
+ */
+size_t own_share_metadata(azure_kv_t out[OWN_KV_MAX], char user_buf[OWN_META_VALUE_MAX],
+                          const char *controller, const char *id, const char *user_id, int keep);
+
+/* Percent-encodes every byte of `in` outside printable ASCII, and '%'
+ * itself, into `out` (cut at OWN_META_VALUE_MAX - 1 on a whole escape):
+ * any UTF-8 userId becomes a valid metadata value, and an ASCII one stays
+ * as it is. */
+void own_meta_encode(const char *in, char out[OWN_META_VALUE_MAX]);
 
 #endif

@@ -34,7 +34,7 @@ static void on_group_get(void *ud, const azure_result_t *res, const azure_group_
     if (res->err == D8_ENOENT) {
         observed_group_gone(e->r->ob, e->o);
     } else if (res->err < 0) {
-        reconcile__failed(e, "get container group", res);
+        reconcile__failed(e, res);
         return;
     } else if (g) {
         observed_group_seen(e->r->ob, e->o, g, 1);
@@ -49,7 +49,7 @@ static void on_share_get(void *ud, const azure_result_t *res, const azure_share_
     if (res->err == D8_ENOENT) {
         observed_share_gone(e->r->ob, e->o);
     } else if (res->err < 0) {
-        reconcile__failed(e, "get file share", res);
+        reconcile__failed(e, res);
         return;
     } else if (s) {
         observed_share_seen(e->r->ob, e->o, s, 1);
@@ -62,7 +62,7 @@ static void on_share_put(void *ud, const azure_result_t *res, const azure_share_
 {
     rec_env_t *e = ud;
     if (res->err < 0) {
-        reconcile__failed(e, "create file share", res);
+        reconcile__failed(e, res);
         return;
     }
     observed_share_created(e->r->ob, e->o, s ? s->quota_gb : 0, 0);
@@ -73,7 +73,7 @@ static void on_share_quota(void *ud, const azure_result_t *res, const azure_shar
 {
     rec_env_t *e = ud;
     if (res->err < 0) {
-        reconcile__failed(e, "grow file share quota", res);
+        reconcile__failed(e, res);
         return;
     }
     observed_share_created(e->r->ob, e->o, s ? s->quota_gb : 0, e->o->s.keep);
@@ -85,7 +85,7 @@ static void on_share_retained(void *ud, const azure_result_t *res, const azure_s
     rec_env_t *e = ud;
     (void)s;
     if (res->err < 0) {
-        reconcile__failed(e, "mark file share retained", res);
+        reconcile__failed(e, res);
         return;
     }
     observed_share_created(e->r->ob, e->o, 0, 1);
@@ -96,7 +96,7 @@ static void on_share_delete(void *ud, const azure_result_t *res)
 {
     rec_env_t *e = ud;
     if (res->err < 0 && res->err != D8_ENOENT) {
-        reconcile__failed(e, "delete file share", res);
+        reconcile__failed(e, res);
         return;
     }
     observed_share_gone(e->r->ob, e->o);
@@ -107,7 +107,7 @@ static void on_group_put(void *ud, const azure_result_t *res, const azure_group_
 {
     rec_env_t *e = ud;
     if (res->err < 0) {
-        reconcile__failed(e, "create container group", res);
+        reconcile__failed(e, res);
         return;
     }
     if (g)
@@ -120,7 +120,7 @@ static void on_group_lro(void *ud, const azure_result_t *res)
 {
     rec_env_t *e = ud;
     if (res->err < 0 && res->err != D8_ENOENT) {
-        reconcile__failed(e, "container group operation", res);
+        reconcile__failed(e, res);
         return;
     }
     if (res->err == D8_ENOENT)
@@ -182,7 +182,9 @@ static int share_put(rec_env_t *e, const env_obj_t *obj, int quota_gb, int keep,
     char name[OWN_NAME_MAX];
     const azure_scope_t *s = target_of(e, name);
     azure_kv_t md[OWN_KV_MAX];
-    size_t nmd = own_share_metadata(md, r->cfg->controller_name, e->id, obj->spec.user_id, keep);
+    char user[OWN_META_VALUE_MAX];
+    size_t nmd =
+        own_share_metadata(md, user, r->cfg->controller_name, e->id, obj->spec.user_id, keep);
     azure_share_spec_t spec = {name, quota_gb, md, nmd};
     return azure_share_put(r->az, s, &spec, AZURE_PRIO_HIGH, cb, e);
 }
@@ -230,25 +232,13 @@ static int mutate(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *obj)
     }
 }
 
-static const char *const call_names[DECIDE__COUNT] = {
-    [DECIDE_GET_GROUP] = "get container group",
-    [DECIDE_GET_SHARE] = "get file share",
-    [DECIDE_CREATE_SHARE] = "create file share",
-    [DECIDE_GROW_SHARE] = "grow file share quota",
-    [DECIDE_RETAIN_SHARE] = "mark file share retained",
-    [DECIDE_DELETE_SHARE] = "delete file share",
-    [DECIDE_CREATE_GROUP] = "create container group",
-    [DECIDE_DELETE_GROUP] = "delete container group",
-    [DECIDE_START_GROUP] = "start container group",
-    [DECIDE_STOP_GROUP] = "stop container group",
-};
-
 void reconcile__act(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *obj)
 {
     reconciler_t *r = e->r;
     char name[OWN_NAME_MAX];
     const azure_scope_t *s = target_of(e, name);
     int rc;
+    e->action = plan->action;
     if (plan->action == DECIDE_GET_GROUP) {
         rc = azure_group_get(r->az, s, name, AZURE_PRIO_NORMAL, on_group_get, e);
     } else if (plan->action == DECIDE_GET_SHARE) {
@@ -265,6 +255,6 @@ void reconcile__act(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *ob
         res.err = rc;
         res.error_code = "InvalidRequest";
         res.error_message = d8_strerror(rc);
-        reconcile__failed(e, call_names[plan->action], &res);
+        reconcile__failed(e, &res);
     }
 }

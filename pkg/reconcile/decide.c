@@ -15,9 +15,29 @@ static const char *const action_names[DECIDE__COUNT] = {
     "deleteShare", "createGroup", "deleteGroup", "startGroup", "stopGroup", "removeObject",
 };
 
+static const char *const call_names[DECIDE__COUNT] = {
+    [DECIDE_NONE] = "none",
+    [DECIDE_GET_GROUP] = "get container group",
+    [DECIDE_GET_SHARE] = "get file share",
+    [DECIDE_CREATE_SHARE] = "create file share",
+    [DECIDE_GROW_SHARE] = "grow file share quota",
+    [DECIDE_RETAIN_SHARE] = "mark file share retained",
+    [DECIDE_DELETE_SHARE] = "delete file share",
+    [DECIDE_CREATE_GROUP] = "create container group",
+    [DECIDE_DELETE_GROUP] = "delete container group",
+    [DECIDE_START_GROUP] = "start container group",
+    [DECIDE_STOP_GROUP] = "stop container group",
+    [DECIDE_REMOVE_OBJECT] = "remove object",
+};
+
 const char *reconcile_action_name(decide_action_t a)
 {
     return (unsigned)a < DECIDE__COUNT ? action_names[a] : "unknown";
+}
+
+const char *reconcile_action_call(decide_action_t a)
+{
+    return (unsigned)a < DECIDE__COUNT ? call_names[a] : "unknown";
 }
 
 int reconcile_auto_stop_due(int minutes, int64_t agent_start_ms, int64_t last_activity_ms,
@@ -43,14 +63,28 @@ static void end(decide_plan_t *p, uint64_t requeue_ms, const char *result)
     p->result = result;
 }
 
-/* The pass issues `a`; a mutation publishes its status with it. */
+/* The pass issues `a`; a mutation publishes its status with it and ends
+ * any wait for Azure (polling starts over after it). */
 static void act(decide_plan_t *p, decide_action_t a, const char *reason)
 {
     p->action = a;
     p->reason = reason;
     p->result = "acted";
-    if (a != DECIDE_GET_GROUP && a != DECIDE_GET_SHARE)
+    if (a != DECIDE_GET_GROUP && a != DECIDE_GET_SHARE) {
         p->status.acted = 1;
+        p->status.set_retry = -1;
+        p->mem.poll_ms = 0;
+    }
+}
+
+/* Waits for Azure to move: polls 2 s, 4 s, ... up to 30 s while nothing
+ * changes, and reads the group again at the next pass. */
+static void poll(decide_plan_t *p)
+{
+    uint64_t next = p->mem.poll_ms ? p->mem.poll_ms * 2 : DECIDE_POLL_MS;
+    p->mem.poll_ms = next < DECIDE_POLL_CAP_MS ? next : DECIDE_POLL_CAP_MS;
+    p->settle = 1;
+    end(p, p->mem.poll_ms, "waiting");
 }
 
 static void ready(decide_plan_t *p, int phase, cond_status_t st, const char *reason,
@@ -93,6 +127,14 @@ static int inst_is(const observed_t *o, const char *state)
 static int inst_stopped(const observed_t *o)
 {
     return inst_is(o, "Stopped") || inst_is(o, "Terminated");
+}
+
+/* Every container exited and ACI will not restart them: instance state
+ * Succeeded (exit 0) or Failed (non-zero under restartPolicy Never). The
+ * group is provisioned; it runs again only when started. */
+static int inst_exited(const observed_t *o)
+{
+    return inst_is(o, "Succeeded") || inst_is(o, "Failed");
 }
 
 /* CREATING for a workspace that never ran, STARTING for one that did. */
@@ -190,7 +232,7 @@ static void decide_delete(const decide_input_t *in, decide_plan_t *p)
     synced(p, COND_TRUE, "ReconcileSuccess", NULL);
     if (o->g.exists) {
         if (prov_is(o, "Deleting")) {
-            end(p, DECIDE_POLL_MS, "waiting");
+            poll(p);
             return;
         }
         act(p, DECIDE_DELETE_GROUP, "environment deleted");
@@ -274,19 +316,26 @@ static int decide_share(const decide_input_t *in, decide_plan_t *p)
     return 0;
 }
 
-/* lastError clears on a settled state unless a refused shrink stands. */
+/* A settled state: lastError clears (unless a refused shrink stands),
+ * nextRetryTime clears, and the memory of pending mutations goes. */
 static void settled(decide_plan_t *p)
 {
     p->status.set_error = p->msg2[0] ? 0 : -1;
+    p->status.set_retry = -1;
+    p->mem.last_action = DECIDE_NONE;
+    p->mem.repeats = 0;
+    p->mem.poll_ms = 0;
+    p->mem.slow_failures = 0;
 }
 
 /* ---- the group -------------------------------------------------------------------- */
 
-/* A Failed provisioning: report it first, then retry (delete, then
- * create) after a backoff that grows with each consecutive failure. The
- * backoff lives in the memory, not in the queue's failure count: the passes
- * in between succeed, and a resync or refresh must not retry early (a group
- * that always fails would otherwise burn the region's ACI create quota). */
+/* A Failed provisioning of our create: report it first, then retry
+ * (delete, then create) after a backoff that grows with each consecutive
+ * failure. The backoff lives in the memory, not in the queue's failure
+ * count: the passes in between succeed, and a resync or refresh must not
+ * retry early (a group that always fails would burn the region's ACI
+ * create budget). nextRetryTime shows when. */
 static void decide_failed(const decide_input_t *in, decide_plan_t *p)
 {
     const observed_t *o = in->obs;
@@ -301,6 +350,8 @@ static void decide_failed(const decide_input_t *in, decide_plan_t *p)
         ready(p, PHASE_ERROR, COND_FALSE, "Failed", p->msg);
         synced(p, COND_FALSE, "ReconcileError", p->msg);
         error(p, "ProvisioningFailed", p->msg);
+        p->status.set_retry = 1;
+        p->status.retry_wall_ms = in->wall_ms + (int64_t)delay;
         end(p, delay, "error");
         return;
     }
@@ -315,14 +366,25 @@ static void decide_failed(const decide_input_t *in, decide_plan_t *p)
     p->status.acted = 0;
 }
 
-/* Step 3: a provisioned group's power state against the desired one. */
-static void decide_power(const decide_input_t *in, decide_plan_t *p, int want_running)
+/*
+ * A provisioningState of Failed or Canceled is a failed create only when
+ * our last mutation of the group was its create (or is unknown, after a
+ * restart). A failed or canceled stop, start or delete leaves a group
+ * whose power state still tells what to do.
+ */
+static int failed_create(const decide_plan_t *p, const observed_t *o)
 {
-    const observed_t *o = in->obs;
+    if (!prov_is(o, "Failed") && !prov_is(o, "Canceled"))
+        return 0;
+    decide_action_t last = p->mem.last_action;
+    return last == DECIDE_NONE || last == DECIDE_CREATE_GROUP;
+}
+
+/* Desired running and the container runs: RUNNING, or an auto-stop. */
+static void decide_running(const decide_input_t *in, decide_plan_t *p)
+{
     const env_spec_t *sp = &in->obj->spec;
-    p->mem.prov_failures = 0;
-    if (want_running && inst_is(o, "Running") &&
-        reconcile_auto_stop_due(sp->auto_stop_minutes, in->agent_start_ms,
+    if (reconcile_auto_stop_due(sp->auto_stop_minutes, in->agent_start_ms,
                                 in->obj->status.last_activity_ms, p->mem.running_since_ms,
                                 in->wall_ms)) {
         p->mem.auto_stopped_ms = in->wall_ms;
@@ -332,38 +394,37 @@ static void decide_power(const decide_input_t *in, decide_plan_t *p, int want_ru
         act(p, DECIDE_STOP_GROUP, "auto-stop: no activity for autoStopMinutes");
         return;
     }
-    if (want_running && inst_is(o, "Running")) {
-        p->settle = 0;
-        p->mem.ever_running = 1;
-        if (!p->mem.running_since_ms)
-            p->mem.running_since_ms = in->wall_ms;
-        schedule_refresh(in, p);
-        ready(p, PHASE_RUNNING, COND_TRUE, "Available", "the workspace is running");
-        settled(p);
-        uint64_t next = refresh_delay(in, p);
-        if (sp->auto_stop_minutes > 0 && next > DECIDE_AUTO_STOP_CHECK_MS)
-            next = DECIDE_AUTO_STOP_CHECK_MS;
-        end(p, next, "success");
-        return;
-    }
-    p->mem.running_since_ms = 0;
-    if (want_running && inst_stopped(o)) {
-        ready(p, PHASE_STARTING, COND_FALSE, "Starting", "starting the container group");
-        act(p, DECIDE_START_GROUP, "desired running");
-        return;
-    }
-    if (want_running) {
-        int phase = creating_phase(in);
-        ready(p, phase, COND_FALSE, creating_reason(phase), "waiting for the container to run");
-        p->settle = 1;
-        end(p, DECIDE_POLL_MS, "waiting");
-        return;
-    }
+    p->settle = 0;
+    p->mem.ever_running = 1;
+    if (!p->mem.running_since_ms)
+        p->mem.running_since_ms = in->wall_ms;
+    schedule_refresh(in, p);
+    ready(p, PHASE_RUNNING, COND_TRUE, "Available", "the workspace is running");
+    settled(p);
+    uint64_t next = refresh_delay(in, p);
+    if (sp->auto_stop_minutes > 0 && next > DECIDE_AUTO_STOP_CHECK_MS)
+        next = DECIDE_AUTO_STOP_CHECK_MS;
+    end(p, next, "success");
+}
+
+/* Desired stopped (by spec or auto-stop): STOPPED once the group is
+ * stopped or its containers exited (a stop would change nothing), else
+ * stop it. */
+static void decide_stopped(const decide_input_t *in, decide_plan_t *p)
+{
+    const observed_t *o = in->obs;
     int auto_stop = p->mem.auto_stopped_ms != 0;
-    if (inst_stopped(o)) {
+    if (inst_stopped(o) || inst_exited(o)) {
         p->settle = 0;
         schedule_refresh(in, p);
-        ready(p, PHASE_STOPPED, COND_FALSE, "Stopped", MSG_STOPPED);
+        if (inst_exited(o)) {
+            snprintf(p->msg, sizeof(p->msg),
+                     "stopped; the workspace exited (instance state %s) and the file share "
+                     "keeps it", o->g.inst);
+            ready(p, PHASE_STOPPED, COND_FALSE, "Stopped", p->msg);
+        } else {
+            ready(p, PHASE_STOPPED, COND_FALSE, "Stopped", MSG_STOPPED);
+        }
         if (auto_stop)
             synced(p, COND_TRUE, "AutoStopped", MSG_AUTO_STOPPED);
         settled(p);
@@ -374,6 +435,37 @@ static void decide_power(const decide_input_t *in, decide_plan_t *p, int want_ru
     if (auto_stop)
         synced(p, COND_TRUE, "AutoStopped", MSG_AUTO_STOPPED);
     act(p, DECIDE_STOP_GROUP, auto_stop ? "auto-stopped" : "desired stopped");
+}
+
+/* Step 3: a provisioned group's power state against the desired one. */
+static void decide_power(const decide_input_t *in, decide_plan_t *p, int want_running)
+{
+    const observed_t *o = in->obs;
+    p->mem.prov_failures = 0;
+    if (want_running && inst_is(o, "Running")) {
+        decide_running(in, p);
+        return;
+    }
+    p->mem.running_since_ms = 0;
+    if (!want_running) {
+        decide_stopped(in, p);
+        return;
+    }
+    if (inst_exited(o)) {
+        snprintf(p->msg, sizeof(p->msg),
+                 "the workspace exited (instance state %s): starting it again", o->g.inst);
+        ready(p, PHASE_STARTING, COND_FALSE, "Restarting", p->msg);
+        act(p, DECIDE_START_GROUP, "the workspace exited");
+        return;
+    }
+    if (inst_stopped(o)) {
+        ready(p, PHASE_STARTING, COND_FALSE, "Starting", "starting the container group");
+        act(p, DECIDE_START_GROUP, "desired running");
+        return;
+    }
+    int phase = creating_phase(in);
+    ready(p, phase, COND_FALSE, creating_reason(phase), "waiting for the container to run");
+    poll(p);
 }
 
 /* Step 2: the group exists with the desired spec and provisioned. */
@@ -389,6 +481,13 @@ static void decide_group(const decide_input_t *in, decide_plan_t *p)
             end(p, 0, "success");
             return;
         }
+        if (!in->fetched_group) {
+            /* An identical PUT of an existing group restarts its containers
+             * and ACI has no conditional PUT: only a GET of this pass may
+             * say the group is absent before it is created. */
+            act(p, DECIDE_GET_GROUP, "confirm absence before create");
+            return;
+        }
         ready(p, phase, COND_FALSE, creating_reason(phase), "creating the container group");
         if (throttled(in, p, in->aci_create_wait_ms))
             return;
@@ -397,7 +496,7 @@ static void decide_group(const decide_input_t *in, decide_plan_t *p)
     }
     if (prov_is(o, "Deleting")) {
         ready(p, phase, COND_FALSE, "Starting", "waiting for the old container group to be deleted");
-        end(p, DECIDE_POLL_MS, "waiting");
+        poll(p);
         return;
     }
     if (strcmp(o->g.spec_hash, in->spec_hash) != 0) {
@@ -408,18 +507,77 @@ static void decide_group(const decide_input_t *in, decide_plan_t *p)
         act(p, DECIDE_DELETE_GROUP, "spec drift");
         return;
     }
-    if (prov_is(o, "Failed")) {
+    if (failed_create(p, o)) {
         decide_failed(in, p);
         return;
     }
-    if (!prov_is(o, "Succeeded")) {
+    if (!prov_is(o, "Succeeded") && !prov_is(o, "Failed") && !prov_is(o, "Canceled")) {
         ready(p, phase, COND_FALSE, creating_reason(phase),
               "Azure is provisioning the container group");
-        p->settle = 1;
-        end(p, DECIDE_POLL_MS, "waiting");
+        poll(p);
         return;
     }
     decide_power(in, p, want_running);
+}
+
+static int is_mutation(decide_action_t a)
+{
+    return a != DECIDE_NONE && a != DECIDE_GET_GROUP && a != DECIDE_GET_SHARE &&
+           a != DECIDE_REMOVE_OBJECT;
+}
+
+/* A slow retry (capacity, quota, a blocked deletion) holds every mutation
+ * of its generation until its time, keeping the status that says why;
+ * observation goes on. A new generation may fit where the old one did
+ * not, so it ends the hold. */
+static void hold_mutation(const decide_input_t *in, decide_plan_t *p)
+{
+    if (!p->mem.hold_until_ms)
+        return;
+    if (p->mem.hold_gen != in->obj->generation || in->now_ms >= p->mem.hold_until_ms) {
+        p->mem.hold_until_ms = 0;
+        p->mem.hold_until_wall_ms = 0;
+        if (p->mem.hold_gen != in->obj->generation)
+            p->mem.slow_failures = 0;
+        return;
+    }
+    if (!is_mutation(p->action))
+        return;
+    p->status.publish = 0;
+    p->mem = in->mem;
+    end(p, p->mem.hold_until_ms - in->now_ms, "waiting");
+}
+
+/*
+ * The same stop, start or group delete issued again before the group
+ * settled waits a little (5 s, doubling up to 5 minutes): a stale read
+ * right after an operation, or an operation that changes nothing, must
+ * never become a loop of identical mutations. Records the mutation.
+ */
+static void guard_repeat(const decide_input_t *in, decide_plan_t *p)
+{
+    decide_action_t a = p->action;
+    if (!is_mutation(a))
+        return;
+    int guarded = a == DECIDE_START_GROUP || a == DECIDE_STOP_GROUP || a == DECIDE_DELETE_GROUP;
+    if (guarded && a == in->mem.last_action) {
+        uint64_t gap = DECIDE_REPEAT_BASE_MS;
+        for (int i = 0; i < in->mem.repeats && gap < DECIDE_REPEAT_CAP_MS; i++)
+            gap *= 2;
+        gap = gap < DECIDE_REPEAT_CAP_MS ? gap : DECIDE_REPEAT_CAP_MS;
+        uint64_t since = in->now_ms - in->mem.last_action_ms;
+        if (since < gap) {
+            p->status.acted = 0;
+            p->settle = 1;
+            end(p, gap - since, "waiting");
+            return;
+        }
+        p->mem.repeats = in->mem.repeats + 1;
+    } else {
+        p->mem.repeats = 0;
+    }
+    p->mem.last_action = a;
+    p->mem.last_action_ms = in->now_ms;
 }
 
 /* An environment's group or share name is taken by a resource that is
@@ -435,19 +593,11 @@ static void decide_conflict(const decide_input_t *in, decide_plan_t *p)
     end(p, in->resync_ms, "error");
 }
 
-void reconcile_decide(const decide_input_t *in, decide_plan_t *p)
+/* The decision before the guards that may turn a mutation into a wait. */
+static void decide_step(const decide_input_t *in, decide_plan_t *p)
 {
     const env_obj_t *obj = in->obj;
     const observed_t *o = in->obs;
-    memset(p, 0, sizeof(*p));
-    p->mem = in->mem;
-    p->settle = o->settle;
-    p->next_get_ms = o->next_get_ms;
-    p->status.phase = -1;
-    p->status.synced = COND_TRUE;
-    p->status.synced_reason = "ReconcileSuccess";
-    p->status.synced_msg = "";
-
     if (obj->status.phase == PHASE_DELETING) {
         p->status.synced_msg = NULL;
         decide_delete(in, p);
@@ -479,13 +629,68 @@ void reconcile_decide(const decide_input_t *in, decide_plan_t *p)
     decide_group(in, p);
 }
 
+void reconcile_decide(const decide_input_t *in, decide_plan_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->mem = in->mem;
+    p->settle = in->obs->settle;
+    p->next_get_ms = in->obs->next_get_ms;
+    p->status.phase = -1;
+    p->status.synced = COND_TRUE;
+    p->status.synced_reason = "ReconcileSuccess";
+    p->status.synced_msg = "";
+    decide_step(in, p);
+    hold_mutation(in, p);
+    guard_repeat(in, p);
+}
+
+decide_failure_kind_t reconcile_failure_kind(const decide_failure_t *f)
+{
+    const char *code = f->code ? f->code : "";
+    if (f->err == D8_ECANCELED)
+        return DECIDE_FAIL_CANCELED;
+    if (strcmp(code, "ContainerGroupTransitioning") == 0)
+        return DECIDE_FAIL_TRANSITIONING;
+    if (f->http_status == 412 && f->action == DECIDE_CREATE_GROUP)
+        return DECIDE_FAIL_EXISTS;
+    /* ACI answers 409 ServiceUnavailable both for "quota 'ContainerGroups'
+     * exceeded" and "not available in the location"; a 503 is ARM's
+     * transient error, retried like any other. */
+    if ((f->http_status == 409 && strcmp(code, "ServiceUnavailable") == 0) ||
+        strstr(code, "Quota") || strcmp(code, "MissingSubscriptionRegistration") == 0)
+        return DECIDE_FAIL_CAPACITY;
+    if (strcmp(code, "ScopeLocked") == 0 || strcmp(code, "ShareBeingDeleted") == 0 ||
+        (f->action == DECIDE_DELETE_SHARE && f->http_status == 409))
+        return DECIDE_FAIL_BLOCKED;
+    if (f->err == D8_EAGAIN || f->http_status == 429)
+        return DECIDE_FAIL_THROTTLED;
+    return DECIDE_FAIL_OTHER;
+}
+
+/* Holds the mutations of this generation for the next slow-retry delay
+ * (1, 2, 4 .. 30 minutes, jittered) and says when in nextRetryTime. */
+static void hold(const decide_failure_t *f, decide_plan_t *p)
+{
+    p->mem.slow_failures++;
+    uint64_t delay = workqueue_backoff_ms(p->mem.slow_failures, DECIDE_SLOW_BASE_MS,
+                                          DECIDE_SLOW_CAP_MS, f->rand);
+    p->mem.hold_until_ms = f->now_ms + delay;
+    p->mem.hold_until_wall_ms = f->wall_ms + (int64_t)delay;
+    p->mem.hold_gen = f->generation;
+    p->status.set_retry = 1;
+    p->status.retry_wall_ms = p->mem.hold_until_wall_ms;
+    end(p, delay, "error");
+}
+
 void reconcile_decide_failure(const decide_failure_t *f, decide_plan_t *p, int *failed)
 {
     memset(p, 0, sizeof(*p));
+    p->mem = f->mem;
     p->action = DECIDE_NONE;
     p->status.phase = -1;
     *failed = 0;
-    if (f->err == D8_ECANCELED) {
+    decide_failure_kind_t kind = reconcile_failure_kind(f);
+    if (kind == DECIDE_FAIL_CANCELED) {
         end(p, 0, "canceled");
         return;
     }
@@ -493,16 +698,34 @@ void reconcile_decide_failure(const decide_failure_t *f, decide_plan_t *p, int *
     snprintf(p->msg2, sizeof(p->msg2), "%s", code);
     snprintf(p->msg, sizeof(p->msg), "%s: %s", f->what,
              f->message && *f->message ? f->message : d8_strerror(f->err));
-    int throttle = f->err == D8_EAGAIN || f->http_status == 429;
-    int quota = strstr(code, "Quota") != NULL;
-    synced(p, COND_FALSE, throttle ? "Throttled" : "ReconcileError", p->msg);
-    error(p, p->msg2, p->msg);
-    if (quota) {
-        /* Quota errors do not clear in seconds: retry slowly. */
+    switch (kind) {
+    case DECIDE_FAIL_TRANSITIONING:
+        /* Not an error: the previous operation is still running. */
+        synced(p, COND_FALSE, "Transitioning", p->msg);
+        poll(p);
+        return;
+    case DECIDE_FAIL_EXISTS:
+        /* The group appeared since we looked: read it, never overwrite it. */
+        p->forget_group = 1;
+        end(p, DECIDE_SHORT_MS, "waiting");
+        return;
+    case DECIDE_FAIL_CAPACITY:
         ready(p, PHASE_ERROR, COND_FALSE, "Failed", p->msg);
-        end(p, 60000 + (uint64_t)(f->rand * 60000), "error");
+        synced(p, COND_FALSE, "ReconcileError", p->msg);
+        error(p, p->msg2, p->msg);
+        hold(f, p);
+        return;
+    case DECIDE_FAIL_BLOCKED:
+        synced(p, COND_FALSE, "Blocked", p->msg);
+        error(p, p->msg2, p->msg);
+        hold(f, p);
+        return;
+    default:
+        synced(p, COND_FALSE, kind == DECIDE_FAIL_THROTTLED ? "Throttled" : "ReconcileError",
+               p->msg);
+        error(p, p->msg2, p->msg);
+        end(p, 0, "error");
+        *failed = 1;
         return;
     }
-    end(p, 0, "error");
-    *failed = 1;
 }

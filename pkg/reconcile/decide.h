@@ -21,6 +21,15 @@
 /* Failed provisioning is retried with a backoff from 1 s up to 5 minutes. */
 #define DECIDE_FAIL_BASE_MS 1000
 #define DECIDE_FAIL_CAP_MS 300000
+/* Capacity, quota and blocked deletions are retried slowly: 1 min up to 30. */
+#define DECIDE_SLOW_BASE_MS 60000
+#define DECIDE_SLOW_CAP_MS 1800000
+/* While Azure provisions or transitions, polling backs off from 2 s to 30 s. */
+#define DECIDE_POLL_CAP_MS 30000
+/* The same power or delete mutation is not repeated sooner than this,
+ * doubling with each repeat up to 5 minutes (a stale read never loops). */
+#define DECIDE_REPEAT_BASE_MS 5000
+#define DECIDE_REPEAT_CAP_MS 300000
 /* With auto-stop set, a running environment is looked at every minute. */
 #define DECIDE_AUTO_STOP_CHECK_MS 60000
 #define DECIDE_MSG_MAX 320
@@ -50,6 +59,14 @@ typedef struct decide_memory {
     int64_t running_since_ms;  /* wall time RUNNING was first observed, 0 = not running */
     int64_t auto_stopped_ms;   /* wall time of an auto-stop, 0 = none */
     int64_t auto_stopped_gen;  /* the generation that was auto-stopped */
+    decide_action_t last_action; /* the last mutation issued, DECIDE_NONE after settling */
+    uint64_t last_action_ms;   /* loop time it was issued */
+    int repeats;               /* times it was issued again without settling */
+    uint64_t poll_ms;          /* current polling delay while Azure works (0: none yet) */
+    int slow_failures;         /* consecutive capacity/quota/blocked failures */
+    uint64_t hold_until_ms;    /* loop time before which mutations wait (slow retry) */
+    int64_t hold_until_wall_ms; /* the same, wall clock (status nextRetryTime) */
+    int64_t hold_gen;          /* the generation the hold applies to */
 } decide_memory_t;
 
 typedef struct decide_input {
@@ -86,6 +103,8 @@ typedef struct decide_status {
     const char *err_code;
     const char *err_msg;
     int acted;                 /* an ARM mutation is issued with it */
+    int set_retry;             /* 1 sets nextRetryTime to retry_wall_ms, -1 clears it */
+    int64_t retry_wall_ms;
 } decide_status_t;
 
 typedef struct decide_plan {
@@ -99,6 +118,7 @@ typedef struct decide_plan {
     const char *result;        /* metric label: success|waiting|error|throttled|deleted */
     decide_memory_t mem;       /* the memory after this decision */
     int settle;                /* observed settle flag after this decision */
+    int forget_group;          /* the cache's group is stale: read it again */
     uint64_t next_get_ms;      /* observed status-refresh time after it */
     char msg[DECIDE_MSG_MAX];  /* storage for a composed message */
     char msg2[DECIDE_MSG_MAX];
@@ -109,20 +129,42 @@ void reconcile_decide(const decide_input_t *in, decide_plan_t *plan);
 
 /* An ARM call of a pass failed: the facts of the answer. */
 typedef struct decide_failure {
+    decide_action_t action;    /* the call that failed */
     const char *what;          /* "create container group" */
     int err;                   /* d8 error */
     int http_status;
     const char *code;          /* Azure's error code, NULL when none */
     const char *message;       /* Azure's message, NULL when none */
     double rand;               /* uniform in [0,1) */
+    decide_memory_t mem;       /* the memory before the call */
+    int64_t generation;        /* the object's generation */
+    uint64_t now_ms;           /* loop clock */
+    int64_t wall_ms;           /* wall clock */
 } decide_failure_t;
 
+/* The kinds of failed ARM calls the decision tells apart. */
+typedef enum decide_failure_kind {
+    DECIDE_FAIL_CANCELED = 0,  /* shutdown: nothing to say */
+    DECIDE_FAIL_TRANSITIONING, /* 409 ContainerGroupTransitioning: wait and look again */
+    DECIDE_FAIL_EXISTS,        /* 412: a create found the group there: look again */
+    DECIDE_FAIL_CAPACITY,      /* capacity, quota, registration: ERROR, slow retries */
+    DECIDE_FAIL_BLOCKED,       /* a share that cannot go (snapshots, lock) or whose
+                                  name is still held: slow retries */
+    DECIDE_FAIL_THROTTLED,     /* 429 after the client's retries */
+    DECIDE_FAIL_OTHER,         /* anything else: the queue's backoff */
+} decide_failure_kind_t;
+
+/* Classifies a failed call by its action, HTTP status and Azure code (pure). */
+decide_failure_kind_t reconcile_failure_kind(const decide_failure_t *f);
+
 /*
- * The status and outcome of a failed ARM call (pure). Quota errors mark
- * the environment ERROR and come back in 60-120 s; throttling and other
- * errors keep the phase, say so in Synced and requeue with the queue's
- * backoff (plan->result "error", requeue 0, failed 1). A canceled call
- * (shutdown) publishes nothing.
+ * The status, memory and outcome of a failed ARM call (pure); *failed is 1
+ * when the pass must requeue with the queue's backoff. Capacity and quota
+ * errors (ServiceUnavailable, *Quota*, MissingSubscriptionRegistration)
+ * mark the environment ERROR and hold every mutation of that generation
+ * for 1, 2, 4 .. 30 minutes (status nextRetryTime), so retries never spend
+ * the region's create budget; a blocked share deletion is held alike; a
+ * transition in progress is waited out; a canceled call says nothing.
  */
 void reconcile_decide_failure(const decide_failure_t *f, decide_plan_t *plan, int *failed);
 
@@ -136,5 +178,7 @@ int reconcile_auto_stop_due(int minutes, int64_t agent_start_ms, int64_t last_ac
 
 /* "createGroup", ... for logs and metrics; never NULL. */
 const char *reconcile_action_name(decide_action_t a);
+/* "create container group", ... for messages; never NULL. */
+const char *reconcile_action_call(decide_action_t a);
 
 #endif

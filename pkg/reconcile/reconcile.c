@@ -135,6 +135,11 @@ static void apply_status(void *ud, const env_obj_t *obj, env_status_t *s)
         set_str(&s->last_error_message, NULL);
         changed = 1;
     }
+    int64_t retry = st->set_retry > 0 ? st->retry_wall_ms : st->set_retry < 0 ? 0 : s->next_retry_ms;
+    if (retry != s->next_retry_ms) {
+        s->next_retry_ms = retry;
+        changed = 1;
+    }
     changed |= set_resources(c->e->r, c->e->o, s);
     /* lastReconcileTime moves only with a visible change or an action, so
      * a quiet resync does not stream an event for every environment. */
@@ -162,23 +167,35 @@ void reconcile__finish(rec_env_t *e, int err, uint64_t requeue_ms, const char *r
     workqueue_done(r->wq, e->id, err, requeue_ms);
 }
 
-void reconcile__failed(rec_env_t *e, const char *what, const azure_result_t *res)
+void reconcile__failed(rec_env_t *e, const azure_result_t *res)
 {
-    decide_failure_t f = {.what = what,
+    const env_obj_t *obj = store_get(e->r->store, e->id);
+    const char *what = reconcile_action_call(e->action);
+    decide_failure_t f = {.action = e->action,
+                          .what = what,
                           .err = res->err,
                           .http_status = res->http_status,
                           .code = res->error_code,
                           .message = res->error_message,
-                          .rand = d8_rand01(&e->r->rng)};
+                          .rand = d8_rand01(&e->r->rng),
+                          .mem = e->mem,
+                          .generation = obj ? obj->generation : 0,
+                          .now_ms = uv_now(e->r->loop),
+                          .wall_ms = d8_wall_ms()};
     decide_plan_t plan;
     int failed;
     reconcile_decide_failure(&f, &plan, &failed);
-    if (plan.status.publish) {
+    e->mem = plan.mem;
+    if (plan.settle)
+        e->o->settle = 1;
+    if (plan.forget_group)
+        e->o->g.known = 0;
+    if (plan.status.publish && obj)
         reconcile__publish(e, &plan.status);
+    if (res->err != D8_ECANCELED)
         LOG(LOG_WARN, "azure call failed", LF_S("env_id", e->id), LF_S("operation", what),
-            LF_I("status", res->http_status), LF_S("code", plan.status.err_code),
+            LF_I("status", res->http_status), LF_S("code", plan.msg2),
             LF_S("arm_request_id", res->request_id ? res->request_id : ""));
-    }
     reconcile__finish(e, failed ? D8_EIO : 0, plan.requeue_ms, plan.result);
 }
 

@@ -19,6 +19,7 @@ typedef struct rec_env {
     decide_memory_t mem;
     int fetched_group;         /* this pass read the group by GET */
     int fetched_share;
+    decide_action_t action;    /* the ARM call in flight */
     uint64_t pass_start_ns;
     reconciler_t *r;
 } rec_env_t;
@@ -55,8 +56,9 @@ void reconcile__step(rec_env_t *e);
 void reconcile__finish(rec_env_t *e, int err, uint64_t requeue_ms, const char *result);
 /* Publishes a plan's status for e (through the store's phase function). */
 void reconcile__publish(rec_env_t *e, const decide_status_t *st);
-/* An ARM call of e's pass failed: status, log line and requeue. */
-void reconcile__failed(rec_env_t *e, const char *what, const azure_result_t *res);
+/* The ARM call in flight for e (e->action) failed: status, memory, log
+ * line and requeue, as reconcile_decide_failure says. */
+void reconcile__failed(rec_env_t *e, const azure_result_t *res);
 
 /* The desired spec's hash as the dev8-spec-hash tag carries it. */
 void reconcile__spec_hash(const reconciler_t *r, const env_obj_t *obj, char out[OWN_HASH_MAX]);

@@ -260,6 +260,7 @@ static cJSON *obj_json(const env_obj_t *obj)
     } else {
         cJSON_AddNullToObject(st, "lastError");
     }
+    cJSON_AddItemToObject(st, "nextRetryTime", opt_time(s->next_retry_ms));
     cJSON_AddItemToObject(o, "createdAt", opt_time(obj->created_ms));
     cJSON_AddItemToObject(o, "updatedAt", opt_time(obj->updated_ms));
     return o;

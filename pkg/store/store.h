@@ -54,6 +54,7 @@ typedef struct env_status {
     int64_t last_reconcile_ms; /* 0 = never */
     char *last_error_code;
     char *last_error_message;
+    int64_t next_retry_ms;     /* when a failed step is retried, 0 = none */
 } env_status_t;
 
 /*

@@ -89,7 +89,9 @@ static void test_share_metadata_round_trip(void **state)
     azure_kv_t kv[OWN_KV_MAX];
     char *keys[OWN_KV_MAX], *values[OWN_KV_MAX];
     for (int keep = 0; keep <= 1; keep++) {
-        size_t n = own_share_metadata(kv, "ctl-a", "e1", "u1", keep);
+        char user[OWN_META_VALUE_MAX];
+        size_t n = own_share_metadata(kv, user, "ctl-a", "e1", "u1", keep);
+        assert_string_equal(kv[3].value, "u1");
         assert_int_equal(n, keep ? 5 : 4);
         for (size_t i = 0; i < n; i++) {
             keys[i] = (char *)kv[i].name;
@@ -107,6 +109,28 @@ static void test_share_metadata_round_trip(void **state)
     }
 }
 
+/* Storage takes only ASCII metadata: any UTF-8 userId is encoded, an
+ * ASCII one is kept, and the encoding never overflows. */
+static void test_user_id_encoding(void **state)
+{
+    (void)state;
+    char out[OWN_META_VALUE_MAX];
+    own_meta_encode("user_42@example.com", out);
+    assert_string_equal(out, "user_42@example.com");
+    own_meta_encode("J\xc3\xbcrgen 100%", out);
+    assert_string_equal(out, "J%C3%BCrgen 100%25");
+    own_meta_encode("a\nb", out);
+    assert_string_equal(out, "a%0Ab");
+    char big[1000];
+    memset(big, 0xff, sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    own_meta_encode(big, out);
+    assert_true(strlen(out) < OWN_META_VALUE_MAX);
+    assert_int_equal(strlen(out) % 3, 0);
+    for (const char *p = out; *p; p++)
+        assert_true(*p >= 0x20 && *p < 0x7f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -114,6 +138,7 @@ int main(void)
         cmocka_unit_test(test_names_round_trip),
         cmocka_unit_test(test_group_is_ours_only_with_all_three_marks),
         cmocka_unit_test(test_share_metadata_round_trip),
+        cmocka_unit_test(test_user_id_encoding),
     };
     return cmocka_run_group_tests_name("ownership", tests, NULL, NULL);
 }

@@ -26,7 +26,8 @@
 
 /* Observed group shapes. */
 enum { G_ABSENT = 0, G_UNKNOWN, G_FOREIGN, G_RUNNING, G_STOPPED, G_TERMINATED, G_PENDING,
-       G_CREATING_RUNNING, G_FAILED, G_DELETING, G_NOT_READ };
+       G_CREATING_RUNNING, G_FAILED, G_DELETING, G_NOT_READ, G_EXITED_OK, G_EXITED_FAILED,
+       G_CANCELED, G_FAILED_RUNNING, G_FAILED_STOPPED };
 /* Observed share shapes. */
 enum { S_OURS = 0, S_ABSENT, S_UNKNOWN, S_LISTED, S_FOREIGN, S_KEPT };
 
@@ -58,10 +59,16 @@ typedef struct row {
     int auto_stopped;          /* auto-stopped at this generation */
     uint64_t create_wait;
     uint64_t delete_wait;
+    decide_action_t last_action; /* the last mutation issued */
+    int64_t last_action_ago_ms;  /* ... this long ago */
+    int repeats;
+    uint64_t poll_ms;          /* current polling delay */
+    int64_t hold_in_ms;        /* a slow-retry hold ends this far ahead */
+    int hold_other_gen;        /* ... for an older generation */
     /* expected */
     decide_action_t action;
     int exp_phase;             /* KEEP or a phase */
-    const char *ready;         /* Ready reason, NULL: unchanged, "" not checked */
+    const char *ready;         /* Ready reason, NULL: not checked */
     const char *synced;        /* Synced reason, NULL: unchanged, "" not checked */
     const char *error;         /* lastError code set, "-" cleared, NULL unchanged */
     const char *result;        /* NULL for mutations and reads */
@@ -87,10 +94,12 @@ static const row_t rows[] = {
     {"new environment: share first", .group = G_ABSENT, .share = S_ABSENT, .fetched = 3,
      .action = DECIDE_CREATE_SHARE, .exp_phase = PHASE_CREATING, .ready = "Creating",
      .synced = "ReconcileSuccess", .requeue_ms = ANY},
+    {"group absent per an older read: read again before creating", .group = G_ABSENT,
+     .action = DECIDE_GET_GROUP, .exp_phase = KEEP, .requeue_ms = ANY},
     {"share there: group next", .group = G_ABSENT, .fetched = 1, .action = DECIDE_CREATE_GROUP,
      .exp_phase = PHASE_CREATING, .ready = "Creating", .synced = "ReconcileSuccess",
      .requeue_ms = ANY},
-    {"group create throttled by the ACI bucket", .group = G_ABSENT, .create_wait = 5000,
+    {"group create throttled by the ACI bucket", .group = G_ABSENT, .fetched = 1, .create_wait = 5000,
      .action = DECIDE_NONE, .exp_phase = PHASE_CREATING, .ready = "Creating",
      .synced = "Throttled", .result = "throttled", .requeue_ms = 5000},
     {"provisioning: wait and poll", .group = G_PENDING, .action = DECIDE_NONE,
@@ -103,7 +112,7 @@ static const row_t rows[] = {
      .exp_phase = PHASE_RUNNING, .ready = "Available", .synced = "ReconcileSuccess",
      .error = "-", .result = "success", .requeue_ms = ANY},
     {"a workspace that ran before restarts as STARTING", .phase = PHASE_STOPPED,
-     .group = G_ABSENT, .action = DECIDE_CREATE_GROUP, .exp_phase = PHASE_STARTING,
+     .group = G_ABSENT, .fetched = 1, .action = DECIDE_CREATE_GROUP, .exp_phase = PHASE_STARTING,
      .ready = "Starting", .requeue_ms = ANY},
 
     /* Power. */
@@ -205,6 +214,69 @@ static const row_t rows[] = {
      .tombstone = 1, .region = -1, .not_listed = 1, .group = G_UNKNOWN, .share = S_UNKNOWN,
      .action = DECIDE_NONE, .exp_phase = KEEP, .result = "waiting",
      .requeue_ms = DECIDE_POLL_MS},
+
+    /* Terminal instance states: the workspace process exited. */
+    {"exited 0, desired running: started again, and said so", .phase = PHASE_RUNNING,
+     .group = G_EXITED_OK, .action = DECIDE_START_GROUP, .exp_phase = PHASE_STARTING,
+     .ready = "Restarting", .requeue_ms = ANY},
+    {"exited 0, desired stopped: stopped without a stop", .stopped = 1, .group = G_EXITED_OK,
+     .action = DECIDE_NONE, .exp_phase = PHASE_STOPPED, .ready = "Stopped", .error = "-",
+     .result = "success", .requeue_ms = ANY},
+    {"exited non-zero, desired stopped: stopped", .stopped = 1, .group = G_EXITED_FAILED,
+     .action = DECIDE_NONE, .exp_phase = PHASE_STOPPED, .ready = "Stopped",
+     .result = "success", .requeue_ms = ANY},
+    {"the same start right after a start: wait, never a loop", .phase = PHASE_STARTING,
+     .group = G_STOPPED, .last_action = DECIDE_START_GROUP, .last_action_ago_ms = 1000,
+     .action = DECIDE_NONE, .exp_phase = PHASE_STARTING, .ready = "Starting",
+     .result = "waiting", .requeue_ms = 4000},
+    {"the same start once its gap passed: again", .phase = PHASE_STARTING,
+     .group = G_STOPPED, .last_action = DECIDE_START_GROUP, .last_action_ago_ms = 6000,
+     .action = DECIDE_START_GROUP, .exp_phase = PHASE_STARTING, .requeue_ms = ANY},
+    {"a third start waits twice as long", .phase = PHASE_STARTING, .group = G_STOPPED,
+     .last_action = DECIDE_START_GROUP, .last_action_ago_ms = 6000, .repeats = 1,
+     .action = DECIDE_NONE, .exp_phase = PHASE_STARTING, .result = "waiting",
+     .requeue_ms = 4000},
+
+    /* provisioningState Failed or Canceled: only a failed create is one. */
+    {"Failed after our stop, still running: stop again", .stopped = 1,
+     .group = G_FAILED_RUNNING, .last_action = DECIDE_STOP_GROUP,
+     .last_action_ago_ms = 600000, .action = DECIDE_STOP_GROUP, .exp_phase = PHASE_STOPPING,
+     .ready = "Stopping", .requeue_ms = ANY},
+    {"Failed after our start, stopped: start again", .phase = PHASE_STARTING,
+     .group = G_FAILED_STOPPED, .last_action = DECIDE_START_GROUP,
+     .last_action_ago_ms = 600000, .action = DECIDE_START_GROUP,
+     .exp_phase = PHASE_STARTING, .requeue_ms = ANY},
+    {"Failed after our stop, stopped: settled", .stopped = 1, .group = G_FAILED_STOPPED,
+     .last_action = DECIDE_STOP_GROUP, .last_action_ago_ms = 1000, .action = DECIDE_NONE,
+     .exp_phase = PHASE_STOPPED, .result = "success", .requeue_ms = ANY},
+    {"Canceled create: a failed create", .group = G_CANCELED,
+     .last_action = DECIDE_CREATE_GROUP, .action = DECIDE_NONE, .exp_phase = PHASE_ERROR,
+     .error = "ProvisioningFailed", .result = "error", .requeue_ms = ANY},
+
+    /* Polling backs off while Azure works. */
+    {"provisioning, polled before: twice as long", .group = G_PENDING, .poll_ms = 4000,
+     .action = DECIDE_NONE, .exp_phase = PHASE_CREATING, .result = "waiting",
+     .requeue_ms = 8000},
+    {"provisioning for long: capped", .group = G_PENDING, .poll_ms = 30000,
+     .action = DECIDE_NONE, .exp_phase = PHASE_CREATING, .result = "waiting",
+     .requeue_ms = DECIDE_POLL_CAP_MS},
+
+    /* Slow retries hold mutations of their generation, and only those. */
+    {"capacity hold: no create until its time, status kept", .phase = PHASE_ERROR,
+     .group = G_ABSENT, .fetched = 1, .hold_in_ms = 90000, .action = DECIDE_NONE, .exp_phase = KEEP,
+     .result = "waiting", .requeue_ms = 90000},
+    {"capacity hold of an older generation: the new spec is tried", .phase = PHASE_ERROR,
+     .group = G_ABSENT, .fetched = 1, .hold_in_ms = 90000, .hold_other_gen = 1,
+     .action = DECIDE_CREATE_GROUP, .exp_phase = PHASE_CREATING, .requeue_ms = ANY},
+    {"capacity hold over: the create goes", .phase = PHASE_ERROR, .group = G_ABSENT, .fetched = 1,
+     .hold_in_ms = -1, .action = DECIDE_CREATE_GROUP, .exp_phase = PHASE_CREATING,
+     .requeue_ms = ANY},
+    {"a hold does not stop observation", .group = G_RUNNING, .refresh_due = 1,
+     .hold_in_ms = 90000, .action = DECIDE_GET_GROUP, .exp_phase = KEEP, .requeue_ms = ANY},
+    {"blocked share deletion: held", .phase = PHASE_DELETING, .group = G_ABSENT,
+     .fetched = 2, .hold_in_ms = 120000, .action = DECIDE_NONE, .exp_phase = KEEP,
+     .result = "waiting", .requeue_ms = 120000},
+
     {"tombstone never seen in Azure: removed", .phase = PHASE_DELETING, .tombstone = 1,
      .region = -1, .group = G_UNKNOWN, .share = S_UNKNOWN, .action = DECIDE_REMOVE_OBJECT,
      .exp_phase = KEEP, .result = "deleted", .requeue_ms = ANY},
@@ -220,11 +292,15 @@ static void observed_of(const row_t *r, observed_t *o)
     static const char *const prov[] = {
         [G_RUNNING] = "Succeeded", [G_STOPPED] = "Succeeded", [G_TERMINATED] = "Succeeded",
         [G_PENDING] = "Pending", [G_CREATING_RUNNING] = "Succeeded", [G_FAILED] = "Failed",
-        [G_DELETING] = "Deleting", [G_NOT_READ] = "Succeeded"};
+        [G_DELETING] = "Deleting", [G_NOT_READ] = "Succeeded", [G_EXITED_OK] = "Succeeded",
+        [G_EXITED_FAILED] = "Succeeded", [G_CANCELED] = "Canceled",
+        [G_FAILED_RUNNING] = "Failed", [G_FAILED_STOPPED] = "Failed"};
     static const char *const inst[] = {
         [G_RUNNING] = "Running", [G_STOPPED] = "Stopped", [G_TERMINATED] = "Terminated",
         [G_PENDING] = "Pending", [G_CREATING_RUNNING] = "Waiting", [G_FAILED] = "Failed",
-        [G_DELETING] = "Running", [G_NOT_READ] = ""};
+        [G_DELETING] = "Running", [G_NOT_READ] = "", [G_EXITED_OK] = "Succeeded",
+        [G_EXITED_FAILED] = "Failed", [G_CANCELED] = "Pending", [G_FAILED_RUNNING] = "Running",
+        [G_FAILED_STOPPED] = "Stopped"};
     if (r->group != G_UNKNOWN)
         o->g.known = 1;
     if (r->group == G_FOREIGN)
@@ -290,6 +366,15 @@ static int run_row(const row_t *r)
         in.mem.auto_stopped_ms = WALL - MINUTE_MS;
         in.mem.auto_stopped_gen = obj.generation;
     }
+    in.mem.last_action = r->last_action;
+    in.mem.last_action_ms = (uint64_t)((int64_t)NOW - r->last_action_ago_ms);
+    in.mem.repeats = r->repeats;
+    in.mem.poll_ms = r->poll_ms;
+    if (r->hold_in_ms) {
+        in.mem.hold_until_ms = (uint64_t)((int64_t)NOW + r->hold_in_ms);
+        in.mem.hold_gen = r->hold_other_gen ? obj.generation - 1 : obj.generation;
+        in.mem.slow_failures = 1;
+    }
     decide_plan_t p;
     reconcile_decide(&in, &p);
     int bad = 0;
@@ -307,9 +392,9 @@ static int run_row(const row_t *r)
     int phase = p.status.publish ? p.status.phase : KEEP;
     EXPECT(phase == r->exp_phase, "phase %d, want %d", phase, r->exp_phase);
     const char *ready = p.status.publish ? p.status.ready_reason : NULL;
-    if (!r->ready || *r->ready)
-        EXPECT((!ready && !r->ready) || (ready && r->ready && strcmp(ready, r->ready) == 0),
-               "Ready %s, want %s", ready ? ready : "(kept)", r->ready ? r->ready : "(kept)");
+    if (r->ready)
+        EXPECT(ready && strcmp(ready, r->ready) == 0, "Ready %s, want %s",
+               ready ? ready : "(kept)", r->ready);
     const char *synced = p.status.publish ? p.status.synced_reason : NULL;
     if (r->synced && *r->synced)
         EXPECT(synced && strcmp(synced, r->synced) == 0, "Synced %s, want %s",
@@ -424,39 +509,106 @@ static void test_new_generation_ends_auto_stop(void **state)
     assert_int_equal(p.mem.auto_stopped_ms, 0);
 }
 
-/* Failed ARM calls: quota is an ERROR retried slowly; the rest back off. */
+/* A failed call of `action` answered with status/code, from fresh memory. */
+static void call_fails(decide_action_t action, int err, int status, const char *code,
+                 decide_plan_t *p, int *failed)
+{
+    decide_failure_t f = {.action = action, .what = reconcile_action_call(action), .err = err,
+                          .http_status = status, .code = code, .message = "azure says no",
+                          .rand = 0.5, .generation = 7, .now_ms = NOW, .wall_ms = WALL};
+    reconcile_decide_failure(&f, p, failed);
+}
+
+/* Failed ARM calls: capacity is an ERROR held for slow retries; the rest
+ * back off in the queue; a transition is waited out; cancel says nothing. */
 static void test_failures(void **state)
 {
     (void)state;
     decide_plan_t p;
     int failed;
-    decide_failure_t quota = {.what = "create container group", .err = D8_EIO,
-                              .http_status = 409, .code = "ContainerGroupQuotaReached",
-                              .message = "quota", .rand = 0.5};
-    reconcile_decide_failure(&quota, &p, &failed);
-    assert_false(failed);
+    static const char *const capacity[] = {"ContainerGroupQuotaReached", "StandardCoresQuotaExceeded",
+                                           "MissingSubscriptionRegistration"};
+    for (size_t i = 0; i < 3; i++) {
+        call_fails(DECIDE_CREATE_GROUP, D8_EIO, 409, capacity[i], &p, &failed);
+        assert_false(failed);
+        assert_int_equal(p.status.phase, PHASE_ERROR);
+        assert_string_equal(p.status.ready_reason, "Failed");
+        assert_string_equal(p.status.err_code, capacity[i]);
+        assert_int_equal(p.requeue_ms, 45000); /* 1 min, jittered in [30 s, 60 s) */
+        assert_int_equal(p.mem.hold_until_ms, NOW + 45000);
+        assert_int_equal(p.mem.hold_gen, 7);
+        assert_int_equal(p.status.set_retry, 1);
+        assert_int_equal(p.status.retry_wall_ms, WALL + 45000);
+    }
+    /* ACI's capacity answer is a 409 ServiceUnavailable; ARM's 503 is transient. */
+    call_fails(DECIDE_CREATE_GROUP, D8_EIO, 409, "ServiceUnavailable", &p, &failed);
     assert_int_equal(p.status.phase, PHASE_ERROR);
-    assert_string_equal(p.status.ready_reason, "Failed");
-    assert_string_equal(p.status.err_code, "ContainerGroupQuotaReached");
-    assert_int_equal(p.requeue_ms, 90000);
-    decide_failure_t th = {.what = "get container group", .err = D8_EAGAIN, .http_status = 429};
-    reconcile_decide_failure(&th, &p, &failed);
+    assert_false(failed);
+    call_fails(DECIDE_CREATE_GROUP, D8_EIO, 503, "ServiceUnavailable", &p, &failed);
+    assert_int_equal(p.status.phase, -1);
+    assert_true(failed);
+
+    call_fails(DECIDE_GET_GROUP, D8_EAGAIN, 429, NULL, &p, &failed);
     assert_true(failed);
     assert_int_equal(p.status.phase, -1);
     assert_string_equal(p.status.synced_reason, "Throttled");
     assert_non_null(strstr(p.status.err_msg, "get container group: "));
-    decide_failure_t other = {.what = "stop container group", .err = D8_EIO,
-                              .http_status = 500, .code = "InternalServerError",
-                              .message = "boom"};
-    reconcile_decide_failure(&other, &p, &failed);
+
+    call_fails(DECIDE_STOP_GROUP, D8_EIO, 500, "InternalServerError", &p, &failed);
     assert_true(failed);
     assert_string_equal(p.status.synced_reason, "ReconcileError");
-    assert_string_equal(p.status.err_msg, "stop container group: boom");
-    decide_failure_t cancel = {.what = "x", .err = D8_ECANCELED};
-    reconcile_decide_failure(&cancel, &p, &failed);
+    assert_string_equal(p.status.err_msg, "stop container group: azure says no");
+
+    call_fails(DECIDE_STOP_GROUP, D8_EIO, 409, "ContainerGroupTransitioning", &p, &failed);
+    assert_false(failed);
+    assert_string_equal(p.status.synced_reason, "Transitioning");
+    assert_int_equal(p.status.set_error, 0);
+    assert_true(p.settle);
+    assert_int_equal(p.requeue_ms, DECIDE_POLL_MS);
+
+    call_fails(DECIDE_CREATE_GROUP, D8_EIO, 412, "PreconditionFailed", &p, &failed);
+    assert_false(failed);
+    assert_true(p.forget_group);
+    assert_false(p.status.publish);
+
+    call_fails(DECIDE_DELETE_SHARE, D8_EIO, 409, "ShareHasSnapshots", &p, &failed);
+    assert_false(failed);
+    assert_int_equal(p.status.phase, -1);
+    assert_string_equal(p.status.synced_reason, "Blocked");
+    assert_string_equal(p.status.err_code, "ShareHasSnapshots");
+    assert_true(p.mem.hold_until_ms > NOW);
+
+    call_fails(DECIDE_CREATE_SHARE, D8_EIO, 409, "ShareBeingDeleted", &p, &failed);
+    assert_int_equal(reconcile_failure_kind(&(decide_failure_t){.action = DECIDE_CREATE_SHARE,
+                                                               .http_status = 409,
+                                                               .code = "ShareBeingDeleted"}),
+                     DECIDE_FAIL_BLOCKED);
+    assert_false(failed);
+
+    call_fails(DECIDE_STOP_GROUP, D8_ECANCELED, 0, NULL, &p, &failed);
     assert_false(failed);
     assert_false(p.status.publish);
     assert_string_equal(p.result, "canceled");
+}
+
+/* Consecutive capacity failures wait longer each time, up to 30 minutes. */
+static void test_slow_retries_grow(void **state)
+{
+    (void)state;
+    decide_failure_t f = {.action = DECIDE_CREATE_GROUP, .what = "create container group",
+                          .err = D8_EIO, .http_status = 409, .code = "ServiceUnavailable",
+                          .rand = 0.999, .generation = 1, .now_ms = NOW, .wall_ms = WALL};
+    uint64_t last = 0;
+    for (int i = 0; i < 10; i++) {
+        decide_plan_t p;
+        int failed;
+        reconcile_decide_failure(&f, &p, &failed);
+        assert_true(p.requeue_ms >= last);
+        assert_true(p.requeue_ms <= DECIDE_SLOW_CAP_MS);
+        last = p.requeue_ms;
+        f.mem = p.mem;
+    }
+    assert_true(last >= DECIDE_SLOW_CAP_MS / 100 * 99);
 }
 
 int main(void)
@@ -467,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_running_resets_memory),
         cmocka_unit_test(test_new_generation_ends_auto_stop),
         cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_slow_retries_grow),
     };
     return cmocka_run_group_tests_name("decide", tests, NULL, NULL);
 }
