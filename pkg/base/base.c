@@ -35,9 +35,25 @@ const char *d8_err_name(int err)
     return "EUNKNOWN";
 }
 
-static void oom(size_t n)
+_Noreturn void d8_die(const char *what)
 {
-    fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"out of memory\",\"bytes\":%zu}\n", n);
+    /* The line has the shape of pkg/log's (which allocates, so it cannot
+     * be used here): stdio on the unbuffered stderr and a stack buffer. */
+    char ts[32];
+    int64_t now = d8_wall_ms();
+    d8_rfc3339(now, ts);
+    ts[strlen(ts) - 1] = '\0';
+    fprintf(stderr, "{\"ts\":\"%s.%03dZ\",\"level\":\"fatal\",\"msg\":\"", ts,
+            (int)(now % 1000));
+    for (const unsigned char *p = (const unsigned char *)(what ? what : ""); *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(stderr, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(stderr, "\\u%04x", *p);
+        else
+            fputc(*p, stderr);
+    }
+    fputs("\"}\n", stderr);
     abort();
 }
 
@@ -45,7 +61,7 @@ void *d8_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (!p)
-        oom(n);
+        d8_die("out of memory");
     return p;
 }
 
@@ -53,7 +69,7 @@ void *d8_xcalloc(size_t nmemb, size_t size)
 {
     void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
     if (!p)
-        oom(nmemb * size);
+        d8_die("out of memory");
     return p;
 }
 
@@ -61,7 +77,7 @@ void *d8_xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
     if (!q)
-        oom(n);
+        d8_die("out of memory");
     return q;
 }
 

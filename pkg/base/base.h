@@ -44,9 +44,17 @@ const char *d8_strerror(int err);
 const char *d8_err_name(int err);
 
 /*
+ * The one way to stop the process on out-of-memory or an impossible state:
+ * writes one fatal JSON line naming `what` (borrowed) to stderr and aborts,
+ * so a core dump or a supervisor restart follows. Allocates nothing, since
+ * the usual reason to be here is that allocation failed.
+ */
+_Noreturn void d8_die(const char *what);
+
+/*
  * Checked allocation. Running out of memory in a controller is not
- * recoverable in any useful way, so these log one line and abort
- * (the git xmalloc convention); callers never check for NULL.
+ * recoverable in any useful way, so these call d8_die (the git xmalloc
+ * convention); callers never check for NULL.
  */
 void *d8_xmalloc(size_t n);
 void *d8_xcalloc(size_t nmemb, size_t size);

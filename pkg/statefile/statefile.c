@@ -86,7 +86,7 @@ struct statefile {
 static void *need(void *p)
 {
     if (!p)
-        d8_xmalloc(SIZE_MAX);
+        d8_die("out of memory");
     return p;
 }
 
@@ -192,7 +192,7 @@ static void checksum_of(const char *data, size_t len, char out[sizeof(CHECKSUM_P
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        d8_xmalloc(SIZE_MAX); /* OpenSSL could not allocate: same as OOM */
+        d8_die("OpenSSL failed: EVP_Digest"); /* it cannot allocate: as out of memory */
     memcpy(out, CHECKSUM_PREFIX, sizeof(CHECKSUM_PREFIX) - 1);
     d8_hex(md, 32, out + sizeof(CHECKSUM_PREFIX) - 1);
 }

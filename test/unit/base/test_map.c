@@ -1,6 +1,6 @@
 /* Unit tests of pkg/base: the string map (insert, replace, delete with
  * backward shift, iteration), the byte buffer, constant-time comparison,
- * RFC 3339 formatting and the error table. */
+ * RFC 3339 formatting, the error table and d8_die. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,9 +10,13 @@
 #include "base/base.h"
 #include "base/map.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---- map ---------------------------------------------------------------- */
 
@@ -439,6 +443,37 @@ static void test_rfc3339(void **state)
     assert_int_equal(out[19], 'Z');
 }
 
+/* d8_die writes one fatal JSON line and aborts: run it in a child. */
+static void test_die(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        d8_die("impossible \"state\"\n");
+    }
+    close(fds[1]);
+    char out[512];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof(out) - 1 && (n = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(fds[0]);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGABRT);
+    assert_memory_equal(out, "{\"ts\":\"", 7);
+    assert_non_null(strstr(out, "Z\",\"level\":\"fatal\",\"msg\":\"impossible \\\"state\\\"\\u000a\"}\n"));
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -490,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_consttime_eq),
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_die),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }
