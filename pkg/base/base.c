@@ -310,6 +310,24 @@ double d8_rand01(uint64_t *state)
     return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
 }
 
+uint64_t d8_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t cap_ms, double rand01)
+{
+    uint64_t d = base_ms;
+    for (unsigned i = 1; i < attempt && d < cap_ms; i++)
+        d = d > UINT64_MAX / 2 ? UINT64_MAX : d * 2;
+    if (d > cap_ms)
+        d = cap_ms;
+    if (!(rand01 > 0)) /* also NaN */
+        rand01 = 0;
+    if (rand01 > 1)
+        rand01 = 1;
+    uint64_t half = d - d / 2;
+    /* The double product may round up past `half` for huge delays. */
+    double j = (double)half * rand01;
+    uint64_t jitter = j >= (double)half ? half : (uint64_t)j;
+    return d / 2 + jitter;
+}
+
 void d8_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";

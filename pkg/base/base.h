@@ -126,4 +126,13 @@ uint64_t d8_rand_seed(void);
  */
 double d8_rand01(uint64_t *state);
 
+/*
+ * The delay before retry number `attempt` (1 for the first; 0 counts as
+ * 1): d = min(cap_ms, base_ms * 2^(attempt-1)), jittered into [d/2, d)
+ * by rand01 in [0, 1) ("equal jitter": spread out, yet never much shorter
+ * than the exponential step). rand01 = 1 gives d itself, for a single
+ * writer that has nobody to spread out from.
+ */
+uint64_t d8_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t cap_ms, double rand01);
+
 #endif

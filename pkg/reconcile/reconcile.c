@@ -1103,7 +1103,7 @@ static void decide(reconciler_t *r, obs_t *o, const env_obj_t *obj)
              * the whole region. */
             o->failed_seen = 1;
             o->prov_failures++;
-            uint64_t delay = workqueue_backoff_ms(o->prov_failures, 1000, 300000, d8_rand01(&r->rng));
+            uint64_t delay = d8_backoff_ms((unsigned)o->prov_failures, 1000, 300000, d8_rand01(&r->rng));
             o->prov_retry_ms = now + delay;
             c.phase = PHASE_ERROR;
             c.ready = COND_FALSE;

@@ -320,14 +320,6 @@ static void schedule(statefile_t *sf, uint64_t ms)
         uv_timer_start(&sf->timer, timer_cb, ms, 0);
 }
 
-static uint64_t backoff_ms(int failures)
-{
-    uint64_t ms = RETRY_MIN_MS;
-    for (int i = 1; i < failures && ms < RETRY_MAX_MS; i++)
-        ms *= 2;
-    return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
-}
-
 static void end_flush(statefile_t *sf, int status)
 {
     statefile_done_fn cb = sf->flush_cb;
@@ -387,8 +379,10 @@ static void finish(statefile_t *sf, int uverr)
         if (sf->freed)
             return;
     }
+    /* No jitter (1.0): one writer has nobody to spread its retries from. */
     if (sf->dirty)
-        schedule(sf, uverr ? backoff_ms(sf->failures) : sf->debounce_ms);
+        schedule(sf, uverr ? d8_backoff_ms((unsigned)sf->failures, RETRY_MIN_MS, RETRY_MAX_MS, 1.0)
+                           : sf->debounce_ms);
 }
 
 /* Test hook: stop as a killed process would, leaving the files as they are. */

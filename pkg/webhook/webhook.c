@@ -109,14 +109,10 @@ void webhook__slot_release(webhook__slot_t *s)
 
 uint64_t webhook__backoff_ms(int failures, uint64_t base_ms, uint64_t cap_ms, double r)
 {
-    if (failures < 1)
-        failures = 1;
-    uint64_t d = base_ms;
-    for (int i = 1; i < failures && d < cap_ms; i++)
-        d *= 2;
-    if (d > cap_ms)
-        d = cap_ms;
-    uint64_t j = d / 2 + (uint64_t)((double)(d - d / 2) * r);
+    /* The receiver is promised no retry sooner than base (webhook.h), so
+     * the first step, which d8_backoff_ms jitters down to base/2, is
+     * floored. */
+    uint64_t j = d8_backoff_ms(failures < 1 ? 1u : (unsigned)failures, base_ms, cap_ms, r);
     if (j < base_ms)
         j = base_ms;
     return j > cap_ms ? cap_ms : j;

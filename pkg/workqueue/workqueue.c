@@ -37,16 +37,6 @@ struct workqueue {
     uint64_t rng; /* d8_rand01 state: backoff jitter */
 };
 
-uint64_t workqueue_backoff_ms(int n, uint64_t base_ms, uint64_t cap_ms, double r)
-{
-    uint64_t d = base_ms;
-    for (int i = 1; i < n && d < cap_ms; i++)
-        d *= 2;
-    if (d > cap_ms)
-        d = cap_ms;
-    return d / 2 + (uint64_t)((double)(d - d / 2) * r);
-}
-
 /* ---- heap ---------------------------------------------------------------- */
 
 static void heap_swap(workqueue_t *q, size_t a, size_t b)
@@ -317,8 +307,8 @@ uint64_t workqueue_done(workqueue_t *q, const char *key, int err, uint64_t reque
     if (err < 0) {
         it->failures++;
         q->st.retries++;
-        delay = workqueue_backoff_ms(it->failures, q->o.backoff_base_ms, q->o.backoff_cap_ms,
-                                     d8_rand01(&q->rng));
+        delay = d8_backoff_ms((unsigned)it->failures, q->o.backoff_base_ms, q->o.backoff_cap_ms,
+                              d8_rand01(&q->rng));
         /* A 1 ms base jitters down to 0, which would drop the key. */
         if (!delay)
             delay = 1;
