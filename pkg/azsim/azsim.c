@@ -87,7 +87,7 @@ static void init_state(azsim_t *sim)
     azsim__table_init(&sim->ops);
     azsim__table_init(&sim->subs);
     azsim__table_init(&sim->regions);
-    memset(&sim->events, 0, sizeof(sim->events));
+    azsim__heap_init(&sim->events);
     /* Two streams, so that creating resources does not shift the fault
      * sequence a test relies on. */
     sim->rng_faults = sim->o.seed ^ 0x5eedfa17ull;

@@ -6,6 +6,7 @@
 #define D8_AZSIM_INT_H
 
 #include "azsim.h"
+#include "base/heap.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -60,15 +61,16 @@ typedef struct azsim__event {
 } azsim__event_t;
 
 typedef struct azsim__heap {
-    azsim__event_t *v;
-    size_t n, cap;
+    d8_heap_t h; /* azsim__event_t, by due then order */
     uint64_t next_order;
 } azsim__heap_t;
 
+void azsim__heap_init(azsim__heap_t *h);
 void azsim__heap_push(azsim__heap_t *h, uint64_t due, int kind, uint64_t epoch, const char *key);
 /* Pops the earliest event due at or before now into *out (key then owned
  * by the caller); returns 0 when none is due. */
 int azsim__heap_pop_due(azsim__heap_t *h, uint64_t now, azsim__event_t *out);
+/* Frees the pending events' keys and the heap. */
 void azsim__heap_release(azsim__heap_t *h);
 
 /* ---- throttling --------------------------------------------------------- */
