@@ -7,6 +7,7 @@
 
 #include "azsim.h"
 #include "base/heap.h"
+#include "base/list.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -23,14 +24,14 @@ typedef struct azsim__ent {
     uint64_t hash;
     uint64_t seq;
     struct azsim__ent *hnext;
-    struct azsim__ent *prev, *next;
+    d8_list_t order; /* in the table's insertion order */
 } azsim__ent_t;
 
 typedef struct azsim__table {
     azsim__ent_t **buckets;
     size_t nbuckets;
     size_t count;
-    azsim__ent_t *head, *tail;
+    d8_list_t order; /* every entry, oldest first */
     uint64_t next_seq;
 } azsim__table_t;
 
@@ -42,6 +43,18 @@ azsim__ent_t *azsim__table_get(const azsim__table_t *t, const char *key);
 void azsim__table_put(azsim__table_t *t, azsim__ent_t *e, const char *key);
 /* Unlinks e and frees its key; the object itself stays the caller's. */
 void azsim__table_del(azsim__table_t *t, azsim__ent_t *e);
+
+/* Iteration in insertion order: the oldest entry, or NULL when empty. */
+static inline azsim__ent_t *azsim__table_first(const azsim__table_t *t)
+{
+    return d8_list_empty(&t->order) ? NULL : d8_container_of(t->order.next, azsim__ent_t, order);
+}
+
+/* The entry inserted after e, or NULL. e must still be in t. */
+static inline azsim__ent_t *azsim__table_next(const azsim__table_t *t, const azsim__ent_t *e)
+{
+    return e->order.next == &t->order ? NULL : d8_container_of(e->order.next, azsim__ent_t, order);
+}
 
 /* ---- timed transitions -------------------------------------------------- */
 

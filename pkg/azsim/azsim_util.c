@@ -34,6 +34,7 @@ void azsim__table_init(azsim__table_t *t)
     memset(t, 0, sizeof(*t));
     t->nbuckets = 64;
     t->buckets = d8_xcalloc(t->nbuckets, sizeof(*t->buckets));
+    d8_list_init(&t->order);
     t->next_seq = 1;
 }
 
@@ -81,13 +82,7 @@ void azsim__table_put(azsim__table_t *t, azsim__ent_t *e, const char *key)
     size_t i = e->hash & (t->nbuckets - 1);
     e->hnext = t->buckets[i];
     t->buckets[i] = e;
-    e->next = NULL;
-    e->prev = t->tail;
-    if (t->tail)
-        t->tail->next = e;
-    else
-        t->head = e;
-    t->tail = e;
+    d8_list_push(&t->order, &e->order);
     t->count++;
 }
 
@@ -98,18 +93,11 @@ void azsim__table_del(azsim__table_t *t, azsim__ent_t *e)
         pp = &(*pp)->hnext;
     if (*pp)
         *pp = e->hnext;
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        t->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        t->tail = e->prev;
+    d8_list_del(&e->order);
     t->count--;
     free(e->key);
     e->key = NULL;
-    e->hnext = e->prev = e->next = NULL;
+    e->hnext = NULL;
 }
 
 /* ---- heap --------------------------------------------------------------- */
