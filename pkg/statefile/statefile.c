@@ -148,6 +148,10 @@ typedef struct ser_ctx {
     size_t n;
 } ser_ctx_t;
 
+/*
+ * store_list callback: appends one environment to the "items" array, each
+ * secret value as its digest, never the value.
+ */
 static void add_item(void *ud, const env_obj_t *o)
 {
     ser_ctx_t *c = ud;
@@ -236,6 +240,10 @@ static void maybe_release(statefile_t *sf)
     free(sf);
 }
 
+/*
+ * Starts `step` of the write on the thread pool; fs_cb then hands its
+ * result to step_done. A step that libuv refuses ends at once, as failed.
+ */
 static void do_step(statefile_t *sf, statefile__step_t step)
 {
     int rc = 0;
@@ -421,13 +429,10 @@ static int crash_now(const statefile_t *sf, statefile__step_t done)
     return done != STATEFILE__WRITE || sf->off >= sf->crash_bytes || sf->off == sf->len;
 }
 
-/* A step failed: close what is open, drop the temp file, then finish. */
-static void fail(statefile_t *sf, const char *op, int uverr)
+/* The next step of the clean-up after a failure: close what is still open,
+ * then remove the temp file unless it was renamed, then finish. */
+static void abort_next(statefile_t *sf)
 {
-    if (!sf->err) {
-        sf->err = uverr;
-        sf->failed_op = op;
-    }
     if (sf->fd >= 0 || sf->dirfd >= 0)
         do_step(sf, STATEFILE__ABORT_CLOSE);
     else if (!sf->renamed)
@@ -436,7 +441,34 @@ static void fail(statefile_t *sf, const char *op, int uverr)
         finish(sf, sf->err);
 }
 
-/* What follows step `done`, or IDLE when the write is over. */
+/* A step failed: record the first error, then clean up. */
+static void fail(statefile_t *sf, const char *op, int uverr)
+{
+    if (!sf->err) {
+        sf->err = uverr;
+        sf->failed_op = op;
+    }
+    abort_next(sf);
+}
+
+/* A clean-up step ended. Its own result does not matter: the write has
+ * already failed with sf->err. */
+static void abort_step_done(statefile_t *sf, statefile__step_t done)
+{
+    if (done == STATEFILE__ABORT_UNLINK) {
+        finish(sf, sf->err);
+        return;
+    }
+    /* The descriptor is gone whatever close answered. */
+    if (sf->fd >= 0)
+        sf->fd = -1;
+    else
+        sf->dirfd = -1;
+    abort_next(sf);
+}
+
+/* Step sf->step ended with result r: record it and start the step that
+ * follows, or the clean-up when it failed. */
 static void step_done(statefile_t *sf, ssize_t r)
 {
     int uverr = r < 0 ? (int)r : 0;
@@ -494,19 +526,8 @@ static void step_done(statefile_t *sf, ssize_t r)
         finish(sf, 0);
         return;
     case STATEFILE__ABORT_CLOSE:
-        if (sf->fd >= 0)
-            sf->fd = -1;
-        else
-            sf->dirfd = -1;
-        if (sf->fd >= 0 || sf->dirfd >= 0)
-            do_step(sf, STATEFILE__ABORT_CLOSE);
-        else if (!sf->renamed)
-            do_step(sf, STATEFILE__ABORT_UNLINK);
-        else
-            finish(sf, sf->err);
-        return;
     case STATEFILE__ABORT_UNLINK:
-        finish(sf, sf->err);
+        abort_step_done(sf, done);
         return;
     case STATEFILE__IDLE:
         return;
