@@ -1,6 +1,7 @@
 #include "api.h"
 
 #include "base/base.h"
+#include "base/list.h"
 #include "http/http.h"
 #include "log/log.h"
 #include "spec/spec.h"
@@ -32,7 +33,7 @@ struct api {
     char ready_reason[128];
     int shutting_down;
 
-    watch_client_t *watchers;
+    d8_list_t watchers; /* watch_client_t, one per open watch stream */
     size_t nwatchers;
     uv_timer_t heartbeat;
 
@@ -51,8 +52,7 @@ struct watch_client {
     api_t *api;
     http_exchange_t *ex;
     store_watcher_t *w;
-    watch_client_t *next;
-    watch_client_t **pprev;
+    d8_list_t link; /* in api->watchers */
 };
 
 /* ---- answers ---------------------------------------------------------- */
@@ -678,9 +678,7 @@ static void watch_client_free(watch_client_t *c)
 {
     api_t *api = c->api;
     store_unwatch(api->store, c->w);
-    *c->pprev = c->next;
-    if (c->next)
-        c->next->pprev = c->pprev;
+    d8_list_del(&c->link);
     api->nwatchers--;
     free(c);
 }
@@ -805,11 +803,7 @@ static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req, co
     c->api = api;
     c->ex = ex;
     c->w = store_watch(api->store, watch_event, c);
-    c->next = api->watchers;
-    if (c->next)
-        c->next->pprev = &c->next;
-    c->pprev = &api->watchers;
-    api->watchers = c;
+    d8_list_push(&api->watchers, &c->link);
     api->nwatchers++;
     http_exchange_on_close(ex, watch_closed, c);
 }
@@ -817,11 +811,12 @@ static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req, co
 static void heartbeat_cb(uv_timer_t *t)
 {
     api_t *api = t->data;
-    watch_client_t *c = api->watchers;
-    while (c) {
-        watch_client_t *next = c->next;
+    /* The next one is read first: a failed write frees the client. */
+    d8_list_t *it = api->watchers.next;
+    while (it != &api->watchers) {
+        watch_client_t *c = d8_container_of(it, watch_client_t, link);
+        it = it->next;
         http_stream_write(c->ex, ": heartbeat\n\n", 13);
-        c = next;
     }
 }
 
@@ -1134,6 +1129,7 @@ int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
     }
     const config_t *cfg = opts->cfg;
     api_t *api = d8_xcalloc(1, sizeof(*api));
+    d8_list_init(&api->watchers);
     api->opts = *opts;
     api->loop = opts->loop;
     api->cfg = cfg;
@@ -1225,8 +1221,8 @@ void api_shutdown(api_t *api)
     http_server_stop_accepting(api->srv);
     uv_timer_stop(&api->heartbeat);
     /* End every watch stream; their close callbacks free the clients. */
-    while (api->watchers) {
-        watch_client_t *c = api->watchers;
+    while (!d8_list_empty(&api->watchers)) {
+        watch_client_t *c = d8_container_of(api->watchers.next, watch_client_t, link);
         http_exchange_t *ex = c->ex;
         http_exchange_on_close(ex, NULL, NULL);
         watch_client_free(c);

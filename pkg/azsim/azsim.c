@@ -87,7 +87,7 @@ static void init_state(azsim_t *sim)
     azsim__table_init(&sim->ops);
     azsim__table_init(&sim->subs);
     azsim__table_init(&sim->regions);
-    memset(&sim->events, 0, sizeof(sim->events));
+    azsim__heap_init(&sim->events);
     /* Two streams, so that creating resources does not shift the fault
      * sequence a test relies on. */
     sim->rng_faults = sim->o.seed ^ 0x5eedfa17ull;
@@ -105,28 +105,28 @@ static void init_state(azsim_t *sim)
 static void release_state(azsim_t *sim)
 {
     azsim__ent_t *e, *next;
-    for (e = sim->groups.head; e; e = next) {
-        next = e->next;
+    for (e = azsim__table_first(&sim->groups); e; e = next) {
+        next = azsim__table_next(&sim->groups, e);
         azsim__table_del(&sim->groups, e);
         azsim__group_free((azsim__group_t *)e);
     }
-    for (e = sim->shares.head; e; e = next) {
-        next = e->next;
+    for (e = azsim__table_first(&sim->shares); e; e = next) {
+        next = azsim__table_next(&sim->shares, e);
         azsim__table_del(&sim->shares, e);
         azsim__share_free((azsim__share_t *)e);
     }
-    for (e = sim->ops.head; e; e = next) {
-        next = e->next;
+    for (e = azsim__table_first(&sim->ops); e; e = next) {
+        next = azsim__table_next(&sim->ops, e);
         azsim__table_del(&sim->ops, e);
         azsim__op_free((azsim__op_t *)e);
     }
-    for (e = sim->subs.head; e; e = next) {
-        next = e->next;
+    for (e = azsim__table_first(&sim->subs); e; e = next) {
+        next = azsim__table_next(&sim->subs, e);
         azsim__table_del(&sim->subs, e);
         free(e);
     }
-    for (e = sim->regions.head; e; e = next) {
-        next = e->next;
+    for (e = azsim__table_first(&sim->regions); e; e = next) {
+        next = azsim__table_next(&sim->regions, e);
         azsim__table_del(&sim->regions, e);
         free(e);
     }
@@ -208,7 +208,8 @@ size_t azsim_count_groups(const azsim_t *sim)
 size_t azsim_count_shares(const azsim_t *sim)
 {
     size_t n = 0;
-    for (const azsim__ent_t *e = sim->shares.head; e; e = e->next)
+    for (const azsim__ent_t *e = azsim__table_first(&sim->shares); e;
+         e = azsim__table_next(&sim->shares, e))
         n += !((const azsim__share_t *)e)->deleted;
     return n;
 }
@@ -764,7 +765,8 @@ static void ctl_resources(azsim__rq_t *q)
     d8_buf_reset(b);
     d8_buf_puts(b, "{\"containerGroups\":[");
     int first = 1;
-    for (azsim__ent_t *e = sim->groups.head; e; e = e->next) {
+    for (azsim__ent_t *e = azsim__table_first(&sim->groups); e;
+         e = azsim__table_next(&sim->groups, e)) {
         cJSON *j = azsim__group_json(sim, (azsim__group_t *)e, 'f', q->now);
         char *s = cJSON_PrintUnformatted(j);
         d8_buf_printf(b, "%s%s", first ? "" : ",", s);
@@ -774,7 +776,8 @@ static void ctl_resources(azsim__rq_t *q)
     }
     d8_buf_puts(b, "],\"fileShares\":[");
     first = 1;
-    for (azsim__ent_t *e = sim->shares.head; e; e = e->next) {
+    for (azsim__ent_t *e = azsim__table_first(&sim->shares); e;
+         e = azsim__table_next(&sim->shares, e)) {
         const azsim__share_t *s = (const azsim__share_t *)e;
         if (s->deleted)
             continue;

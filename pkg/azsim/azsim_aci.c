@@ -547,7 +547,7 @@ static azsim__op_t *new_op(azsim__rq_t *q, azsim__group_t *g, int kind, uint64_t
 {
     azsim_t *sim = q->sim;
     while (sim->ops.count >= MAX_OPS) {
-        azsim__op_t *old = (azsim__op_t *)sim->ops.head;
+        azsim__op_t *old = (azsim__op_t *)azsim__table_first(&sim->ops);
         azsim__table_del(&sim->ops, &old->e);
         azsim__op_free(old);
     }
@@ -948,7 +948,8 @@ static void cg_list(azsim__rq_t *q)
     size_t count = 0;
     uint64_t last = 0;
     int more = 0;
-    for (azsim__ent_t *e = sim->groups.head; e; e = e->next) {
+    for (azsim__ent_t *e = azsim__table_first(&sim->groups); e;
+         e = azsim__table_next(&sim->groups, e)) {
         if (e->seq <= after || strncmp(e->key, prefix, plen) != 0)
             continue;
         if (count == sim->o.page_size) {

@@ -66,7 +66,8 @@ azsim__share_t *azsim__find_share(azsim_t *sim, const char *sub, const char *rg,
     if (s && !s->deleted)
         return s;
     /* Storage account names are global: look in other resource groups. */
-    for (azsim__ent_t *e = sim->shares.head; e; e = e->next) {
+    for (azsim__ent_t *e = azsim__table_first(&sim->shares); e;
+         e = azsim__table_next(&sim->shares, e)) {
         s = (azsim__share_t *)e;
         if (!s->deleted && azsim__ieq(s->account, account) && azsim__ieq(s->name, name))
             return s;
@@ -479,7 +480,8 @@ static void share_list(azsim__rq_t *q)
     size_t count = 0;
     uint64_t last = 0;
     int more = 0;
-    for (azsim__ent_t *e = sim->shares.head; e; e = e->next) {
+    for (azsim__ent_t *e = azsim__table_first(&sim->shares); e;
+         e = azsim__table_next(&sim->shares, e)) {
         const azsim__share_t *s = (const azsim__share_t *)e;
         if (e->seq <= after || (s->deleted && !with_deleted) ||
             strncmp(e->key, prefix.data, prefix.len) != 0)

@@ -6,6 +6,8 @@
 #define D8_AZSIM_INT_H
 
 #include "azsim.h"
+#include "base/heap.h"
+#include "base/list.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -22,14 +24,14 @@ typedef struct azsim__ent {
     uint64_t hash;
     uint64_t seq;
     struct azsim__ent *hnext;
-    struct azsim__ent *prev, *next;
+    d8_list_t order; /* in the table's insertion order */
 } azsim__ent_t;
 
 typedef struct azsim__table {
     azsim__ent_t **buckets;
     size_t nbuckets;
     size_t count;
-    azsim__ent_t *head, *tail;
+    d8_list_t order; /* every entry, oldest first */
     uint64_t next_seq;
 } azsim__table_t;
 
@@ -41,6 +43,18 @@ azsim__ent_t *azsim__table_get(const azsim__table_t *t, const char *key);
 void azsim__table_put(azsim__table_t *t, azsim__ent_t *e, const char *key);
 /* Unlinks e and frees its key; the object itself stays the caller's. */
 void azsim__table_del(azsim__table_t *t, azsim__ent_t *e);
+
+/* Iteration in insertion order: the oldest entry, or NULL when empty. */
+static inline azsim__ent_t *azsim__table_first(const azsim__table_t *t)
+{
+    return d8_list_empty(&t->order) ? NULL : d8_container_of(t->order.next, azsim__ent_t, order);
+}
+
+/* The entry inserted after e, or NULL. e must still be in t. */
+static inline azsim__ent_t *azsim__table_next(const azsim__table_t *t, const azsim__ent_t *e)
+{
+    return e->order.next == &t->order ? NULL : d8_container_of(e->order.next, azsim__ent_t, order);
+}
 
 /* ---- timed transitions -------------------------------------------------- */
 
@@ -60,15 +74,16 @@ typedef struct azsim__event {
 } azsim__event_t;
 
 typedef struct azsim__heap {
-    azsim__event_t *v;
-    size_t n, cap;
+    d8_heap_t h; /* azsim__event_t, by due then order */
     uint64_t next_order;
 } azsim__heap_t;
 
+void azsim__heap_init(azsim__heap_t *h);
 void azsim__heap_push(azsim__heap_t *h, uint64_t due, int kind, uint64_t epoch, const char *key);
 /* Pops the earliest event due at or before now into *out (key then owned
  * by the caller); returns 0 when none is due. */
 int azsim__heap_pop_due(azsim__heap_t *h, uint64_t now, azsim__event_t *out);
+/* Frees the pending events' keys and the heap. */
 void azsim__heap_release(azsim__heap_t *h);
 
 /* ---- throttling --------------------------------------------------------- */

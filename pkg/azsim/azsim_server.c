@@ -4,6 +4,7 @@
  */
 #include "azsim_int.h"
 
+#include "base/list.h"
 #include "log/log.h"
 
 #include <stdlib.h>
@@ -13,14 +14,14 @@ typedef struct delayed {
     uv_timer_t timer;
     azsim_server_t *srv;
     http_exchange_t *ex; /* NULL once the exchange is gone */
-    struct delayed *prev, *next;
+    d8_list_t link;      /* in srv->delayed until dropped */
 } delayed_t;
 
 struct azsim_server {
     azsim_t *sim;
     uv_loop_t *loop;
     http_server_t *http;
-    delayed_t *delayed; /* timers not yet closed */
+    d8_list_t delayed;  /* delayed_t whose timer is not closing yet */
     size_t nclosing;    /* timers whose close callback is pending */
     int http_gone;
     void (*done)(void *arg);
@@ -46,7 +47,7 @@ static void serve(azsim_server_t *srv, http_exchange_t *ex, const http_request_t
 
 static void maybe_done(azsim_server_t *srv)
 {
-    if (!srv->http_gone || srv->delayed || srv->nclosing)
+    if (!srv->http_gone || !d8_list_empty(&srv->delayed) || srv->nclosing)
         return;
     void (*done)(void *) = srv->done;
     void *arg = srv->done_arg;
@@ -67,14 +68,8 @@ static void on_delayed_closed(uv_handle_t *h)
 /* Unlinks d and closes its timer; the memory goes in the close callback. */
 static void drop(delayed_t *d)
 {
-    azsim_server_t *srv = d->srv;
-    if (d->prev)
-        d->prev->next = d->next;
-    else
-        srv->delayed = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
-    srv->nclosing++;
+    d8_list_del(&d->link);
+    d->srv->nclosing++;
     uv_timer_stop(&d->timer);
     uv_close((uv_handle_t *)&d->timer, on_delayed_closed);
 }
@@ -111,10 +106,7 @@ static void on_request(void *ud, http_exchange_t *ex, const http_request_t *req)
     d->ex = ex;
     uv_timer_init(srv->loop, &d->timer);
     d->timer.data = d;
-    d->next = srv->delayed;
-    if (srv->delayed)
-        srv->delayed->prev = d;
-    srv->delayed = d;
+    d8_list_push(&srv->delayed, &d->link);
     http_exchange_on_close(ex, on_exchange_gone, d);
     uv_timer_start(&d->timer, on_delay_done, delay, 0);
 }
@@ -133,6 +125,7 @@ int azsim_serve(azsim_t *sim, uv_loop_t *loop, const char *host, int port, azsim
     azsim_server_t *srv = d8_xcalloc(1, sizeof(*srv));
     srv->sim = sim;
     srv->loop = loop;
+    d8_list_init(&srv->delayed);
     http_server_opts_t o;
     memset(&o, 0, sizeof(o));
     o.host = host;
@@ -161,8 +154,8 @@ static void on_http_freed(void *arg)
     srv->http = NULL;
     srv->http_gone = 1;
     /* Exchanges closed first, so no delay is left waiting for one. */
-    while (srv->delayed)
-        drop(srv->delayed);
+    while (!d8_list_empty(&srv->delayed))
+        drop(d8_container_of(srv->delayed.next, delayed_t, link));
     maybe_done(srv);
 }
 

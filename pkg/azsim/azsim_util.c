@@ -34,6 +34,7 @@ void azsim__table_init(azsim__table_t *t)
     memset(t, 0, sizeof(*t));
     t->nbuckets = 64;
     t->buckets = d8_xcalloc(t->nbuckets, sizeof(*t->buckets));
+    d8_list_init(&t->order);
     t->next_seq = 1;
 }
 
@@ -81,13 +82,7 @@ void azsim__table_put(azsim__table_t *t, azsim__ent_t *e, const char *key)
     size_t i = e->hash & (t->nbuckets - 1);
     e->hnext = t->buckets[i];
     t->buckets[i] = e;
-    e->next = NULL;
-    e->prev = t->tail;
-    if (t->tail)
-        t->tail->next = e;
-    else
-        t->head = e;
-    t->tail = e;
+    d8_list_push(&t->order, &e->order);
     t->count++;
 }
 
@@ -98,83 +93,53 @@ void azsim__table_del(azsim__table_t *t, azsim__ent_t *e)
         pp = &(*pp)->hnext;
     if (*pp)
         *pp = e->hnext;
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        t->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        t->tail = e->prev;
+    d8_list_del(&e->order);
     t->count--;
     free(e->key);
     e->key = NULL;
-    e->hnext = e->prev = e->next = NULL;
+    e->hnext = NULL;
 }
 
 /* ---- heap --------------------------------------------------------------- */
 
-static int ev_less(const azsim__event_t *a, const azsim__event_t *b)
+static int ev_less(const void *x, const void *y)
 {
+    const azsim__event_t *a = x, *b = y;
     if (a->due != b->due)
         return a->due < b->due;
     return a->order < b->order;
 }
 
+void azsim__heap_init(azsim__heap_t *h)
+{
+    d8_heap_init(&h->h, sizeof(azsim__event_t), ev_less, NULL);
+    h->next_order = 0;
+}
+
 void azsim__heap_push(azsim__heap_t *h, uint64_t due, int kind, uint64_t epoch, const char *key)
 {
-    if (h->n == h->cap) {
-        h->cap = h->cap ? h->cap * 2 : 64;
-        h->v = d8_xrealloc(h->v, h->cap * sizeof(*h->v));
-    }
     azsim__event_t ev = {.due = due,
                          .order = h->next_order++,
                          .kind = kind,
                          .epoch = epoch,
                          .key = azsim__lower(d8_xstrdup(key))};
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!ev_less(&ev, &h->v[parent]))
-            break;
-        h->v[i] = h->v[parent];
-        i = parent;
-    }
-    h->v[i] = ev;
+    d8_heap_push(&h->h, &ev);
 }
 
 int azsim__heap_pop_due(azsim__heap_t *h, uint64_t now, azsim__event_t *out)
 {
-    if (h->n == 0 || h->v[0].due > now)
+    const azsim__event_t *first = d8_heap_top(&h->h);
+    if (!first || first->due > now)
         return 0;
-    *out = h->v[0];
-    azsim__event_t last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const azsim__event_t *best = &last;
-        if (l < h->n && ev_less(&h->v[l], best)) {
-            m = l;
-            best = &h->v[l];
-        }
-        if (r < h->n && ev_less(&h->v[r], best))
-            m = r;
-        if (m == i)
-            break;
-        h->v[i] = h->v[m];
-        i = m;
-    }
-    if (h->n > 0)
-        h->v[i] = last;
-    return 1;
+    return d8_heap_pop(&h->h, out);
 }
 
 void azsim__heap_release(azsim__heap_t *h)
 {
-    for (size_t i = 0; i < h->n; i++)
-        free(h->v[i].key);
-    free(h->v);
-    memset(h, 0, sizeof(*h));
+    for (size_t i = 0; i < h->h.count; i++)
+        free(((azsim__event_t *)d8_heap_at(&h->h, i))->key);
+    d8_heap_release(&h->h);
+    h->next_order = 0;
 }
 
 /* ---- buckets ------------------------------------------------------------ */

@@ -136,7 +136,7 @@ typedef struct azure_client_opts {
     uint64_t connect_timeout_ms; /* 5000 */
     uint64_t request_timeout_ms; /* 30000 per attempt */
     int max_attempts;            /* 5 (first try included) */
-    uint64_t backoff_base_ms;    /* 1000: full jitter in [0, min(cap, base*2^n)) */
+    uint64_t backoff_base_ms;    /* 1000: d8_backoff_ms, in [d/2, d), d = min(cap, base*2^n) */
     uint64_t backoff_cap_ms;     /* 30000 */
     azure_bucket_opts_t buckets[AZURE_BUCKET_KINDS];
     /* defaults: read 250/25, write 200/10, delete 200/10,

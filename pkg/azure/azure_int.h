@@ -1,8 +1,8 @@
 /*
  * pkg/azure internals shared between its files (azure__ prefix): the
  * client and request structs, the request layer used by the typed
- * operations and the credential code, and the pure throttle/backoff/
- * Retry-After/token/keys helpers that the unit tests check directly.
+ * operations and the credential code, and the pure throttle, Retry-After,
+ * token and keys helpers that the unit tests check directly.
  */
 #ifndef D8_AZURE_INT_H
 #define D8_AZURE_INT_H
@@ -42,12 +42,6 @@ void azure__bucket_take(azure__bucket_t *b);
 void azure__bucket_pause(azure__bucket_t *b, uint64_t until_ms);
 /* Lowers the tokens to `remaining` when the server says fewer are left. */
 void azure__bucket_clamp(azure__bucket_t *b, double remaining);
-
-/*
- * Full-jitter backoff for retry number `retry` (1 for the first retry):
- * a value in [0, min(cap, base * 2^(retry-1))], scaled from r in [0,1).
- */
-uint64_t azure__backoff_ms(int retry, uint64_t base_ms, uint64_t cap_ms, double r);
 
 /*
  * Parses a Retry-After value: delta-seconds or an HTTP-date (IMF-fixdate,

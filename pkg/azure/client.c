@@ -923,8 +923,8 @@ static void attempt_done(azure__req_t *r, CURLcode cres)
     if (retry && r->attempt < c->max_attempts) {
         uint64_t delay = r->retry_after_ms >= 0
                              ? (uint64_t)r->retry_after_ms
-                             : azure__backoff_ms(r->attempt, c->backoff_base_ms, c->backoff_cap_ms,
-                                                 d8_rand01(&c->rng));
+                             : d8_backoff_ms((unsigned)r->attempt, c->backoff_base_ms,
+                                             c->backoff_cap_ms, d8_rand01(&c->rng));
         r->not_before = now + delay;
         c->st_retries++;
         queue_front(&c->queue[r->prio], &r->link);

@@ -1,7 +1,7 @@
 /*
- * Pure helpers of pkg/azure: token bucket arithmetic, full-jitter backoff,
- * Retry-After parsing, secret scrubbing and name checks. No I/O, no clock
- * reads: callers pass the time in, so the unit tests can drive them.
+ * Pure helpers of pkg/azure: token bucket arithmetic, Retry-After parsing,
+ * secret scrubbing and name checks. No I/O, no clock reads: callers pass
+ * the time in, so the unit tests can drive them.
  */
 #include "azure_int.h"
 
@@ -64,25 +64,6 @@ void azure__bucket_clamp(azure__bucket_t *b, double remaining)
         remaining = 0;
     if (b->tokens > remaining)
         b->tokens = remaining;
-}
-
-uint64_t azure__backoff_ms(int retry, uint64_t base_ms, uint64_t cap_ms, double r)
-{
-    if (retry < 1)
-        retry = 1;
-    uint64_t ceiling = base_ms;
-    for (int i = 1; i < retry && ceiling < cap_ms; i++)
-        ceiling = ceiling > UINT64_MAX / 2 ? UINT64_MAX : ceiling * 2;
-    if (ceiling > cap_ms)
-        ceiling = cap_ms;
-    if (r < 0)
-        r = 0;
-    if (r >= 1)
-        r = 0.999999999;
-    double v = r * ((double)ceiling + 1.0);
-    if (v >= (double)ceiling)
-        return ceiling;
-    return (uint64_t)v;
 }
 
 #define RETRY_AFTER_MAX_S (24 * 3600)

@@ -35,9 +35,25 @@ const char *d8_err_name(int err)
     return "EUNKNOWN";
 }
 
-static void oom(size_t n)
+_Noreturn void d8_die(const char *what)
 {
-    fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"out of memory\",\"bytes\":%zu}\n", n);
+    /* The line has the shape of pkg/log's (which allocates, so it cannot
+     * be used here): stdio on the unbuffered stderr and a stack buffer. */
+    char ts[32];
+    int64_t now = d8_wall_ms();
+    d8_rfc3339(now, ts);
+    ts[strlen(ts) - 1] = '\0';
+    fprintf(stderr, "{\"ts\":\"%s.%03dZ\",\"level\":\"fatal\",\"msg\":\"", ts,
+            (int)(now % 1000));
+    for (const unsigned char *p = (const unsigned char *)(what ? what : ""); *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(stderr, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(stderr, "\\u%04x", *p);
+        else
+            fputc(*p, stderr);
+    }
+    fputs("\"}\n", stderr);
     abort();
 }
 
@@ -45,7 +61,7 @@ void *d8_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (!p)
-        oom(n);
+        d8_die("out of memory");
     return p;
 }
 
@@ -53,7 +69,7 @@ void *d8_xcalloc(size_t nmemb, size_t size)
 {
     void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
     if (!p)
-        oom(nmemb * size);
+        d8_die("out of memory");
     return p;
 }
 
@@ -61,7 +77,7 @@ void *d8_xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
     if (!q)
-        oom(n);
+        d8_die("out of memory");
     return q;
 }
 
@@ -292,6 +308,24 @@ double d8_rand01(uint64_t *state)
     *state = x;
     /* The top 53 bits of the product, scaled by 2^-53. */
     return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
+}
+
+uint64_t d8_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t cap_ms, double rand01)
+{
+    uint64_t d = base_ms;
+    for (unsigned i = 1; i < attempt && d < cap_ms; i++)
+        d = d > UINT64_MAX / 2 ? UINT64_MAX : d * 2;
+    if (d > cap_ms)
+        d = cap_ms;
+    if (!(rand01 > 0)) /* also NaN */
+        rand01 = 0;
+    if (rand01 > 1)
+        rand01 = 1;
+    uint64_t half = d - d / 2;
+    /* The double product may round up past `half` for huge delays. */
+    double j = (double)half * rand01;
+    uint64_t jitter = j >= (double)half ? half : (uint64_t)j;
+    return d / 2 + jitter;
 }
 
 void d8_hex(const unsigned char *in, size_t n, char *out)

@@ -44,9 +44,17 @@ const char *d8_strerror(int err);
 const char *d8_err_name(int err);
 
 /*
+ * The one way to stop the process on out-of-memory or an impossible state:
+ * writes one fatal JSON line naming `what` (borrowed) to stderr and aborts,
+ * so a core dump or a supervisor restart follows. Allocates nothing, since
+ * the usual reason to be here is that allocation failed.
+ */
+_Noreturn void d8_die(const char *what);
+
+/*
  * Checked allocation. Running out of memory in a controller is not
- * recoverable in any useful way, so these log one line and abort
- * (the git xmalloc convention); callers never check for NULL.
+ * recoverable in any useful way, so these call d8_die (the git xmalloc
+ * convention); callers never check for NULL.
  */
 void *d8_xmalloc(size_t n);
 void *d8_xcalloc(size_t nmemb, size_t size);
@@ -117,5 +125,14 @@ uint64_t d8_rand_seed(void);
  * caller's, seeded with d8_rand_seed and never 0.
  */
 double d8_rand01(uint64_t *state);
+
+/*
+ * The delay before retry number `attempt` (1 for the first; 0 counts as
+ * 1): d = min(cap_ms, base_ms * 2^(attempt-1)), jittered into [d/2, d)
+ * by rand01 in [0, 1) ("equal jitter": spread out, yet never much shorter
+ * than the exponential step). rand01 = 1 gives d itself, for a single
+ * writer that has nobody to spread out from.
+ */
+uint64_t d8_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t cap_ms, double rand01);
 
 #endif

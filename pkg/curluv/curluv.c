@@ -152,6 +152,45 @@ static void on_poll(uv_poll_t *h, int status, int events)
     leave(cu);
 }
 
+/*
+ * A new uv_poll for socket s, counted in refs and assigned to s in the
+ * multi; NULL (logged) when libuv cannot poll it. A poll still held for a
+ * descriptor that curl has since reused is closed first.
+ */
+static cpoll_t *poll_open(curluv_t *cu, curl_socket_t s)
+{
+    cpoll_t *p = d8_xcalloc(1, sizeof(*p));
+    p->fd = s;
+    p->cu = cu;
+    int rc = uv_poll_init_socket(cu->loop, &p->h, s);
+    if (rc == UV_EEXIST) {
+        /* curl reused a descriptor whose old poll we still hold. */
+        for (d8_list_t *it = cu->polls.next; it != &cu->polls; it = it->next) {
+            cpoll_t *old = d8_container_of(it, cpoll_t, link);
+            if (old->fd == s) {
+                poll_close(old);
+                break;
+            }
+        }
+        rc = uv_poll_init_socket(cu->loop, &p->h, s);
+    }
+    if (rc < 0) {
+        LOG(LOG_ERROR, "curl: cannot poll a socket", LF_S("error", uv_strerror(rc)));
+        free(p);
+        return NULL;
+    }
+    p->h.data = p;
+    d8_list_push(&cu->polls, &p->link);
+    cu->refs++;
+    curl_multi_assign(cu->multi, s, p);
+    return p;
+}
+
+/*
+ * CURLMOPT_SOCKETFUNCTION: keeps one uv_poll per socket curl watches, set
+ * to the events curl asks for, and closes it when curl lets the socket go.
+ * After the teardown only removals are honoured.
+ */
 static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 {
     curluv_t *cu = userp;
@@ -167,32 +206,8 @@ static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void 
     }
     if (cu->torn_down)
         return 0;
-    if (!p) {
-        p = d8_xcalloc(1, sizeof(*p));
-        p->fd = s;
-        p->cu = cu;
-        int rc = uv_poll_init_socket(cu->loop, &p->h, s);
-        if (rc == UV_EEXIST) {
-            /* curl reused a descriptor whose old poll we still hold. */
-            for (d8_list_t *it = cu->polls.next; it != &cu->polls; it = it->next) {
-                cpoll_t *old = d8_container_of(it, cpoll_t, link);
-                if (old->fd == s) {
-                    poll_close(old);
-                    break;
-                }
-            }
-            rc = uv_poll_init_socket(cu->loop, &p->h, s);
-        }
-        if (rc < 0) {
-            LOG(LOG_ERROR, "curl: cannot poll a socket", LF_S("error", uv_strerror(rc)));
-            free(p);
-            return -1;
-        }
-        p->h.data = p;
-        d8_list_push(&cu->polls, &p->link);
-        cu->refs++;
-        curl_multi_assign(cu->multi, s, p);
-    }
+    if (!p && !(p = poll_open(cu, s)))
+        return -1;
     int events = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
         events |= UV_READABLE;

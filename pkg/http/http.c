@@ -19,6 +19,7 @@
 #include "http_int.h"
 
 #include "base/base.h"
+#include "base/list.h"
 #include "log/log.h"
 
 #include <arpa/inet.h>
@@ -69,7 +70,7 @@ struct conn {
     uv_timer_t timer;
     uv_shutdown_t shut;
     http_server_t *srv;
-    conn_t *prev, *next;
+    d8_list_t link; /* in srv->conns from conn_start to conn_release */
     conn_state_t state;
     http_parser parser;
 
@@ -132,7 +133,7 @@ struct http_server {
     int freeing;
     void (*done)(void *arg);
     void *done_arg;
-    conn_t *conns;
+    d8_list_t conns;
     size_t nconns;
     uint64_t linger_ms;
     uint64_t rid_key, rid_ctr;
@@ -346,14 +347,8 @@ static void srv_maybe_done(http_server_t *srv)
 
 static void conn_release(conn_t *c)
 {
-    http_server_t *srv = c->srv;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    srv->nconns--;
+    d8_list_del(&c->link);
+    c->srv->nconns--;
     free(c->rbuf);
     d8_buf_release(&c->strs);
     d8_buf_release(&c->body);
@@ -1289,10 +1284,7 @@ static void conn_start(http_server_t *srv, conn_t *c)
     c->tcp.data = c;
     uv_timer_init(srv->loop, &c->timer);
     c->timer.data = c;
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
+    d8_list_push(&srv->conns, &c->link);
     srv->nconns++;
     d8_buf_init(&c->strs);
     d8_buf_init(&c->body);
@@ -1447,6 +1439,7 @@ int http_server_new(uv_loop_t *loop, const http_server_opts_t *opts, http_server
 
     http_server_t *srv = d8_xcalloc(1, sizeof(*srv));
     srv->loop = loop;
+    d8_list_init(&srv->conns);
     srv->o = *opts;
     srv->o.host = NULL; /* borrowed only for this call */
     if (!srv->o.max_header_bytes)
@@ -1511,9 +1504,11 @@ void http_server_stop_accepting(http_server_t *srv)
         return;
     srv->stopping = 1;
     srv_close_listener(srv);
-    for (conn_t *c = srv->conns; c; c = c->next)
+    for (d8_list_t *it = srv->conns.next; it != &srv->conns; it = it->next) {
+        conn_t *c = d8_container_of(it, conn_t, link);
         if (c->state == C_IDLE && c->rstart == c->rlen)
             conn_end_graceful(c);
+    }
 }
 
 void http_server_free(http_server_t *srv, void (*done)(void *arg), void *arg)
@@ -1526,6 +1521,6 @@ void http_server_free(http_server_t *srv, void (*done)(void *arg), void *arg)
     srv->done_arg = arg;
     srv_close_listener(srv);
     uv_close((uv_handle_t *)&srv->anchor, on_anchor_closed);
-    for (conn_t *c = srv->conns; c; c = c->next)
-        conn_close(c);
+    for (d8_list_t *it = srv->conns.next; it != &srv->conns; it = it->next)
+        conn_close(d8_container_of(it, conn_t, link));
 }

@@ -152,6 +152,11 @@ metric_family_t *metrics_histogram(metrics_t *m, const char *name, const char *h
     return f;
 }
 
+/*
+ * The series of f with these label values (borrowed; copied when new),
+ * created zeroed at the end of the family on first use. A key longer
+ * than the buffer is cut, so such label sets share one series.
+ */
 static series_t *series_get(metric_family_t *f, const char *const *values)
 {
     char key[512];
@@ -251,6 +256,7 @@ static void labels(d8_buf_t *out, const metric_family_t *f, const series_t *s, c
     d8_buf_putc(out, '}');
 }
 
+/* Writes " <v>\n" in a form Prometheus reads back as exactly v. */
 static void number(d8_buf_t *out, double v)
 {
     /* The range test comes first: converting NaN, an infinity or anything

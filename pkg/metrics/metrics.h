@@ -13,7 +13,12 @@
 typedef struct metrics metrics_t;
 typedef struct metric_family metric_family_t;
 
+/* A new, empty registry, owned by the caller (metrics_free releases it). */
 metrics_t *metrics_new(void);
+/*
+ * Frees the registry with every family, series and callback registration
+ * it holds; family pointers from it are invalid afterwards. NULL is a no-op.
+ */
 void metrics_free(metrics_t *m);
 
 /*

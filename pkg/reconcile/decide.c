@@ -1,6 +1,6 @@
 #include "decide.h"
 
-#include "workqueue/workqueue.h"
+#include "base/base.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -344,7 +344,7 @@ static void decide_failed(const decide_input_t *in, decide_plan_t *p)
                  o->g.failure ? o->g.failure : "no message from Azure");
         p->mem.failed_seen = 1;
         p->mem.prov_failures++;
-        uint64_t delay = workqueue_backoff_ms(p->mem.prov_failures, DECIDE_FAIL_BASE_MS,
+        uint64_t delay = d8_backoff_ms((unsigned)p->mem.prov_failures, DECIDE_FAIL_BASE_MS,
                                               DECIDE_FAIL_CAP_MS, in->rand[1]);
         p->mem.prov_retry_ms = in->now_ms + delay;
         ready(p, PHASE_ERROR, COND_FALSE, "Failed", p->msg);
@@ -672,7 +672,7 @@ decide_failure_kind_t reconcile_failure_kind(const decide_failure_t *f)
 static void hold(const decide_failure_t *f, decide_plan_t *p)
 {
     p->mem.slow_failures++;
-    uint64_t delay = workqueue_backoff_ms(p->mem.slow_failures, DECIDE_SLOW_BASE_MS,
+    uint64_t delay = d8_backoff_ms((unsigned)p->mem.slow_failures, DECIDE_SLOW_BASE_MS,
                                           DECIDE_SLOW_CAP_MS, f->rand);
     p->mem.hold_until_ms = f->now_ms + delay;
     p->mem.hold_until_wall_ms = f->wall_ms + (int64_t)delay;

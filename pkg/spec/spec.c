@@ -178,13 +178,14 @@ static void trim_utf8(char *s)
     }
 }
 
-/*
- * Fills the error. `code` is the API error code; `field` is the body path
- * without the decoder's prefix (NULL or "" for none).
- */
 static int fail(decoder_t *d, const char *code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/*
+ * Fills the error and returns D8_EINVAL. `code` is the API error code;
+ * `field` is the body path without the decoder's prefix (NULL or "" for
+ * none).
+ */
 static int fail(decoder_t *d, const char *code, const char *field, const char *fmt, ...)
 {
     va_list ap;
@@ -604,6 +605,120 @@ static int scan_keys(decoder_t *d, const cJSON *obj, const cJSON *fields[F_COUNT
     return 0;
 }
 
+/* cloudProvider, when given, must be "AZURE": the only provider there is. */
+static int check_provider(decoder_t *d, const cJSON *v)
+{
+    if (present(v) &&
+        (!cJSON_IsString(v) || !v->valuestring || strcmp(v->valuestring, "AZURE") != 0))
+        return fail(d, "InvalidSpec", "cloudProvider",
+                    "cloudProvider must be \"AZURE\", the only provider supported");
+    return 0;
+}
+
+/*
+ * storageGB: 1 to limits.maxStorageGB, DEFAULT_STORAGE_GB when absent
+ * (refused when that default is itself above the limit).
+ */
+static int decode_storage(decoder_t *d, const cJSON *v, int *out)
+{
+    int max_storage, present_flag, rc;
+
+    /* A non-positive limit means the config left it unset: use the design's default. */
+    max_storage = d->rules->max_storage_gb > 0 ? d->rules->max_storage_gb : DEFAULT_MAX_STORAGE_GB;
+    *out = DEFAULT_STORAGE_GB;
+    if ((rc = decode_int(d, v, "storageGB", 1, max_storage, out, &present_flag)) != 0)
+        return rc;
+    if (!present_flag && *out > max_storage)
+        return fail(d, "InvalidSpec", "storageGB",
+                    "storageGB defaults to %d, above limits.maxStorageGB (%d); give it explicitly",
+                    DEFAULT_STORAGE_GB, max_storage);
+    return 0;
+}
+
+/* No name may be set in both env and secretEnv. */
+static int check_env_disjoint(decoder_t *d, const env_spec_t *s)
+{
+    /* Both lists are sorted: one merge walk finds a name in both. */
+    for (size_t i = 0, j = 0; i < s->nenv && j < s->nsecret;) {
+        int c = strcmp(s->env[i].name, s->secret_env[j].name);
+        if (c == 0) {
+            char path[ENV_NAME_MAX + 16];
+            snprintf(path, sizeof(path), "secretEnv.%s", s->secret_env[j].name);
+            return fail(d, "InvalidSpec", path, "%s is set in both env and secretEnv",
+                        s->secret_env[j].name);
+        }
+        if (c < 0)
+            i++;
+        else
+            j++;
+    }
+    return 0;
+}
+
+/* autoStopMinutes: 0 (off, also when absent) or AUTO_STOP_MIN..AUTO_STOP_MAX. */
+static int decode_auto_stop(decoder_t *d, const cJSON *v, int *out)
+{
+    int present_flag, rc;
+
+    *out = 0;
+    if ((rc = decode_int(d, v, "autoStopMinutes", 0, AUTO_STOP_MAX, out, &present_flag)) != 0)
+        return rc;
+    if (*out != 0 && *out < AUTO_STOP_MIN)
+        return fail(d, "InvalidSpec", "autoStopMinutes",
+                    "autoStopMinutes must be 0 (off) or from %d to %d (got %d)", AUTO_STOP_MIN,
+                    AUTO_STOP_MAX, *out);
+    return 0;
+}
+
+/*
+ * Second pass: validates the fields found by scan_keys in the order of the
+ * design's table into *s (owned by the caller, also on error); *the_id
+ * gets the id, borrowed from path_id or the body.
+ */
+static int decode_fields(decoder_t *d, const cJSON *const fields[F_COUNT], const char *path_id,
+                         env_spec_t *s, const char **the_id)
+{
+    int tmp, rc;
+
+    if ((rc = decode_id(d, fields[F_ID], path_id, the_id)) != 0 ||
+        (rc = check_provider(d, fields[F_CLOUD_PROVIDER])) != 0)
+        return rc;
+    if ((rc = decode_label(d, fields[F_USER_ID], "userId", &s->user_id)) != 0 ||
+        (rc = decode_label(d, fields[F_NAME], "name", &s->name)) != 0)
+        return rc;
+    if ((rc = decode_choice(d, fields[F_CLOUD_REGION], "cloudRegion", NULL, d->rules->regions,
+                            d->rules->nregions, "regions", &s->cloud_region)) != 0 ||
+        (rc = decode_choice(d, fields[F_BASE_IMAGE], "baseImage", DEFAULT_IMAGE, d->rules->images,
+                            d->rules->nimages, "images", &s->base_image)) != 0)
+        return rc;
+    if ((rc = decode_halves(d, fields[F_CPU_CORES], "cpuCores", 1, 8, DEFAULT_CPU_HALVES,
+                            &s->cpu_halves)) != 0 ||
+        (rc = decode_halves(d, fields[F_MEMORY_GB], "memoryGB", 1, 32, DEFAULT_MEMORY_HALVES,
+                            &s->memory_halves)) != 0)
+        return rc;
+    if ((rc = decode_storage(d, fields[F_STORAGE_GB], &s->storage_gb)) != 0)
+        return rc;
+
+    if ((rc = decode_enum2(d, fields[F_POWER_STATE], "powerState", "Running", "Stopped", &tmp)) !=
+        0)
+        return rc;
+    s->power = tmp ? SPEC_POWER_STOPPED : SPEC_POWER_RUNNING;
+
+    if ((rc = decode_env(d, fields[F_ENV], "env", 0, &s->env, &s->nenv)) != 0 ||
+        (rc = decode_env(d, fields[F_SECRET_ENV], "secretEnv", 1, &s->secret_env, &s->nsecret)) !=
+            0 ||
+        (rc = check_env_disjoint(d, s)) != 0)
+        return rc;
+    if ((rc = decode_auto_stop(d, fields[F_AUTO_STOP_MINUTES], &s->auto_stop_minutes)) != 0)
+        return rc;
+
+    if ((rc = decode_enum2(d, fields[F_STORAGE_POLICY], "storagePolicy", "Delete", "Retain",
+                           &tmp)) != 0)
+        return rc;
+    s->storage_policy = tmp ? SPEC_STORAGE_RETAIN : SPEC_STORAGE_DELETE;
+    return 0;
+}
+
 int spec_decode(const cJSON *obj, const char *id, const spec_rules_t *rules,
                 const char *field_prefix, env_spec_t *out, char id_out[SPEC_ID_MAX + 1],
                 spec_error_t *err)
@@ -613,7 +728,7 @@ int spec_decode(const cJSON *obj, const char *id, const spec_rules_t *rules,
     decoder_t d;
     env_spec_t s = {0};
     const char *the_id = NULL;
-    int max_storage, present_flag, tmp, rc;
+    int rc;
 
     memset(out, 0, sizeof(*out));
     if (id_out)
@@ -628,84 +743,9 @@ int spec_decode(const cJSON *obj, const char *id, const spec_rules_t *rules,
         rc = fail(&d, "InvalidSpec", NULL, "the environment spec must be a JSON object");
         goto cleanup;
     }
-    if ((rc = scan_keys(&d, obj, fields)) != 0)
+    if ((rc = scan_keys(&d, obj, fields)) != 0 ||
+        (rc = decode_fields(&d, fields, id, &s, &the_id)) != 0)
         goto cleanup;
-
-    if ((rc = decode_id(&d, fields[F_ID], id, &the_id)) != 0)
-        goto cleanup;
-    if (present(fields[F_CLOUD_PROVIDER]) &&
-        (!cJSON_IsString(fields[F_CLOUD_PROVIDER]) || !fields[F_CLOUD_PROVIDER]->valuestring ||
-         strcmp(fields[F_CLOUD_PROVIDER]->valuestring, "AZURE") != 0)) {
-        rc = fail(&d, "InvalidSpec", "cloudProvider",
-                  "cloudProvider must be \"AZURE\", the only provider supported");
-        goto cleanup;
-    }
-    if ((rc = decode_label(&d, fields[F_USER_ID], "userId", &s.user_id)) != 0 ||
-        (rc = decode_label(&d, fields[F_NAME], "name", &s.name)) != 0)
-        goto cleanup;
-    if ((rc = decode_choice(&d, fields[F_CLOUD_REGION], "cloudRegion", NULL, d.rules->regions,
-                            d.rules->nregions, "regions", &s.cloud_region)) != 0 ||
-        (rc = decode_choice(&d, fields[F_BASE_IMAGE], "baseImage", DEFAULT_IMAGE, d.rules->images,
-                            d.rules->nimages, "images", &s.base_image)) != 0)
-        goto cleanup;
-    if ((rc = decode_halves(&d, fields[F_CPU_CORES], "cpuCores", 1, 8, DEFAULT_CPU_HALVES,
-                            &s.cpu_halves)) != 0 ||
-        (rc = decode_halves(&d, fields[F_MEMORY_GB], "memoryGB", 1, 32, DEFAULT_MEMORY_HALVES,
-                            &s.memory_halves)) != 0)
-        goto cleanup;
-
-    /* A non-positive limit means the config left it unset: use the design's default. */
-    max_storage = d.rules->max_storage_gb > 0 ? d.rules->max_storage_gb : DEFAULT_MAX_STORAGE_GB;
-    s.storage_gb = DEFAULT_STORAGE_GB;
-    if ((rc = decode_int(&d, fields[F_STORAGE_GB], "storageGB", 1, max_storage, &s.storage_gb,
-                         &present_flag)) != 0)
-        goto cleanup;
-    if (!present_flag && s.storage_gb > max_storage) {
-        rc = fail(&d, "InvalidSpec", "storageGB",
-                  "storageGB defaults to %d, above limits.maxStorageGB (%d); give it explicitly",
-                  DEFAULT_STORAGE_GB, max_storage);
-        goto cleanup;
-    }
-
-    if ((rc = decode_enum2(&d, fields[F_POWER_STATE], "powerState", "Running", "Stopped", &tmp)) !=
-        0)
-        goto cleanup;
-    s.power = tmp ? SPEC_POWER_STOPPED : SPEC_POWER_RUNNING;
-
-    if ((rc = decode_env(&d, fields[F_ENV], "env", 0, &s.env, &s.nenv)) != 0 ||
-        (rc = decode_env(&d, fields[F_SECRET_ENV], "secretEnv", 1, &s.secret_env, &s.nsecret)) != 0)
-        goto cleanup;
-    /* Both lists are sorted: one merge walk finds a name in both. */
-    for (size_t i = 0, j = 0; i < s.nenv && j < s.nsecret;) {
-        int c = strcmp(s.env[i].name, s.secret_env[j].name);
-        if (c == 0) {
-            char path[ENV_NAME_MAX + 16];
-            snprintf(path, sizeof(path), "secretEnv.%s", s.secret_env[j].name);
-            rc = fail(&d, "InvalidSpec", path, "%s is set in both env and secretEnv",
-                      s.secret_env[j].name);
-            goto cleanup;
-        }
-        if (c < 0)
-            i++;
-        else
-            j++;
-    }
-
-    s.auto_stop_minutes = 0;
-    if ((rc = decode_int(&d, fields[F_AUTO_STOP_MINUTES], "autoStopMinutes", 0, AUTO_STOP_MAX,
-                         &s.auto_stop_minutes, &present_flag)) != 0)
-        goto cleanup;
-    if (s.auto_stop_minutes != 0 && s.auto_stop_minutes < AUTO_STOP_MIN) {
-        rc = fail(&d, "InvalidSpec", "autoStopMinutes",
-                  "autoStopMinutes must be 0 (off) or from %d to %d (got %d)", AUTO_STOP_MIN,
-                  AUTO_STOP_MAX, s.auto_stop_minutes);
-        goto cleanup;
-    }
-
-    if ((rc = decode_enum2(&d, fields[F_STORAGE_POLICY], "storagePolicy", "Delete", "Retain",
-                           &tmp)) != 0)
-        goto cleanup;
-    s.storage_policy = tmp ? SPEC_STORAGE_RETAIN : SPEC_STORAGE_DELETE;
 
     if (id_out)
         snprintf(id_out, SPEC_ID_MAX + 1, "%s", the_id);

@@ -15,8 +15,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* Versioned so that a future change of the encoding cannot collide. */
@@ -25,14 +23,8 @@
 /*
  * Hashing fails only when OpenSSL cannot allocate. A wrong hash would make
  * the controller recreate container groups, so, as for any other
- * allocation failure (pkg/base), the process stops instead.
+ * allocation failure, the process stops instead (d8_die).
  */
-static void crypto_fatal(const char *what)
-{
-    fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"OpenSSL failed\",\"op\":\"%s\"}\n", what);
-    abort();
-}
-
 static void put_u64(EVP_MD_CTX *ctx, uint64_t v)
 {
     unsigned char b[8];
@@ -42,7 +34,7 @@ static void put_u64(EVP_MD_CTX *ctx, uint64_t v)
         v >>= 8;
     }
     if (EVP_DigestUpdate(ctx, b, sizeof(b)) != 1)
-        crypto_fatal("EVP_DigestUpdate");
+        d8_die("OpenSSL failed: EVP_DigestUpdate");
 }
 
 /* Length-prefixed bytes. */
@@ -50,7 +42,7 @@ static void put_bytes(EVP_MD_CTX *ctx, const void *p, size_t len)
 {
     put_u64(ctx, (uint64_t)len);
     if (len && EVP_DigestUpdate(ctx, p, len) != 1)
-        crypto_fatal("EVP_DigestUpdate");
+        d8_die("OpenSSL failed: EVP_DigestUpdate");
 }
 
 /* Length-prefixed string; NULL encodes like "". */
@@ -73,7 +65,7 @@ static void hmac_value(const unsigned char *key, size_t keylen, const char *valu
     if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)(value ? value : ""),
               value ? strlen(value) : 0, mac, &maclen) ||
         maclen != 32)
-        crypto_fatal("HMAC");
+        d8_die("OpenSSL failed: HMAC");
 }
 
 void spec_hash(const env_spec_t *s, const spec_hash_input_t *in, char out[17])
@@ -87,7 +79,7 @@ void spec_hash(const env_spec_t *s, const spec_hash_input_t *in, char out[17])
 
     ctx = EVP_MD_CTX_new();
     if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-        crypto_fatal("EVP_DigestInit_ex");
+        d8_die("OpenSSL failed: EVP_DigestInit_ex");
 
     put_str(ctx, HASH_DOMAIN);
     put_u64(ctx, (uint64_t)keyed);
@@ -112,7 +104,7 @@ void spec_hash(const env_spec_t *s, const spec_hash_input_t *in, char out[17])
         }
     }
     if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 8)
-        crypto_fatal("EVP_DigestFinal_ex");
+        d8_die("OpenSSL failed: EVP_DigestFinal_ex");
     d8_hex(md, 8, out);
 
     /* The MAC of a secret is key material too: wipe it, and the context. */

@@ -2,7 +2,6 @@
 #include "statefile_int.h"
 
 #include "base/base.h"
-#include "base/map.h"
 #include "log/log.h"
 
 #include <cjson/cJSON.h>
@@ -18,19 +17,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FORMAT_VERSION 1
 #define DEFAULT_DEBOUNCE_MS 500
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 60000
 /* Far above any real desired set (a full sync body is capped at 64 MiB). */
 #define MAX_FILE_BYTES ((size_t)1 << 30)
-/* Integers beyond 2^53 do not survive a JSON number. */
-#define MAX_EXACT 9007199254740992.0
 #define KEY_CHECK_INPUT "dev8-statefile-key-check/v1"
-#define KEY_CHECK_LEN 16
-/* The checksum is the last field; it covers every byte before this. */
-#define CHECKSUM_MARK ",\"checksum\":\""
-#define CHECKSUM_PREFIX "sha256:"
 /* One uv_fs_write at most this long (uv_buf_t lengths are unsigned int). */
 #define MAX_WRITE_CHUNK ((size_t)1 << 30)
 
@@ -42,7 +34,7 @@ struct statefile {
     char *dir_path;     /* the directory holding path */
     unsigned char *key; /* NULL = the empty key */
     size_t keylen;
-    char key_check[KEY_CHECK_LEN + 1];
+    char key_check[STATEFILE__KEY_CHECK_LEN + 1];
     uint64_t debounce_ms;
     metric_family_t *m_writes;
     metric_family_t *m_errors;
@@ -86,16 +78,18 @@ struct statefile {
 static void *need(void *p)
 {
     if (!p)
-        d8_xmalloc(SIZE_MAX);
+        d8_die("out of memory");
     return p;
 }
 
-static void key_check_of(const unsigned char *key, size_t keylen, char out[KEY_CHECK_LEN + 1])
+/* keyCheck: the first digits of HMAC(key, a constant), to tell a changed key at load. */
+static void key_check_of(const unsigned char *key, size_t keylen,
+                         char out[STATEFILE__KEY_CHECK_LEN + 1])
 {
     char d[65];
     spec_secret_digest(key, keylen, KEY_CHECK_INPUT, d);
-    memcpy(out, d, KEY_CHECK_LEN);
-    out[KEY_CHECK_LEN] = '\0';
+    memcpy(out, d, STATEFILE__KEY_CHECK_LEN);
+    out[STATEFILE__KEY_CHECK_LEN] = '\0';
 }
 
 statefile_t *statefile_new(const statefile_opts_t *opts)
@@ -148,6 +142,10 @@ typedef struct ser_ctx {
     size_t n;
 } ser_ctx_t;
 
+/*
+ * store_list callback: appends one environment to the "items" array, each
+ * secret value as its digest, never the value.
+ */
 static void add_item(void *ud, const env_obj_t *o)
 {
     ser_ctx_t *c = ud;
@@ -186,15 +184,14 @@ static void add_item(void *ud, const env_obj_t *o)
                   (long long)o->updated_ms);
 }
 
-/* "sha256:<hex>" of data[0..len). */
-static void checksum_of(const char *data, size_t len, char out[sizeof(CHECKSUM_PREFIX) + 64])
+void statefile__checksum(const char *data, size_t len, char out[STATEFILE__CHECKSUM_SIZE])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        d8_xmalloc(SIZE_MAX); /* OpenSSL could not allocate: same as OOM */
-    memcpy(out, CHECKSUM_PREFIX, sizeof(CHECKSUM_PREFIX) - 1);
-    d8_hex(md, 32, out + sizeof(CHECKSUM_PREFIX) - 1);
+        d8_die("OpenSSL failed: EVP_Digest"); /* it cannot allocate: as out of memory */
+    memcpy(out, STATEFILE__CHECKSUM_PREFIX, sizeof(STATEFILE__CHECKSUM_PREFIX) - 1);
+    d8_hex(md, 32, out + sizeof(STATEFILE__CHECKSUM_PREFIX) - 1);
 }
 
 /* The whole snapshot as JSON text (owned by the caller). */
@@ -205,14 +202,14 @@ static char *serialise(statefile_t *sf, size_t *len)
     d8_buf_printf(&out,
                   "{\"version\":%d,\"resourceVersion\":%llu,\"synced\":%s,\"keyCheck\":\"%s\","
                   "\"items\":[",
-                  FORMAT_VERSION, (unsigned long long)store_rv(sf->store),
+                  STATEFILE__FORMAT_VERSION, (unsigned long long)store_rv(sf->store),
                   store_synced(sf->store) ? "true" : "false", sf->key_check);
     ser_ctx_t c = {sf, &out, 0};
     store_list(sf->store, NULL, NULL, -1, SIZE_MAX, add_item, &c);
     d8_buf_puts(&out, "\n]");
-    char sum[sizeof(CHECKSUM_PREFIX) + 64];
-    checksum_of(out.data, out.len, sum);
-    d8_buf_printf(&out, CHECKSUM_MARK "%s\"}\n", sum);
+    char sum[STATEFILE__CHECKSUM_SIZE];
+    statefile__checksum(out.data, out.len, sum);
+    d8_buf_printf(&out, STATEFILE__CHECKSUM_MARK "%s\"}\n", sum);
     return d8_buf_detach(&out, len);
 }
 
@@ -236,6 +233,10 @@ static void maybe_release(statefile_t *sf)
     free(sf);
 }
 
+/*
+ * Starts `step` of the write on the thread pool; fs_cb then hands its
+ * result to step_done. A step that libuv refuses ends at once, as failed.
+ */
 static void do_step(statefile_t *sf, statefile__step_t step)
 {
     int rc = 0;
@@ -320,14 +321,6 @@ static void schedule(statefile_t *sf, uint64_t ms)
         uv_timer_start(&sf->timer, timer_cb, ms, 0);
 }
 
-static uint64_t backoff_ms(int failures)
-{
-    uint64_t ms = RETRY_MIN_MS;
-    for (int i = 1; i < failures && ms < RETRY_MAX_MS; i++)
-        ms *= 2;
-    return ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS;
-}
-
 static void end_flush(statefile_t *sf, int status)
 {
     statefile_done_fn cb = sf->flush_cb;
@@ -387,8 +380,10 @@ static void finish(statefile_t *sf, int uverr)
         if (sf->freed)
             return;
     }
+    /* No jitter (1.0): one writer has nobody to spread its retries from. */
     if (sf->dirty)
-        schedule(sf, uverr ? backoff_ms(sf->failures) : sf->debounce_ms);
+        schedule(sf, uverr ? d8_backoff_ms((unsigned)sf->failures, RETRY_MIN_MS, RETRY_MAX_MS, 1.0)
+                           : sf->debounce_ms);
 }
 
 /* Test hook: stop as a killed process would, leaving the files as they are. */
@@ -427,13 +422,10 @@ static int crash_now(const statefile_t *sf, statefile__step_t done)
     return done != STATEFILE__WRITE || sf->off >= sf->crash_bytes || sf->off == sf->len;
 }
 
-/* A step failed: close what is open, drop the temp file, then finish. */
-static void fail(statefile_t *sf, const char *op, int uverr)
+/* The next step of the clean-up after a failure: close what is still open,
+ * then remove the temp file unless it was renamed, then finish. */
+static void abort_next(statefile_t *sf)
 {
-    if (!sf->err) {
-        sf->err = uverr;
-        sf->failed_op = op;
-    }
     if (sf->fd >= 0 || sf->dirfd >= 0)
         do_step(sf, STATEFILE__ABORT_CLOSE);
     else if (!sf->renamed)
@@ -442,7 +434,34 @@ static void fail(statefile_t *sf, const char *op, int uverr)
         finish(sf, sf->err);
 }
 
-/* What follows step `done`, or IDLE when the write is over. */
+/* A step failed: record the first error, then clean up. */
+static void fail(statefile_t *sf, const char *op, int uverr)
+{
+    if (!sf->err) {
+        sf->err = uverr;
+        sf->failed_op = op;
+    }
+    abort_next(sf);
+}
+
+/* A clean-up step ended. Its own result does not matter: the write has
+ * already failed with sf->err. */
+static void abort_step_done(statefile_t *sf, statefile__step_t done)
+{
+    if (done == STATEFILE__ABORT_UNLINK) {
+        finish(sf, sf->err);
+        return;
+    }
+    /* The descriptor is gone whatever close answered. */
+    if (sf->fd >= 0)
+        sf->fd = -1;
+    else
+        sf->dirfd = -1;
+    abort_next(sf);
+}
+
+/* Step sf->step ended with result r: record it and start the step that
+ * follows, or the clean-up when it failed. */
 static void step_done(statefile_t *sf, ssize_t r)
 {
     int uverr = r < 0 ? (int)r : 0;
@@ -500,19 +519,8 @@ static void step_done(statefile_t *sf, ssize_t r)
         finish(sf, 0);
         return;
     case STATEFILE__ABORT_CLOSE:
-        if (sf->fd >= 0)
-            sf->fd = -1;
-        else
-            sf->dirfd = -1;
-        if (sf->fd >= 0 || sf->dirfd >= 0)
-            do_step(sf, STATEFILE__ABORT_CLOSE);
-        else if (!sf->renamed)
-            do_step(sf, STATEFILE__ABORT_UNLINK);
-        else
-            finish(sf, sf->err);
-        return;
     case STATEFILE__ABORT_UNLINK:
-        finish(sf, sf->err);
+        abort_step_done(sf, done);
         return;
     case STATEFILE__IDLE:
         return;
@@ -637,10 +645,7 @@ uint64_t statefile__errors(const statefile_t *sf)
 
 /* ---- loading ------------------------------------------------------------------ */
 
-static int failf(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int failf(char *err, size_t errlen, int code, const char *fmt, ...)
+int statefile__failf(char *err, size_t errlen, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -688,19 +693,21 @@ static int read_file(const statefile_t *sf, char **out, size_t *outlen, char *er
     int fd = open(sf->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
-            return failf(err, errlen, D8_ENOENT, "%s: no state file yet", sf->path);
-        return failf(err, errlen, D8_EIO, "%s: cannot open the state file: %s", sf->path,
-                     strerror(errno));
+            return statefile__failf(err, errlen, D8_ENOENT, "%s: no state file yet", sf->path);
+        return statefile__failf(err, errlen, D8_EIO, "%s: cannot open the state file: %s", sf->path,
+                                strerror(errno));
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return failf(err, errlen, D8_EIO, "%s: the state file is not a regular file", sf->path);
+        return statefile__failf(err, errlen, D8_EIO, "%s: the state file is not a regular file",
+                                sf->path);
     }
     if ((unsigned long long)st.st_size > MAX_FILE_BYTES) {
         close(fd);
-        return failf(err, errlen, D8_ETOOBIG, "%s: the state file is larger than %zu bytes",
-                     sf->path, MAX_FILE_BYTES);
+        return statefile__failf(err, errlen, D8_ETOOBIG,
+                                "%s: the state file is larger than %zu bytes", sf->path,
+                                MAX_FILE_BYTES);
     }
     size_t cap = (size_t)st.st_size, len = 0;
     char *buf = d8_xmalloc(cap + 1);
@@ -712,8 +719,8 @@ static int read_file(const statefile_t *sf, char **out, size_t *outlen, char *er
             int e = errno;
             close(fd);
             free(buf);
-            return failf(err, errlen, D8_EIO, "%s: cannot read the state file: %s", sf->path,
-                         strerror(e));
+            return statefile__failf(err, errlen, D8_EIO, "%s: cannot read the state file: %s",
+                                    sf->path, strerror(e));
         }
         if (n == 0)
             break;
@@ -726,277 +733,37 @@ static int read_file(const statefile_t *sf, char **out, size_t *outlen, char *er
     return D8_OK;
 }
 
-/* Rejects keys outside `allowed` and any key given twice. */
-static int check_keys(const statefile_t *sf, const cJSON *obj, const char *const *allowed, size_t n,
-                      const char *where, char *err, size_t errlen)
+/* Puts every decoded item into the store, which must be empty, and marks
+ * the store synced when the file says so. */
+static int restore(statefile_t *sf, statefile__doc_t *doc, char *err, size_t errlen)
 {
-    unsigned seen = 0;
-    for (const cJSON *c = obj->child; c; c = c->next) {
-        size_t i = 0;
-        while (i < n && strcmp(c->string, allowed[i]) != 0)
-            i++;
-        if (i == n)
-            return failf(err, errlen, D8_EINVAL, "%s: %s%s: unknown field", sf->path, where,
-                         c->string);
-        if (seen & (1u << i))
-            return failf(err, errlen, D8_EINVAL, "%s: %s%s: given twice", sf->path, where,
-                         c->string);
-        seen |= 1u << i;
-    }
-    return 0;
-}
-
-static int get_int(const cJSON *v, int64_t lo, int64_t *out)
-{
-    if (!cJSON_IsNumber(v))
-        return -1;
-    double d = v->valuedouble;
-    if (!(d >= (double)lo && d <= MAX_EXACT) || (double)(int64_t)d != d)
-        return -1;
-    *out = (int64_t)d;
-    return 0;
-}
-
-static int is_hex(const char *s, size_t len)
-{
-    if (strlen(s) != len)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return 1;
-}
-
-static void items_release(store_restore_item_t *items, size_t n)
-{
-    for (size_t i = 0; items && i < n; i++) {
-        spec_release(&items[i].spec);
-        free(items[i].secret_digests);
-    }
-    free(items);
-}
-
-static const char *const top_keys[] = {"version",  "resourceVersion", "synced",
-                                       "keyCheck", "items",           "checksum"};
-static const char *const item_keys[] = {
-    "id", "generation", "deleting", "spec", "secretDigests", "createdAtMs", "updatedAtMs"};
-
-/* Validates item i of the file into *it (owned by the caller, even on error). */
-static int decode_item(const statefile_t *sf, const cJSON *j, size_t i, const spec_rules_t *rules,
-                       d8_map_t *seen, store_restore_item_t *it, char *err, size_t errlen)
-{
-    char where[64];
-    snprintf(where, sizeof(where), "items[%zu].", i);
-    if (!cJSON_IsObject(j))
-        return failf(err, errlen, D8_EINVAL, "%s: items[%zu]: must be an object", sf->path, i);
-    int rc =
-        check_keys(sf, j, item_keys, sizeof(item_keys) / sizeof(item_keys[0]), where, err, errlen);
-    if (rc)
-        return rc;
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-    const cJSON *gen = cJSON_GetObjectItemCaseSensitive(j, "generation");
-    const cJSON *del = cJSON_GetObjectItemCaseSensitive(j, "deleting");
-    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(j, "spec");
-    const cJSON *dig = cJSON_GetObjectItemCaseSensitive(j, "secretDigests");
-    const cJSON *cr = cJSON_GetObjectItemCaseSensitive(j, "createdAtMs");
-    const cJSON *up = cJSON_GetObjectItemCaseSensitive(j, "updatedAtMs");
-
-    if (!cJSON_IsString(id) || !id->valuestring || !spec_id_valid(id->valuestring))
-        return failf(err, errlen, D8_EINVAL, "%s: %sid: missing or not a valid environment id",
-                     sf->path, where);
-    snprintf(it->id, sizeof(it->id), "%s", id->valuestring);
-    if (d8_map_get(seen, it->id))
-        return failf(err, errlen, D8_EINVAL, "%s: %sid: \"%s\" appears more than once", sf->path,
-                     where, it->id);
-    d8_map_put(seen, it->id, it);
-    if (get_int(gen, 0, &it->generation) != 0)
-        return failf(err, errlen, D8_EINVAL,
-                     "%s: %sgeneration: missing or not an integer from 0 to 2^53", sf->path, where);
-    if (!cJSON_IsBool(del))
-        return failf(err, errlen, D8_EINVAL, "%s: %sdeleting: missing or not a boolean", sf->path,
-                     where);
-    it->deleting = cJSON_IsTrue(del);
-    if (cr && get_int(cr, 0, &it->created_ms) != 0)
-        return failf(err, errlen, D8_EINVAL, "%s: %screatedAtMs: not an integer of milliseconds",
-                     sf->path, where);
-    if (up && get_int(up, 0, &it->updated_ms) != 0)
-        return failf(err, errlen, D8_EINVAL, "%s: %supdatedAtMs: not an integer of milliseconds",
-                     sf->path, where);
-    if (!spec)
-        return failf(err, errlen, D8_EINVAL, "%s: %sspec: missing", sf->path, where);
-    if (cJSON_IsNull(spec)) {
-        if (!it->deleting || it->generation != 0)
-            return failf(err, errlen, D8_EINVAL,
-                         "%s: %sspec: null is only valid for a deletion of an unknown id "
-                         "(deleting true, generation 0)",
-                         sf->path, where);
-    } else {
-        char prefix[80];
-        spec_error_t se;
-        snprintf(prefix, sizeof(prefix), "%sspec.", where);
-        if (it->generation < 1)
-            return failf(err, errlen, D8_EINVAL, "%s: %sgeneration: must be at least 1", sf->path,
-                         where);
-        if (spec_decode(spec, it->id, rules, prefix, &it->spec, NULL, &se) != 0)
-            return failf(err, errlen, D8_EINVAL, "%s: %s: %s", sf->path,
-                         se.field[0] ? se.field : "spec", se.message);
-        it->has_spec = 1;
-    }
-    if (!cJSON_IsObject(dig))
-        return failf(err, errlen, D8_EINVAL, "%s: %ssecretDigests: missing or not an object",
-                     sf->path, where);
-    size_t ndig = (size_t)cJSON_GetArraySize(dig);
-    if (ndig != it->spec.nsecret)
-        return failf(err, errlen, D8_EINVAL,
-                     "%s: %ssecretDigests: %zu digests for %zu secretEnv entries", sf->path, where,
-                     ndig, it->spec.nsecret);
-    if (ndig) {
-        it->secret_digests = d8_xcalloc(ndig, sizeof(*it->secret_digests));
-        for (size_t k = 0; k < ndig; k++) {
-            const char *name = it->spec.secret_env[k].name;
-            const cJSON *d = cJSON_GetObjectItemCaseSensitive(dig, name);
-            if (!cJSON_IsString(d) || !d->valuestring || !is_hex(d->valuestring, 64))
-                return failf(err, errlen, D8_EINVAL,
-                             "%s: %ssecretDigests.%s: missing or not 64 lower-case hex digits",
-                             sf->path, where, name);
-            memcpy(it->secret_digests[k], d->valuestring, 65);
-        }
-    }
-    return 0;
-}
-
-/* Validates the whole text, then (only then) restores it into the store. */
-static int parse_and_restore(statefile_t *sf, const spec_rules_t *rules, const char *buf,
-                             size_t len, char *err, size_t errlen)
-{
-    cJSON *root = NULL;
-    store_restore_item_t *items = NULL;
-    size_t n = 0;
-    d8_map_t seen;
-    int rc;
-
-    d8_map_init(&seen);
-    if (len == 0) {
-        rc = failf(err, errlen, D8_EPARSE, "%s: the state file is empty", sf->path);
-        goto cleanup;
-    }
-    if (spec_json_has_nul(buf, len)) {
-        rc = failf(err, errlen, D8_EPARSE, "%s: the state file holds a NUL byte: it is corrupt",
-                   sf->path);
-        goto cleanup;
-    }
-    const char *end = NULL;
-    root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-    if (!root) {
-        size_t at = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : 0;
-        rc = failf(err, errlen, D8_EPARSE,
-                   "%s: not valid JSON (byte %zu of %zu): the file is torn or corrupt", sf->path,
-                   at, len);
-        goto cleanup;
-    }
-    for (const char *p = end; p < buf + len; p++) {
-        if (*p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') {
-            rc = failf(err, errlen, D8_EPARSE, "%s: unexpected data after the JSON (byte %zu)",
-                       sf->path, (size_t)(p - buf));
-            goto cleanup;
-        }
-    }
-    if (!cJSON_IsObject(root)) {
-        rc = failf(err, errlen, D8_EINVAL, "%s: the state file must hold a JSON object", sf->path);
-        goto cleanup;
-    }
-    if ((rc = check_keys(sf, root, top_keys, sizeof(top_keys) / sizeof(top_keys[0]), "", err,
-                         errlen)) != 0)
-        goto cleanup;
-    /* JSON that parses can still be damaged (a flipped byte inside a
-     * string): the checksum over every byte before it tells. */
-    const cJSON *cs = cJSON_GetObjectItemCaseSensitive(root, "checksum");
-    const char *mark = NULL;
-    for (const char *p = buf;
-         (p = memmem(p, len - (size_t)(p - buf), CHECKSUM_MARK, sizeof(CHECKSUM_MARK) - 1)) != NULL;
-         p++)
-        mark = p;
-    char sum[sizeof(CHECKSUM_PREFIX) + 64];
-    if (mark)
-        checksum_of(buf, (size_t)(mark - buf), sum);
-    if (!cJSON_IsString(cs) || !cs->valuestring || !mark || strcmp(cs->valuestring, sum) != 0) {
-        rc = failf(err, errlen, D8_EPARSE,
-                   "%s: checksum: missing or wrong: the file was damaged or edited by hand",
-                   sf->path);
-        goto cleanup;
-    }
-    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
-    const cJSON *rvj = cJSON_GetObjectItemCaseSensitive(root, "resourceVersion");
-    const cJSON *syn = cJSON_GetObjectItemCaseSensitive(root, "synced");
-    const cJSON *kc = cJSON_GetObjectItemCaseSensitive(root, "keyCheck");
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "items");
-    int64_t version, rv;
-    if (get_int(ver, 0, &version) != 0 || version != FORMAT_VERSION) {
-        rc = failf(err, errlen, D8_EINVAL,
-                   "%s: version: missing or not %d (the only format this agent reads)", sf->path,
-                   FORMAT_VERSION);
-        goto cleanup;
-    }
-    if (get_int(rvj, 0, &rv) != 0) {
-        rc = failf(err, errlen, D8_EINVAL, "%s: resourceVersion: missing or not an integer",
-                   sf->path);
-        goto cleanup;
-    }
-    if (!cJSON_IsBool(syn)) {
-        rc = failf(err, errlen, D8_EINVAL, "%s: synced: missing or not a boolean", sf->path);
-        goto cleanup;
-    }
-    if (!cJSON_IsString(kc) || !kc->valuestring || !is_hex(kc->valuestring, KEY_CHECK_LEN)) {
-        rc = failf(err, errlen, D8_EINVAL, "%s: keyCheck: missing or not %d hex digits", sf->path,
-                   KEY_CHECK_LEN);
-        goto cleanup;
-    }
-    if (!cJSON_IsArray(arr)) {
-        rc = failf(err, errlen, D8_EINVAL, "%s: items: missing or not an array", sf->path);
-        goto cleanup;
-    }
-    n = (size_t)cJSON_GetArraySize(arr);
-    items = d8_xcalloc(n ? n : 1, sizeof(*items));
-    size_t i = 0;
-    for (const cJSON *j = arr->child; j; j = j->next, i++)
-        if ((rc = decode_item(sf, j, i, rules, &seen, &items[i], err, errlen)) != 0)
-            goto cleanup;
-    if (store_count(sf->store) != 0) {
-        rc = failf(err, errlen, D8_EINVAL, "%s: the store already holds environments", sf->path);
-        goto cleanup;
-    }
-
-    /* Everything is valid: apply. */
+    if (store_count(sf->store) != 0)
+        return statefile__failf(err, errlen, D8_EINVAL, "%s: the store already holds environments",
+                                sf->path);
     size_t with_secrets = 0, deleting = 0;
     store_set_digest_key(sf->store, sf->key, sf->keylen);
-    for (i = 0; i < n; i++) {
-        with_secrets += items[i].has_spec && items[i].spec.nsecret > 0;
-        deleting += (size_t)items[i].deleting;
-        /* Validated above: ids unique, the store empty, fields consistent. */
-        if ((rc = store_restore(sf->store, &items[i])) != 0) {
-            rc = failf(err, errlen, rc, "%s: items[%zu]: cannot be restored: %s", sf->path, i,
-                       d8_strerror(rc));
-            goto cleanup;
-        }
+    for (size_t i = 0; i < doc->n; i++) {
+        store_restore_item_t *it = &doc->items[i];
+        with_secrets += it->has_spec && it->spec.nsecret > 0;
+        deleting += (size_t)it->deleting;
+        /* Validated by statefile__decode: ids unique, fields consistent;
+         * and the store is empty. */
+        int rc = store_restore(sf->store, it);
+        if (rc != 0)
+            return statefile__failf(err, errlen, rc, "%s: items[%zu]: cannot be restored: %s",
+                                    sf->path, i, d8_strerror(rc));
     }
-    int synced = cJSON_IsTrue(syn);
-    store_restore_finish(sf->store, (uint64_t)rv, synced);
-    if (strcmp(kc->valuestring, sf->key_check) != 0 && with_secrets > 0)
+    store_restore_finish(sf->store, (uint64_t)doc->rv, doc->synced);
+    if (strcmp(doc->key_check, sf->key_check) != 0 && with_secrets > 0)
         LOG(LOG_WARN,
             "DEV8_SPEC_HASH_KEY is not the key the state file was written with: restored "
             "secret digests cannot match, so the next PUT of each environment with secrets "
             "counts as a change",
             LF_S("path", sf->path), LF_I("environments_with_secrets", with_secrets));
-    LOG(LOG_INFO, "state file loaded", LF_S("path", sf->path), LF_I("environments", n),
+    LOG(LOG_INFO, "state file loaded", LF_S("path", sf->path), LF_I("environments", doc->n),
         LF_I("awaiting_secret_values", with_secrets), LF_I("deleting", deleting),
-        LF_B("synced", synced), LF_I("resource_version", rv));
-    rc = D8_OK;
-
-cleanup:
-    d8_map_release(&seen);
-    items_release(items, n);
-    cJSON_Delete(root);
-    return rc;
+        LF_B("synced", doc->synced), LF_I("resource_version", doc->rv));
+    return D8_OK;
 }
 
 int statefile_load(statefile_t *sf, const spec_rules_t *rules, char *err, size_t errlen)
@@ -1013,7 +780,12 @@ int statefile_load(statefile_t *sf, const spec_rules_t *rules, char *err, size_t
     int rc = read_file(sf, &buf, &len, err, errlen);
     if (rc != D8_OK)
         return rc;
-    rc = parse_and_restore(sf, rules, buf, len, err, errlen);
+    /* Everything is validated before anything is restored. */
+    statefile__doc_t doc;
+    rc = statefile__decode(sf->path, buf, len, rules, &doc, err, errlen);
     free(buf);
+    if (rc == D8_OK)
+        rc = restore(sf, &doc, err, errlen);
+    statefile__doc_release(&doc);
     return rc;
 }

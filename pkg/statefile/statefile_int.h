@@ -1,7 +1,8 @@
 /*
- * pkg/statefile internals shared with its unit tests: the steps of a
- * write and a crash hook that stops a write after one of them, leaving
- * the files exactly as a killed process would.
+ * pkg/statefile internals: the file format shared by the writer
+ * (statefile.c) and the reader (statefile_decode.c), and, for the unit
+ * tests, the steps of a write and a crash hook that stops a write after
+ * one of them, leaving the files exactly as a killed process would.
  */
 #ifndef D8_STATEFILE_INT_H
 #define D8_STATEFILE_INT_H
@@ -10,6 +11,44 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define STATEFILE__FORMAT_VERSION 1
+/* Hex digits of keyCheck: HMAC(key, a constant), cut. */
+#define STATEFILE__KEY_CHECK_LEN 16
+/* The checksum is the last field; it covers every byte before this. */
+#define STATEFILE__CHECKSUM_MARK ",\"checksum\":\""
+#define STATEFILE__CHECKSUM_PREFIX "sha256:"
+#define STATEFILE__CHECKSUM_SIZE (sizeof(STATEFILE__CHECKSUM_PREFIX) + 64)
+
+/* "sha256:<hex>" of data[0..len) (borrowed), NUL-terminated, into out. */
+void statefile__checksum(const char *data, size_t len, char out[STATEFILE__CHECKSUM_SIZE]);
+
+/* Formats a sentence into err (errlen bytes, not NULL) and returns code. */
+int statefile__failf(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A state file's contents once decoded and validated: what a load restores. */
+typedef struct statefile__doc {
+    store_restore_item_t *items; /* owned; n of them, in file order */
+    size_t n;
+    int64_t rv; /* resourceVersion */
+    int synced;
+    char key_check[STATEFILE__KEY_CHECK_LEN + 1];
+} statefile__doc_t;
+
+/*
+ * Decodes and validates the whole text buf[0..len) (borrowed) of the file
+ * at path into *doc, each spec with spec_decode against rules (borrowed).
+ * Returns 0, with *doc owned by the caller (statefile__doc_release); or
+ * D8_EPARSE (torn, damaged or not JSON) or D8_EINVAL (not a valid state
+ * file) with a sentence naming path (and the item and field) in err, and
+ * *doc zeroed.
+ */
+int statefile__decode(const char *path, const char *buf, size_t len, const spec_rules_t *rules,
+                      statefile__doc_t *doc, char *err, size_t errlen);
+
+/* Frees what the document still owns and zeroes it; safe on a zeroed one. */
+void statefile__doc_release(statefile__doc_t *doc);
 
 /* The steps of one write, in order (then the clean-up after a failure). */
 typedef enum statefile__step {

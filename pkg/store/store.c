@@ -280,8 +280,7 @@ static char *render(const env_obj_t *obj, size_t *len)
     cJSON_Delete(j);
     if (!json) {
         /* cJSON could not allocate: out of memory, handled as everywhere. */
-        fputs("{\"level\":\"fatal\",\"msg\":\"out of memory\"}\n", stderr);
-        abort();
+        d8_die("out of memory");
     }
     *len = strlen(json);
     return json;

@@ -13,6 +13,7 @@
 #include "webhook_int.h"
 
 #include "base/base.h"
+#include "base/heap.h"
 #include "base/list.h"
 #include "base/map.h"
 #include "log/log.h"
@@ -34,7 +35,6 @@
 #define DEF_BACKOFF_BASE_MS 1000
 #define DEF_BACKOFF_CAP_MS (300 * 1000)
 #define DEF_MAX_INFLIGHT 8
-#define NOT_IN_HEAP ((size_t)-1)
 
 /* ------------------------------------------------------------ pure part */
 
@@ -109,14 +109,10 @@ void webhook__slot_release(webhook__slot_t *s)
 
 uint64_t webhook__backoff_ms(int failures, uint64_t base_ms, uint64_t cap_ms, double r)
 {
-    if (failures < 1)
-        failures = 1;
-    uint64_t d = base_ms;
-    for (int i = 1; i < failures && d < cap_ms; i++)
-        d *= 2;
-    if (d > cap_ms)
-        d = cap_ms;
-    uint64_t j = d / 2 + (uint64_t)((double)(d - d / 2) * r);
+    /* The receiver is promised no retry sooner than base (webhook.h), so
+     * the first step, which d8_backoff_ms jitters down to base/2, is
+     * floored. */
+    uint64_t j = d8_backoff_ms(failures < 1 ? 1u : (unsigned)failures, base_ms, cap_ms, r);
     if (j < base_ms)
         j = base_ms;
     return j > cap_ms ? cap_ms : j;
@@ -147,7 +143,7 @@ typedef struct wh_env {
     webhook_t *wh;
     d8_list_t ready; /* linked while in wh->ready */
     int in_ready;
-    size_t heap_idx; /* in wh->heap while backing off, else NOT_IN_HEAP */
+    size_t heap_idx; /* in wh->backoff while backing off, else D8_HEAP_NONE */
     uint64_t not_before;
     CURL *easy; /* the attempt on the wire */
     struct curl_slist *hdrs;
@@ -172,8 +168,7 @@ struct webhook {
     size_t max_inflight;
     d8_map_t envs; /* id -> wh_env_t, only environments with work */
     d8_list_t ready;
-    wh_env_t **heap;
-    size_t nheap, capheap;
+    d8_heap_t backoff; /* wh_env_t *, by not_before */
     size_t ninflight;
     uv_timer_t timer;
     uint64_t timer_due; /* UINT64_MAX when idle */
@@ -201,63 +196,19 @@ static void count_delivery(webhook_t *wh, const char *result)
 
 /* ---- the backoff heap (min-heap on not_before) */
 
-static void heap_swap(webhook_t *wh, size_t i, size_t j)
+static int not_before_less(const void *a, const void *b)
 {
-    wh_env_t *t = wh->heap[i];
-    wh->heap[i] = wh->heap[j];
-    wh->heap[j] = t;
-    wh->heap[i]->heap_idx = i;
-    wh->heap[j]->heap_idx = j;
+    return (*(wh_env_t *const *)a)->not_before < (*(wh_env_t *const *)b)->not_before;
 }
 
-static void heap_up(webhook_t *wh, size_t i)
+static void heap_moved(void *slot, size_t idx)
 {
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (wh->heap[p]->not_before <= wh->heap[i]->not_before)
-            break;
-        heap_swap(wh, i, p);
-        i = p;
-    }
+    (*(wh_env_t **)slot)->heap_idx = idx;
 }
 
-static void heap_down(webhook_t *wh, size_t i)
+static wh_env_t *first_backoff(const webhook_t *wh)
 {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < wh->nheap && wh->heap[l]->not_before < wh->heap[m]->not_before)
-            m = l;
-        if (r < wh->nheap && wh->heap[r]->not_before < wh->heap[m]->not_before)
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(wh, i, m);
-        i = m;
-    }
-}
-
-static void heap_push(webhook_t *wh, wh_env_t *e)
-{
-    if (wh->nheap == wh->capheap) {
-        wh->capheap = wh->capheap ? wh->capheap * 2 : 16;
-        wh->heap = d8_xrealloc(wh->heap, wh->capheap * sizeof(*wh->heap));
-    }
-    e->heap_idx = wh->nheap;
-    wh->heap[wh->nheap++] = e;
-    heap_up(wh, e->heap_idx);
-}
-
-static wh_env_t *heap_pop(webhook_t *wh)
-{
-    wh_env_t *e = wh->heap[0];
-    wh->nheap--;
-    if (wh->nheap > 0) {
-        wh->heap[0] = wh->heap[wh->nheap];
-        wh->heap[0]->heap_idx = 0;
-        heap_down(wh, 0);
-    }
-    e->heap_idx = NOT_IN_HEAP;
-    return e;
+    return wh->backoff.count ? *(wh_env_t **)d8_heap_top(&wh->backoff) : NULL;
 }
 
 /* ---- scheduling */
@@ -275,7 +226,7 @@ static void kick(webhook_t *wh, uint64_t delay_ms)
 
 static void make_ready(webhook_t *wh, wh_env_t *e)
 {
-    if (e->in_ready || e->heap_idx != NOT_IN_HEAP || e->easy)
+    if (e->in_ready || e->heap_idx != D8_HEAP_NONE || e->easy)
         return;
     e->in_ready = 1;
     d8_list_push(&wh->ready, &e->ready);
@@ -318,7 +269,7 @@ static void attempt_failed(webhook_t *wh, wh_env_t *e, long status, const char *
         delay = (uint64_t)e->retry_after_ms < wh->backoff_cap_ms ? (uint64_t)e->retry_after_ms
                                                                  : wh->backoff_cap_ms;
     e->not_before = d8_mono_ms() + delay;
-    heap_push(wh, e);
+    d8_heap_push(&wh->backoff, &e);
     /* Every failure of an unreachable endpoint would flood the log: warn
      * on the 1st, 2nd, 4th, 8th... failure of an environment. */
     int f = e->slot.failures;
@@ -470,19 +421,20 @@ static void pump_cb(uv_timer_t *t)
     if (wh->closing)
         return;
     uint64_t now = d8_mono_ms();
-    while (wh->nheap > 0 && wh->heap[0]->not_before <= now) {
-        wh_env_t *e = heap_pop(wh);
+    wh_env_t *e;
+    while ((e = first_backoff(wh)) && e->not_before <= now) {
+        d8_heap_pop(&wh->backoff, NULL);
         e->in_ready = 1;
         d8_list_push(&wh->ready, &e->ready);
     }
     while (wh->ninflight < wh->max_inflight && !d8_list_empty(&wh->ready)) {
-        wh_env_t *e = d8_container_of(wh->ready.next, wh_env_t, ready);
+        e = d8_container_of(wh->ready.next, wh_env_t, ready);
         d8_list_del(&e->ready);
         e->in_ready = 0;
         start(wh, e);
     }
-    if (wh->nheap > 0) {
-        uint64_t nb = wh->heap[0]->not_before;
+    if ((e = first_backoff(wh))) {
+        uint64_t nb = e->not_before;
         kick(wh, nb > now ? nb - now : 0);
     }
 }
@@ -497,7 +449,7 @@ static void on_event(void *ud, const store_event_t *ev)
         e = d8_xcalloc(1, sizeof(*e));
         e->id = d8_xstrdup(ev->id);
         e->wh = wh;
-        e->heap_idx = NOT_IN_HEAP;
+        e->heap_idx = D8_HEAP_NONE;
         e->retry_after_ms = -1;
         d8_list_init(&e->ready);
         d8_map_put(&wh->envs, e->id, e);
@@ -576,6 +528,7 @@ int webhook_new(const webhook_opts_t *o, webhook_t **out, char *err, size_t errl
     wh->max_inflight = o->max_inflight > 0 ? (size_t)o->max_inflight : DEF_MAX_INFLIGHT;
     d8_map_init(&wh->envs);
     d8_list_init(&wh->ready);
+    d8_heap_init(&wh->backoff, sizeof(wh_env_t *), not_before_less, heap_moved);
     wh->timer_due = UINT64_MAX;
     wh->rng = d8_rand_seed();
     if (o->cu) {
@@ -667,9 +620,7 @@ void webhook_free(webhook_t *wh)
         env_free(all[i]);
     }
     free(all);
-    free(wh->heap);
-    wh->heap = NULL;
-    wh->nheap = 0;
+    d8_heap_release(&wh->backoff);
     if (wh->m_pending)
         metrics_set(wh->m_pending, NULL, 0);
     if (wh->own_cu)

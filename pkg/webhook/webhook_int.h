@@ -56,9 +56,9 @@ int webhook__idle(const webhook__slot_t *s);
 void webhook__slot_release(webhook__slot_t *s);
 
 /*
- * Delay before retry number `failures` (1 for the first): min(cap,
- * base * 2^(failures-1)), jittered into its upper half by r in [0,1),
- * never under base.
+ * Delay before retry number `failures` (1 for the first): d8_backoff_ms
+ * (min(cap, base * 2^(failures-1)) jittered into its upper half by r in
+ * [0,1)), never under base.
  */
 uint64_t webhook__backoff_ms(int failures, uint64_t base_ms, uint64_t cap_ms, double r);
 

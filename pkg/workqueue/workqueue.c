@@ -1,6 +1,7 @@
 #include "workqueue.h"
 
 #include "base/base.h"
+#include "base/heap.h"
 #include "base/map.h"
 
 #include <stdlib.h>
@@ -14,7 +15,7 @@ typedef struct item {
     int dirty;                 /* added while active */
     uint64_t due_ms;           /* ST_DELAYED: due time; ST_ACTIVE: pending
                                   delayed add (0 = none) */
-    size_t heap_idx;
+    size_t heap_idx;           /* in q->delayed while ST_DELAYED */
     uint64_t ready_since_ms;
     int failures;
     struct item *next;         /* ready FIFO */
@@ -26,8 +27,7 @@ struct workqueue {
     d8_map_t items;
     item_t *head, *tail;       /* ready FIFO */
     size_t nready;             /* items in the FIFO */
-    item_t **heap;             /* delayed, min-heap by due_ms */
-    size_t nheap, capheap;
+    d8_heap_t delayed;         /* item_t *, by due_ms */
     size_t active;
     int paused;
     uv_timer_t delay_timer;
@@ -37,74 +37,21 @@ struct workqueue {
     uint64_t rng; /* d8_rand01 state: backoff jitter */
 };
 
-uint64_t workqueue_backoff_ms(int n, uint64_t base_ms, uint64_t cap_ms, double r)
+/* ---- the delay heap ------------------------------------------------------ */
+
+static int due_less(const void *a, const void *b)
 {
-    uint64_t d = base_ms;
-    for (int i = 1; i < n && d < cap_ms; i++)
-        d *= 2;
-    if (d > cap_ms)
-        d = cap_ms;
-    return d / 2 + (uint64_t)((double)(d - d / 2) * r);
+    return (*(item_t *const *)a)->due_ms < (*(item_t *const *)b)->due_ms;
 }
 
-/* ---- heap ---------------------------------------------------------------- */
-
-static void heap_swap(workqueue_t *q, size_t a, size_t b)
+static void heap_moved(void *slot, size_t idx)
 {
-    item_t *t = q->heap[a];
-    q->heap[a] = q->heap[b];
-    q->heap[b] = t;
-    q->heap[a]->heap_idx = a;
-    q->heap[b]->heap_idx = b;
+    (*(item_t **)slot)->heap_idx = idx;
 }
 
-static void heap_up(workqueue_t *q, size_t i)
+static item_t *first_delayed(const workqueue_t *q)
 {
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (q->heap[p]->due_ms <= q->heap[i]->due_ms)
-            break;
-        heap_swap(q, p, i);
-        i = p;
-    }
-}
-
-static void heap_down(workqueue_t *q, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < q->nheap && q->heap[l]->due_ms < q->heap[m]->due_ms)
-            m = l;
-        if (r < q->nheap && q->heap[r]->due_ms < q->heap[m]->due_ms)
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(q, i, m);
-        i = m;
-    }
-}
-
-static void heap_push(workqueue_t *q, item_t *it)
-{
-    if (q->nheap == q->capheap) {
-        q->capheap = q->capheap ? q->capheap * 2 : 64;
-        q->heap = d8_xrealloc(q->heap, q->capheap * sizeof(item_t *));
-    }
-    it->heap_idx = q->nheap;
-    q->heap[q->nheap++] = it;
-    heap_up(q, it->heap_idx);
-}
-
-static void heap_remove(workqueue_t *q, item_t *it)
-{
-    size_t i = it->heap_idx;
-    q->nheap--;
-    if (i != q->nheap) {
-        q->heap[i] = q->heap[q->nheap];
-        q->heap[i]->heap_idx = i;
-        heap_down(q, i);
-        heap_up(q, i);
-    }
+    return q->delayed.count ? *(item_t **)d8_heap_top(&q->delayed) : NULL;
 }
 
 /* ---- scheduling ------------------------------------------------------------ */
@@ -116,12 +63,13 @@ static void arm_delay_timer(workqueue_t *q)
 {
     if (q->closing)
         return;
-    if (!q->nheap) {
+    item_t *first = first_delayed(q);
+    if (!first) {
         uv_timer_stop(&q->delay_timer);
         return;
     }
     uint64_t now = uv_now(q->loop);
-    uint64_t due = q->heap[0]->due_ms;
+    uint64_t due = first->due_ms;
     uv_timer_start(&q->delay_timer, delay_cb, due > now ? due - now : 0, 0);
 }
 
@@ -190,9 +138,9 @@ static void delay_cb(uv_timer_t *t)
 {
     workqueue_t *q = t->data;
     uint64_t now = uv_now(q->loop);
-    while (q->nheap && q->heap[0]->due_ms <= now) {
-        item_t *it = q->heap[0];
-        heap_remove(q, it);
+    item_t *it;
+    while ((it = first_delayed(q)) && it->due_ms <= now) {
+        d8_heap_pop(&q->delayed, NULL);
         it->due_ms = 0;
         make_ready(q, it);
     }
@@ -213,6 +161,7 @@ workqueue_t *workqueue_new(uv_loop_t *loop, const workqueue_opts_t *opts)
     if (!q->o.backoff_cap_ms)
         q->o.backoff_cap_ms = 300000;
     d8_map_init(&q->items);
+    d8_heap_init(&q->delayed, sizeof(item_t *), due_less, heap_moved);
     uv_timer_init(loop, &q->delay_timer);
     uv_timer_init(loop, &q->kick_timer);
     q->delay_timer.data = q->kick_timer.data = q;
@@ -232,7 +181,7 @@ static void closed_cb(uv_handle_t *h)
         free(it);
     }
     d8_map_release(&q->items);
-    free(q->heap);
+    d8_heap_release(&q->delayed);
     free(q);
 }
 
@@ -257,7 +206,7 @@ void workqueue_add(workqueue_t *q, const char *key)
     case ST_READY:
         break;
     case ST_DELAYED:
-        heap_remove(q, it);
+        d8_heap_remove(&q->delayed, it->heap_idx, NULL);
         it->due_ms = 0;
         arm_delay_timer(q);
         make_ready(q, it);
@@ -282,7 +231,7 @@ void workqueue_add_after(workqueue_t *q, const char *key, uint64_t delay_ms)
     case ST_IDLE:
         it->state = ST_DELAYED;
         it->due_ms = due;
-        heap_push(q, it);
+        d8_heap_push(&q->delayed, &it);
         arm_delay_timer(q);
         break;
     case ST_READY:
@@ -290,7 +239,7 @@ void workqueue_add_after(workqueue_t *q, const char *key, uint64_t delay_ms)
     case ST_DELAYED:
         if (due < it->due_ms) {
             it->due_ms = due;
-            heap_up(q, it->heap_idx);
+            d8_heap_fix(&q->delayed, it->heap_idx);
             arm_delay_timer(q);
         }
         break;
@@ -317,8 +266,8 @@ uint64_t workqueue_done(workqueue_t *q, const char *key, int err, uint64_t reque
     if (err < 0) {
         it->failures++;
         q->st.retries++;
-        delay = workqueue_backoff_ms(it->failures, q->o.backoff_base_ms, q->o.backoff_cap_ms,
-                                     d8_rand01(&q->rng));
+        delay = d8_backoff_ms((unsigned)it->failures, q->o.backoff_base_ms, q->o.backoff_cap_ms,
+                              d8_rand01(&q->rng));
         /* A 1 ms base jitters down to 0, which would drop the key. */
         if (!delay)
             delay = 1;
@@ -370,6 +319,6 @@ void workqueue_stats(const workqueue_t *q, workqueue_stats_t *out)
 {
     *out = q->st;
     out->depth = q->nready;
-    out->delayed = q->nheap;
+    out->delayed = q->delayed.count;
     out->active = q->active;
 }

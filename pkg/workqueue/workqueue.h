@@ -9,7 +9,7 @@
  * - At most max_active keys are processed at once.
  * - Delayed adds (polling, Retry-After) keep the earliest due time.
  * - Failures requeue with per-key exponential backoff and jitter between
- *   base and cap; a success forgets the key's failures.
+ *   base and cap (d8_backoff_ms); a success forgets the key's failures.
  *
  * The process callback is always called from the loop (never from inside
  * a workqueue_* call); the caller answers with workqueue_done when the
@@ -70,10 +70,5 @@ int workqueue_failures(const workqueue_t *q, const char *key);
 void workqueue_pause(workqueue_t *q);
 
 void workqueue_stats(const workqueue_t *q, workqueue_stats_t *out);
-
-/* The backoff for the n-th consecutive failure (n >= 1) with r in [0,1):
- * min(cap, base * 2^(n-1)) scaled into [d/2, d) (jitter). Exposed for
- * tests. */
-uint64_t workqueue_backoff_ms(int n, uint64_t base_ms, uint64_t cap_ms, double r);
 
 #endif

@@ -1,9 +1,9 @@
 /*
  * Unit tests of pkg/azure: decoders against every response body of the
  * official examples for our operations, request bodies against the
- * required fields of the official schemas, token bucket math, backoff
- * bounds, Retry-After parsing, ARM error decoding, token/key decoding,
- * secret scrubbing, and the client's loop-safe lifecycle (cancel on free,
+ * required fields of the official schemas, token bucket math,
+ * Retry-After parsing, ARM error decoding, token/key decoding, secret
+ * scrubbing, and the client's loop-safe lifecycle (cancel on free,
  * credential failure) without any server.
  *
  * The specs are read at test time from ../shared/azure-specs (relative to
@@ -705,27 +705,6 @@ static void test_token_bucket(void **state)
     assert_true(azure__bucket_peek(&b, 10) == 0.0);
 }
 
-static void test_backoff_bounds(void **state)
-{
-    (void)state;
-    for (int retry = 1; retry <= 12; retry++) {
-        uint64_t ceiling = 1000ull << (retry - 1);
-        if (ceiling > 30000)
-            ceiling = 30000;
-        assert_int_equal(azure__backoff_ms(retry, 1000, 30000, 0.0), 0);
-        uint64_t hi = azure__backoff_ms(retry, 1000, 30000, 0.999999);
-        assert_true(hi <= ceiling);
-        assert_true(hi + 2 >= ceiling);
-        for (int k = 0; k < 100; k++) {
-            uint64_t v = azure__backoff_ms(retry, 1000, 30000, k / 100.0);
-            assert_true(v <= ceiling);
-        }
-    }
-    assert_int_equal(azure__backoff_ms(100, 1000, 30000, 0.5), 15000);
-    assert_true(azure__backoff_ms(0, 1000, 30000, 0.999) <= 1000);
-    assert_true(azure__backoff_ms(64, UINT64_MAX / 2, UINT64_MAX, 0.5) > 0);
-}
-
 static void test_retry_after(void **state)
 {
     (void)state;
@@ -1069,7 +1048,6 @@ int main(void)
         cmocka_unit_test(test_group_body_required_fields),
         cmocka_unit_test(test_share_body_required_fields),
         cmocka_unit_test(test_token_bucket),
-        cmocka_unit_test(test_backoff_bounds),
         cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_scrub_and_names),
         cmocka_unit_test(test_client_cancel_on_free),

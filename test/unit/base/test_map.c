@@ -1,6 +1,6 @@
 /* Unit tests of pkg/base: the string map (insert, replace, delete with
  * backward shift, iteration), the byte buffer, constant-time comparison,
- * RFC 3339 formatting and the error table. */
+ * RFC 3339 formatting, the error table, the retry backoff and d8_die. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,9 +10,14 @@
 #include "base/base.h"
 #include "base/map.h"
 
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---- map ---------------------------------------------------------------- */
 
@@ -439,6 +444,113 @@ static void test_rfc3339(void **state)
     assert_int_equal(out[19], 'Z');
 }
 
+static void test_backoff_equal_jitter(void **state)
+{
+    (void)state;
+    const uint64_t base = 1000, cap = 300000;
+    /* First failure: [500, 1000). */
+    assert_int_equal(d8_backoff_ms(1, base, cap, 0.0), 500);
+    assert_int_equal(d8_backoff_ms(1, base, cap, 0.5), 750);
+    assert_int_equal(d8_backoff_ms(1, base, cap, 0.999999999), 999);
+    /* Doubling. */
+    assert_int_equal(d8_backoff_ms(2, base, cap, 0.0), 1000);
+    assert_int_equal(d8_backoff_ms(3, base, cap, 0.0), 2000);
+    assert_int_equal(d8_backoff_ms(4, base, cap, 0.0), 4000);
+    assert_int_equal(d8_backoff_ms(9, base, cap, 0.0), 128000);
+    assert_int_equal(d8_backoff_ms(9, base, cap, 0.999999999), 255999);
+    /* 2^9 s would be 512 s: capped at 5 min. */
+    assert_int_equal(d8_backoff_ms(10, base, cap, 0.0), 150000);
+    assert_int_equal(d8_backoff_ms(10, base, cap, 0.999999999), 299999);
+    assert_int_equal(d8_backoff_ms(64, base, cap, 0.0), 150000);
+    assert_int_equal(d8_backoff_ms(100000, base, cap, 0.999999999), 299999);
+    /* A base above the cap is capped. */
+    assert_int_equal(d8_backoff_ms(1, 10000, 4000, 0.0), 2000);
+
+    /* Every jitter stays in [d/2, d) and never shrinks as n grows. */
+    for (int k = 0; k < 1000; k++) {
+        double r = (double)k / 1000.0;
+        uint64_t prev = 0;
+        for (int n = 1; n <= 40; n++) {
+            uint64_t d = base;
+            for (int i = 1; i < n && d < cap; i++)
+                d *= 2;
+            if (d > cap)
+                d = cap;
+            uint64_t v = d8_backoff_ms((unsigned)n, base, cap, r);
+            assert_true(v >= d / 2);
+            assert_true(v < d);
+            assert_true(v >= prev);
+            prev = v;
+        }
+    }
+}
+
+/* What each former caller relied on still holds. */
+static void test_backoff_callers(void **state)
+{
+    (void)state;
+    /* Attempt 0 counts as the first. */
+    assert_int_equal(d8_backoff_ms(0, 1000, 300000, 0.0), d8_backoff_ms(1, 1000, 300000, 0.0));
+    /* rand01 = 1 is the exponential step itself (the state file's
+     * retries): 1 s, 2 s, 4 s ... capped at 60 s. */
+    uint64_t want = 1000;
+    for (unsigned n = 1; n <= 12; n++) {
+        assert_int_equal(d8_backoff_ms(n, 1000, 60000, 1.0), want);
+        want = want * 2 < 60000 ? want * 2 : 60000;
+    }
+    /* Out-of-range jitter is clamped, NaN reads as 0. */
+    assert_int_equal(d8_backoff_ms(1, 1000, 60000, -3.0), 500);
+    assert_int_equal(d8_backoff_ms(1, 1000, 60000, 7.0), 1000);
+    assert_int_equal(d8_backoff_ms(1, 1000, 60000, NAN), 500);
+    /* The Azure client's retries: never above min(cap, base * 2^(n-1)),
+     * and reaching it. */
+    for (unsigned retry = 1; retry <= 12; retry++) {
+        uint64_t ceiling = 1000ull << (retry - 1);
+        if (ceiling > 30000)
+            ceiling = 30000;
+        uint64_t hi = d8_backoff_ms(retry, 1000, 30000, 0.999999);
+        assert_true(hi <= ceiling);
+        assert_true(hi + 2 >= ceiling);
+        for (int k = 0; k < 100; k++)
+            assert_true(d8_backoff_ms(retry, 1000, 30000, k / 100.0) <= ceiling);
+    }
+    /* No overflow at the top of the range. */
+    assert_true(d8_backoff_ms(64, UINT64_MAX / 2, UINT64_MAX, 0.5) > 0);
+    assert_int_equal(d8_backoff_ms(200, UINT64_MAX / 2, UINT64_MAX, 1.0), UINT64_MAX);
+    assert_int_equal(d8_backoff_ms(3, 0, 1000, 0.5), 0);
+}
+
+/* d8_die writes one fatal JSON line and aborts: run it in a child. */
+static void test_die(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        d8_die("impossible \"state\"\n");
+    }
+    close(fds[1]);
+    char out[512];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof(out) - 1 && (n = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(fds[0]);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGABRT);
+    assert_memory_equal(out, "{\"ts\":\"", 7);
+    assert_non_null(strstr(out, "Z\",\"level\":\"fatal\",\"msg\":\"impossible \\\"state\\\"\\u000a\"}\n"));
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -490,6 +602,9 @@ int main(void)
         cmocka_unit_test(test_consttime_eq),
         cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_backoff_equal_jitter),
+        cmocka_unit_test(test_backoff_callers),
+        cmocka_unit_test(test_die),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

@@ -648,47 +648,6 @@ static void test_stats(void **state)
     assert_int_equal(s.delayed, 2);
 }
 
-static void test_backoff_bounds(void **state)
-{
-    (void)state;
-    const uint64_t base = 1000, cap = 300000;
-    /* First failure: [500, 1000). */
-    assert_int_equal(workqueue_backoff_ms(1, base, cap, 0.0), 500);
-    assert_int_equal(workqueue_backoff_ms(1, base, cap, 0.5), 750);
-    assert_int_equal(workqueue_backoff_ms(1, base, cap, 0.999999999), 999);
-    /* Doubling. */
-    assert_int_equal(workqueue_backoff_ms(2, base, cap, 0.0), 1000);
-    assert_int_equal(workqueue_backoff_ms(3, base, cap, 0.0), 2000);
-    assert_int_equal(workqueue_backoff_ms(4, base, cap, 0.0), 4000);
-    assert_int_equal(workqueue_backoff_ms(9, base, cap, 0.0), 128000);
-    assert_int_equal(workqueue_backoff_ms(9, base, cap, 0.999999999), 255999);
-    /* 2^9 s would be 512 s: capped at 5 min. */
-    assert_int_equal(workqueue_backoff_ms(10, base, cap, 0.0), 150000);
-    assert_int_equal(workqueue_backoff_ms(10, base, cap, 0.999999999), 299999);
-    assert_int_equal(workqueue_backoff_ms(64, base, cap, 0.0), 150000);
-    assert_int_equal(workqueue_backoff_ms(100000, base, cap, 0.999999999), 299999);
-    /* A base above the cap is capped. */
-    assert_int_equal(workqueue_backoff_ms(1, 10000, 4000, 0.0), 2000);
-
-    /* Every jitter stays in [d/2, d) and never shrinks as n grows. */
-    for (int k = 0; k < 1000; k++) {
-        double r = (double)k / 1000.0;
-        uint64_t prev = 0;
-        for (int n = 1; n <= 40; n++) {
-            uint64_t d = base;
-            for (int i = 1; i < n && d < cap; i++)
-                d *= 2;
-            if (d > cap)
-                d = cap;
-            uint64_t v = workqueue_backoff_ms(n, base, cap, r);
-            assert_true(v >= d / 2);
-            assert_true(v < d);
-            assert_true(v >= prev);
-            prev = v;
-        }
-    }
-}
-
 static void test_default_backoff(void **state)
 {
     fx_t *fx = *state;
@@ -793,7 +752,6 @@ int main(void)
         T(test_pause_before_first_dispatch),
         T(test_pause_inside_process),
         T(test_stats),
-        cmocka_unit_test(test_backoff_bounds),
         T(test_default_backoff),
         T(test_free_with_items_pending),
         T(test_free_inside_process_stops_dispatch),
