@@ -329,6 +329,20 @@ cJSON *azsim__group_json(azsim_t *sim, const azsim__group_t *g, int mode, uint64
 void azsim__group_free(azsim__group_t *g);
 void azsim__op_free(azsim__op_t *op);
 
+/* azsim_aci_validate.c */
+/*
+ * Checks a container group PUT body (borrowed). Returns 1 when it is
+ * valid; otherwise answers 400 in r and returns 0.
+ */
+int azsim__validate_group(const cJSON *b, azsim_resp_t *r);
+/*
+ * Checks a container group PATCH body, which may change only tags and
+ * zones. Returns 1 with *tags and *zones borrowed from b (NULL when
+ * absent); otherwise answers 400 in r and returns 0.
+ */
+int azsim__validate_group_patch(const cJSON *b, azsim_resp_t *r, const cJSON **tags,
+                                const cJSON **zones);
+
 /* azsim_files.c */
 void azsim__files_route(azsim__rq_t *q);
 void azsim__files_apply_event(azsim_t *sim, const azsim__event_t *ev);
