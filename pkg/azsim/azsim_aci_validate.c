@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 
+/* One validation: only the first problem found is answered, into r. */
 typedef struct verr {
     azsim_resp_t *r;
     int failed;
@@ -76,6 +77,11 @@ static void check_string_map(verr_t *v, const cJSON *m, const char *path)
                     it->string);
 }
 
+/*
+ * Checks container i of the list at base: a non-empty name, an image and
+ * resources.requests (optional when relaxed), and well-formed ports,
+ * environment variables and volume mounts.
+ */
 static void check_container(verr_t *v, const cJSON *c, const char *base, int i, int relaxed)
 {
     char path[160], ppath[200], sub[260];
@@ -146,6 +152,117 @@ static void check_container(verr_t *v, const cJSON *c, const char *base, int i, 
     opt(v, p, "command", ppath, cJSON_IsArray);
 }
 
+/* properties.containers: required, not empty, each a valid container. */
+static void check_containers(verr_t *v, const cJSON *p, int relaxed)
+{
+    const cJSON *cs = need(v, p, "containers", "properties", cJSON_IsArray);
+    if (cs && cJSON_GetArraySize(cs) == 0)
+        invalid(v, "The container group must have at least one container. Path "
+                   "'properties.containers'");
+    int i = 0;
+    for (const cJSON *c = cs ? cs->child : NULL; c && !v->failed; c = c->next, i++)
+        check_container(v, c, "properties.containers", i, relaxed);
+    const cJSON *inits = opt(v, p, "initContainers", "properties", cJSON_IsArray);
+    i = 0;
+    for (const cJSON *c = inits ? inits->child : NULL; c && !v->failed; c = c->next, i++)
+        check_container(v, c, "properties.initContainers", i, 1);
+}
+
+/*
+ * properties.osType (required unless the group is built from a profile)
+ * and restartPolicy: one of the values of their enumerations, in any case.
+ */
+static void check_enums(verr_t *v, const cJSON *p, int relaxed)
+{
+    const cJSON *os = relaxed ? opt(v, p, "osType", "properties", cJSON_IsString)
+                              : need(v, p, "osType", "properties", cJSON_IsString);
+    if (os && !azsim__ieq(os->valuestring, "Linux") && !azsim__ieq(os->valuestring, "Windows"))
+        invalid(v,
+                "Error converting value \"%s\" to type 'OperatingSystemTypes'. Path "
+                "'properties.osType'",
+                os->valuestring);
+    const cJSON *rp = opt(v, p, "restartPolicy", "properties", cJSON_IsString);
+    if (rp && !azsim__ieq(rp->valuestring, "Always") && !azsim__ieq(rp->valuestring, "OnFailure") &&
+        !azsim__ieq(rp->valuestring, "Never"))
+        invalid(v,
+                "Error converting value \"%s\" to type 'ContainerGroupRestartPolicy'. Path "
+                "'properties.restartPolicy'",
+                rp->valuestring);
+}
+
+/*
+ * properties.ipAddress, when given: a type of Public or Private and a list
+ * of port objects, each with a number port.
+ */
+static void check_ip_address(verr_t *v, const cJSON *p)
+{
+    const cJSON *ip = opt(v, p, "ipAddress", "properties", cJSON_IsObject);
+    if (!ip)
+        return;
+    const cJSON *type = need(v, ip, "type", "properties.ipAddress", cJSON_IsString);
+    if (type && !azsim__ieq(type->valuestring, "Public") &&
+        !azsim__ieq(type->valuestring, "Private"))
+        invalid(v,
+                "Error converting value \"%s\" to type 'ContainerGroupIpAddressType'. "
+                "Path 'properties.ipAddress.type'",
+                type->valuestring);
+    const cJSON *ports = need(v, ip, "ports", "properties.ipAddress", cJSON_IsArray);
+    int i = 0;
+    for (const cJSON *it = ports ? ports->child : NULL; it && !v->failed; it = it->next, i++) {
+        char path[80];
+        snprintf(path, sizeof(path), "properties.ipAddress.ports[%d]", i);
+        if (!cJSON_IsObject(it))
+            invalid(v, "Expected an object. Path '%s'", path);
+        else
+            need(v, it, "port", path, cJSON_IsNumber);
+    }
+    opt(v, ip, "dnsNameLabel", "properties.ipAddress", cJSON_IsString);
+}
+
+/*
+ * properties.volumes: each an object with a name; an azureFile names its
+ * share and storage account, a secret maps names to strings.
+ */
+static void check_volumes(verr_t *v, const cJSON *p)
+{
+    const cJSON *vols = opt(v, p, "volumes", "properties", cJSON_IsArray);
+    int i = 0;
+    for (const cJSON *it = vols ? vols->child : NULL; it && !v->failed; it = it->next, i++) {
+        char path[80], sub[100];
+        snprintf(path, sizeof(path), "properties.volumes[%d]", i);
+        if (!cJSON_IsObject(it)) {
+            invalid(v, "Expected an object. Path '%s'", path);
+            continue;
+        }
+        need(v, it, "name", path, cJSON_IsString);
+        const cJSON *af = opt(v, it, "azureFile", path, cJSON_IsObject);
+        if (af) {
+            snprintf(sub, sizeof(sub), "%s.azureFile", path);
+            need(v, af, "shareName", sub, cJSON_IsString);
+            need(v, af, "storageAccountName", sub, cJSON_IsString);
+            opt(v, af, "storageAccountKey", sub, cJSON_IsString);
+        }
+        const cJSON *secret = opt(v, it, "secret", path, cJSON_IsObject);
+        snprintf(sub, sizeof(sub), "%s.secret", path);
+        check_string_map(v, secret, sub);
+    }
+}
+
+/* properties.imageRegistryCredentials: each an object naming its server. */
+static void check_registry_credentials(verr_t *v, const cJSON *p)
+{
+    const cJSON *creds = opt(v, p, "imageRegistryCredentials", "properties", cJSON_IsArray);
+    int i = 0;
+    for (const cJSON *it = creds ? creds->child : NULL; it && !v->failed; it = it->next, i++) {
+        char path[80];
+        snprintf(path, sizeof(path), "properties.imageRegistryCredentials[%d]", i);
+        if (!cJSON_IsObject(it))
+            invalid(v, "Expected an object. Path '%s'", path);
+        else
+            need(v, it, "server", path, cJSON_IsString);
+    }
+}
+
 /*
  * Checks the fields the ContainerGroup schema marks required, plus those
  * ACI itself requires of a group that is not built from a container group
@@ -173,83 +290,11 @@ int azsim__validate_group(const cJSON *b, azsim_resp_t *r)
     if (!p)
         return 0;
     int relaxed = cJSON_IsObject(cJSON_GetObjectItem(p, "containerGroupProfile"));
-    const cJSON *cs = need(&v, p, "containers", "properties", cJSON_IsArray);
-    if (cs && cJSON_GetArraySize(cs) == 0)
-        invalid(&v, "The container group must have at least one container. Path "
-                    "'properties.containers'");
-    int i = 0;
-    for (const cJSON *c = cs ? cs->child : NULL; c && !v.failed; c = c->next, i++)
-        check_container(&v, c, "properties.containers", i, relaxed);
-    const cJSON *inits = opt(&v, p, "initContainers", "properties", cJSON_IsArray);
-    i = 0;
-    for (const cJSON *c = inits ? inits->child : NULL; c && !v.failed; c = c->next, i++)
-        check_container(&v, c, "properties.initContainers", i, 1);
-    const cJSON *os = relaxed ? opt(&v, p, "osType", "properties", cJSON_IsString)
-                              : need(&v, p, "osType", "properties", cJSON_IsString);
-    if (os && !azsim__ieq(os->valuestring, "Linux") && !azsim__ieq(os->valuestring, "Windows"))
-        invalid(&v,
-                "Error converting value \"%s\" to type 'OperatingSystemTypes'. Path "
-                "'properties.osType'",
-                os->valuestring);
-    const cJSON *rp = opt(&v, p, "restartPolicy", "properties", cJSON_IsString);
-    if (rp && !azsim__ieq(rp->valuestring, "Always") && !azsim__ieq(rp->valuestring, "OnFailure") &&
-        !azsim__ieq(rp->valuestring, "Never"))
-        invalid(&v,
-                "Error converting value \"%s\" to type 'ContainerGroupRestartPolicy'. Path "
-                "'properties.restartPolicy'",
-                rp->valuestring);
-    const cJSON *ip = opt(&v, p, "ipAddress", "properties", cJSON_IsObject);
-    if (ip) {
-        const cJSON *type = need(&v, ip, "type", "properties.ipAddress", cJSON_IsString);
-        if (type && !azsim__ieq(type->valuestring, "Public") &&
-            !azsim__ieq(type->valuestring, "Private"))
-            invalid(&v,
-                    "Error converting value \"%s\" to type 'ContainerGroupIpAddressType'. "
-                    "Path 'properties.ipAddress.type'",
-                    type->valuestring);
-        const cJSON *ports = need(&v, ip, "ports", "properties.ipAddress", cJSON_IsArray);
-        i = 0;
-        for (const cJSON *it = ports ? ports->child : NULL; it && !v.failed; it = it->next, i++) {
-            char path[80];
-            snprintf(path, sizeof(path), "properties.ipAddress.ports[%d]", i);
-            if (!cJSON_IsObject(it))
-                invalid(&v, "Expected an object. Path '%s'", path);
-            else
-                need(&v, it, "port", path, cJSON_IsNumber);
-        }
-        opt(&v, ip, "dnsNameLabel", "properties.ipAddress", cJSON_IsString);
-    }
-    const cJSON *vols = opt(&v, p, "volumes", "properties", cJSON_IsArray);
-    i = 0;
-    for (const cJSON *it = vols ? vols->child : NULL; it && !v.failed; it = it->next, i++) {
-        char path[80], sub[100];
-        snprintf(path, sizeof(path), "properties.volumes[%d]", i);
-        if (!cJSON_IsObject(it)) {
-            invalid(&v, "Expected an object. Path '%s'", path);
-            continue;
-        }
-        need(&v, it, "name", path, cJSON_IsString);
-        const cJSON *af = opt(&v, it, "azureFile", path, cJSON_IsObject);
-        if (af) {
-            snprintf(sub, sizeof(sub), "%s.azureFile", path);
-            need(&v, af, "shareName", sub, cJSON_IsString);
-            need(&v, af, "storageAccountName", sub, cJSON_IsString);
-            opt(&v, af, "storageAccountKey", sub, cJSON_IsString);
-        }
-        const cJSON *secret = opt(&v, it, "secret", path, cJSON_IsObject);
-        snprintf(sub, sizeof(sub), "%s.secret", path);
-        check_string_map(&v, secret, sub);
-    }
-    const cJSON *creds = opt(&v, p, "imageRegistryCredentials", "properties", cJSON_IsArray);
-    i = 0;
-    for (const cJSON *it = creds ? creds->child : NULL; it && !v.failed; it = it->next, i++) {
-        char path[80];
-        snprintf(path, sizeof(path), "properties.imageRegistryCredentials[%d]", i);
-        if (!cJSON_IsObject(it))
-            invalid(&v, "Expected an object. Path '%s'", path);
-        else
-            need(&v, it, "server", path, cJSON_IsString);
-    }
+    check_containers(&v, p, relaxed);
+    check_enums(&v, p, relaxed);
+    check_ip_address(&v, p);
+    check_volumes(&v, p);
+    check_registry_credentials(&v, p);
     return !v.failed;
 }
 
