@@ -431,9 +431,126 @@ static azsim__op_t *provision(azsim__rq_t *q, azsim__group_t *g, int prov)
     return new_op(q, g, 'C', due);
 }
 
+/*
+ * Parses and validates the body of a PUT. Returns it (owned by the
+ * caller), or answers 400 and returns NULL.
+ */
+static cJSON *put_body(azsim__rq_t *q)
+{
+    cJSON *body = cJSON_ParseWithLength(q->req->body, q->req->body_len);
+    if (!body) {
+        azsim__arm_error(q->resp, 400, "InvalidRequestContent",
+                         "The request content was invalid and could not be deserialized: the "
+                         "body is not valid JSON.");
+        return NULL;
+    }
+    if (!azsim__validate_group(body, q->resp)) {
+        cJSON_Delete(body);
+        return NULL;
+    }
+    return body;
+}
+
+/*
+ * Whether a PUT in location may go ahead on g (NULL for a new group): not
+ * while g is being deleted nor in another region, and a create only within
+ * ACI's quota. Otherwise answers and returns 0.
+ */
+static int put_allowed(azsim__rq_t *q, const azsim__group_t *g, const char *location)
+{
+    if (g && g->prov == AZSIM__PROV_DELETING) {
+        transitioning(q, g);
+        return 0;
+    }
+    if (g && strcmp(g->location, location) != 0) {
+        azsim__arm_error(q->resp, 400, "InvalidResourceLocation",
+                         "The resource '%s' already exists in location '%s' in resource group "
+                         "'%s'. A resource with the same name cannot be created in location "
+                         "'%s'. Please select a new resource name.",
+                         g->name, g->location, g->rg, location);
+        return 0;
+    }
+    if (!g && !azsim__throttle_aci(q, location, 'c'))
+        return 0;
+    return 1;
+}
+
+/* What a PUT stores: the compact texts of the spec and of its properties
+ * (owned) and the kind of IP address asked for (see azsim__group_t). */
+typedef struct put_spec {
+    char *spec_text;
+    char *props_text;
+    char ip_type;
+} put_spec_t;
+
+static void make_put_spec(const cJSON *body, const char *location, put_spec_t *out)
+{
+    cJSON *spec = stored_spec(body, location);
+    const cJSON *iptype = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(body, "properties"), "ipAddress"), "type");
+    out->ip_type = !cJSON_IsString(iptype)                      ? 0
+                   : azsim__ieq(iptype->valuestring, "Private") ? 'V'
+                                                                : 'P';
+    out->spec_text = cJSON_PrintUnformatted(spec);
+    out->props_text = cJSON_PrintUnformatted(cJSON_GetObjectItem(spec, "properties"));
+    cJSON_Delete(spec);
+}
+
+/*
+ * Stores a new group at the request's path, taking the texts of s, and
+ * starts creating it. Returns the group; *op is its create operation.
+ */
+static azsim__group_t *create_group(azsim__rq_t *q, const char *location, const put_spec_t *s,
+                                    azsim__op_t **op)
+{
+    azsim__group_t *g = d8_xcalloc(1, sizeof(*g));
+    d8_buf_t id;
+    d8_buf_init(&id);
+    d8_buf_printf(&id,
+                  "/subscriptions/%s/resourceGroups/%s/providers/"
+                  "Microsoft.ContainerInstance/containerGroups/%s",
+                  q->seg[1], q->seg[3], q->seg[7]);
+    g->id = d8_buf_detach(&id, NULL);
+    g->name = d8_xstrdup(q->seg[7]);
+    g->sub = d8_xstrdup(q->seg[1]);
+    g->rg = d8_xstrdup(q->seg[3]);
+    g->location = d8_xstrdup(location);
+    g->spec = s->spec_text;
+    g->props_text = s->props_text;
+    g->ip_type = s->ip_type;
+    g->created_wall = q->wall;
+    azsim__table_put(&q->sim->groups, &g->e, g->id);
+    *op = provision(q, g, AZSIM__PROV_CREATING);
+    return g;
+}
+
+/*
+ * Replaces the spec of g with the texts of s (taken). Changed properties,
+ * or a Failed group, re-provision; otherwise the latest operation still in
+ * flight is answered again, or a new one that is already done.
+ */
+static azsim__op_t *update_group(azsim__rq_t *q, azsim__group_t *g, const put_spec_t *s)
+{
+    int changed = strcmp(g->props_text, s->props_text) != 0 || g->prov == AZSIM__PROV_FAILED;
+    free(g->spec);
+    free(g->props_text);
+    g->spec = s->spec_text;
+    g->props_text = s->props_text;
+    if (g->ip_type != s->ip_type)
+        g->ip[0] = '\0';
+    g->ip_type = s->ip_type;
+    if (changed)
+        return provision(q, g, AZSIM__PROV_UPDATING);
+    azsim__op_t *op = find_op(q->sim, g->op_id);
+    if (!op || op->done_at <= q->now)
+        op = new_op(q, g, 'C', q->now);
+    return op;
+}
+
+/* containerGroups.createOrUpdate: 201 for a new group, 200 for an update,
+ * both with the headers of the long-running operation. */
 static void cg_put(azsim__rq_t *q)
 {
-    azsim_t *sim = q->sim;
     if (!azsim__valid_cg_name(q->seg[7])) {
         azsim__arm_error(q->resp, 400, "InvalidResourceName",
                          "The resource name '%s' is invalid. Container group names must be 1 to "
@@ -442,87 +559,27 @@ static void cg_put(azsim__rq_t *q)
                          q->seg[7]);
         return;
     }
-    cJSON *body = cJSON_ParseWithLength(q->req->body, q->req->body_len);
-    if (!body) {
-        azsim__arm_error(q->resp, 400, "InvalidRequestContent",
-                         "The request content was invalid and could not be deserialized: the "
-                         "body is not valid JSON.");
+    cJSON *body = put_body(q);
+    if (!body)
         return;
-    }
-    if (!azsim__validate_group(body, q->resp)) {
-        cJSON_Delete(body);
-        return;
-    }
     char location[128];
     normalise_location(cJSON_GetObjectItem(body, "location")->valuestring, location,
                        sizeof(location));
     azsim__group_t *g = find_group(q);
-    if (g && g->prov == AZSIM__PROV_DELETING) {
-        transitioning(q, g);
+    if (!put_allowed(q, g, location)) {
         cJSON_Delete(body);
         return;
     }
-    if (g && strcmp(g->location, location) != 0) {
-        azsim__arm_error(q->resp, 400, "InvalidResourceLocation",
-                         "The resource '%s' already exists in location '%s' in resource group "
-                         "'%s'. A resource with the same name cannot be created in location "
-                         "'%s'. Please select a new resource name.",
-                         g->name, g->location, g->rg, location);
-        cJSON_Delete(body);
-        return;
-    }
-    if (!g && !azsim__throttle_aci(q, location, 'c')) {
-        cJSON_Delete(body);
-        return;
-    }
-    cJSON *spec = stored_spec(body, location);
-    const cJSON *iptype = cJSON_GetObjectItem(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(body, "properties"), "ipAddress"), "type");
-    char ip_type = !cJSON_IsString(iptype)                      ? 0
-                   : azsim__ieq(iptype->valuestring, "Private") ? 'V'
-                                                                : 'P';
+    put_spec_t spec;
+    make_put_spec(body, location, &spec);
     cJSON_Delete(body);
-    char *spec_text = cJSON_PrintUnformatted(spec);
-    char *props_text = cJSON_PrintUnformatted(cJSON_GetObjectItem(spec, "properties"));
-    cJSON_Delete(spec);
     int status;
     azsim__op_t *op;
     if (!g) {
-        g = d8_xcalloc(1, sizeof(*g));
-        d8_buf_t id;
-        d8_buf_init(&id);
-        d8_buf_printf(&id,
-                      "/subscriptions/%s/resourceGroups/%s/providers/"
-                      "Microsoft.ContainerInstance/containerGroups/%s",
-                      q->seg[1], q->seg[3], q->seg[7]);
-        g->id = d8_buf_detach(&id, NULL);
-        g->name = d8_xstrdup(q->seg[7]);
-        g->sub = d8_xstrdup(q->seg[1]);
-        g->rg = d8_xstrdup(q->seg[3]);
-        g->location = d8_xstrdup(location);
-        g->spec = spec_text;
-        g->props_text = props_text;
-        g->ip_type = ip_type;
-        g->created_wall = q->wall;
-        azsim__table_put(&sim->groups, &g->e, g->id);
-        op = provision(q, g, AZSIM__PROV_CREATING);
+        g = create_group(q, location, &spec, &op);
         status = 201;
     } else {
-        int changed = strcmp(g->props_text, props_text) != 0 || g->prov == AZSIM__PROV_FAILED;
-        free(g->spec);
-        free(g->props_text);
-        g->spec = spec_text;
-        g->props_text = props_text;
-        if (g->ip_type != ip_type)
-            g->ip[0] = '\0';
-        g->ip_type = ip_type;
-        if (changed) {
-            op = provision(q, g, AZSIM__PROV_UPDATING);
-        } else {
-            op = find_op(sim, g->op_id);
-            if (!op || op->done_at <= q->now)
-                op = new_op(q, g, 'C', q->now);
-        }
+        op = update_group(q, g, &spec);
         status = 200;
     }
     lro_headers(q, g, op);
