@@ -191,6 +191,8 @@ static cJSON *event(const char *name, const char *type, const char *message, int
     return e;
 }
 
+/* The instanceView of a container of g running image: its current state
+ * and the events that led there, as ACI reports them. Owned by the caller. */
 static cJSON *container_view(const azsim__group_t *g, const char *image)
 {
     cJSON *iv = cJSON_CreateObject();
@@ -296,6 +298,10 @@ cJSON *azsim__group_json(azsim_t *sim, const azsim__group_t *g, int mode, uint64
 
 /* ---- operations --------------------------------------------------------- */
 
+/*
+ * Records a new operation of g ('C'reate, 'D'elete, 'S'tart) done at
+ * done_at and makes it g's latest; at most MAX_OPS are kept, oldest out.
+ */
 static azsim__op_t *new_op(azsim__rq_t *q, azsim__group_t *g, int kind, uint64_t done_at)
 {
     azsim_t *sim = q->sim;
@@ -596,6 +602,7 @@ static void cg_get(azsim__rq_t *q)
     render(q, 200, g, 'g');
 }
 
+/* containerGroups.update: replaces tags and zones only, no provisioning. */
 static void cg_patch(azsim__rq_t *q)
 {
     azsim__group_t *g = find_group(q);
@@ -631,6 +638,10 @@ static void cg_patch(azsim__rq_t *q)
     render(q, 200, g, 'l');
 }
 
+/*
+ * containerGroups.delete: 202 with the operation's headers while the group
+ * is Deleting (a create or start in flight ends Canceled), 204 when absent.
+ */
 static void cg_delete(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
@@ -669,6 +680,10 @@ static void cg_delete(azsim__rq_t *q)
     q->resp->status = 202;
 }
 
+/*
+ * containerGroups.start, stop and restart. Stop releases the IP address;
+ * start and restart deploy a Failed group again and start a stopped one.
+ */
 static void cg_action(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
@@ -724,6 +739,8 @@ static void cg_action(azsim__rq_t *q)
     q->resp->status = 204;
 }
 
+/* containerGroups.list and listByResourceGroup: one page in insertion
+ * order, with a nextLink whose $skipToken is the last sequence number. */
 static void cg_list(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
@@ -790,6 +807,10 @@ static const char *op_status_name(const azsim__op_t *op, uint64_t now)
                                               : "Canceled";
 }
 
+/*
+ * An operation's status (Azure-AsyncOperation URL) or its result (Location
+ * URL: 202 while in progress, then the group, 204, or the error).
+ */
 static void op_get(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
