@@ -438,6 +438,125 @@ static int method_is(const azsim__rq_t *q, const char *m)
 
 enum { ROUTE_NONE, ROUTE_CONTROL, ROUTE_TOKEN, ROUTE_IMDS, ROUTE_ARM };
 
+/* /_azsim/{name}: the control API; *bad_method for a known name. */
+static void classify_control(azsim__rq_t *q, int *bad_method)
+{
+    const char *s = q->seg[1];
+    if (strcmp(s, "faults") == 0 && (method_is(q, "POST") || method_is(q, "GET")))
+        q->op = AZSIM__OP_CTL_FAULTS;
+    else if (strcmp(s, "stats") == 0 && method_is(q, "GET"))
+        q->op = AZSIM__OP_CTL_STATS;
+    else if (strcmp(s, "resources") == 0 && method_is(q, "GET"))
+        q->op = AZSIM__OP_CTL_RESOURCES;
+    else if (strcmp(s, "reset") == 0 && method_is(q, "POST"))
+        q->op = AZSIM__OP_CTL_RESET;
+    else
+        *bad_method = !strcmp(s, "faults") || !strcmp(s, "stats") || !strcmp(s, "resources") ||
+                      !strcmp(s, "reset");
+}
+
+/* /{tenant}/oauth2/v2.0/token: the operation names the credential the
+ * form body carries, so that the statistics tell the flows apart. */
+static void classify_token(azsim__rq_t *q, int *bad_method)
+{
+    if (!method_is(q, "POST")) {
+        *bad_method = 1;
+        return;
+    }
+    char tmp[8];
+    const char *body = q->req->body ? q->req->body : "";
+    if (azsim__param(body, "client_assertion", tmp, sizeof(tmp)) != -1)
+        q->op = AZSIM__OP_TOKEN_ASSERTION;
+    else if (azsim__param(body, "client_secret", tmp, sizeof(tmp)) != -1)
+        q->op = AZSIM__OP_TOKEN_SECRET;
+    else
+        q->op = AZSIM__OP_TOKEN_INVALID;
+}
+
+/*
+ * .../containerGroups[/{name}[/start|stop|restart]] under a resource group.
+ * Paths of no operation leave *bad_method 0, so that they answer 404.
+ */
+static void classify_group(azsim__rq_t *q, int *bad_method)
+{
+    if (q->nseg == 7) {
+        if (method_is(q, "GET"))
+            q->op = AZSIM__OP_CG_LIST_RG;
+    } else if (q->nseg == 8) {
+        if (method_is(q, "GET"))
+            q->op = AZSIM__OP_CG_GET;
+        else if (method_is(q, "PUT"))
+            q->op = AZSIM__OP_CG_CREATE;
+        else if (method_is(q, "PATCH"))
+            q->op = AZSIM__OP_CG_UPDATE;
+        else if (method_is(q, "DELETE"))
+            q->op = AZSIM__OP_CG_DELETE;
+    } else if (q->nseg == 9 && method_is(q, "POST")) {
+        if (seg_is(q, 8, "start"))
+            q->op = AZSIM__OP_CG_START;
+        else if (seg_is(q, 8, "stop"))
+            q->op = AZSIM__OP_CG_STOP;
+        else if (seg_is(q, 8, "restart"))
+            q->op = AZSIM__OP_CG_RESTART;
+        else
+            return;
+    } else if (q->nseg == 9) {
+        if (!(seg_is(q, 8, "start") || seg_is(q, 8, "stop") || seg_is(q, 8, "restart")))
+            return;
+    } else {
+        return;
+    }
+    *bad_method = q->op == AZSIM__OP_UNKNOWN;
+}
+
+/* .../providers/Microsoft.ContainerInstance/...: container groups and the
+ * operations of a location. */
+static void classify_aci(azsim__rq_t *q, int *bad_method)
+{
+    if (seg_is(q, 6, "containerGroups")) {
+        classify_group(q, bad_method);
+    } else if (q->nseg == 10 && seg_is(q, 6, "locations") &&
+               (seg_is(q, 8, "operations") || seg_is(q, 8, "operationResults"))) {
+        if (method_is(q, "GET"))
+            q->op = seg_is(q, 8, "operations") ? AZSIM__OP_CG_OPSTATUS : AZSIM__OP_CG_OPRESULT;
+        else
+            *bad_method = 1;
+    }
+}
+
+/* .../providers/Microsoft.Storage/storageAccounts/{account}/...: listKeys
+ * and the file shares of the default file service. */
+static void classify_storage(azsim__rq_t *q, int *bad_method)
+{
+    if (q->nseg == 9 && seg_is(q, 8, "listKeys")) {
+        if (method_is(q, "POST"))
+            q->op = AZSIM__OP_SA_LISTKEYS;
+        else
+            *bad_method = 1;
+    } else if (q->nseg == 13 && seg_is(q, 8, "fileServices") && seg_is(q, 9, "default") &&
+               seg_is(q, 10, "shares") && seg_is(q, 12, "restore")) {
+        if (method_is(q, "POST"))
+            q->op = AZSIM__OP_FS_RESTORE;
+        else
+            *bad_method = 1;
+    } else if ((q->nseg == 11 || q->nseg == 12) && seg_is(q, 8, "fileServices") &&
+               seg_is(q, 9, "default") && seg_is(q, 10, "shares")) {
+        if (q->nseg == 11) {
+            if (method_is(q, "GET"))
+                q->op = AZSIM__OP_FS_LIST;
+        } else if (method_is(q, "GET")) {
+            q->op = AZSIM__OP_FS_GET;
+        } else if (method_is(q, "PUT")) {
+            q->op = AZSIM__OP_FS_CREATE;
+        } else if (method_is(q, "PATCH")) {
+            q->op = AZSIM__OP_FS_UPDATE;
+        } else if (method_is(q, "DELETE")) {
+            q->op = AZSIM__OP_FS_DELETE;
+        }
+        *bad_method = q->op == AZSIM__OP_UNKNOWN;
+    }
+}
+
 /*
  * Names the operation of a request from its method and path, without
  * touching any state; *bad_method is set when the path is known but the
@@ -448,33 +567,11 @@ static int classify(azsim__rq_t *q, int *bad_method)
     *bad_method = 0;
     q->op = AZSIM__OP_UNKNOWN;
     if (q->nseg == 2 && seg_is(q, 0, "_azsim")) {
-        const char *s = q->seg[1];
-        if (strcmp(s, "faults") == 0 && (method_is(q, "POST") || method_is(q, "GET")))
-            q->op = AZSIM__OP_CTL_FAULTS;
-        else if (strcmp(s, "stats") == 0 && method_is(q, "GET"))
-            q->op = AZSIM__OP_CTL_STATS;
-        else if (strcmp(s, "resources") == 0 && method_is(q, "GET"))
-            q->op = AZSIM__OP_CTL_RESOURCES;
-        else if (strcmp(s, "reset") == 0 && method_is(q, "POST"))
-            q->op = AZSIM__OP_CTL_RESET;
-        else
-            *bad_method = !strcmp(s, "faults") || !strcmp(s, "stats") || !strcmp(s, "resources") ||
-                          !strcmp(s, "reset");
+        classify_control(q, bad_method);
         return ROUTE_CONTROL;
     }
     if (q->nseg == 4 && seg_is(q, 1, "oauth2") && seg_is(q, 2, "v2.0") && seg_is(q, 3, "token")) {
-        if (!method_is(q, "POST")) {
-            *bad_method = 1;
-            return ROUTE_TOKEN;
-        }
-        char tmp[8];
-        const char *body = q->req->body ? q->req->body : "";
-        if (azsim__param(body, "client_assertion", tmp, sizeof(tmp)) != -1)
-            q->op = AZSIM__OP_TOKEN_ASSERTION;
-        else if (azsim__param(body, "client_secret", tmp, sizeof(tmp)) != -1)
-            q->op = AZSIM__OP_TOKEN_SECRET;
-        else
-            q->op = AZSIM__OP_TOKEN_INVALID;
+        classify_token(q, bad_method);
         return ROUTE_TOKEN;
     }
     if (q->nseg == 4 && seg_is(q, 0, "metadata") && seg_is(q, 1, "identity") &&
@@ -498,74 +595,10 @@ static int classify(azsim__rq_t *q, int *bad_method)
     }
     if (!(q->nseg >= 7 && seg_is(q, 2, "resourceGroups") && seg_is(q, 4, "providers")))
         return ROUTE_ARM;
-    if (seg_is(q, 5, "Microsoft.ContainerInstance")) {
-        if (seg_is(q, 6, "containerGroups")) {
-            if (q->nseg == 7) {
-                if (method_is(q, "GET"))
-                    q->op = AZSIM__OP_CG_LIST_RG;
-            } else if (q->nseg == 8) {
-                if (method_is(q, "GET"))
-                    q->op = AZSIM__OP_CG_GET;
-                else if (method_is(q, "PUT"))
-                    q->op = AZSIM__OP_CG_CREATE;
-                else if (method_is(q, "PATCH"))
-                    q->op = AZSIM__OP_CG_UPDATE;
-                else if (method_is(q, "DELETE"))
-                    q->op = AZSIM__OP_CG_DELETE;
-            } else if (q->nseg == 9 && method_is(q, "POST")) {
-                if (seg_is(q, 8, "start"))
-                    q->op = AZSIM__OP_CG_START;
-                else if (seg_is(q, 8, "stop"))
-                    q->op = AZSIM__OP_CG_STOP;
-                else if (seg_is(q, 8, "restart"))
-                    q->op = AZSIM__OP_CG_RESTART;
-                else
-                    return ROUTE_ARM;
-            } else if (q->nseg == 9) {
-                if (!(seg_is(q, 8, "start") || seg_is(q, 8, "stop") || seg_is(q, 8, "restart")))
-                    return ROUTE_ARM;
-            } else {
-                return ROUTE_ARM;
-            }
-            *bad_method = q->op == AZSIM__OP_UNKNOWN;
-        } else if (q->nseg == 10 && seg_is(q, 6, "locations") &&
-                   (seg_is(q, 8, "operations") || seg_is(q, 8, "operationResults"))) {
-            if (method_is(q, "GET"))
-                q->op = seg_is(q, 8, "operations") ? AZSIM__OP_CG_OPSTATUS : AZSIM__OP_CG_OPRESULT;
-            else
-                *bad_method = 1;
-        }
-        return ROUTE_ARM;
-    }
-    if (seg_is(q, 5, "Microsoft.Storage") && seg_is(q, 6, "storageAccounts") && q->nseg >= 9) {
-        if (q->nseg == 9 && seg_is(q, 8, "listKeys")) {
-            if (method_is(q, "POST"))
-                q->op = AZSIM__OP_SA_LISTKEYS;
-            else
-                *bad_method = 1;
-        } else if (q->nseg == 13 && seg_is(q, 8, "fileServices") && seg_is(q, 9, "default") &&
-                   seg_is(q, 10, "shares") && seg_is(q, 12, "restore")) {
-            if (method_is(q, "POST"))
-                q->op = AZSIM__OP_FS_RESTORE;
-            else
-                *bad_method = 1;
-        } else if ((q->nseg == 11 || q->nseg == 12) && seg_is(q, 8, "fileServices") &&
-                   seg_is(q, 9, "default") && seg_is(q, 10, "shares")) {
-            if (q->nseg == 11) {
-                if (method_is(q, "GET"))
-                    q->op = AZSIM__OP_FS_LIST;
-            } else if (method_is(q, "GET")) {
-                q->op = AZSIM__OP_FS_GET;
-            } else if (method_is(q, "PUT")) {
-                q->op = AZSIM__OP_FS_CREATE;
-            } else if (method_is(q, "PATCH")) {
-                q->op = AZSIM__OP_FS_UPDATE;
-            } else if (method_is(q, "DELETE")) {
-                q->op = AZSIM__OP_FS_DELETE;
-            }
-            *bad_method = q->op == AZSIM__OP_UNKNOWN;
-        }
-    }
+    if (seg_is(q, 5, "Microsoft.ContainerInstance"))
+        classify_aci(q, bad_method);
+    else if (seg_is(q, 5, "Microsoft.Storage") && seg_is(q, 6, "storageAccounts") && q->nseg >= 9)
+        classify_storage(q, bad_method);
     return ROUTE_ARM;
 }
 
