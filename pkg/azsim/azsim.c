@@ -675,6 +675,89 @@ static cJSON *faults_json(const azsim__faults_t *f)
     return j;
 }
 
+/* The fields POST /_azsim/faults takes, in the order of set_fault. */
+static const struct {
+    const char *name;
+    int kind; /* 'r'ate 0..1, 'm'illiseconds, 's'econds */
+} fault_keys[] = {{"rate500", 'r'},
+                  {"rate503", 'r'},
+                  {"rate429", 'r'},
+                  {"resetRate", 'r'},
+                  {"latencyMs", 'm'},
+                  {"jitterMs", 'm'},
+                  {"failProvisioningRate", 'r'},
+                  {"retryAfterSeconds", 's'}};
+
+/* Sets the field fault_keys[k] of f to v, which has been checked. */
+static void set_fault(azsim__faults_t *f, size_t k, double v)
+{
+    switch (k) {
+    case 0:
+        f->rate500 = v;
+        break;
+    case 1:
+        f->rate503 = v;
+        break;
+    case 2:
+        f->rate429 = v;
+        break;
+    case 3:
+        f->reset_rate = v;
+        break;
+    case 4:
+        f->latency_ms = (uint64_t)v;
+        break;
+    case 5:
+        f->jitter_ms = (uint64_t)v;
+        break;
+    case 6:
+        f->fail_provisioning_rate = v;
+        break;
+    default:
+        f->retry_after_s = (int)v;
+        break;
+    }
+}
+
+/*
+ * Sets in f every field of the JSON object j (borrowed). Returns 1, or
+ * answers 400 InvalidFault at the first unknown or out-of-range field and
+ * returns 0, f then partly changed.
+ */
+static int parse_faults(azsim__rq_t *q, const cJSON *j, azsim__faults_t *f)
+{
+    const size_t nkeys = sizeof(fault_keys) / sizeof(fault_keys[0]);
+    for (const cJSON *it = j->child; it; it = it->next) {
+        size_t k;
+        for (k = 0; k < nkeys; k++)
+            if (strcmp(it->string, fault_keys[k].name) == 0)
+                break;
+        if (k == nkeys) {
+            azsim__arm_error(q->resp, 400, "InvalidFault", "Unknown fault field '%s'.",
+                             it->string);
+            return 0;
+        }
+        double v = it->valuedouble;
+        int ok = cJSON_IsNumber(it) && isfinite(v) && v >= 0;
+        if (fault_keys[k].kind == 'r')
+            ok = ok && v <= 1;
+        else
+            ok = ok && v <= 3600000;
+        if (!ok) {
+            azsim__arm_error(q->resp, 400, "InvalidFault",
+                             fault_keys[k].kind == 'r'
+                                 ? "Field '%s' must be a number between 0 and 1."
+                                 : "Field '%s' must be a non-negative number.",
+                             it->string);
+            return 0;
+        }
+        set_fault(f, k, v);
+    }
+    return 1;
+}
+
+/* GET or POST /_azsim/faults: a POST body changes the named faults, all
+ * or none; both answer the faults now in force. */
 static void ctl_faults(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
@@ -687,71 +770,10 @@ static void ctl_faults(azsim__rq_t *q)
         }
         /* Validate everything before applying anything. */
         azsim__faults_t f = sim->faults;
-        static const struct {
-            const char *name;
-            int kind; /* 'r'ate 0..1, 'm'illiseconds, 's'econds */
-        } keys[] = {{"rate500", 'r'},
-                    {"rate503", 'r'},
-                    {"rate429", 'r'},
-                    {"resetRate", 'r'},
-                    {"latencyMs", 'm'},
-                    {"jitterMs", 'm'},
-                    {"failProvisioningRate", 'r'},
-                    {"retryAfterSeconds", 's'}};
-        for (cJSON *it = j->child; it; it = it->next) {
-            size_t k;
-            for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-                if (strcmp(it->string, keys[k].name) == 0)
-                    break;
-            if (k == sizeof(keys) / sizeof(keys[0])) {
-                azsim__arm_error(q->resp, 400, "InvalidFault", "Unknown fault field '%s'.",
-                                 it->string);
-                cJSON_Delete(j);
-                return;
-            }
-            double v = it->valuedouble;
-            int ok = cJSON_IsNumber(it) && isfinite(v) && v >= 0;
-            if (keys[k].kind == 'r')
-                ok = ok && v <= 1;
-            else
-                ok = ok && v <= 3600000;
-            if (!ok) {
-                azsim__arm_error(q->resp, 400, "InvalidFault",
-                                 keys[k].kind == 'r'
-                                     ? "Field '%s' must be a number between 0 and 1."
-                                     : "Field '%s' must be a non-negative number.",
-                                 it->string);
-                cJSON_Delete(j);
-                return;
-            }
-            switch (k) {
-            case 0:
-                f.rate500 = v;
-                break;
-            case 1:
-                f.rate503 = v;
-                break;
-            case 2:
-                f.rate429 = v;
-                break;
-            case 3:
-                f.reset_rate = v;
-                break;
-            case 4:
-                f.latency_ms = (uint64_t)v;
-                break;
-            case 5:
-                f.jitter_ms = (uint64_t)v;
-                break;
-            case 6:
-                f.fail_provisioning_rate = v;
-                break;
-            default:
-                f.retry_after_s = (int)v;
-                break;
-            }
-        }
+        int ok = parse_faults(q, j, &f);
         cJSON_Delete(j);
+        if (!ok)
+            return;
         sim->faults = f;
     }
     cJSON *out = faults_json(&sim->faults);
