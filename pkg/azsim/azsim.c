@@ -80,6 +80,8 @@ static char **copy_list(char *const *l, size_t n)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
+/* Empties the model: no resources, operations, buckets, events, faults or
+ * statistics; the generators restart from the seed. */
 static void init_state(azsim_t *sim)
 {
     azsim__table_init(&sim->groups);
@@ -102,6 +104,8 @@ static void init_state(azsim_t *sim)
     sim->ndeleted = sim->capdeleted = 0;
 }
 
+/* Frees everything init_state set up and the model gathered since; the
+ * options and the token key stay. */
 static void release_state(azsim_t *sim)
 {
     azsim__ent_t *e, *next;
@@ -781,6 +785,8 @@ static void ctl_faults(azsim__rq_t *q)
     cJSON_Delete(out);
 }
 
+/* GET /_azsim/stats: the answers counted per operation and status, the
+ * deletions in order, and the counts of live resources. */
 static void ctl_stats(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
@@ -813,6 +819,8 @@ static void ctl_stats(azsim__rq_t *q)
     q->resp->content_type = "application/json; charset=utf-8";
 }
 
+/* GET /_azsim/resources: every container group, secrets included, and
+ * every live file share. */
 static void ctl_resources(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
@@ -848,6 +856,8 @@ static void ctl_resources(azsim__rq_t *q)
     q->resp->content_type = "application/json; charset=utf-8";
 }
 
+/* Answers a call of the control API, which needs no token and is kept
+ * out of the faults and the statistics. */
 static void control(azsim__rq_t *q, int bad_method)
 {
     switch (q->op) {
@@ -918,6 +928,10 @@ static int check_scope(azsim__rq_t *q)
     return 1;
 }
 
+/*
+ * An ARM call: the Bearer token, the configured scope, the api-version and
+ * the subscription's throttling, in that order, then the resource handler.
+ */
 static void arm(azsim__rq_t *q, int bad_method)
 {
     if (!azsim__check_bearer(q))
