@@ -366,7 +366,15 @@ void azsim__imds_endpoint(azsim__rq_t *q);
  */
 int azsim__check_bearer(azsim__rq_t *q);
 
+/* azsim_control.c */
+/* Answers a call of the /_azsim control API whose operation classify set;
+ * bad_method: the path is known but the method is not. */
+void azsim__control(azsim__rq_t *q, int bad_method);
+
 /* azsim.c */
+/* Empties the model as azsim_new left it, keeping the options and the
+ * token key. */
+void azsim__reset(azsim_t *sim);
 /* Whether a name is allowed by a restriction list (empty: any). */
 int azsim__allowed(char *const *list, size_t n, const char *name);
 /*
