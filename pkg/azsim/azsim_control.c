@@ -82,8 +82,7 @@ static int parse_faults(azsim__rq_t *q, const cJSON *j, azsim__faults_t *f)
             if (strcmp(it->string, fault_keys[k].name) == 0)
                 break;
         if (k == nkeys) {
-            azsim__arm_error(q->resp, 400, "InvalidFault", "Unknown fault field '%s'.",
-                             it->string);
+            azsim__arm_error(q->resp, 400, "InvalidFault", "Unknown fault field '%s'.", it->string);
             return 0;
         }
         double v = it->valuedouble;

@@ -489,8 +489,7 @@ static int read_list_params(azsim__rq_t *q, list_params_t *lp)
 
 /* Appends to b the nextLink of a page that ended at sequence number last:
  * this URL with the same $maxpagesize and $expand and a new $skipToken. */
-static void append_next_link(azsim__rq_t *q, d8_buf_t *b, const list_params_t *lp,
-                             uint64_t last)
+static void append_next_link(azsim__rq_t *q, d8_buf_t *b, const list_params_t *lp, uint64_t last)
 {
     d8_buf_t url;
     d8_buf_init(&url);
