@@ -1,7 +1,7 @@
 /*
  * pkg/azsim core: lifecycle, request classification and the pipeline every
  * request goes through (faults, authentication, restrictions, api-version,
- * throttling, statistics), and the /_azsim control API.
+ * throttling, statistics). The /_azsim control API is in azsim_control.c.
  */
 #include "azsim_int.h"
 
@@ -80,6 +80,8 @@ static char **copy_list(char *const *l, size_t n)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
+/* Empties the model: no resources, operations, buckets, events, faults or
+ * statistics; the generators restart from the seed. */
 static void init_state(azsim_t *sim)
 {
     azsim__table_init(&sim->groups);
@@ -102,6 +104,8 @@ static void init_state(azsim_t *sim)
     sim->ndeleted = sim->capdeleted = 0;
 }
 
+/* Frees everything init_state set up and the model gathered since; the
+ * options and the token key stay. */
 static void release_state(azsim_t *sim)
 {
     azsim__ent_t *e, *next;
@@ -141,6 +145,12 @@ static void release_state(azsim_t *sim)
     free(sim->deleted);
     sim->deleted = NULL;
     sim->ndeleted = sim->capdeleted = 0;
+}
+
+void azsim__reset(azsim_t *sim)
+{
+    release_state(sim);
+    init_state(sim);
 }
 
 azsim_t *azsim_new(const azsim_opts_t *opts)
@@ -438,6 +448,125 @@ static int method_is(const azsim__rq_t *q, const char *m)
 
 enum { ROUTE_NONE, ROUTE_CONTROL, ROUTE_TOKEN, ROUTE_IMDS, ROUTE_ARM };
 
+/* /_azsim/{name}: the control API; *bad_method for a known name. */
+static void classify_control(azsim__rq_t *q, int *bad_method)
+{
+    const char *s = q->seg[1];
+    if (strcmp(s, "faults") == 0 && (method_is(q, "POST") || method_is(q, "GET")))
+        q->op = AZSIM__OP_CTL_FAULTS;
+    else if (strcmp(s, "stats") == 0 && method_is(q, "GET"))
+        q->op = AZSIM__OP_CTL_STATS;
+    else if (strcmp(s, "resources") == 0 && method_is(q, "GET"))
+        q->op = AZSIM__OP_CTL_RESOURCES;
+    else if (strcmp(s, "reset") == 0 && method_is(q, "POST"))
+        q->op = AZSIM__OP_CTL_RESET;
+    else
+        *bad_method = !strcmp(s, "faults") || !strcmp(s, "stats") || !strcmp(s, "resources") ||
+                      !strcmp(s, "reset");
+}
+
+/* /{tenant}/oauth2/v2.0/token: the operation names the credential the
+ * form body carries, so that the statistics tell the flows apart. */
+static void classify_token(azsim__rq_t *q, int *bad_method)
+{
+    if (!method_is(q, "POST")) {
+        *bad_method = 1;
+        return;
+    }
+    char tmp[8];
+    const char *body = q->req->body ? q->req->body : "";
+    if (azsim__param(body, "client_assertion", tmp, sizeof(tmp)) != -1)
+        q->op = AZSIM__OP_TOKEN_ASSERTION;
+    else if (azsim__param(body, "client_secret", tmp, sizeof(tmp)) != -1)
+        q->op = AZSIM__OP_TOKEN_SECRET;
+    else
+        q->op = AZSIM__OP_TOKEN_INVALID;
+}
+
+/*
+ * .../containerGroups[/{name}[/start|stop|restart]] under a resource group.
+ * Paths of no operation leave *bad_method 0, so that they answer 404.
+ */
+static void classify_group(azsim__rq_t *q, int *bad_method)
+{
+    if (q->nseg == 7) {
+        if (method_is(q, "GET"))
+            q->op = AZSIM__OP_CG_LIST_RG;
+    } else if (q->nseg == 8) {
+        if (method_is(q, "GET"))
+            q->op = AZSIM__OP_CG_GET;
+        else if (method_is(q, "PUT"))
+            q->op = AZSIM__OP_CG_CREATE;
+        else if (method_is(q, "PATCH"))
+            q->op = AZSIM__OP_CG_UPDATE;
+        else if (method_is(q, "DELETE"))
+            q->op = AZSIM__OP_CG_DELETE;
+    } else if (q->nseg == 9 && method_is(q, "POST")) {
+        if (seg_is(q, 8, "start"))
+            q->op = AZSIM__OP_CG_START;
+        else if (seg_is(q, 8, "stop"))
+            q->op = AZSIM__OP_CG_STOP;
+        else if (seg_is(q, 8, "restart"))
+            q->op = AZSIM__OP_CG_RESTART;
+        else
+            return;
+    } else if (q->nseg == 9) {
+        if (!(seg_is(q, 8, "start") || seg_is(q, 8, "stop") || seg_is(q, 8, "restart")))
+            return;
+    } else {
+        return;
+    }
+    *bad_method = q->op == AZSIM__OP_UNKNOWN;
+}
+
+/* .../providers/Microsoft.ContainerInstance/...: container groups and the
+ * operations of a location. */
+static void classify_aci(azsim__rq_t *q, int *bad_method)
+{
+    if (seg_is(q, 6, "containerGroups")) {
+        classify_group(q, bad_method);
+    } else if (q->nseg == 10 && seg_is(q, 6, "locations") &&
+               (seg_is(q, 8, "operations") || seg_is(q, 8, "operationResults"))) {
+        if (method_is(q, "GET"))
+            q->op = seg_is(q, 8, "operations") ? AZSIM__OP_CG_OPSTATUS : AZSIM__OP_CG_OPRESULT;
+        else
+            *bad_method = 1;
+    }
+}
+
+/* .../providers/Microsoft.Storage/storageAccounts/{account}/...: listKeys
+ * and the file shares of the default file service. */
+static void classify_storage(azsim__rq_t *q, int *bad_method)
+{
+    if (q->nseg == 9 && seg_is(q, 8, "listKeys")) {
+        if (method_is(q, "POST"))
+            q->op = AZSIM__OP_SA_LISTKEYS;
+        else
+            *bad_method = 1;
+    } else if (q->nseg == 13 && seg_is(q, 8, "fileServices") && seg_is(q, 9, "default") &&
+               seg_is(q, 10, "shares") && seg_is(q, 12, "restore")) {
+        if (method_is(q, "POST"))
+            q->op = AZSIM__OP_FS_RESTORE;
+        else
+            *bad_method = 1;
+    } else if ((q->nseg == 11 || q->nseg == 12) && seg_is(q, 8, "fileServices") &&
+               seg_is(q, 9, "default") && seg_is(q, 10, "shares")) {
+        if (q->nseg == 11) {
+            if (method_is(q, "GET"))
+                q->op = AZSIM__OP_FS_LIST;
+        } else if (method_is(q, "GET")) {
+            q->op = AZSIM__OP_FS_GET;
+        } else if (method_is(q, "PUT")) {
+            q->op = AZSIM__OP_FS_CREATE;
+        } else if (method_is(q, "PATCH")) {
+            q->op = AZSIM__OP_FS_UPDATE;
+        } else if (method_is(q, "DELETE")) {
+            q->op = AZSIM__OP_FS_DELETE;
+        }
+        *bad_method = q->op == AZSIM__OP_UNKNOWN;
+    }
+}
+
 /*
  * Names the operation of a request from its method and path, without
  * touching any state; *bad_method is set when the path is known but the
@@ -448,33 +577,11 @@ static int classify(azsim__rq_t *q, int *bad_method)
     *bad_method = 0;
     q->op = AZSIM__OP_UNKNOWN;
     if (q->nseg == 2 && seg_is(q, 0, "_azsim")) {
-        const char *s = q->seg[1];
-        if (strcmp(s, "faults") == 0 && (method_is(q, "POST") || method_is(q, "GET")))
-            q->op = AZSIM__OP_CTL_FAULTS;
-        else if (strcmp(s, "stats") == 0 && method_is(q, "GET"))
-            q->op = AZSIM__OP_CTL_STATS;
-        else if (strcmp(s, "resources") == 0 && method_is(q, "GET"))
-            q->op = AZSIM__OP_CTL_RESOURCES;
-        else if (strcmp(s, "reset") == 0 && method_is(q, "POST"))
-            q->op = AZSIM__OP_CTL_RESET;
-        else
-            *bad_method = !strcmp(s, "faults") || !strcmp(s, "stats") || !strcmp(s, "resources") ||
-                          !strcmp(s, "reset");
+        classify_control(q, bad_method);
         return ROUTE_CONTROL;
     }
     if (q->nseg == 4 && seg_is(q, 1, "oauth2") && seg_is(q, 2, "v2.0") && seg_is(q, 3, "token")) {
-        if (!method_is(q, "POST")) {
-            *bad_method = 1;
-            return ROUTE_TOKEN;
-        }
-        char tmp[8];
-        const char *body = q->req->body ? q->req->body : "";
-        if (azsim__param(body, "client_assertion", tmp, sizeof(tmp)) != -1)
-            q->op = AZSIM__OP_TOKEN_ASSERTION;
-        else if (azsim__param(body, "client_secret", tmp, sizeof(tmp)) != -1)
-            q->op = AZSIM__OP_TOKEN_SECRET;
-        else
-            q->op = AZSIM__OP_TOKEN_INVALID;
+        classify_token(q, bad_method);
         return ROUTE_TOKEN;
     }
     if (q->nseg == 4 && seg_is(q, 0, "metadata") && seg_is(q, 1, "identity") &&
@@ -498,74 +605,10 @@ static int classify(azsim__rq_t *q, int *bad_method)
     }
     if (!(q->nseg >= 7 && seg_is(q, 2, "resourceGroups") && seg_is(q, 4, "providers")))
         return ROUTE_ARM;
-    if (seg_is(q, 5, "Microsoft.ContainerInstance")) {
-        if (seg_is(q, 6, "containerGroups")) {
-            if (q->nseg == 7) {
-                if (method_is(q, "GET"))
-                    q->op = AZSIM__OP_CG_LIST_RG;
-            } else if (q->nseg == 8) {
-                if (method_is(q, "GET"))
-                    q->op = AZSIM__OP_CG_GET;
-                else if (method_is(q, "PUT"))
-                    q->op = AZSIM__OP_CG_CREATE;
-                else if (method_is(q, "PATCH"))
-                    q->op = AZSIM__OP_CG_UPDATE;
-                else if (method_is(q, "DELETE"))
-                    q->op = AZSIM__OP_CG_DELETE;
-            } else if (q->nseg == 9 && method_is(q, "POST")) {
-                if (seg_is(q, 8, "start"))
-                    q->op = AZSIM__OP_CG_START;
-                else if (seg_is(q, 8, "stop"))
-                    q->op = AZSIM__OP_CG_STOP;
-                else if (seg_is(q, 8, "restart"))
-                    q->op = AZSIM__OP_CG_RESTART;
-                else
-                    return ROUTE_ARM;
-            } else if (q->nseg == 9) {
-                if (!(seg_is(q, 8, "start") || seg_is(q, 8, "stop") || seg_is(q, 8, "restart")))
-                    return ROUTE_ARM;
-            } else {
-                return ROUTE_ARM;
-            }
-            *bad_method = q->op == AZSIM__OP_UNKNOWN;
-        } else if (q->nseg == 10 && seg_is(q, 6, "locations") &&
-                   (seg_is(q, 8, "operations") || seg_is(q, 8, "operationResults"))) {
-            if (method_is(q, "GET"))
-                q->op = seg_is(q, 8, "operations") ? AZSIM__OP_CG_OPSTATUS : AZSIM__OP_CG_OPRESULT;
-            else
-                *bad_method = 1;
-        }
-        return ROUTE_ARM;
-    }
-    if (seg_is(q, 5, "Microsoft.Storage") && seg_is(q, 6, "storageAccounts") && q->nseg >= 9) {
-        if (q->nseg == 9 && seg_is(q, 8, "listKeys")) {
-            if (method_is(q, "POST"))
-                q->op = AZSIM__OP_SA_LISTKEYS;
-            else
-                *bad_method = 1;
-        } else if (q->nseg == 13 && seg_is(q, 8, "fileServices") && seg_is(q, 9, "default") &&
-                   seg_is(q, 10, "shares") && seg_is(q, 12, "restore")) {
-            if (method_is(q, "POST"))
-                q->op = AZSIM__OP_FS_RESTORE;
-            else
-                *bad_method = 1;
-        } else if ((q->nseg == 11 || q->nseg == 12) && seg_is(q, 8, "fileServices") &&
-                   seg_is(q, 9, "default") && seg_is(q, 10, "shares")) {
-            if (q->nseg == 11) {
-                if (method_is(q, "GET"))
-                    q->op = AZSIM__OP_FS_LIST;
-            } else if (method_is(q, "GET")) {
-                q->op = AZSIM__OP_FS_GET;
-            } else if (method_is(q, "PUT")) {
-                q->op = AZSIM__OP_FS_CREATE;
-            } else if (method_is(q, "PATCH")) {
-                q->op = AZSIM__OP_FS_UPDATE;
-            } else if (method_is(q, "DELETE")) {
-                q->op = AZSIM__OP_FS_DELETE;
-            }
-            *bad_method = q->op == AZSIM__OP_UNKNOWN;
-        }
-    }
+    if (seg_is(q, 5, "Microsoft.ContainerInstance"))
+        classify_aci(q, bad_method);
+    else if (seg_is(q, 5, "Microsoft.Storage") && seg_is(q, 6, "storageAccounts") && q->nseg >= 9)
+        classify_storage(q, bad_method);
     return ROUTE_ARM;
 }
 
@@ -626,200 +669,6 @@ static int inject_fault(azsim__rq_t *q)
     return 0;
 }
 
-/* ---- control API -------------------------------------------------------- */
-
-static cJSON *faults_json(const azsim__faults_t *f)
-{
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "rate500", f->rate500);
-    cJSON_AddNumberToObject(j, "rate503", f->rate503);
-    cJSON_AddNumberToObject(j, "rate429", f->rate429);
-    cJSON_AddNumberToObject(j, "resetRate", f->reset_rate);
-    cJSON_AddNumberToObject(j, "latencyMs", (double)f->latency_ms);
-    cJSON_AddNumberToObject(j, "jitterMs", (double)f->jitter_ms);
-    cJSON_AddNumberToObject(j, "failProvisioningRate", f->fail_provisioning_rate);
-    cJSON_AddNumberToObject(j, "retryAfterSeconds", f->retry_after_s);
-    return j;
-}
-
-static void ctl_faults(azsim__rq_t *q)
-{
-    azsim_t *sim = q->sim;
-    if (method_is(q, "POST")) {
-        cJSON *j = cJSON_ParseWithLength(q->req->body, q->req->body_len);
-        if (!cJSON_IsObject(j)) {
-            cJSON_Delete(j);
-            azsim__arm_error(q->resp, 400, "InvalidJson", "The body must be a JSON object.");
-            return;
-        }
-        /* Validate everything before applying anything. */
-        azsim__faults_t f = sim->faults;
-        static const struct {
-            const char *name;
-            int kind; /* 'r'ate 0..1, 'm'illiseconds, 's'econds */
-        } keys[] = {{"rate500", 'r'},
-                    {"rate503", 'r'},
-                    {"rate429", 'r'},
-                    {"resetRate", 'r'},
-                    {"latencyMs", 'm'},
-                    {"jitterMs", 'm'},
-                    {"failProvisioningRate", 'r'},
-                    {"retryAfterSeconds", 's'}};
-        for (cJSON *it = j->child; it; it = it->next) {
-            size_t k;
-            for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-                if (strcmp(it->string, keys[k].name) == 0)
-                    break;
-            if (k == sizeof(keys) / sizeof(keys[0])) {
-                azsim__arm_error(q->resp, 400, "InvalidFault", "Unknown fault field '%s'.",
-                                 it->string);
-                cJSON_Delete(j);
-                return;
-            }
-            double v = it->valuedouble;
-            int ok = cJSON_IsNumber(it) && isfinite(v) && v >= 0;
-            if (keys[k].kind == 'r')
-                ok = ok && v <= 1;
-            else
-                ok = ok && v <= 3600000;
-            if (!ok) {
-                azsim__arm_error(q->resp, 400, "InvalidFault",
-                                 keys[k].kind == 'r'
-                                     ? "Field '%s' must be a number between 0 and 1."
-                                     : "Field '%s' must be a non-negative number.",
-                                 it->string);
-                cJSON_Delete(j);
-                return;
-            }
-            switch (k) {
-            case 0:
-                f.rate500 = v;
-                break;
-            case 1:
-                f.rate503 = v;
-                break;
-            case 2:
-                f.rate429 = v;
-                break;
-            case 3:
-                f.reset_rate = v;
-                break;
-            case 4:
-                f.latency_ms = (uint64_t)v;
-                break;
-            case 5:
-                f.jitter_ms = (uint64_t)v;
-                break;
-            case 6:
-                f.fail_provisioning_rate = v;
-                break;
-            default:
-                f.retry_after_s = (int)v;
-                break;
-            }
-        }
-        cJSON_Delete(j);
-        sim->faults = f;
-    }
-    cJSON *out = faults_json(&sim->faults);
-    azsim__json_body(q->resp, 200, out);
-    cJSON_Delete(out);
-}
-
-static void ctl_stats(azsim__rq_t *q)
-{
-    azsim_t *sim = q->sim;
-    d8_buf_t *b = &q->resp->body;
-    d8_buf_reset(b);
-    d8_buf_puts(b, "{\"requests\":{");
-    int first = 1;
-    for (int op = 0; op < AZSIM__OP_COUNT; op++) {
-        if (sim->nstats[op] == 0)
-            continue;
-        d8_buf_printf(b, "%s\"%s\":{", first ? "" : ",", azsim__op_names[op]);
-        first = 0;
-        for (size_t i = 0; i < sim->nstats[op]; i++)
-            d8_buf_printf(b, "%s\"%d\":%llu", i ? "," : "", sim->stats[op][i].status,
-                          (unsigned long long)sim->stats[op][i].n);
-        d8_buf_putc(b, '}');
-    }
-    d8_buf_puts(b, "},\"deleted\":[");
-    for (size_t i = 0; i < sim->ndeleted; i++) {
-        char ts[32];
-        d8_rfc3339(sim->deleted[i].at_wall, ts);
-        d8_buf_printf(b, "%s{\"kind\":\"%s\",\"id\":", i ? "," : "",
-                      sim->deleted[i].kind == 'g' ? "containerGroup" : "fileShare");
-        d8_buf_json_str(b, sim->deleted[i].id);
-        d8_buf_printf(b, ",\"at\":\"%s\"}", ts);
-    }
-    d8_buf_printf(b, "],\"counts\":{\"containerGroups\":%zu,\"fileShares\":%zu}}",
-                  azsim_count_groups(sim), azsim_count_shares(sim));
-    q->resp->status = 200;
-    q->resp->content_type = "application/json; charset=utf-8";
-}
-
-static void ctl_resources(azsim__rq_t *q)
-{
-    azsim_t *sim = q->sim;
-    d8_buf_t *b = &q->resp->body;
-    d8_buf_reset(b);
-    d8_buf_puts(b, "{\"containerGroups\":[");
-    int first = 1;
-    for (azsim__ent_t *e = azsim__table_first(&sim->groups); e;
-         e = azsim__table_next(&sim->groups, e)) {
-        cJSON *j = azsim__group_json(sim, (azsim__group_t *)e, 'f', q->now);
-        char *s = cJSON_PrintUnformatted(j);
-        d8_buf_printf(b, "%s%s", first ? "" : ",", s);
-        first = 0;
-        free(s);
-        cJSON_Delete(j);
-    }
-    d8_buf_puts(b, "],\"fileShares\":[");
-    first = 1;
-    for (azsim__ent_t *e = azsim__table_first(&sim->shares); e;
-         e = azsim__table_next(&sim->shares, e)) {
-        const azsim__share_t *s = (const azsim__share_t *)e;
-        if (s->deleted)
-            continue;
-        cJSON *j = azsim__share_json(s, 'g');
-        char *t = cJSON_PrintUnformatted(j);
-        d8_buf_printf(b, "%s%s", first ? "" : ",", t);
-        first = 0;
-        free(t);
-        cJSON_Delete(j);
-    }
-    d8_buf_puts(b, "]}");
-    q->resp->status = 200;
-    q->resp->content_type = "application/json; charset=utf-8";
-}
-
-static void control(azsim__rq_t *q, int bad_method)
-{
-    switch (q->op) {
-    case AZSIM__OP_CTL_FAULTS:
-        ctl_faults(q);
-        break;
-    case AZSIM__OP_CTL_STATS:
-        ctl_stats(q);
-        break;
-    case AZSIM__OP_CTL_RESOURCES:
-        ctl_resources(q);
-        break;
-    case AZSIM__OP_CTL_RESET:
-        release_state(q->sim);
-        init_state(q->sim);
-        q->resp->status = 204;
-        break;
-    default:
-        if (bad_method)
-            azsim__arm_error(q->resp, 405, "MethodNotAllowed",
-                             "The method '%s' is not allowed on '%s'.", q->req->method,
-                             q->req->path);
-        else
-            azsim__arm_error(q->resp, 404, "NotFound", "No control endpoint '%s'.", q->req->path);
-    }
-}
-
 /* ---- the pipeline ------------------------------------------------------- */
 
 static void set_base(azsim__rq_t *q)
@@ -863,6 +712,10 @@ static int check_scope(azsim__rq_t *q)
     return 1;
 }
 
+/*
+ * An ARM call: the Bearer token, the configured scope, the api-version and
+ * the subscription's throttling, in that order, then the resource handler.
+ */
 static void arm(azsim__rq_t *q, int bad_method)
 {
     if (!azsim__check_bearer(q))
@@ -914,7 +767,7 @@ void azsim_handle(azsim_t *sim, const http_request_t *req, azsim_resp_t *resp)
     route = classify(q, &bad_method);
     resp->operation = azsim__op_names[q->op];
     if (route == ROUTE_CONTROL) {
-        control(q, bad_method);
+        azsim__control(q, bad_method);
         free(q);
         return; /* the control API stays out of the statistics */
     }

@@ -145,7 +145,9 @@ typedef struct azsim_resp {
     d8_buf_t body;
 } azsim_resp_t;
 
+/* Empties r for an answer: no status, headers or body yet. */
 void azsim_resp_init(azsim_resp_t *r);
+/* Frees the header values and the body that r owns. */
 void azsim_resp_release(azsim_resp_t *r);
 /* Value of an answer header (case-insensitive), borrowed, or NULL. */
 const char *azsim_resp_header(const azsim_resp_t *r, const char *name);

@@ -91,253 +91,6 @@ void azsim__op_free(azsim__op_t *op)
     free(op);
 }
 
-/* ---- request body validation ------------------------------------------- */
-
-typedef struct verr {
-    azsim_resp_t *r;
-    int failed;
-} verr_t;
-
-static void invalid(verr_t *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void invalid(verr_t *v, const char *fmt, ...)
-{
-    if (v->failed)
-        return;
-    d8_buf_t b;
-    d8_buf_init(&b);
-    va_list ap;
-    va_start(ap, fmt);
-    d8_buf_vprintf(&b, fmt, ap);
-    va_end(ap);
-    azsim__arm_error(v->r, 400, "InvalidRequestContent",
-                     "The request content was invalid and could not be deserialized: '%s'.",
-                     b.data);
-    d8_buf_release(&b);
-    v->failed = 1;
-}
-
-/* Requires `name` in obj with the cJSON type test; path names obj. */
-static cJSON *need(verr_t *v, const cJSON *obj, const char *name, const char *path,
-                   cJSON_bool (*is)(const cJSON *))
-{
-    cJSON *it = cJSON_GetObjectItem(obj, name);
-    if (!it || cJSON_IsNull(it)) {
-        invalid(v, "Required property '%s' not found in JSON. Path '%s'", name, path);
-        return NULL;
-    }
-    if (!is(it)) {
-        invalid(v, "Unexpected type for property '%s'. Path '%s%s%s'", name, path,
-                path[0] ? "." : "", name);
-        return NULL;
-    }
-    return it;
-}
-
-/* Optional `name`: NULL when absent, else must pass the type test. */
-static cJSON *opt(verr_t *v, const cJSON *obj, const char *name, const char *path,
-                  cJSON_bool (*is)(const cJSON *))
-{
-    cJSON *it = cJSON_GetObjectItem(obj, name);
-    if (!it || cJSON_IsNull(it))
-        return NULL;
-    if (!is(it)) {
-        invalid(v, "Unexpected type for property '%s'. Path '%s%s%s'", name, path,
-                path[0] ? "." : "", name);
-        return NULL;
-    }
-    return it;
-}
-
-static int nonempty_string(const cJSON *s)
-{
-    return cJSON_IsString(s) && s->valuestring[0];
-}
-
-static void check_string_map(verr_t *v, const cJSON *m, const char *path)
-{
-    for (const cJSON *it = m ? m->child : NULL; it; it = it->next)
-        if (!cJSON_IsString(it))
-            invalid(v, "The value of '%s' must be a string. Path '%s.%s'", it->string, path,
-                    it->string);
-}
-
-static void check_container(verr_t *v, const cJSON *c, const char *base, int i, int relaxed)
-{
-    char path[160], ppath[200], sub[260];
-    snprintf(path, sizeof(path), "%s[%d]", base, i);
-    if (!cJSON_IsObject(c)) {
-        invalid(v, "Expected an object. Path '%s'", path);
-        return;
-    }
-    const cJSON *name = need(v, c, "name", path, cJSON_IsString);
-    if (name && !name->valuestring[0])
-        invalid(v, "The container name must not be empty. Path '%s.name'", path);
-    const cJSON *p = need(v, c, "properties", path, cJSON_IsObject);
-    if (!p)
-        return;
-    snprintf(ppath, sizeof(ppath), "%s.properties", path);
-    const cJSON *image = relaxed ? opt(v, p, "image", ppath, cJSON_IsString)
-                                 : need(v, p, "image", ppath, cJSON_IsString);
-    if (image && !image->valuestring[0])
-        invalid(v, "The container image must not be empty. Path '%s.image'", ppath);
-    const cJSON *res = relaxed ? opt(v, p, "resources", ppath, cJSON_IsObject)
-                               : need(v, p, "resources", ppath, cJSON_IsObject);
-    if (res) {
-        snprintf(sub, sizeof(sub), "%s.resources", ppath);
-        const cJSON *req = need(v, res, "requests", sub, cJSON_IsObject);
-        if (req) {
-            snprintf(sub, sizeof(sub), "%s.resources.requests", ppath);
-            const cJSON *cpu = need(v, req, "cpu", sub, cJSON_IsNumber);
-            const cJSON *mem = need(v, req, "memoryInGB", sub, cJSON_IsNumber);
-            if (cpu && !(cpu->valuedouble > 0))
-                invalid(v, "The cpu request must be positive. Path '%s.cpu'", sub);
-            if (mem && !(mem->valuedouble > 0))
-                invalid(v, "The memoryInGB request must be positive. Path '%s.memoryInGB'", sub);
-        }
-    }
-    const cJSON *ports = opt(v, p, "ports", ppath, cJSON_IsArray);
-    int j = 0;
-    for (const cJSON *it = ports ? ports->child : NULL; it; it = it->next, j++) {
-        snprintf(sub, sizeof(sub), "%s.ports[%d]", ppath, j);
-        const cJSON *port = cJSON_IsObject(it) ? need(v, it, "port", sub, cJSON_IsNumber) : NULL;
-        if (!cJSON_IsObject(it))
-            invalid(v, "Expected an object. Path '%s'", sub);
-        else if (port && (port->valuedouble < 1 || port->valuedouble > 65535))
-            invalid(v, "The port must be between 1 and 65535. Path '%s.port'", sub);
-    }
-    const cJSON *envs = opt(v, p, "environmentVariables", ppath, cJSON_IsArray);
-    j = 0;
-    for (const cJSON *it = envs ? envs->child : NULL; it; it = it->next, j++) {
-        snprintf(sub, sizeof(sub), "%s.environmentVariables[%d]", ppath, j);
-        if (!cJSON_IsObject(it)) {
-            invalid(v, "Expected an object. Path '%s'", sub);
-            continue;
-        }
-        need(v, it, "name", sub, cJSON_IsString);
-        opt(v, it, "value", sub, cJSON_IsString);
-        opt(v, it, "secureValue", sub, cJSON_IsString);
-    }
-    const cJSON *mounts = opt(v, p, "volumeMounts", ppath, cJSON_IsArray);
-    j = 0;
-    for (const cJSON *it = mounts ? mounts->child : NULL; it; it = it->next, j++) {
-        snprintf(sub, sizeof(sub), "%s.volumeMounts[%d]", ppath, j);
-        if (!cJSON_IsObject(it)) {
-            invalid(v, "Expected an object. Path '%s'", sub);
-            continue;
-        }
-        need(v, it, "name", sub, cJSON_IsString);
-        need(v, it, "mountPath", sub, cJSON_IsString);
-    }
-    opt(v, p, "command", ppath, cJSON_IsArray);
-}
-
-/*
- * Checks the fields the ContainerGroup schema marks required, plus those
- * ACI itself requires of a group that is not built from a container group
- * profile (image, resources.requests, osType). Answers 400 on the first
- * problem and returns 0.
- */
-static int validate_group(const cJSON *b, azsim_resp_t *r)
-{
-    verr_t v = {.r = r};
-    if (!cJSON_IsObject(b)) {
-        invalid(&v, "The request body must be a JSON object");
-        return 0;
-    }
-    const cJSON *loc = cJSON_GetObjectItem(b, "location");
-    if (!nonempty_string(loc)) {
-        azsim__arm_error(r, 400, "LocationRequired",
-                         "The location property is required for this definition.");
-        return 0;
-    }
-    const cJSON *tags = opt(&v, b, "tags", "", cJSON_IsObject);
-    check_string_map(&v, tags, "tags");
-    opt(&v, b, "zones", "", cJSON_IsArray);
-    opt(&v, b, "identity", "", cJSON_IsObject);
-    const cJSON *p = need(&v, b, "properties", "", cJSON_IsObject);
-    if (!p)
-        return 0;
-    int relaxed = cJSON_IsObject(cJSON_GetObjectItem(p, "containerGroupProfile"));
-    const cJSON *cs = need(&v, p, "containers", "properties", cJSON_IsArray);
-    if (cs && cJSON_GetArraySize(cs) == 0)
-        invalid(&v, "The container group must have at least one container. Path "
-                    "'properties.containers'");
-    int i = 0;
-    for (const cJSON *c = cs ? cs->child : NULL; c && !v.failed; c = c->next, i++)
-        check_container(&v, c, "properties.containers", i, relaxed);
-    const cJSON *inits = opt(&v, p, "initContainers", "properties", cJSON_IsArray);
-    i = 0;
-    for (const cJSON *c = inits ? inits->child : NULL; c && !v.failed; c = c->next, i++)
-        check_container(&v, c, "properties.initContainers", i, 1);
-    const cJSON *os = relaxed ? opt(&v, p, "osType", "properties", cJSON_IsString)
-                              : need(&v, p, "osType", "properties", cJSON_IsString);
-    if (os && !azsim__ieq(os->valuestring, "Linux") && !azsim__ieq(os->valuestring, "Windows"))
-        invalid(&v,
-                "Error converting value \"%s\" to type 'OperatingSystemTypes'. Path "
-                "'properties.osType'",
-                os->valuestring);
-    const cJSON *rp = opt(&v, p, "restartPolicy", "properties", cJSON_IsString);
-    if (rp && !azsim__ieq(rp->valuestring, "Always") && !azsim__ieq(rp->valuestring, "OnFailure") &&
-        !azsim__ieq(rp->valuestring, "Never"))
-        invalid(&v,
-                "Error converting value \"%s\" to type 'ContainerGroupRestartPolicy'. Path "
-                "'properties.restartPolicy'",
-                rp->valuestring);
-    const cJSON *ip = opt(&v, p, "ipAddress", "properties", cJSON_IsObject);
-    if (ip) {
-        const cJSON *type = need(&v, ip, "type", "properties.ipAddress", cJSON_IsString);
-        if (type && !azsim__ieq(type->valuestring, "Public") &&
-            !azsim__ieq(type->valuestring, "Private"))
-            invalid(&v,
-                    "Error converting value \"%s\" to type 'ContainerGroupIpAddressType'. "
-                    "Path 'properties.ipAddress.type'",
-                    type->valuestring);
-        const cJSON *ports = need(&v, ip, "ports", "properties.ipAddress", cJSON_IsArray);
-        i = 0;
-        for (const cJSON *it = ports ? ports->child : NULL; it && !v.failed; it = it->next, i++) {
-            char path[80];
-            snprintf(path, sizeof(path), "properties.ipAddress.ports[%d]", i);
-            if (!cJSON_IsObject(it))
-                invalid(&v, "Expected an object. Path '%s'", path);
-            else
-                need(&v, it, "port", path, cJSON_IsNumber);
-        }
-        opt(&v, ip, "dnsNameLabel", "properties.ipAddress", cJSON_IsString);
-    }
-    const cJSON *vols = opt(&v, p, "volumes", "properties", cJSON_IsArray);
-    i = 0;
-    for (const cJSON *it = vols ? vols->child : NULL; it && !v.failed; it = it->next, i++) {
-        char path[80], sub[100];
-        snprintf(path, sizeof(path), "properties.volumes[%d]", i);
-        if (!cJSON_IsObject(it)) {
-            invalid(&v, "Expected an object. Path '%s'", path);
-            continue;
-        }
-        need(&v, it, "name", path, cJSON_IsString);
-        const cJSON *af = opt(&v, it, "azureFile", path, cJSON_IsObject);
-        if (af) {
-            snprintf(sub, sizeof(sub), "%s.azureFile", path);
-            need(&v, af, "shareName", sub, cJSON_IsString);
-            need(&v, af, "storageAccountName", sub, cJSON_IsString);
-            opt(&v, af, "storageAccountKey", sub, cJSON_IsString);
-        }
-        const cJSON *secret = opt(&v, it, "secret", path, cJSON_IsObject);
-        snprintf(sub, sizeof(sub), "%s.secret", path);
-        check_string_map(&v, secret, sub);
-    }
-    const cJSON *creds = opt(&v, p, "imageRegistryCredentials", "properties", cJSON_IsArray);
-    i = 0;
-    for (const cJSON *it = creds ? creds->child : NULL; it && !v.failed; it = it->next, i++) {
-        char path[80];
-        snprintf(path, sizeof(path), "properties.imageRegistryCredentials[%d]", i);
-        if (!cJSON_IsObject(it))
-            invalid(&v, "Expected an object. Path '%s'", path);
-        else
-            need(&v, it, "server", path, cJSON_IsString);
-    }
-    return !v.failed;
-}
-
 /* ---- stored form -------------------------------------------------------- */
 
 static void normalise_location(const char *in, char *out, size_t outlen)
@@ -438,6 +191,8 @@ static cJSON *event(const char *name, const char *type, const char *message, int
     return e;
 }
 
+/* The instanceView of a container of g running image: its current state
+ * and the events that led there, as ACI reports them. Owned by the caller. */
 static cJSON *container_view(const azsim__group_t *g, const char *image)
 {
     cJSON *iv = cJSON_CreateObject();
@@ -543,6 +298,10 @@ cJSON *azsim__group_json(azsim_t *sim, const azsim__group_t *g, int mode, uint64
 
 /* ---- operations --------------------------------------------------------- */
 
+/*
+ * Records a new operation of g ('C'reate, 'D'elete, 'S'tart) done at
+ * done_at and makes it g's latest; at most MAX_OPS are kept, oldest out.
+ */
 static azsim__op_t *new_op(azsim__rq_t *q, azsim__group_t *g, int kind, uint64_t done_at)
 {
     azsim_t *sim = q->sim;
@@ -678,9 +437,126 @@ static azsim__op_t *provision(azsim__rq_t *q, azsim__group_t *g, int prov)
     return new_op(q, g, 'C', due);
 }
 
+/*
+ * Parses and validates the body of a PUT. Returns it (owned by the
+ * caller), or answers 400 and returns NULL.
+ */
+static cJSON *put_body(azsim__rq_t *q)
+{
+    cJSON *body = cJSON_ParseWithLength(q->req->body, q->req->body_len);
+    if (!body) {
+        azsim__arm_error(q->resp, 400, "InvalidRequestContent",
+                         "The request content was invalid and could not be deserialized: the "
+                         "body is not valid JSON.");
+        return NULL;
+    }
+    if (!azsim__validate_group(body, q->resp)) {
+        cJSON_Delete(body);
+        return NULL;
+    }
+    return body;
+}
+
+/*
+ * Whether a PUT in location may go ahead on g (NULL for a new group): not
+ * while g is being deleted nor in another region, and a create only within
+ * ACI's quota. Otherwise answers and returns 0.
+ */
+static int put_allowed(azsim__rq_t *q, const azsim__group_t *g, const char *location)
+{
+    if (g && g->prov == AZSIM__PROV_DELETING) {
+        transitioning(q, g);
+        return 0;
+    }
+    if (g && strcmp(g->location, location) != 0) {
+        azsim__arm_error(q->resp, 400, "InvalidResourceLocation",
+                         "The resource '%s' already exists in location '%s' in resource group "
+                         "'%s'. A resource with the same name cannot be created in location "
+                         "'%s'. Please select a new resource name.",
+                         g->name, g->location, g->rg, location);
+        return 0;
+    }
+    if (!g && !azsim__throttle_aci(q, location, 'c'))
+        return 0;
+    return 1;
+}
+
+/* What a PUT stores: the compact texts of the spec and of its properties
+ * (owned) and the kind of IP address asked for (see azsim__group_t). */
+typedef struct put_spec {
+    char *spec_text;
+    char *props_text;
+    char ip_type;
+} put_spec_t;
+
+static void make_put_spec(const cJSON *body, const char *location, put_spec_t *out)
+{
+    cJSON *spec = stored_spec(body, location);
+    const cJSON *iptype = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(body, "properties"), "ipAddress"), "type");
+    out->ip_type = !cJSON_IsString(iptype)                      ? 0
+                   : azsim__ieq(iptype->valuestring, "Private") ? 'V'
+                                                                : 'P';
+    out->spec_text = cJSON_PrintUnformatted(spec);
+    out->props_text = cJSON_PrintUnformatted(cJSON_GetObjectItem(spec, "properties"));
+    cJSON_Delete(spec);
+}
+
+/*
+ * Stores a new group at the request's path, taking the texts of s, and
+ * starts creating it. Returns the group; *op is its create operation.
+ */
+static azsim__group_t *create_group(azsim__rq_t *q, const char *location, const put_spec_t *s,
+                                    azsim__op_t **op)
+{
+    azsim__group_t *g = d8_xcalloc(1, sizeof(*g));
+    d8_buf_t id;
+    d8_buf_init(&id);
+    d8_buf_printf(&id,
+                  "/subscriptions/%s/resourceGroups/%s/providers/"
+                  "Microsoft.ContainerInstance/containerGroups/%s",
+                  q->seg[1], q->seg[3], q->seg[7]);
+    g->id = d8_buf_detach(&id, NULL);
+    g->name = d8_xstrdup(q->seg[7]);
+    g->sub = d8_xstrdup(q->seg[1]);
+    g->rg = d8_xstrdup(q->seg[3]);
+    g->location = d8_xstrdup(location);
+    g->spec = s->spec_text;
+    g->props_text = s->props_text;
+    g->ip_type = s->ip_type;
+    g->created_wall = q->wall;
+    azsim__table_put(&q->sim->groups, &g->e, g->id);
+    *op = provision(q, g, AZSIM__PROV_CREATING);
+    return g;
+}
+
+/*
+ * Replaces the spec of g with the texts of s (taken). Changed properties,
+ * or a Failed group, re-provision; otherwise the latest operation still in
+ * flight is answered again, or a new one that is already done.
+ */
+static azsim__op_t *update_group(azsim__rq_t *q, azsim__group_t *g, const put_spec_t *s)
+{
+    int changed = strcmp(g->props_text, s->props_text) != 0 || g->prov == AZSIM__PROV_FAILED;
+    free(g->spec);
+    free(g->props_text);
+    g->spec = s->spec_text;
+    g->props_text = s->props_text;
+    if (g->ip_type != s->ip_type)
+        g->ip[0] = '\0';
+    g->ip_type = s->ip_type;
+    if (changed)
+        return provision(q, g, AZSIM__PROV_UPDATING);
+    azsim__op_t *op = find_op(q->sim, g->op_id);
+    if (!op || op->done_at <= q->now)
+        op = new_op(q, g, 'C', q->now);
+    return op;
+}
+
+/* containerGroups.createOrUpdate: 201 for a new group, 200 for an update,
+ * both with the headers of the long-running operation. */
 static void cg_put(azsim__rq_t *q)
 {
-    azsim_t *sim = q->sim;
     if (!azsim__valid_cg_name(q->seg[7])) {
         azsim__arm_error(q->resp, 400, "InvalidResourceName",
                          "The resource name '%s' is invalid. Container group names must be 1 to "
@@ -689,87 +565,27 @@ static void cg_put(azsim__rq_t *q)
                          q->seg[7]);
         return;
     }
-    cJSON *body = cJSON_ParseWithLength(q->req->body, q->req->body_len);
-    if (!body) {
-        azsim__arm_error(q->resp, 400, "InvalidRequestContent",
-                         "The request content was invalid and could not be deserialized: the "
-                         "body is not valid JSON.");
+    cJSON *body = put_body(q);
+    if (!body)
         return;
-    }
-    if (!validate_group(body, q->resp)) {
-        cJSON_Delete(body);
-        return;
-    }
     char location[128];
     normalise_location(cJSON_GetObjectItem(body, "location")->valuestring, location,
                        sizeof(location));
     azsim__group_t *g = find_group(q);
-    if (g && g->prov == AZSIM__PROV_DELETING) {
-        transitioning(q, g);
+    if (!put_allowed(q, g, location)) {
         cJSON_Delete(body);
         return;
     }
-    if (g && strcmp(g->location, location) != 0) {
-        azsim__arm_error(q->resp, 400, "InvalidResourceLocation",
-                         "The resource '%s' already exists in location '%s' in resource group "
-                         "'%s'. A resource with the same name cannot be created in location "
-                         "'%s'. Please select a new resource name.",
-                         g->name, g->location, g->rg, location);
-        cJSON_Delete(body);
-        return;
-    }
-    if (!g && !azsim__throttle_aci(q, location, 'c')) {
-        cJSON_Delete(body);
-        return;
-    }
-    cJSON *spec = stored_spec(body, location);
-    const cJSON *iptype = cJSON_GetObjectItem(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(body, "properties"), "ipAddress"), "type");
-    char ip_type = !cJSON_IsString(iptype)                      ? 0
-                   : azsim__ieq(iptype->valuestring, "Private") ? 'V'
-                                                                : 'P';
+    put_spec_t spec;
+    make_put_spec(body, location, &spec);
     cJSON_Delete(body);
-    char *spec_text = cJSON_PrintUnformatted(spec);
-    char *props_text = cJSON_PrintUnformatted(cJSON_GetObjectItem(spec, "properties"));
-    cJSON_Delete(spec);
     int status;
     azsim__op_t *op;
     if (!g) {
-        g = d8_xcalloc(1, sizeof(*g));
-        d8_buf_t id;
-        d8_buf_init(&id);
-        d8_buf_printf(&id,
-                      "/subscriptions/%s/resourceGroups/%s/providers/"
-                      "Microsoft.ContainerInstance/containerGroups/%s",
-                      q->seg[1], q->seg[3], q->seg[7]);
-        g->id = d8_buf_detach(&id, NULL);
-        g->name = d8_xstrdup(q->seg[7]);
-        g->sub = d8_xstrdup(q->seg[1]);
-        g->rg = d8_xstrdup(q->seg[3]);
-        g->location = d8_xstrdup(location);
-        g->spec = spec_text;
-        g->props_text = props_text;
-        g->ip_type = ip_type;
-        g->created_wall = q->wall;
-        azsim__table_put(&sim->groups, &g->e, g->id);
-        op = provision(q, g, AZSIM__PROV_CREATING);
+        g = create_group(q, location, &spec, &op);
         status = 201;
     } else {
-        int changed = strcmp(g->props_text, props_text) != 0 || g->prov == AZSIM__PROV_FAILED;
-        free(g->spec);
-        free(g->props_text);
-        g->spec = spec_text;
-        g->props_text = props_text;
-        if (g->ip_type != ip_type)
-            g->ip[0] = '\0';
-        g->ip_type = ip_type;
-        if (changed) {
-            op = provision(q, g, AZSIM__PROV_UPDATING);
-        } else {
-            op = find_op(sim, g->op_id);
-            if (!op || op->done_at <= q->now)
-                op = new_op(q, g, 'C', q->now);
-        }
+        op = update_group(q, g, &spec);
         status = 200;
     }
     lro_headers(q, g, op);
@@ -786,20 +602,13 @@ static void cg_get(azsim__rq_t *q)
     render(q, 200, g, 'g');
 }
 
+/* containerGroups.update: replaces tags and zones only, no provisioning. */
 static void cg_patch(azsim__rq_t *q)
 {
     azsim__group_t *g = find_group(q);
     cJSON *body = cJSON_ParseWithLength(q->req->body, q->req->body_len);
-    verr_t v = {.r = q->resp};
-    if (!cJSON_IsObject(body)) {
-        invalid(&v, "The request body must be a JSON object");
-        cJSON_Delete(body);
-        return;
-    }
-    const cJSON *tags = opt(&v, body, "tags", "", cJSON_IsObject);
-    check_string_map(&v, tags, "tags");
-    const cJSON *zones = opt(&v, body, "zones", "", cJSON_IsArray);
-    if (v.failed) {
+    const cJSON *tags, *zones;
+    if (!azsim__validate_group_patch(body, q->resp, &tags, &zones)) {
         cJSON_Delete(body);
         return;
     }
@@ -829,6 +638,10 @@ static void cg_patch(azsim__rq_t *q)
     render(q, 200, g, 'l');
 }
 
+/*
+ * containerGroups.delete: 202 with the operation's headers while the group
+ * is Deleting (a create or start in flight ends Canceled), 204 when absent.
+ */
 static void cg_delete(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
@@ -867,6 +680,10 @@ static void cg_delete(azsim__rq_t *q)
     q->resp->status = 202;
 }
 
+/*
+ * containerGroups.start, stop and restart. Stop releases the IP address;
+ * start and restart deploy a Failed group again and start a stopped one.
+ */
 static void cg_action(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
@@ -922,6 +739,8 @@ static void cg_action(azsim__rq_t *q)
     q->resp->status = 204;
 }
 
+/* containerGroups.list and listByResourceGroup: one page in insertion
+ * order, with a nextLink whose $skipToken is the last sequence number. */
 static void cg_list(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
@@ -988,6 +807,10 @@ static const char *op_status_name(const azsim__op_t *op, uint64_t now)
                                               : "Canceled";
 }
 
+/*
+ * An operation's status (Azure-AsyncOperation URL) or its result (Location
+ * URL: 202 while in progress, then the group, 204, or the error).
+ */
 static void op_get(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;

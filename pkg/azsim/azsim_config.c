@@ -74,6 +74,8 @@ static int get_bool(ycx_t *c, const yaml_node_t *n, const char *key, int *out)
     return 0;
 }
 
+/* A sequence of non-empty names into *out (owned), replacing the list
+ * there; fails on anything else, leaving *out as it was. */
 static int get_list(ycx_t *c, const yaml_node_t *n, const char *key, char ***out, size_t *nout)
 {
     if (n->type != YAML_SEQUENCE_NODE)
@@ -165,6 +167,8 @@ static int throttle_key(ycx_t *c, const char *key, const yaml_node_t *v, void *u
     return fail(c, v, key, "unknown key in throttle (enabled, scale)");
 }
 
+/* One key of the top-level mapping into the options ud; each key knows
+ * the node type it takes and its range. */
 static int top_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
 {
     azsim_opts_t *o = ud;
@@ -219,6 +223,62 @@ static int top_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
                 "pageSize, tokenTtlSeconds, seed, throttle, strictMounts)");
 }
 
+/* A copy of o without its lists and base_url, for a file to fill in. */
+static azsim_opts_t scratch_of(const azsim_opts_t *o)
+{
+    azsim_opts_t tmp = *o;
+    tmp.subscriptions = tmp.resource_groups = tmp.storage_accounts = NULL;
+    tmp.nsubscriptions = tmp.nresource_groups = tmp.nstorage_accounts = 0;
+    tmp.clients = NULL;
+    tmp.nclients = 0;
+    tmp.base_url = NULL;
+    return tmp;
+}
+
+/* Keeps *list when the file gave one and frees old; otherwise *list takes
+ * old (owned) back. */
+static void keep_list(char ***list, size_t *n, char **old, size_t nold)
+{
+    if (*list) {
+        for (size_t i = 0; i < nold; i++)
+            free(old[i]);
+        free(old);
+    } else {
+        *list = old;
+        *n = nold;
+    }
+}
+
+/* As keep_list, for the clients. */
+static void keep_clients(azsim_opts_t *tmp, azsim_client_t *old, size_t nold)
+{
+    if (tmp->clients) {
+        for (size_t i = 0; i < nold; i++) {
+            free(old[i].tenant_id);
+            free(old[i].client_id);
+            free(old[i].client_secret);
+        }
+        free(old);
+    } else {
+        tmp->clients = old;
+        tmp->nclients = nold;
+    }
+}
+
+/* Makes the scratch copy tmp of a valid file the new o: lists given in the
+ * file replace the old ones, the others carry over, and so does base_url. */
+static void adopt(azsim_opts_t *o, azsim_opts_t *tmp)
+{
+    keep_list(&tmp->subscriptions, &tmp->nsubscriptions, o->subscriptions, o->nsubscriptions);
+    keep_list(&tmp->resource_groups, &tmp->nresource_groups, o->resource_groups,
+              o->nresource_groups);
+    keep_list(&tmp->storage_accounts, &tmp->nstorage_accounts, o->storage_accounts,
+              o->nstorage_accounts);
+    keep_clients(tmp, o->clients, o->nclients);
+    tmp->base_url = o->base_url;
+    *o = *tmp;
+}
+
 int azsim_opts_load_yaml(azsim_opts_t *o, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
@@ -232,12 +292,7 @@ int azsim_opts_load_yaml(azsim_opts_t *o, const char *path, char *err, size_t er
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, f);
     /* Scratch copy: o changes only when the whole file is valid. */
-    azsim_opts_t tmp = *o;
-    tmp.subscriptions = tmp.resource_groups = tmp.storage_accounts = NULL;
-    tmp.nsubscriptions = tmp.nresource_groups = tmp.nstorage_accounts = 0;
-    tmp.clients = NULL;
-    tmp.nclients = 0;
-    tmp.base_url = NULL;
+    azsim_opts_t tmp = scratch_of(o);
     if (!yaml_parser_load(&parser, &doc)) {
         snprintf(err, errlen, "%s:%zu:%zu: %s", path, parser.problem_mark.line + 1,
                  parser.problem_mark.column + 1,
@@ -253,44 +308,7 @@ int azsim_opts_load_yaml(azsim_opts_t *o, const char *path, char *err, size_t er
             rc = each_pair(&c, root, "(top level)", top_key, &tmp);
     }
     if (rc == 0) {
-        /* Lists given in the file replace the old ones. */
-        if (tmp.subscriptions) {
-            for (size_t i = 0; i < o->nsubscriptions; i++)
-                free(o->subscriptions[i]);
-            free(o->subscriptions);
-        } else {
-            tmp.subscriptions = o->subscriptions;
-            tmp.nsubscriptions = o->nsubscriptions;
-        }
-        if (tmp.resource_groups) {
-            for (size_t i = 0; i < o->nresource_groups; i++)
-                free(o->resource_groups[i]);
-            free(o->resource_groups);
-        } else {
-            tmp.resource_groups = o->resource_groups;
-            tmp.nresource_groups = o->nresource_groups;
-        }
-        if (tmp.storage_accounts) {
-            for (size_t i = 0; i < o->nstorage_accounts; i++)
-                free(o->storage_accounts[i]);
-            free(o->storage_accounts);
-        } else {
-            tmp.storage_accounts = o->storage_accounts;
-            tmp.nstorage_accounts = o->nstorage_accounts;
-        }
-        if (tmp.clients) {
-            for (size_t i = 0; i < o->nclients; i++) {
-                free(o->clients[i].tenant_id);
-                free(o->clients[i].client_id);
-                free(o->clients[i].client_secret);
-            }
-            free(o->clients);
-        } else {
-            tmp.clients = o->clients;
-            tmp.nclients = o->nclients;
-        }
-        tmp.base_url = o->base_url;
-        *o = tmp;
+        adopt(o, &tmp);
     } else {
         tmp.base_url = NULL;
         azsim_opts_release(&tmp);

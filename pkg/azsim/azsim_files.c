@@ -267,6 +267,10 @@ static void render(azsim__rq_t *q, int status, const azsim__share_t *s, int mode
     cJSON_Delete(j);
 }
 
+/*
+ * FileShares_Create: 201 for a new share, 200 when it exists (metadata
+ * replaced); 409 while the name is soft-deleted.
+ */
 static void share_put(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
@@ -331,6 +335,8 @@ static void share_get(azsim__rq_t *q)
     render(q, 200, s, 'g');
 }
 
+/* FileShares_Update: changes the fields the body names; the protocols
+ * of a share are fixed at creation. */
 static void share_patch(azsim__rq_t *q)
 {
     cJSON *body = cJSON_ParseWithLength(q->req->body, q->req->body_len);
@@ -431,45 +437,94 @@ static int expands(const char *expand, const char *what)
     return 0;
 }
 
+/* The query parameters of a share list. */
+typedef struct list_params {
+    char expand[128]; /* $expand as given; "" when absent */
+    char maxps[32];   /* $maxpagesize as given, when nmaxps > 0 */
+    int nmaxps;       /* azsim__param's answer for $maxpagesize */
+    size_t page;      /* shares per page */
+    uint64_t after;   /* $skipToken: list what was inserted after this */
+} list_params_t;
+
+/* Reads $expand, $maxpagesize and $skipToken into lp. Returns 1, or
+ * answers 400 and returns 0. */
+static int read_list_params(azsim__rq_t *q, list_params_t *lp)
+{
+    char tok[32] = "";
+    lp->expand[0] = lp->maxps[0] = '\0';
+    int ne = azsim__param(q->req->query, "$expand", lp->expand, sizeof(lp->expand));
+    if (ne == -2) {
+        azsim__arm_error(q->resp, 400, "InvalidQueryParameterValue",
+                         "The value of $expand is not valid.");
+        return 0;
+    }
+    if (ne < 0)
+        lp->expand[0] = '\0';
+    lp->page = q->sim->o.page_size;
+    int nm = azsim__param(q->req->query, "$maxpagesize", lp->maxps, sizeof(lp->maxps));
+    lp->nmaxps = nm;
+    if (nm >= 0) {
+        long v = strtol(lp->maxps, NULL, 10);
+        if (nm == 0 || strspn(lp->maxps, "0123456789") != (size_t)nm || v < 1 || v > 5000) {
+            azsim__arm_error(q->resp, 400, "OutOfRangeInput",
+                             "The $maxpagesize must be an integer from 1 to 5000.");
+            return 0;
+        }
+        lp->page = (size_t)v;
+    } else if (nm == -2) {
+        azsim__arm_error(q->resp, 400, "OutOfRangeInput",
+                         "The $maxpagesize must be an integer from 1 to 5000.");
+        return 0;
+    }
+    lp->after = 0;
+    int nt = azsim__param(q->req->query, "$skipToken", tok, sizeof(tok));
+    if (nt == -2 || nt == 0 || (nt > 0 && strspn(tok, "0123456789") != (size_t)nt)) {
+        azsim__arm_error(q->resp, 400, "InvalidSkipToken", "The $skipToken is not valid.");
+        return 0;
+    }
+    if (nt > 0)
+        lp->after = strtoull(tok, NULL, 10);
+    return 1;
+}
+
+/* Appends to b the nextLink of a page that ended at sequence number last:
+ * this URL with the same $maxpagesize and $expand and a new $skipToken. */
+static void append_next_link(azsim__rq_t *q, d8_buf_t *b, const list_params_t *lp, uint64_t last)
+{
+    d8_buf_t url;
+    d8_buf_init(&url);
+    azsim__url(q, &url, q->req->path);
+    if (lp->nmaxps > 0)
+        d8_buf_printf(&url, "&%%24maxpagesize=%s", lp->maxps);
+    if (lp->expand[0]) {
+        d8_buf_puts(&url, "&%24expand=");
+        for (const char *p = lp->expand; *p; p++) {
+            if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
+                d8_buf_putc(&url, *p);
+            else
+                d8_buf_printf(&url, "%%%02X", (unsigned char)*p);
+        }
+    }
+    d8_buf_printf(&url, "&%%24skipToken=%llu", (unsigned long long)last);
+    d8_buf_puts(b, ",\"nextLink\":");
+    d8_buf_json_str(b, url.data);
+    d8_buf_release(&url);
+}
+
+/*
+ * FileShares_List: one page of the account's shares in insertion order;
+ * $expand=metadata adds their metadata, $expand=deleted the soft-deleted.
+ */
 static void share_list(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
     if (!check_account(q))
         return;
-    char expand[128] = "", maxps[32] = "", tok[32] = "";
-    int ne = azsim__param(q->req->query, "$expand", expand, sizeof(expand));
-    if (ne == -2) {
-        azsim__arm_error(q->resp, 400, "InvalidQueryParameterValue",
-                         "The value of $expand is not valid.");
+    list_params_t lp;
+    if (!read_list_params(q, &lp))
         return;
-    }
-    if (ne < 0)
-        expand[0] = '\0';
-    size_t page = sim->o.page_size;
-    int nm = azsim__param(q->req->query, "$maxpagesize", maxps, sizeof(maxps));
-    if (nm >= 0) {
-        long v = strtol(maxps, NULL, 10);
-        if (nm == 0 || strspn(maxps, "0123456789") != (size_t)nm || v < 1 || v > 5000) {
-            azsim__arm_error(q->resp, 400, "OutOfRangeInput",
-                             "The $maxpagesize must be an integer from 1 to 5000.");
-            return;
-        }
-        page = (size_t)v;
-    } else if (nm == -2) {
-        azsim__arm_error(q->resp, 400, "OutOfRangeInput",
-                         "The $maxpagesize must be an integer from 1 to 5000.");
-        return;
-    }
-    uint64_t after = 0;
-    int nt = azsim__param(q->req->query, "$skipToken", tok, sizeof(tok));
-    if (nt == -2 || nt == 0 || (nt > 0 && strspn(tok, "0123456789") != (size_t)nt)) {
-        azsim__arm_error(q->resp, 400, "InvalidSkipToken", "The $skipToken is not valid.");
-        return;
-    }
-    if (nt > 0)
-        after = strtoull(tok, NULL, 10);
-    int with_md = expands(expand, "metadata");
-    int with_deleted = expands(expand, "deleted");
+    int with_md = expands(lp.expand, "metadata");
+    int with_deleted = expands(lp.expand, "deleted");
     d8_buf_t prefix;
     d8_buf_init(&prefix);
     share_id(&prefix, q->seg[1], q->seg[3], q->seg[7], "");
@@ -483,10 +538,10 @@ static void share_list(azsim__rq_t *q)
     for (azsim__ent_t *e = azsim__table_first(&sim->shares); e;
          e = azsim__table_next(&sim->shares, e)) {
         const azsim__share_t *s = (const azsim__share_t *)e;
-        if (e->seq <= after || (s->deleted && !with_deleted) ||
+        if (e->seq <= lp.after || (s->deleted && !with_deleted) ||
             strncmp(e->key, prefix.data, prefix.len) != 0)
             continue;
-        if (count == page) {
+        if (count == lp.page) {
             more = 1;
             break;
         }
@@ -499,33 +554,16 @@ static void share_list(azsim__rq_t *q)
         last = e->seq;
     }
     d8_buf_putc(b, ']');
-    if (more) {
-        d8_buf_t url;
-        d8_buf_init(&url);
-        azsim__url(q, &url, q->req->path);
-        if (nm > 0)
-            d8_buf_printf(&url, "&%%24maxpagesize=%s", maxps);
-        if (expand[0]) {
-            d8_buf_puts(&url, "&%24expand=");
-            for (const char *p = expand; *p; p++) {
-                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                    (*p >= '0' && *p <= '9'))
-                    d8_buf_putc(&url, *p);
-                else
-                    d8_buf_printf(&url, "%%%02X", (unsigned char)*p);
-            }
-        }
-        d8_buf_printf(&url, "&%%24skipToken=%llu", (unsigned long long)last);
-        d8_buf_puts(b, ",\"nextLink\":");
-        d8_buf_json_str(b, url.data);
-        d8_buf_release(&url);
-    }
+    if (more)
+        append_next_link(q, b, &lp, last);
     d8_buf_putc(b, '}');
     d8_buf_release(&prefix);
     q->resp->status = 200;
     q->resp->content_type = "application/json; charset=utf-8";
 }
 
+/* StorageAccounts_ListKeys: the account's two keys, derived from the
+ * seed so that they stay the same across restarts. */
 static void list_keys(azsim__rq_t *q)
 {
     if (!check_account(q))

@@ -35,9 +35,11 @@ typedef struct azsim__table {
     uint64_t next_seq;
 } azsim__table_t;
 
+/* An empty table; release it with azsim__table_release. */
 void azsim__table_init(azsim__table_t *t);
 /* Frees the buckets only; the caller frees its objects first. */
 void azsim__table_release(azsim__table_t *t);
+/* The entry under key, which must already be lower case; NULL if none. */
 azsim__ent_t *azsim__table_get(const azsim__table_t *t, const char *key);
 /* Inserts e under key (copied and lower-cased); the key must be absent. */
 void azsim__table_put(azsim__table_t *t, azsim__ent_t *e, const char *key);
@@ -78,7 +80,10 @@ typedef struct azsim__heap {
     uint64_t next_order;
 } azsim__heap_t;
 
+/* An empty heap; release it with azsim__heap_release. */
 void azsim__heap_init(azsim__heap_t *h);
+/* Schedules event kind for key (copied, lower-cased) at clock ms due;
+ * epoch tells a stale event from a current one when it is applied. */
 void azsim__heap_push(azsim__heap_t *h, uint64_t due, int kind, uint64_t epoch, const char *key);
 /* Pops the earliest event due at or before now into *out (key then owned
  * by the caller); returns 0 when none is due. */
@@ -95,7 +100,9 @@ typedef struct azsim__bucket {
     uint64_t last;
 } azsim__bucket_t;
 
+/* A full bucket of cap tokens that refills at per_second from now on. */
 void azsim__bucket_init(azsim__bucket_t *b, double cap, double per_second, uint64_t now);
+/* Adds the tokens earned since the last refill, up to the cap. */
 void azsim__bucket_refill(azsim__bucket_t *b, uint64_t now);
 /* Seconds (at least 1) until one token is available. */
 int azsim__bucket_wait_s(const azsim__bucket_t *b);
@@ -274,17 +281,21 @@ typedef struct azsim__rq {
 
 /* ---- helpers (azsim_util.c) -------------------------------------------- */
 
+/* The next number of the splitmix64 generator whose state is *state. */
 uint64_t azsim__rng_next(uint64_t *state);
 /* Uniform in [0, 1). */
 double azsim__rng_unit(uint64_t *state);
 /* A version-4-shaped UUID from the id generator. */
 void azsim__uuid(azsim_t *sim, char out[37]);
 
+/* The model's clock in ms: the clock of the options, or the monotonic one. */
 uint64_t azsim__now(const azsim_t *sim);
+/* The wall time in ms (for timestamps) of a reading of the model's clock. */
 int64_t azsim__wall_of(const azsim_t *sim, uint64_t clock_ms);
 
 /* Lower-cases s in place; returns s. */
 char *azsim__lower(char *s);
+/* Whether a equals b, or s starts with prefix, ignoring ASCII case. */
 int azsim__ieq(const char *a, const char *b);
 int azsim__istarts(const char *s, const char *prefix);
 
@@ -310,6 +321,10 @@ void azsim__b64(d8_buf_t *b, const unsigned char *in, size_t n, int url);
 /* Decodes base64url (padding optional); -1 on bad input. */
 int azsim__b64url_decode(const char *in, size_t n, d8_buf_t *out);
 
+/*
+ * Whether s is a valid name: of a container group (any case), a file
+ * share, a storage account, or a metadata key (a C identifier).
+ */
 int azsim__valid_cg_name(const char *s);
 int azsim__valid_share_name(const char *s);
 int azsim__valid_account_name(const char *s);
@@ -317,24 +332,46 @@ int azsim__valid_c_identifier(const char *s);
 
 /* Records a finished request in the statistics. */
 void azsim__stat(azsim_t *sim, int op, int status);
+/* Adds to the deletions /_azsim/stats lists: a 'g'roup or 's'hare, its
+ * id (copied) and when it went. */
 void azsim__record_deleted(azsim_t *sim, char kind, const char *id, int64_t at_wall);
 
 /* ---- parts of the model ------------------------------------------------- */
 
 /* azsim_aci.c */
+/* Answers a container group operation that the pipeline let through. */
 void azsim__aci_route(azsim__rq_t *q);
+/* Applies a due provisioning, start or deletion event; stale ones do nothing. */
 void azsim__aci_apply_event(azsim_t *sim, const azsim__event_t *ev);
 /* Renders a group; mode 'g'et, 'l'ist item, 'f'ull (secrets included). */
 cJSON *azsim__group_json(azsim_t *sim, const azsim__group_t *g, int mode, uint64_t now);
+/* Free a group or an operation already out of its table; NULL is a no-op. */
 void azsim__group_free(azsim__group_t *g);
 void azsim__op_free(azsim__op_t *op);
 
+/* azsim_aci_validate.c */
+/*
+ * Checks a container group PUT body (borrowed). Returns 1 when it is
+ * valid; otherwise answers 400 in r and returns 0.
+ */
+int azsim__validate_group(const cJSON *b, azsim_resp_t *r);
+/*
+ * Checks a container group PATCH body, which may change only tags and
+ * zones. Returns 1 with *tags and *zones borrowed from b (NULL when
+ * absent); otherwise answers 400 in r and returns 0.
+ */
+int azsim__validate_group_patch(const cJSON *b, azsim_resp_t *r, const cJSON **tags,
+                                const cJSON **zones);
+
 /* azsim_files.c */
+/* Answers a file share or listKeys operation that the pipeline let through. */
 void azsim__files_route(azsim__rq_t *q);
+/* Purges a soft-deleted share once its event is due, unless restored since. */
 void azsim__files_apply_event(azsim_t *sim, const azsim__event_t *ev);
 /* mode 'g'et (metadata), 'l'ist (no metadata), 'm' list with metadata,
  * 'd' deleted item. */
 cJSON *azsim__share_json(const azsim__share_t *s, int mode);
+/* Frees a share already out of its table; NULL is a no-op. */
 void azsim__share_free(azsim__share_t *s);
 /* The storage account key number n (1 or 2), 88 base64 characters. */
 void azsim__account_key(const azsim_t *sim, const char *account, int n, char out[96]);
@@ -344,7 +381,10 @@ azsim__share_t *azsim__find_share(azsim_t *sim, const char *sub, const char *rg,
                                   const char *account, const char *name);
 
 /* azsim_token.c */
+/* Entra ID's token endpoint of tenant: client credentials with a secret or
+ * a client assertion; a token, or the error Entra ID would answer. */
 void azsim__token_endpoint(azsim__rq_t *q, const char *tenant);
+/* The IMDS token endpoint of managed identity; a token or an IMDS error. */
 void azsim__imds_endpoint(azsim__rq_t *q);
 /*
  * Checks the Authorization header of an ARM call. Returns 1 when valid;
@@ -352,20 +392,28 @@ void azsim__imds_endpoint(azsim__rq_t *q);
  */
 int azsim__check_bearer(azsim__rq_t *q);
 
+/* azsim_control.c */
+/* Answers a call of the /_azsim control API whose operation classify set;
+ * bad_method: the path is known but the method is not. */
+void azsim__control(azsim__rq_t *q, int bad_method);
+
 /* azsim.c */
+/* Empties the model as azsim_new left it, keeping the options and the
+ * token key. */
+void azsim__reset(azsim_t *sim);
 /* Whether a name is allowed by a restriction list (empty: any). */
 int azsim__allowed(char *const *list, size_t n, const char *name);
 /*
  * Charges the ARM bucket for the request's method ('r'ead, 'w'rite,
  * 'd'elete) of subscription sub. Returns 1, or answers 429 and returns 0.
- * Adds the x-ms-ratelimit-remaining-subscription-* headers either way.
+ * azsim_handle adds the x-ms-ratelimit-remaining-* headers either way.
  */
 int azsim__throttle_arm(azsim__rq_t *q, int cls);
 /* Charges ACI's regional create ('c') or delete ('d') quota; 1 or 429. */
 int azsim__throttle_aci(azsim__rq_t *q, const char *location, int cls);
 /* Checks api-version against a NULL-terminated list; 1, or answers 400. */
 int azsim__check_api_version(azsim__rq_t *q, const char *const *accepted);
-/* Builds "<base><path>?api-version=<v>[&extra]" into b. */
+/* Builds "<base><path>?api-version=<v>" into b; callers append the rest. */
 void azsim__url(const azsim__rq_t *q, d8_buf_t *b, const char *path);
 
 #endif

@@ -232,106 +232,124 @@ static int form(azsim__rq_t *q, const char *name, char *out, size_t outlen)
     return 0;
 }
 
-void azsim__token_endpoint(azsim__rq_t *q, const char *tenant)
-{
-    azsim_t *sim = q->sim;
+#define ASSERTION_MAX 16384
+
+/* The form of a token request. secret and assertion are credentials:
+ * the caller wipes them once the request is answered. */
+typedef struct token_form {
     char grant[64], client_id[128], scope[512], secret[512], atype[128];
-    char *assertion = d8_xmalloc(16384);
-    const azsim_client_t *c = NULL;
-    int federated = 0;
-    if (form(q, "grant_type", grant, sizeof(grant)) ||
-        form(q, "client_id", client_id, sizeof(client_id)) ||
-        form(q, "scope", scope, sizeof(scope)) ||
-        form(q, "client_secret", secret, sizeof(secret)) ||
-        form(q, "client_assertion_type", atype, sizeof(atype)) ||
-        form(q, "client_assertion", assertion, 16384))
-        goto done;
-    if (!grant[0]) {
+    char *assertion; /* owned, ASSERTION_MAX bytes */
+} token_form_t;
+
+/* Reads every parameter of the form; 0, or -1 (answered 400). */
+static int read_token_form(azsim__rq_t *q, token_form_t *f)
+{
+    if (form(q, "grant_type", f->grant, sizeof(f->grant)) ||
+        form(q, "client_id", f->client_id, sizeof(f->client_id)) ||
+        form(q, "scope", f->scope, sizeof(f->scope)) ||
+        form(q, "client_secret", f->secret, sizeof(f->secret)) ||
+        form(q, "client_assertion_type", f->atype, sizeof(f->atype)) ||
+        form(q, "client_assertion", f->assertion, ASSERTION_MAX))
+        return -1;
+    return 0;
+}
+
+/*
+ * The parts of a client credentials request that do not depend on the
+ * client: the grant type, a client id, one scope ending in /.default.
+ * Returns 1, or answers 400 and returns 0.
+ */
+static int check_token_request(azsim__rq_t *q, const token_form_t *f)
+{
+    if (!f->grant[0]) {
         aad_error(q, 400, "invalid_request", 900144,
                   "The request body must contain the following parameter: 'grant_type'.");
-        goto done;
+        return 0;
     }
-    if (strcmp(grant, "client_credentials") != 0) {
+    if (strcmp(f->grant, "client_credentials") != 0) {
         aad_error(q, 400, "unsupported_grant_type", 70003,
-                  "The app requested an unsupported grant type '%s'.", grant);
-        goto done;
+                  "The app requested an unsupported grant type '%s'.", f->grant);
+        return 0;
     }
-    if (!client_id[0]) {
+    if (!f->client_id[0]) {
         aad_error(q, 400, "invalid_request", 900144,
                   "The request body must contain the following parameter: 'client_id'.");
-        goto done;
+        return 0;
     }
-    if (!scope[0]) {
+    if (!f->scope[0]) {
         aad_error(q, 400, "invalid_request", 900144,
                   "The request body must contain the following parameter: 'scope'.");
-        goto done;
+        return 0;
     }
-    size_t sl = strlen(scope);
-    if (strchr(scope, ' ') || sl <= 9 || strcmp(scope + sl - 9, "/.default") != 0) {
+    size_t sl = strlen(f->scope);
+    if (strchr(f->scope, ' ') || sl <= 9 || strcmp(f->scope + sl - 9, "/.default") != 0) {
         aad_error(q, 400, "invalid_scope", 1002012,
                   "The provided value for scope %s is not valid. Client credential flows must "
                   "have a scope value with /.default suffixed to the resource identifier "
                   "(application ID URI).",
-                  scope);
-        goto done;
+                  f->scope);
+        return 0;
     }
-    federated = assertion[0] != '\0';
-    q->op = federated   ? AZSIM__OP_TOKEN_ASSERTION
-            : secret[0] ? AZSIM__OP_TOKEN_SECRET
-                        : AZSIM__OP_TOKEN_INVALID;
-    if (!federated && !secret[0]) {
-        aad_error(q, 401, "invalid_client", 7000218,
-                  "The request body must contain the following parameter: 'client_assertion' "
-                  "or 'client_secret'.");
-        goto done;
+    return 1;
+}
+
+/*
+ * A client assertion: the JWT bearer type, a JWT not yet expired, and a
+ * configured client c (NULL: any) that accepts federated credentials.
+ * Returns 1, or answers 400 and returns 0.
+ */
+static int check_assertion(azsim__rq_t *q, const azsim_client_t *c, const token_form_t *f)
+{
+    if (strcmp(f->atype, JWT_BEARER) != 0) {
+        aad_error(q, 400, "invalid_request", 90014,
+                  "The request body must contain 'client_assertion_type' with the value "
+                  "'" JWT_BEARER "'.");
+        return 0;
     }
-    if (sim->o.nclients) {
-        c = find_client(sim, tenant, client_id);
-        if (!c) {
-            aad_error(q, 400, "unauthorized_client", 700016,
-                      "Application with identifier '%s' was not found in the directory '%s'.",
-                      client_id, tenant);
-            goto done;
-        }
+    cJSON *p = jwt_payload(f->assertion);
+    const cJSON *exp = cJSON_GetObjectItem(p, "exp");
+    int bad = !p, expired = cJSON_IsNumber(exp) && (int64_t)exp->valuedouble * 1000 <= q->wall;
+    cJSON_Delete(p);
+    if (bad) {
+        aad_error(q, 400, "invalid_client", 50027, "JWT token is invalid or malformed.");
+        return 0;
     }
-    if (federated) {
-        if (strcmp(atype, JWT_BEARER) != 0) {
-            aad_error(q, 400, "invalid_request", 90014,
-                      "The request body must contain 'client_assertion_type' with the value "
-                      "'" JWT_BEARER "'.");
-            goto done;
-        }
-        cJSON *p = jwt_payload(assertion);
-        const cJSON *exp = cJSON_GetObjectItem(p, "exp");
-        int bad = !p, expired = cJSON_IsNumber(exp) && (int64_t)exp->valuedouble * 1000 <= q->wall;
-        cJSON_Delete(p);
-        if (bad) {
-            aad_error(q, 400, "invalid_client", 50027, "JWT token is invalid or malformed.");
-            goto done;
-        }
-        if (expired) {
-            aad_error(q, 400, "invalid_client", 700024,
-                      "Client assertion is not within its valid time range.");
-            goto done;
-        }
-        if (c && !c->federated) {
-            aad_error(q, 400, "invalid_client", 70021,
-                      "No matching federated identity record found for presented assertion.");
-            goto done;
-        }
-    } else if (c &&
-               (!c->client_secret || !d8_consttime_eq(c->client_secret, strlen(c->client_secret),
-                                                      secret, strlen(secret)))) {
+    if (expired) {
+        aad_error(q, 400, "invalid_client", 700024,
+                  "Client assertion is not within its valid time range.");
+        return 0;
+    }
+    if (c && !c->federated) {
+        aad_error(q, 400, "invalid_client", 70021,
+                  "No matching federated identity record found for presented assertion.");
+        return 0;
+    }
+    return 1;
+}
+
+/* A client secret: the one of the configured client c (NULL: any secret).
+ * Returns 1, or answers 401 and returns 0. */
+static int check_secret(azsim__rq_t *q, const azsim_client_t *c, const token_form_t *f)
+{
+    if (c && (!c->client_secret || !d8_consttime_eq(c->client_secret, strlen(c->client_secret),
+                                                    f->secret, strlen(f->secret)))) {
         aad_error(q, 401, "invalid_client", 7000215,
                   "Invalid client secret provided. Ensure the secret being sent in the request "
                   "is the client secret value, not the client secret ID, for a secret added to "
                   "app '%s'.",
-                  client_id);
-        goto done;
+                  f->client_id);
+        return 0;
     }
-    scope[sl - 9] = '\0'; /* the resource: scope without "/.default" */
-    int ttl = sim->o.token_ttl_s;
-    char *tok = mint(q, tenant, client_id, scope, q->wall / 1000 + ttl);
+    return 1;
+}
+
+/* Answers 200 with a token for the client of f, its audience the resource
+ * of the scope; scope loses its "/.default" suffix. */
+static void answer_token(azsim__rq_t *q, const char *tenant, token_form_t *f)
+{
+    f->scope[strlen(f->scope) - 9] = '\0'; /* the resource: scope without "/.default" */
+    int ttl = q->sim->o.token_ttl_s;
+    char *tok = mint(q, tenant, f->client_id, f->scope, q->wall / 1000 + ttl);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "token_type", "Bearer");
     cJSON_AddNumberToObject(j, "expires_in", ttl);
@@ -342,10 +360,43 @@ void azsim__token_endpoint(azsim__rq_t *q, const char *tenant)
     azsim__header(q->resp, "Pragma", "no-cache");
     cJSON_Delete(j);
     free(tok);
+}
+
+void azsim__token_endpoint(azsim__rq_t *q, const char *tenant)
+{
+    azsim_t *sim = q->sim;
+    token_form_t f;
+    f.assertion = d8_xmalloc(ASSERTION_MAX);
+    const azsim_client_t *c = NULL;
+    int federated = 0;
+    if (read_token_form(q, &f) || !check_token_request(q, &f))
+        goto done;
+    federated = f.assertion[0] != '\0';
+    q->op = federated     ? AZSIM__OP_TOKEN_ASSERTION
+            : f.secret[0] ? AZSIM__OP_TOKEN_SECRET
+                          : AZSIM__OP_TOKEN_INVALID;
+    if (!federated && !f.secret[0]) {
+        aad_error(q, 401, "invalid_client", 7000218,
+                  "The request body must contain the following parameter: 'client_assertion' "
+                  "or 'client_secret'.");
+        goto done;
+    }
+    if (sim->o.nclients) {
+        c = find_client(sim, tenant, f.client_id);
+        if (!c) {
+            aad_error(q, 400, "unauthorized_client", 700016,
+                      "Application with identifier '%s' was not found in the directory '%s'.",
+                      f.client_id, tenant);
+            goto done;
+        }
+    }
+    if (federated ? !check_assertion(q, c, &f) : !check_secret(q, c, &f))
+        goto done;
+    answer_token(q, tenant, &f);
 done:
-    OPENSSL_cleanse(secret, sizeof(secret));
-    OPENSSL_cleanse(assertion, 16384);
-    free(assertion);
+    OPENSSL_cleanse(f.secret, sizeof(f.secret));
+    OPENSSL_cleanse(f.assertion, ASSERTION_MAX);
+    free(f.assertion);
 }
 
 /* ---- IMDS --------------------------------------------------------------- */
