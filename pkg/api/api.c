@@ -715,7 +715,7 @@ static void snapshot_one(void *ud, const env_obj_t *obj)
     d8_buf_t json;
     d8_buf_init(&json);
     store_obj_json_append(s->store, obj, &json);
-    store_event_t ev = {s->rv, EV_ADDED, obj->id, json.data, json.len, 0};
+    store_event_t ev = {s->rv, EV_ADDED, obj->id, json.data, json.len, 0, 0};
     if (send_event(s->ex, &ev) != D8_OK)
         s->failed = 1;
     d8_buf_release(&json);

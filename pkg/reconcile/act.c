@@ -19,6 +19,12 @@ static uint64_t lro_delay(const azure_result_t *res)
     return res->retry_after_ms > 0 ? (uint64_t)res->retry_after_ms : DECIDE_POLL_MS;
 }
 
+/* Interactive changes go before bulk work in the client's queue too. */
+static azure_prio_t prio_of(const rec_env_t *e)
+{
+    return e->urgent ? AZURE_PRIO_HIGH : AZURE_PRIO_NORMAL;
+}
+
 /* Where every call about e goes: its region's scope and its resource name. */
 static const azure_scope_t *target_of(const rec_env_t *e, char name[OWN_NAME_MAX])
 {
@@ -168,7 +174,7 @@ static int group_put(rec_env_t *e, const env_obj_t *obj)
     };
     LOG(LOG_INFO, "creating container group", LF_S("env_id", e->id), LF_S("group", name),
         LF_S("spec_hash", hash), LF_I("generation", obj->generation));
-    int rc = azure_group_put(r->az, s, &gs, AZURE_PRIO_HIGH, on_group_put, e);
+    int rc = azure_group_put(r->az, s, &gs, prio_of(e), on_group_put, e);
     free(env);
     free(sec);
     return rc;
@@ -186,7 +192,7 @@ static int share_put(rec_env_t *e, const env_obj_t *obj, int quota_gb, int keep,
     size_t nmd =
         own_share_metadata(md, user, r->cfg->controller_name, e->id, obj->spec.user_id, keep);
     azure_share_spec_t spec = {name, quota_gb, md, nmd};
-    return azure_share_put(r->az, s, &spec, AZURE_PRIO_HIGH, cb, e);
+    return azure_share_put(r->az, s, &spec, prio_of(e), cb, e);
 }
 
 /* Issues the mutation of plan for e; returns the client's synchronous result. */
@@ -206,26 +212,26 @@ static int mutate(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *obj)
     case DECIDE_GROW_SHARE:
         LOG(LOG_INFO, "growing file share quota", LF_S("env_id", e->id),
             LF_I("from_gb", e->o->s.quota_gb), LF_I("to_gb", plan->quota_gb));
-        return azure_share_set_quota(r->az, s, name, plan->quota_gb, AZURE_PRIO_HIGH,
+        return azure_share_set_quota(r->az, s, name, plan->quota_gb, prio_of(e),
                                      on_share_quota, e);
     case DECIDE_DELETE_SHARE:
         /* The one place user data is destroyed: an audit line, always. */
         LOG(LOG_WARN, "audit: deleting file share", LF_S("env_id", e->id), LF_S("share", name),
             LF_S("storage_account", s->storage_account), LF_S("reason", plan->reason));
-        return azure_share_delete(r->az, s, name, AZURE_PRIO_HIGH, on_share_delete, e);
+        return azure_share_delete(r->az, s, name, prio_of(e), on_share_delete, e);
     case DECIDE_CREATE_GROUP:
         return group_put(e, obj);
     case DECIDE_DELETE_GROUP:
         LOG(LOG_INFO, "deleting container group", LF_S("env_id", e->id), LF_S("group", name),
             LF_S("reason", plan->reason));
-        return azure_group_delete(r->az, s, name, AZURE_PRIO_HIGH, on_group_lro, e);
+        return azure_group_delete(r->az, s, name, prio_of(e), on_group_lro, e);
     case DECIDE_START_GROUP:
     case DECIDE_STOP_GROUP: {
         int start = plan->action == DECIDE_START_GROUP;
         LOG(LOG_INFO, start ? "starting container group" : "stopping container group",
             LF_S("env_id", e->id), LF_S("group", name), LF_S("reason", plan->reason));
-        return start ? azure_group_start(r->az, s, name, AZURE_PRIO_HIGH, on_group_lro, e)
-                     : azure_group_stop(r->az, s, name, AZURE_PRIO_HIGH, on_group_lro, e);
+        return start ? azure_group_start(r->az, s, name, prio_of(e), on_group_lro, e)
+                     : azure_group_stop(r->az, s, name, prio_of(e), on_group_lro, e);
     }
     default:
         return D8_EINVAL;
@@ -240,9 +246,9 @@ void reconcile__act(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *ob
     int rc;
     e->action = plan->action;
     if (plan->action == DECIDE_GET_GROUP) {
-        rc = azure_group_get(r->az, s, name, AZURE_PRIO_NORMAL, on_group_get, e);
+        rc = azure_group_get(r->az, s, name, prio_of(e), on_group_get, e);
     } else if (plan->action == DECIDE_GET_SHARE) {
-        rc = azure_share_get(r->az, s, name, AZURE_PRIO_NORMAL, on_share_get, e);
+        rc = azure_share_get(r->az, s, name, prio_of(e), on_share_get, e);
     } else {
         const char *lbl[] = {reconcile_action_name(plan->action)};
         metrics_add(r->m_actions, lbl, 1);

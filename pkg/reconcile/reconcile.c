@@ -272,6 +272,12 @@ void reconcile__step(rec_env_t *e)
     e->o->next_get_ms = plan.next_get_ms;
     if (plan.status.publish)
         reconcile__publish(e, &plan.status);
+    if (plan.action == DECIDE_REMOVE_OBJECT ||
+        (plan.action == DECIDE_NONE && strcmp(plan.result, "success") == 0)) {
+        /* Settled: the interactive change is done, back to the bulk lane. */
+        e->urgent = 0;
+        workqueue_set_urgent(r->wq, e->id, 0);
+    }
     switch (plan.action) {
     case DECIDE_NONE:
         reconcile__finish(e, 0, plan.requeue_ms, plan.result);
@@ -349,7 +355,14 @@ static void on_store_event(void *ud, const store_event_t *ev)
      * requeues. */
     if (ev->type == EV_DELETED || ev->status_only)
         return;
-    workqueue_add(r->wq, ev->id);
+    if (ev->bulk) {
+        workqueue_add(r->wq, ev->id);
+        return;
+    }
+    /* One user's request (a PUT, DELETE, start or stop) goes ahead of the
+     * bulk work of a full sync, and so do its ARM calls until it settles. */
+    env_get(r, ev->id)->urgent = 1;
+    workqueue_add_urgent(r->wq, ev->id);
 }
 
 /* ---- metrics and status ------------------------------------------------------------------ */

@@ -20,6 +20,8 @@ typedef struct rec_env {
     int fetched_group;         /* this pass read the group by GET */
     int fetched_share;
     decide_action_t action;    /* the ARM call in flight */
+    int urgent;                /* an interactive change not settled yet: its
+                                  passes and ARM calls go first */
     uint64_t pass_start_ns;
     reconciler_t *r;
 } rec_env_t;

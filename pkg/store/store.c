@@ -40,6 +40,7 @@ struct store {
 
     uint64_t rv;
     int synced;
+    int in_sync;               /* inside store_sync: its events are bulk */
 
     ring_ev_t *ring;
     size_t ring_size;
@@ -368,7 +369,7 @@ static void emit_json(store_t *st, entry_t *e, store_event_type_t type, char *js
     r->json = json;
     r->json_len = len;
 
-    store_event_t ev = {st->rv, type, r->id, r->json, r->json_len, status_only};
+    store_event_t ev = {st->rv, type, r->id, r->json, r->json_len, status_only, st->in_sync};
     deliver(st, &ev);
 }
 
@@ -418,7 +419,7 @@ int store_replay(const store_t *st, uint64_t since, store_watch_fn fn, void *ud)
         const ring_ev_t *r = &st->ring[(st->ring_head + i) % st->ring_size];
         if (r->rv <= since)
             continue;
-        store_event_t ev = {r->rv, r->type, r->id, r->json, r->json_len, 0};
+        store_event_t ev = {r->rv, r->type, r->id, r->json, r->json_len, 0, 0};
         fn(ud, &ev);
     }
     return D8_OK;
@@ -693,6 +694,7 @@ static int item_present(store_sync_item_t **byid, size_t n, const char *id)
 void store_sync(store_t *st, store_sync_item_t *items, size_t n, store_sync_counts_t *counts)
 {
     memset(counts, 0, sizeof(*counts));
+    st->in_sync = 1;
     store_sync_item_t **byid = d8_xmalloc((n ? n : 1) * sizeof(*byid));
     for (size_t i = 0; i < n; i++)
         byid[i] = &items[i];
@@ -731,6 +733,7 @@ void store_sync(store_t *st, store_sync_item_t *items, size_t n, store_sync_coun
         else
             counts->unchanged++;
     }
+    st->in_sync = 0;
     if (!st->synced) {
         /* A sync that changed nothing still makes the set authoritative. */
         st->synced = 1;

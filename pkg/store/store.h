@@ -94,6 +94,8 @@ typedef struct store_event {
     size_t json_len;
     int status_only;           /* 1: only the status moved (store_update_status);
                                   0 in replays from the ring */
+    int bulk;                  /* 1: part of a full sync (not one user's request);
+                                  0 in replays from the ring */
 } store_event_t;
 
 typedef void (*store_watch_fn)(void *ud, const store_event_t *ev);

@@ -2,6 +2,7 @@
 
 #include "base/base.h"
 #include "base/heap.h"
+#include "base/list.h"
 #include "base/map.h"
 
 #include <stdlib.h>
@@ -18,15 +19,16 @@ typedef struct item {
     size_t heap_idx;           /* in q->delayed while ST_DELAYED */
     uint64_t ready_since_ms;
     int failures;
-    struct item *next;         /* ready FIFO */
+    int urgent;                /* interactive: served before bulk keys */
+    d8_list_t link;            /* in a ready FIFO while ST_READY */
 } item_t;
 
 struct workqueue {
     uv_loop_t *loop;
     workqueue_opts_t o;
     d8_map_t items;
-    item_t *head, *tail;       /* ready FIFO */
-    size_t nready;             /* items in the FIFO */
+    d8_list_t ready[2];        /* ready FIFOs: [1] urgent keys, [0] the rest */
+    size_t nready;             /* items in both FIFOs */
     d8_heap_t delayed;         /* item_t *, by due_ms */
     size_t active;
     int paused;
@@ -75,7 +77,7 @@ static void arm_delay_timer(workqueue_t *q)
 
 static void kick(workqueue_t *q)
 {
-    if (!q->closing && !q->paused && q->head && q->active < q->o.max_active &&
+    if (!q->closing && !q->paused && q->nready && q->active < q->o.max_active &&
         !uv_is_active((uv_handle_t *)&q->kick_timer))
         uv_timer_start(&q->kick_timer, kick_cb, 0, 0);
 }
@@ -83,16 +85,23 @@ static void kick(workqueue_t *q)
 static void make_ready(workqueue_t *q, item_t *it)
 {
     it->state = ST_READY;
-    it->next = NULL;
     it->ready_since_ms = uv_now(q->loop);
-    if (q->tail)
-        q->tail->next = it;
-    else
-        q->head = it;
-    q->tail = it;
+    d8_list_push(&q->ready[it->urgent], &it->link);
     q->nready++;
     q->st.adds++;
     kick(q);
+}
+
+/* The next ready key: urgent ones first, each lane in FIFO order. */
+static item_t *pop_ready(workqueue_t *q)
+{
+    d8_list_t *lane = !d8_list_empty(&q->ready[1]) ? &q->ready[1] : &q->ready[0];
+    if (d8_list_empty(lane))
+        return NULL;
+    item_t *it = d8_container_of(lane->next, item_t, link);
+    d8_list_del(&it->link);
+    q->nready--;
+    return it;
 }
 
 static item_t *get_item(workqueue_t *q, const char *key)
@@ -101,6 +110,7 @@ static item_t *get_item(workqueue_t *q, const char *key)
     if (!it) {
         it = d8_xcalloc(1, sizeof(*it));
         it->key = d8_xstrdup(key);
+        d8_list_init(&it->link);
         d8_map_put(&q->items, it->key, it);
     }
     return it;
@@ -117,13 +127,8 @@ static void kick_cb(uv_timer_t *t)
 {
     workqueue_t *q = t->data;
     /* q->closing: the process callback may have freed the queue. */
-    while (!q->closing && !q->paused && q->head && q->active < q->o.max_active) {
-        item_t *it = q->head;
-        q->head = it->next;
-        if (!q->head)
-            q->tail = NULL;
-        q->nready--;
-        it->next = NULL;
+    item_t *it;
+    while (!q->closing && !q->paused && q->active < q->o.max_active && (it = pop_ready(q))) {
         it->state = ST_ACTIVE;
         it->dirty = 0;
         it->due_ms = 0;
@@ -161,6 +166,8 @@ workqueue_t *workqueue_new(uv_loop_t *loop, const workqueue_opts_t *opts)
     if (!q->o.backoff_cap_ms)
         q->o.backoff_cap_ms = 300000;
     d8_map_init(&q->items);
+    d8_list_init(&q->ready[0]);
+    d8_list_init(&q->ready[1]);
     d8_heap_init(&q->delayed, sizeof(item_t *), due_less, heap_moved);
     uv_timer_init(loop, &q->delay_timer);
     uv_timer_init(loop, &q->kick_timer);
@@ -215,6 +222,27 @@ void workqueue_add(workqueue_t *q, const char *key)
         it->dirty = 1;
         break;
     }
+}
+
+void workqueue_add_urgent(workqueue_t *q, const char *key)
+{
+    if (q->closing)
+        return;
+    item_t *it = get_item(q, key);
+    if (it->state == ST_READY && !it->urgent) {
+        /* Move it ahead of the bulk keys, keeping the time it became ready. */
+        d8_list_del(&it->link);
+        d8_list_push(&q->ready[1], &it->link);
+    }
+    it->urgent = 1;
+    workqueue_add(q, key);
+}
+
+void workqueue_set_urgent(workqueue_t *q, const char *key, int urgent)
+{
+    item_t *it = d8_map_get(&q->items, key);
+    if (it && it->state != ST_READY)
+        it->urgent = urgent != 0;
 }
 
 void workqueue_add_after(workqueue_t *q, const char *key, uint64_t delay_ms)

@@ -10,6 +10,8 @@
  * - Delayed adds (polling, Retry-After) keep the earliest due time.
  * - Failures requeue with per-key exponential backoff and jitter between
  *   base and cap (d8_backoff_ms); a success forgets the key's failures.
+ * - Urgent keys (interactive work) are served before the others, each in
+ *   FIFO order, so one PUT is not stuck behind a full sync of thousands.
  *
  * The process callback is always called from the loop (never from inside
  * a workqueue_* call); the caller answers with workqueue_done when the
@@ -53,6 +55,12 @@ void workqueue_free(workqueue_t *q);
 
 /* Queues key now. */
 void workqueue_add(workqueue_t *q, const char *key);
+/* Queues key now as urgent: ready keys marked urgent go before all others.
+ * The mark stays with the key (its delayed requeues are urgent too) until
+ * workqueue_set_urgent clears it. */
+void workqueue_add_urgent(workqueue_t *q, const char *key);
+/* Sets or clears the urgent mark of a key that is not waiting ready. */
+void workqueue_set_urgent(workqueue_t *q, const char *key, int urgent);
 /* Queues key after delay_ms (an earlier pending due time wins). */
 void workqueue_add_after(workqueue_t *q, const char *key, uint64_t delay_ms);
 /*

@@ -185,6 +185,11 @@ static void test_list_order_filters_and_paging(void **state)
     store_free(st);
 }
 
+static void count_bulk(void *ud, const store_event_t *ev)
+{
+    ((int *)ud)[ev->bulk ? 1 : 0]++;
+}
+
 static void test_full_sync_counts(void **state)
 {
     (void)state;
@@ -206,7 +211,18 @@ static void test_full_sync_counts(void **state)
     snprintf(items[3].id, sizeof(items[3].id), "dying");
     items[3].spec = mkspec("u", 4);
     store_sync_counts_t n;
+    int bulk[2] = {0, 0}; /* events of the sync: [0] single, [1] bulk */
+    store_watcher_t *w = store_watch(st, count_bulk, bulk);
     store_sync(st, items, 4, &n);
+    store_unwatch(st, w);
+    /* Every event of a full sync is bulk work (the reconciler serves one
+     * user's PUT before it). */
+    assert_int_equal(bulk[0], 0);
+    assert_true(bulk[1] >= 3);
+    w = store_watch(st, count_bulk, bulk);
+    put_ok(st, "single", "u", 4, PUT_CREATED);
+    store_unwatch(st, w);
+    assert_int_equal(bulk[0], 1);
     assert_int_equal(n.created, 1);
     assert_int_equal(n.updated, 1);
     assert_int_equal(n.unchanged, 2);

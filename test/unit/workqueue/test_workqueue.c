@@ -304,6 +304,52 @@ static void test_fifo_order(void **state)
         assert_string_equal(fx->log[i], order[i]);
 }
 
+/* An urgent key (one user's request) goes before every bulk key already
+ * waiting, urgent keys keep FIFO order among themselves, and a bulk key
+ * already ready is moved ahead when it becomes urgent. */
+static void test_urgent_keys_go_first(void **state)
+{
+    fx_t *fx = *state;
+    start(fx, 1, 0, 0);
+    const char *bulk[] = {"b1", "b2", "b3", "b4"};
+    for (int i = 0; i < 4; i++)
+        add(fx, bulk[i]);
+    fx->in_api = 1;
+    workqueue_add_urgent(fx->q, "u1");
+    workqueue_add_urgent(fx->q, "b3"); /* ready as bulk: moved ahead */
+    workqueue_add_urgent(fx->q, "u2");
+    fx->in_api = 0;
+    const char *want[] = {"u1", "b3", "u2", "b1", "b2", "b4"};
+    for (int i = 0; i < 6; i++) {
+        pump(fx);
+        assert_int_equal(fx->nproc, i + 1);
+        assert_string_equal(fx->log[i], want[i]);
+        /* An urgent key keeps its mark for its polls until cleared. */
+        if (strcmp(want[i], "u2") == 0) {
+            fx->in_api = 1;
+            workqueue_set_urgent(fx->q, "u2", 0);
+            fx->in_api = 0;
+        }
+        /* u1 comes back after a poll delay, still urgent. */
+        done(fx, fx->log[i], 0, strcmp(want[i], "u1") == 0 ? 20 : 0);
+    }
+    add(fx, "b9");
+    add(fx, "b8");
+    run_until(fx, 7, 1000);
+    assert_string_equal(fx->log[6], "b9");
+    run_for(fx, 60); /* u1's poll falls due while b9 holds the only slot */
+    assert_int_equal(fx->nproc, 7);
+    done(fx, "b9", 0, 0);
+    pump(fx);
+    assert_int_equal(fx->nproc, 8);
+    assert_string_equal(fx->log[7], "u1");
+    done(fx, "u1", 0, 0);
+    pump(fx);
+    assert_int_equal(fx->nproc, 9);
+    assert_string_equal(fx->log[8], "b8");
+    done(fx, "b8", 0, 0);
+}
+
 static void test_add_after_waits_for_delay(void **state)
 {
     fx_t *fx = *state;
@@ -740,6 +786,7 @@ int main(void)
         T(test_single_flight),
         T(test_max_active),
         T(test_fifo_order),
+        T(test_urgent_keys_go_first),
         T(test_add_after_waits_for_delay),
         T(test_add_after_earliest_due_wins),
         T(test_delayed_keys_run_in_due_order),
