@@ -38,109 +38,7 @@
 /* A body buffer grown beyond this is given back after its request. */
 #define BODY_KEEP_MAX (1u << 20)
 
-typedef enum conn_state {
-    C_IDLE,     /* waiting for the first byte of a request */
-    C_HEAD,     /* request line and headers arriving */
-    C_BODY,     /* body arriving */
-    C_HANDLING, /* the handler owns the exchange */
-    C_STREAM,   /* a streamed answer is in progress */
-    C_LINGER,   /* last answer queued: flush, shut down, drain input */
-    C_CLOSING,  /* uv_close issued; memory goes in the close callback */
-} conn_state_t;
-
-typedef struct conn conn_t;
-
-struct http_exchange {
-    conn_t *conn;
-    void (*on_close)(void *ud);
-    void *on_close_ud;
-    int status;
-};
-
-typedef struct hdr_off {
-    uint32_t name;
-    uint32_t value;
-} hdr_off_t;
-
 enum { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
-
-struct conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    uv_shutdown_t shut;
-    http_server_t *srv;
-    conn_t *prev, *next;
-    conn_state_t state;
-    http_parser parser;
-
-    /* Input: rbuf[rstart, rlen) is received but not yet parsed. */
-    char *rbuf;
-    size_t rstart, rlen, rcap;
-
-    /* The request being parsed: target, header names and values, path and
-     * query, each NUL-terminated, in one buffer reused across requests. */
-    d8_buf_t strs;
-    hdr_off_t *hoff;
-    size_t nhdr, hcap;
-    http_header_t *hv;
-    size_t hvcap;
-    int last_cb;
-    size_t hdr_bytes;
-    d8_buf_t body;
-    size_t body_limit;
-    uint64_t chunked_total;
-    int err_status; /* set by a parser callback that refuses the request */
-
-    http_request_t req;
-    http_exchange_t ex;
-    d8_buf_t out; /* the answer's head, reused */
-
-    uint64_t deadline; /* loop ms, 0 = none */
-    uint64_t timer_due;
-    unsigned closes_pending;
-    unsigned nwrites;
-
-    unsigned reading : 1;
-    unsigned peer_eof : 1;
-    unsigned in_parse : 1;
-    unsigned headers_done : 1;
-    unsigned keep_alive : 1;
-    unsigned upgrade : 1;
-    unsigned is_head : 1;
-    unsigned ex_open : 1;
-    unsigned stream_started : 1;
-    unsigned stream_raw : 1;
-    unsigned stream_keep : 1;
-    unsigned shut_done : 1;
-
-    char rid[129];
-    char remote[64];
-};
-
-struct http_server {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
-    /* Never started; closed by http_server_free so that `done` always runs
-     * from a close callback, even when nothing else is open. */
-    uv_idle_t anchor;
-    http_server_opts_t o;
-    int port;
-    int listener_open;
-    int listener_closing;
-    int anchor_open;
-    int stopping;
-    int freeing;
-    void (*done)(void *arg);
-    void *done_arg;
-    conn_t *conns;
-    size_t nconns;
-    uint64_t linger_ms;
-    uint64_t rid_key, rid_ctr;
-    time_t date_sec;
-    size_t date_len;
-    char date_line[48];
-    char discard[16384];
-};
 
 static int on_message_begin(http_parser *p);
 static int on_url(http_parser *p, const char *at, size_t len);
@@ -166,7 +64,7 @@ static const char *const state_names[] = {"idle",   "head",   "body",   "handlin
                                           "stream", "linger", "closing"};
 
 /* Every change of a connection's state goes through here (STYLE 8). */
-static void conn_state(conn_t *c, conn_state_t to)
+void http__conn_state(http__conn_t *c, http__conn_state_t to)
 {
     if (c->state == to)
         return;
@@ -175,13 +73,9 @@ static void conn_state(conn_t *c, conn_state_t to)
     c->state = to;
 }
 
-static void conn_close(conn_t *c);
-static void conn_process(conn_t *c);
+static void conn_process(http__conn_t *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void conn_end_graceful(conn_t *c);
-static void conn_send_error(conn_t *c, int status, const char *code, const char *message);
-static void request_reset(conn_t *c);
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -231,7 +125,7 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-static void rid_generate(http_server_t *srv, char out[17])
+void http__rid_generate(http_server_t *srv, char out[17])
 {
     static const char hex[] = "0123456789abcdef";
     uint64_t x = mix64(srv->rid_key + srv->rid_ctr++);
@@ -275,7 +169,7 @@ static const char *srv_date_line(http_server_t *srv)
 
 static void on_timer(uv_timer_t *t);
 
-static void conn_set_deadline(conn_t *c, uint64_t ms)
+void http__conn_set_deadline(http__conn_t *c, uint64_t ms)
 {
     uint64_t now = uv_now(c->srv->loop);
     c->deadline = now + ms;
@@ -285,7 +179,7 @@ static void conn_set_deadline(conn_t *c, uint64_t ms)
     }
 }
 
-static void conn_clear_deadline(conn_t *c)
+static void conn_clear_deadline(http__conn_t *c)
 {
     c->deadline = 0;
 }
@@ -293,23 +187,23 @@ static void conn_clear_deadline(conn_t *c)
 /* Acts on a passed deadline by state: an idle keep-alive connection
  * closes silently, a request that stalled gets a 408, a lingering close
  * stops draining. */
-static void conn_timeout(conn_t *c)
+static void conn_timeout(http__conn_t *c)
 {
     switch (c->state) {
-    case C_IDLE:
+    case HTTP__C_IDLE:
         /* Nothing of a request arrived: close without a word, as a
          * keep-alive peer expects. */
         LOG(LOG_DEBUG, "http idle timeout", LF_S("remote", c->remote));
-        conn_close(c);
+        http__conn_close(c);
         break;
-    case C_HEAD:
-    case C_BODY:
-        conn_send_error(c, 408, "RequestTimeout",
-                        c->state == C_HEAD ? "the request headers did not arrive in time"
+    case HTTP__C_HEAD:
+    case HTTP__C_BODY:
+        http__conn_send_error(c, 408, "RequestTimeout",
+                        c->state == HTTP__C_HEAD ? "the request headers did not arrive in time"
                                            : "the request body did not arrive in time");
         break;
-    case C_LINGER:
-        conn_close(c);
+    case HTTP__C_LINGER:
+        http__conn_close(c);
         break;
     default:
         break;
@@ -318,8 +212,8 @@ static void conn_timeout(conn_t *c)
 
 static void on_timer(uv_timer_t *t)
 {
-    conn_t *c = t->data;
-    if (c->deadline == 0 || c->state == C_CLOSING)
+    http__conn_t *c = t->data;
+    if (c->deadline == 0 || c->state == HTTP__C_CLOSING)
         return;
     uint64_t now = uv_now(c->srv->loop);
     if (now < c->deadline) {
@@ -333,7 +227,7 @@ static void on_timer(uv_timer_t *t)
 
 /* ------------------------------------------------------------------ close */
 
-static void srv_maybe_done(http_server_t *srv)
+void http__srv_maybe_done(http_server_t *srv)
 {
     if (!srv->freeing || srv->listener_open || srv->anchor_open || srv->nconns)
         return;
@@ -344,7 +238,7 @@ static void srv_maybe_done(http_server_t *srv)
         done(arg);
 }
 
-static void conn_release(conn_t *c)
+static void conn_release(http__conn_t *c)
 {
     http_server_t *srv = c->srv;
     if (c->prev)
@@ -368,7 +262,7 @@ static void conn_release(conn_t *c)
  * connection. */
 static void on_conn_closed(uv_handle_t *h)
 {
-    conn_t *c = h->data;
+    http__conn_t *c = h->data;
     if (--c->closes_pending)
         return;
     http_server_t *srv = c->srv;
@@ -386,17 +280,17 @@ static void on_conn_closed(uv_handle_t *h)
             cb(ud);
     }
     conn_release(c);
-    srv_maybe_done(srv);
+    http__srv_maybe_done(srv);
 }
 
 /* Closes both handles; with reset, the peer gets a TCP RST instead of a
  * FIN (not possible while a shutdown is pending). */
-static void conn_close_ex(conn_t *c, int reset)
+void http__conn_close_ex(http__conn_t *c, int reset)
 {
-    if (c->state == C_CLOSING)
+    if (c->state == HTTP__C_CLOSING)
         return;
-    int can_reset = reset && c->state != C_LINGER;
-    conn_state(c, C_CLOSING);
+    int can_reset = reset && c->state != HTTP__C_LINGER;
+    http__conn_state(c, HTTP__C_CLOSING);
     c->deadline = 0;
     c->closes_pending = 2;
     if (!can_reset || uv_tcp_close_reset(&c->tcp, on_conn_closed) != 0)
@@ -404,60 +298,58 @@ static void conn_close_ex(conn_t *c, int reset)
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
-static void conn_close(conn_t *c)
+void http__conn_close(http__conn_t *c)
 {
-    conn_close_ex(c, 0);
+    http__conn_close_ex(c, 0);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    conn_t *c = req->data;
-    if (c->state == C_CLOSING)
+    http__conn_t *c = req->data;
+    if (c->state == HTTP__C_CLOSING)
         return;
     c->shut_done = 1;
     if (status < 0 || c->peer_eof)
-        conn_close(c);
+        http__conn_close(c);
     /* else: keep draining input until the peer closes or the linger
      * deadline passes. */
 }
-
-static void conn_update_reading(conn_t *c);
 
 /*
  * Ends a connection politely: queued answers are flushed, the write side
  * is shut down, and input is drained for a while so that the peer reads
  * the last answer rather than a reset.
  */
-static void conn_end_graceful(conn_t *c)
+void http__conn_end_graceful(http__conn_t *c)
 {
-    if (c->state == C_CLOSING || c->state == C_LINGER)
+    if (c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER)
         return;
-    conn_state(c, C_LINGER);
+    http__conn_state(c, HTTP__C_LINGER);
     c->shut.data = c;
     if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        conn_close(c);
+        http__conn_close(c);
         return;
     }
-    conn_set_deadline(c, c->srv->linger_ms);
-    conn_update_reading(c);
+    http__conn_set_deadline(c, c->srv->linger_ms);
+    http__conn_update_reading(c);
 }
 
 /* ------------------------------------------------------------------ write */
 
 typedef struct wreq {
     uv_write_t req;
-    conn_t *conn;
+    http__conn_t *conn;
     char data[];
 } wreq_t;
 
 static void on_write(uv_write_t *req, int status)
 {
     wreq_t *w = (wreq_t *)req;
-    conn_t *c = w->conn;
+    http__conn_t *c = w->conn;
     free(w);
     c->nwrites--;
-    if (status < 0 && c->state != C_CLOSING)
-        conn_close(c);
+    if (status < 0 && c->state != HTTP__C_CLOSING)
+        http__conn_close(c);
 }
 
 /*
@@ -465,9 +357,9 @@ static void on_write(uv_write_t *req, int status)
  * direct write first; whatever the kernel does not take now is copied.
  * Returns 0, or D8_EGONE when the connection is (now) closing.
  */
-static int conn_write(conn_t *c, const uv_buf_t *bufs, unsigned n)
+int http__conn_write(http__conn_t *c, const uv_buf_t *bufs, unsigned n)
 {
-    if (c->state == C_CLOSING)
+    if (c->state == HTTP__C_CLOSING)
         return D8_EGONE;
     size_t total = 0, skip = 0;
     for (unsigned i = 0; i < n; i++)
@@ -481,7 +373,7 @@ static int conn_write(conn_t *c, const uv_buf_t *bufs, unsigned n)
             if (skip == total)
                 return 0;
         } else if (r != UV_EAGAIN) {
-            conn_close(c);
+            http__conn_close(c);
             return D8_EGONE;
         }
     }
@@ -502,7 +394,7 @@ static int conn_write(conn_t *c, const uv_buf_t *bufs, unsigned n)
     uv_buf_t b = uv_buf_init(w->data, (unsigned)off);
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
         free(w);
-        conn_close(c);
+        http__conn_close(c);
         return D8_EGONE;
     }
     c->nwrites++;
@@ -542,7 +434,7 @@ static int status_has_body(int status)
  * Builds the answer's head in c->out. body_len is ignored when chunked;
  * raw means the body runs until the connection closes (HTTP/1.0 stream).
  */
-static void build_head(conn_t *c, int status, const http_header_t *headers, size_t nheaders,
+static void build_head(http__conn_t *c, int status, const http_header_t *headers, size_t nheaders,
                        const char *content_type, size_t body_len, int keep, int chunked, int raw)
 {
     d8_buf_t *b = &c->out;
@@ -587,7 +479,7 @@ static void build_head(conn_t *c, int status, const http_header_t *headers, size
     PUT_LIT(b, "\r\n");
 }
 
-static int conn_keep_alive(const conn_t *c)
+static int conn_keep_alive(const http__conn_t *c)
 {
     /* A peer that shut down its side and has nothing more buffered will
      * send no further request. */
@@ -595,7 +487,7 @@ static int conn_keep_alive(const conn_t *c)
            !(c->peer_eof && c->rstart == c->rlen);
 }
 
-static void call_access(conn_t *c, int status)
+static void call_access(http__conn_t *c, int status)
 {
     http_server_t *srv = c->srv;
     if (srv->o.access)
@@ -604,7 +496,7 @@ static void call_access(conn_t *c, int status)
 }
 
 /* The exchange is complete: forget its close callback, log it. */
-static void exchange_complete(conn_t *c, int status)
+static void exchange_complete(http__conn_t *c, int status)
 {
     c->ex_open = 0;
     c->ex.on_close = NULL;
@@ -612,17 +504,17 @@ static void exchange_complete(conn_t *c, int status)
 }
 
 /* After an answer was queued: next request, or the end of the connection. */
-static void conn_after_answer(conn_t *c, int keep)
+void http__conn_after_answer(http__conn_t *c, int keep)
 {
-    if (c->state == C_CLOSING || c->state == C_LINGER)
+    if (c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER)
         return;
     if (!keep || c->srv->stopping) {
-        conn_end_graceful(c);
+        http__conn_end_graceful(c);
         return;
     }
-    conn_state(c, C_IDLE);
-    request_reset(c);
-    conn_set_deadline(c, c->srv->o.idle_timeout_ms);
+    http__conn_state(c, HTTP__C_IDLE);
+    http__request_reset(c);
+    http__conn_set_deadline(c, c->srv->o.idle_timeout_ms);
     if (!c->in_parse)
         conn_process(c);
 }
@@ -631,13 +523,13 @@ static void conn_after_answer(conn_t *c, int keep)
  * An answer the server produces by itself: JSON error body, Connection:
  * close, access callback, then a graceful end of the connection.
  */
-static void conn_send_error(conn_t *c, int status, const char *code, const char *message)
+void http__conn_send_error(http__conn_t *c, int status, const char *code, const char *message)
 {
-    if (c->state == C_CLOSING || c->state == C_LINGER)
+    if (c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER)
         return;
     if (!c->headers_done) {
         /* Nothing trustworthy of the request is known. */
-        rid_generate(c->srv, c->rid);
+        http__rid_generate(c->srv, c->rid);
         c->req.method = "";
         c->req.path = "";
         c->req.request_id = c->rid;
@@ -650,12 +542,12 @@ static void conn_send_error(conn_t *c, int status, const char *code, const char 
     build_head(c, status, NULL, 0, "application/json", body.len, 0, 0, 0);
     uv_buf_t bufs[2] = {uv_buf_init(c->out.data, (unsigned)c->out.len),
                         uv_buf_init(body.data, (unsigned)body.len)};
-    conn_write(c, bufs, c->is_head && c->headers_done ? 1 : 2);
+    http__conn_write(c, bufs, c->is_head && c->headers_done ? 1 : 2);
     d8_buf_release(&body);
     LOG(LOG_DEBUG, "http error answer", LF_I("status", status), LF_S("remote", c->remote),
         LF_S("request_id", c->rid));
     call_access(c, status);
-    conn_end_graceful(c);
+    http__conn_end_graceful(c);
 }
 
 /* ------------------------------------------------------------ public: answers */
@@ -665,13 +557,13 @@ void http_respond(http_exchange_t *ex, int status, const http_header_t *headers,
 {
     if (!ex)
         return;
-    conn_t *c = ex->conn;
-    if (!c->ex_open || c->state == C_STREAM)
+    http__conn_t *c = ex->conn;
+    if (!c->ex_open || c->state == HTTP__C_STREAM)
         return;
     if (status < 100 || status > 999)
         status = 500;
     ex->status = status;
-    if (c->state == C_CLOSING || c->state == C_LINGER) {
+    if (c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER) {
         exchange_complete(c, status);
         return;
     }
@@ -691,9 +583,9 @@ void http_respond(http_exchange_t *ex, int status, const http_header_t *headers,
         send_body = 0;
         keep = 0;
     }
-    conn_write(c, bufs, send_body ? 2 : 1);
+    http__conn_write(c, bufs, send_body ? 2 : 1);
     exchange_complete(c, status);
-    conn_after_answer(c, keep);
+    http__conn_after_answer(c, keep);
 }
 
 void http_respond_error(http_exchange_t *ex, int status, const char *code, const char *message,
@@ -719,12 +611,12 @@ int http_stream_start(http_exchange_t *ex, int status, const http_header_t *head
 {
     if (!ex)
         return D8_EINVAL;
-    conn_t *c = ex->conn;
+    http__conn_t *c = ex->conn;
     if (!c->ex_open)
         return D8_EGONE;
-    if (c->state == C_CLOSING || c->state == C_LINGER)
+    if (c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER)
         return D8_EGONE;
-    if (c->state != C_HANDLING || status < 200 || status > 999 || !status_has_body(status))
+    if (c->state != HTTP__C_HANDLING || status < 200 || status > 999 || !status_has_body(status))
         return D8_EINVAL;
     /* HTTP/1.0 has no chunked framing: the body runs until close. */
     c->stream_raw = c->parser.http_major == 1 && c->parser.http_minor == 0;
@@ -732,10 +624,10 @@ int http_stream_start(http_exchange_t *ex, int status, const http_header_t *head
     ex->status = status;
     build_head(c, status, headers, nheaders, content_type, 0, c->stream_keep, !c->stream_raw,
                c->stream_raw);
-    conn_state(c, C_STREAM);
+    http__conn_state(c, HTTP__C_STREAM);
     c->stream_started = 1;
     uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
-    if (conn_write(c, &b, 1) != 0)
+    if (http__conn_write(c, &b, 1) != 0)
         return D8_EGONE;
     return 0;
 }
@@ -744,10 +636,10 @@ int http_stream_write(http_exchange_t *ex, const char *data, size_t len)
 {
     if (!ex)
         return D8_EINVAL;
-    conn_t *c = ex->conn;
-    if (!c->ex_open || c->state == C_CLOSING || c->state == C_LINGER)
+    http__conn_t *c = ex->conn;
+    if (!c->ex_open || c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER)
         return D8_EGONE;
-    if (c->state != C_STREAM)
+    if (c->state != HTTP__C_STREAM)
         return D8_EINVAL;
     if (len == 0 || c->is_head)
         return 0;
@@ -758,13 +650,13 @@ int http_stream_write(http_exchange_t *ex, const char *data, size_t len)
     uv_buf_t bufs[3] = {uv_buf_init(hdr, (unsigned)hn),
                         uv_buf_init((char *)(uintptr_t)data, (unsigned)len),
                         uv_buf_init((char *)(uintptr_t) "\r\n", 2)};
-    int r = c->stream_raw ? conn_write(c, bufs + 1, 1) : conn_write(c, bufs, 3);
+    int r = c->stream_raw ? http__conn_write(c, bufs + 1, 1) : http__conn_write(c, bufs, 3);
     if (r != 0)
         return D8_EGONE;
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > HTTP__STREAM_MAX_QUEUED) {
         LOG(LOG_DEBUG, "http stream peer not reading", LF_S("remote", c->remote),
             LF_S("request_id", c->rid));
-        conn_close(c);
+        http__conn_close(c);
         return D8_ETOOBIG;
     }
     return 0;
@@ -774,34 +666,34 @@ void http_stream_end(http_exchange_t *ex)
 {
     if (!ex)
         return;
-    conn_t *c = ex->conn;
+    http__conn_t *c = ex->conn;
     if (!c->ex_open)
         return;
-    if (c->state != C_STREAM) {
-        if (c->state == C_CLOSING || c->state == C_LINGER)
+    if (c->state != HTTP__C_STREAM) {
+        if (c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER)
             exchange_complete(c, ex->status);
         return;
     }
     if (!c->stream_raw && !c->is_head) {
         uv_buf_t b = uv_buf_init((char *)(uintptr_t) "0\r\n\r\n", 5);
-        conn_write(c, &b, 1);
+        http__conn_write(c, &b, 1);
     }
     exchange_complete(c, ex->status);
     c->stream_started = 0;
-    conn_after_answer(c, c->stream_keep);
+    http__conn_after_answer(c, c->stream_keep);
 }
 
 void http_exchange_abort(http_exchange_t *ex)
 {
     if (!ex)
         return;
-    conn_t *c = ex->conn;
+    http__conn_t *c = ex->conn;
     if (!c->ex_open)
         return;
     c->ex_open = 0;
     ex->on_close = NULL;
     LOG(LOG_DEBUG, "http exchange aborted", LF_S("remote", c->remote), LF_S("request_id", c->rid));
-    conn_close_ex(c, 1);
+    http__conn_close_ex(c, 1);
 }
 
 void http_exchange_on_close(http_exchange_t *ex, void (*cb)(void *ud), void *ud)
@@ -821,7 +713,7 @@ const http_request_t *http_exchange_request(const http_exchange_t *ex)
 
 /* Forgets everything of the previous request before the next one is
  * parsed; an unusually large body buffer is dropped rather than kept. */
-static void request_reset(conn_t *c)
+void http__request_reset(http__conn_t *c)
 {
     d8_buf_reset(&c->strs);
     if (c->body.cap > BODY_KEEP_MAX) {
@@ -844,7 +736,7 @@ static void request_reset(conn_t *c)
     c->req.remote = c->remote;
 }
 
-static int header_bytes_add(conn_t *c, size_t n)
+static int header_bytes_add(http__conn_t *c, size_t n)
 {
     c->hdr_bytes += n;
     if (c->hdr_bytes > c->srv->o.max_header_bytes) {
@@ -855,7 +747,7 @@ static int header_bytes_add(conn_t *c, size_t n)
 }
 
 /* Closes the string in progress (URL, header name or value). */
-static void finish_token(conn_t *c)
+static void finish_token(http__conn_t *c)
 {
     if (c->last_cb == CB_FIELD) {
         /* A name without a value callback: give it an empty value. */
@@ -870,17 +762,17 @@ static void finish_token(conn_t *c)
 
 static int on_message_begin(http_parser *p)
 {
-    conn_t *c = p->data;
-    request_reset(c);
-    conn_state(c, C_HEAD);
+    http__conn_t *c = p->data;
+    http__request_reset(c);
+    http__conn_state(c, HTTP__C_HEAD);
     c->req.start_ns = d8_mono_ns();
-    conn_set_deadline(c, c->srv->o.header_timeout_ms);
+    http__conn_set_deadline(c, c->srv->o.header_timeout_ms);
     return 0;
 }
 
 static int on_url(http_parser *p, const char *at, size_t len)
 {
-    conn_t *c = p->data;
+    http__conn_t *c = p->data;
     if (header_bytes_add(c, len))
         return -1;
     c->last_cb = CB_URL;
@@ -892,7 +784,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
  * parser may deliver one name in several pieces. */
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
-    conn_t *c = p->data;
+    http__conn_t *c = p->data;
     if (c->headers_done)
         return 0; /* trailers are not kept */
     if (header_bytes_add(c, len))
@@ -923,7 +815,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
-    conn_t *c = p->data;
+    http__conn_t *c = p->data;
     if (c->headers_done)
         return 0;
     if (header_bytes_add(c, len))
@@ -941,7 +833,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 
 /* Appends the target's path and query, each NUL-terminated, to the
  * string buffer and returns their offsets. */
-static void split_target(conn_t *c, size_t *path_off, size_t *query_off)
+static void split_target(http__conn_t *c, size_t *path_off, size_t *query_off)
 {
     const char *t = c->strs.data;
     size_t tlen = strlen(t);
@@ -981,7 +873,7 @@ static void split_target(conn_t *c, size_t *path_off, size_t *query_off)
  * Expect: 100-continue. */
 static int on_headers_complete(http_parser *p)
 {
-    conn_t *c = p->data;
+    http__conn_t *c = p->data;
     http_server_t *srv = c->srv;
     finish_token(c);
     if (header_bytes_add(c, 2))
@@ -1010,7 +902,7 @@ static int on_headers_complete(http_parser *p)
         size_t n = strlen(rid);
         memcpy(c->rid, rid, n + 1);
     } else {
-        rid_generate(srv, c->rid);
+        http__rid_generate(srv, c->rid);
     }
 
     http_request_t *r = &c->req;
@@ -1043,17 +935,17 @@ static int on_headers_complete(http_parser *p)
         ((p->flags & F_CHUNKED) || (has_cl && p->content_length > 0))) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init((char *)(uintptr_t)cont, sizeof(cont) - 1);
-        if (conn_write(c, &b, 1) != 0)
+        if (http__conn_write(c, &b, 1) != 0)
             return -1; /* closing: conn_process stops at once */
     }
-    conn_state(c, C_BODY);
-    conn_set_deadline(c, srv->o.idle_timeout_ms);
+    http__conn_state(c, HTTP__C_BODY);
+    http__conn_set_deadline(c, srv->o.idle_timeout_ms);
     return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
-    conn_t *c = p->data;
+    http__conn_t *c = p->data;
     if (len > c->body_limit || c->body.len > c->body_limit - len) {
         c->err_status = 413;
         return -1;
@@ -1064,7 +956,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 
 static int on_chunk_header(http_parser *p)
 {
-    conn_t *c = p->data;
+    http__conn_t *c = p->data;
     if (p->content_length > c->body_limit ||
         c->chunked_total > (uint64_t)c->body_limit - p->content_length) {
         c->err_status = 413;
@@ -1081,12 +973,12 @@ static int on_message_complete(http_parser *p)
     return 0;
 }
 
-static void conn_dispatch(conn_t *c)
+static void conn_dispatch(http__conn_t *c)
 {
     http_server_t *srv = c->srv;
     c->req.body = c->body.data ? c->body.data : "";
     c->req.body_len = c->body.len;
-    conn_state(c, C_HANDLING);
+    http__conn_state(c, HTTP__C_HANDLING);
     conn_clear_deadline(c);
     c->ex.conn = c;
     c->ex.on_close = NULL;
@@ -1100,23 +992,23 @@ static void conn_dispatch(conn_t *c)
 
 /* Answers a request the parser refused: 431 or 413 when a limit caused it,
  * else 400 with the parser's reason; the connection then closes. */
-static void conn_parse_error(conn_t *c, enum http_errno e)
+static void conn_parse_error(http__conn_t *c, enum http_errno e)
 {
     int status = c->err_status;
     if (!status)
         status = e == HPE_HEADER_OVERFLOW ? 431 : 400;
     switch (status) {
     case 431:
-        conn_send_error(c, 431, "RequestHeaderFieldsTooLarge",
+        http__conn_send_error(c, 431, "RequestHeaderFieldsTooLarge",
                         "the request header block is too large");
         break;
     case 413:
-        conn_send_error(c, 413, "PayloadTooLarge", "the request body is too large");
+        http__conn_send_error(c, 413, "PayloadTooLarge", "the request body is too large");
         break;
     default: {
         char msg[160];
         snprintf(msg, sizeof(msg), "malformed request: %s", http_errno_description(e));
-        conn_send_error(c, 400, "BadRequest", msg);
+        http__conn_send_error(c, 400, "BadRequest", msg);
         break;
     }
     }
@@ -1124,13 +1016,13 @@ static void conn_parse_error(conn_t *c, enum http_errno e)
 
 /* Starts or stops reading the socket: reading stops while too much input
  * waits for the handler (backpressure) and after the peer's EOF. */
-static void conn_update_reading(conn_t *c)
+void http__conn_update_reading(http__conn_t *c)
 {
     int want;
     switch (c->state) {
-    case C_CLOSING:
+    case HTTP__C_CLOSING:
         return;
-    case C_LINGER:
+    case HTTP__C_LINGER:
         want = !c->peer_eof;
         break;
     default:
@@ -1141,7 +1033,7 @@ static void conn_update_reading(conn_t *c)
         return;
     if (want) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-            conn_close(c);
+            http__conn_close(c);
             return;
         }
         c->reading = 1;
@@ -1156,17 +1048,17 @@ static void conn_update_reading(conn_t *c)
  * hands each complete request to the handler. Re-entered from
  * http_respond only when no parse is in progress.
  */
-static void conn_process(conn_t *c)
+static void conn_process(http__conn_t *c)
 {
     if (c->in_parse)
         return;
     c->in_parse = 1;
-    while ((c->state == C_IDLE || c->state == C_HEAD || c->state == C_BODY) &&
+    while ((c->state == HTTP__C_IDLE || c->state == HTTP__C_HEAD || c->state == HTTP__C_BODY) &&
            c->rstart < c->rlen) {
         size_t avail = c->rlen - c->rstart;
         size_t n = http_parser_execute(&c->parser, &parser_settings, c->rbuf + c->rstart, avail);
         c->rstart += n;
-        if (c->state == C_CLOSING || c->state == C_LINGER)
+        if (c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER)
             break;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e == HPE_PAUSED) {
@@ -1186,12 +1078,13 @@ static void conn_process(conn_t *c)
     if (c->rstart == c->rlen)
         c->rstart = c->rlen = 0;
     c->in_parse = 0;
-    if (c->peer_eof && (c->state == C_IDLE || c->state == C_HEAD || c->state == C_BODY)) {
+    if (c->peer_eof &&
+        (c->state == HTTP__C_IDLE || c->state == HTTP__C_HEAD || c->state == HTTP__C_BODY)) {
         /* The peer sent everything it will send and no request is complete. */
-        conn_end_graceful(c);
+        http__conn_end_graceful(c);
         return;
     }
-    conn_update_reading(c);
+    http__conn_update_reading(c);
 }
 
 /* ------------------------------------------------------------------ read */
@@ -1200,9 +1093,9 @@ static void conn_process(conn_t *c)
  * first; input of a closing connection goes to a shared discard buffer. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    conn_t *c = h->data;
+    http__conn_t *c = h->data;
     (void)suggested;
-    if (c->state == C_LINGER || c->state == C_CLOSING) {
+    if (c->state == HTTP__C_LINGER || c->state == HTTP__C_CLOSING) {
         *buf = uv_buf_init(c->srv->discard, sizeof(c->srv->discard));
         return;
     }
@@ -1226,30 +1119,30 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
  * down its side still lets the request in hand be answered. */
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    conn_t *c = s->data;
+    http__conn_t *c = s->data;
     (void)buf;
-    if (c->state == C_CLOSING || nread == 0)
+    if (c->state == HTTP__C_CLOSING || nread == 0)
         return;
-    if (c->state == C_LINGER) {
+    if (c->state == HTTP__C_LINGER) {
         if (nread < 0) {
             c->peer_eof = 1;
             if (nread != UV_EOF || c->shut_done)
-                conn_close(c);
+                http__conn_close(c);
             else
-                conn_update_reading(c);
+                http__conn_update_reading(c);
         }
         return;
     }
     if (nread < 0) {
-        if (nread != UV_EOF || c->state == C_STREAM) {
+        if (nread != UV_EOF || c->state == HTTP__C_STREAM) {
             /* A reset, or a watcher that went away. */
-            conn_close(c);
+            http__conn_close(c);
             return;
         }
         c->peer_eof = 1;
-        if (c->state == C_HANDLING) {
+        if (c->state == HTTP__C_HANDLING) {
             /* The peer may only have shut down its side: answer, then close. */
-            conn_update_reading(c);
+            http__conn_update_reading(c);
             return;
         }
         conn_process(c);
@@ -1261,7 +1154,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ------------------------------------------------------------------ accept */
 
-static void format_remote(conn_t *c)
+static void format_remote(http__conn_t *c)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
@@ -1283,7 +1176,7 @@ static void format_remote(conn_t *c)
 }
 
 /* Takes a connection whose tcp handle is initialised and connected. */
-static void conn_start(http_server_t *srv, conn_t *c)
+static void conn_start(http_server_t *srv, http__conn_t *c)
 {
     c->srv = srv;
     c->tcp.data = c;
@@ -1301,17 +1194,17 @@ static void conn_start(http_server_t *srv, conn_t *c)
     c->parser.data = c;
     uv_tcp_nodelay(&c->tcp, 1);
     format_remote(c);
-    request_reset(c);
-    conn_state(c, C_IDLE);
+    http__request_reset(c);
+    http__conn_state(c, HTTP__C_IDLE);
     c->req.start_ns = d8_mono_ns();
     if (srv->nconns > srv->o.max_connections) {
         LOG(LOG_DEBUG, "http connection limit reached", LF_S("remote", c->remote));
-        conn_send_error(c, 503, "ServiceUnavailable",
+        http__conn_send_error(c, 503, "ServiceUnavailable",
                         "the server has too many open connections; retry later");
         return;
     }
-    conn_set_deadline(c, srv->o.header_timeout_ms);
-    conn_update_reading(c);
+    http__conn_set_deadline(c, srv->o.header_timeout_ms);
+    http__conn_update_reading(c);
 }
 
 static void on_raw_tcp_closed(uv_handle_t *h)
@@ -1319,9 +1212,9 @@ static void on_raw_tcp_closed(uv_handle_t *h)
     free(h->data);
 }
 
-static conn_t *conn_alloc(http_server_t *srv)
+static http__conn_t *conn_alloc(http_server_t *srv)
 {
-    conn_t *c = d8_xcalloc(1, sizeof(*c));
+    http__conn_t *c = d8_xcalloc(1, sizeof(*c));
     uv_tcp_init(srv->loop, &c->tcp);
     c->tcp.data = c;
     return c;
@@ -1334,7 +1227,7 @@ static void on_connection(uv_stream_t *l, int status)
         LOG(LOG_DEBUG, "http accept failed", LF_S("error", uv_err_name(status)));
         return;
     }
-    conn_t *c = conn_alloc(srv);
+    http__conn_t *c = conn_alloc(srv);
     if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, on_raw_tcp_closed);
         return;
@@ -1348,7 +1241,7 @@ int http__server_adopt(http_server_t *srv, uv_os_sock_t fd)
         close(fd);
         return D8_EINVAL;
     }
-    conn_t *c = conn_alloc(srv);
+    http__conn_t *c = conn_alloc(srv);
     if (uv_tcp_open(&c->tcp, fd) != 0) {
         close(fd);
         uv_close((uv_handle_t *)&c->tcp, on_raw_tcp_closed);
@@ -1391,14 +1284,14 @@ static void on_listener_closed(uv_handle_t *h)
 {
     http_server_t *srv = h->data;
     srv->listener_open = 0;
-    srv_maybe_done(srv);
+    http__srv_maybe_done(srv);
 }
 
 static void on_anchor_closed(uv_handle_t *h)
 {
     http_server_t *srv = h->data;
     srv->anchor_open = 0;
-    srv_maybe_done(srv);
+    http__srv_maybe_done(srv);
 }
 
 static void on_new_failed_closed(uv_handle_t *h)
@@ -1511,9 +1404,9 @@ void http_server_stop_accepting(http_server_t *srv)
         return;
     srv->stopping = 1;
     srv_close_listener(srv);
-    for (conn_t *c = srv->conns; c; c = c->next)
-        if (c->state == C_IDLE && c->rstart == c->rlen)
-            conn_end_graceful(c);
+    for (http__conn_t *c = srv->conns; c; c = c->next)
+        if (c->state == HTTP__C_IDLE && c->rstart == c->rlen)
+            http__conn_end_graceful(c);
 }
 
 void http_server_free(http_server_t *srv, void (*done)(void *arg), void *arg)
@@ -1526,6 +1419,6 @@ void http_server_free(http_server_t *srv, void (*done)(void *arg), void *arg)
     srv->done_arg = arg;
     srv_close_listener(srv);
     uv_close((uv_handle_t *)&srv->anchor, on_anchor_closed);
-    for (conn_t *c = srv->conns; c; c = c->next)
-        conn_close(c);
+    for (http__conn_t *c = srv->conns; c; c = c->next)
+        http__conn_close(c);
 }
