@@ -146,8 +146,9 @@ static void conn_timeout(http__conn_t *c)
     case HTTP__C_HEAD:
     case HTTP__C_BODY:
         http__conn_send_error(c, 408, "RequestTimeout",
-                        c->state == HTTP__C_HEAD ? "the request headers did not arrive in time"
-                                           : "the request body did not arrive in time");
+                              c->state == HTTP__C_HEAD
+                                  ? "the request headers did not arrive in time"
+                                  : "the request body did not arrive in time");
         break;
     case HTTP__C_LINGER:
         http__conn_close(c);
@@ -646,7 +647,7 @@ static void conn_parse_error(http__conn_t *c, enum http_errno e)
     switch (status) {
     case 431:
         http__conn_send_error(c, 431, "RequestHeaderFieldsTooLarge",
-                        "the request header block is too large");
+                              "the request header block is too large");
         break;
     case 413:
         http__conn_send_error(c, 413, "PayloadTooLarge", "the request body is too large");

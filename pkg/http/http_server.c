@@ -64,7 +64,7 @@ static void conn_start(http_server_t *srv, http__conn_t *c)
     if (srv->nconns > srv->o.max_connections) {
         LOG(LOG_DEBUG, "http connection limit reached", LF_S("remote", c->remote));
         http__conn_send_error(c, 503, "ServiceUnavailable",
-                        "the server has too many open connections; retry later");
+                              "the server has too many open connections; retry later");
         return;
     }
     http__conn_set_deadline(c, srv->o.header_timeout_ms);
