@@ -1,4 +1,4 @@
-#include "api.h"
+#include "api_int.h"
 
 #include "base/base.h"
 #include "http/http.h"
@@ -14,51 +14,10 @@
 #define LIST_LIMIT_DEFAULT 500
 #define LIST_LIMIT_MAX 1000
 
-typedef struct watch_client watch_client_t;
-
-struct api {
-    uv_loop_t *loop;
-    const config_t *cfg;
-    store_t *store;
-    metrics_t *metrics;
-    http_server_t *srv;
-    api_opts_t opts;
-
-    spec_rules_t rules;
-    const char **region_names;
-    const char **image_keys;
-
-    int ready;
-    char ready_reason[128];
-    int shutting_down;
-
-    watch_client_t *watchers;
-    size_t nwatchers;
-    uv_timer_t heartbeat;
-
-    metric_family_t *m_requests;
-    metric_family_t *m_duration;
-    metric_family_t *m_envs;
-    metric_family_t *m_watchers;
-    metric_family_t *m_rv;
-
-    void (*done)(void *arg);
-    void *done_arg;
-    int pending_closes;
-};
-
-struct watch_client {
-    api_t *api;
-    http_exchange_t *ex;
-    store_watcher_t *w;
-    watch_client_t *next;
-    watch_client_t **pprev;
-};
-
 /* ---- answers ---------------------------------------------------------- */
 
-static void respond_json(http_exchange_t *ex, int status, const http_header_t *hdrs, size_t n,
-                         const char *body, size_t len)
+void api__respond_json(http_exchange_t *ex, int status, const http_header_t *hdrs, size_t n,
+                       const char *body, size_t len)
 {
     http_respond(ex, status, hdrs, n, "application/json", body, len);
 }
@@ -71,7 +30,7 @@ static void respond_cjson(http_exchange_t *ex, int status, cJSON *obj)
         http_respond_error(ex, 500, "InternalError", "could not encode the answer", NULL);
         return;
     }
-    respond_json(ex, status, NULL, 0, body, strlen(body));
+    api__respond_json(ex, status, NULL, 0, body, strlen(body));
     free(body);
 }
 
@@ -83,10 +42,10 @@ static void respond_obj(api_t *api, http_exchange_t *ex, int status, const env_o
     char etag[32];
     snprintf(etag, sizeof(etag), "\"%lld\"", (long long)obj->generation);
     http_header_t h = {"ETag", etag};
-    respond_json(ex, status, &h, 1, json, len);
+    api__respond_json(ex, status, &h, 1, json, len);
 }
 
-static void respond_spec_error(http_exchange_t *ex, const spec_error_t *e)
+void api__respond_spec_error(http_exchange_t *ex, const spec_error_t *e)
 {
     http_respond_error(ex, 400, e->code[0] ? e->code : "InvalidSpec", e->message,
                        e->field[0] ? e->field : NULL);
@@ -136,7 +95,7 @@ static int json_content(const http_request_t *req)
  * media type (415) and JSON syntax (400). Returns the parsed document or
  * NULL after answering.
  */
-static cJSON *read_json_body(http_exchange_t *ex, const http_request_t *req)
+cJSON *api__read_json_body(http_exchange_t *ex, const http_request_t *req)
 {
     if (!req->body_framed) {
         http_respond_error(ex, 411, "LengthRequired",
@@ -218,12 +177,12 @@ static void method_not_allowed(http_exchange_t *ex, const char *allow)
 
 /* ---- environments ------------------------------------------------------ */
 
-static int being_reaped(const api_t *api, const char *id)
+int api__being_reaped(const api_t *api, const char *id)
 {
     return api->opts.reaping_hook(api->opts.reaping_ud, id);
 }
 
-static void respond_reaping(http_exchange_t *ex, const char *id)
+void api__respond_reaping(http_exchange_t *ex, const char *id)
 {
     char msg[200];
     snprintf(msg, sizeof(msg),
@@ -245,8 +204,8 @@ static void log_env(const char *msg, const http_request_t *req, const env_obj_t 
  * lives in that region and cannot follow a changed spec. Fills err and
  * returns 1 when the new spec would move an existing environment.
  */
-static int region_moved(api_t *api, const char *id, const env_spec_t *spec, const char *prefix,
-                        spec_error_t *err)
+int api__region_moved(api_t *api, const char *id, const env_spec_t *spec, const char *prefix,
+                      spec_error_t *err)
 {
     const env_obj_t *cur = store_get(api->store, id);
     if (!cur || !cur->has_spec || strcmp(cur->spec.cloud_region, spec->cloud_region) == 0)
@@ -290,7 +249,7 @@ static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, 
                            "If-Match must be a generation such as \"3\"", "If-Match");
         return;
     }
-    cJSON *doc = read_json_body(ex, req);
+    cJSON *doc = api__read_json_body(ex, req);
     if (!doc)
         return;
     env_spec_t spec;
@@ -312,19 +271,19 @@ static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     int rc = spec_decode(doc, id, &api->rules, "", &spec, body_id, &err);
     cJSON_Delete(doc);
     if (rc != D8_OK) {
-        respond_spec_error(ex, &err);
+        api__respond_spec_error(ex, &err);
         return;
     }
     if (!id)
         id = body_id;
-    if (region_moved(api, id, &spec, "", &err)) {
+    if (api__region_moved(api, id, &spec, "", &err)) {
         spec_release(&spec);
-        respond_spec_error(ex, &err);
+        api__respond_spec_error(ex, &err);
         return;
     }
-    if (!store_get(api->store, id) && being_reaped(api, id)) {
+    if (!store_get(api->store, id) && api__being_reaped(api, id)) {
         spec_release(&spec);
-        respond_reaping(ex, id);
+        api__respond_reaping(ex, id);
         return;
     }
     if (if_match == -2) {
@@ -351,7 +310,7 @@ static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     respond_obj(api, ex, result == PUT_CREATED ? 201 : 200, obj);
 }
 
-static void get_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
+void api__get_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     (void)req;
     const env_obj_t *obj = store_get(api->store, id);
@@ -362,8 +321,7 @@ static void get_env(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     respond_obj(api, ex, 200, obj);
 }
 
-static void delete_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                       const char *id)
+void api__delete_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     const env_obj_t *obj = store_delete(api->store, id);
     log_env("environment deletion requested", req, obj);
@@ -371,15 +329,13 @@ static void delete_env(api_t *api, http_exchange_t *ex, const http_request_t *re
 }
 
 /* POST /api/v1/environments: the id comes from the body or is generated. */
-static void create_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                       const char *id)
+void api__create_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     (void)id;
     put_env(api, ex, req, NULL, 1);
 }
 
-static void replace_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                        const char *id)
+void api__replace_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     put_env(api, ex, req, id, 0);
 }
@@ -410,20 +366,18 @@ static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req
     respond_obj(api, ex, 202, obj);
 }
 
-static void start_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                      const char *id)
+void api__start_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     power_env(api, ex, req, id, SPEC_POWER_RUNNING);
 }
 
-static void stop_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
+void api__stop_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     power_env(api, ex, req, id, SPEC_POWER_STOPPED);
 }
 
 /* Records activity now, which resets the auto-stop clock. */
-static void activity_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                         const char *id)
+void api__activity_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     (void)req;
     if (store_touch(api->store, id, d8_wall_ms()) != D8_OK) {
@@ -452,8 +406,7 @@ static void list_one(void *ud, const env_obj_t *obj)
 
 /* GET /api/v1/environments: one page of objects filtered by userId and
  * phase, in id order; "continue" holds the last id when more follow. */
-static void list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                      const char *id)
+void api__list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     (void)id;
     /* userId: up to 128 characters of up to 4 UTF-8 bytes each. */
@@ -509,7 +462,7 @@ static void list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req
                   (unsigned long long)store_rv(api->store));
     d8_buf_json_str(&b, more ? c.last : "");
     d8_buf_putc(&b, '}');
-    respond_json(ex, 200, NULL, 0, b.data, b.len);
+    api__respond_json(ex, 200, NULL, 0, b.data, b.len);
     d8_buf_release(&b);
 }
 
@@ -592,7 +545,7 @@ static int decode_sync(api_t *api, const cJSON *doc, store_sync_item_t **out, si
             D8_OK)
             goto fail;
         n++;
-        if (region_moved(api, items[n - 1].id, &items[n - 1].spec, prefix, err))
+        if (api__region_moved(api, items[n - 1].id, &items[n - 1].spec, prefix, err))
             goto fail;
     }
     if (duplicate_id(items, n, err))
@@ -611,11 +564,10 @@ fail:
  * items at once, unless one of them is invalid or waits for the reaper.
  * Answers the counts of what changed.
  */
-static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                      const char *id)
+void api__full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     (void)id;
-    cJSON *doc = read_json_body(ex, req);
+    cJSON *doc = api__read_json_body(ex, req);
     if (!doc)
         return;
     store_sync_item_t *items = NULL;
@@ -625,12 +577,12 @@ static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req
     int rc = decode_sync(api, doc, &items, &n, &err);
     cJSON_Delete(doc);
     if (rc != 0) {
-        respond_spec_error(ex, &err);
+        api__respond_spec_error(ex, &err);
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!store_get(api->store, items[i].id) && being_reaped(api, items[i].id)) {
-            respond_reaping(ex, items[i].id);
+        if (!store_get(api->store, items[i].id) && api__being_reaped(api, items[i].id)) {
+            api__respond_reaping(ex, items[i].id);
             sync_items_free(items, n);
             return;
         }
@@ -647,7 +599,7 @@ static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req
                        "\"resourceVersion\":%llu}",
                        counts.created, counts.updated, counts.unchanged, counts.removed,
                        (unsigned long long)store_rv(api->store));
-    respond_json(ex, 200, NULL, 0, body, (size_t)len);
+    api__respond_json(ex, 200, NULL, 0, body, (size_t)len);
 }
 
 /* ---- watch (Server-Sent Events) --------------------------------------- */
@@ -668,13 +620,13 @@ static int send_event(http_exchange_t *ex, const store_event_t *ev)
 
 static void watch_event(void *ud, const store_event_t *ev)
 {
-    watch_client_t *c = ud;
+    api__watch_client_t *c = ud;
     /* On failure the server closes the connection and our close callback
      * frees c; it must not be touched after a failed write. */
     send_event(c->ex, ev);
 }
 
-static void watch_client_free(watch_client_t *c)
+void api__watch_client_free(api__watch_client_t *c)
 {
     api_t *api = c->api;
     store_unwatch(api->store, c->w);
@@ -687,7 +639,7 @@ static void watch_client_free(watch_client_t *c)
 
 static void watch_closed(void *ud)
 {
-    watch_client_free(ud);
+    api__watch_client_free(ud);
 }
 
 typedef struct replay_ctx {
@@ -742,7 +694,7 @@ static int parse_u64(const char *s, uint64_t *out)
  * Last-Event-ID), or sends every object as ADDED when neither is given,
  * then keeps the stream open for every later change.
  */
-static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
+void api__watch(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     (void)id;
     char rv_s[32];
@@ -801,7 +753,7 @@ static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req, co
     }
     if (failed)
         return; /* the server is closing the connection */
-    watch_client_t *c = d8_xcalloc(1, sizeof(*c));
+    api__watch_client_t *c = d8_xcalloc(1, sizeof(*c));
     c->api = api;
     c->ex = ex;
     c->w = store_watch(api->store, watch_event, c);
@@ -814,12 +766,12 @@ static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req, co
     http_exchange_on_close(ex, watch_closed, c);
 }
 
-static void heartbeat_cb(uv_timer_t *t)
+void api__heartbeat_cb(uv_timer_t *t)
 {
     api_t *api = t->data;
-    watch_client_t *c = api->watchers;
+    api__watch_client_t *c = api->watchers;
     while (c) {
-        watch_client_t *next = c->next;
+        api__watch_client_t *next = c->next;
         http_stream_write(c->ex, ": heartbeat\n\n", 13);
         c = next;
     }
@@ -879,7 +831,7 @@ static void healthz_route(api_t *api, http_exchange_t *ex, const http_request_t 
     (void)api;
     (void)req;
     (void)id;
-    respond_json(ex, 200, NULL, 0, ok, sizeof(ok) - 1);
+    api__respond_json(ex, 200, NULL, 0, ok, sizeof(ok) - 1);
 }
 
 static void readyz_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
@@ -889,7 +841,7 @@ static void readyz_route(api_t *api, http_exchange_t *ex, const http_request_t *
     (void)req;
     (void)id;
     if (api->ready && !api->shutting_down)
-        respond_json(ex, 200, NULL, 0, ready, sizeof(ready) - 1);
+        api__respond_json(ex, 200, NULL, 0, ready, sizeof(ready) - 1);
     else
         http_respond_error(ex, 503, "NotReady",
                            api->shutting_down ? "shutting down" : api->ready_reason, NULL);
@@ -902,8 +854,8 @@ static void resume_route(api_t *api, http_exchange_t *ex, const http_request_t *
     int was = api->opts.resume_hook(api->opts.resume_ud);
     LOG(LOG_WARN, "reaper resume requested", LF_S("request_id", req->request_id),
         LF_B("was_suspended", was));
-    respond_json(ex, 200, NULL, 0, was ? "{\"resumed\":true}" : "{\"resumed\":false}",
-                 was ? 16 : 17);
+    api__respond_json(ex, 200, NULL, 0, was ? "{\"resumed\":true}" : "{\"resumed\":false}",
+                      was ? 16 : 17);
 }
 
 static void collect(void *ud)
@@ -949,16 +901,16 @@ static const route_t routes[] = {
     {"GET", "/healthz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, healthz_route},
     {"GET", "/readyz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, readyz_route},
     {"GET", "/metrics", ROUTE_QUIET, BODY_DEFAULT, metrics_route},
-    {"GET", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, list_envs},
-    {"POST", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, create_env},
-    {"PUT", "/api/v1/environments", ROUTE_AUTH, BODY_SYNC, full_sync},
-    {"GET", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, get_env},
-    {"PUT", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, replace_env},
-    {"DELETE", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, delete_env},
-    {"POST", "/api/v1/environments/{id}/start", ROUTE_AUTH, BODY_DEFAULT, start_env},
-    {"POST", "/api/v1/environments/{id}/stop", ROUTE_AUTH, BODY_DEFAULT, stop_env},
-    {"POST", "/api/v1/environments/{id}/activity", ROUTE_AUTH, BODY_DEFAULT, activity_env},
-    {"GET", "/api/v1/watch", ROUTE_AUTH, BODY_DEFAULT, watch},
+    {"GET", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, api__list_envs},
+    {"POST", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, api__create_env},
+    {"PUT", "/api/v1/environments", ROUTE_AUTH, BODY_SYNC, api__full_sync},
+    {"GET", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, api__get_env},
+    {"PUT", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, api__replace_env},
+    {"DELETE", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, api__delete_env},
+    {"POST", "/api/v1/environments/{id}/start", ROUTE_AUTH, BODY_DEFAULT, api__start_env},
+    {"POST", "/api/v1/environments/{id}/stop", ROUTE_AUTH, BODY_DEFAULT, api__stop_env},
+    {"POST", "/api/v1/environments/{id}/activity", ROUTE_AUTH, BODY_DEFAULT, api__activity_env},
+    {"GET", "/api/v1/watch", ROUTE_AUTH, BODY_DEFAULT, api__watch},
     {"GET", "/api/v1/orphans", ROUTE_AUTH, BODY_DEFAULT, orphans_route},
     {"POST", "/api/v1/reaper/resume", ROUTE_AUTH, BODY_DEFAULT, resume_route},
     {"GET", "/api/v1/status", ROUTE_AUTH, BODY_DEFAULT, status_route},
@@ -1196,7 +1148,7 @@ int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
     }
     uv_timer_init(api->loop, &api->heartbeat);
     api->heartbeat.data = api;
-    uv_timer_start(&api->heartbeat, heartbeat_cb, WATCH_HEARTBEAT_MS, WATCH_HEARTBEAT_MS);
+    uv_timer_start(&api->heartbeat, api__heartbeat_cb, WATCH_HEARTBEAT_MS, WATCH_HEARTBEAT_MS);
     *out = api;
     return D8_OK;
 }
@@ -1226,10 +1178,10 @@ void api_shutdown(api_t *api)
     uv_timer_stop(&api->heartbeat);
     /* End every watch stream; their close callbacks free the clients. */
     while (api->watchers) {
-        watch_client_t *c = api->watchers;
+        api__watch_client_t *c = api->watchers;
         http_exchange_t *ex = c->ex;
         http_exchange_on_close(ex, NULL, NULL);
-        watch_client_free(c);
+        api__watch_client_free(c);
         http_stream_end(ex);
     }
 }
