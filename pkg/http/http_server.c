@@ -154,6 +154,7 @@ void http__srv_maybe_done(http_server_t *srv)
     if (done)
         done(arg);
 }
+
 static void on_listener_closed(uv_handle_t *h)
 {
     http_server_t *srv = h->data;
