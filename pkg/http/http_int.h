@@ -133,6 +133,8 @@ struct http_server {
     char discard[16384];
 };
 
+/* ---- the connection (http.c) ------------------------------------------- */
+
 /* Every change of a connection's state goes through here (STYLE 8). */
 void http__conn_state(http__conn_t *c, http__conn_state_t to);
 /* Arms c's deadline ms from now; an earlier deadline restarts the timer. */
@@ -154,6 +156,8 @@ void http__conn_close_ex(http__conn_t *c, int reset);
 void http__conn_close(http__conn_t *c);
 /* Writes a fresh request id (16 hex digits, distinct per server) to out. */
 void http__rid_generate(http_server_t *srv, char out[17]);
+
+/* ---- answers (http_response.c) and the server (http_server.c) ---------- */
 
 /* The server's own error answer (JSON body, Connection: close), then a
  * graceful end of the connection (http_response.c). */
