@@ -1,7 +1,13 @@
-#include "api.h"
+/*
+ * pkg/api: the route table, dispatch and bearer-key auth, the request and
+ * answer helpers the handlers share, the controller routes (status,
+ * orphans, reaper resume, probes, metrics) and the lifecycle. The
+ * environment handlers are in api_env.c, the full sync in api_sync.c and
+ * the watch streams in api_watch.c.
+ */
+#include "api_int.h"
 
 #include "base/base.h"
-#include "base/list.h"
 #include "http/http.h"
 #include "log/log.h"
 #include "spec/spec.h"
@@ -11,54 +17,11 @@
 #include <string.h>
 
 #define WATCH_HEARTBEAT_MS 15000
-#define MAX_WATCH_CLIENTS 1000
-#define LIST_LIMIT_DEFAULT 500
-#define LIST_LIMIT_MAX 1000
-
-typedef struct watch_client watch_client_t;
-
-struct api {
-    uv_loop_t *loop;
-    const config_t *cfg;
-    store_t *store;
-    metrics_t *metrics;
-    http_server_t *srv;
-    api_opts_t opts;
-
-    spec_rules_t rules;
-    const char **region_names;
-    const char **image_keys;
-
-    int ready;
-    char ready_reason[128];
-    int shutting_down;
-
-    d8_list_t watchers; /* watch_client_t, one per open watch stream */
-    size_t nwatchers;
-    uv_timer_t heartbeat;
-
-    metric_family_t *m_requests;
-    metric_family_t *m_duration;
-    metric_family_t *m_envs;
-    metric_family_t *m_watchers;
-    metric_family_t *m_rv;
-
-    void (*done)(void *arg);
-    void *done_arg;
-    int pending_closes;
-};
-
-struct watch_client {
-    api_t *api;
-    http_exchange_t *ex;
-    store_watcher_t *w;
-    d8_list_t link; /* in api->watchers */
-};
 
 /* ---- answers ---------------------------------------------------------- */
 
-static void respond_json(http_exchange_t *ex, int status, const http_header_t *hdrs, size_t n,
-                         const char *body, size_t len)
+void api__respond_json(http_exchange_t *ex, int status, const http_header_t *hdrs, size_t n,
+                       const char *body, size_t len)
 {
     http_respond(ex, status, hdrs, n, "application/json", body, len);
 }
@@ -71,22 +34,11 @@ static void respond_cjson(http_exchange_t *ex, int status, cJSON *obj)
         http_respond_error(ex, 500, "InternalError", "could not encode the answer", NULL);
         return;
     }
-    respond_json(ex, status, NULL, 0, body, strlen(body));
+    api__respond_json(ex, status, NULL, 0, body, strlen(body));
     free(body);
 }
 
-/* Answers one environment object with its ETag. */
-static void respond_obj(api_t *api, http_exchange_t *ex, int status, const env_obj_t *obj)
-{
-    size_t len;
-    const char *json = store_obj_json(api->store, obj, &len);
-    char etag[32];
-    snprintf(etag, sizeof(etag), "\"%lld\"", (long long)obj->generation);
-    http_header_t h = {"ETag", etag};
-    respond_json(ex, status, &h, 1, json, len);
-}
-
-static void respond_spec_error(http_exchange_t *ex, const spec_error_t *e)
+void api__respond_spec_error(http_exchange_t *ex, const spec_error_t *e)
 {
     http_respond_error(ex, 400, e->code[0] ? e->code : "InvalidSpec", e->message,
                        e->field[0] ? e->field : NULL);
@@ -136,7 +88,7 @@ static int json_content(const http_request_t *req)
  * media type (415) and JSON syntax (400). Returns the parsed document or
  * NULL after answering.
  */
-static cJSON *read_json_body(http_exchange_t *ex, const http_request_t *req)
+cJSON *api__read_json_body(http_exchange_t *ex, const http_request_t *req)
 {
     if (!req->body_framed) {
         http_respond_error(ex, 411, "LengthRequired",
@@ -180,644 +132,12 @@ static cJSON *read_json_body(http_exchange_t *ex, const http_request_t *req)
     return doc;
 }
 
-/*
- * Parses If-Match: '"3"', '3', 'W/"3"' -> 3; '*' -> -2; absent -> -1;
- * unparseable -> -3.
- */
-static int64_t parse_if_match(const http_request_t *req)
-{
-    const char *h = http_request_header(req, "if-match");
-    if (!h)
-        return -1;
-    while (*h == ' ')
-        h++;
-    if (strcmp(h, "*") == 0)
-        return -2;
-    if (strncmp(h, "W/", 2) == 0)
-        h += 2;
-    if (*h == '"')
-        h++;
-    char *end;
-    long long v = strtoll(h, &end, 10);
-    if (end == h || v < 0)
-        return -3;
-    if (*end == '"')
-        end++;
-    while (*end == ' ')
-        end++;
-    return *end ? -3 : v;
-}
-
 static void method_not_allowed(http_exchange_t *ex, const char *allow)
 {
     http_header_t h = {"Allow", allow};
     char msg[128];
     snprintf(msg, sizeof(msg), "this route accepts %s", allow);
     http_respond_error_h(ex, 405, &h, 1, "MethodNotAllowed", msg, NULL);
-}
-
-/* ---- environments ------------------------------------------------------ */
-
-static int being_reaped(const api_t *api, const char *id)
-{
-    return api->opts.reaping_hook(api->opts.reaping_ud, id);
-}
-
-static void respond_reaping(http_exchange_t *ex, const char *id)
-{
-    char msg[200];
-    snprintf(msg, sizeof(msg),
-             "an orphaned resource of %s is being deleted by the reaper right now; retry in a "
-             "few seconds",
-             id);
-    static const http_header_t h = {"Retry-After", "5"};
-    http_respond_error_h(ex, 409, &h, 1, "Conflict", msg, NULL);
-}
-
-static void log_env(const char *msg, const http_request_t *req, const env_obj_t *obj)
-{
-    LOG(LOG_INFO, msg, LF_S("request_id", req->request_id), LF_S("env_id", obj->id),
-        LF_I("generation", obj->generation), LF_S("phase", store_phase_name(obj->status.phase)));
-}
-
-/*
- * cloudRegion is fixed at creation: the file share, and so the user's data,
- * lives in that region and cannot follow a changed spec. Fills err and
- * returns 1 when the new spec would move an existing environment.
- */
-static int region_moved(api_t *api, const char *id, const env_spec_t *spec, const char *prefix,
-                        spec_error_t *err)
-{
-    const env_obj_t *cur = store_get(api->store, id);
-    if (!cur || !cur->has_spec || strcmp(cur->spec.cloud_region, spec->cloud_region) == 0)
-        return 0;
-    snprintf(err->code, sizeof(err->code), "InvalidSpec");
-    snprintf(err->message, sizeof(err->message),
-             "cloudRegion cannot change from %s: the file share holding the workspace stays in "
-             "its region (delete and create the environment to move it)",
-             cur->spec.cloud_region);
-    snprintf(err->field, sizeof(err->field), "%scloudRegion", prefix);
-    return 1;
-}
-
-/* Answers the 409 of a store_put that failed with rc: a stale If-Match,
- * a POST of an existing id, or an environment being deleted. */
-static void respond_put_conflict(api_t *api, http_exchange_t *ex, const char *id, int rc)
-{
-    const env_obj_t *cur = store_get(api->store, id);
-    char msg[160];
-    if (rc == D8_ECONFLICT)
-        snprintf(msg, sizeof(msg), "If-Match does not match the current generation %lld",
-                 (long long)(cur ? cur->generation : 0));
-    else if (rc == D8_EEXIST)
-        snprintf(msg, sizeof(msg), "environment %s already exists", id);
-    else
-        snprintf(msg, sizeof(msg), "environment %s is being deleted", id);
-    http_respond_error(ex, 409, "Conflict", msg, NULL);
-}
-
-/*
- * Creates or replaces one environment from a JSON spec. id NULL is a POST:
- * the id then comes from the body or is generated, and must_create refuses
- * an existing one. Answers 201 or 200 with the object and its ETag.
- */
-static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id,
-                    int must_create)
-{
-    int64_t if_match = parse_if_match(req);
-    if (if_match == -3) {
-        http_respond_error(ex, 400, "InvalidArgument",
-                           "If-Match must be a generation such as \"3\"", "If-Match");
-        return;
-    }
-    cJSON *doc = read_json_body(ex, req);
-    if (!doc)
-        return;
-    env_spec_t spec;
-    spec_error_t err;
-    char body_id[SPEC_ID_MAX + 1];
-    char gen_id[SPEC_ID_MAX + 1];
-    memset(&spec, 0, sizeof(spec));
-    if (!id) {
-        /* POST: the id comes from the body, or is generated. */
-        const cJSON *jid = cJSON_GetObjectItemCaseSensitive(doc, "id");
-        if (cJSON_IsObject(doc) && !jid) {
-            unsigned char rnd[12];
-            d8_random_bytes(rnd, sizeof(rnd));
-            gen_id[0] = 'c';
-            d8_hex(rnd, sizeof(rnd), gen_id + 1);
-            id = gen_id;
-        }
-    }
-    int rc = spec_decode(doc, id, &api->rules, "", &spec, body_id, &err);
-    cJSON_Delete(doc);
-    if (rc != D8_OK) {
-        respond_spec_error(ex, &err);
-        return;
-    }
-    if (!id)
-        id = body_id;
-    if (region_moved(api, id, &spec, "", &err)) {
-        spec_release(&spec);
-        respond_spec_error(ex, &err);
-        return;
-    }
-    if (!store_get(api->store, id) && being_reaped(api, id)) {
-        spec_release(&spec);
-        respond_reaping(ex, id);
-        return;
-    }
-    if (if_match == -2) {
-        if_match = -1;
-        if (!store_get(api->store, id)) {
-            spec_release(&spec);
-            http_respond_error(ex, 409, "Conflict", "If-Match: * but the environment does not exist",
-                               NULL);
-            return;
-        }
-    }
-    store_put_result_t result;
-    const env_obj_t *obj;
-    rc = store_put(api->store, id, &spec, if_match, must_create, &result, &obj);
-    if (rc != D8_OK) {
-        spec_release(&spec);
-        respond_put_conflict(api, ex, id, rc);
-        return;
-    }
-    if (result == PUT_CREATED)
-        log_env("environment created", req, obj);
-    else if (result == PUT_UPDATED)
-        log_env("environment updated", req, obj);
-    respond_obj(api, ex, result == PUT_CREATED ? 201 : 200, obj);
-}
-
-static void get_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
-{
-    (void)req;
-    const env_obj_t *obj = store_get(api->store, id);
-    if (!obj) {
-        http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
-        return;
-    }
-    respond_obj(api, ex, 200, obj);
-}
-
-static void delete_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                       const char *id)
-{
-    const env_obj_t *obj = store_delete(api->store, id);
-    log_env("environment deletion requested", req, obj);
-    respond_obj(api, ex, 202, obj);
-}
-
-/* POST /api/v1/environments: the id comes from the body or is generated. */
-static void create_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                       const char *id)
-{
-    (void)id;
-    put_env(api, ex, req, NULL, 1);
-}
-
-static void replace_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                        const char *id)
-{
-    put_env(api, ex, req, id, 0);
-}
-
-/* Sets the desired powerState of a known environment and answers 202; a
- * start also counts as activity, so it ends an auto-stop. */
-static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id,
-                      spec_power_t power)
-{
-    const env_obj_t *obj;
-    int rc = store_set_power(api->store, id, power, &obj);
-    if (rc == D8_OK && power == SPEC_POWER_RUNNING) {
-        /* A start is activity: it also ends an auto-stop (same generation). */
-        store_touch_notify(api->store, id, d8_wall_ms());
-        obj = store_get(api->store, id);
-    }
-    if (rc == D8_ENOENT) {
-        http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
-        return;
-    }
-    if (rc != D8_OK) {
-        http_respond_error(ex, 409, "Conflict", "the environment is being deleted", NULL);
-        return;
-    }
-    log_env(power == SPEC_POWER_RUNNING ? "environment start requested"
-                                        : "environment stop requested",
-            req, obj);
-    respond_obj(api, ex, 202, obj);
-}
-
-static void start_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                      const char *id)
-{
-    power_env(api, ex, req, id, SPEC_POWER_RUNNING);
-}
-
-static void stop_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
-{
-    power_env(api, ex, req, id, SPEC_POWER_STOPPED);
-}
-
-/* Records activity now, which resets the auto-stop clock. */
-static void activity_env(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                         const char *id)
-{
-    (void)req;
-    if (store_touch(api->store, id, d8_wall_ms()) != D8_OK) {
-        http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
-        return;
-    }
-    http_respond(ex, 204, NULL, 0, NULL, NULL, 0);
-}
-
-typedef struct list_ctx {
-    d8_buf_t *b;
-    int first;
-    char last[SPEC_ID_MAX + 1];
-    store_t *store;
-} list_ctx_t;
-
-static void list_one(void *ud, const env_obj_t *obj)
-{
-    list_ctx_t *c = ud;
-    if (!c->first)
-        d8_buf_putc(c->b, ',');
-    c->first = 0;
-    store_obj_json_append(c->store, obj, c->b);
-    snprintf(c->last, sizeof(c->last), "%s", obj->id);
-}
-
-/* GET /api/v1/environments: one page of objects filtered by userId and
- * phase, in id order; "continue" holds the last id when more follow. */
-static void list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                      const char *id)
-{
-    (void)id;
-    /* userId: up to 128 characters of up to 4 UTF-8 bytes each. */
-    char user[4 * 128 + 1], phase[32], limit_s[16], cont[SPEC_ID_MAX + 8];
-    int n;
-    const char *user_id = NULL;
-    int ph = -1;
-    size_t limit = LIST_LIMIT_DEFAULT;
-    const char *after = NULL;
-
-    n = http_query_param(req, "userId", user, sizeof(user));
-    if (n == -2) {
-        http_respond_error(ex, 400, "InvalidQuery", "userId is badly encoded or too long",
-                           "userId");
-        return;
-    }
-    if (n >= 0)
-        user_id = user;
-    n = http_query_param(req, "phase", phase, sizeof(phase));
-    if (n == -2 || (n >= 0 && (ph = store_phase_parse(phase)) < 0)) {
-        http_respond_error(ex, 400, "InvalidQuery",
-                           "phase must be one of CREATING, STARTING, RUNNING, STOPPING, "
-                           "STOPPED, ERROR, DELETING",
-                           "phase");
-        return;
-    }
-    n = http_query_param(req, "limit", limit_s, sizeof(limit_s));
-    if (n >= 0 || n == -2) {
-        char *end;
-        long v = n >= 0 ? strtol(limit_s, &end, 10) : 0;
-        if (n == -2 || end == limit_s || *end || v < 1 || v > LIST_LIMIT_MAX) {
-            http_respond_error(ex, 400, "InvalidQuery", "limit must be an integer from 1 to 1000",
-                               "limit");
-            return;
-        }
-        limit = (size_t)v;
-    }
-    n = http_query_param(req, "continue", cont, sizeof(cont));
-    if (n == -2 || (n > 0 && !spec_id_valid(cont))) {
-        http_respond_error(ex, 400, "InvalidQuery",
-                           "continue must be a token from a previous answer", "continue");
-        return;
-    }
-    if (n > 0)
-        after = cont;
-
-    d8_buf_t b;
-    d8_buf_init(&b);
-    d8_buf_puts(&b, "{\"items\":[");
-    list_ctx_t c = {&b, 1, "", api->store};
-    int more = store_list(api->store, after, user_id, ph, limit, list_one, &c);
-    d8_buf_printf(&b, "],\"resourceVersion\":%llu,\"continue\":",
-                  (unsigned long long)store_rv(api->store));
-    d8_buf_json_str(&b, more ? c.last : "");
-    d8_buf_putc(&b, '}');
-    respond_json(ex, 200, NULL, 0, b.data, b.len);
-    d8_buf_release(&b);
-}
-
-typedef struct id_index {
-    const char *id;
-    size_t index;              /* position in the request's items */
-} id_index_t;
-
-static int cmp_id_index(const void *a, const void *b)
-{
-    const id_index_t *x = a, *y = b;
-    int c = strcmp(x->id, y->id);
-    if (c)
-        return c;
-    return x->index < y->index ? -1 : x->index > y->index;
-}
-
-static void sync_items_free(store_sync_item_t *items, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        spec_release(&items[i].spec);
-    free(items);
-}
-
-/* Fills err and returns 1 when two items share an id. Sorting (id, index)
- * pairs finds them in n log n and lets the error name the later item. */
-static int duplicate_id(const store_sync_item_t *items, size_t n, spec_error_t *err)
-{
-    int dup = 0;
-    id_index_t *order = d8_xmalloc((n ? n : 1) * sizeof(*order));
-    for (size_t i = 0; i < n; i++)
-        order[i] = (id_index_t){items[i].id, i};
-    qsort(order, n, sizeof(*order), cmp_id_index);
-    for (size_t i = 1; i < n && !dup; i++) {
-        if (strcmp(order[i - 1].id, order[i].id) == 0) {
-            snprintf(err->code, sizeof(err->code), "InvalidSpec");
-            snprintf(err->message, sizeof(err->message),
-                     "id \"%s\" appears more than once (also items[%zu])", order[i].id,
-                     order[i - 1].index);
-            snprintf(err->field, sizeof(err->field), "items[%zu].id", order[i].index);
-            dup = 1;
-        }
-    }
-    free(order);
-    return dup;
-}
-
-/*
- * Decodes a full-sync body {"items":[...]}, all or nothing. Returns 0 with
- * the items in *out (owned by the caller: sync_items_free) and their count
- * in *nout, or -1 with err filled and nothing left to free.
- */
-static int decode_sync(api_t *api, const cJSON *doc, store_sync_item_t **out, size_t *nout,
-                       spec_error_t *err)
-{
-    store_sync_item_t *items = NULL;
-    size_t n = 0;
-    const cJSON *jitems = cJSON_GetObjectItemCaseSensitive(doc, "items");
-    if (!cJSON_IsObject(doc) || !cJSON_IsArray(jitems)) {
-        snprintf(err->code, sizeof(err->code), "InvalidSpec");
-        snprintf(err->message, sizeof(err->message),
-                 "the body must be an object {\"items\":[...]} holding every environment");
-        snprintf(err->field, sizeof(err->field), "items");
-        return -1;
-    }
-    for (const cJSON *k = doc->child; k; k = k->next) {
-        if (strcmp(k->string, "items") != 0) {
-            snprintf(err->code, sizeof(err->code), "InvalidSpec");
-            snprintf(err->message, sizeof(err->message), "unknown field \"%.80s\"", k->string);
-            snprintf(err->field, sizeof(err->field), "%.150s", k->string);
-            return -1;
-        }
-    }
-    size_t cap = (size_t)cJSON_GetArraySize(jitems);
-    items = d8_xcalloc(cap ? cap : 1, sizeof(*items));
-    for (const cJSON *it = jitems->child; it; it = it->next) {
-        char prefix[32];
-        snprintf(prefix, sizeof(prefix), "items[%zu].", n);
-        if (spec_decode(it, NULL, &api->rules, prefix, &items[n].spec, items[n].id, err) !=
-            D8_OK)
-            goto fail;
-        n++;
-        if (region_moved(api, items[n - 1].id, &items[n - 1].spec, prefix, err))
-            goto fail;
-    }
-    if (duplicate_id(items, n, err))
-        goto fail;
-    *out = items;
-    *nout = n;
-    return 0;
-
-fail:
-    sync_items_free(items, n);
-    return -1;
-}
-
-/*
- * PUT /api/v1/environments: replaces the whole desired set with the body's
- * items at once, unless one of them is invalid or waits for the reaper.
- * Answers the counts of what changed.
- */
-static void full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                      const char *id)
-{
-    (void)id;
-    cJSON *doc = read_json_body(ex, req);
-    if (!doc)
-        return;
-    store_sync_item_t *items = NULL;
-    size_t n = 0;
-    spec_error_t err;
-    memset(&err, 0, sizeof(err));
-    int rc = decode_sync(api, doc, &items, &n, &err);
-    cJSON_Delete(doc);
-    if (rc != 0) {
-        respond_spec_error(ex, &err);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!store_get(api->store, items[i].id) && being_reaped(api, items[i].id)) {
-            respond_reaping(ex, items[i].id);
-            sync_items_free(items, n);
-            return;
-        }
-    }
-    store_sync_counts_t counts;
-    store_sync(api->store, items, n, &counts);
-    free(items);
-    LOG(LOG_INFO, "full sync applied", LF_S("request_id", req->request_id),
-        LF_I("items", n), LF_I("created", counts.created), LF_I("updated", counts.updated),
-        LF_I("unchanged", counts.unchanged), LF_I("removed", counts.removed));
-    char body[256];
-    int len = snprintf(body, sizeof(body),
-                       "{\"created\":%zu,\"updated\":%zu,\"unchanged\":%zu,\"removed\":%zu,"
-                       "\"resourceVersion\":%llu}",
-                       counts.created, counts.updated, counts.unchanged, counts.removed,
-                       (unsigned long long)store_rv(api->store));
-    respond_json(ex, 200, NULL, 0, body, (size_t)len);
-}
-
-/* ---- watch (Server-Sent Events) --------------------------------------- */
-
-static int send_event(http_exchange_t *ex, const store_event_t *ev)
-{
-    d8_buf_t b;
-    d8_buf_init(&b);
-    d8_buf_reserve(&b, ev->json_len + 64);
-    d8_buf_printf(&b, "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->rv,
-                  store_event_name(ev->type));
-    d8_buf_append(&b, ev->json, ev->json_len);
-    d8_buf_puts(&b, "\n\n");
-    int rc = http_stream_write(ex, b.data, b.len);
-    d8_buf_release(&b);
-    return rc;
-}
-
-static void watch_event(void *ud, const store_event_t *ev)
-{
-    watch_client_t *c = ud;
-    /* On failure the server closes the connection and our close callback
-     * frees c; it must not be touched after a failed write. */
-    send_event(c->ex, ev);
-}
-
-static void watch_client_free(watch_client_t *c)
-{
-    api_t *api = c->api;
-    store_unwatch(api->store, c->w);
-    d8_list_del(&c->link);
-    api->nwatchers--;
-    free(c);
-}
-
-static void watch_closed(void *ud)
-{
-    watch_client_free(ud);
-}
-
-typedef struct replay_ctx {
-    http_exchange_t *ex;
-    int failed;
-} replay_ctx_t;
-
-static void replay_one(void *ud, const store_event_t *ev)
-{
-    replay_ctx_t *r = ud;
-    if (!r->failed && send_event(r->ex, ev) != D8_OK)
-        r->failed = 1;
-}
-
-typedef struct snapshot_ctx {
-    store_t *store;
-    http_exchange_t *ex;
-    uint64_t rv;
-    int failed;
-} snapshot_ctx_t;
-
-static void snapshot_one(void *ud, const env_obj_t *obj)
-{
-    snapshot_ctx_t *s = ud;
-    if (s->failed)
-        return;
-    d8_buf_t json;
-    d8_buf_init(&json);
-    store_obj_json_append(s->store, obj, &json);
-    store_event_t ev = {s->rv, EV_ADDED, obj->id, json.data, json.len, 0, 0};
-    if (send_event(s->ex, &ev) != D8_OK)
-        s->failed = 1;
-    d8_buf_release(&json);
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-    if (!*s)
-        return -1;
-    uint64_t v = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (uint64_t)(*s - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/*
- * GET /api/v1/watch: replays events after resourceVersion (or
- * Last-Event-ID), or sends every object as ADDED when neither is given,
- * then keeps the stream open for every later change.
- */
-static void watch(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
-{
-    (void)id;
-    char rv_s[32];
-    uint64_t since = 0;
-    int have_since = 0;
-    const char *last = http_request_header(req, "last-event-id");
-    if (last) {
-        if (parse_u64(last, &since) != 0) {
-            http_respond_error(ex, 400, "InvalidQuery", "Last-Event-ID must be a resourceVersion",
-                               "Last-Event-ID");
-            return;
-        }
-        have_since = 1;
-    } else {
-        int n = http_query_param(req, "resourceVersion", rv_s, sizeof(rv_s));
-        if (n == -2 || (n >= 0 && parse_u64(rv_s, &since) != 0)) {
-            http_respond_error(ex, 400, "InvalidQuery",
-                               "resourceVersion must be a non-negative integer",
-                               "resourceVersion");
-            return;
-        }
-        have_since = n >= 0;
-    }
-    if (have_since && since > store_rv(api->store)) {
-        http_respond_error(ex, 400, "InvalidQuery",
-                           "resourceVersion is newer than the store's current one",
-                           "resourceVersion");
-        return;
-    }
-    if (api->nwatchers >= MAX_WATCH_CLIENTS) {
-        static const http_header_t h = {"Retry-After", "5"};
-        http_respond_error_h(ex, 429, &h, 1, "TooManyRequests",
-                             "too many watch clients; retry later", NULL);
-        return;
-    }
-    if (have_since && store_replay(api->store, since, NULL, NULL) == D8_EGONE) {
-        http_respond_error(ex, 410, "Gone",
-                           "resourceVersion is too old: list again and watch from the list's "
-                           "resourceVersion",
-                           "resourceVersion");
-        return;
-    }
-    static const http_header_t hdrs[] = {{"Cache-Control", "no-cache"},
-                                         {"X-Accel-Buffering", "no"}};
-    if (http_stream_start(ex, 200, hdrs, 2, "text/event-stream") != D8_OK)
-        return;
-    int failed;
-    if (have_since) {
-        replay_ctx_t r = {ex, 0};
-        store_replay(api->store, since, replay_one, &r);
-        failed = r.failed;
-    } else {
-        snapshot_ctx_t s = {api->store, ex, store_rv(api->store), 0};
-        store_list(api->store, NULL, NULL, -1, SIZE_MAX, snapshot_one, &s);
-        failed = s.failed;
-    }
-    if (failed)
-        return; /* the server is closing the connection */
-    watch_client_t *c = d8_xcalloc(1, sizeof(*c));
-    c->api = api;
-    c->ex = ex;
-    c->w = store_watch(api->store, watch_event, c);
-    d8_list_push(&api->watchers, &c->link);
-    api->nwatchers++;
-    http_exchange_on_close(ex, watch_closed, c);
-}
-
-static void heartbeat_cb(uv_timer_t *t)
-{
-    api_t *api = t->data;
-    /* The next one is read first: a failed write frees the client. */
-    d8_list_t *it = api->watchers.next;
-    while (it != &api->watchers) {
-        watch_client_t *c = d8_container_of(it, watch_client_t, link);
-        it = it->next;
-        http_stream_write(c->ex, ": heartbeat\n\n", 13);
-    }
 }
 
 /* ---- controller routes ------------------------------------------------ */
@@ -874,7 +194,7 @@ static void healthz_route(api_t *api, http_exchange_t *ex, const http_request_t 
     (void)api;
     (void)req;
     (void)id;
-    respond_json(ex, 200, NULL, 0, ok, sizeof(ok) - 1);
+    api__respond_json(ex, 200, NULL, 0, ok, sizeof(ok) - 1);
 }
 
 static void readyz_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
@@ -884,7 +204,7 @@ static void readyz_route(api_t *api, http_exchange_t *ex, const http_request_t *
     (void)req;
     (void)id;
     if (api->ready && !api->shutting_down)
-        respond_json(ex, 200, NULL, 0, ready, sizeof(ready) - 1);
+        api__respond_json(ex, 200, NULL, 0, ready, sizeof(ready) - 1);
     else
         http_respond_error(ex, 503, "NotReady",
                            api->shutting_down ? "shutting down" : api->ready_reason, NULL);
@@ -897,8 +217,8 @@ static void resume_route(api_t *api, http_exchange_t *ex, const http_request_t *
     int was = api->opts.resume_hook(api->opts.resume_ud);
     LOG(LOG_WARN, "reaper resume requested", LF_S("request_id", req->request_id),
         LF_B("was_suspended", was));
-    respond_json(ex, 200, NULL, 0, was ? "{\"resumed\":true}" : "{\"resumed\":false}",
-                 was ? 16 : 17);
+    api__respond_json(ex, 200, NULL, 0, was ? "{\"resumed\":true}" : "{\"resumed\":false}",
+                      was ? 16 : 17);
 }
 
 static void collect(void *ud)
@@ -944,16 +264,16 @@ static const route_t routes[] = {
     {"GET", "/healthz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, healthz_route},
     {"GET", "/readyz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, readyz_route},
     {"GET", "/metrics", ROUTE_QUIET, BODY_DEFAULT, metrics_route},
-    {"GET", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, list_envs},
-    {"POST", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, create_env},
-    {"PUT", "/api/v1/environments", ROUTE_AUTH, BODY_SYNC, full_sync},
-    {"GET", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, get_env},
-    {"PUT", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, replace_env},
-    {"DELETE", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, delete_env},
-    {"POST", "/api/v1/environments/{id}/start", ROUTE_AUTH, BODY_DEFAULT, start_env},
-    {"POST", "/api/v1/environments/{id}/stop", ROUTE_AUTH, BODY_DEFAULT, stop_env},
-    {"POST", "/api/v1/environments/{id}/activity", ROUTE_AUTH, BODY_DEFAULT, activity_env},
-    {"GET", "/api/v1/watch", ROUTE_AUTH, BODY_DEFAULT, watch},
+    {"GET", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, api__list_envs},
+    {"POST", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, api__create_env},
+    {"PUT", "/api/v1/environments", ROUTE_AUTH, BODY_SYNC, api__full_sync},
+    {"GET", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, api__get_env},
+    {"PUT", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, api__replace_env},
+    {"DELETE", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, api__delete_env},
+    {"POST", "/api/v1/environments/{id}/start", ROUTE_AUTH, BODY_DEFAULT, api__start_env},
+    {"POST", "/api/v1/environments/{id}/stop", ROUTE_AUTH, BODY_DEFAULT, api__stop_env},
+    {"POST", "/api/v1/environments/{id}/activity", ROUTE_AUTH, BODY_DEFAULT, api__activity_env},
+    {"GET", "/api/v1/watch", ROUTE_AUTH, BODY_DEFAULT, api__watch},
     {"GET", "/api/v1/orphans", ROUTE_AUTH, BODY_DEFAULT, orphans_route},
     {"POST", "/api/v1/reaper/resume", ROUTE_AUTH, BODY_DEFAULT, resume_route},
     {"GET", "/api/v1/status", ROUTE_AUTH, BODY_DEFAULT, status_route},
@@ -1192,7 +512,7 @@ int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
     }
     uv_timer_init(api->loop, &api->heartbeat);
     api->heartbeat.data = api;
-    uv_timer_start(&api->heartbeat, heartbeat_cb, WATCH_HEARTBEAT_MS, WATCH_HEARTBEAT_MS);
+    uv_timer_start(&api->heartbeat, api__heartbeat_cb, WATCH_HEARTBEAT_MS, WATCH_HEARTBEAT_MS);
     *out = api;
     return D8_OK;
 }
@@ -1222,10 +542,10 @@ void api_shutdown(api_t *api)
     uv_timer_stop(&api->heartbeat);
     /* End every watch stream; their close callbacks free the clients. */
     while (!d8_list_empty(&api->watchers)) {
-        watch_client_t *c = d8_container_of(api->watchers.next, watch_client_t, link);
+        api__watch_client_t *c = d8_container_of(api->watchers.next, api__watch_client_t, link);
         http_exchange_t *ex = c->ex;
         http_exchange_on_close(ex, NULL, NULL);
-        watch_client_free(c);
+        api__watch_client_free(c);
         http_stream_end(ex);
     }
 }

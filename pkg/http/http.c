@@ -1,5 +1,8 @@
 /*
- * pkg/http: the server, its connections and the answers.
+ * pkg/http: the server, its connections and the answers. This file holds
+ * the connections: reading, parsing, timers, writing and closing. The
+ * answers are in http_response.c, listening and accepting in
+ * http_server.c.
  *
  * A connection parses one request at a time. http-parser is paused in
  * on_message_complete, so http_parser_execute returns exactly at the end
@@ -19,129 +22,20 @@
 #include "http_int.h"
 
 #include "base/base.h"
-#include "base/list.h"
 #include "log/log.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <http_parser.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #define RBUF_INIT 16384u
 #define RBUF_MIN_FREE 4096u
 /* A body buffer grown beyond this is given back after its request. */
 #define BODY_KEEP_MAX (1u << 20)
 
-typedef enum conn_state {
-    C_IDLE,     /* waiting for the first byte of a request */
-    C_HEAD,     /* request line and headers arriving */
-    C_BODY,     /* body arriving */
-    C_HANDLING, /* the handler owns the exchange */
-    C_STREAM,   /* a streamed answer is in progress */
-    C_LINGER,   /* last answer queued: flush, shut down, drain input */
-    C_CLOSING,  /* uv_close issued; memory goes in the close callback */
-} conn_state_t;
-
-typedef struct conn conn_t;
-
-struct http_exchange {
-    conn_t *conn;
-    void (*on_close)(void *ud);
-    void *on_close_ud;
-    int status;
-};
-
-typedef struct hdr_off {
-    uint32_t name;
-    uint32_t value;
-} hdr_off_t;
-
 enum { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
-
-struct conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    uv_shutdown_t shut;
-    http_server_t *srv;
-    d8_list_t link; /* in srv->conns from conn_start to conn_release */
-    conn_state_t state;
-    http_parser parser;
-
-    /* Input: rbuf[rstart, rlen) is received but not yet parsed. */
-    char *rbuf;
-    size_t rstart, rlen, rcap;
-
-    /* The request being parsed: target, header names and values, path and
-     * query, each NUL-terminated, in one buffer reused across requests. */
-    d8_buf_t strs;
-    hdr_off_t *hoff;
-    size_t nhdr, hcap;
-    http_header_t *hv;
-    size_t hvcap;
-    int last_cb;
-    size_t hdr_bytes;
-    d8_buf_t body;
-    size_t body_limit;
-    uint64_t chunked_total;
-    int err_status; /* set by a parser callback that refuses the request */
-
-    http_request_t req;
-    http_exchange_t ex;
-    d8_buf_t out; /* the answer's head, reused */
-
-    uint64_t deadline; /* loop ms, 0 = none */
-    uint64_t timer_due;
-    unsigned closes_pending;
-    unsigned nwrites;
-
-    unsigned reading : 1;
-    unsigned peer_eof : 1;
-    unsigned in_parse : 1;
-    unsigned headers_done : 1;
-    unsigned keep_alive : 1;
-    unsigned upgrade : 1;
-    unsigned is_head : 1;
-    unsigned ex_open : 1;
-    unsigned stream_started : 1;
-    unsigned stream_raw : 1;
-    unsigned stream_keep : 1;
-    unsigned shut_done : 1;
-
-    char rid[129];
-    char remote[64];
-};
-
-struct http_server {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
-    /* Never started; closed by http_server_free so that `done` always runs
-     * from a close callback, even when nothing else is open. */
-    uv_idle_t anchor;
-    http_server_opts_t o;
-    int port;
-    int listener_open;
-    int listener_closing;
-    int anchor_open;
-    int stopping;
-    int freeing;
-    void (*done)(void *arg);
-    void *done_arg;
-    d8_list_t conns;
-    size_t nconns;
-    uint64_t linger_ms;
-    uint64_t rid_key, rid_ctr;
-    time_t date_sec;
-    size_t date_len;
-    char date_line[48];
-    char discard[16384];
-};
 
 static int on_message_begin(http_parser *p);
 static int on_url(http_parser *p, const char *at, size_t len);
@@ -167,7 +61,7 @@ static const char *const state_names[] = {"idle",   "head",   "body",   "handlin
                                           "stream", "linger", "closing"};
 
 /* Every change of a connection's state goes through here (STYLE 8). */
-static void conn_state(conn_t *c, conn_state_t to)
+void http__conn_state(http__conn_t *c, http__conn_state_t to)
 {
     if (c->state == to)
         return;
@@ -176,50 +70,11 @@ static void conn_state(conn_t *c, conn_state_t to)
     c->state = to;
 }
 
-static void conn_close(conn_t *c);
-static void conn_process(conn_t *c);
+static void conn_process(http__conn_t *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void conn_end_graceful(conn_t *c);
-static void conn_send_error(conn_t *c, int status, const char *code, const char *message);
-static void request_reset(conn_t *c);
 
-/* ---------------------------------------------------------------- helpers */
-
-static void put(d8_buf_t *b, const char *s, size_t n)
-{
-    d8_buf_append(b, s, n);
-}
-
-#define PUT_LIT(b, lit) put((b), (lit), sizeof(lit) - 1)
-
-/* Appends the error body of every JSON error answer, the server's own and
- * the handlers', so that they share one shape:
- * {"error":{"code","message","field"?}}. field may be NULL. */
-static void put_error_body(d8_buf_t *b, const char *code, const char *message,
-                           const char *field)
-{
-    PUT_LIT(b, "{\"error\":{\"code\":");
-    d8_buf_json_str(b, code);
-    PUT_LIT(b, ",\"message\":");
-    d8_buf_json_str(b, message);
-    if (field) {
-        PUT_LIT(b, ",\"field\":");
-        d8_buf_json_str(b, field);
-    }
-    PUT_LIT(b, "}}");
-}
-
-static void put_u64(d8_buf_t *b, uint64_t v)
-{
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put(b, tmp + i, sizeof(tmp) - i);
-}
+/* ------------------------------------------------------------ request ids */
 
 /* splitmix64's finaliser: a bijection, so distinct inputs give distinct ids. */
 static uint64_t mix64(uint64_t x)
@@ -232,7 +87,7 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-static void rid_generate(http_server_t *srv, char out[17])
+void http__rid_generate(http_server_t *srv, char out[17])
 {
     static const char hex[] = "0123456789abcdef";
     uint64_t x = mix64(srv->rid_key + srv->rid_ctr++);
@@ -257,26 +112,11 @@ static int rid_acceptable(const char *s)
     return n > 0;
 }
 
-static const char *srv_date_line(http_server_t *srv)
-{
-    time_t now = time(NULL);
-    if (now != srv->date_sec || srv->date_len == 0) {
-        char d[32];
-        size_t n = http__format_date((int64_t)now, d);
-        memcpy(srv->date_line, "Date: ", 6);
-        memcpy(srv->date_line + 6, d, n);
-        memcpy(srv->date_line + 6 + n, "\r\n", 3);
-        srv->date_len = 6 + n + 2;
-        srv->date_sec = now;
-    }
-    return srv->date_line;
-}
-
 /* ------------------------------------------------------------------ timer */
 
 static void on_timer(uv_timer_t *t);
 
-static void conn_set_deadline(conn_t *c, uint64_t ms)
+void http__conn_set_deadline(http__conn_t *c, uint64_t ms)
 {
     uint64_t now = uv_now(c->srv->loop);
     c->deadline = now + ms;
@@ -286,7 +126,7 @@ static void conn_set_deadline(conn_t *c, uint64_t ms)
     }
 }
 
-static void conn_clear_deadline(conn_t *c)
+static void conn_clear_deadline(http__conn_t *c)
 {
     c->deadline = 0;
 }
@@ -294,23 +134,24 @@ static void conn_clear_deadline(conn_t *c)
 /* Acts on a passed deadline by state: an idle keep-alive connection
  * closes silently, a request that stalled gets a 408, a lingering close
  * stops draining. */
-static void conn_timeout(conn_t *c)
+static void conn_timeout(http__conn_t *c)
 {
     switch (c->state) {
-    case C_IDLE:
+    case HTTP__C_IDLE:
         /* Nothing of a request arrived: close without a word, as a
          * keep-alive peer expects. */
         LOG(LOG_DEBUG, "http idle timeout", LF_S("remote", c->remote));
-        conn_close(c);
+        http__conn_close(c);
         break;
-    case C_HEAD:
-    case C_BODY:
-        conn_send_error(c, 408, "RequestTimeout",
-                        c->state == C_HEAD ? "the request headers did not arrive in time"
-                                           : "the request body did not arrive in time");
+    case HTTP__C_HEAD:
+    case HTTP__C_BODY:
+        http__conn_send_error(c, 408, "RequestTimeout",
+                              c->state == HTTP__C_HEAD
+                                  ? "the request headers did not arrive in time"
+                                  : "the request body did not arrive in time");
         break;
-    case C_LINGER:
-        conn_close(c);
+    case HTTP__C_LINGER:
+        http__conn_close(c);
         break;
     default:
         break;
@@ -319,8 +160,8 @@ static void conn_timeout(conn_t *c)
 
 static void on_timer(uv_timer_t *t)
 {
-    conn_t *c = t->data;
-    if (c->deadline == 0 || c->state == C_CLOSING)
+    http__conn_t *c = t->data;
+    if (c->deadline == 0 || c->state == HTTP__C_CLOSING)
         return;
     uint64_t now = uv_now(c->srv->loop);
     if (now < c->deadline) {
@@ -334,18 +175,7 @@ static void on_timer(uv_timer_t *t)
 
 /* ------------------------------------------------------------------ close */
 
-static void srv_maybe_done(http_server_t *srv)
-{
-    if (!srv->freeing || srv->listener_open || srv->anchor_open || srv->nconns)
-        return;
-    void (*done)(void *) = srv->done;
-    void *arg = srv->done_arg;
-    free(srv);
-    if (done)
-        done(arg);
-}
-
-static void conn_release(conn_t *c)
+static void conn_release(http__conn_t *c)
 {
     d8_list_del(&c->link);
     c->srv->nconns--;
@@ -363,7 +193,7 @@ static void conn_release(conn_t *c)
  * connection. */
 static void on_conn_closed(uv_handle_t *h)
 {
-    conn_t *c = h->data;
+    http__conn_t *c = h->data;
     if (--c->closes_pending)
         return;
     http_server_t *srv = c->srv;
@@ -381,17 +211,17 @@ static void on_conn_closed(uv_handle_t *h)
             cb(ud);
     }
     conn_release(c);
-    srv_maybe_done(srv);
+    http__srv_maybe_done(srv);
 }
 
 /* Closes both handles; with reset, the peer gets a TCP RST instead of a
  * FIN (not possible while a shutdown is pending). */
-static void conn_close_ex(conn_t *c, int reset)
+void http__conn_close_ex(http__conn_t *c, int reset)
 {
-    if (c->state == C_CLOSING)
+    if (c->state == HTTP__C_CLOSING)
         return;
-    int can_reset = reset && c->state != C_LINGER;
-    conn_state(c, C_CLOSING);
+    int can_reset = reset && c->state != HTTP__C_LINGER;
+    http__conn_state(c, HTTP__C_CLOSING);
     c->deadline = 0;
     c->closes_pending = 2;
     if (!can_reset || uv_tcp_close_reset(&c->tcp, on_conn_closed) != 0)
@@ -399,60 +229,58 @@ static void conn_close_ex(conn_t *c, int reset)
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
-static void conn_close(conn_t *c)
+void http__conn_close(http__conn_t *c)
 {
-    conn_close_ex(c, 0);
+    http__conn_close_ex(c, 0);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    conn_t *c = req->data;
-    if (c->state == C_CLOSING)
+    http__conn_t *c = req->data;
+    if (c->state == HTTP__C_CLOSING)
         return;
     c->shut_done = 1;
     if (status < 0 || c->peer_eof)
-        conn_close(c);
+        http__conn_close(c);
     /* else: keep draining input until the peer closes or the linger
      * deadline passes. */
 }
-
-static void conn_update_reading(conn_t *c);
 
 /*
  * Ends a connection politely: queued answers are flushed, the write side
  * is shut down, and input is drained for a while so that the peer reads
  * the last answer rather than a reset.
  */
-static void conn_end_graceful(conn_t *c)
+void http__conn_end_graceful(http__conn_t *c)
 {
-    if (c->state == C_CLOSING || c->state == C_LINGER)
+    if (c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER)
         return;
-    conn_state(c, C_LINGER);
+    http__conn_state(c, HTTP__C_LINGER);
     c->shut.data = c;
     if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        conn_close(c);
+        http__conn_close(c);
         return;
     }
-    conn_set_deadline(c, c->srv->linger_ms);
-    conn_update_reading(c);
+    http__conn_set_deadline(c, c->srv->linger_ms);
+    http__conn_update_reading(c);
 }
 
 /* ------------------------------------------------------------------ write */
 
 typedef struct wreq {
     uv_write_t req;
-    conn_t *conn;
+    http__conn_t *conn;
     char data[];
 } wreq_t;
 
 static void on_write(uv_write_t *req, int status)
 {
     wreq_t *w = (wreq_t *)req;
-    conn_t *c = w->conn;
+    http__conn_t *c = w->conn;
     free(w);
     c->nwrites--;
-    if (status < 0 && c->state != C_CLOSING)
-        conn_close(c);
+    if (status < 0 && c->state != HTTP__C_CLOSING)
+        http__conn_close(c);
 }
 
 /*
@@ -460,9 +288,9 @@ static void on_write(uv_write_t *req, int status)
  * direct write first; whatever the kernel does not take now is copied.
  * Returns 0, or D8_EGONE when the connection is (now) closing.
  */
-static int conn_write(conn_t *c, const uv_buf_t *bufs, unsigned n)
+int http__conn_write(http__conn_t *c, const uv_buf_t *bufs, unsigned n)
 {
-    if (c->state == C_CLOSING)
+    if (c->state == HTTP__C_CLOSING)
         return D8_EGONE;
     size_t total = 0, skip = 0;
     for (unsigned i = 0; i < n; i++)
@@ -476,7 +304,7 @@ static int conn_write(conn_t *c, const uv_buf_t *bufs, unsigned n)
             if (skip == total)
                 return 0;
         } else if (r != UV_EAGAIN) {
-            conn_close(c);
+            http__conn_close(c);
             return D8_EGONE;
         }
     }
@@ -497,326 +325,36 @@ static int conn_write(conn_t *c, const uv_buf_t *bufs, unsigned n)
     uv_buf_t b = uv_buf_init(w->data, (unsigned)off);
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
         free(w);
-        conn_close(c);
+        http__conn_close(c);
         return D8_EGONE;
     }
     c->nwrites++;
     return 0;
 }
 
-/* ------------------------------------------------------------ answer head */
-
-/* Headers the server writes itself; a caller's copies are ignored. */
-static int header_reserved(const char *name)
-{
-    return strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0 ||
-           strcasecmp(name, "connection") == 0 || strcasecmp(name, "date") == 0 ||
-           strcasecmp(name, "x-request-id") == 0;
-}
-
-/* A header is written only when neither part could split the head. */
-static int header_safe(const http_header_t *h)
-{
-    if (!h->name || !h->value || !h->name[0])
-        return 0;
-    for (const char *s = h->name; *s; s++)
-        if (*s == '\r' || *s == '\n' || *s == ':' || *s == ' ')
-            return 0;
-    for (const char *s = h->value; *s; s++)
-        if (*s == '\r' || *s == '\n')
-            return 0;
-    return 1;
-}
-
-static int status_has_body(int status)
-{
-    return !(status < 200 || status == 204 || status == 304);
-}
-
-/*
- * Builds the answer's head in c->out. body_len is ignored when chunked;
- * raw means the body runs until the connection closes (HTTP/1.0 stream).
- */
-static void build_head(conn_t *c, int status, const http_header_t *headers, size_t nheaders,
-                       const char *content_type, size_t body_len, int keep, int chunked, int raw)
-{
-    d8_buf_t *b = &c->out;
-    d8_buf_reset(b);
-    d8_buf_reserve(b, 256);
-    PUT_LIT(b, "HTTP/1.1 ");
-    put_u64(b, (uint64_t)status);
-    d8_buf_putc(b, ' ');
-    d8_buf_puts(b, http_status_text(status));
-    PUT_LIT(b, "\r\n");
-    srv_date_line(c->srv);
-    put(b, c->srv->date_line, c->srv->date_len);
-    if (status_has_body(status)) {
-        if (chunked) {
-            PUT_LIT(b, "Transfer-Encoding: chunked\r\n");
-        } else if (!raw) {
-            PUT_LIT(b, "Content-Length: ");
-            put_u64(b, body_len);
-            PUT_LIT(b, "\r\n");
-        }
-        if (content_type || body_len || chunked || raw) {
-            PUT_LIT(b, "Content-Type: ");
-            d8_buf_puts(b, content_type ? content_type : "application/octet-stream");
-            PUT_LIT(b, "\r\n");
-        }
-    }
-    if (keep)
-        PUT_LIT(b, "Connection: keep-alive\r\n");
-    else
-        PUT_LIT(b, "Connection: close\r\n");
-    PUT_LIT(b, "X-Request-Id: ");
-    d8_buf_puts(b, c->rid);
-    PUT_LIT(b, "\r\n");
-    for (size_t i = 0; i < nheaders; i++) {
-        if (!header_safe(&headers[i]) || header_reserved(headers[i].name))
-            continue;
-        d8_buf_puts(b, headers[i].name);
-        PUT_LIT(b, ": ");
-        d8_buf_puts(b, headers[i].value);
-        PUT_LIT(b, "\r\n");
-    }
-    PUT_LIT(b, "\r\n");
-}
-
-static int conn_keep_alive(const conn_t *c)
-{
-    /* A peer that shut down its side and has nothing more buffered will
-     * send no further request. */
-    return c->keep_alive && !c->upgrade && !c->srv->stopping &&
-           !(c->peer_eof && c->rstart == c->rlen);
-}
-
-static void call_access(conn_t *c, int status)
-{
-    http_server_t *srv = c->srv;
-    if (srv->o.access)
-        srv->o.access(srv->o.ud, c->req.method, c->req.path, status, d8_mono_ns() - c->req.start_ns,
-                      c->req.request_id);
-}
-
-/* The exchange is complete: forget its close callback, log it. */
-static void exchange_complete(conn_t *c, int status)
-{
-    c->ex_open = 0;
-    c->ex.on_close = NULL;
-    call_access(c, status);
-}
+/* -------------------------------------------------------- after an answer */
 
 /* After an answer was queued: next request, or the end of the connection. */
-static void conn_after_answer(conn_t *c, int keep)
+void http__conn_after_answer(http__conn_t *c, int keep)
 {
-    if (c->state == C_CLOSING || c->state == C_LINGER)
+    if (c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER)
         return;
     if (!keep || c->srv->stopping) {
-        conn_end_graceful(c);
+        http__conn_end_graceful(c);
         return;
     }
-    conn_state(c, C_IDLE);
-    request_reset(c);
-    conn_set_deadline(c, c->srv->o.idle_timeout_ms);
+    http__conn_state(c, HTTP__C_IDLE);
+    http__request_reset(c);
+    http__conn_set_deadline(c, c->srv->o.idle_timeout_ms);
     if (!c->in_parse)
         conn_process(c);
-}
-
-/*
- * An answer the server produces by itself: JSON error body, Connection:
- * close, access callback, then a graceful end of the connection.
- */
-static void conn_send_error(conn_t *c, int status, const char *code, const char *message)
-{
-    if (c->state == C_CLOSING || c->state == C_LINGER)
-        return;
-    if (!c->headers_done) {
-        /* Nothing trustworthy of the request is known. */
-        rid_generate(c->srv, c->rid);
-        c->req.method = "";
-        c->req.path = "";
-        c->req.request_id = c->rid;
-        if (!c->req.start_ns)
-            c->req.start_ns = d8_mono_ns();
-    }
-    d8_buf_t body;
-    d8_buf_init(&body);
-    put_error_body(&body, code, message, NULL);
-    build_head(c, status, NULL, 0, "application/json", body.len, 0, 0, 0);
-    uv_buf_t bufs[2] = {uv_buf_init(c->out.data, (unsigned)c->out.len),
-                        uv_buf_init(body.data, (unsigned)body.len)};
-    conn_write(c, bufs, c->is_head && c->headers_done ? 1 : 2);
-    d8_buf_release(&body);
-    LOG(LOG_DEBUG, "http error answer", LF_I("status", status), LF_S("remote", c->remote),
-        LF_S("request_id", c->rid));
-    call_access(c, status);
-    conn_end_graceful(c);
-}
-
-/* ------------------------------------------------------------ public: answers */
-
-void http_respond(http_exchange_t *ex, int status, const http_header_t *headers, size_t nheaders,
-                  const char *content_type, const char *body, size_t body_len)
-{
-    if (!ex)
-        return;
-    conn_t *c = ex->conn;
-    if (!c->ex_open || c->state == C_STREAM)
-        return;
-    if (status < 100 || status > 999)
-        status = 500;
-    ex->status = status;
-    if (c->state == C_CLOSING || c->state == C_LINGER) {
-        exchange_complete(c, status);
-        return;
-    }
-    int keep = conn_keep_alive(c);
-    if (!body)
-        body_len = 0;
-    int send_body = status_has_body(status) && !c->is_head && body_len > 0;
-    build_head(c, status, headers, nheaders, content_type, body_len, keep, 0, 0);
-    uv_buf_t bufs[2] = {uv_buf_init(c->out.data, (unsigned)c->out.len),
-                        uv_buf_init((char *)(uintptr_t)body, (unsigned)body_len)};
-    if (body_len > UINT32_MAX) {
-        /* uv_buf_t lengths are unsigned int on some platforms; such bodies
-         * are not produced here, and refusing is better than truncating. */
-        status = 500;
-        build_head(c, status, NULL, 0, NULL, 0, 0, 0, 0);
-        bufs[0] = uv_buf_init(c->out.data, (unsigned)c->out.len);
-        send_body = 0;
-        keep = 0;
-    }
-    conn_write(c, bufs, send_body ? 2 : 1);
-    exchange_complete(c, status);
-    conn_after_answer(c, keep);
-}
-
-void http_respond_error(http_exchange_t *ex, int status, const char *code, const char *message,
-                        const char *field)
-{
-    http_respond_error_h(ex, status, NULL, 0, code, message, field);
-}
-
-void http_respond_error_h(http_exchange_t *ex, int status, const http_header_t *headers,
-                          size_t nheaders, const char *code, const char *message,
-                          const char *field)
-{
-    d8_buf_t b;
-    d8_buf_init(&b);
-    put_error_body(&b, code ? code : "Error", message ? message : http_status_text(status),
-                   field);
-    http_respond(ex, status, headers, nheaders, "application/json", b.data, b.len);
-    d8_buf_release(&b);
-}
-
-int http_stream_start(http_exchange_t *ex, int status, const http_header_t *headers,
-                      size_t nheaders, const char *content_type)
-{
-    if (!ex)
-        return D8_EINVAL;
-    conn_t *c = ex->conn;
-    if (!c->ex_open)
-        return D8_EGONE;
-    if (c->state == C_CLOSING || c->state == C_LINGER)
-        return D8_EGONE;
-    if (c->state != C_HANDLING || status < 200 || status > 999 || !status_has_body(status))
-        return D8_EINVAL;
-    /* HTTP/1.0 has no chunked framing: the body runs until close. */
-    c->stream_raw = c->parser.http_major == 1 && c->parser.http_minor == 0;
-    c->stream_keep = c->stream_raw ? 0 : conn_keep_alive(c);
-    ex->status = status;
-    build_head(c, status, headers, nheaders, content_type, 0, c->stream_keep, !c->stream_raw,
-               c->stream_raw);
-    conn_state(c, C_STREAM);
-    c->stream_started = 1;
-    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
-    if (conn_write(c, &b, 1) != 0)
-        return D8_EGONE;
-    return 0;
-}
-
-int http_stream_write(http_exchange_t *ex, const char *data, size_t len)
-{
-    if (!ex)
-        return D8_EINVAL;
-    conn_t *c = ex->conn;
-    if (!c->ex_open || c->state == C_CLOSING || c->state == C_LINGER)
-        return D8_EGONE;
-    if (c->state != C_STREAM)
-        return D8_EINVAL;
-    if (len == 0 || c->is_head)
-        return 0;
-    if (len > UINT32_MAX)
-        return D8_ETOOBIG;
-    char hdr[24];
-    int hn = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
-    uv_buf_t bufs[3] = {uv_buf_init(hdr, (unsigned)hn),
-                        uv_buf_init((char *)(uintptr_t)data, (unsigned)len),
-                        uv_buf_init((char *)(uintptr_t) "\r\n", 2)};
-    int r = c->stream_raw ? conn_write(c, bufs + 1, 1) : conn_write(c, bufs, 3);
-    if (r != 0)
-        return D8_EGONE;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > HTTP__STREAM_MAX_QUEUED) {
-        LOG(LOG_DEBUG, "http stream peer not reading", LF_S("remote", c->remote),
-            LF_S("request_id", c->rid));
-        conn_close(c);
-        return D8_ETOOBIG;
-    }
-    return 0;
-}
-
-void http_stream_end(http_exchange_t *ex)
-{
-    if (!ex)
-        return;
-    conn_t *c = ex->conn;
-    if (!c->ex_open)
-        return;
-    if (c->state != C_STREAM) {
-        if (c->state == C_CLOSING || c->state == C_LINGER)
-            exchange_complete(c, ex->status);
-        return;
-    }
-    if (!c->stream_raw && !c->is_head) {
-        uv_buf_t b = uv_buf_init((char *)(uintptr_t) "0\r\n\r\n", 5);
-        conn_write(c, &b, 1);
-    }
-    exchange_complete(c, ex->status);
-    c->stream_started = 0;
-    conn_after_answer(c, c->stream_keep);
-}
-
-void http_exchange_abort(http_exchange_t *ex)
-{
-    if (!ex)
-        return;
-    conn_t *c = ex->conn;
-    if (!c->ex_open)
-        return;
-    c->ex_open = 0;
-    ex->on_close = NULL;
-    LOG(LOG_DEBUG, "http exchange aborted", LF_S("remote", c->remote), LF_S("request_id", c->rid));
-    conn_close_ex(c, 1);
-}
-
-void http_exchange_on_close(http_exchange_t *ex, void (*cb)(void *ud), void *ud)
-{
-    if (!ex)
-        return;
-    ex->on_close = cb;
-    ex->on_close_ud = cb ? ud : NULL;
-}
-
-const http_request_t *http_exchange_request(const http_exchange_t *ex)
-{
-    return ex ? &ex->conn->req : NULL;
 }
 
 /* ------------------------------------------------------------ parsing */
 
 /* Forgets everything of the previous request before the next one is
  * parsed; an unusually large body buffer is dropped rather than kept. */
-static void request_reset(conn_t *c)
+void http__request_reset(http__conn_t *c)
 {
     d8_buf_reset(&c->strs);
     if (c->body.cap > BODY_KEEP_MAX) {
@@ -839,7 +377,7 @@ static void request_reset(conn_t *c)
     c->req.remote = c->remote;
 }
 
-static int header_bytes_add(conn_t *c, size_t n)
+static int header_bytes_add(http__conn_t *c, size_t n)
 {
     c->hdr_bytes += n;
     if (c->hdr_bytes > c->srv->o.max_header_bytes) {
@@ -850,7 +388,7 @@ static int header_bytes_add(conn_t *c, size_t n)
 }
 
 /* Closes the string in progress (URL, header name or value). */
-static void finish_token(conn_t *c)
+static void finish_token(http__conn_t *c)
 {
     if (c->last_cb == CB_FIELD) {
         /* A name without a value callback: give it an empty value. */
@@ -865,21 +403,21 @@ static void finish_token(conn_t *c)
 
 static int on_message_begin(http_parser *p)
 {
-    conn_t *c = p->data;
-    request_reset(c);
-    conn_state(c, C_HEAD);
+    http__conn_t *c = p->data;
+    http__request_reset(c);
+    http__conn_state(c, HTTP__C_HEAD);
     c->req.start_ns = d8_mono_ns();
-    conn_set_deadline(c, c->srv->o.header_timeout_ms);
+    http__conn_set_deadline(c, c->srv->o.header_timeout_ms);
     return 0;
 }
 
 static int on_url(http_parser *p, const char *at, size_t len)
 {
-    conn_t *c = p->data;
+    http__conn_t *c = p->data;
     if (header_bytes_add(c, len))
         return -1;
     c->last_cb = CB_URL;
-    put(&c->strs, at, len);
+    d8_buf_append(&c->strs, at, len);
     return 0;
 }
 
@@ -887,7 +425,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
  * parser may deliver one name in several pieces. */
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
-    conn_t *c = p->data;
+    http__conn_t *c = p->data;
     if (c->headers_done)
         return 0; /* trailers are not kept */
     if (header_bytes_add(c, len))
@@ -918,7 +456,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
-    conn_t *c = p->data;
+    http__conn_t *c = p->data;
     if (c->headers_done)
         return 0;
     if (header_bytes_add(c, len))
@@ -930,13 +468,13 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         c->hoff[c->nhdr - 1].value = (uint32_t)c->strs.len;
         c->last_cb = CB_VALUE;
     }
-    put(&c->strs, at, len);
+    d8_buf_append(&c->strs, at, len);
     return 0;
 }
 
 /* Appends the target's path and query, each NUL-terminated, to the
  * string buffer and returns their offsets. */
-static void split_target(conn_t *c, size_t *path_off, size_t *query_off)
+static void split_target(http__conn_t *c, size_t *path_off, size_t *query_off)
 {
     const char *t = c->strs.data;
     size_t tlen = strlen(t);
@@ -964,10 +502,10 @@ static void split_target(conn_t *c, size_t *path_off, size_t *query_off)
     if (pe == ps)
         d8_buf_putc(&c->strs, '/');
     else
-        put(&c->strs, c->strs.data + ps, pe - ps);
+        d8_buf_append(&c->strs, c->strs.data + ps, pe - ps);
     d8_buf_putc(&c->strs, '\0');
     *query_off = c->strs.len;
-    put(&c->strs, c->strs.data + qs, qe - qs);
+    d8_buf_append(&c->strs, c->strs.data + qs, qe - qs);
     d8_buf_putc(&c->strs, '\0');
 }
 
@@ -976,7 +514,7 @@ static void split_target(conn_t *c, size_t *path_off, size_t *query_off)
  * Expect: 100-continue. */
 static int on_headers_complete(http_parser *p)
 {
-    conn_t *c = p->data;
+    http__conn_t *c = p->data;
     http_server_t *srv = c->srv;
     finish_token(c);
     if (header_bytes_add(c, 2))
@@ -1005,7 +543,7 @@ static int on_headers_complete(http_parser *p)
         size_t n = strlen(rid);
         memcpy(c->rid, rid, n + 1);
     } else {
-        rid_generate(srv, c->rid);
+        http__rid_generate(srv, c->rid);
     }
 
     http_request_t *r = &c->req;
@@ -1038,28 +576,28 @@ static int on_headers_complete(http_parser *p)
         ((p->flags & F_CHUNKED) || (has_cl && p->content_length > 0))) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init((char *)(uintptr_t)cont, sizeof(cont) - 1);
-        if (conn_write(c, &b, 1) != 0)
+        if (http__conn_write(c, &b, 1) != 0)
             return -1; /* closing: conn_process stops at once */
     }
-    conn_state(c, C_BODY);
-    conn_set_deadline(c, srv->o.idle_timeout_ms);
+    http__conn_state(c, HTTP__C_BODY);
+    http__conn_set_deadline(c, srv->o.idle_timeout_ms);
     return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
-    conn_t *c = p->data;
+    http__conn_t *c = p->data;
     if (len > c->body_limit || c->body.len > c->body_limit - len) {
         c->err_status = 413;
         return -1;
     }
-    put(&c->body, at, len);
+    d8_buf_append(&c->body, at, len);
     return 0;
 }
 
 static int on_chunk_header(http_parser *p)
 {
-    conn_t *c = p->data;
+    http__conn_t *c = p->data;
     if (p->content_length > c->body_limit ||
         c->chunked_total > (uint64_t)c->body_limit - p->content_length) {
         c->err_status = 413;
@@ -1076,12 +614,12 @@ static int on_message_complete(http_parser *p)
     return 0;
 }
 
-static void conn_dispatch(conn_t *c)
+static void conn_dispatch(http__conn_t *c)
 {
     http_server_t *srv = c->srv;
     c->req.body = c->body.data ? c->body.data : "";
     c->req.body_len = c->body.len;
-    conn_state(c, C_HANDLING);
+    http__conn_state(c, HTTP__C_HANDLING);
     conn_clear_deadline(c);
     c->ex.conn = c;
     c->ex.on_close = NULL;
@@ -1095,23 +633,23 @@ static void conn_dispatch(conn_t *c)
 
 /* Answers a request the parser refused: 431 or 413 when a limit caused it,
  * else 400 with the parser's reason; the connection then closes. */
-static void conn_parse_error(conn_t *c, enum http_errno e)
+static void conn_parse_error(http__conn_t *c, enum http_errno e)
 {
     int status = c->err_status;
     if (!status)
         status = e == HPE_HEADER_OVERFLOW ? 431 : 400;
     switch (status) {
     case 431:
-        conn_send_error(c, 431, "RequestHeaderFieldsTooLarge",
-                        "the request header block is too large");
+        http__conn_send_error(c, 431, "RequestHeaderFieldsTooLarge",
+                              "the request header block is too large");
         break;
     case 413:
-        conn_send_error(c, 413, "PayloadTooLarge", "the request body is too large");
+        http__conn_send_error(c, 413, "PayloadTooLarge", "the request body is too large");
         break;
     default: {
         char msg[160];
         snprintf(msg, sizeof(msg), "malformed request: %s", http_errno_description(e));
-        conn_send_error(c, 400, "BadRequest", msg);
+        http__conn_send_error(c, 400, "BadRequest", msg);
         break;
     }
     }
@@ -1119,13 +657,13 @@ static void conn_parse_error(conn_t *c, enum http_errno e)
 
 /* Starts or stops reading the socket: reading stops while too much input
  * waits for the handler (backpressure) and after the peer's EOF. */
-static void conn_update_reading(conn_t *c)
+void http__conn_update_reading(http__conn_t *c)
 {
     int want;
     switch (c->state) {
-    case C_CLOSING:
+    case HTTP__C_CLOSING:
         return;
-    case C_LINGER:
+    case HTTP__C_LINGER:
         want = !c->peer_eof;
         break;
     default:
@@ -1136,7 +674,7 @@ static void conn_update_reading(conn_t *c)
         return;
     if (want) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-            conn_close(c);
+            http__conn_close(c);
             return;
         }
         c->reading = 1;
@@ -1151,17 +689,17 @@ static void conn_update_reading(conn_t *c)
  * hands each complete request to the handler. Re-entered from
  * http_respond only when no parse is in progress.
  */
-static void conn_process(conn_t *c)
+static void conn_process(http__conn_t *c)
 {
     if (c->in_parse)
         return;
     c->in_parse = 1;
-    while ((c->state == C_IDLE || c->state == C_HEAD || c->state == C_BODY) &&
+    while ((c->state == HTTP__C_IDLE || c->state == HTTP__C_HEAD || c->state == HTTP__C_BODY) &&
            c->rstart < c->rlen) {
         size_t avail = c->rlen - c->rstart;
         size_t n = http_parser_execute(&c->parser, &parser_settings, c->rbuf + c->rstart, avail);
         c->rstart += n;
-        if (c->state == C_CLOSING || c->state == C_LINGER)
+        if (c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER)
             break;
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (e == HPE_PAUSED) {
@@ -1181,12 +719,13 @@ static void conn_process(conn_t *c)
     if (c->rstart == c->rlen)
         c->rstart = c->rlen = 0;
     c->in_parse = 0;
-    if (c->peer_eof && (c->state == C_IDLE || c->state == C_HEAD || c->state == C_BODY)) {
+    if (c->peer_eof &&
+        (c->state == HTTP__C_IDLE || c->state == HTTP__C_HEAD || c->state == HTTP__C_BODY)) {
         /* The peer sent everything it will send and no request is complete. */
-        conn_end_graceful(c);
+        http__conn_end_graceful(c);
         return;
     }
-    conn_update_reading(c);
+    http__conn_update_reading(c);
 }
 
 /* ------------------------------------------------------------------ read */
@@ -1195,9 +734,9 @@ static void conn_process(conn_t *c)
  * first; input of a closing connection goes to a shared discard buffer. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    conn_t *c = h->data;
+    http__conn_t *c = h->data;
     (void)suggested;
-    if (c->state == C_LINGER || c->state == C_CLOSING) {
+    if (c->state == HTTP__C_LINGER || c->state == HTTP__C_CLOSING) {
         *buf = uv_buf_init(c->srv->discard, sizeof(c->srv->discard));
         return;
     }
@@ -1221,30 +760,30 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
  * down its side still lets the request in hand be answered. */
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    conn_t *c = s->data;
+    http__conn_t *c = s->data;
     (void)buf;
-    if (c->state == C_CLOSING || nread == 0)
+    if (c->state == HTTP__C_CLOSING || nread == 0)
         return;
-    if (c->state == C_LINGER) {
+    if (c->state == HTTP__C_LINGER) {
         if (nread < 0) {
             c->peer_eof = 1;
             if (nread != UV_EOF || c->shut_done)
-                conn_close(c);
+                http__conn_close(c);
             else
-                conn_update_reading(c);
+                http__conn_update_reading(c);
         }
         return;
     }
     if (nread < 0) {
-        if (nread != UV_EOF || c->state == C_STREAM) {
+        if (nread != UV_EOF || c->state == HTTP__C_STREAM) {
             /* A reset, or a watcher that went away. */
-            conn_close(c);
+            http__conn_close(c);
             return;
         }
         c->peer_eof = 1;
-        if (c->state == C_HANDLING) {
+        if (c->state == HTTP__C_HANDLING) {
             /* The peer may only have shut down its side: answer, then close. */
-            conn_update_reading(c);
+            http__conn_update_reading(c);
             return;
         }
         conn_process(c);
@@ -1252,275 +791,4 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     c->rlen += (size_t)nread;
     conn_process(c);
-}
-
-/* ------------------------------------------------------------------ accept */
-
-static void format_remote(conn_t *c)
-{
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    char ip[INET6_ADDRSTRLEN] = "";
-    snprintf(c->remote, sizeof(c->remote), "unknown");
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
-        return;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        uv_ip4_name(a, ip, sizeof(ip));
-        snprintf(c->remote, sizeof(c->remote), "%s:%u", ip, (unsigned)ntohs(a->sin_port));
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        uv_ip6_name(a, ip, sizeof(ip));
-        snprintf(c->remote, sizeof(c->remote), "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
-    } else if (ss.ss_family == AF_UNIX) {
-        snprintf(c->remote, sizeof(c->remote), "unix");
-    }
-}
-
-/* Takes a connection whose tcp handle is initialised and connected. */
-static void conn_start(http_server_t *srv, conn_t *c)
-{
-    c->srv = srv;
-    c->tcp.data = c;
-    uv_timer_init(srv->loop, &c->timer);
-    c->timer.data = c;
-    d8_list_push(&srv->conns, &c->link);
-    srv->nconns++;
-    d8_buf_init(&c->strs);
-    d8_buf_init(&c->body);
-    d8_buf_init(&c->out);
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    uv_tcp_nodelay(&c->tcp, 1);
-    format_remote(c);
-    request_reset(c);
-    conn_state(c, C_IDLE);
-    c->req.start_ns = d8_mono_ns();
-    if (srv->nconns > srv->o.max_connections) {
-        LOG(LOG_DEBUG, "http connection limit reached", LF_S("remote", c->remote));
-        conn_send_error(c, 503, "ServiceUnavailable",
-                        "the server has too many open connections; retry later");
-        return;
-    }
-    conn_set_deadline(c, srv->o.header_timeout_ms);
-    conn_update_reading(c);
-}
-
-static void on_raw_tcp_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static conn_t *conn_alloc(http_server_t *srv)
-{
-    conn_t *c = d8_xcalloc(1, sizeof(*c));
-    uv_tcp_init(srv->loop, &c->tcp);
-    c->tcp.data = c;
-    return c;
-}
-
-static void on_connection(uv_stream_t *l, int status)
-{
-    http_server_t *srv = l->data;
-    if (status < 0) {
-        LOG(LOG_DEBUG, "http accept failed", LF_S("error", uv_err_name(status)));
-        return;
-    }
-    conn_t *c = conn_alloc(srv);
-    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
-        uv_close((uv_handle_t *)&c->tcp, on_raw_tcp_closed);
-        return;
-    }
-    conn_start(srv, c);
-}
-
-int http__server_adopt(http_server_t *srv, uv_os_sock_t fd)
-{
-    if (!srv || srv->freeing) {
-        close(fd);
-        return D8_EINVAL;
-    }
-    conn_t *c = conn_alloc(srv);
-    if (uv_tcp_open(&c->tcp, fd) != 0) {
-        close(fd);
-        uv_close((uv_handle_t *)&c->tcp, on_raw_tcp_closed);
-        return D8_ESYS;
-    }
-    conn_start(srv, c);
-    return 0;
-}
-
-/* ------------------------------------------------------------------ server */
-
-/* Turns a listen host ("", "*", "localhost", an IPv4 or a bracketed or bare
- * IPv6 literal) and port into an address; D8_EINVAL for anything else. */
-static int parse_host(const char *host, int port, struct sockaddr_storage *ss)
-{
-    char tmp[INET6_ADDRSTRLEN + 2];
-    if (!host || !host[0] || strcmp(host, "*") == 0)
-        host = "0.0.0.0";
-    else if (strcmp(host, "localhost") == 0)
-        host = "127.0.0.1";
-    size_t n = strlen(host);
-    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-        if (n - 2 >= sizeof(tmp))
-            return D8_EINVAL;
-        memcpy(tmp, host + 1, n - 2);
-        tmp[n - 2] = '\0';
-        host = tmp;
-    }
-    memset(ss, 0, sizeof(*ss));
-    if (strchr(host, ':')) {
-        if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) != 0)
-            return D8_EINVAL;
-    } else if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) != 0) {
-        return D8_EINVAL;
-    }
-    return 0;
-}
-
-static void on_listener_closed(uv_handle_t *h)
-{
-    http_server_t *srv = h->data;
-    srv->listener_open = 0;
-    srv_maybe_done(srv);
-}
-
-static void on_anchor_closed(uv_handle_t *h)
-{
-    http_server_t *srv = h->data;
-    srv->anchor_open = 0;
-    srv_maybe_done(srv);
-}
-
-static void on_new_failed_closed(uv_handle_t *h)
-{
-    http_server_t *srv = h->data;
-    if (h == (uv_handle_t *)&srv->listener)
-        srv->listener_open = 0;
-    else
-        srv->anchor_open = 0;
-    if (!srv->listener_open && !srv->anchor_open)
-        free(srv);
-}
-
-int http_server_new(uv_loop_t *loop, const http_server_opts_t *opts, http_server_t **out)
-{
-    if (out)
-        *out = NULL;
-    if (!loop || !opts || !out || !opts->handler || opts->port < 0 || opts->port > 65535)
-        return D8_EINVAL;
-    struct sockaddr_storage ss;
-    if (parse_host(opts->host, opts->port, &ss) != 0)
-        return D8_EINVAL;
-
-    /* The socket is bound before any libuv handle exists, so that a busy
-     * port fails synchronously with nothing left to close. */
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return D8_ESYS;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    socklen_t alen =
-        ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    if (bind(fd, (struct sockaddr *)&ss, alen) != 0 || listen(fd, 511) != 0) {
-        int err = errno;
-        LOG(LOG_ERROR, "http listen failed", LF_S("host", opts->host ? opts->host : ""),
-            LF_I("port", opts->port), LF_S("error", strerror(err)));
-        close(fd);
-        return err == EADDRINUSE ? D8_EEXIST : D8_ESYS;
-    }
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof(bound);
-    int port = opts->port;
-    if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
-        port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
-                                           : ntohs(((struct sockaddr_in *)&bound)->sin_port);
-
-    http_server_t *srv = d8_xcalloc(1, sizeof(*srv));
-    srv->loop = loop;
-    d8_list_init(&srv->conns);
-    srv->o = *opts;
-    srv->o.host = NULL; /* borrowed only for this call */
-    if (!srv->o.max_header_bytes)
-        srv->o.max_header_bytes = 16384;
-    if (!srv->o.max_connections)
-        srv->o.max_connections = 1024;
-    if (!srv->o.default_body_limit)
-        srv->o.default_body_limit = 1u << 20;
-    if (!srv->o.header_timeout_ms)
-        srv->o.header_timeout_ms = 10000;
-    if (!srv->o.idle_timeout_ms)
-        srv->o.idle_timeout_ms = 60000;
-    srv->linger_ms =
-        srv->o.idle_timeout_ms < HTTP__LINGER_MS ? srv->o.idle_timeout_ms : HTTP__LINGER_MS;
-    srv->port = port;
-    if (d8_random_bytes(&srv->rid_key, sizeof(srv->rid_key)) != 0)
-        srv->rid_key = d8_mono_ns() ^ ((uint64_t)getpid() << 32);
-
-    uv_idle_init(loop, &srv->anchor);
-    srv->anchor.data = srv;
-    srv->anchor_open = 1;
-    uv_tcp_init(loop, &srv->listener);
-    srv->listener.data = srv;
-    srv->listener_open = 1;
-    int r = uv_tcp_open(&srv->listener, fd);
-    int owned = r == 0;
-    if (r == 0)
-        r = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
-    if (r != 0) {
-        if (!owned)
-            close(fd);
-        LOG(LOG_ERROR, "http listen failed", LF_I("port", port), LF_S("error", uv_strerror(r)));
-        uv_close((uv_handle_t *)&srv->listener, on_new_failed_closed);
-        uv_close((uv_handle_t *)&srv->anchor, on_new_failed_closed);
-        return D8_ESYS;
-    }
-    *out = srv;
-    return 0;
-}
-
-int http_server_port(const http_server_t *srv)
-{
-    return srv ? srv->port : 0;
-}
-
-size_t http_server_connections(const http_server_t *srv)
-{
-    return srv ? srv->nconns : 0;
-}
-
-static void srv_close_listener(http_server_t *srv)
-{
-    if (srv->listener_open && !srv->listener_closing) {
-        srv->listener_closing = 1;
-        uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
-    }
-}
-
-void http_server_stop_accepting(http_server_t *srv)
-{
-    if (!srv || srv->stopping)
-        return;
-    srv->stopping = 1;
-    srv_close_listener(srv);
-    for (d8_list_t *it = srv->conns.next; it != &srv->conns; it = it->next) {
-        conn_t *c = d8_container_of(it, conn_t, link);
-        if (c->state == C_IDLE && c->rstart == c->rlen)
-            conn_end_graceful(c);
-    }
-}
-
-void http_server_free(http_server_t *srv, void (*done)(void *arg), void *arg)
-{
-    if (!srv || srv->freeing)
-        return;
-    srv->freeing = 1;
-    srv->stopping = 1;
-    srv->done = done;
-    srv->done_arg = arg;
-    srv_close_listener(srv);
-    uv_close((uv_handle_t *)&srv->anchor, on_anchor_closed);
-    for (d8_list_t *it = srv->conns.next; it != &srv->conns; it = it->next)
-        conn_close(d8_container_of(it, conn_t, link));
 }

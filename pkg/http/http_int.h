@@ -7,6 +7,12 @@
 
 #include "http.h"
 
+#include "base/base.h"
+#include "base/list.h"
+
+#include <http_parser.h>
+#include <time.h>
+
 /* Unparsed input held per connection while a request is being handled
  * before the socket stops being read (backpressure). */
 #define HTTP__RBUF_BOUND (64u * 1024u)
@@ -16,6 +22,151 @@
  * answer (lingering close), so that the peer reads the answer instead of a
  * reset. Also capped by idle_timeout_ms. */
 #define HTTP__LINGER_MS 2000u
+
+/* ---- connections and the server (http.c, http_response.c, http_server.c) */
+
+/* Where a connection is in its request/answer cycle; changed only through
+ * http__conn_state. */
+typedef enum http__conn_state {
+    HTTP__C_IDLE,     /* waiting for the first byte of a request */
+    HTTP__C_HEAD,     /* request line and headers arriving */
+    HTTP__C_BODY,     /* body arriving */
+    HTTP__C_HANDLING, /* the handler owns the exchange */
+    HTTP__C_STREAM,   /* a streamed answer is in progress */
+    HTTP__C_LINGER,   /* last answer queued: flush, shut down, drain input */
+    HTTP__C_CLOSING,  /* uv_close issued; memory goes in the close callback */
+} http__conn_state_t;
+
+typedef struct http__conn http__conn_t;
+
+struct http_exchange {
+    http__conn_t *conn;
+    void (*on_close)(void *ud);
+    void *on_close_ud;
+    int status;
+};
+
+/* Offsets of a header's name and value in the connection's string buffer. */
+typedef struct http__hdr_off {
+    uint32_t name;
+    uint32_t value;
+} http__hdr_off_t;
+
+/* One client connection: its handles, the request being parsed or handled
+ * and its exchange. Freed only in the close callback of its last handle. */
+struct http__conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t shut;
+    http_server_t *srv;
+    d8_list_t link;            /* in srv->conns from conn_start to conn_release */
+    http__conn_state_t state;
+    http_parser parser;
+
+    /* Input: rbuf[rstart, rlen) is received but not yet parsed. */
+    char *rbuf;
+    size_t rstart, rlen, rcap;
+
+    /* The request being parsed: target, header names and values, path and
+     * query, each NUL-terminated, in one buffer reused across requests. */
+    d8_buf_t strs;
+    http__hdr_off_t *hoff;
+    size_t nhdr, hcap;
+    http_header_t *hv;
+    size_t hvcap;
+    int last_cb;
+    size_t hdr_bytes;
+    d8_buf_t body;
+    size_t body_limit;
+    uint64_t chunked_total;
+    int err_status; /* set by a parser callback that refuses the request */
+
+    http_request_t req;
+    http_exchange_t ex;
+    d8_buf_t out; /* the answer's head, reused */
+
+    uint64_t deadline; /* loop ms, 0 = none */
+    uint64_t timer_due;
+    unsigned closes_pending;
+    unsigned nwrites;
+
+    unsigned reading : 1;
+    unsigned peer_eof : 1;
+    unsigned in_parse : 1;
+    unsigned headers_done : 1;
+    unsigned keep_alive : 1;
+    unsigned upgrade : 1;
+    unsigned is_head : 1;
+    unsigned ex_open : 1;
+    unsigned stream_started : 1;
+    unsigned stream_raw : 1;
+    unsigned stream_keep : 1;
+    unsigned shut_done : 1;
+
+    char rid[129];
+    char remote[64];
+};
+
+/* The listener, the list of connections and the options; freed once every
+ * handle is closed. */
+struct http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    /* Never started; closed by http_server_free so that `done` always runs
+     * from a close callback, even when nothing else is open. */
+    uv_idle_t anchor;
+    http_server_opts_t o;
+    int port;
+    int listener_open;
+    int listener_closing;
+    int anchor_open;
+    int stopping;
+    int freeing;
+    void (*done)(void *arg);
+    void *done_arg;
+    d8_list_t conns;
+    size_t nconns;
+    uint64_t linger_ms;
+    uint64_t rid_key, rid_ctr;
+    time_t date_sec;
+    size_t date_len;
+    char date_line[48];
+    char discard[16384];
+};
+
+/* ---- the connection (http.c) ------------------------------------------- */
+
+/* Every change of a connection's state goes through here (STYLE 8). */
+void http__conn_state(http__conn_t *c, http__conn_state_t to);
+/* Arms c's deadline ms from now; an earlier deadline restarts the timer. */
+void http__conn_set_deadline(http__conn_t *c, uint64_t ms);
+/* Forgets the previous request before the next one is parsed. */
+void http__request_reset(http__conn_t *c);
+/* Starts or stops reading the socket (backpressure, peer EOF). */
+void http__conn_update_reading(http__conn_t *c);
+/* Queues bufs (borrowed) after everything queued before; 0, or D8_EGONE
+ * when the connection is (now) closing. */
+int http__conn_write(http__conn_t *c, const uv_buf_t *bufs, unsigned n);
+/* After an answer was queued: next request, or the end of the connection. */
+void http__conn_after_answer(http__conn_t *c, int keep);
+/* Ends c politely: flush, shut down the write side, drain input a while. */
+void http__conn_end_graceful(http__conn_t *c);
+/* Closes c's handles at once, with a TCP reset when reset is set and the
+ * socket allows it; http__conn_close(c) is http__conn_close_ex(c, 0). */
+void http__conn_close_ex(http__conn_t *c, int reset);
+void http__conn_close(http__conn_t *c);
+/* Writes a fresh request id (16 hex digits, distinct per server) to out. */
+void http__rid_generate(http_server_t *srv, char out[17]);
+
+/* ---- answers (http_response.c) and the server (http_server.c) ---------- */
+
+/* The server's own error answer (JSON body, Connection: close), then a
+ * graceful end of the connection (http_response.c). */
+void http__conn_send_error(http__conn_t *c, int status, const char *code, const char *message);
+
+/* Frees a server being freed once its last handle is closed, then calls
+ * its done callback (http_server.c). */
+void http__srv_maybe_done(http_server_t *srv);
 
 /*
  * Adopts a connected stream socket as a new connection of srv, exactly as

@@ -1,0 +1,106 @@
+/*
+ * pkg/api internals shared between its files: api.c (route table,
+ * dispatch, auth, controller routes, lifecycle), api_env.c (environment
+ * handlers), api_sync.c (full sync) and api_watch.c (watch streams). Not
+ * part of the public contract.
+ */
+#ifndef D8_API_INT_H
+#define D8_API_INT_H
+
+#include "api.h"
+
+#include "base/list.h"
+#include "http/http.h"
+#include "spec/spec.h"
+
+typedef struct api__watch_client api__watch_client_t;
+
+/* The API: its borrowed collaborators, the HTTP server, readiness, the
+ * open watch streams and the metric families. */
+struct api {
+    uv_loop_t *loop;
+    const config_t *cfg;
+    store_t *store;
+    metrics_t *metrics;
+    http_server_t *srv;
+    api_opts_t opts;
+
+    spec_rules_t rules;
+    const char **region_names;
+    const char **image_keys;
+
+    int ready;
+    char ready_reason[128];
+    int shutting_down;
+
+    d8_list_t watchers;        /* api__watch_client_t, one per open watch stream */
+    size_t nwatchers;
+    uv_timer_t heartbeat;
+
+    metric_family_t *m_requests;
+    metric_family_t *m_duration;
+    metric_family_t *m_envs;
+    metric_family_t *m_watchers;
+    metric_family_t *m_rv;
+
+    void (*done)(void *arg);
+    void *done_arg;
+    int pending_closes;
+};
+
+/* One open watch stream, in api->watchers until its exchange closes. */
+struct api__watch_client {
+    api_t *api;
+    http_exchange_t *ex;
+    store_watcher_t *w;
+    d8_list_t link;            /* in api->watchers */
+};
+
+/* ---- request and answer helpers (api.c) --------------------------------- */
+
+/* Answers body (borrowed) as application/json with extra headers hdrs. */
+void api__respond_json(http_exchange_t *ex, int status, const http_header_t *hdrs, size_t n,
+                       const char *body, size_t len);
+/* Answers 400 with a spec error's code, message and field. */
+void api__respond_spec_error(http_exchange_t *ex, const spec_error_t *e);
+/* Checks framing (411), media type (415) and JSON syntax (400) of a JSON
+ * body; returns the parsed document (owned by the caller) or NULL after
+ * answering. */
+cJSON *api__read_json_body(http_exchange_t *ex, const http_request_t *req);
+
+/* ---- environments (api_env.c) ------------------------------------------ */
+
+/* 1 while the reaper deletes a resource of env id (the reaping hook). */
+int api__being_reaped(const api_t *api, const char *id);
+/* Answers 409 with Retry-After while the reaper deletes a resource of id. */
+void api__respond_reaping(http_exchange_t *ex, const char *id);
+/* Fills err and returns 1 when spec would move existing env id to another
+ * cloudRegion; prefix goes before the field name ("items[3]."). */
+int api__region_moved(api_t *api, const char *id, const env_spec_t *spec, const char *prefix,
+                      spec_error_t *err);
+
+/*
+ * Route handlers, one per route of the table in api.c; id is the decoded,
+ * valid {id} segment or NULL. Each answers the exchange (api_env.c: the
+ * environments, api_sync.c: the full sync, api_watch.c: the watch).
+ */
+void api__list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+void api__create_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+void api__get_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+void api__replace_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+void api__delete_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+void api__start_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+void api__stop_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+void api__activity_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+void api__full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+void api__watch(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+
+/* ---- watch streams (api_watch.c) ---------------------------------------- */
+
+/* Unlinks c from api->watchers, stops its store watch and frees it; the
+ * exchange is left to the caller. */
+void api__watch_client_free(api__watch_client_t *c);
+/* The heartbeat timer: a comment line to every watch stream. */
+void api__heartbeat_cb(uv_timer_t *t);
+
+#endif
