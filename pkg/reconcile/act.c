@@ -245,6 +245,8 @@ void reconcile__act(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *ob
     const azure_scope_t *s = target_of(e, name);
     int rc;
     e->action = plan->action;
+    if (plan->refresh_key)
+        azure_storage_key_forget(r->az, s);
     if (plan->action == DECIDE_GET_GROUP) {
         rc = azure_group_get(r->az, s, name, prio_of(e), on_group_get, e);
     } else if (plan->action == DECIDE_GET_SHARE) {

@@ -364,6 +364,8 @@ static void decide_failed(const decide_input_t *in, decide_plan_t *p)
     p->mem.failed_seen = 0;
     act(p, DECIDE_DELETE_GROUP, "retry after failed provisioning");
     p->status.acted = 0;
+    /* A rotated storage key fails the mount: the retry lists the keys again. */
+    p->refresh_key = 1;
 }
 
 /*

@@ -459,6 +459,31 @@ static void test_failed_backoff_grows(void **state)
     assert_true(last >= DECIDE_FAIL_CAP_MS / 2);
 }
 
+/* The retry of a failed provisioning lists the storage keys again (a
+ * rotated key fails the mount), and only that decision does. */
+static void test_failed_retry_refreshes_key(void **state)
+{
+    (void)state;
+    env_obj_t obj;
+    memset(&obj, 0, sizeof(obj));
+    obj.has_spec = 1;
+    obj.spec.storage_gb = 10;
+    row_t r = {.group = G_FAILED};
+    observed_t o;
+    observed_of(&r, &o);
+    decide_input_t in = {.obj = &obj, .obs = &o, .listed_all = 1, .controller = "ctl",
+                         .spec_hash = HASH, .now_ms = NOW, .wall_ms = WALL};
+    decide_plan_t p;
+    reconcile_decide(&in, &p);
+    assert_int_equal(p.action, DECIDE_NONE);
+    assert_false(p.refresh_key);
+    in.mem = p.mem;
+    in.now_ms = p.mem.prov_retry_ms;
+    reconcile_decide(&in, &p);
+    assert_int_equal(p.action, DECIDE_DELETE_GROUP);
+    assert_true(p.refresh_key);
+}
+
 /* A provisioned group resets the failure count; running starts the clock. */
 static void test_running_resets_memory(void **state)
 {
@@ -617,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_decision_table),
         cmocka_unit_test(test_failed_backoff_grows),
         cmocka_unit_test(test_running_resets_memory),
+        cmocka_unit_test(test_failed_retry_refreshes_key),
         cmocka_unit_test(test_new_generation_ends_auto_stop),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_slow_retries_grow),
