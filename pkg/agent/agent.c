@@ -1,4 +1,5 @@
 #include "agent.h"
+#include "agent_int.h"
 
 #include "api/api.h"
 #include "azure/azure.h"
@@ -27,6 +28,7 @@ typedef struct agent {
     metrics_t *metrics;
     api_t *api;
     azure_client_t *az;
+    azure_scope_t *scopes; /* one per cfg->regions[i] */
     reconciler_t *rec;
     reaper_t *reaper;
     statefile_t *sf;
@@ -223,14 +225,13 @@ int agent_run(const config_t *cfg)
     }
 
     /* Status pushes: refused without a secret rather than sent unsigned. */
-    if (webhook_new_from_config(&a.loop, NULL, cfg, a.store, a.metrics, &a.wh, err,
-                                sizeof(err)) < 0) {
+    if (agent__webhook_new(&a.loop, NULL, cfg, a.store, a.metrics, &a.wh, err, sizeof(err)) < 0) {
         LOG(LOG_ERROR, "cannot set up the webhook: refusing to start", LF_S("error", err));
         goto out;
     }
 
     azure_client_opts_t azo;
-    azure_client_opts_from_config(&azo, cfg);
+    agent__azure_opts(&azo, cfg);
     if (azure_client_new(&a.loop, &azo, &a.az, err, sizeof(err)) != D8_OK) {
         LOG(LOG_ERROR, "cannot set up the Azure client", LF_S("error", err));
         goto out;
@@ -238,10 +239,12 @@ int agent_run(const config_t *cfg)
     if (!hk || !*hk)
         LOG0(LOG_WARN, "DEV8_SPEC_HASH_KEY is not set: a changed secret value alone will not "
                        "recreate a container group");
+    a.scopes = agent__scopes_new(cfg);
     reconcile_opts_t ro = {.loop = &a.loop,
                            .cfg = cfg,
                            .store = a.store,
                            .az = a.az,
+                           .scopes = a.scopes,
                            .metrics = a.metrics,
                            .hash_key = (const unsigned char *)hk,
                            .hash_keylen = hk ? strlen(hk) : 0};
@@ -250,6 +253,7 @@ int agent_run(const config_t *cfg)
                          .cfg = cfg,
                          .store = a.store,
                          .az = a.az,
+                         .scopes = a.scopes,
                          .rec = a.rec,
                          .metrics = a.metrics};
     a.reaper = reaper_new(&rpo);
@@ -304,5 +308,6 @@ out:
         LOG0(LOG_WARN, "event loop closed with handles still open");
     store_free(a.store);
     metrics_free(a.metrics);
+    free(a.scopes);
     return code;
 }

@@ -34,6 +34,7 @@ struct reaper {
     const config_t *cfg;
     store_t *store;
     azure_client_t *az;
+    const azure_scope_t *scopes;
     reconciler_t *rec;
     uv_timer_t timer;
     uint64_t cycle_ms;
@@ -177,7 +178,7 @@ static void target_of(const reaper_t *rp, const orphan_t *o, azure_scope_t *s,
                       char name[SPEC_ID_MAX + 8])
 {
     resource_name(o, name, SPEC_ID_MAX + 8);
-    azure_scope_from_region(s, rp->cfg, &rp->cfg->regions[o->region]);
+    *s = rp->scopes[o->region];
 }
 
 /*
@@ -462,6 +463,7 @@ reaper_t *reaper_new(const reaper_opts_t *opts)
     rp->cfg = opts->cfg;
     rp->store = opts->store;
     rp->az = opts->az;
+    rp->scopes = opts->scopes;
     rp->rec = opts->rec;
     rp->cycle_ms = opts->cycle_ms ? opts->cycle_ms : (uint64_t)rp->cfg->resync_seconds * 1000;
     d8_map_init(&rp->orphans);

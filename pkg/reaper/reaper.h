@@ -36,6 +36,7 @@ typedef struct reaper_opts {
     const config_t *cfg;       /* all borrowed; they outlive the reaper */
     store_t *store;
     azure_client_t *az;
+    const azure_scope_t *scopes; /* borrowed: one per cfg->regions[i], same index */
     reconciler_t *rec;
     metrics_t *metrics;
     uint64_t cycle_ms;         /* 0: controller.resyncSeconds */

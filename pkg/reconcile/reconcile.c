@@ -87,6 +87,7 @@ struct reconciler {
     const config_t *cfg;
     store_t *store;
     azure_client_t *az;
+    const azure_scope_t *scopes;
     metrics_t *metrics;
     unsigned char *hash_key;
     size_t hash_keylen;
@@ -166,7 +167,7 @@ static int region_index(const reconciler_t *r, const char *name)
 
 static void scope_of(const reconciler_t *r, int region, azure_scope_t *s)
 {
-    azure_scope_from_region(s, r->cfg, &r->cfg->regions[region]);
+    *s = r->scopes[region];
 }
 
 /* Room for "dev8-" + an environment id + NUL. */
@@ -1577,6 +1578,7 @@ reconciler_t *reconciler_new(const reconcile_opts_t *opts)
     r->cfg = opts->cfg;
     r->store = opts->store;
     r->az = opts->az;
+    r->scopes = opts->scopes;
     r->metrics = opts->metrics;
     if (opts->hash_key && opts->hash_keylen) {
         r->hash_key = d8_xmalloc(opts->hash_keylen);

@@ -32,6 +32,7 @@ typedef struct reconcile_opts {
     const config_t *cfg;       /* borrowed, outlives the reconciler */
     store_t *store;            /* borrowed */
     azure_client_t *az;        /* borrowed */
+    const azure_scope_t *scopes; /* borrowed: one per cfg->regions[i], same index */
     metrics_t *metrics;        /* borrowed; families are registered here */
     const unsigned char *hash_key; /* DEV8_SPEC_HASH_KEY, NULL when unset; copied */
     size_t hash_keylen;

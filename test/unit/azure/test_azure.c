@@ -17,6 +17,7 @@
 
 #include "azure/azure.h"
 #include "azure/azure_int.h"
+#include "helpers/azure_opts.h"
 #include "log/log.h"
 
 #include <arpa/inet.h>
@@ -818,10 +819,8 @@ static void on_glist(void *ud, const azure_result_t *res, const azure_group_list
 
 static void mi_opts(azure_client_opts_t *o, char *imds, size_t n)
 {
-    azure_client_opts_default(o);
     snprintf(imds, n, "http://127.0.0.1:%d", refused_port());
-    o->imds_endpoint = imds;
-    o->arm_endpoint = imds;
+    test_azure_opts(o, imds);
     o->auth = AZURE_AUTH_MANAGED_IDENTITY;
     o->max_attempts = 2;
     o->backoff_base_ms = 5;
