@@ -407,6 +407,15 @@ uint64_t azure_client_requests(const azure_client_t *c, const char *operation, i
 int azure_client_bucket_level(const azure_client_t *c, const char *subscription, const char *region,
                               azure_bucket_kind_t kind, double *tokens);
 /*
+ * The milliseconds until a request of bucket `kind` could take its token
+ * in subscription+region, 0 when it could now: for an ACI kind, the longer
+ * wait of its 5-minute and hourly windows. By refill alone: a Retry-After
+ * pause is not counted. 0 for a bucket never used (full) or a bad kind.
+ * Lets a caller give way instead of queueing behind the bucket.
+ */
+uint64_t azure_client_bucket_wait_ms(azure_client_t *c, const char *subscription,
+                                     const char *region, azure_bucket_kind_t kind);
+/*
  * Appends the Prometheus text exposition of this client to out:
  * dev8_arm_requests_total{operation,code}, dev8_arm_request_duration_seconds
  * (histogram), dev8_arm_throttle_waits_total,

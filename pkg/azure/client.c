@@ -164,18 +164,30 @@ void azure__leave(azure_client_t *c)
 
 /* ------------------------------------------------------------ buckets */
 
+/* The buckets of a subscription+region, or NULL when nothing used them. */
+static azure__bucket_entry_t *bucket_find(const azure_client_t *c, const char *sub,
+                                          const char *region)
+{
+    for (d8_list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
+        azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
+        if (strcmp(be->subscription, sub ? sub : "") == 0 &&
+            strcmp(be->region, region ? region : "") == 0)
+            return be;
+    }
+    return NULL;
+}
+
+/* The buckets of a subscription+region, created full on first use. */
 static azure__bucket_entry_t *bucket_get(azure_client_t *c, const char *sub, const char *region)
 {
     if (!sub)
         sub = "";
     if (!region)
         region = "";
-    for (d8_list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
-        azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
-        if (strcmp(be->subscription, sub) == 0 && strcmp(be->region, region) == 0)
-            return be;
-    }
-    azure__bucket_entry_t *be = d8_xcalloc(1, sizeof(*be));
+    azure__bucket_entry_t *be = bucket_find(c, sub, region);
+    if (be)
+        return be;
+    be = d8_xcalloc(1, sizeof(*be));
     be->subscription = d8_xstrdup(sub);
     be->region = d8_xstrdup(region);
     uint64_t now = d8_mono_ms();
@@ -282,15 +294,29 @@ int azure_client_bucket_level(const azure_client_t *c, const char *subscription,
 {
     if ((int)kind < 0 || kind >= AZURE_BUCKET_KINDS)
         return D8_EINVAL;
-    for (d8_list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
-        const azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
-        if (strcmp(be->subscription, subscription ? subscription : "") == 0 &&
-            strcmp(be->region, region ? region : "") == 0) {
-            *tokens = azure__bucket_peek(&be->b[kind], d8_mono_ms());
-            return 0;
-        }
+    const azure__bucket_entry_t *be = bucket_find(c, subscription, region);
+    if (be) {
+        *tokens = azure__bucket_peek(&be->b[kind], d8_mono_ms());
+        return 0;
     }
     return D8_ENOENT;
+}
+
+uint64_t azure_client_bucket_wait_ms(azure_client_t *c, const char *subscription,
+                                     const char *region, azure_bucket_kind_t kind)
+{
+    if ((int)kind < 0 || kind >= AZURE_BUCKET_KINDS)
+        return 0;
+    const azure__bucket_entry_t *be = bucket_find(c, subscription, region);
+    if (!be)
+        return 0; /* never used: full */
+    uint64_t now = d8_mono_ms();
+    uint64_t wait = azure__bucket_token_wait_ms(&be->b[kind], now);
+    if (kind == AZURE_BUCKET_ACI_CREATE || kind == AZURE_BUCKET_ACI_DELETE) {
+        uint64_t hourly = azure__bucket_token_wait_ms(&be->b[AZURE_BUCKET_HOURLY(kind)], now);
+        wait = hourly > wait ? hourly : wait;
+    }
+    return wait;
 }
 
 static void put_label(d8_buf_t *out, const char *s)

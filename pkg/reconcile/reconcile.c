@@ -945,26 +945,8 @@ static int aci_throttled(reconciler_t *r, obs_t *o, status_change_t *c, azure_bu
 {
     azure_scope_t s;
     scope_of(r, o->region, &s);
-    int create = kind == AZURE_BUCKET_ACI_CREATE;
-    double burst = create ? r->cfg->rl_aci_creates_burst : r->cfg->rl_aci_deletes_burst;
-    double per_hour = create ? r->cfg->rl_aci_creates_per_hour : r->cfg->rl_aci_deletes_per_hour;
-    /* Both windows: the 5-minute one refills burst per 300 s, the hourly
-     * one per_hour per 3600 s. The longer wait wins. */
-    const struct {
-        azure_bucket_kind_t kind;
-        double per_ms;
-    } windows[] = {{kind, burst / 300000.0},
-                   {(azure_bucket_kind_t)AZURE_BUCKET_HOURLY(kind), per_hour / 3600000.0}};
-    uint64_t wait = 0;
-    for (size_t i = 0; i < 2; i++) {
-        double tokens;
-        if (azure_client_bucket_level(r->az, s.subscription_id, s.region, windows[i].kind,
-                                      &tokens) != 0 ||
-            tokens >= 1.0)
-            continue;
-        uint64_t w = (uint64_t)((1.0 - tokens) / windows[i].per_ms) + 1;
-        wait = w > wait ? w : wait;
-    }
+    /* Both windows (5 minutes and an hour): the longer wait wins. */
+    uint64_t wait = azure_client_bucket_wait_ms(r->az, s.subscription_id, s.region, kind);
     if (!wait)
         return 0;
     wait += (uint64_t)(d8_rand01(&r->rng) * 1000.0);
