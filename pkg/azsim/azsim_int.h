@@ -78,7 +78,10 @@ typedef struct azsim__heap {
     uint64_t next_order;
 } azsim__heap_t;
 
+/* An empty event heap. */
 void azsim__heap_init(azsim__heap_t *h);
+/* Schedules event `kind` of the object `key` (copied, lower-cased) at due;
+ * epoch lets the handler see that the object moved on meanwhile. */
 void azsim__heap_push(azsim__heap_t *h, uint64_t due, int kind, uint64_t epoch, const char *key);
 /* Pops the earliest event due at or before now into *out (key then owned
  * by the caller); returns 0 when none is due. */
