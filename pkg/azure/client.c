@@ -1053,11 +1053,11 @@ int azure_client_new(uv_loop_t *loop, const azure_client_opts_t *opts, azure_cli
     c->imds_endpoint = dup_trim_slash(opts->imds_endpoint);
     c->aci_api_version = dup_trim_slash(opts->aci_api_version);
     c->storage_api_version = dup_trim_slash(opts->storage_api_version);
-    c->token_scope = d8_xstrdup(opts->token_scope && opts->token_scope[0] ? opts->token_scope
-                                                                          : DEF_TOKEN_SCOPE);
-    c->token_resource = d8_xstrdup(opts->token_resource && opts->token_resource[0]
-                                       ? opts->token_resource
-                                       : DEF_TOKEN_RESOURCE);
+    c->token_scope =
+        d8_xstrdup(opts->token_scope && opts->token_scope[0] ? opts->token_scope : DEF_TOKEN_SCOPE);
+    c->token_resource =
+        d8_xstrdup(opts->token_resource && opts->token_resource[0] ? opts->token_resource
+                                                                   : DEF_TOKEN_RESOURCE);
     c->max_inflight = opts->max_inflight;
     c->connect_timeout_ms =
         opts->connect_timeout_ms ? opts->connect_timeout_ms : DEF_CONNECT_TIMEOUT_MS;
