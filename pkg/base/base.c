@@ -35,7 +35,7 @@ const char *d8_err_name(int err)
     return "EUNKNOWN";
 }
 
-_Noreturn void d8_die(const char *what)
+void d8_die(const char *what)
 {
     /* The line has the shape of pkg/log's (which allocates, so it cannot
      * be used here): stdio on the unbuffered stderr and a stack buffer. */
