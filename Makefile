@@ -91,6 +91,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+# Tests share helpers under test/helpers ("helpers/azure_opts.h").
+$(BUILD)/test/%.o: CPPFLAGS += -Itest
+
 # Objects that print the version are rebuilt when the git revision changes
 # (the -D flag alone is invisible to make).
 VERSION_STAMP := $(BUILD)/.version-$(subst /,_,$(GIT_REV))

@@ -6,13 +6,12 @@
 #include "azsim/azsim.h"
 #include "base/base.h"
 #include "log/log.h"
+#include "sigstop/sigstop.h"
 
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <uv.h>
 
 #ifndef D8_VERSION
@@ -21,10 +20,9 @@
 
 typedef struct app {
     uv_loop_t loop;
-    uv_signal_t sigterm, sigint;
+    sigstop_t *sig;
     azsim_t *sim;
     azsim_server_t *srv;
-    int stopping;
 } app_t;
 
 static void usage(FILE *out)
@@ -91,27 +89,17 @@ static int parse_u64(const char *flag, const char *s, uint64_t max, uint64_t *ou
     return 0;
 }
 
-static void on_signal_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
 static void on_server_closed(void *arg)
 {
     app_t *app = arg;
     app->srv = NULL;
-    uv_close((uv_handle_t *)&app->sigterm, on_signal_closed);
-    uv_close((uv_handle_t *)&app->sigint, on_signal_closed);
+    sigstop_free(app->sig);
+    app->sig = NULL;
 }
 
-static void on_signal(uv_signal_t *h, int signum)
+static void on_stop(void *ud, int signum)
 {
-    app_t *app = h->data;
-    if (app->stopping) {
-        LOG(LOG_WARN, "second signal: exiting at once", LF_I("signal", signum));
-        _exit(1);
-    }
-    app->stopping = 1;
+    app_t *app = ud;
     LOG(LOG_INFO, "shutting down", LF_I("signal", signum));
     azsim_server_close(app->srv, on_server_closed, app);
 }
@@ -255,7 +243,6 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    signal(SIGPIPE, SIG_IGN);
     app_t app;
     memset(&app, 0, sizeof(app));
     uv_loop_init(&app.loop);
@@ -276,11 +263,7 @@ int main(int argc, char **argv)
         LF_D("throttle_scale", o.throttle_scale), LF_B("strict_mounts", o.strict_mounts),
         LF_I("seed", o.seed), LF_S("version", D8_VERSION));
     azsim_opts_release(&o);
-    uv_signal_init(&app.loop, &app.sigterm);
-    uv_signal_init(&app.loop, &app.sigint);
-    app.sigterm.data = app.sigint.data = &app;
-    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&app.sigint, on_signal, SIGINT);
+    app.sig = sigstop_new(&app.loop, on_stop, &app);
     uv_run(&app.loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&app.loop);
     azsim_free(app.sim);

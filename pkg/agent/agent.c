@@ -1,4 +1,5 @@
 #include "agent.h"
+#include "agent_int.h"
 
 #include "api/api.h"
 #include "azure/azure.h"
@@ -8,14 +9,13 @@
 #include "observe/observe.h"
 #include "reaper/reaper.h"
 #include "reconcile/reconcile.h"
+#include "sigstop/sigstop.h"
 #include "statefile/statefile.h"
 #include "store/store.h"
 #include "webhook/webhook.h"
 
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <uv.h>
 
 #define DRAIN_POLL_MS 50
@@ -36,8 +36,7 @@ typedef struct agent {
     statefile_t *sf;
     webhook_t *wh;
     uv_timer_t token_retry;
-    uv_signal_t sigterm;
-    uv_signal_t sigint;
+    sigstop_t *sig;
     uv_timer_t drain;
     uint64_t drain_deadline;
     int stopping;
@@ -52,8 +51,8 @@ static void api_gone(void *arg)
 {
     agent_t *a = arg;
     a->api = NULL;
-    uv_close((uv_handle_t *)&a->sigterm, close_cb);
-    uv_close((uv_handle_t *)&a->sigint, close_cb);
+    sigstop_free(a->sig);
+    a->sig = NULL;
     uv_close((uv_handle_t *)&a->drain, close_cb);
     uv_close((uv_handle_t *)&a->token_retry, close_cb);
 }
@@ -158,13 +157,11 @@ static int reaping_hook(void *ud, const char *id)
     return a->reaper && reaper_busy(a->reaper, id);
 }
 
-static void signal_cb(uv_signal_t *s, int signum)
+/* The first SIGTERM/SIGINT: stop taking work and drain (a second one
+ * exits at once, in pkg/sigstop). */
+static void on_stop(void *ud, int signum)
 {
-    agent_t *a = s->data;
-    if (a->stopping) {
-        LOG(LOG_WARN, "second signal: exiting at once", LF_I("signal", signum));
-        _exit(1);
-    }
+    agent_t *a = ud;
     a->stopping = 1;
     LOG(LOG_INFO, "shutting down", LF_I("signal", signum),
         LF_I("grace_seconds", a->cfg->shutdown_grace_seconds));
@@ -192,8 +189,6 @@ int agent_run(const config_t *cfg)
             LF_S("hint", "keys are comma-separated; several keys allow rotation"));
         return 1;
     }
-    /* A client that goes away mid-answer must not kill the process. */
-    signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&a.loop);
     a.store = store_new((size_t)cfg->watch_ring_size);
     a.metrics = metrics_new();
@@ -236,14 +231,13 @@ int agent_run(const config_t *cfg)
     }
 
     /* Status pushes: refused without a secret rather than sent unsigned. */
-    if (webhook_new_from_config(&a.loop, NULL, cfg, a.store, a.metrics, &a.wh, err,
-                                sizeof(err)) < 0) {
+    if (agent__webhook_new(&a.loop, NULL, cfg, a.store, a.metrics, &a.wh, err, sizeof(err)) < 0) {
         LOG(LOG_ERROR, "cannot set up the webhook: refusing to start", LF_S("error", err));
         goto out;
     }
 
     azure_client_opts_t azo;
-    azure_client_opts_from_config(&azo, cfg);
+    agent__azure_opts(&azo, cfg);
     if (azure_client_new(&a.loop, &azo, &a.az, err, sizeof(err)) != D8_OK) {
         LOG(LOG_ERROR, "cannot set up the Azure client", LF_S("error", err));
         goto out;
@@ -251,9 +245,7 @@ int agent_run(const config_t *cfg)
     if (!hk || !*hk)
         LOG0(LOG_WARN, "DEV8_SPEC_HASH_KEY is not set: a changed secret value alone will not "
                        "recreate a container group");
-    a.scopes = d8_xcalloc(cfg->nregions + 1, sizeof(*a.scopes));
-    for (size_t i = 0; i < cfg->nregions; i++)
-        azure_scope_from_region(&a.scopes[i], cfg, &cfg->regions[i]);
+    a.scopes = agent__scopes_new(cfg);
     observe_opts_t oo = {.loop = &a.loop, .cfg = cfg, .scopes = a.scopes, .az = a.az};
     a.ob = observer_new(&oo);
     reconcile_opts_t ro = {.loop = &a.loop,
@@ -293,11 +285,7 @@ int agent_run(const config_t *cfg)
     }
     metrics_process(a.metrics);
 
-    uv_signal_init(&a.loop, &a.sigterm);
-    uv_signal_init(&a.loop, &a.sigint);
-    a.sigterm.data = a.sigint.data = &a;
-    uv_signal_start(&a.sigterm, signal_cb, SIGTERM);
-    uv_signal_start(&a.sigint, signal_cb, SIGINT);
+    a.sig = sigstop_new(&a.loop, on_stop, &a);
     uv_timer_init(&a.loop, &a.drain);
     a.drain.data = &a;
     uv_timer_init(&a.loop, &a.token_retry);

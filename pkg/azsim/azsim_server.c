@@ -21,8 +21,8 @@ struct azsim_server {
     azsim_t *sim;
     uv_loop_t *loop;
     http_server_t *http;
-    d8_list_t delayed;  /* delayed_t whose timer is not closing yet */
-    size_t nclosing;    /* timers whose close callback is pending */
+    d8_list_t delayed; /* delayed_t whose timer is not closing yet */
+    size_t nclosing;   /* timers whose close callback is pending */
     int http_gone;
     void (*done)(void *arg);
     void *done_arg;

@@ -9,8 +9,7 @@
  *
  * How to call it (the reconciler's view):
  *
- *   azure_client_opts_t o;
- *   azure_client_opts_from_config(&o, cfg);        // strings borrowed
+ *   azure_client_opts_t o = {...};                  // every required field set
  *   if (azure_client_new(loop, &o, &az, err, sizeof err) < 0) ...
  *   azure_scope_t s = {sub, rg, account, "eastus"};
  *   azure_group_get(az, &s, "dev8-ckx1", AZURE_PRIO_NORMAL, on_group, key);
@@ -57,7 +56,6 @@
 #define D8_AZURE_H
 
 #include "base/base.h"
-#include "config/config.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -110,21 +108,25 @@ typedef struct azure_bucket_opts {
 
 /*
  * Client options. Every string is borrowed for the azure_client_new call
- * only (copied). Zero / NULL fields take the default named beside them, so
- * a zeroed struct plus endpoints is valid; azure_client_opts_default fills
- * all of them explicitly.
+ * only (copied).
+ *
+ * The fields marked "required" have no default here: the caller sets every
+ * one (dev8-agent takes them from its configuration, which holds their
+ * defaults), and azure_client_new fails with D8_EINVAL naming the first
+ * one missing. The others are the client's own tuning: zero or NULL takes
+ * the value named beside them.
  */
 typedef struct azure_client_opts {
-    const char *arm_endpoint;        /* https://management.azure.com */
-    const char *authority_host;      /* https://login.microsoftonline.com; for
+    const char *arm_endpoint;        /* required: ARM's base URL */
+    const char *authority_host;      /* required: Entra ID's base URL; for
                                         workload identity env AZURE_AUTHORITY_HOST
                                         (set by the AKS webhook) wins when set */
-    const char *imds_endpoint;       /* http://169.254.169.254 */
-    const char *aci_api_version;     /* 2025-09-01 */
-    const char *storage_api_version; /* 2025-01-01 */
+    const char *imds_endpoint;       /* required: the managed identity endpoint */
+    const char *aci_api_version;     /* required */
+    const char *storage_api_version; /* required */
     const char *token_scope;         /* https://management.azure.com/.default */
     const char *token_resource;      /* IMDS: https://management.azure.com/ */
-    azure_auth_kind_t auth;          /* AZURE_AUTH_AUTO */
+    azure_auth_kind_t auth;          /* AZURE_AUTH_AUTO is 0 */
     /* Credential inputs; NULL = read the environment variable of the same
      * name (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
      * AZURE_FEDERATED_TOKEN_FILE) at azure_client_new. */
@@ -132,15 +134,15 @@ typedef struct azure_client_opts {
     const char *client_id;
     const char *client_secret;
     const char *federated_token_file;
-    int max_inflight;            /* 32: requests on the wire at once */
+    int max_inflight;            /* required: requests on the wire at once */
     uint64_t connect_timeout_ms; /* 5000 */
     uint64_t request_timeout_ms; /* 30000 per attempt */
     int max_attempts;            /* 5 (first try included) */
     uint64_t backoff_base_ms;    /* 1000: d8_backoff_ms, in [d/2, d), d = min(cap, base*2^n) */
     uint64_t backoff_cap_ms;     /* 30000 */
+    /* Required, every kind (burst and rate above 0). An ACI request needs
+     * a token of its kind and of its hourly twin (AZURE_BUCKET_HOURLY). */
     azure_bucket_opts_t buckets[AZURE_BUCKET_KINDS];
-    /* defaults: read 250/25, write 200/10, delete 200/10,
-     * aci create 100/(100/300 s), aci delete 100/(100/300 s) */
     uint64_t storage_key_ttl_ms; /* 3600000 */
     size_t max_pages;            /* 1000: a list longer than that fails */
     /* When x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}
@@ -148,12 +150,6 @@ typedef struct azure_client_opts {
      * figure so the client slows to its refill rate. Default 10. */
     int remaining_low_water;
 } azure_client_opts_t;
-
-/* Fills every field with its default (endpoints of the public cloud). */
-void azure_client_opts_default(azure_client_opts_t *o);
-/* Defaults, then azure.* of the config (endpoints, api versions, auth,
- * maxInflight). Strings are borrowed from cfg. */
-void azure_client_opts_from_config(azure_client_opts_t *o, const config_t *cfg);
 
 /*
  * Creates a client on `loop` (borrowed; must outlive the client). Resolves
@@ -284,10 +280,6 @@ typedef struct azure_scope {
                                     location and the throttle bucket key */
 } azure_scope_t;
 
-/* Fills a scope from a configured region (falls back to the config's
- * subscription). Pointers are borrowed from cfg and r. */
-void azure_scope_from_region(azure_scope_t *s, const config_t *cfg, const config_region_t *r);
-
 typedef struct azure_kv {
     const char *name;
     const char *value;
@@ -414,8 +406,13 @@ uint64_t azure_client_requests(const azure_client_t *c, const char *operation, i
 /* Current tokens of a bucket; D8_ENOENT when that bucket was never used. */
 int azure_client_bucket_level(const azure_client_t *c, const char *subscription, const char *region,
                               azure_bucket_kind_t kind, double *tokens);
-/* Milliseconds until one token is available in both windows of the ACI
- * bucket `kind` (AZURE_BUCKET_ACI_CREATE or _DELETE) of that scope; 0 now. */
+/*
+ * The milliseconds until a request of bucket `kind` could take its token
+ * in subscription+region, 0 when it could now: for an ACI kind, the longer
+ * wait of its 5-minute and hourly windows. By refill alone: a Retry-After
+ * pause is not counted. 0 for a bucket never used (full) or a bad kind.
+ * Lets a caller give way instead of queueing behind the bucket.
+ */
 uint64_t azure_client_bucket_wait_ms(azure_client_t *c, const char *subscription,
                                      const char *region, azure_bucket_kind_t kind);
 /*

@@ -33,6 +33,9 @@ void azure__bucket_init(azure__bucket_t *b, double cap, double rate, uint64_t no
 void azure__bucket_refill(azure__bucket_t *b, uint64_t now_ms);
 /* The tokens the bucket would hold at now_ms, without changing it. */
 double azure__bucket_peek(const azure__bucket_t *b, uint64_t now_ms);
+/* 0 when the bucket holds a whole token at now_ms; else the ms until it
+ * will, by refill alone (a pause is not counted). Changes nothing. */
+uint64_t azure__bucket_token_wait_ms(const azure__bucket_t *b, uint64_t now_ms);
 /* 0 when one token can be taken at now_ms; else the ms to wait until it
  * can (pause included). Refills first. */
 uint64_t azure__bucket_wait_ms(azure__bucket_t *b, uint64_t now_ms);

@@ -11,7 +11,7 @@
  * never from inside a curl callback.
  * Requests change state only through req_set_state().
  */
-#include "azure_int.h"
+#include "azure/azure_int.h"
 #include "log/log.h"
 
 #include <openssl/crypto.h>
@@ -25,6 +25,19 @@
 
 #define RESP_MAX ((size_t)64 << 20)
 #define SYS_QUEUE 0
+
+/* The client's own tuning, taken when an option is zero or NULL (the
+ * options the application configures have no default here). */
+#define DEF_TOKEN_SCOPE "https://management.azure.com/.default"
+#define DEF_TOKEN_RESOURCE "https://management.azure.com/"
+#define DEF_CONNECT_TIMEOUT_MS 5000
+#define DEF_REQUEST_TIMEOUT_MS 30000
+#define DEF_MAX_ATTEMPTS 5
+#define DEF_BACKOFF_BASE_MS 1000
+#define DEF_BACKOFF_CAP_MS 30000
+#define DEF_STORAGE_KEY_TTL_MS (3600 * 1000)
+#define DEF_MAX_PAGES 1000
+#define DEF_REMAINING_LOW_WATER 10
 
 const azure__op_info_t azure__ops[AZ_OP__COUNT] = {
     [AZ_OP_GROUP_PUT] = {"ContainerGroups_CreateOrUpdate", "PUT", AZURE_BUCKET_WRITE,
@@ -61,75 +74,6 @@ static void on_attempt_done(void *ud, CURL *easy, CURLcode cres);
 
 /* ------------------------------------------------------------ options */
 
-void azure_client_opts_default(azure_client_opts_t *o)
-{
-    memset(o, 0, sizeof(*o));
-    o->arm_endpoint = "https://management.azure.com";
-    o->authority_host = "https://login.microsoftonline.com";
-    o->imds_endpoint = "http://169.254.169.254";
-    o->aci_api_version = "2025-09-01";
-    o->storage_api_version = "2025-01-01";
-    o->token_scope = "https://management.azure.com/.default";
-    o->token_resource = "https://management.azure.com/";
-    o->auth = AZURE_AUTH_AUTO;
-    o->max_inflight = 32;
-    o->connect_timeout_ms = 5000;
-    o->request_timeout_ms = 30000;
-    o->max_attempts = 5;
-    o->backoff_base_ms = 1000;
-    o->backoff_cap_ms = 30000;
-    o->buckets[AZURE_BUCKET_READ] = (azure_bucket_opts_t){250, 25};
-    o->buckets[AZURE_BUCKET_WRITE] = (azure_bucket_opts_t){200, 10};
-    o->buckets[AZURE_BUCKET_DELETE] = (azure_bucket_opts_t){200, 10};
-    /* ACI allows 100 per 5 minutes and 300 per hour, for creates and for
-     * deletes: a request needs a token of both windows. */
-    o->buckets[AZURE_BUCKET_ACI_CREATE] = (azure_bucket_opts_t){100, 100.0 / 300.0};
-    o->buckets[AZURE_BUCKET_ACI_DELETE] = (azure_bucket_opts_t){100, 100.0 / 300.0};
-    o->buckets[AZURE_BUCKET_ACI_CREATE_HOURLY] = (azure_bucket_opts_t){300, 300.0 / 3600.0};
-    o->buckets[AZURE_BUCKET_ACI_DELETE_HOURLY] = (azure_bucket_opts_t){300, 300.0 / 3600.0};
-    o->storage_key_ttl_ms = 3600 * 1000;
-    o->max_pages = 1000;
-    o->remaining_low_water = 10;
-}
-
-void azure_client_opts_from_config(azure_client_opts_t *o, const config_t *cfg)
-{
-    azure_client_opts_default(o);
-    if (!cfg)
-        return;
-    if (cfg->arm_endpoint && cfg->arm_endpoint[0])
-        o->arm_endpoint = cfg->arm_endpoint;
-    if (cfg->authority_host && cfg->authority_host[0])
-        o->authority_host = cfg->authority_host;
-    if (cfg->imds_endpoint && cfg->imds_endpoint[0])
-        o->imds_endpoint = cfg->imds_endpoint;
-    if (cfg->aci_api_version && cfg->aci_api_version[0])
-        o->aci_api_version = cfg->aci_api_version;
-    if (cfg->storage_api_version && cfg->storage_api_version[0])
-        o->storage_api_version = cfg->storage_api_version;
-    if (cfg->max_inflight > 0)
-        o->max_inflight = cfg->max_inflight;
-    if (cfg->rl_reads_per_second > 0) {
-        o->buckets[AZURE_BUCKET_READ] =
-            (azure_bucket_opts_t){cfg->rl_read_burst, cfg->rl_reads_per_second};
-        o->buckets[AZURE_BUCKET_WRITE] =
-            (azure_bucket_opts_t){cfg->rl_write_burst, cfg->rl_writes_per_second};
-        o->buckets[AZURE_BUCKET_DELETE] =
-            (azure_bucket_opts_t){cfg->rl_delete_burst, cfg->rl_deletes_per_second};
-        o->buckets[AZURE_BUCKET_ACI_CREATE] = (azure_bucket_opts_t){
-            cfg->rl_aci_creates_burst, cfg->rl_aci_creates_burst / 300.0};
-        o->buckets[AZURE_BUCKET_ACI_DELETE] = (azure_bucket_opts_t){
-            cfg->rl_aci_deletes_burst, cfg->rl_aci_deletes_burst / 300.0};
-        o->buckets[AZURE_BUCKET_ACI_CREATE_HOURLY] = (azure_bucket_opts_t){
-            cfg->rl_aci_creates_per_hour, cfg->rl_aci_creates_per_hour / 3600.0};
-        o->buckets[AZURE_BUCKET_ACI_DELETE_HOURLY] = (azure_bucket_opts_t){
-            cfg->rl_aci_deletes_per_hour, cfg->rl_aci_deletes_per_hour / 3600.0};
-    }
-    azure_auth_kind_t k;
-    if (cfg->azure_auth && azure_auth_kind_parse(cfg->azure_auth, &k) == 0)
-        o->auth = k;
-}
-
 int azure_auth_kind_parse(const char *name, azure_auth_kind_t *out)
 {
     static const struct {
@@ -160,19 +104,6 @@ const char *azure_auth_kind_name(azure_auth_kind_t kind)
     default:
         return "auto";
     }
-}
-
-void azure_scope_from_region(azure_scope_t *s, const config_t *cfg, const config_region_t *r)
-{
-    memset(s, 0, sizeof(*s));
-    if (!r)
-        return;
-    s->subscription_id = (r->subscription_id && r->subscription_id[0])
-                             ? r->subscription_id
-                             : (cfg ? cfg->subscription_id : NULL);
-    s->resource_group = r->resource_group;
-    s->storage_account = r->storage_account;
-    s->region = r->name;
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -233,18 +164,30 @@ void azure__leave(azure_client_t *c)
 
 /* ------------------------------------------------------------ buckets */
 
+/* The buckets of a subscription+region, or NULL when nothing used them. */
+static azure__bucket_entry_t *bucket_find(const azure_client_t *c, const char *sub,
+                                          const char *region)
+{
+    for (d8_list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
+        azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
+        if (strcmp(be->subscription, sub ? sub : "") == 0 &&
+            strcmp(be->region, region ? region : "") == 0)
+            return be;
+    }
+    return NULL;
+}
+
+/* The buckets of a subscription+region, created full on first use. */
 static azure__bucket_entry_t *bucket_get(azure_client_t *c, const char *sub, const char *region)
 {
     if (!sub)
         sub = "";
     if (!region)
         region = "";
-    for (d8_list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
-        azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
-        if (strcmp(be->subscription, sub) == 0 && strcmp(be->region, region) == 0)
-            return be;
-    }
-    azure__bucket_entry_t *be = d8_xcalloc(1, sizeof(*be));
+    azure__bucket_entry_t *be = bucket_find(c, sub, region);
+    if (be)
+        return be;
+    be = d8_xcalloc(1, sizeof(*be));
     be->subscription = d8_xstrdup(sub);
     be->region = d8_xstrdup(region);
     uint64_t now = d8_mono_ms();
@@ -351,13 +294,10 @@ int azure_client_bucket_level(const azure_client_t *c, const char *subscription,
 {
     if ((int)kind < 0 || kind >= AZURE_BUCKET_KINDS)
         return D8_EINVAL;
-    for (d8_list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
-        const azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
-        if (strcmp(be->subscription, subscription ? subscription : "") == 0 &&
-            strcmp(be->region, region ? region : "") == 0) {
-            *tokens = azure__bucket_peek(&be->b[kind], d8_mono_ms());
-            return 0;
-        }
+    const azure__bucket_entry_t *be = bucket_find(c, subscription, region);
+    if (be) {
+        *tokens = azure__bucket_peek(&be->b[kind], d8_mono_ms());
+        return 0;
     }
     return D8_ENOENT;
 }
@@ -365,21 +305,16 @@ int azure_client_bucket_level(const azure_client_t *c, const char *subscription,
 uint64_t azure_client_bucket_wait_ms(azure_client_t *c, const char *subscription,
                                      const char *region, azure_bucket_kind_t kind)
 {
-    uint64_t wait = 0;
-    azure_bucket_kind_t kinds[2] = {kind, (azure_bucket_kind_t)AZURE_BUCKET_HOURLY(kind)};
-    for (d8_list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
-        const azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
-        if (strcmp(be->subscription, subscription ? subscription : "") != 0 ||
-            strcmp(be->region, region ? region : "") != 0)
-            continue;
-        for (int i = 0; i < 2; i++) {
-            const azure__bucket_t *b = &be->b[kinds[i]];
-            double tokens = azure__bucket_peek(b, d8_mono_ms());
-            if (tokens >= 1.0 || b->rate <= 0)
-                continue;
-            uint64_t w = (uint64_t)((1.0 - tokens) * 1000.0 / b->rate) + 1;
-            wait = w > wait ? w : wait;
-        }
+    if ((int)kind < 0 || kind >= AZURE_BUCKET_KINDS)
+        return 0;
+    const azure__bucket_entry_t *be = bucket_find(c, subscription, region);
+    if (!be)
+        return 0; /* never used: full */
+    uint64_t now = d8_mono_ms();
+    uint64_t wait = azure__bucket_token_wait_ms(&be->b[kind], now);
+    if (kind == AZURE_BUCKET_ACI_CREATE || kind == AZURE_BUCKET_ACI_DELETE) {
+        uint64_t hourly = azure__bucket_token_wait_ms(&be->b[AZURE_BUCKET_HOURLY(kind)], now);
+        wait = hourly > wait ? hourly : wait;
     }
     return wait;
 }
@@ -1050,22 +985,50 @@ void azure__fail_token_waiters(azure_client_t *c, const char *code, const char *
 
 /* ------------------------------------------------------------ lifecycle */
 
-static int set_default_str(char **dst, const char *v, const char *def)
+/*
+ * Writes into err the first option the caller must set and did not, and
+ * answers D8_EINVAL; 0 when every one is set.
+ */
+static int check_required(const azure_client_opts_t *o, char *err, size_t errlen)
 {
-    *dst = dup_trim_slash(v && v[0] ? v : def);
+    const struct {
+        const char *name;
+        const char *v;
+    } strs[] = {{"arm_endpoint", o->arm_endpoint},
+                {"authority_host", o->authority_host},
+                {"imds_endpoint", o->imds_endpoint},
+                {"aci_api_version", o->aci_api_version},
+                {"storage_api_version", o->storage_api_version}};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        if (!strs[i].v || !strs[i].v[0]) {
+            snprintf(err, errlen, "azure: option %s is not set", strs[i].name);
+            return D8_EINVAL;
+        }
+    }
+    if (o->max_inflight <= 0) {
+        snprintf(err, errlen, "azure: option max_inflight is not set");
+        return D8_EINVAL;
+    }
+    for (int k = 0; k < AZURE_BUCKET_KINDS; k++) {
+        if (!(o->buckets[k].burst > 0) || !(o->buckets[k].per_second > 0)) {
+            snprintf(err, errlen, "azure: bucket %s has no burst or rate", bucket_kind_names[k]);
+            return D8_EINVAL;
+        }
+    }
     return 0;
 }
 
 int azure_client_new(uv_loop_t *loop, const azure_client_opts_t *opts, azure_client_t **out,
                      char *err, size_t errlen)
 {
-    azure_client_opts_t d;
-    azure_client_opts_default(&d);
     *out = NULL;
     if (!loop || !opts) {
         snprintf(err, errlen, "azure: no loop or options");
         return D8_EINVAL;
     }
+    int rc = check_required(opts, err, errlen);
+    if (rc < 0)
+        return rc;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         snprintf(err, errlen, "azure: curl_global_init failed");
         return D8_EIO;
@@ -1086,36 +1049,32 @@ int azure_client_new(uv_loop_t *loop, const azure_client_opts_t *opts, azure_cli
     d8_list_init(&c->buckets);
     d8_list_init(&c->keys);
     d8_list_init(&c->auth.waiters);
-    set_default_str(&c->arm_endpoint, opts->arm_endpoint, d.arm_endpoint);
-    set_default_str(&c->imds_endpoint, opts->imds_endpoint, d.imds_endpoint);
-    set_default_str(&c->aci_api_version, opts->aci_api_version, d.aci_api_version);
-    set_default_str(&c->storage_api_version, opts->storage_api_version, d.storage_api_version);
+    c->arm_endpoint = dup_trim_slash(opts->arm_endpoint);
+    c->imds_endpoint = dup_trim_slash(opts->imds_endpoint);
+    c->aci_api_version = dup_trim_slash(opts->aci_api_version);
+    c->storage_api_version = dup_trim_slash(opts->storage_api_version);
     c->token_scope =
-        d8_xstrdup(opts->token_scope && opts->token_scope[0] ? opts->token_scope : d.token_scope);
-    c->token_resource = d8_xstrdup(
-        opts->token_resource && opts->token_resource[0] ? opts->token_resource : d.token_resource);
-    c->max_inflight = opts->max_inflight > 0 ? opts->max_inflight : d.max_inflight;
+        d8_xstrdup(opts->token_scope && opts->token_scope[0] ? opts->token_scope : DEF_TOKEN_SCOPE);
+    c->token_resource =
+        d8_xstrdup(opts->token_resource && opts->token_resource[0] ? opts->token_resource
+                                                                   : DEF_TOKEN_RESOURCE);
+    c->max_inflight = opts->max_inflight;
     c->connect_timeout_ms =
-        opts->connect_timeout_ms ? opts->connect_timeout_ms : d.connect_timeout_ms;
+        opts->connect_timeout_ms ? opts->connect_timeout_ms : DEF_CONNECT_TIMEOUT_MS;
     c->request_timeout_ms =
-        opts->request_timeout_ms ? opts->request_timeout_ms : d.request_timeout_ms;
-    c->max_attempts = opts->max_attempts > 0 ? opts->max_attempts : d.max_attempts;
-    c->backoff_base_ms = opts->backoff_base_ms ? opts->backoff_base_ms : d.backoff_base_ms;
-    c->backoff_cap_ms = opts->backoff_cap_ms ? opts->backoff_cap_ms : d.backoff_cap_ms;
+        opts->request_timeout_ms ? opts->request_timeout_ms : DEF_REQUEST_TIMEOUT_MS;
+    c->max_attempts = opts->max_attempts > 0 ? opts->max_attempts : DEF_MAX_ATTEMPTS;
+    c->backoff_base_ms = opts->backoff_base_ms ? opts->backoff_base_ms : DEF_BACKOFF_BASE_MS;
+    c->backoff_cap_ms = opts->backoff_cap_ms ? opts->backoff_cap_ms : DEF_BACKOFF_CAP_MS;
     for (int k = 0; k < AZURE_BUCKET_KINDS; k++)
-        c->bopts[k] = opts->buckets[k].burst > 0 && opts->buckets[k].per_second > 0
-                          ? opts->buckets[k]
-                          : d.buckets[k];
-    c->key_ttl_ms = opts->storage_key_ttl_ms ? opts->storage_key_ttl_ms : d.storage_key_ttl_ms;
-    c->max_pages = opts->max_pages ? opts->max_pages : d.max_pages;
+        c->bopts[k] = opts->buckets[k];
+    c->key_ttl_ms = opts->storage_key_ttl_ms ? opts->storage_key_ttl_ms : DEF_STORAGE_KEY_TTL_MS;
+    c->max_pages = opts->max_pages ? opts->max_pages : DEF_MAX_PAGES;
     c->low_water =
-        opts->remaining_low_water > 0 ? opts->remaining_low_water : d.remaining_low_water;
+        opts->remaining_low_water > 0 ? opts->remaining_low_water : DEF_REMAINING_LOW_WATER;
     c->rng = d8_rand_seed();
 
-    int rc = azure__auth_init(c, opts,
-                              opts->authority_host && opts->authority_host[0] ? opts->authority_host
-                                                                              : d.authority_host,
-                              err, errlen);
+    rc = azure__auth_init(c, opts, opts->authority_host, err, errlen);
     if (rc < 0) {
         c->torn_down = 1;
         client_destroy(c);

@@ -35,15 +35,21 @@ void azure__bucket_refill(azure__bucket_t *b, uint64_t now_ms)
         b->last_ms = now_ms;
 }
 
+uint64_t azure__bucket_token_wait_ms(const azure__bucket_t *b, uint64_t now_ms)
+{
+    double tokens = azure__bucket_peek(b, now_ms);
+    if (tokens >= 1.0)
+        return 0;
+    /* Round up so that the bucket surely holds a whole token by then. */
+    double need_ms = (1.0 - tokens) * 1000.0 / b->rate;
+    return (uint64_t)need_ms + 1;
+}
+
 uint64_t azure__bucket_wait_ms(azure__bucket_t *b, uint64_t now_ms)
 {
     azure__bucket_refill(b, now_ms);
     uint64_t pause = b->paused_until > now_ms ? b->paused_until - now_ms : 0;
-    if (b->tokens >= 1.0)
-        return pause;
-    /* Round up so that the bucket surely holds a whole token by then. */
-    double need_ms = (1.0 - b->tokens) * 1000.0 / b->rate;
-    uint64_t wait = (uint64_t)need_ms + 1;
+    uint64_t wait = azure__bucket_token_wait_ms(b, now_ms);
     return wait > pause ? wait : pause;
 }
 

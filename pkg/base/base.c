@@ -35,7 +35,7 @@ const char *d8_err_name(int err)
     return "EUNKNOWN";
 }
 
-_Noreturn void d8_die(const char *what)
+void d8_die(const char *what)
 {
     /* The line has the shape of pkg/log's (which allocates, so it cannot
      * be used here): stdio on the unbuffered stderr and a stack buffer. */
@@ -43,8 +43,7 @@ _Noreturn void d8_die(const char *what)
     int64_t now = d8_wall_ms();
     d8_rfc3339(now, ts);
     ts[strlen(ts) - 1] = '\0';
-    fprintf(stderr, "{\"ts\":\"%s.%03dZ\",\"level\":\"fatal\",\"msg\":\"", ts,
-            (int)(now % 1000));
+    fprintf(stderr, "{\"ts\":\"%s.%03dZ\",\"level\":\"fatal\",\"msg\":\"", ts, (int)(now % 1000));
     for (const unsigned char *p = (const unsigned char *)(what ? what : ""); *p; p++) {
         if (*p == '"' || *p == '\\')
             fprintf(stderr, "\\%c", *p);

@@ -49,7 +49,7 @@ const char *d8_err_name(int err);
  * so a core dump or a supervisor restart follows. Allocates nothing, since
  * the usual reason to be here is that allocation failed.
  */
-_Noreturn void d8_die(const char *what);
+void d8_die(const char *what) __attribute__((noreturn));
 
 /*
  * Checked allocation. Running out of memory in a controller is not

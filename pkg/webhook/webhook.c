@@ -569,33 +569,6 @@ int webhook_new(const webhook_opts_t *o, webhook_t **out, char *err, size_t errl
     return 0;
 }
 
-int webhook_new_from_config(uv_loop_t *loop, curluv_t *cu, const config_t *cfg, store_t *store,
-                            metrics_t *metrics, webhook_t **out, char *err, size_t errlen)
-{
-    *out = NULL;
-    if (!cfg || !cfg->webhook_url || !cfg->webhook_url[0])
-        return 0;
-    const char *name = cfg->webhook_secret_env && cfg->webhook_secret_env[0]
-                           ? cfg->webhook_secret_env
-                           : "WEBHOOK_SECRET";
-    const char *secret = getenv(name);
-    if (!secret || !secret[0]) {
-        snprintf(err, errlen,
-                 "webhook.url is set but the environment variable %s (webhook.secretEnv) is "
-                 "empty: refusing to send unsigned deliveries",
-                 name);
-        return D8_EINVAL;
-    }
-    webhook_opts_t o = {.loop = loop,
-                        .cu = cu,
-                        .store = store,
-                        .metrics = metrics,
-                        .url = cfg->webhook_url,
-                        .secret = secret,
-                        .secret_len = strlen(secret)};
-    return webhook_new(&o, out, err, errlen);
-}
-
 static void timer_closed(uv_handle_t *h)
 {
     free(h->data);

@@ -29,7 +29,6 @@
 #ifndef D8_WEBHOOK_H
 #define D8_WEBHOOK_H
 
-#include "config/config.h"
 #include "curluv/curluv.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
@@ -63,17 +62,6 @@ typedef struct webhook_opts {
  * D8_ENOMEM / D8_EIO (curl could not be set up).
  */
 int webhook_new(const webhook_opts_t *opts, webhook_t **out, char *err, size_t errlen);
-
-/*
- * The agent's way in: reads webhook.url and the secret from the
- * environment variable named by webhook.secretEnv. Returns 0 with *out
- * NULL when webhook.url is empty (disabled); 0 and a running webhook; or
- * D8_EINVAL when the URL is set but the secret variable is unset or empty
- * (refusing to send unsigned deliveries; err says so, naming the
- * variable). cu may be NULL (the webhook then has its own curl multi).
- */
-int webhook_new_from_config(uv_loop_t *loop, curluv_t *cu, const config_t *cfg, store_t *store,
-                            metrics_t *metrics, webhook_t **out, char *err, size_t errlen);
 
 /*
  * Loop-safe teardown: stops watching the store, drops every owed and

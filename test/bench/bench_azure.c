@@ -7,6 +7,7 @@
  *   bench_azure ARM_URL SUBSCRIPTION RG ACCOUNT GROUP CONCURRENCY SECONDS
  */
 #include "azure/azure.h"
+#include "helpers/azure_opts.h"
 #include "base/base.h"
 #include "log/log.h"
 
@@ -69,10 +70,7 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     azure_client_opts_t o;
-    azure_client_opts_default(&o);
-    o.arm_endpoint = argv[1];
-    o.authority_host = argv[1];
-    o.imds_endpoint = argv[1];
+    test_azure_opts(&o, argv[1]);
     o.auth = AZURE_AUTH_CLIENT_SECRET;
     o.tenant_id = "bench-tenant";
     o.client_id = "bench-client";

@@ -15,6 +15,7 @@
 
 #include "azure/azure.h"
 #include "harness.h"
+#include "helpers/azure_opts.h"
 #include "log/log.h"
 
 #include <cjson/cJSON.h>
@@ -145,10 +146,7 @@ static void sleep_loop(uv_loop_t *loop, int ms)
 
 static void client_opts(azure_client_opts_t *o, const sim_t *s)
 {
-    azure_client_opts_default(o);
-    o->arm_endpoint = s->base;
-    o->authority_host = s->base;
-    o->imds_endpoint = s->base;
+    test_azure_opts(o, s->base);
     o->auth = AZURE_AUTH_CLIENT_SECRET;
     o->tenant_id = "tenant-1";
     o->client_id = "app-1";

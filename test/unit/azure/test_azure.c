@@ -3,8 +3,8 @@
  * official examples for our operations, request bodies against the
  * required fields of the official schemas, token bucket math,
  * Retry-After parsing, ARM error decoding, token/key decoding, secret
- * scrubbing, and the client's loop-safe lifecycle (cancel on free,
- * credential failure) without any server.
+ * scrubbing, the client's bucket waits, and its loop-safe lifecycle
+ * (cancel on free, credential failure) without any server.
  *
  * The specs are read at test time from ../shared/azure-specs (relative to
  * the repository root, where `make test` runs), or from $D8_SPECS_DIR.
@@ -17,6 +17,7 @@
 
 #include "azure/azure.h"
 #include "azure/azure_int.h"
+#include "helpers/azure_opts.h"
 #include "log/log.h"
 
 #include <arpa/inet.h>
@@ -818,10 +819,8 @@ static void on_glist(void *ud, const azure_result_t *res, const azure_group_list
 
 static void mi_opts(azure_client_opts_t *o, char *imds, size_t n)
 {
-    azure_client_opts_default(o);
     snprintf(imds, n, "http://127.0.0.1:%d", refused_port());
-    o->imds_endpoint = imds;
-    o->arm_endpoint = imds;
+    test_azure_opts(o, imds);
     o->auth = AZURE_AUTH_MANAGED_IDENTITY;
     o->max_attempts = 2;
     o->backoff_base_ms = 5;
@@ -995,6 +994,86 @@ static void test_client_workload_identity_missing_file(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The buckets of subscription+region inside the client (test access). */
+static azure__bucket_entry_t *bucket_entry(azure_client_t *c, const char *sub, const char *region)
+{
+    for (d8_list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
+        azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
+        if (strcmp(be->subscription, sub) == 0 && strcmp(be->region, region) == 0)
+            return be;
+    }
+    return NULL;
+}
+
+/* Empties a bucket down to `tokens`, as of now. */
+static void drain_to(azure__bucket_t *b, double tokens)
+{
+    b->tokens = tokens;
+    b->last_ms = d8_mono_ms();
+}
+
+/*
+ * azure_client_bucket_wait_ms: the refill wait of both ACI windows (the
+ * longer wins), of one bucket for the other kinds, and 0 for buckets that
+ * are full, never used, or only paused.
+ */
+static void test_client_bucket_wait(void **state)
+{
+    (void)state;
+    clear_env();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    azure_client_opts_t o;
+    char imds[64], err[256];
+    mi_opts(&o, imds, sizeof(imds));
+    azure_client_t *c = NULL;
+    assert_int_equal(azure_client_new(&loop, &o, &c, err, sizeof(err)), 0);
+    const char *sub = scope.subscription_id;
+    assert_int_equal(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_CREATE), 0);
+    /* A request creates its subscription+region's buckets, full. */
+    cb_log_t g = {0};
+    assert_int_equal(azure_group_get(c, &scope, "dev8-x", AZURE_PRIO_NORMAL, on_group, &g), 0);
+    azure__bucket_entry_t *be = bucket_entry(c, sub, "eastus");
+    assert_non_null(be);
+    for (int k = 0; k < AZURE_BUCKET_KINDS; k++)
+        assert_int_equal(azure_client_bucket_wait_ms(c, sub, "eastus", (azure_bucket_kind_t)k), 0);
+    assert_int_equal(azure_client_bucket_wait_ms(c, "other", "eastus", AZURE_BUCKET_READ), 0);
+    assert_int_equal(azure_client_bucket_wait_ms(c, sub, "eastus", (azure_bucket_kind_t)-1), 0);
+    assert_int_equal(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_KINDS), 0);
+
+    /* 5-minute window: 100 per 300 s, half a token short = 1.5 s. A few
+     * ms may pass between draining and asking. */
+    drain_to(&be->b[AZURE_BUCKET_ACI_CREATE], 0.5);
+    assert_in_range(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_CREATE), 1450,
+                    1501);
+    /* The hourly window (300 per hour: 12 s a token) is longer: it wins. */
+    drain_to(&be->b[AZURE_BUCKET_ACI_CREATE_HOURLY], 0.0);
+    assert_in_range(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_CREATE), 11950,
+                    12001);
+    assert_in_range(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_CREATE_HOURLY),
+                    11950, 12001);
+    /* Only the hourly window short: still a wait. */
+    drain_to(&be->b[AZURE_BUCKET_ACI_CREATE], 100);
+    assert_in_range(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_CREATE), 11950,
+                    12001);
+    /* Deletes have their own windows. */
+    assert_int_equal(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_DELETE), 0);
+    /* ARM's buckets: one window. 25 reads a second: 40 ms a token. */
+    drain_to(&be->b[AZURE_BUCKET_READ], 0.0);
+    assert_in_range(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_READ), 1, 41);
+    /* A Retry-After pause is not a refill wait. */
+    azure__bucket_pause(&be->b[AZURE_BUCKET_WRITE], d8_mono_ms() + 60000);
+    assert_int_equal(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_WRITE), 0);
+    /* Refilled: nothing to wait for. */
+    drain_to(&be->b[AZURE_BUCKET_ACI_CREATE_HOURLY], 1.0);
+    assert_int_equal(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_CREATE), 0);
+
+    azure_client_free(c);
+    assert_int_equal(g.calls, 1);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_metrics_text(void **state)
 {
     (void)state;
@@ -1054,6 +1133,7 @@ int main(void)
         cmocka_unit_test(test_client_invalid_args),
         cmocka_unit_test(test_client_credential_failure),
         cmocka_unit_test(test_client_workload_identity_missing_file),
+        cmocka_unit_test(test_client_bucket_wait),
         cmocka_unit_test(test_metrics_text),
     };
     return cmocka_run_group_tests_name("azure", tests, NULL, NULL);

@@ -548,7 +548,8 @@ static void test_die(void **state)
     assert_true(WIFSIGNALED(st));
     assert_int_equal(WTERMSIG(st), SIGABRT);
     assert_memory_equal(out, "{\"ts\":\"", 7);
-    assert_non_null(strstr(out, "Z\",\"level\":\"fatal\",\"msg\":\"impossible \\\"state\\\"\\u000a\"}\n"));
+    assert_non_null(
+        strstr(out, "Z\",\"level\":\"fatal\",\"msg\":\"impossible \\\"state\\\"\\u000a\"}\n"));
 }
 
 static void test_errors(void **state)

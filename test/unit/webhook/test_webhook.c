@@ -518,50 +518,38 @@ static void test_loop_unreachable(void **state)
 
 /* ------------------------------------------------------------ set-up errors */
 
+/* Reading the secret from the environment is the agent's wiring (tested
+ * in test/unit/agent); here, webhook_new's own refusals. */
 static void test_refuses_without_secret(void **state)
 {
     (void)state;
     uv_loop_t loop;
     uv_loop_init(&loop);
     store_t *st = store_new(8);
-    config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    char url[] = "http://127.0.0.1:9/hook", env[] = "D8_TEST_WEBHOOK_SECRET", empty[] = "";
+    char url[] = "http://127.0.0.1:9/hook";
     char err[256] = "";
-    webhook_t *wh = (webhook_t *)&cfg; /* must be reset to NULL */
-
-    cfg.webhook_url = empty;
-    cfg.webhook_secret_env = env;
-    assert_int_equal(webhook_new_from_config(&loop, NULL, &cfg, st, NULL, &wh, err, sizeof(err)),
-                     0);
-    assert_null(wh);
-
-    cfg.webhook_url = url;
-    unsetenv(env);
-    assert_int_equal(webhook_new_from_config(&loop, NULL, &cfg, st, NULL, &wh, err, sizeof(err)),
-                     D8_EINVAL);
-    assert_null(wh);
-    assert_non_null(strstr(err, env));
-    setenv(env, "", 1);
-    assert_int_equal(webhook_new_from_config(&loop, NULL, &cfg, st, NULL, &wh, err, sizeof(err)),
-                     D8_EINVAL);
+    webhook_t *wh = (webhook_t *)st; /* must be reset to NULL */
 
     webhook_opts_t o = {
         .loop = &loop, .store = st, .url = "ftp://x/y", .secret = "k", .secret_len = 1};
     assert_int_equal(webhook_new(&o, &wh, err, sizeof(err)), D8_EINVAL);
+    assert_null(wh);
     o.url = "not a url";
     assert_int_equal(webhook_new(&o, &wh, err, sizeof(err)), D8_EINVAL);
     o.url = url;
     o.secret_len = 0;
     assert_int_equal(webhook_new(&o, &wh, err, sizeof(err)), D8_EINVAL);
+    o.secret = NULL;
+    o.secret_len = 1;
+    assert_int_equal(webhook_new(&o, &wh, err, sizeof(err)), D8_EINVAL);
+    assert_non_null(strstr(err, "secret"));
 
-    setenv(env, "the-secret-value", 1);
-    assert_int_equal(webhook_new_from_config(&loop, NULL, &cfg, st, NULL, &wh, err, sizeof(err)),
-                     0);
+    o.secret = "the-secret-value";
+    o.secret_len = strlen(o.secret);
+    assert_int_equal(webhook_new(&o, &wh, err, sizeof(err)), 0);
     assert_non_null(wh);
     webhook_free(wh);
     webhook_free(NULL);
-    unsetenv(env);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
     store_free(st);

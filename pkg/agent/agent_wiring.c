@@ -1,0 +1,83 @@
+/*
+ * The application wiring of dev8-agent: configuration in, library option
+ * structs out (see agent_int.h).
+ */
+#include "agent_int.h"
+
+#include "base/base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ACI meters creates and deletes in a 5-minute and an hourly window. */
+#define ACI_SHORT_WINDOW_S 300.0
+#define ACI_HOURLY_WINDOW_S 3600.0
+
+void agent__azure_opts(azure_client_opts_t *o, const config_t *cfg)
+{
+    memset(o, 0, sizeof(*o));
+    o->arm_endpoint = cfg->arm_endpoint;
+    o->authority_host = cfg->authority_host;
+    o->imds_endpoint = cfg->imds_endpoint;
+    o->aci_api_version = cfg->aci_api_version;
+    o->storage_api_version = cfg->storage_api_version;
+    /* The schema only lets the four names through. */
+    if (azure_auth_kind_parse(cfg->azure_auth, &o->auth) != 0)
+        o->auth = AZURE_AUTH_AUTO;
+    o->max_inflight = cfg->max_inflight;
+    o->buckets[AZURE_BUCKET_READ] =
+        (azure_bucket_opts_t){cfg->rl_read_burst, cfg->rl_reads_per_second};
+    o->buckets[AZURE_BUCKET_WRITE] =
+        (azure_bucket_opts_t){cfg->rl_write_burst, cfg->rl_writes_per_second};
+    o->buckets[AZURE_BUCKET_DELETE] =
+        (azure_bucket_opts_t){cfg->rl_delete_burst, cfg->rl_deletes_per_second};
+    /* The burst refills over the short window; the hourly figure is both
+     * the hourly bucket's size and its refill per hour. */
+    o->buckets[AZURE_BUCKET_ACI_CREATE] = (azure_bucket_opts_t){
+        cfg->rl_aci_creates_burst, cfg->rl_aci_creates_burst / ACI_SHORT_WINDOW_S};
+    o->buckets[AZURE_BUCKET_ACI_DELETE] = (azure_bucket_opts_t){
+        cfg->rl_aci_deletes_burst, cfg->rl_aci_deletes_burst / ACI_SHORT_WINDOW_S};
+    o->buckets[AZURE_BUCKET_ACI_CREATE_HOURLY] = (azure_bucket_opts_t){
+        cfg->rl_aci_creates_per_hour, cfg->rl_aci_creates_per_hour / ACI_HOURLY_WINDOW_S};
+    o->buckets[AZURE_BUCKET_ACI_DELETE_HOURLY] = (azure_bucket_opts_t){
+        cfg->rl_aci_deletes_per_hour, cfg->rl_aci_deletes_per_hour / ACI_HOURLY_WINDOW_S};
+}
+
+azure_scope_t *agent__scopes_new(const config_t *cfg)
+{
+    azure_scope_t *s = d8_xcalloc(cfg->nregions ? cfg->nregions : 1, sizeof(*s));
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        const config_region_t *r = &cfg->regions[i];
+        s[i].subscription_id = r->subscription_id; /* resolved by config_load */
+        s[i].resource_group = r->resource_group;
+        s[i].storage_account = r->storage_account;
+        s[i].region = r->name;
+    }
+    return s;
+}
+
+int agent__webhook_new(uv_loop_t *loop, curluv_t *cu, const config_t *cfg, store_t *store,
+                       metrics_t *metrics, webhook_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!cfg->webhook_url || !cfg->webhook_url[0])
+        return 0;
+    const char *name = cfg->webhook_secret_env;
+    const char *secret = name && name[0] ? getenv(name) : NULL;
+    if (!secret || !secret[0]) {
+        snprintf(err, errlen,
+                 "webhook.url is set but the environment variable %s (webhook.secretEnv) is "
+                 "empty: refusing to send unsigned deliveries",
+                 name && name[0] ? name : "(none)");
+        return D8_EINVAL;
+    }
+    webhook_opts_t o = {.loop = loop,
+                        .cu = cu,
+                        .store = store,
+                        .metrics = metrics,
+                        .url = cfg->webhook_url,
+                        .secret = secret,
+                        .secret_len = strlen(secret)};
+    return webhook_new(&o, out, err, errlen);
+}
