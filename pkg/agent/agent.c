@@ -151,6 +151,8 @@ static int resume_hook(void *ud)
     return reaper_resume(a->reaper);
 }
 
+/* The hooks may run while the drain has already freed the controller
+ * (its last answers): they then report nothing. */
 static int reaping_hook(void *ud, const char *id)
 {
     agent_t *a = ud;
@@ -177,6 +179,118 @@ static void on_stop(void *ud, int signum)
     uv_timer_start(&a->drain, drain_cb, 0, DRAIN_POLL_MS);
 }
 
+/*
+ * Opens the state file when one is configured and puts its desired set in
+ * the store. Returns 1 when a saved set was loaded, 0 when there is none
+ * (no file configured, or not written yet), -1 when the file cannot be
+ * trusted: then the agent must not start.
+ */
+static int load_state(agent_t *a, const char *hk)
+{
+    const config_t *cfg = a->cfg;
+    if (!cfg->state_file || !*cfg->state_file)
+        return 0;
+    statefile_opts_t so = {.loop = &a->loop,
+                           .path = cfg->state_file,
+                           .store = a->store,
+                           .metrics = a->metrics,
+                           .key = (const unsigned char *)hk,
+                           .keylen = hk ? strlen(hk) : 0};
+    a->sf = statefile_new(&so);
+    const char **regions = d8_xcalloc(cfg->nregions + 1, sizeof(char *));
+    const char **images = d8_xcalloc(cfg->nimages + 1, sizeof(char *));
+    for (size_t i = 0; i < cfg->nregions; i++)
+        regions[i] = cfg->regions[i].name;
+    for (size_t i = 0; i < cfg->nimages; i++)
+        images[i] = cfg->images[i].key;
+    spec_rules_t rules = {regions, cfg->nregions, images, cfg->nimages, cfg->max_storage_gb};
+    char serr[512];
+    int rc = statefile_load(a->sf, &rules, serr, sizeof(serr));
+    free(regions);
+    free(images);
+    if (rc != D8_OK && rc != D8_ENOENT) {
+        /* A file we cannot trust must not be replaced by an empty desired
+         * set: the operator decides (fix or remove it). */
+        LOG(LOG_ERROR, "cannot load the state file: refusing to start",
+            LF_S("path", cfg->state_file), LF_S("error", serr));
+        return -1;
+    }
+    if (rc == D8_ENOENT)
+        LOG(LOG_INFO, "no state file yet", LF_S("path", cfg->state_file));
+    else
+        LOG(LOG_INFO, "state file loaded", LF_S("path", cfg->state_file),
+            LF_I("environments", store_count(a->store)), LF_B("synced", store_synced(a->store)));
+    statefile_start(a->sf);
+    return rc == D8_OK;
+}
+
+/* The controller: observer, reconciler and reaper over the store and the
+ * Azure client (which must exist). */
+static void controller_new(agent_t *a, const char *hk, int loaded_state)
+{
+    const config_t *cfg = a->cfg;
+    a->scopes = agent__scopes_new(cfg);
+    observe_opts_t oo = {.loop = &a->loop, .cfg = cfg, .scopes = a->scopes, .az = a->az};
+    a->ob = observer_new(&oo);
+    reconcile_opts_t ro = {.loop = &a->loop,
+                           .cfg = cfg,
+                           .store = a->store,
+                           .az = a->az,
+                           .observer = a->ob,
+                           .metrics = a->metrics,
+                           .hash_key = (const unsigned char *)hk,
+                           .hash_keylen = hk ? strlen(hk) : 0};
+    a->rec = reconciler_new(&ro);
+    reaper_opts_t rpo = {.loop = &a->loop,
+                         .cfg = cfg,
+                         .store = a->store,
+                         .az = a->az,
+                         .observer = a->ob,
+                         .metrics = a->metrics};
+    a->reaper = reaper_new(&rpo);
+    if (loaded_state && store_synced(a->store))
+        reaper_set_authoritative(a->reaper);
+}
+
+/* The API server with the controller's hooks; D8_OK or an error in err. */
+static int api_start(agent_t *a, char *err, size_t errlen)
+{
+    api_opts_t ao = {.loop = &a->loop,
+                     .cfg = a->cfg,
+                     .store = a->store,
+                     .metrics = a->metrics,
+                     .status_hook = status_hook,
+                     .status_ud = a,
+                     .orphans_hook = orphans_hook,
+                     .orphans_ud = a,
+                     .resume_hook = resume_hook,
+                     .resume_ud = a,
+                     .reaping_hook = reaping_hook,
+                     .reaping_ud = a};
+    return api_new(&ao, &a->api, err, errlen);
+}
+
+/* Everything is wired: start the timers, the token, the loops, and run. */
+static void run(agent_t *a)
+{
+    const config_t *cfg = a->cfg;
+    metrics_process(a->metrics);
+    a->sig = sigstop_new(&a->loop, on_stop, a);
+    uv_timer_init(&a->loop, &a->drain);
+    a->drain.data = a;
+    uv_timer_init(&a->loop, &a->token_retry);
+    a->token_retry.data = a;
+    api_set_ready(a->api, 0, "waiting for an Azure token");
+    azure_token_acquire(a->az, token_cb, a);
+    reconciler_start(a->rec);
+    observer_start(a->ob);
+    reaper_start(a->reaper);
+    LOG(LOG_INFO, "listening", LF_S("host", cfg->listen_host), LF_I("port", api_port(a->api)),
+        LF_S("controller", cfg->controller_name), LF_S("version", D8_VERSION),
+        LF_I("regions", cfg->nregions), LF_I("api_keys", cfg->napi_keys));
+    uv_run(&a->loop, UV_RUN_DEFAULT);
+}
+
 int agent_run(const config_t *cfg)
 {
     agent_t a = {0};
@@ -192,50 +306,15 @@ int agent_run(const config_t *cfg)
     uv_loop_init(&a.loop);
     a.store = store_new((size_t)cfg->watch_ring_size);
     a.metrics = metrics_new();
-
     const char *hk = getenv("DEV8_SPEC_HASH_KEY");
-    int loaded_state = 0;
-    if (cfg->state_file && *cfg->state_file) {
-        statefile_opts_t so = {.loop = &a.loop,
-                               .path = cfg->state_file,
-                               .store = a.store,
-                               .metrics = a.metrics,
-                               .key = (const unsigned char *)hk,
-                               .keylen = hk ? strlen(hk) : 0};
-        a.sf = statefile_new(&so);
-        const char **regions = d8_xcalloc(cfg->nregions + 1, sizeof(char *));
-        const char **images = d8_xcalloc(cfg->nimages + 1, sizeof(char *));
-        for (size_t i = 0; i < cfg->nregions; i++)
-            regions[i] = cfg->regions[i].name;
-        for (size_t i = 0; i < cfg->nimages; i++)
-            images[i] = cfg->images[i].key;
-        spec_rules_t rules = {regions, cfg->nregions, images, cfg->nimages, cfg->max_storage_gb};
-        char serr[512];
-        int rc = statefile_load(a.sf, &rules, serr, sizeof(serr));
-        free(regions);
-        free(images);
-        if (rc == D8_ENOENT) {
-            LOG(LOG_INFO, "no state file yet", LF_S("path", cfg->state_file));
-        } else if (rc != D8_OK) {
-            /* A file we cannot trust must not be replaced by an empty
-             * desired set: the operator decides (fix or remove it). */
-            LOG(LOG_ERROR, "cannot load the state file: refusing to start",
-                LF_S("path", cfg->state_file), LF_S("error", serr));
-            goto out;
-        } else {
-            loaded_state = 1;
-            LOG(LOG_INFO, "state file loaded", LF_S("path", cfg->state_file),
-                LF_I("environments", store_count(a.store)), LF_B("synced", store_synced(a.store)));
-        }
-        statefile_start(a.sf);
-    }
-
+    int loaded_state = load_state(&a, hk);
+    if (loaded_state < 0)
+        goto out;
     /* Status pushes: refused without a secret rather than sent unsigned. */
     if (agent__webhook_new(&a.loop, NULL, cfg, a.store, a.metrics, &a.wh, err, sizeof(err)) < 0) {
         LOG(LOG_ERROR, "cannot set up the webhook: refusing to start", LF_S("error", err));
         goto out;
     }
-
     azure_client_opts_t azo;
     agent__azure_opts(&azo, cfg);
     if (azure_client_new(&a.loop, &azo, &a.az, err, sizeof(err)) != D8_OK) {
@@ -245,61 +324,12 @@ int agent_run(const config_t *cfg)
     if (!hk || !*hk)
         LOG0(LOG_WARN, "DEV8_SPEC_HASH_KEY is not set: a changed secret value alone will not "
                        "recreate a container group");
-    a.scopes = agent__scopes_new(cfg);
-    observe_opts_t oo = {.loop = &a.loop, .cfg = cfg, .scopes = a.scopes, .az = a.az};
-    a.ob = observer_new(&oo);
-    reconcile_opts_t ro = {.loop = &a.loop,
-                           .cfg = cfg,
-                           .store = a.store,
-                           .az = a.az,
-                           .observer = a.ob,
-                           .metrics = a.metrics,
-                           .hash_key = (const unsigned char *)hk,
-                           .hash_keylen = hk ? strlen(hk) : 0};
-    a.rec = reconciler_new(&ro);
-    reaper_opts_t rpo = {.loop = &a.loop,
-                         .cfg = cfg,
-                         .store = a.store,
-                         .az = a.az,
-                         .observer = a.ob,
-                         .metrics = a.metrics};
-    a.reaper = reaper_new(&rpo);
-    if (loaded_state && store_synced(a.store))
-        reaper_set_authoritative(a.reaper);
-
-    api_opts_t ao = {.loop = &a.loop,
-                     .cfg = cfg,
-                     .store = a.store,
-                     .metrics = a.metrics,
-                     .status_hook = status_hook,
-                     .status_ud = &a,
-                     .orphans_hook = orphans_hook,
-                     .orphans_ud = &a,
-                     .resume_hook = resume_hook,
-                     .resume_ud = &a,
-                     .reaping_hook = reaping_hook,
-                     .reaping_ud = &a};
-    if (api_new(&ao, &a.api, err, sizeof(err)) != D8_OK) {
+    controller_new(&a, hk, loaded_state);
+    if (api_start(&a, err, sizeof(err)) != D8_OK) {
         LOG(LOG_ERROR, "cannot start the API server", LF_S("error", err));
         goto out;
     }
-    metrics_process(a.metrics);
-
-    a.sig = sigstop_new(&a.loop, on_stop, &a);
-    uv_timer_init(&a.loop, &a.drain);
-    a.drain.data = &a;
-    uv_timer_init(&a.loop, &a.token_retry);
-    a.token_retry.data = &a;
-
-    api_set_ready(a.api, 0, "waiting for an Azure token");
-    azure_token_acquire(a.az, token_cb, &a);
-    reconciler_start(a.rec);
-    observer_start(a.ob);
-    reaper_start(a.reaper);
-    LOG(LOG_INFO, "listening", LF_S("host", cfg->listen_host), LF_I("port", api_port(a.api)),
-        LF_S("controller", cfg->controller_name), LF_S("version", D8_VERSION),
-        LF_I("regions", cfg->nregions), LF_I("api_keys", cfg->napi_keys));
-    uv_run(&a.loop, UV_RUN_DEFAULT);
+    run(&a);
     code = 0;
 
 out:

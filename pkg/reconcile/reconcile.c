@@ -342,6 +342,8 @@ static void on_region_listed(void *ud, int region)
     store_list(r->store, NULL, NULL, -1, SIZE_MAX, queue_desired, &q);
 }
 
+/* A desired change queues its key: urgent when one user asked for it,
+ * bulk when a full sync did; removals and our own status writes do not. */
 static void on_store_event(void *ud, const store_event_t *ev)
 {
     reconciler_t *r = ud;
