@@ -289,6 +289,19 @@ static int decide_share(const decide_input_t *in, decide_plan_t *p)
 {
     const observed_t *o = in->obs;
     const env_spec_t *sp = &in->obj->spec;
+    if ((in->share_min_gb && sp->storage_gb < in->share_min_gb) ||
+        (in->share_max_gb && sp->storage_gb > in->share_max_gb)) {
+        /* Azure would refuse the share (or its growth): say why, in our words. */
+        snprintf(p->msg, sizeof(p->msg),
+                 "storageGB %d is outside what the %s storage account allows (%d to %d GiB)",
+                 sp->storage_gb, in->account_kind ? in->account_kind : "region's",
+                 in->share_min_gb ? in->share_min_gb : 1, in->share_max_gb);
+        ready(p, PHASE_ERROR, COND_FALSE, "Failed", p->msg);
+        synced(p, COND_FALSE, "ReconcileError", p->msg);
+        error(p, "StorageGBOutOfRange", p->msg);
+        end(p, 0, "error");
+        return 1;
+    }
     if (!o->s.exists) {
         int phase = creating_phase(in);
         ready(p, phase, COND_FALSE, "Creating", "creating the file share");

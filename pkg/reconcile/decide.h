@@ -86,6 +86,9 @@ typedef struct decide_input {
     uint64_t resync_ms;
     uint64_t aci_create_wait_ms; /* the client's wait for an ACI create token */
     uint64_t aci_delete_wait_ms; /* ... for an ACI delete token */
+    int share_min_gb;          /* the storage account's smallest share, 0 = unknown */
+    int share_max_gb;          /* ... and largest, 0 = unknown */
+    const char *account_kind;  /* for messages: "premium", "standard" (NULL = unknown) */
     double rand[2];            /* uniform in [0,1): jitter and backoff */
 } decide_input_t;
 

@@ -59,6 +59,7 @@ typedef struct row {
     int auto_stopped;          /* auto-stopped at this generation */
     uint64_t create_wait;
     uint64_t delete_wait;
+    int min_gb, max_gb;        /* the storage account's share size limits */
     decide_action_t last_action; /* the last mutation issued */
     int64_t last_action_ago_ms;  /* ... this long ago */
     int repeats;
@@ -149,6 +150,19 @@ static const row_t rows[] = {
     {"storage shrank: refused, running on", .storage_gb = 5, .group = G_RUNNING,
      .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .ready = "Available",
      .synced = "ReconcileError", .result = "success", .requeue_ms = ANY},
+
+    /* The storage account's limits (premium at least 100 GiB, standard at
+     * most 5,120 GiB without large file shares). */
+    {"premium account, 10 GiB: refused in our words", .group = G_ABSENT, .share = S_ABSENT,
+     .fetched = 3, .min_gb = 100, .max_gb = 102400, .action = DECIDE_NONE,
+     .exp_phase = PHASE_ERROR, .error = "StorageGBOutOfRange", .result = "error",
+     .requeue_ms = 0},
+    {"standard account, 6000 GiB: refused", .storage_gb = 6000, .quota = 10,
+     .group = G_RUNNING, .max_gb = 5120, .action = DECIDE_NONE, .exp_phase = PHASE_ERROR,
+     .error = "StorageGBOutOfRange", .result = "error", .requeue_ms = 0},
+    {"within the limits: as usual", .storage_gb = 200, .quota = 200, .group = G_RUNNING,
+     .min_gb = 100, .max_gb = 102400, .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING,
+     .result = "success", .requeue_ms = ANY},
 
     /* Failed provisioning: report, back off, then retry. */
     {"failed: report first", .group = G_FAILED, .action = DECIDE_NONE,
@@ -355,6 +369,9 @@ static int run_row(const row_t *r)
         .resync_ms = 300000,
         .aci_create_wait_ms = r->create_wait,
         .aci_delete_wait_ms = r->delete_wait,
+        .share_min_gb = r->min_gb,
+        .share_max_gb = r->max_gb,
+        .account_kind = r->min_gb ? "premium" : "standard",
         .rand = {0, 0},
     };
     in.mem.failed_seen = r->failed_seen;
