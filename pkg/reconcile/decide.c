@@ -63,6 +63,12 @@ static void end(decide_plan_t *p, uint64_t requeue_ms, const char *result)
     p->result = result;
 }
 
+/* Failed attempts of the step being retried (0: not retrying). */
+static int retry_attempts(const decide_memory_t *m)
+{
+    return m->prov_failures > m->slow_failures ? m->prov_failures : m->slow_failures;
+}
+
 /* The pass issues `a`; a mutation publishes its status with it and ends
  * any wait for Azure (polling starts over after it). */
 static void act(decide_plan_t *p, decide_action_t a, const char *reason)
@@ -72,8 +78,11 @@ static void act(decide_plan_t *p, decide_action_t a, const char *reason)
     p->result = "acted";
     if (a != DECIDE_GET_GROUP && a != DECIDE_GET_SHARE) {
         p->status.acted = 1;
-        p->status.set_retry = -1;
         p->mem.poll_ms = 0;
+        /* A retry under way: its attempts stay visible, no next time yet. */
+        p->status.set_retry = retry_attempts(&p->mem) ? 1 : -1;
+        p->status.retry_attempts = retry_attempts(&p->mem);
+        p->status.retry_wall_ms = 0;
     }
 }
 
@@ -330,7 +339,7 @@ static int decide_share(const decide_input_t *in, decide_plan_t *p)
 }
 
 /* A settled state: lastError clears (unless a refused shrink stands),
- * nextRetryTime clears, and the memory of pending mutations goes. */
+ * status.retry clears, and the memory of pending mutations goes. */
 static void settled(decide_plan_t *p)
 {
     p->status.set_error = p->msg2[0] ? 0 : -1;
@@ -348,7 +357,7 @@ static void settled(decide_plan_t *p)
  * failure. The backoff lives in the memory, not in the queue's failure
  * count: the passes in between succeed, and a resync or refresh must not
  * retry early (a group that always fails would burn the region's ACI
- * create budget). nextRetryTime shows when. */
+ * create budget). status.retry shows the attempts and when. */
 static void decide_failed(const decide_input_t *in, decide_plan_t *p)
 {
     const observed_t *o = in->obs;
@@ -364,6 +373,7 @@ static void decide_failed(const decide_input_t *in, decide_plan_t *p)
         synced(p, COND_FALSE, "ReconcileError", p->msg);
         error(p, "ProvisioningFailed", p->msg);
         p->status.set_retry = 1;
+        p->status.retry_attempts = p->mem.prov_failures;
         p->status.retry_wall_ms = in->wall_ms + (int64_t)delay;
         end(p, delay, "error");
         return;
@@ -657,6 +667,11 @@ void reconcile_decide(const decide_input_t *in, decide_plan_t *p)
     decide_step(in, p);
     hold_mutation(in, p);
     guard_repeat(in, p);
+    /* A retry keeps the environment ERROR until it succeeds: no flapping
+     * ERROR -> CREATING -> ERROR with an event and a webhook each time. */
+    if (p->status.publish && retry_attempts(&p->mem) &&
+        (p->status.phase == PHASE_CREATING || p->status.phase == PHASE_STARTING))
+        p->status.phase = PHASE_ERROR;
 }
 
 decide_failure_kind_t reconcile_failure_kind(const decide_failure_t *f)
@@ -683,7 +698,7 @@ decide_failure_kind_t reconcile_failure_kind(const decide_failure_t *f)
 }
 
 /* Holds the mutations of this generation for the next slow-retry delay
- * (1, 2, 4 .. 30 minutes, jittered) and says when in nextRetryTime. */
+ * (1, 2, 4 .. 30 minutes, jittered) and says when in status.retry. */
 static void hold(const decide_failure_t *f, decide_plan_t *p)
 {
     p->mem.slow_failures++;
@@ -693,6 +708,7 @@ static void hold(const decide_failure_t *f, decide_plan_t *p)
     p->mem.hold_until_wall_ms = f->wall_ms + (int64_t)delay;
     p->mem.hold_gen = f->generation;
     p->status.set_retry = 1;
+    p->status.retry_attempts = p->mem.slow_failures;
     p->status.retry_wall_ms = p->mem.hold_until_wall_ms;
     end(p, delay, "error");
 }

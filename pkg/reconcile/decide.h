@@ -65,7 +65,7 @@ typedef struct decide_memory {
     uint64_t poll_ms;          /* current polling delay while Azure works (0: none yet) */
     int slow_failures;         /* consecutive capacity/quota/blocked failures */
     uint64_t hold_until_ms;    /* loop time before which mutations wait (slow retry) */
-    int64_t hold_until_wall_ms; /* the same, wall clock (status nextRetryTime) */
+    int64_t hold_until_wall_ms; /* the same, wall clock (status.retry) */
     int64_t hold_gen;          /* the generation the hold applies to */
 } decide_memory_t;
 
@@ -106,8 +106,9 @@ typedef struct decide_status {
     const char *err_code;
     const char *err_msg;
     int acted;                 /* an ARM mutation is issued with it */
-    int set_retry;             /* 1 sets nextRetryTime to retry_wall_ms, -1 clears it */
-    int64_t retry_wall_ms;
+    int set_retry;             /* 1 sets status.retry, -1 clears it (settled), 0 keeps */
+    int retry_attempts;        /* failed attempts so far */
+    int64_t retry_wall_ms;     /* the next attempt, 0 = under way now */
 } decide_status_t;
 
 typedef struct decide_plan {
@@ -166,7 +167,7 @@ decide_failure_kind_t reconcile_failure_kind(const decide_failure_t *f);
  * when the pass must requeue with the queue's backoff. Capacity and quota
  * errors (ServiceUnavailable, *Quota*, MissingSubscriptionRegistration)
  * mark the environment ERROR and hold every mutation of that generation
- * for 1, 2, 4 .. 30 minutes (status nextRetryTime), so retries never spend
+ * for 1, 2, 4 .. 30 minutes (status.retry), so retries never spend
  * the region's create budget; a blocked share deletion is held alike; a
  * transition in progress is waited out; a canceled call says nothing.
  */

@@ -135,9 +135,10 @@ static void apply_status(void *ud, const env_obj_t *obj, env_status_t *s)
         set_str(&s->last_error_message, NULL);
         changed = 1;
     }
-    int64_t retry = st->set_retry > 0 ? st->retry_wall_ms : st->set_retry < 0 ? 0 : s->next_retry_ms;
-    if (retry != s->next_retry_ms) {
-        s->next_retry_ms = retry;
+    if (st->set_retry && (s->retry_attempts != (st->set_retry > 0 ? st->retry_attempts : 0) ||
+                          s->next_retry_ms != (st->set_retry > 0 ? st->retry_wall_ms : 0))) {
+        s->retry_attempts = st->set_retry > 0 ? st->retry_attempts : 0;
+        s->next_retry_ms = st->set_retry > 0 ? st->retry_wall_ms : 0;
         changed = 1;
     }
     changed |= set_resources(c->e->r, c->e->o, s);

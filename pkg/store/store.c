@@ -261,7 +261,13 @@ static cJSON *obj_json(const env_obj_t *obj)
     } else {
         cJSON_AddNullToObject(st, "lastError");
     }
-    cJSON_AddItemToObject(st, "nextRetryTime", opt_time(s->next_retry_ms));
+    if (s->retry_attempts) {
+        cJSON *r = cJSON_AddObjectToObject(st, "retry");
+        cJSON_AddNumberToObject(r, "attempts", s->retry_attempts);
+        cJSON_AddItemToObject(r, "nextAttemptTime", opt_time(s->next_retry_ms));
+    } else {
+        cJSON_AddNullToObject(st, "retry");
+    }
     cJSON_AddItemToObject(o, "createdAt", opt_time(obj->created_ms));
     cJSON_AddItemToObject(o, "updatedAt", opt_time(obj->updated_ms));
     return o;

@@ -54,7 +54,8 @@ typedef struct env_status {
     int64_t last_reconcile_ms; /* 0 = never */
     char *last_error_code;
     char *last_error_message;
-    int64_t next_retry_ms;     /* when a failed step is retried, 0 = none */
+    int retry_attempts;        /* failed attempts of a step being retried, 0 = none */
+    int64_t next_retry_ms;     /* when it is tried next, 0 = under way or none */
 } env_status_t;
 
 /*

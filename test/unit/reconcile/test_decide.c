@@ -54,6 +54,7 @@ typedef struct row {
     int not_listed;            /* some region was never listed */
     /* memory */
     int failed_seen;
+    int prov_failures;         /* consecutive failed provisionings so far */
     int64_t retry_in_ms;       /* the Failed backoff ends this far ahead (<0: passed) */
     int64_t running_for_ms;    /* seen RUNNING that long ago (0: not running) */
     int auto_stopped;          /* auto-stopped at this generation */
@@ -282,9 +283,13 @@ static const row_t rows[] = {
     {"capacity hold of an older generation: the new spec is tried", .phase = PHASE_ERROR,
      .group = G_ABSENT, .fetched = 1, .hold_in_ms = 90000, .hold_other_gen = 1,
      .action = DECIDE_CREATE_GROUP, .exp_phase = PHASE_CREATING, .requeue_ms = ANY},
-    {"capacity hold over: the create goes", .phase = PHASE_ERROR, .group = G_ABSENT, .fetched = 1,
-     .hold_in_ms = -1, .action = DECIDE_CREATE_GROUP, .exp_phase = PHASE_CREATING,
-     .requeue_ms = ANY},
+    {"capacity hold over: the create goes, still ERROR while retrying", .phase = PHASE_ERROR,
+     .group = G_ABSENT, .fetched = 1, .hold_in_ms = -1, .action = DECIDE_CREATE_GROUP,
+     .exp_phase = PHASE_ERROR, .ready = "Creating", .requeue_ms = ANY},
+    {"failed provisioning retried: the new group provisions, still ERROR", .phase = PHASE_ERROR,
+     .group = G_PENDING, .failed_seen = 0, .prov_failures = 2, .action = DECIDE_NONE,
+     .exp_phase = PHASE_ERROR, .ready = "Creating", .result = "waiting",
+     .requeue_ms = DECIDE_POLL_MS},
     {"a hold does not stop observation", .group = G_RUNNING, .refresh_due = 1,
      .hold_in_ms = 90000, .action = DECIDE_GET_GROUP, .exp_phase = KEEP, .requeue_ms = ANY},
     {"blocked share deletion: held", .phase = PHASE_DELETING, .group = G_ABSENT,
@@ -375,7 +380,7 @@ static int run_row(const row_t *r)
         .rand = {0, 0},
     };
     in.mem.failed_seen = r->failed_seen;
-    in.mem.prov_failures = r->failed_seen;
+    in.mem.prov_failures = r->prov_failures ? r->prov_failures : r->failed_seen;
     in.mem.prov_retry_ms = (uint64_t)((int64_t)NOW + r->retry_in_ms);
     in.mem.running_since_ms = r->running_for_ms ? WALL - r->running_for_ms : 0;
     in.mem.ever_running = r->running_for_ms != 0;
@@ -580,6 +585,7 @@ static void test_failures(void **state)
         assert_int_equal(p.mem.hold_until_ms, NOW + 45000);
         assert_int_equal(p.mem.hold_gen, 7);
         assert_int_equal(p.status.set_retry, 1);
+        assert_int_equal(p.status.retry_attempts, 1);
         assert_int_equal(p.status.retry_wall_ms, WALL + 45000);
     }
     /* ACI's capacity answer is a 409 ServiceUnavailable; ARM's 503 is transient. */
