@@ -46,6 +46,11 @@ typedef struct env_spec {
     size_t nsecret;
     int auto_stop_minutes;
     spec_storage_policy_t storage_policy;
+    /* Whether the decoded body named powerState / secretEnv. Both are
+     * sticky: on an existing environment an omitted one keeps its stored
+     * value (store_put); spec_equal ignores these flags. */
+    int power_set;
+    int secret_env_set;
 } env_spec_t;
 
 /* What a spec is validated against (from config; all borrowed). */

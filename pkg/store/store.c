@@ -523,9 +523,56 @@ static entry_t *new_entry(const char *id, int64_t now)
     return e;
 }
 
+/*
+ * Sticky fields: what the request left out keeps the stored value.
+ * powerState keeps the current one (Next.js rows have no such column); an
+ * omitted secretEnv keeps the stored secrets ({} clears them), less any
+ * name the new spec now sets in env. Returns 1 when the inherited secret
+ * values are unknown (a restored object), so it must stay restored.
+ */
+static int inherit_sticky(const env_obj_t *o, env_spec_t *spec)
+{
+    if (!spec->power_set)
+        spec->power = o->spec.power;
+    if (spec->secret_env_set || !o->has_spec)
+        return 0;
+    spec_kv_t *kv = d8_xcalloc(o->spec.nsecret + 1, sizeof(*kv));
+    size_t n = 0;
+    for (size_t i = 0; i < o->spec.nsecret; i++) {
+        const spec_kv_t *sk = &o->spec.secret_env[i];
+        int in_env = 0;
+        for (size_t j = 0; j < spec->nenv && !in_env; j++)
+            in_env = strcmp(spec->env[j].name, sk->name) == 0;
+        if (in_env)
+            continue;
+        kv[n].name = d8_xstrdup(sk->name);
+        kv[n].value = sk->value ? d8_xstrdup(sk->value) : NULL;
+        n++;
+    }
+    free(spec->secret_env); /* an omitted secretEnv decoded to none */
+    spec->secret_env = kv;
+    spec->nsecret = n;
+    return o->restored && n > 0;
+}
+
+/* A restored object keeps its unknown secrets under a new spec that may
+ * hold fewer of them: its digests follow the new spec's order. */
+static void realign_digests(env_obj_t *o, const env_spec_t *spec)
+{
+    char (*d)[65] = d8_xcalloc(spec->nsecret + 1, sizeof(*d));
+    for (size_t i = 0; i < spec->nsecret; i++)
+        for (size_t j = 0; j < o->spec.nsecret; j++)
+            if (strcmp(o->spec.secret_env[j].name, spec->secret_env[i].name) == 0)
+                memcpy(d[i], o->secret_digests[j], sizeof(d[i]));
+    OPENSSL_cleanse(o->secret_digests, o->spec.nsecret * sizeof(*o->secret_digests));
+    free(o->secret_digests);
+    o->secret_digests = d;
+}
+
 int store_put(store_t *st, const char *id, env_spec_t *spec, int64_t if_match, int must_create,
               store_put_result_t *result, const env_obj_t **out)
 {
+    int unknown = 0;
     entry_t *e = lookup(st, id);
     int64_t now = d8_wall_ms();
     if (e && must_create)
@@ -544,6 +591,11 @@ int store_put(store_t *st, const char *id, env_spec_t *spec, int64_t if_match, i
         *result = PUT_CREATED;
         emit(st, e, EV_ADDED);
         desired_changed(st);
+    } else if ((unknown = inherit_sticky(&e->obj, spec)) && spec_equal(&e->obj.spec, spec)) {
+        /* A restored object, its secrets left out: still unknown, nothing
+         * changes. */
+        spec_release(spec);
+        *result = PUT_UNCHANGED;
     } else if (e->obj.restored && matches_restored(st, &e->obj, spec)) {
         /* The same spec as before the restart: adopt the secret values
          * without a new generation. */
@@ -558,7 +610,12 @@ int store_put(store_t *st, const char *id, env_spec_t *spec, int64_t if_match, i
         spec_release(spec);
         *result = PUT_UNCHANGED;
     } else {
-        clear_restored(&e->obj);
+        /* Secrets left out of a restored object stay unknown: it stays
+         * restored (observed only) until a request brings their values. */
+        if (unknown)
+            realign_digests(&e->obj, spec);
+        else
+            clear_restored(&e->obj);
         spec_release(&e->obj.spec);
         e->obj.spec = *spec;
         memset(spec, 0, sizeof(*spec));

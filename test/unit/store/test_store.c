@@ -24,6 +24,9 @@ static env_spec_t mkspec(const char *user, int cpu_halves)
     s.cpu_halves = cpu_halves;
     s.memory_halves = 8;
     s.storage_gb = 20;
+    /* A full spec, as a body naming every field decodes. */
+    s.power_set = 1;
+    s.secret_env_set = 1;
     return s;
 }
 
@@ -400,6 +403,104 @@ static void put_secret(store_t *st, const char *id, int cpu, const char *value, 
     spec_release(&s);
 }
 
+/* Omitted powerState and secretEnv keep what is stored (Next.js rows have
+ * no powerState column and keep tokens elsewhere); {} clears secrets; a
+ * new environment defaults to Running without secrets. */
+static void test_sticky_power_and_secrets(void **state)
+{
+    (void)state;
+    store_t *st = store_new(16);
+    env_spec_t s = mkspec("u", 4);
+    s.power = SPEC_POWER_STOPPED;
+    s.secret_env = one_secret("TOKEN", "ghp_1");
+    s.nsecret = 1;
+    store_put_result_t r;
+    assert_int_equal(store_put(st, "e", &s, -1, 0, &r, NULL), D8_OK);
+    spec_release(&s);
+    /* A sync-style spec naming neither: nothing changes. */
+    s = mkspec("u", 4);
+    s.power_set = s.secret_env_set = 0;
+    assert_int_equal(store_put(st, "e", &s, -1, 0, &r, NULL), D8_OK);
+    assert_int_equal(r, PUT_UNCHANGED);
+    spec_release(&s);
+    const env_obj_t *o = store_get(st, "e");
+    assert_int_equal(o->generation, 1);
+    assert_int_equal(o->spec.power, SPEC_POWER_STOPPED);
+    assert_int_equal(o->spec.nsecret, 1);
+    assert_string_equal(o->spec.secret_env[0].value, "ghp_1");
+    /* A real change keeps both too. */
+    s = mkspec("u", 6);
+    s.power_set = s.secret_env_set = 0;
+    assert_int_equal(store_put(st, "e", &s, -1, 0, &r, NULL), D8_OK);
+    assert_int_equal(r, PUT_UPDATED);
+    spec_release(&s);
+    o = store_get(st, "e");
+    assert_int_equal(o->spec.power, SPEC_POWER_STOPPED);
+    assert_string_equal(o->spec.secret_env[0].value, "ghp_1");
+    /* A name moved to env leaves the inherited secrets. */
+    s = mkspec("u", 6);
+    s.power_set = s.secret_env_set = 0;
+    s.env = one_secret("TOKEN", "plain");
+    s.nenv = 1;
+    assert_int_equal(store_put(st, "e", &s, -1, 0, &r, NULL), D8_OK);
+    spec_release(&s);
+    o = store_get(st, "e");
+    assert_int_equal(o->spec.nsecret, 0);
+    /* {} clears; an explicit powerState applies. */
+    s = mkspec("u", 6);
+    s.power = SPEC_POWER_RUNNING;
+    s.secret_env_set = 1;
+    assert_int_equal(store_put(st, "e", &s, -1, 0, &r, NULL), D8_OK);
+    spec_release(&s);
+    o = store_get(st, "e");
+    assert_int_equal(o->spec.power, SPEC_POWER_RUNNING);
+    assert_int_equal(o->spec.nsecret, 0);
+    /* New: Running, no secrets. */
+    s = mkspec("u", 4);
+    s.power_set = s.secret_env_set = 0;
+    assert_int_equal(store_put(st, "f", &s, -1, 0, &r, NULL), D8_OK);
+    spec_release(&s);
+    assert_int_equal(store_get(st, "f")->spec.power, SPEC_POWER_RUNNING);
+    store_free(st);
+}
+
+/* A restored object whose secrets a request leaves out keeps them unknown:
+ * it stays restored (never created without its values) even when other
+ * fields change, and a later request with the values is adopted. */
+static void test_restored_secrets_stay_unknown_when_omitted(void **state)
+{
+    (void)state;
+    static const unsigned char key[] = "k3y";
+    store_t *st = store_new(16);
+    store_set_digest_key(st, key, sizeof(key) - 1);
+    store_restore_item_t a = restore_item("a", 5, "s3cret", key, sizeof(key) - 1);
+    assert_int_equal(store_restore(st, &a), D8_OK);
+    store_restore_finish(st, 1, 1);
+    env_spec_t s = mkspec("u", 4);
+    s.secret_env_set = 0;
+    store_put_result_t r;
+    assert_int_equal(store_put(st, "a", &s, -1, 0, &r, NULL), D8_OK);
+    spec_release(&s);
+    assert_int_equal(r, PUT_UNCHANGED);
+    assert_true(store_get(st, "a")->restored);
+    s = mkspec("u", 6);
+    s.secret_env_set = 0;
+    assert_int_equal(store_put(st, "a", &s, -1, 0, &r, NULL), D8_OK);
+    spec_release(&s);
+    assert_int_equal(r, PUT_UPDATED);
+    const env_obj_t *o = store_get(st, "a");
+    assert_true(o->restored);
+    assert_int_equal(o->spec.nsecret, 1);
+    assert_null(o->spec.secret_env[0].value);
+    /* The values arrive with the same spec: adopted (a new generation,
+     * since cpu changed before). */
+    put_secret(st, "a", 6, "s3cret", D8_OK, PUT_UNCHANGED);
+    o = store_get(st, "a");
+    assert_false(o->restored);
+    assert_string_equal(o->spec.secret_env[0].value, "s3cret");
+    store_free(st);
+}
+
 static void count_fn(void *ud)
 {
     (*(int *)ud)++;
@@ -594,6 +695,8 @@ int main(void)
         cmocka_unit_test(test_status_update_emits_only_on_change),
         cmocka_unit_test(test_secret_values_never_in_json),
         cmocka_unit_test(test_restore_and_adopt_secrets),
+        cmocka_unit_test(test_sticky_power_and_secrets),
+        cmocka_unit_test(test_restored_secrets_stay_unknown_when_omitted),
         cmocka_unit_test(test_restore_sync_tombstone_and_errors),
         cmocka_unit_test(test_desired_change_listener),
     };

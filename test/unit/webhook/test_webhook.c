@@ -328,6 +328,7 @@ static env_spec_t mkspec(int cpu_halves)
     s.cpu_halves = cpu_halves;
     s.memory_halves = 8;
     s.storage_gb = 20;
+    s.power_set = s.secret_env_set = 1;
     return s;
 }
 
