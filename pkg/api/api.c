@@ -257,26 +257,28 @@ typedef struct route {
     unsigned flags;
     route_body_t body;
     route_fn fn;
+    const char *query;         /* accepted query parameters, space-separated */
 } route_t;
 
 /* Methods that share a pattern are listed in the order Allow names them. */
 static const route_t routes[] = {
-    {"GET", "/healthz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, healthz_route},
-    {"GET", "/readyz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, readyz_route},
-    {"GET", "/metrics", ROUTE_QUIET, BODY_DEFAULT, metrics_route},
-    {"GET", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, api__list_envs},
-    {"POST", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, api__create_env},
-    {"PUT", "/api/v1/environments", ROUTE_AUTH, BODY_SYNC, api__full_sync},
-    {"GET", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, api__get_env},
-    {"PUT", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, api__replace_env},
-    {"DELETE", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, api__delete_env},
-    {"POST", "/api/v1/environments/{id}/start", ROUTE_AUTH, BODY_DEFAULT, api__start_env},
-    {"POST", "/api/v1/environments/{id}/stop", ROUTE_AUTH, BODY_DEFAULT, api__stop_env},
-    {"POST", "/api/v1/environments/{id}/activity", ROUTE_AUTH, BODY_DEFAULT, api__activity_env},
-    {"GET", "/api/v1/watch", ROUTE_AUTH, BODY_DEFAULT, api__watch},
-    {"GET", "/api/v1/orphans", ROUTE_AUTH, BODY_DEFAULT, orphans_route},
-    {"POST", "/api/v1/reaper/resume", ROUTE_AUTH, BODY_DEFAULT, resume_route},
-    {"GET", "/api/v1/status", ROUTE_AUTH, BODY_DEFAULT, status_route},
+    {"GET", "/healthz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, healthz_route, NULL},
+    {"GET", "/readyz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, readyz_route, NULL},
+    {"GET", "/metrics", ROUTE_QUIET, BODY_DEFAULT, metrics_route, NULL},
+    {"GET", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, api__list_envs,
+     "userId cloudRegion phase limit continue"},
+    {"POST", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, api__create_env, NULL},
+    {"PUT", "/api/v1/environments", ROUTE_AUTH, BODY_SYNC, api__full_sync, NULL},
+    {"GET", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, api__get_env, NULL},
+    {"PUT", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, api__replace_env, NULL},
+    {"DELETE", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, api__delete_env, NULL},
+    {"POST", "/api/v1/environments/{id}/start", ROUTE_AUTH, BODY_DEFAULT, api__start_env, NULL},
+    {"POST", "/api/v1/environments/{id}/stop", ROUTE_AUTH, BODY_DEFAULT, api__stop_env, NULL},
+    {"POST", "/api/v1/environments/{id}/activity", ROUTE_AUTH, BODY_DEFAULT, api__activity_env, NULL},
+    {"GET", "/api/v1/watch", ROUTE_AUTH, BODY_DEFAULT, api__watch, "resourceVersion"},
+    {"GET", "/api/v1/orphans", ROUTE_AUTH, BODY_DEFAULT, orphans_route, NULL},
+    {"POST", "/api/v1/reaper/resume", ROUTE_AUTH, BODY_DEFAULT, resume_route, NULL},
+    {"GET", "/api/v1/status", ROUTE_AUTH, BODY_DEFAULT, status_route, NULL},
 };
 
 /* Paths under this prefix need a key even when no route serves them, so
@@ -366,6 +368,43 @@ static void route_lookup(const char *method, const char *path, route_lookup_t *l
     }
 }
 
+/* 1 when `word` is one of the space-separated words of `list`. */
+static int word_in(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; p && *p;) {
+        size_t len = strcspn(p, " ");
+        if (len == n && strncmp(p, word, n) == 0)
+            return 1;
+        p += len + (p[len] == ' ');
+    }
+    return 0;
+}
+
+/* Answers 400 InvalidQuery naming the first query parameter the route does
+ * not take, so that a misspelt filter never silently lists everything;
+ * returns 1 when it answered. */
+static int unknown_query(const route_t *r, const http_request_t *req, http_exchange_t *ex)
+{
+    const char *q = req->query;
+    while (q && *q) {
+        size_t len = strcspn(q, "&");
+        size_t nlen = strcspn(q, "=&");
+        char name[64];
+        int ok = nlen > 0 && http_pct_decode(q, nlen, name, sizeof(name)) >= 0;
+        if (nlen > 0 && !(ok && word_in(r->query, name))) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "unknown query parameter %s%s",
+                     ok ? name : "(badly encoded)",
+                     r->query ? "" : ": this route takes none");
+            http_respond_error(ex, 400, "InvalidQuery", msg, ok ? name : NULL);
+            return 1;
+        }
+        q += len + (q[len] == '&');
+    }
+    return 0;
+}
+
 /*
  * Routes a complete request: key (401), then the id the path names (400
  * InvalidId), then the handler, else 405 with Allow for a path served
@@ -397,6 +436,8 @@ static void handle(void *ud, http_exchange_t *ex, const http_request_t *req)
             return;
         }
     }
+    if (lk.route && unknown_query(lk.route, req, ex))
+        return;
     if (lk.route)
         lk.route->fn(api, ex, req, lk.id ? id : NULL);
     else if (lk.allow[0])

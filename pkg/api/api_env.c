@@ -285,16 +285,16 @@ static void list_one(void *ud, const env_obj_t *obj)
     snprintf(c->last, sizeof(c->last), "%s", obj->id);
 }
 
-/* GET /api/v1/environments: one page of objects filtered by userId and
- * phase, in id order; "continue" holds the last id when more follow. */
+/* GET /api/v1/environments: one page of objects filtered by userId,
+ * cloudRegion and phase, in id order; "continue" holds the last id when
+ * more follow. */
 void api__list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     (void)id;
     /* userId: up to 128 characters of up to 4 UTF-8 bytes each. */
-    char user[4 * 128 + 1], phase[32], limit_s[16], cont[SPEC_ID_MAX + 8];
+    char user[4 * 128 + 1], phase[32], limit_s[16], cont[SPEC_ID_MAX + 8], region[64];
     int n;
-    const char *user_id = NULL;
-    int ph = -1;
+    store_filter_t f = {NULL, NULL, -1};
     size_t limit = LIST_LIMIT_DEFAULT;
     const char *after = NULL;
 
@@ -305,9 +305,17 @@ void api__list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req, 
         return;
     }
     if (n >= 0)
-        user_id = user;
+        f.user_id = user;
+    n = http_query_param(req, "cloudRegion", region, sizeof(region));
+    if (n == -2) {
+        http_respond_error(ex, 400, "InvalidQuery", "cloudRegion is badly encoded or too long",
+                           "cloudRegion");
+        return;
+    }
+    if (n >= 0)
+        f.cloud_region = region;
     n = http_query_param(req, "phase", phase, sizeof(phase));
-    if (n == -2 || (n >= 0 && (ph = store_phase_parse(phase)) < 0)) {
+    if (n == -2 || (n >= 0 && (f.phase = store_phase_parse(phase)) < 0)) {
         http_respond_error(ex, 400, "InvalidQuery",
                            "phase must be one of CREATING, STARTING, RUNNING, STOPPING, "
                            "STOPPED, ERROR, DELETING",
@@ -338,7 +346,7 @@ void api__list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     d8_buf_init(&b);
     d8_buf_puts(&b, "{\"items\":[");
     list_ctx_t c = {&b, 1, "", api->store};
-    int more = store_list(api->store, after, user_id, ph, limit, list_one, &c);
+    int more = store_list(api->store, after, &f, limit, list_one, &c);
     d8_buf_printf(&b, "],\"resourceVersion\":%llu,\"continue\":",
                   (unsigned long long)store_rv(api->store));
     d8_buf_json_str(&b, more ? c.last : "");

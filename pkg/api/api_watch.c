@@ -156,7 +156,7 @@ void api__watch(api_t *api, http_exchange_t *ex, const http_request_t *req, cons
         failed = r.failed;
     } else {
         snapshot_ctx_t s = {api->store, ex, store_rv(api->store), 0};
-        store_list(api->store, NULL, NULL, -1, SIZE_MAX, snapshot_one, &s);
+        store_list(api->store, NULL, NULL, SIZE_MAX, snapshot_one, &s);
         failed = s.failed;
     }
     if (failed)

@@ -340,7 +340,7 @@ static void on_region_listed(void *ud, int region)
         return;
     observer_each_in_region(r->ob, region, queue_observed, r);
     queue_ctx_t q = {r, region};
-    store_list(r->store, NULL, NULL, -1, SIZE_MAX, queue_desired, &q);
+    store_list(r->store, NULL, NULL, SIZE_MAX, queue_desired, &q);
 }
 
 /* A desired change queues its key: urgent when one user asked for it,

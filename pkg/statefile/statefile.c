@@ -205,7 +205,7 @@ static char *serialise(statefile_t *sf, size_t *len)
                   STATEFILE__FORMAT_VERSION, (unsigned long long)store_rv(sf->store),
                   store_synced(sf->store) ? "true" : "false", sf->key_check);
     ser_ctx_t c = {sf, &out, 0};
-    store_list(sf->store, NULL, NULL, -1, SIZE_MAX, add_item, &c);
+    store_list(sf->store, NULL, NULL, SIZE_MAX, add_item, &c);
     d8_buf_puts(&out, "\n]");
     char sum[STATEFILE__CHECKSUM_SIZE];
     statefile__checksum(out.data, out.len, sum);

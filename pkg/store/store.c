@@ -884,7 +884,19 @@ int store_update_status(store_t *st, const char *id,
     return D8_OK;
 }
 
-int store_list(store_t *st, const char *after, const char *user_id, int phase, size_t limit,
+/* Whether o passes the filter (tombstones have no user or region). */
+static int matches(const env_obj_t *o, const store_filter_t *f)
+{
+    if (!f)
+        return 1;
+    if (f->user_id && (!o->has_spec || strcmp(o->spec.user_id, f->user_id) != 0))
+        return 0;
+    if (f->cloud_region && (!o->has_spec || strcmp(o->spec.cloud_region, f->cloud_region) != 0))
+        return 0;
+    return f->phase < 0 || (int)o->status.phase == f->phase;
+}
+
+int store_list(store_t *st, const char *after, const store_filter_t *filter, size_t limit,
                void (*fn)(void *ud, const env_obj_t *obj), void *ud)
 {
     ensure_sorted(st);
@@ -902,9 +914,7 @@ int store_list(store_t *st, const char *after, const char *user_id, int phase, s
     size_t seen = 0;
     for (size_t i = lo; i < st->nsorted; i++) {
         const env_obj_t *o = &st->sorted[i]->obj;
-        if (user_id && (!o->has_spec || strcmp(o->spec.user_id, user_id) != 0))
-            continue;
-        if (phase >= 0 && (int)o->status.phase != phase)
+        if (!matches(o, filter))
             continue;
         if (seen == limit)
             return 1;

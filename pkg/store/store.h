@@ -235,13 +235,20 @@ void store_set_phase(const char *id, env_status_t *s, env_phase_t to, const char
 void store_set_condition(env_condition_t *c, cond_status_t status, const char *reason,
                          const char *message, int64_t now_ms);
 
+/* What a list keeps (all borrowed): NULL strings and phase < 0 match any. */
+typedef struct store_filter {
+    const char *user_id;
+    const char *cloud_region;
+    int phase;
+} store_filter_t;
+
 /*
  * Lists objects in id order, starting after `after` (NULL or "" for the
- * start), matching the optional filters (user_id NULL = any, phase < 0 =
- * any). Calls fn for at most `limit` objects; returns 1 when more matching
- * objects remain after the last one visited.
+ * start), matching `filter` (NULL: every object). Calls fn for at most
+ * `limit` objects; returns 1 when more matching objects remain after the
+ * last one visited.
  */
-int store_list(store_t *st, const char *after, const char *user_id, int phase, size_t limit,
+int store_list(store_t *st, const char *after, const store_filter_t *filter, size_t limit,
                void (*fn)(void *ud, const env_obj_t *obj), void *ud);
 
 /* The object's API JSON (cached in the store; borrowed until the next

@@ -860,6 +860,12 @@ static void test_list_sorted_filtered_paged(void **state)
     l = list(a, "?phase=RUNNING");
     assert_string_equal(ids_of(l, ids, sizeof ids), "");
     cJSON_Delete(l);
+    l = list(a, "?cloudRegion=westeurope");
+    assert_string_equal(ids_of(l, ids, sizeof ids), "env-a");
+    cJSON_Delete(l);
+    l = list(a, "?cloudRegion=eastus&userId=u1");
+    assert_string_equal(ids_of(l, ids, sizeof ids), "env-c,env-d");
+    cJSON_Delete(l);
 
     /* Paging: limit 2 walks all five in order; a page shorter than the
      * limit ends the walk with an empty token. */
@@ -926,6 +932,9 @@ static void test_list_bad_query_is_400(void **state)
         { "?limit=99999999999999999999", "limit" },
         { "?phase=BOGUS", "phase" },    { "?continue=%%%zz", "continue" },
         { "?continue=Not_A_Token%21", "continue" },
+        /* A filter the route does not know is refused, never ignored. */
+        { "?region=eastus", "region" }, { "?userid=u1", "userid" },
+        { "?userId=u1&cloud_region=eastus", "cloud_region" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[256];
@@ -936,6 +945,23 @@ static void test_list_bad_query_is_400(void **state)
             print_message("%s -> %ld %s\n", cases[i].query, r.status, r.body);
         ASSERT_ERROR(r, 400, "InvalidQuery");
         assert_string_equal(ta_err_field(&r), cases[i].field);
+        th_resp_free(&r);
+    }
+    agent_exits_cleanly(state);
+}
+
+/* Routes that take no query parameters refuse any, naming it. */
+static void test_unknown_query_is_400(void **state)
+{
+    ta_agent_t *a = agent(state);
+    const char *paths[] = {"/api/v1/status?verbose=1", "/api/v1/orphans?kind=fileShare",
+                           "/api/v1/watch?since=3", ENV_PATH "/one?expand=status"};
+    const char *fields[] = {"verbose", "kind", "since", "expand"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        th_resp_t r;
+        ta_req(a, "GET", paths[i], NULL, &r);
+        ASSERT_ERROR(r, 400, "InvalidQuery");
+        assert_string_equal(ta_err_field(&r), fields[i]);
         th_resp_free(&r);
     }
     agent_exits_cleanly(state);
@@ -1643,6 +1669,7 @@ int main(void)
         T(test_get_unknown_is_404),
         T(test_list_sorted_filtered_paged),
         T(test_list_bad_query_is_400),
+        T(test_unknown_query_is_400),
         T(test_post_creates_with_given_or_generated_id),
         T(test_delete_marks_deleting),
         T(test_start_stop_activity),
