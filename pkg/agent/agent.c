@@ -310,6 +310,8 @@ int agent_run(const config_t *cfg)
     int loaded_state = load_state(&a, hk);
     if (loaded_state < 0)
         goto out;
+    if (!loaded_state)
+        store_begin_epoch(a.store, (uint64_t)d8_wall_ms() * 1000);
     /* Status pushes: refused without a secret rather than sent unsigned. */
     if (agent__webhook_new(&a.loop, NULL, cfg, a.store, a.metrics, &a.wh, err, sizeof(err)) < 0) {
         LOG(LOG_ERROR, "cannot set up the webhook: refusing to start", LF_S("error", err));

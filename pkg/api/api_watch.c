@@ -126,22 +126,19 @@ void api__watch(api_t *api, http_exchange_t *ex, const http_request_t *req, cons
         }
         have_since = n >= 0;
     }
-    if (have_since && since > store_rv(api->store)) {
-        http_respond_error(ex, 400, "InvalidQuery",
-                           "resourceVersion is newer than the store's current one",
-                           "resourceVersion");
-        return;
-    }
     if (api->nwatchers >= MAX_WATCH_CLIENTS) {
         static const http_header_t h = {"Retry-After", "5"};
         http_respond_error_h(ex, 429, &h, 1, "TooManyRequests",
                              "too many watch clients; retry later", NULL);
         return;
     }
-    if (have_since && store_replay(api->store, since, NULL, NULL) == D8_EGONE) {
+    /* Newer than ours: from another run of the agent (or made up). Either
+     * way the client must list again, as for one that is too old. */
+    if (have_since && (since > store_rv(api->store) ||
+                       store_replay(api->store, since, NULL, NULL) == D8_EGONE)) {
         http_respond_error(ex, 410, "Gone",
-                           "resourceVersion is too old: list again and watch from the list's "
-                           "resourceVersion",
+                           "resourceVersion is too old or from another run of the agent: list "
+                           "again and watch from the list's resourceVersion",
                            "resourceVersion");
         return;
     }

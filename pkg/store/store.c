@@ -95,6 +95,12 @@ store_t *store_new(size_t ring_size)
     return st;
 }
 
+void store_begin_epoch(store_t *st, uint64_t base)
+{
+    if (base > st->rv)
+        st->rv = base;
+}
+
 static void status_release(env_status_t *s)
 {
     free(s->ready.message);

@@ -106,6 +106,15 @@ typedef struct store_watcher store_watcher_t;
 store_t *store_new(size_t ring_size);
 void store_free(store_t *st);
 
+/*
+ * Starts this run's resourceVersions above `base` (no-op when the store is
+ * already past it). The agent passes wall-clock milliseconds x 1000 when no
+ * state file continues an earlier run: every resourceVersion of an earlier
+ * run is then below this run's first one, so a watch resumed from another
+ * run gets 410 Gone and lists again instead of silently missing events.
+ */
+void store_begin_epoch(store_t *st, uint64_t base);
+
 /* Current resourceVersion (0 before any change). */
 uint64_t store_rv(const store_t *st);
 size_t store_count(const store_t *st);

@@ -346,6 +346,42 @@ static void test_watch_too_old_is_410(void **state)
     agent_exits_cleanly(state);
 }
 
+/*
+ * A run without a state file starts its resourceVersions above any earlier
+ * run's (wall-clock milliseconds x 1000), so resuming with an id from an
+ * earlier run (small) or from a later one (larger than ours) is 410 Gone,
+ * never a silently wrong stream.
+ */
+static void test_watch_from_another_run_is_410(void **state)
+{
+    ta_agent_t *a = agent(state);
+    put(a, "ep", "x", 201);
+    double rv = list_rv(a);
+    assert_true(rv > 1.7e15); /* the epoch of this run, past 2023 */
+    const char *ids[] = {"8", "1", NULL};
+    char future[64];
+    snprintf(future, sizeof future, "%.0f", rv + 1000);
+    ids[2] = future;
+    for (size_t i = 0; i < 3; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/api/v1/watch?resourceVersion=%s", ids[i]);
+        th_resp_t r;
+        ta_req(a, "GET", path, NULL, &r);
+        if (r.status != 410)
+            print_message("resourceVersion=%s -> %ld %.300s\n", ids[i], r.status, r.body);
+        assert_int_equal(r.status, 410);
+        assert_string_equal(ta_err_code(&r), "Gone");
+        th_resp_free(&r);
+        ta_watch_t w;
+        assert_int_equal(ta_watch_open(&w, a, "/api/v1/watch", ids[i]), 0);
+        ta_watch_wait(&w, 100, 3000);
+        assert_true(w.done);
+        assert_int_equal(w.status, 410);
+        ta_watch_close(&w);
+    }
+    agent_exits_cleanly(state);
+}
+
 static void test_watch_bad_resource_version_is_400(void **state)
 {
     ta_agent_t *a = agent(state);
@@ -441,6 +477,7 @@ int main(void)
         T(test_list_then_watch_has_no_gap),
         cmocka_unit_test_setup_teardown(test_watch_too_old_is_410, setup_small_ring,
                                         ta_teardown),
+        T(test_watch_from_another_run_is_410),
         T(test_watch_bad_resource_version_is_400),
         T(test_many_watchers_come_and_go),
         T(test_sigterm_with_open_watch_exits_promptly),
