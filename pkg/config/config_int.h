@@ -1,6 +1,9 @@
 /*
  * pkg/config internals shared between config.c (defaults, environment,
- * public API) and config_schema.c (the YAML schema and its walker).
+ * public API), config_schema.c (the YAML schema: field tables, string
+ * checks, custom keys) and config_walk.c (the walk of a document against
+ * the tables): the tables' types, the walk's state and the helpers that
+ * custom keys use.
  */
 #ifndef D8_CONFIG_INT_H
 #define D8_CONFIG_INT_H
