@@ -25,6 +25,33 @@ typedef struct app {
     azsim_server_t *srv;
 } app_t;
 
+/* getopt_long's answers for the long options, above any short option's character. */
+enum {
+    F_LISTEN = 256,
+    F_CONFIG,
+    F_PROVISION,
+    F_DELETE,
+    F_PAGE,
+    F_TTL,
+    F_SEED,
+    F_RECREATE,
+    F_NO_THROTTLE,
+    F_SCALE,
+    F_NO_STRICT,
+    F_LOG,
+    F_HELP,
+    F_VERSION
+};
+
+/* The command line as given; every string is borrowed from argv. */
+typedef struct flags {
+    const char *listen, *config, *level_name;
+    /* The value of each other flag given, by F_*: collected first and
+     * applied over the config file. */
+    const char *set[F_VERSION + 1];
+} flags_t;
+
+/* Prints what azsim is and its flags to out: stdout for --help, stderr after a bad flag. */
 static void usage(FILE *out)
 {
     fputs("usage: azsim --listen HOST:PORT [options]\n"
@@ -104,24 +131,13 @@ static void on_stop(void *ud, int signum)
     azsim_server_close(app->srv, on_server_closed, app);
 }
 
-int main(int argc, char **argv)
+/*
+ * Reads the command line into *f. Returns -1 when azsim should go on, else
+ * the exit status: 0 after --help or --version, 2 after saying on stderr
+ * what is wrong.
+ */
+static int parse_flags(int argc, char **argv, flags_t *f)
 {
-    enum {
-        F_LISTEN = 256,
-        F_CONFIG,
-        F_PROVISION,
-        F_DELETE,
-        F_PAGE,
-        F_TTL,
-        F_SEED,
-        F_RECREATE,
-        F_NO_THROTTLE,
-        F_SCALE,
-        F_NO_STRICT,
-        F_LOG,
-        F_HELP,
-        F_VERSION
-    };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, F_LISTEN},
         {"config", required_argument, NULL, F_CONFIG},
@@ -139,21 +155,22 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, F_VERSION},
         {NULL, 0, NULL, 0},
     };
-    /* Flags are collected first and applied over the config file. */
-    const char *listen = "127.0.0.1:9090", *config = NULL, *level_name = "info";
-    const char *set[F_VERSION + 1] = {0};
     int c;
+
+    memset(f, 0, sizeof(*f));
+    f->listen = "127.0.0.1:9090";
+    f->level_name = "info";
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case F_LISTEN:
-            listen = optarg;
+            f->listen = optarg;
             break;
         case F_CONFIG:
-            config = optarg;
+            f->config = optarg;
             break;
         case F_LOG:
-            level_name = optarg;
+            f->level_name = optarg;
             break;
         case 'h':
         case F_HELP:
@@ -164,11 +181,11 @@ int main(int argc, char **argv)
             return 0;
         case F_NO_THROTTLE:
         case F_NO_STRICT:
-            set[c] = "1";
+            f->set[c] = "1";
             break;
         default:
             if (c >= F_LISTEN && c <= F_VERSION) {
-                set[c] = optarg;
+                f->set[c] = optarg;
                 break;
             }
             fprintf(stderr, "azsim: unknown or incomplete option '%s'\n", argv[optind - 1]);
@@ -180,50 +197,39 @@ int main(int argc, char **argv)
         fprintf(stderr, "azsim: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    log_level_t level;
-    if (log_level_parse(level_name, &level) != 0) {
-        fprintf(stderr, "azsim: --log-level: expected debug, info, warn or error\n");
-        return 2;
-    }
-    log_setup(level, NULL);
-    char host[256];
-    int port;
-    if (parse_listen(listen, host, sizeof(host), &port) != 0) {
-        fprintf(stderr, "azsim: --listen: expected HOST:PORT, got '%s'\n", listen);
-        return 2;
-    }
+    return -1;
+}
 
-    azsim_opts_t o;
-    azsim_opts_init(&o);
-    char err[512];
-    if (config && azsim_opts_load_yaml(&o, config, err, sizeof(err)) != 0) {
-        fprintf(stderr, "azsim: %s\n", err);
-        azsim_opts_release(&o);
-        return 2;
-    }
+/*
+ * Applies the flags that override settings over o. Says on stderr what is
+ * wrong with each bad value; returns 0, or -1 when any was bad.
+ */
+static int apply_flags(const flags_t *f, azsim_opts_t *o)
+{
+    const char *const *set = f->set;
     uint64_t v;
     int bad = 0;
     if (set[F_PROVISION])
-        bad |= parse_u64("--provision-ms", set[F_PROVISION], 86400000, &o.provision_ms);
+        bad |= parse_u64("--provision-ms", set[F_PROVISION], 86400000, &o->provision_ms);
     if (set[F_DELETE])
-        bad |= parse_u64("--delete-ms", set[F_DELETE], 86400000, &o.delete_ms);
+        bad |= parse_u64("--delete-ms", set[F_DELETE], 86400000, &o->delete_ms);
     if (set[F_RECREATE])
-        bad |= parse_u64("--share-recreate-ms", set[F_RECREATE], 86400000, &o.share_recreate_ms);
+        bad |= parse_u64("--share-recreate-ms", set[F_RECREATE], 86400000, &o->share_recreate_ms);
     if (set[F_SEED])
-        bad |= parse_u64("--seed", set[F_SEED], UINT64_MAX, &o.seed);
+        bad |= parse_u64("--seed", set[F_SEED], UINT64_MAX, &o->seed);
     if (set[F_PAGE]) {
         if (parse_u64("--page-size", set[F_PAGE], 5000, &v) || v == 0) {
             fprintf(stderr, "azsim: --page-size: expected 1 to 5000\n");
             bad = 1;
         }
-        o.page_size = (size_t)v;
+        o->page_size = (size_t)v;
     }
     if (set[F_TTL]) {
         if (parse_u64("--token-ttl", set[F_TTL], 7 * 86400, &v) || v == 0) {
             fprintf(stderr, "azsim: --token-ttl: expected 1 to 604800 seconds\n");
             bad = 1;
         }
-        o.token_ttl_s = (int)v;
+        o->token_ttl_s = (int)v;
     }
     if (set[F_SCALE]) {
         char *end = NULL;
@@ -232,45 +238,107 @@ int main(int argc, char **argv)
             fprintf(stderr, "azsim: --throttle-scale: expected a number above 0\n");
             bad = 1;
         }
-        o.throttle_scale = d;
+        o->throttle_scale = d;
     }
     if (set[F_NO_THROTTLE])
-        o.throttle = 0;
+        o->throttle = 0;
     if (set[F_NO_STRICT])
-        o.strict_mounts = 0;
-    if (bad) {
-        azsim_opts_release(&o);
-        return 2;
-    }
+        o->strict_mounts = 0;
+    return bad ? -1 : 0;
+}
 
-    app_t app;
-    memset(&app, 0, sizeof(app));
-    uv_loop_init(&app.loop);
-    app.sim = azsim_new(&o);
-    int rc = azsim_serve(app.sim, &app.loop, host, port, &app.srv);
+/*
+ * Fills *o with the defaults, then the config file, then the flags (each
+ * overriding the one before). Returns 0 with *o to release by the caller,
+ * or -1 after saying on stderr what is wrong (with *o released).
+ */
+static int opts_from_flags(const flags_t *f, azsim_opts_t *o)
+{
+    char err[512];
+
+    azsim_opts_init(o);
+    if (f->config && azsim_opts_load_yaml(o, f->config, err, sizeof(err)) != 0) {
+        fprintf(stderr, "azsim: %s\n", err);
+        azsim_opts_release(o);
+        return -1;
+    }
+    if (apply_flags(f, o) != 0) {
+        azsim_opts_release(o);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Wires the loop, the model (copied from o, which stays the caller's) and
+ * its HTTP server on host:port, and logs the settings. Returns 0 with app
+ * ready for run(), or 1 (the exit status) after logging why, with nothing
+ * left open.
+ */
+static int start(app_t *app, const azsim_opts_t *o, const char *host, int port)
+{
+    memset(app, 0, sizeof(*app));
+    uv_loop_init(&app->loop);
+    app->sim = azsim_new(o);
+    int rc = azsim_serve(app->sim, &app->loop, host, port, &app->srv);
     if (rc != 0) {
         LOG(LOG_ERROR, "cannot listen", LF_S("host", host), LF_I("port", port),
             LF_S("error", d8_strerror(rc)));
-        azsim_free(app.sim);
-        azsim_opts_release(&o);
-        uv_loop_close(&app.loop);
+        azsim_free(app->sim);
+        uv_loop_close(&app->loop);
         return 1;
     }
-    LOG(LOG_INFO, "azsim listening", LF_S("host", host), LF_I("port", azsim_server_port(app.srv)),
-        LF_I("provision_ms", o.provision_ms), LF_I("delete_ms", o.delete_ms),
-        LF_I("page_size", o.page_size), LF_I("token_ttl_s", o.token_ttl_s),
-        LF_I("share_recreate_ms", o.share_recreate_ms), LF_B("throttle", o.throttle),
-        LF_D("throttle_scale", o.throttle_scale), LF_B("strict_mounts", o.strict_mounts),
-        LF_I("seed", o.seed), LF_S("version", D8_VERSION));
-    azsim_opts_release(&o);
-    app.sig = sigstop_new(&app.loop, on_stop, &app);
-    uv_run(&app.loop, UV_RUN_DEFAULT);
-    rc = uv_loop_close(&app.loop);
-    azsim_free(app.sim);
+    LOG(LOG_INFO, "azsim listening", LF_S("host", host), LF_I("port", azsim_server_port(app->srv)),
+        LF_I("provision_ms", o->provision_ms), LF_I("delete_ms", o->delete_ms),
+        LF_I("page_size", o->page_size), LF_I("token_ttl_s", o->token_ttl_s),
+        LF_I("share_recreate_ms", o->share_recreate_ms), LF_B("throttle", o->throttle),
+        LF_D("throttle_scale", o->throttle_scale), LF_B("strict_mounts", o->strict_mounts),
+        LF_I("seed", o->seed), LF_S("version", D8_VERSION));
+    return 0;
+}
+
+/*
+ * Serves until SIGTERM or SIGINT has closed the server, then frees the
+ * model. Returns the exit status: 1 when handles were left open, else 0.
+ */
+static int run(app_t *app)
+{
+    app->sig = sigstop_new(&app->loop, on_stop, app);
+    uv_run(&app->loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&app->loop);
+    azsim_free(app->sim);
     if (rc != 0) {
         LOG(LOG_ERROR, "loop closed with open handles", LF_S("error", uv_strerror(rc)));
         return 1;
     }
     LOG0(LOG_INFO, "azsim stopped");
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    flags_t f;
+    int rc = parse_flags(argc, argv, &f);
+    if (rc >= 0)
+        return rc;
+    log_level_t level;
+    if (log_level_parse(f.level_name, &level) != 0) {
+        fprintf(stderr, "azsim: --log-level: expected debug, info, warn or error\n");
+        return 2;
+    }
+    log_setup(level, NULL);
+    char host[256];
+    int port;
+    if (parse_listen(f.listen, host, sizeof(host), &port) != 0) {
+        fprintf(stderr, "azsim: --listen: expected HOST:PORT, got '%s'\n", f.listen);
+        return 2;
+    }
+
+    azsim_opts_t o;
+    if (opts_from_flags(&f, &o) != 0)
+        return 2;
+    app_t app;
+    rc = start(&app, &o, host, port);
+    azsim_opts_release(&o);
+    return rc != 0 ? rc : run(&app);
 }

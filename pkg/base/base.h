@@ -72,10 +72,18 @@ typedef struct d8_buf {
     size_t cap;
 } d8_buf_t;
 
+/* An empty buffer with room for 64 bytes; release it with d8_buf_release. */
 void d8_buf_init(d8_buf_t *b);
+/* Frees the data and leaves b empty (data NULL) and ready for reuse. */
 void d8_buf_release(d8_buf_t *b);
+/* Empties b but keeps its memory, so that the next appends reuse it. */
 void d8_buf_reset(d8_buf_t *b);
+/* Makes room for `extra` more bytes and the NUL, growing by doubling. */
 void d8_buf_reserve(d8_buf_t *b, size_t extra);
+/*
+ * Appends bytes, a string, a character or formatted text; whatever is
+ * appended is copied (borrowed). b stays NUL-terminated and grows as needed.
+ */
 void d8_buf_append(d8_buf_t *b, const void *data, size_t len);
 void d8_buf_puts(d8_buf_t *b, const char *s);
 void d8_buf_putc(d8_buf_t *b, char c);

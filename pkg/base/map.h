@@ -20,6 +20,7 @@ typedef struct d8_map {
     size_t count;
 } d8_map_t;
 
+/* An empty map with 16 slots; release it with d8_map_release. */
 void d8_map_init(d8_map_t *m);
 /* Frees the slot array only (values are the caller's). */
 void d8_map_release(d8_map_t *m);

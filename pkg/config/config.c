@@ -1,6 +1,6 @@
 /*
  * pkg/config: defaults, the environment overrides and the public API. The
- * YAML schema and its walk live in config_schema.c.
+ * YAML schema lives in config_schema.c and its walk in config_walk.c.
  *
  * Loading is all-or-nothing: a fresh config gets the defaults, then the
  * file, then the environment, then the checks that need both; only a

@@ -1,21 +1,14 @@
 /*
- * The configuration schema and the walk that applies a YAML document to it.
- *
- * libyaml loads the whole document into a node tree; the walk then visits
- * it top-down against tables of fields. Each field knows the node type it
- * takes (a nested section, an integer with a range, a boolean, a fraction,
- * a checked string, or a custom list/map handler) and where in the target
- * struct its value goes. The walk stops at the first problem and reports it
- * as "file:line:column: key.path: what is wrong"; the caller throws the
- * half-filled config away, so nothing is ever partially applied.
+ * The configuration schema: what each key of the file takes. The string
+ * checks, the handlers of the custom keys (controller.listen,
+ * workspace.ports, images, azure.regions) and the field tables that
+ * config_walk.c walks a YAML document against.
  */
 #include "config_int.h"
 
 #include "base/base.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,47 +18,6 @@
 #define MAX_REGIONS 64
 #define MAX_IMAGES 64
 #define MAX_PORTS 5
-#define MAX_FIELDS 32
-#define MAX_FLOW_OPENERS 256
-/* How much of a user's value an error message echoes. */
-#define QUOTE_BYTES 60
-
-typedef enum field_kind {
-    F_SECTION,  /* a mapping walked against the nested table `sub` */
-    F_INT,      /* a plain integer in [min, max], stored as int */
-    F_SIZE,     /* a plain integer in [min, max], stored as size_t */
-    F_BOOL,     /* true or false, stored as int 1/0 */
-    F_FRACTION, /* a plain number in (0, 1], stored as double */
-    F_STR,      /* any scalar, checked by `check`, stored as an owned char * */
-    F_CUSTOM,   /* any node, handed to `custom` */
-} field_kind_t;
-
-struct walk;
-
-/*
- * Checks a string value and may normalise it in place (only ever making it
- * shorter). Returns NULL when it is acceptable, else a static sentence that
- * starts with "must".
- */
-typedef const char *(*str_check_fn)(char *s);
-
-/*
- * Handles the value of a custom key. key and val are the document's nodes
- * (borrowed); base is the struct the field table describes. Also called
- * for null values, so that each handler decides what null means.
- */
-typedef int (*custom_fn)(struct walk *w, yaml_node_t *key, yaml_node_t *val, void *base);
-
-typedef struct field {
-    const char *key;
-    field_kind_t kind;
-    size_t off;              /* offset of the value in the target struct */
-    long long min, max;      /* F_INT, F_SIZE */
-    str_check_fn check;      /* F_STR; NULL accepts any string */
-    const struct field *sub; /* F_SECTION */
-    custom_fn custom;        /* F_CUSTOM */
-    int required;            /* F_STR: must end up set (non-NULL) */
-} field_t;
 
 /*
  * Table rows. T is the struct the table fills; m is the member a value
@@ -73,315 +25,17 @@ typedef struct field {
  * string; req marks a string that must be set.
  */
 /* clang-format off */
-#define ROW_SECTION(k, t)          {.key = (k), .kind = F_SECTION, .sub = (t)}
-#define ROW_INT(k, T, m, lo, hi)   {.key = (k), .kind = F_INT, .off = offsetof(T, m), \
+#define ROW_SECTION(k, t)          {.key = (k), .kind = CONFIG__F_SECTION, .sub = (t)}
+#define ROW_INT(k, T, m, lo, hi)   {.key = (k), .kind = CONFIG__F_INT, .off = offsetof(T, m), \
                                     .min = (lo), .max = (hi)}
-#define ROW_SIZE(k, T, m, lo, hi)  {.key = (k), .kind = F_SIZE, .off = offsetof(T, m), \
+#define ROW_SIZE(k, T, m, lo, hi)  {.key = (k), .kind = CONFIG__F_SIZE, .off = offsetof(T, m), \
                                     .min = (lo), .max = (hi)}
-#define ROW_BOOL(k, T, m)          {.key = (k), .kind = F_BOOL, .off = offsetof(T, m)}
-#define ROW_FRACTION(k, T, m)      {.key = (k), .kind = F_FRACTION, .off = offsetof(T, m)}
-#define ROW_STR(k, T, m, chk, req) {.key = (k), .kind = F_STR, .off = offsetof(T, m), \
+#define ROW_BOOL(k, T, m)          {.key = (k), .kind = CONFIG__F_BOOL, .off = offsetof(T, m)}
+#define ROW_FRACTION(k, T, m)      {.key = (k), .kind = CONFIG__F_FRACTION, .off = offsetof(T, m)}
+#define ROW_STR(k, T, m, chk, req) {.key = (k), .kind = CONFIG__F_STR, .off = offsetof(T, m), \
                                     .check = (chk), .required = (req)}
-#define ROW_CUSTOM(k, fn)          {.key = (k), .kind = F_CUSTOM, .custom = (fn)}
+#define ROW_CUSTOM(k, fn)          {.key = (k), .kind = CONFIG__F_CUSTOM, .custom = (fn)}
 /* clang-format on */
-
-typedef struct walk {
-    yaml_document_t *doc;      /* borrowed */
-    const char *name;          /* borrowed: the file name used in errors */
-    unsigned char *seen;       /* owned: one flag per node, to spot aliases */
-    config__pos_t *region_pos; /* owned until handed to the caller */
-    char path[256];            /* the dotted key path being walked */
-    size_t pathlen;
-    char *err; /* borrowed: the caller's error buffer */
-    size_t errlen;
-} walk_t;
-
-/* ---- errors and key paths ---------------------------------------------- */
-
-void config__quote(char *out, size_t outlen, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-
-    if (outlen == 0)
-        return;
-    /* Room is kept for the closing quote, "..." and the NUL. */
-    if (outlen < 6) {
-        out[0] = '\0';
-        return;
-    }
-    out[o++] = '"';
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[5];
-        size_t n = 0;
-        if (c == '"' || c == '\\') {
-            esc[n++] = '\\';
-            esc[n++] = (char)c;
-        } else if (c < 0x20 || c >= 0x7f) {
-            esc[n++] = '\\';
-            esc[n++] = 'x';
-            esc[n++] = hex[c >> 4];
-            esc[n++] = hex[c & 15];
-        } else {
-            esc[n++] = (char)c;
-        }
-        if (i >= QUOTE_BYTES || o + n + 5 > outlen) {
-            memcpy(out + o, "\"...", 4);
-            o += 4;
-            out[o] = '\0';
-            return;
-        }
-        memcpy(out + o, esc, n);
-        o += n;
-    }
-    out[o++] = '"';
-    out[o] = '\0';
-}
-
-static int fail(walk_t *w, yaml_mark_t m, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Writes "name:line:column: path: message" into the caller's buffer. */
-static int fail(walk_t *w, yaml_mark_t m, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (w->err && w->errlen) {
-        if (w->pathlen)
-            snprintf(w->err, w->errlen, "%s:%zu:%zu: %s: %s", w->name, m.line + 1, m.column + 1,
-                     w->path, msg);
-        else
-            snprintf(w->err, w->errlen, "%s:%zu:%zu: %s", w->name, m.line + 1, m.column + 1, msg);
-    }
-    return D8_EINVAL;
-}
-
-static size_t path_push(walk_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Appends to the key path; returns the length to restore with path_pop. */
-static size_t path_push(walk_t *w, const char *fmt, ...)
-{
-    size_t old = w->pathlen;
-    size_t room = sizeof w->path - w->pathlen;
-    va_list ap;
-
-    va_start(ap, fmt);
-    int n = vsnprintf(w->path + w->pathlen, room, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        w->pathlen += (size_t)n < room ? (size_t)n : room - 1;
-    return old;
-}
-
-static void path_pop(walk_t *w, size_t old)
-{
-    w->pathlen = old;
-    w->path[old] = '\0';
-}
-
-/* Pushes ".key" (or "key" at the top). Odd key text is shown quoted. */
-static size_t path_key(walk_t *w, const char *key, size_t len)
-{
-    int plain = len > 0 && len <= 64;
-    for (size_t i = 0; plain && i < len; i++) {
-        char c = key[i];
-        plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '_' || c == '-';
-    }
-    const char *dot = w->pathlen ? "." : "";
-    if (plain)
-        return path_push(w, "%s%.*s", dot, (int)len, key);
-    char q[96];
-    config__quote(q, sizeof q, key, len);
-    return path_push(w, "%s%s", dot, q);
-}
-
-/* ---- nodes --------------------------------------------------------------- */
-
-static yaml_node_t *node_at(walk_t *w, int index)
-{
-    return yaml_document_get_node(w->doc, index);
-}
-
-static const char *scalar_of(const yaml_node_t *n)
-{
-    return (const char *)n->data.scalar.value;
-}
-
-/* A plain empty, "~" or "null" scalar: YAML's null, meaning "not set". */
-static int is_null(const yaml_node_t *n)
-{
-    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return 0;
-    const char *s = scalar_of(n);
-    return n->data.scalar.length == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
-           strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
-}
-
-/*
- * Describes a node for "got ..." in messages. `typed`: the field wants a
- * number or boolean, so a quoted scalar gets a hint. Returns buf.
- */
-static const char *describe(const yaml_node_t *n, int typed, char *buf, size_t len)
-{
-    char q[96];
-
-    switch (n->type) {
-    case YAML_MAPPING_NODE:
-        return "a mapping";
-    case YAML_SEQUENCE_NODE:
-        return "a sequence";
-    case YAML_SCALAR_NODE:
-        config__quote(q, sizeof q, scalar_of(n), n->data.scalar.length);
-        if (typed && n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-            snprintf(buf, len, "the quoted string %s (write numbers and booleans without quotes)",
-                     q);
-        else
-            snprintf(buf, len, "%s", q);
-        return buf;
-    default:
-        return "nothing";
-    }
-}
-
-/*
- * Marks n as walked, reporting at `where` when it was walked before. libyaml
- * resolves an alias to the very node its anchor names, so a node reached
- * twice means an alias: refused, because a few bytes of aliases can stand
- * for an exponentially large tree (the "billion laughs"). Explicit tags are
- * refused too: the schema decides every type.
- */
-static int visit(walk_t *w, yaml_node_t *n, yaml_mark_t where)
-{
-    size_t i = (size_t)(n - w->doc->nodes.start);
-    const char *deftag = YAML_DEFAULT_SCALAR_TAG;
-    char q[96];
-
-    if (w->seen[i])
-        return fail(w, where, "aliases (*name) are not supported; repeat the value instead");
-    w->seen[i] = 1;
-    if (n->type == YAML_SEQUENCE_NODE)
-        deftag = YAML_DEFAULT_SEQUENCE_TAG;
-    else if (n->type == YAML_MAPPING_NODE)
-        deftag = YAML_DEFAULT_MAPPING_TAG;
-    if (n->tag && strcmp((const char *)n->tag, deftag) != 0) {
-        config__quote(q, sizeof q, (const char *)n->tag, strlen((const char *)n->tag));
-        return fail(w, n->start_mark, "YAML tags are not supported, got tag %s", q);
-    }
-    return 0;
-}
-
-/* The value node of key `key` in mapping `map`, or NULL. */
-static yaml_node_t *map_get(walk_t *w, yaml_node_t *map, const char *key)
-{
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = node_at(w, p->key);
-        if (k && k->type == YAML_SCALAR_NODE && strcmp(scalar_of(k), key) == 0)
-            return node_at(w, p->value);
-    }
-    return NULL;
-}
-
-/* ---- scalar values ------------------------------------------------------- */
-
-/* Parses a plain decimal integer ("-12", "+3", "4096"); 1 on success. */
-static int parse_ll(const char *s, long long *out)
-{
-    const char *p = s;
-    char *end;
-
-    if (*p == '-' || *p == '+')
-        p++;
-    if (*p < '0' || *p > '9')
-        return 0;
-    for (const char *q = p; *q; q++)
-        if (*q < '0' || *q > '9')
-            return 0;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end)
-        return 0;
-    *out = v;
-    return 1;
-}
-
-/* Reads an integer node in [min, max] into *out, or reports why not. */
-static int int_value(walk_t *w, yaml_node_t *n, long long min, long long max, long long *out)
-{
-    char buf[200];
-    long long v;
-
-    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
-        !parse_ll(scalar_of(n), &v) || v < min || v > max)
-        return fail(w, n->start_mark, "must be an integer between %lld and %lld, got %s", min, max,
-                    describe(n, 1, buf, sizeof buf));
-    *out = v;
-    return 0;
-}
-
-static int bool_value(walk_t *w, yaml_node_t *n, int *out)
-{
-    char buf[200];
-
-    if (n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
-        if (strcmp(scalar_of(n), "true") == 0) {
-            *out = 1;
-            return 0;
-        }
-        if (strcmp(scalar_of(n), "false") == 0) {
-            *out = 0;
-            return 0;
-        }
-    }
-    return fail(w, n->start_mark, "must be true or false, got %s", describe(n, 1, buf, sizeof buf));
-}
-
-static int fraction_value(walk_t *w, yaml_node_t *n, double *out)
-{
-    char buf[200];
-    char *end;
-
-    if (n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-        n->data.scalar.length > 0 &&
-        strspn(scalar_of(n), "0123456789.eE+-") == n->data.scalar.length) {
-        errno = 0;
-        double v = strtod(scalar_of(n), &end);
-        if (!errno && *end == '\0' && v > 0.0 && v <= 1.0) {
-            *out = v;
-            return 0;
-        }
-    }
-    return fail(w, n->start_mark, "must be a number greater than 0 and at most 1, got %s",
-                describe(n, 1, buf, sizeof buf));
-}
-
-/*
- * Reads a string node, runs `check` on it, and returns it in *out (owned by
- * the caller) or reports why not. Null values are the caller's business.
- */
-static int string_value(walk_t *w, yaml_node_t *n, str_check_fn check, char **out)
-{
-    char buf[200];
-
-    if (n->type != YAML_SCALAR_NODE)
-        return fail(w, n->start_mark, "must be a string, got %s", describe(n, 0, buf, sizeof buf));
-    if (memchr(scalar_of(n), '\0', n->data.scalar.length))
-        return fail(w, n->start_mark, "must not contain NUL characters");
-    char *s = d8_xstrdup(scalar_of(n));
-    const char *problem = check ? check(s) : NULL;
-    if (problem) {
-        free(s);
-        return fail(w, n->start_mark, "%s, got %s", problem, describe(n, 0, buf, sizeof buf));
-    }
-    *out = s;
-    return 0;
-}
 
 /* ---- string checks ------------------------------------------------------- */
 
@@ -614,149 +268,22 @@ static const char *check_image_ref(char *s)
     return NULL;
 }
 
-/* ---- the walk ------------------------------------------------------------ */
+/* ---- custom keys --------------------------------------------------------- */
 
-static int walk_section(walk_t *w, yaml_node_t *map, const field_t *fields, void *base);
-
-/* Lists a table's keys ("name, listen, ...") into buf. */
-static const char *key_list(const field_t *fields, char *buf, size_t len)
+/* The value node of key `key` in mapping `map`, or NULL. */
+static yaml_node_t *map_get(config__walk_t *w, yaml_node_t *map, const char *key)
 {
-    size_t o = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; fields[i].key && o < len; i++) {
-        int n = snprintf(buf + o, len - o, "%s%s", i ? ", " : "", fields[i].key);
-        if (n < 0)
-            break;
-        o += (size_t)n;
-    }
-    return buf;
-}
-
-/* Key names that suggest someone is trying to put a secret in the file. */
-static int looks_secret(const char *key)
-{
-    static const char *const words[] = {"key",   "secret",     "password", "passwd",
-                                        "token", "credential", NULL};
-    for (size_t i = 0; words[i]; i++)
-        if (strcasestr(key, words[i]))
-            return 1;
-    return 0;
-}
-
-static int unknown_key(walk_t *w, yaml_node_t *k, const field_t *fields)
-{
-    char keys[400];
-    size_t old = path_key(w, scalar_of(k), k->data.scalar.length);
-    int rc;
-
-    if (looks_secret(scalar_of(k)))
-        rc = fail(w, k->start_mark,
-                  "unknown key; secrets come from the environment (or files such as "
-                  "api.keysFile), never from the config file");
-    else
-        rc = fail(w, k->start_mark, "unknown key (expected one of: %s)",
-                  key_list(fields, keys, sizeof keys));
-    path_pop(w, old);
-    return rc;
-}
-
-static int find_field(const field_t *fields, const yaml_node_t *k)
-{
-    for (int i = 0; fields[i].key; i++)
-        if (strlen(fields[i].key) == k->data.scalar.length &&
-            memcmp(fields[i].key, scalar_of(k), k->data.scalar.length) == 0)
-            return i;
-    return -1;
-}
-
-/* Stores one value; the key path already names the field. */
-static int apply(walk_t *w, const field_t *f, yaml_node_t *k, yaml_node_t *v, void *base)
-{
-    char *at = (char *)base + f->off;
-    long long ll;
-    int rc = 0;
-
-    if (f->kind == F_CUSTOM)
-        return f->custom(w, k, v, base);
-    /* "key:" with no value, or null, leaves the default in place. */
-    if (is_null(v))
-        return 0;
-    switch (f->kind) {
-    case F_SECTION:
-        return walk_section(w, v, f->sub, base);
-    case F_INT:
-        if ((rc = int_value(w, v, f->min, f->max, &ll)) == 0)
-            *(int *)(void *)at = (int)ll;
-        return rc;
-    case F_SIZE:
-        if ((rc = int_value(w, v, f->min, f->max, &ll)) == 0)
-            *(size_t *)(void *)at = (size_t)ll;
-        return rc;
-    case F_BOOL:
-        return bool_value(w, v, (int *)(void *)at);
-    case F_FRACTION:
-        return fraction_value(w, v, (double *)(void *)at);
-    case F_STR: {
-        char *s = NULL;
-        if ((rc = string_value(w, v, f->check, &s)) == 0) {
-            free(*(char **)(void *)at);
-            *(char **)(void *)at = s;
-        }
-        return rc;
-    }
-    case F_CUSTOM:
-        break;
-    }
-    return rc;
-}
-
-/*
- * Walks mapping `map` against `fields`, writing into `base`. Unknown and
- * duplicate keys are errors; required string fields must end up set.
- */
-static int walk_section(walk_t *w, yaml_node_t *map, const field_t *fields, void *base)
-{
-    size_t first_line[MAX_FIELDS] = {0}; /* 0: key not seen yet */
-    char buf[200], keys[400];
-    int rc;
-
-    if (map->type != YAML_MAPPING_NODE)
-        return fail(w, map->start_mark, "must be a mapping with keys %s, got %s",
-                    key_list(fields, keys, sizeof keys), describe(map, 0, buf, sizeof buf));
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
-        yaml_node_t *k = node_at(w, p->key);
-        yaml_node_t *v = node_at(w, p->value);
-        if ((rc = visit(w, k, map->start_mark)) != 0)
-            return rc;
-        if (k->type != YAML_SCALAR_NODE)
-            return fail(w, k->start_mark, "keys must be strings, got %s",
-                        describe(k, 0, buf, sizeof buf));
-        int i = find_field(fields, k);
-        if (i < 0)
-            return unknown_key(w, k, fields);
-        size_t old = path_key(w, fields[i].key, strlen(fields[i].key));
-        if (first_line[i])
-            rc = fail(w, k->start_mark, "duplicate key (first set at line %zu)", first_line[i]);
-        else {
-            first_line[i] = k->start_mark.line + 1;
-            rc = visit(w, v, k->start_mark);
-            if (rc == 0)
-                rc = apply(w, &fields[i], k, v, base);
-        }
-        path_pop(w, old);
-        if (rc)
-            return rc;
+        yaml_node_t *k = config__node_at(w, p->key);
+        if (k && k->type == YAML_SCALAR_NODE && strcmp(config__scalar_of(k), key) == 0)
+            return config__node_at(w, p->value);
     }
-    for (size_t i = 0; fields[i].key; i++) {
-        if (fields[i].required && !*(char **)(void *)((char *)base + fields[i].off))
-            return fail(w, map->start_mark, "missing required key \"%s\"", fields[i].key);
-    }
-    return 0;
+    return NULL;
 }
 
 /* controller.listen: "host:port", "[v6]:port", "localhost:port" or ":port". */
-static int set_listen(walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
+static int set_listen(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
 {
     static const char msg[] =
         "must be host:port with an IPv4 address, [IPv6 address] or localhost as host";
@@ -767,31 +294,37 @@ static int set_listen(walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
     int v6 = 0;
 
     (void)k;
-    if (is_null(v))
+    if (config__is_null(v))
         return 0;
-    if (v->type != YAML_SCALAR_NODE || memchr(scalar_of(v), '\0', v->data.scalar.length))
-        return fail(w, v->start_mark, "%s, got %s", msg, describe(v, 0, buf, sizeof buf));
-    s = scalar_of(v);
+    if (v->type != YAML_SCALAR_NODE || memchr(config__scalar_of(v), '\0', v->data.scalar.length))
+        return config__fail(w, v->start_mark, "%s, got %s", msg,
+                            config__describe(v, 0, buf, sizeof buf));
+    s = config__scalar_of(v);
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
         if (!close || close[1] != ':')
-            return fail(w, v->start_mark, "%s, got %s", msg, describe(v, 0, buf, sizeof buf));
+            return config__fail(w, v->start_mark, "%s, got %s", msg,
+                                config__describe(v, 0, buf, sizeof buf));
         hostlen = (size_t)(close - s - 1);
         port = close + 2;
         v6 = 1;
         if (hostlen >= sizeof host)
-            return fail(w, v->start_mark, "%s, got %s", msg, describe(v, 0, buf, sizeof buf));
+            return config__fail(w, v->start_mark, "%s, got %s", msg,
+                                config__describe(v, 0, buf, sizeof buf));
         memcpy(host, s + 1, hostlen);
     } else {
         const char *colon = strrchr(s, ':');
         if (!colon)
-            return fail(w, v->start_mark, "%s, got %s", msg, describe(v, 0, buf, sizeof buf));
+            return config__fail(w, v->start_mark, "%s, got %s", msg,
+                                config__describe(v, 0, buf, sizeof buf));
         hostlen = (size_t)(colon - s);
         if (memchr(s, ':', hostlen))
-            return fail(w, v->start_mark, "IPv6 addresses need brackets, as in [::1]:8080, got %s",
-                        describe(v, 0, buf, sizeof buf));
+            return config__fail(w, v->start_mark,
+                                "IPv6 addresses need brackets, as in [::1]:8080, got %s",
+                                config__describe(v, 0, buf, sizeof buf));
         if (hostlen >= sizeof host)
-            return fail(w, v->start_mark, "%s, got %s", msg, describe(v, 0, buf, sizeof buf));
+            return config__fail(w, v->start_mark, "%s, got %s", msg,
+                                config__describe(v, 0, buf, sizeof buf));
         memcpy(host, s, hostlen);
         port = colon + 1;
     }
@@ -800,7 +333,8 @@ static int set_listen(walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
     unsigned char addr[16];
     if (v6) {
         if (inet_pton(AF_INET6, host, addr) != 1)
-            return fail(w, v->start_mark, "%s, got %s", msg, describe(v, 0, buf, sizeof buf));
+            return config__fail(w, v->start_mark, "%s, got %s", msg,
+                                config__describe(v, 0, buf, sizeof buf));
     } else if (hostlen == 0) {
         /* ":8080" listens on every interface, as Go's net package reads it. */
         snprintf(host, sizeof host, "0.0.0.0");
@@ -808,15 +342,16 @@ static int set_listen(walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
         /* Resolved here so that the HTTP server binds without a DNS lookup. */
         snprintf(host, sizeof host, "127.0.0.1");
     } else if (inet_pton(AF_INET, host, addr) != 1) {
-        return fail(w, v->start_mark, "%s, got %s", msg, describe(v, 0, buf, sizeof buf));
+        return config__fail(w, v->start_mark, "%s, got %s", msg,
+                            config__describe(v, 0, buf, sizeof buf));
     }
 
     size_t plen = strlen(port);
     long long p;
-    if (plen < 1 || plen > 5 || !parse_ll(port, &p) || port[0] == '+' || port[0] == '-' ||
+    if (plen < 1 || plen > 5 || !config__parse_ll(port, &p) || port[0] == '+' || port[0] == '-' ||
         p > 65535)
-        return fail(w, v->start_mark, "port must be between 0 and 65535, got %s",
-                    describe(v, 0, buf, sizeof buf));
+        return config__fail(w, v->start_mark, "port must be between 0 and 65535, got %s",
+                            config__describe(v, 0, buf, sizeof buf));
 
     free(cfg->listen_host);
     cfg->listen_host = d8_xstrdup(host);
@@ -825,7 +360,7 @@ static int set_listen(walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
 }
 
 /* workspace.ports: 1 to 5 distinct ports; replaces the default list. */
-static int set_ports(walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
+static int set_ports(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
 {
     config_t *cfg = base;
     int ports[MAX_PORTS];
@@ -833,25 +368,25 @@ static int set_ports(walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
     int rc;
 
     (void)k;
-    if (is_null(v))
+    if (config__is_null(v))
         return 0;
     if (v->type != YAML_SEQUENCE_NODE)
-        return fail(w, v->start_mark, "must be a sequence of ports such as [8080], got %s",
-                    describe(v, 0, buf, sizeof buf));
+        return config__fail(w, v->start_mark, "must be a sequence of ports such as [8080], got %s",
+                            config__describe(v, 0, buf, sizeof buf));
     size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
     if (n < 1 || n > MAX_PORTS)
-        return fail(w, v->start_mark, "must list 1 to %d ports, got %zu", MAX_PORTS, n);
+        return config__fail(w, v->start_mark, "must list 1 to %d ports, got %zu", MAX_PORTS, n);
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *item = node_at(w, v->data.sequence.items.start[i]);
+        yaml_node_t *item = config__node_at(w, v->data.sequence.items.start[i]);
         long long p = 0;
-        size_t old = path_push(w, "[%zu]", i);
-        rc = visit(w, item, v->start_mark);
+        size_t old = config__path_push(w, "[%zu]", i);
+        rc = config__visit(w, item, v->start_mark);
         if (rc == 0)
-            rc = int_value(w, item, 1, 65535, &p);
+            rc = config__int_value(w, item, 1, 65535, &p);
         for (size_t j = 0; rc == 0 && j < i; j++)
             if (ports[j] == (int)p)
-                rc = fail(w, item->start_mark, "duplicate port %lld", p);
-        path_pop(w, old);
+                rc = config__fail(w, item->start_mark, "duplicate port %lld", p);
+        config__path_pop(w, old);
         if (rc)
             return rc;
         ports[i] = (int)p;
@@ -864,7 +399,7 @@ static int set_ports(walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
 }
 
 /* images: key -> reference; replaces the default map as a whole. */
-static int set_images(walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
+static int set_images(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
 {
     config_t *cfg = base;
     config_image_t *imgs = NULL;
@@ -874,40 +409,41 @@ static int set_images(walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
     int rc = 0;
 
     (void)k;
-    if (is_null(v))
+    if (config__is_null(v))
         return 0;
     if (v->type != YAML_MAPPING_NODE)
-        return fail(w, v->start_mark,
-                    "must be a mapping of image key to container image reference, got %s",
-                    describe(v, 0, buf, sizeof buf));
+        return config__fail(w, v->start_mark,
+                            "must be a mapping of image key to container image reference, got %s",
+                            config__describe(v, 0, buf, sizeof buf));
     n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
     if (n < 1 || n > MAX_IMAGES)
-        return fail(w, v->start_mark, "must list 1 to %d images, got %zu", MAX_IMAGES, n);
+        return config__fail(w, v->start_mark, "must list 1 to %d images, got %zu", MAX_IMAGES, n);
     imgs = d8_xcalloc(n, sizeof *imgs);
     for (size_t i = 0; i < n; i++) {
         yaml_node_pair_t *p = &v->data.mapping.pairs.start[i];
-        yaml_node_t *kn = node_at(w, p->key);
-        yaml_node_t *vn = node_at(w, p->value);
-        if ((rc = visit(w, kn, v->start_mark)) != 0)
+        yaml_node_t *kn = config__node_at(w, p->key);
+        yaml_node_t *vn = config__node_at(w, p->value);
+        if ((rc = config__visit(w, kn, v->start_mark)) != 0)
             goto cleanup;
-        if (kn->type != YAML_SCALAR_NODE || is_null(kn)) {
-            rc = fail(w, kn->start_mark, "keys must be strings, got %s",
-                      describe(kn, 0, buf, sizeof buf));
+        if (kn->type != YAML_SCALAR_NODE || config__is_null(kn)) {
+            rc = config__fail(w, kn->start_mark, "keys must be strings, got %s",
+                              config__describe(kn, 0, buf, sizeof buf));
             goto cleanup;
         }
-        size_t old = path_key(w, scalar_of(kn), kn->data.scalar.length);
+        size_t old = config__path_key(w, config__scalar_of(kn), kn->data.scalar.length);
         char *key = NULL, *ref = NULL;
-        rc = string_value(w, kn, check_image_key, &key);
+        rc = config__string_value(w, kn, check_image_key, &key);
         for (size_t j = 0; rc == 0 && j < count; j++)
             if (strcmp(imgs[j].key, key) == 0)
-                rc = fail(w, kn->start_mark, "duplicate key (first set at line %zu)", lines[j]);
+                rc = config__fail(w, kn->start_mark, "duplicate key (first set at line %zu)",
+                                  lines[j]);
         if (rc == 0)
-            rc = visit(w, vn, kn->start_mark);
-        if (rc == 0 && is_null(vn))
-            rc = fail(w, vn->start_mark, "needs a container image reference");
+            rc = config__visit(w, vn, kn->start_mark);
+        if (rc == 0 && config__is_null(vn))
+            rc = config__fail(w, vn->start_mark, "needs a container image reference");
         if (rc == 0)
-            rc = string_value(w, vn, check_image_ref, &ref);
-        path_pop(w, old);
+            rc = config__string_value(w, vn, check_image_ref, &ref);
+        config__path_pop(w, old);
         if (rc) {
             free(key);
             goto cleanup;
@@ -934,7 +470,7 @@ cleanup:
     return rc;
 }
 
-static const field_t region_fields[] = {
+static const config__field_t region_fields[] = {
     ROW_STR("name", config_region_t, name, check_region_name, 1),
     ROW_STR("resourceGroup", config_region_t, resource_group, check_resource_group, 1),
     ROW_STR("storageAccount", config_region_t, storage_account, check_storage_account, 1),
@@ -943,58 +479,60 @@ static const field_t region_fields[] = {
 };
 
 /* azure.regions: 1 to 64 entries with distinct names. */
-static int set_regions(walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
+static int set_regions(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
 {
     config_t *cfg = base;
     char buf[200];
     int rc;
 
-    if (is_null(v))
-        return fail(w, k->start_mark, "at least one region is required");
+    if (config__is_null(v))
+        return config__fail(w, k->start_mark, "at least one region is required");
     if (v->type != YAML_SEQUENCE_NODE)
-        return fail(w, v->start_mark,
-                    "must be a sequence of regions (name, resourceGroup, storageAccount, "
-                    "subscriptionId), got %s",
-                    describe(v, 0, buf, sizeof buf));
+        return config__fail(w, v->start_mark,
+                            "must be a sequence of regions (name, resourceGroup, storageAccount, "
+                            "subscriptionId), got %s",
+                            config__describe(v, 0, buf, sizeof buf));
     size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
     if (n == 0)
-        return fail(w, v->start_mark, "at least one region is required");
+        return config__fail(w, v->start_mark, "at least one region is required");
     if (n > MAX_REGIONS)
-        return fail(w, v->start_mark, "must list at most %d regions, got %zu", MAX_REGIONS, n);
+        return config__fail(w, v->start_mark, "must list at most %d regions, got %zu", MAX_REGIONS,
+                            n);
     /* Sized first so that config_free releases whatever the walk filled. */
     cfg->regions = d8_xcalloc(n, sizeof *cfg->regions);
     cfg->nregions = n;
     w->region_pos = d8_xcalloc(n, sizeof *w->region_pos);
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *item = node_at(w, v->data.sequence.items.start[i]);
-        size_t old = path_push(w, "[%zu]", i);
-        rc = visit(w, item, v->start_mark);
+        yaml_node_t *item = config__node_at(w, v->data.sequence.items.start[i]);
+        size_t old = config__path_push(w, "[%zu]", i);
+        rc = config__visit(w, item, v->start_mark);
         if (rc == 0 && item->type != YAML_MAPPING_NODE)
-            rc = fail(w, item->start_mark,
-                      "must be a mapping with name, resourceGroup, storageAccount and optionally "
-                      "subscriptionId, got %s",
-                      describe(item, 0, buf, sizeof buf));
+            rc = config__fail(
+                w, item->start_mark,
+                "must be a mapping with name, resourceGroup, storageAccount and optionally "
+                "subscriptionId, got %s",
+                config__describe(item, 0, buf, sizeof buf));
         if (rc == 0)
-            rc = walk_section(w, item, region_fields, &cfg->regions[i]);
+            rc = config__walk_section(w, item, region_fields, &cfg->regions[i]);
         for (size_t j = 0; rc == 0 && j < i; j++) {
             if (strcmp(cfg->regions[j].name, cfg->regions[i].name) == 0) {
                 yaml_node_t *name = map_get(w, item, "name");
-                path_push(w, ".name");
-                rc = fail(w, name ? name->start_mark : item->start_mark,
-                          "duplicate region \"%s\" (first at line %zu)", cfg->regions[i].name,
-                          w->region_pos[j].line);
+                config__path_push(w, ".name");
+                rc = config__fail(w, name ? name->start_mark : item->start_mark,
+                                  "duplicate region \"%s\" (first at line %zu)",
+                                  cfg->regions[i].name, w->region_pos[j].line);
             }
         }
         w->region_pos[i].line = item->start_mark.line + 1;
         w->region_pos[i].column = item->start_mark.column + 1;
-        path_pop(w, old);
+        config__path_pop(w, old);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-static const field_t controller_fields[] = {
+static const config__field_t controller_fields[] = {
     ROW_STR("name", config_t, controller_name, check_controller_name, 0),
     ROW_CUSTOM("listen", set_listen),
     ROW_INT("resyncSeconds", config_t, resync_seconds, 1, 86400),
@@ -1005,7 +543,7 @@ static const field_t controller_fields[] = {
     {0},
 };
 
-static const field_t api_fields[] = {
+static const config__field_t api_fields[] = {
     ROW_STR("keysFile", config_t, keys_file, check_path_or_empty, 0),
     ROW_SIZE("maxBodyBytes", config_t, max_body_bytes, 1024, 268435456),
     ROW_SIZE("maxSyncBodyBytes", config_t, max_sync_body_bytes, 1024, 1073741824),
@@ -1016,7 +554,7 @@ static const field_t api_fields[] = {
 
 /* azure.rateLimits: ARM's and ACI's published meters by default; lower
  * them when another principal shares the subscription's budget. */
-static const field_t rate_limit_fields[] = {
+static const config__field_t rate_limit_fields[] = {
     ROW_INT("readBurst", config_t, rl_read_burst, 1, 1000000),
     ROW_INT("readsPerSecond", config_t, rl_reads_per_second, 1, 1000000),
     ROW_INT("writeBurst", config_t, rl_write_burst, 1, 1000000),
@@ -1030,7 +568,7 @@ static const field_t rate_limit_fields[] = {
     {0},
 };
 
-static const field_t azure_fields[] = {
+static const config__field_t azure_fields[] = {
     ROW_STR("auth", config_t, azure_auth, check_auth, 0),
     ROW_STR("subscriptionId", config_t, subscription_id, check_subscription, 0),
     ROW_STR("armEndpoint", config_t, arm_endpoint, check_endpoint, 0),
@@ -1044,18 +582,18 @@ static const field_t azure_fields[] = {
     {0},
 };
 
-static const field_t workspace_fields[] = {
+static const config__field_t workspace_fields[] = {
     ROW_CUSTOM("ports", set_ports),
     ROW_STR("mountPath", config_t, mount_path, check_mount_path, 0),
     {0},
 };
 
-static const field_t limits_fields[] = {
+static const config__field_t limits_fields[] = {
     ROW_INT("maxStorageGB", config_t, max_storage_gb, 1, 102400),
     {0},
 };
 
-static const field_t reaper_fields[] = {
+static const config__field_t reaper_fields[] = {
     ROW_BOOL("enabled", config_t, reaper_enabled),
     ROW_BOOL("dryRun", config_t, reaper_dry_run),
     ROW_INT("containerGroupGraceSeconds", config_t, reaper_group_grace_seconds, 0, 2592000),
@@ -1067,18 +605,18 @@ static const field_t reaper_fields[] = {
     {0},
 };
 
-static const field_t webhook_fields[] = {
+static const config__field_t webhook_fields[] = {
     ROW_STR("url", config_t, webhook_url, check_url_or_empty, 0),
     ROW_STR("secretEnv", config_t, webhook_secret_env, check_env_name, 0),
     {0},
 };
 
-static const field_t log_fields[] = {
+static const config__field_t log_fields[] = {
     ROW_STR("level", config_t, log_level, check_log_level, 0),
     {0},
 };
 
-static const field_t root_fields[] = {
+const config__field_t config__root_fields[] = {
     ROW_SECTION("controller", controller_fields),
     ROW_SECTION("api", api_fields),
     ROW_SECTION("azure", azure_fields),
@@ -1091,165 +629,11 @@ static const field_t root_fields[] = {
     {0},
 };
 
-/* walk_section tracks duplicates in an array of MAX_FIELDS entries. */
-#define FIELDS_FIT(t) (sizeof(t) / sizeof((t)[0]) <= MAX_FIELDS + 1)
-_Static_assert(FIELDS_FIT(root_fields) && FIELDS_FIT(controller_fields) && FIELDS_FIT(api_fields) &&
-                   FIELDS_FIT(azure_fields) && FIELDS_FIT(workspace_fields) &&
-                   FIELDS_FIT(limits_fields) && FIELDS_FIT(reaper_fields) &&
-                   FIELDS_FIT(webhook_fields) && FIELDS_FIT(log_fields) &&
-                   FIELDS_FIT(region_fields),
-               "a field table outgrew MAX_FIELDS");
-
-/* ---- entry point --------------------------------------------------------- */
-
-/* Reports libyaml's own problem, with its position. */
-static int syntax_error(const yaml_parser_t *p, const char *name, const char *yaml, size_t len,
-                        char *err, size_t errlen)
-{
-    const char *problem = p->problem ? p->problem : "invalid YAML";
-    size_t line, col;
-
-    if (p->error == YAML_MEMORY_ERROR) {
-        snprintf(err, errlen, "%s: out of memory while reading YAML", name);
-        return D8_ENOMEM;
-    }
-    if (p->error == YAML_READER_ERROR) {
-        /* Reader errors carry a byte offset rather than a mark. */
-        size_t off = p->problem_offset < len ? p->problem_offset : len;
-        line = 1;
-        col = 1;
-        for (size_t i = 0; i < off; i++) {
-            if (yaml[i] == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
-        }
-        if (p->problem_value != -1)
-            snprintf(err, errlen, "%s:%zu:%zu: syntax error: %s (byte 0x%02x)", name, line, col,
-                     problem, (unsigned)p->problem_value & 0xffu);
-        else
-            snprintf(err, errlen, "%s:%zu:%zu: syntax error: %s", name, line, col, problem);
-        return D8_EPARSE;
-    }
-    line = p->problem_mark.line + 1;
-    col = p->problem_mark.column + 1;
-    if (p->context && (p->context_mark.line != p->problem_mark.line ||
-                       p->context_mark.column != p->problem_mark.column))
-        snprintf(err, errlen, "%s:%zu:%zu: syntax error: %s (%s at line %zu, column %zu)", name,
-                 line, col, problem, p->context, p->context_mark.line + 1,
-                 p->context_mark.column + 1);
-    else
-        snprintf(err, errlen, "%s:%zu:%zu: syntax error: %s", name, line, col, problem);
-    return D8_EPARSE;
-}
-
-/*
- * libyaml 0.2.5 scans each token in time proportional to the flow nesting
- * depth ('[' and '{'), with no limit of its own, so a hostile file of
- * nested brackets would take minutes. Counting every opener (even those in
- * strings and comments: a cheap, conservative bound on the depth) keeps the
- * worst case under a second; real configs use a handful.
- */
-static int check_flow_openers(const char *name, const char *yaml, size_t len, char *err,
-                              size_t errlen)
-{
-    size_t count = 0, line = 1, col = 1;
-
-    for (size_t i = 0; i < len; i++) {
-        if ((yaml[i] == '[' || yaml[i] == '{') && ++count > MAX_FLOW_OPENERS) {
-            snprintf(err, errlen,
-                     "%s:%zu:%zu: syntax error: more than %d '[' or '{' in the file; write "
-                     "nested structures in block style",
-                     name, line, col, MAX_FLOW_OPENERS);
-            return D8_EPARSE;
-        }
-        if (yaml[i] == '\n') {
-            line++;
-            col = 1;
-        } else {
-            col++;
-        }
-    }
-    return 0;
-}
-
-int config__parse_yaml(config_t *cfg, const char *name, const char *yaml, size_t len,
-                       config__pos_t **region_pos, char *err, size_t errlen)
-{
-    yaml_parser_t parser;
-    yaml_document_t doc, extra;
-    int have_parser = 0, have_doc = 0, have_extra = 0;
-    walk_t w = {.name = name, .err = err, .errlen = errlen};
-    char scratch[1];
-    int rc = 0;
-
-    *region_pos = NULL;
-    if (!err || !errlen) {
-        err = scratch;
-        errlen = sizeof scratch;
-        w.err = err;
-        w.errlen = errlen;
-    }
-    if (len > CONFIG__MAX_FILE_BYTES) {
-        snprintf(err, errlen, "%s: larger than %zu bytes", name, CONFIG__MAX_FILE_BYTES);
-        return D8_ETOOBIG;
-    }
-    if ((rc = check_flow_openers(name, yaml, len, err, errlen)) != 0)
-        return rc;
-    if (!yaml_parser_initialize(&parser)) {
-        snprintf(err, errlen, "%s: out of memory while reading YAML", name);
-        return D8_ENOMEM;
-    }
-    have_parser = 1;
-    yaml_parser_set_input_string(&parser, (const unsigned char *)(yaml ? yaml : ""), len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        rc = syntax_error(&parser, name, yaml, len, err, errlen);
-        goto cleanup;
-    }
-    have_doc = 1;
-    /* A second load either ends the stream or finds a second document. */
-    if (!yaml_parser_load(&parser, &extra)) {
-        rc = syntax_error(&parser, name, yaml, len, err, errlen);
-        goto cleanup;
-    }
-    have_extra = 1;
-    if (yaml_document_get_root_node(&extra)) {
-        rc = fail(&w, extra.start_mark,
-                  "only one YAML document is allowed; remove the second '---' document");
-        goto cleanup;
-    }
-
-    w.doc = &doc;
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (root) {
-        w.seen = d8_xcalloc((size_t)(doc.nodes.top - doc.nodes.start), 1);
-        rc = visit(&w, root, root->start_mark);
-        /* An empty document (or a lone "---") means all defaults. */
-        if (rc == 0 && !is_null(root))
-            rc = walk_section(&w, root, root_fields, cfg);
-        if (rc)
-            goto cleanup;
-    }
-    if (cfg->nregions == 0) {
-        yaml_mark_t top = {0, 0, 0};
-        size_t old = path_push(&w, "azure.regions");
-        rc = fail(&w, top, "at least one region is required");
-        path_pop(&w, old);
-        goto cleanup;
-    }
-    *region_pos = w.region_pos;
-    w.region_pos = NULL;
-
-cleanup:
-    free(w.seen);
-    free(w.region_pos);
-    if (have_extra)
-        yaml_document_delete(&extra);
-    if (have_doc)
-        yaml_document_delete(&doc);
-    if (have_parser)
-        yaml_parser_delete(&parser);
-    return rc;
-}
+/* config__walk_section tracks duplicates in an array of CONFIG__MAX_FIELDS entries. */
+#define FIELDS_FIT(t) (sizeof(t) / sizeof((t)[0]) <= CONFIG__MAX_FIELDS + 1)
+_Static_assert(FIELDS_FIT(config__root_fields) && FIELDS_FIT(controller_fields) &&
+                   FIELDS_FIT(api_fields) && FIELDS_FIT(azure_fields) &&
+                   FIELDS_FIT(workspace_fields) && FIELDS_FIT(limits_fields) &&
+                   FIELDS_FIT(reaper_fields) && FIELDS_FIT(webhook_fields) &&
+                   FIELDS_FIT(log_fields) && FIELDS_FIT(region_fields),
+               "a field table outgrew CONFIG__MAX_FIELDS");

@@ -382,6 +382,11 @@ static void start(webhook_t *wh, wh_env_t *e)
     wh->ninflight++;
 }
 
+/*
+ * curluv's completion callback of an attempt: frees its handle and slot,
+ * then a 2xx answer is a delivery (drop or requeue the environment) and
+ * anything else a failure that backs off (attempt_failed).
+ */
 static void on_done(void *ud, CURL *easy, CURLcode res)
 {
     wh_env_t *e = ud;
@@ -414,6 +419,11 @@ static void on_done(void *ud, CURL *easy, CURLcode res)
     }
 }
 
+/*
+ * The scheduler, run by the one timer: moves environments whose backoff
+ * ended to the ready list, starts ready ones while slots are free, and
+ * arms the timer for the earliest remaining backoff.
+ */
 static void pump_cb(uv_timer_t *t)
 {
     webhook_t *wh = t->data;
@@ -462,6 +472,11 @@ static void on_event(void *ud, const store_event_t *ev)
 
 /* ------------------------------------------------------------ lifecycle */
 
+/*
+ * Checks that url is an http:// or https:// URL with a host and returns the
+ * host in *host (owned by the caller), for logs that must not show the
+ * path, query or user info. 0, or D8_EINVAL/D8_ENOMEM with err filled.
+ */
 static int url_host(const char *url, char **host, char *err, size_t errlen)
 {
     CURLU *u = curl_url();

@@ -48,6 +48,11 @@ typedef struct workqueue_stats {
     double queue_seconds_sum;  /* total time keys waited ready before start */
 } workqueue_stats_t;
 
+/*
+ * A new, empty queue on loop (borrowed; it must outlive the queue). opts is
+ * copied and its zero fields take the defaults. Never NULL; the caller owns
+ * the queue and ends it with workqueue_free.
+ */
 workqueue_t *workqueue_new(uv_loop_t *loop, const workqueue_opts_t *opts);
 /* Closes the timers; free happens in their close callbacks. Keys still
  * being processed must not be reported done afterwards. NULL is a no-op. */
@@ -77,6 +82,7 @@ int workqueue_failures(const workqueue_t *q, const char *key);
 /* Stops dispatching new keys (for shutdown); active ones may finish. */
 void workqueue_pause(workqueue_t *q);
 
+/* Copies the counters and the current depth, delayed and active counts into *out. */
 void workqueue_stats(const workqueue_t *q, workqueue_stats_t *out);
 
 #endif
