@@ -230,7 +230,8 @@ static void controller_new(agent_t *a, const char *hk, int loaded_state)
 {
     const config_t *cfg = a->cfg;
     a->scopes = agent__scopes_new(cfg);
-    observe_opts_t oo = {.loop = &a->loop, .cfg = cfg, .scopes = a->scopes, .az = a->az};
+    observe_opts_t oo = {
+        .loop = &a->loop, .cfg = cfg, .scopes = a->scopes, .az = a->az, .metrics = a->metrics};
     a->ob = observer_new(&oo);
     reconcile_opts_t ro = {.loop = &a->loop,
                            .cfg = cfg,

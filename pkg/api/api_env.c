@@ -60,6 +60,10 @@ static int64_t parse_if_match(const http_request_t *req)
 
 int api__being_reaped(const api_t *api, const char *id)
 {
+    /* Only ids outside the desired set have orphans (a removed one too). */
+    const env_obj_t *obj = store_get(api->store, id);
+    if (obj && !obj->removed)
+        return 0;
     return api->opts.reaping_hook(api->opts.reaping_ud, id);
 }
 
@@ -162,7 +166,7 @@ static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, 
         api__respond_spec_error(ex, &err);
         return;
     }
-    if (!store_get(api->store, id) && api__being_reaped(api, id)) {
+    if (api__being_reaped(api, id)) {
         spec_release(&spec);
         api__respond_reaping(ex, id);
         return;

@@ -128,7 +128,7 @@ void api__full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req, 
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!store_get(api->store, items[i].id) && api__being_reaped(api, items[i].id)) {
+        if (api__being_reaped(api, items[i].id)) {
             api__respond_reaping(ex, items[i].id);
             sync_items_free(items, n);
             return;

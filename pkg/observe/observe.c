@@ -21,6 +21,7 @@ typedef struct region_state {
     uint64_t list_start_ms;
     int64_t last_list_wall_ms; /* 0 = never */
     int listed;                /* completed at least once */
+    int failed_lists;          /* rounds in a row with a failed list */
     char last_error[MAX_ERR];
     azure_group_list_t groups;
     azure_share_list_t shares;
@@ -39,6 +40,7 @@ struct observer {
     region_state_t *regions;
     int paused;
     size_t closing;            /* region timers still closing */
+    metric_family_t *m_stale;  /* NULL without metrics */
 };
 
 static void set_str(char **dst, const char *src)
@@ -116,6 +118,7 @@ void observed_group_seen(observer_t *ob, observed_t *o, const azure_group_t *g, 
     copy(o->g.spec_hash, sizeof(o->g.spec_hash), own.spec_hash);
     copy(o->g.prov, sizeof(o->g.prov), g->provisioning_state);
     if (from_get) {
+        o->g.read_wall_ms = d8_wall_ms();
         copy(o->g.inst, sizeof(o->g.inst), g->instance_state);
         set_str(&o->g.ip, g->ip);
         set_str(&o->g.fqdn, g->fqdn);
@@ -199,6 +202,12 @@ const azure_scope_t *observer_scope(const observer_t *ob, int region)
     return &ob->scopes[region];
 }
 
+int observer_region_stale(const observer_t *ob, int region)
+{
+    return region >= 0 && (size_t)region < ob->cfg->nregions &&
+           ob->regions[region].failed_lists >= OBSERVE_STALE_AFTER;
+}
+
 int observer_listed_all(const observer_t *ob)
 {
     for (size_t i = 0; i < ob->cfg->nregions; i++)
@@ -223,6 +232,8 @@ void observer_status(const observer_t *ob, cJSON *status)
         }
         if (rs->last_error[0])
             cJSON_AddStringToObject(o, "lastListError", rs->last_error);
+        cJSON_AddBoolToObject(o, "stale", rs->failed_lists >= OBSERVE_STALE_AFTER);
+        cJSON_AddNumberToObject(o, "failedLists", rs->failed_lists);
         cJSON_AddItemToArray(regions, o);
     }
 }
@@ -296,6 +307,13 @@ static void lists_done(region_state_t *rs)
         rs->listed = 1;
         rs->last_list_wall_ms = d8_wall_ms();
         rs->last_error[0] = '\0';
+        rs->failed_lists = 0;
+    } else {
+        rs->failed_lists++;
+    }
+    if (ob->m_stale) {
+        const char *lbl[] = {ob->cfg->regions[rs->idx].name};
+        metrics_set(ob->m_stale, lbl, observer_region_stale(ob, rs->idx));
     }
     if (rs->groups_ok)
         apply_group_list(ob, rs);
@@ -391,6 +409,13 @@ observer_t *observer_new(const observe_opts_t *opts)
     ob->scopes = opts->scopes;
     ob->az = opts->az;
     d8_map_init(&ob->entries);
+    if (opts->metrics) {
+        static const char *const region_label[] = {"region"};
+        ob->m_stale = metrics_gauge(opts->metrics, "dev8_region_stale",
+                                    "1 while the last lists of a region failed "
+                                    "(controller.resyncSeconds apart): its status is stale.",
+                                    1, region_label);
+    }
     size_t n = ob->cfg->nregions;
     ob->regions = d8_xcalloc(n ? n : 1, sizeof(region_state_t));
     for (size_t i = 0; i < n; i++) {
@@ -399,6 +424,10 @@ observer_t *observer_new(const observe_opts_t *opts)
         rs->ob = ob;
         uv_timer_init(ob->loop, &rs->timer);
         rs->timer.data = rs;
+        if (ob->m_stale) {
+            const char *lbl[] = {ob->cfg->regions[i].name};
+            metrics_set(ob->m_stale, lbl, 0);
+        }
     }
     return ob;
 }

@@ -19,6 +19,7 @@
 
 #include "azure/azure.h"
 #include "config/config.h"
+#include "metrics/metrics.h"
 #include "ownership/ownership.h"
 #include "spec/spec.h"
 
@@ -41,6 +42,7 @@ typedef struct observed_group {
     char *fqdn;
     char *failure;             /* failure message of a Failed provisioning */
     uint64_t updated_ms;       /* loop time of the newest knowledge */
+    int64_t read_wall_ms;      /* wall time of the last GET (status.observedTime), 0 = never */
 } observed_group_t;
 
 /* What is known of env id's file share. */
@@ -72,6 +74,7 @@ typedef struct observe_opts {
     const config_t *cfg;        /* borrowed: regions, controller name, resync */
     const azure_scope_t *scopes; /* borrowed: one per cfg->regions[i], same index */
     azure_client_t *az;         /* borrowed */
+    metrics_t *metrics;         /* borrowed, may be NULL: dev8_region_stale{region} */
 } observe_opts_t;
 
 /* An observer of opts' regions; nothing is listed before observer_start. */
@@ -100,11 +103,18 @@ void observer_each_in_region(observer_t *ob, int region, void (*fn)(void *ud, ob
                              void *ud);
 /* 1 once every region was listed completely at least once. */
 int observer_listed_all(const observer_t *ob);
+/* Lists of a region that failed in a row after which what the cache says
+ * of it is called stale. */
+#define OBSERVE_STALE_AFTER 3
+/* 1 while the last OBSERVE_STALE_AFTER (or more) list rounds of `region`
+ * failed: Azure is unreachable from here and its cache is stale. */
+int observer_region_stale(const observer_t *ob, int region);
 /* Index of the configured region `name`, -1 when not configured. */
 int observer_region_index(const observer_t *ob, const char *name);
 /* The scope of region `region` (borrowed). */
 const azure_scope_t *observer_scope(const observer_t *ob, int region);
-/* Adds "regions":[{name,lastListTime,lastListError}] to a status object. */
+/* Adds "regions":[{name,lastListTime,lastListError,stale,failedLists}] to a
+ * status object. */
 void observer_status(const observer_t *ob, cJSON *status);
 
 /* What a GET (from_get, instance view included) or a list said of the group. */

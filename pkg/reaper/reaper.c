@@ -12,6 +12,9 @@
 
 typedef enum { KIND_GROUP = 0, KIND_SHARE = 1 } kind_t;
 
+/* Listed shares whose metadata one cycle reads at most. */
+#define VERIFY_PER_CYCLE 50
+
 static const char *const kind_names[] = {"containerGroup", "fileShare"};
 
 /* One resource seen without a desired owner. */
@@ -23,10 +26,15 @@ typedef struct orphan {
     int64_t first_seen_ms;     /* wall clock */
     uint64_t seen_cycle;
     int keep;                  /* dev8-keep=true seen on it */
-    int in_flight;             /* a verify GET or DELETE is running */
+    int in_flight;             /* a GET or DELETE of the reaper is running */
+    int checking;              /* ... and it is only an ownership check, no deletion */
     int dry_run_logged;
     int gone;                  /* left the orphan set while in flight */
     int redesired;             /* its env id was desired again since first_seen */
+    int announce;              /* new grace: tell a removed object when it ends */
+    int verified;              /* proven ours (groups by their listed tags, shares
+                                  by a GET of their metadata); until then a share
+                                  is neither counted nor listed */
     reaper_t *rp;
 } orphan_t;
 
@@ -60,6 +68,14 @@ struct reaper {
 static int authoritative(const reaper_t *rp)
 {
     return rp->authoritative_loaded || store_synced(rp->store);
+}
+
+/* In the desired set: known to the store and not removed by a full sync
+ * (a removed object's resources are orphans, shown as a deletion). */
+static int desired(const reaper_t *rp, const char *id)
+{
+    const env_obj_t *obj = store_get(rp->store, id);
+    return obj && !obj->removed;
 }
 
 static int64_t grace_ms(const reaper_t *rp, kind_t k)
@@ -100,7 +116,7 @@ static int still_reapable(reaper_t *rp, orphan_t *o)
     if (rp->paused || rp->suspended || !authoritative(rp) || rp->cfg->reaper_dry_run ||
         !rp->cfg->reaper_enabled)
         return 0;
-    if (store_get(rp->store, o->id))
+    if (desired(rp, o->id))
         return 0; /* desired again since the cycle started */
     /* One lookup, not a scan: this runs for every eligible orphan. */
     const observed_t *ob = observer_find(rp->ob, o->id);
@@ -285,6 +301,7 @@ static void track(reaper_t *rp, kind_t kind, const observed_t *ob, int64_t now)
         o->rp = rp;
         d8_map_put(&rp->orphans, o->key, o);
         LOG(LOG_INFO, "orphan seen", LF_S("kind", kind_names[kind]), LF_S("env_id", ob->id));
+        o->announce = 1;
     }
     if (o->redesired) {
         /* Desired again (and dropped again) since it was first seen,
@@ -292,13 +309,16 @@ static void track(reaper_t *rp, kind_t kind, const observed_t *ob, int64_t now)
         o->redesired = 0;
         o->first_seen_ms = now;
         o->dry_run_logged = 0;
+        o->announce = 1;
         LOG(LOG_INFO, "orphan seen again after being desired", LF_S("kind", kind_names[kind]),
             LF_S("env_id", ob->id));
     }
     o->region = ob->region;
     o->seen_cycle = rp->cycle;
     o->gone = 0;
-    if (kind == KIND_GROUP && ob->g.keep)
+    o->verified = kind == KIND_GROUP || ob->s.verified;
+    /* A retained share is Kept from the moment it is marked. */
+    if ((kind == KIND_GROUP && ob->g.keep) || (kind == KIND_SHARE && ob->s.keep))
         o->keep = 1;
 }
 
@@ -307,16 +327,24 @@ typedef struct scan_ctx {
     int64_t now;
 } scan_ctx_t;
 
+/*
+ * Counts our resources and tracks those without a desired owner. A listed
+ * share carries no metadata: it counts as ours once a GET proved it (the
+ * reconciler's, or the reaper's own verification); one proven foreign is
+ * another controller's and is neither counted, tracked nor listed.
+ */
 static void scan_one(void *ud, const observed_t *ob)
 {
     scan_ctx_t *c = ud;
     reaper_t *rp = c->rp;
-    rp->managed += (size_t)(ob->g.exists + ob->s.exists);
-    if (ob->region < 0 || store_get(rp->store, ob->id))
+    int share_ours = ob->s.exists && ob->s.verified;
+    int share_unknown = ob->s.exists && !ob->s.verified && !ob->s.foreign;
+    rp->managed += (size_t)(ob->g.exists + share_ours);
+    if (ob->region < 0 || desired(rp, ob->id))
         return;
     if (ob->g.exists)
         track(rp, KIND_GROUP, ob, c->now);
-    if (ob->s.exists)
+    if (share_ours || share_unknown)
         track(rp, KIND_SHARE, ob, c->now);
 }
 
@@ -351,7 +379,7 @@ static void forget_settled(reaper_t *rp, size_t counts[2])
                 o->gone = 1;
             else
                 dead[n++] = o;
-        } else {
+        } else if (o->verified) {
             counts[o->kind]++;
         }
     }
@@ -394,7 +422,7 @@ static void start_deletions(reaper_t *rp, int64_t now)
     while ((o = d8_map_next(&rp->orphans, &it))) {
         if (started >= (size_t)rp->cfg->reaper_max_deletes_per_cycle)
             break;
-        if (o->in_flight || o->gone)
+        if (o->in_flight || o->gone || !o->verified)
             continue;
         const char *why = blocked_by(rp, o, now);
         if (why) {
@@ -409,6 +437,94 @@ static void start_deletions(reaper_t *rp, int64_t now)
         /* The iteration must not see the map change: deletions start now
          * but complete from later loop turns. */
         if (start_deletion(rp, o) == 0)
+            started++;
+    }
+}
+
+typedef struct announce_ctx {
+    reaper_t *rp;
+    const char *id;
+} announce_ctx_t;
+
+/* The reap times of an object's orphans, in its Ready message. */
+static void set_removed_message(void *ud, const env_obj_t *obj, env_status_t *s)
+{
+    announce_ctx_t *c = ud;
+    char msg[320], when[2][32];
+    int n = 0;
+    for (int k = 0; k < 2; k++) {
+        char key[SPEC_ID_MAX + 4];
+        snprintf(key, sizeof(key), "%c/%s", k == KIND_GROUP ? 'g' : 's', c->id);
+        const orphan_t *o = d8_map_get(&c->rp->orphans, key);
+        when[k][0] = '\0';
+        if (o) {
+            d8_rfc3339(grace_start(c->rp, o) + grace_ms(c->rp, (kind_t)k), when[k]);
+            n++;
+        }
+    }
+    (void)obj;
+    if (!n)
+        return;
+    snprintf(msg, sizeof(msg),
+             "removed from the desired set by a full sync: the reaper may delete%s%s%s%s%s "
+             "unless it is desired again",
+             when[0][0] ? " its container group after " : "", when[0],
+             when[0][0] && when[1][0] ? " and" : "",
+             when[1][0] ? " its file share after " : "", when[1]);
+    store_set_condition(&s->ready, COND_FALSE, "RemovedFromDesiredSet", msg, d8_wall_ms());
+}
+
+/* Tells each removed object whose orphans got a new grace in this cycle
+ * when the reaper may act on them (Ready message, a watch event). */
+static void announce_reap_times(reaper_t *rp)
+{
+    size_t it = 0;
+    orphan_t *o;
+    while ((o = d8_map_next(&rp->orphans, &it))) {
+        if (!o->announce)
+            continue;
+        o->announce = 0;
+        const env_obj_t *obj = store_get(rp->store, o->id);
+        if (!obj || !obj->removed)
+            continue;
+        announce_ctx_t c = {rp, o->id};
+        store_update_status(rp->store, o->id, set_removed_message, &c);
+    }
+}
+
+/* A verification GET of a listed share answered: what it says goes into
+ * the observed cache (ours, foreign, kept), where the next cycle reads it. */
+static void share_verified(void *ud, const azure_result_t *res, const azure_share_t *sh)
+{
+    orphan_t *o = ud;
+    reaper_t *rp = o->rp;
+    o->in_flight = o->checking = 0;
+    if (res->err == D8_ECANCELED)
+        return;
+    observed_t *ob = observer_entry(rp->ob, o->id);
+    if (res->err == D8_ENOENT)
+        observed_share_gone(rp->ob, ob);
+    else if (res->err == 0 && sh)
+        observed_share_seen(rp->ob, ob, sh, 1);
+    if (o->gone)
+        orphan_free(rp, o);
+}
+
+/* Reads the metadata of listed shares not yet proven ours (a bounded
+ * number per cycle, from the low-priority budget). */
+static void verify_shares(reaper_t *rp)
+{
+    size_t started = 0, it = 0;
+    orphan_t *o;
+    while ((o = d8_map_next(&rp->orphans, &it)) && started < VERIFY_PER_CYCLE) {
+        if (o->kind != KIND_SHARE || o->verified || o->in_flight || o->gone)
+            continue;
+        char name[OWN_NAME_MAX];
+        const azure_scope_t *s = target_of(rp, o, name);
+        o->in_flight = o->checking = 1;
+        if (azure_share_get(rp->az, s, name, AZURE_PRIO_LOW, share_verified, o) < 0)
+            o->in_flight = o->checking = 0;
+        else
             started++;
     }
 }
@@ -429,8 +545,10 @@ static void cycle_cb(uv_timer_t *t)
     observer_each(rp->ob, scan_one, &c);
     size_t counts[2];
     forget_settled(rp, counts);
+    announce_reap_times(rp);
     guard_orphan_fraction(rp, counts[0] + counts[1]);
     start_deletions(rp, now);
+    verify_shares(rp);
 }
 
 /*
@@ -442,7 +560,8 @@ static void cycle_cb(uv_timer_t *t)
 static void on_store_event(void *ud, const store_event_t *ev)
 {
     reaper_t *rp = ud;
-    if (ev->type == EV_DELETED || !ev->id)
+    /* Status writes (ours, the reconciler's) never make an id desired. */
+    if (ev->type == EV_DELETED || !ev->id || ev->status_only)
         return;
     char key[SPEC_ID_MAX + 4];
     for (int k = 0; k < 2; k++) {
@@ -503,7 +622,7 @@ int reaper_busy(const reaper_t *rp, const char *id)
     for (int k = 0; k < 2; k++) {
         snprintf(key, sizeof(key), "%c/%s", k == KIND_GROUP ? 'g' : 's', id);
         const orphan_t *o = d8_map_get(&rp->orphans, key);
-        if (o && o->in_flight)
+        if (o && o->in_flight && !o->checking)
             return 1;
     }
     return 0;
@@ -534,7 +653,7 @@ cJSON *reaper_orphans_json(reaper_t *rp)
     size_t it = 0;
     orphan_t *o;
     while ((o = d8_map_next(&rp->orphans, &it))) {
-        if (o->gone)
+        if (o->gone || !o->verified)
             continue;
         char name[OWN_NAME_MAX], first[32], after[32];
         own_name(o->id, name);
@@ -549,7 +668,7 @@ cJSON *reaper_orphans_json(reaper_t *rp)
                                 o->region >= 0 ? rp->cfg->regions[o->region].name : "");
         cJSON_AddStringToObject(j, "firstSeen", first);
         cJSON_AddStringToObject(j, "reapAfter", after);
-        cJSON_AddStringToObject(j, "state", o->in_flight ? "Deleting"
+        cJSON_AddStringToObject(j, "state", o->in_flight && !o->checking ? "Deleting"
                                             : o->keep    ? "Kept"
                                             : why        ? "Waiting"
                                                          : "Eligible");
@@ -580,7 +699,7 @@ void reaper_status(reaper_t *rp, cJSON *status)
     size_t counts[2] = {0, 0}, it = 0;
     orphan_t *o;
     while ((o = d8_map_next(&rp->orphans, &it)))
-        if (!o->gone)
+        if (!o->gone && o->verified)
             counts[o->kind]++;
     cJSON *orph = cJSON_AddObjectToObject(r, "orphans");
     cJSON_AddNumberToObject(orph, "containerGroup", (double)counts[0]);

@@ -269,6 +269,27 @@ static void decide_delete(const decide_input_t *in, decide_plan_t *p)
     p->result = "deleted";
 }
 
+/*
+ * Removed from the desired set by a full sync: the reaper deletes its
+ * resources after their grace period, so nothing is done here but to
+ * notice when Azure holds nothing of it any more (a kept share counts as
+ * not ours to delete): then the object goes.
+ */
+static void decide_removed(const decide_input_t *in, decide_plan_t *p)
+{
+    const observed_t *o = in->obs;
+    int nothing = o->region < 0 ? in->listed_all
+                                : o->g.known && !o->g.exists && o->s.known &&
+                                      (!o->s.exists || o->s.keep);
+    if (!nothing) {
+        end(p, 0, "waiting"); /* the region's next list queues it again */
+        return;
+    }
+    p->action = DECIDE_REMOVE_OBJECT;
+    p->reason = "removed from the desired set; nothing left in Azure";
+    p->result = "deleted";
+}
+
 /* ---- restored objects ------------------------------------------------------------ */
 
 /*
@@ -623,6 +644,10 @@ static void decide_step(const decide_input_t *in, decide_plan_t *p)
 {
     const env_obj_t *obj = in->obj;
     const observed_t *o = in->obs;
+    if (obj->removed) {
+        decide_removed(in, p);
+        return;
+    }
     if (obj->status.phase == PHASE_DELETING) {
         p->status.synced_msg = NULL;
         decide_delete(in, p);
@@ -667,6 +692,12 @@ void reconcile_decide(const decide_input_t *in, decide_plan_t *p)
     decide_step(in, p);
     hold_mutation(in, p);
     guard_repeat(in, p);
+    /* With the region's lists failing, whatever this pass saw may be old:
+     * say so rather than Synced True (the phase stays as last known). */
+    if (in->region_stale && p->action != DECIDE_REMOVE_OBJECT) {
+        synced(p, COND_UNKNOWN, "AzureUnreachable",
+               "the last lists of this environment's region failed: its status may be stale");
+    }
     /* A retry keeps the environment ERROR until it succeeds: no flapping
      * ERROR -> CREATING -> ERROR with an event and a webhook each time. */
     if (p->status.publish && retry_attempts(&p->mem) &&
@@ -694,6 +725,12 @@ decide_failure_kind_t reconcile_failure_kind(const decide_failure_t *f)
         return DECIDE_FAIL_BLOCKED;
     if (f->err == D8_EAGAIN || f->http_status == 429)
         return DECIDE_FAIL_THROTTLED;
+    /* Azure refused the request itself (a DNS label taken, an invalid
+     * image, a registry error): the same request fails the same way, so
+     * it is an ERROR retried slowly, not a hot loop in CREATING. */
+    if (f->http_status >= 400 && f->http_status < 500 && f->http_status != 408 &&
+        f->action != DECIDE_GET_GROUP && f->action != DECIDE_GET_SHARE)
+        return DECIDE_FAIL_REJECTED;
     return DECIDE_FAIL_OTHER;
 }
 
@@ -741,6 +778,7 @@ void reconcile_decide_failure(const decide_failure_t *f, decide_plan_t *p, int *
         end(p, DECIDE_SHORT_MS, "waiting");
         return;
     case DECIDE_FAIL_CAPACITY:
+    case DECIDE_FAIL_REJECTED:
         ready(p, PHASE_ERROR, COND_FALSE, "Failed", p->msg);
         synced(p, COND_FALSE, "ReconcileError", p->msg);
         error(p, p->msg2, p->msg);

@@ -77,6 +77,7 @@ typedef struct decide_input {
     int fetched_share;         /* ... and the share */
     int desired_region;        /* index of obj's cloudRegion, -1 when not configured */
     int listed_all;            /* every region was listed completely once */
+    int region_stale;          /* the region's last lists failed: Azure unreachable */
     const char *controller;    /* controller name, for messages */
     const char *spec_hash;     /* the desired spec's hash; NULL for a restored object */
     uint64_t now_ms;           /* loop clock */
@@ -155,6 +156,7 @@ typedef enum decide_failure_kind {
     DECIDE_FAIL_CAPACITY,      /* capacity, quota, registration: ERROR, slow retries */
     DECIDE_FAIL_BLOCKED,       /* a share that cannot go (snapshots, lock) or whose
                                   name is still held: slow retries */
+    DECIDE_FAIL_REJECTED,      /* a mutation refused as invalid (4xx): ERROR, slow retries */
     DECIDE_FAIL_THROTTLED,     /* 429 after the client's retries */
     DECIDE_FAIL_OTHER,         /* anything else: the queue's backoff */
 } decide_failure_kind_t;

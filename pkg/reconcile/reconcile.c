@@ -142,6 +142,12 @@ static void apply_status(void *ud, const env_obj_t *obj, env_status_t *s)
         changed = 1;
     }
     changed |= set_resources(c->e->r, c->e->o, s);
+    /* observedTime follows the status refresh (a GET every
+     * statusRefreshSeconds), not every list: no event per resync. */
+    if (c->e->o->g.exists && c->e->o->g.read_wall_ms != s->observed_ms)
+        s->observed_ms = c->e->o->g.read_wall_ms;
+    else if (!c->e->o->g.exists && changed)
+        s->observed_ms = d8_wall_ms();
     /* lastReconcileTime moves only with a visible change or an action, so
      * a quiet resync does not stream an event for every environment. */
     if (changed)
@@ -191,6 +197,13 @@ void reconcile__failed(rec_env_t *e, const azure_result_t *res)
         e->o->settle = 1;
     if (plan.forget_group)
         e->o->g.known = 0;
+    if (plan.status.publish && obj && observer_region_stale(e->r->ob, e->o->region)) {
+        /* One more failure of an unreachable region: stale, not a new error. */
+        plan.status.synced = COND_UNKNOWN;
+        plan.status.synced_reason = "AzureUnreachable";
+        plan.status.synced_msg = "the last lists of this environment's region failed: its status "
+                                 "may be stale";
+    }
     if (plan.status.publish && obj)
         reconcile__publish(e, &plan.status);
     if (res->err != D8_ECANCELED)
@@ -227,6 +240,7 @@ static void decide_input(reconciler_t *r, rec_env_t *e, const env_obj_t *obj, in
         .fetched_share = e->fetched_share,
         .desired_region = region,
         .listed_all = observer_listed_all(r->ob),
+        .region_stale = observer_region_stale(r->ob, e->o->region),
         .controller = r->cfg->controller_name,
         .spec_hash = hash,
         .now_ms = uv_now(r->loop),

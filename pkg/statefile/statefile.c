@@ -150,6 +150,10 @@ static void add_item(void *ud, const env_obj_t *o)
 {
     ser_ctx_t *c = ud;
     d8_buf_t *out = c->out;
+    /* Removed by a full sync: not desired. After a restart its resources
+     * are orphans again, with a full grace period. */
+    if (o->removed)
+        return;
     if (c->n++)
         d8_buf_putc(out, ',');
     d8_buf_puts(out, "\n{\"id\":");

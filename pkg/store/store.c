@@ -260,6 +260,7 @@ static cJSON *obj_json(const env_obj_t *obj)
     cJSON_AddItemToObject(st, "vsCodeUrl", opt_str(s->vscode_url));
     cJSON_AddItemToObject(st, "lastActivityTime", opt_time(s->last_activity_ms));
     cJSON_AddItemToObject(st, "lastReconcileTime", opt_time(s->last_reconcile_ms));
+    cJSON_AddItemToObject(st, "observedTime", opt_time(s->observed_ms));
     if (s->last_error_code) {
         cJSON *le = cJSON_AddObjectToObject(st, "lastError");
         cJSON_AddStringToObject(le, "code", s->last_error_code);
@@ -575,6 +576,31 @@ static void realign_digests(env_obj_t *o, const env_spec_t *spec)
     o->secret_digests = d;
 }
 
+/* A removed object is desired again: back to CREATING until the
+ * reconciler says where it stands. */
+static void revive(entry_t *e, int64_t now)
+{
+    e->obj.removed = 0;
+    store_set_phase(e->obj.id, &e->obj.status, PHASE_CREATING, "DesiredAgain");
+    store_set_condition(&e->obj.status.ready, COND_UNKNOWN, "Creating",
+                        "desired again: waiting for the controller", now);
+}
+
+/* A full sync left e out: a visible deletion in progress whose resources
+ * the reaper takes after their grace period. */
+static void mark_removed(store_t *st, entry_t *e, int64_t now)
+{
+    e->obj.removed = 1;
+    e->obj.updated_ms = now;
+    store_set_phase(e->obj.id, &e->obj.status, PHASE_DELETING, "RemovedFromDesiredSet");
+    store_set_condition(&e->obj.status.ready, COND_FALSE, "RemovedFromDesiredSet",
+                        "removed from the desired set by a full sync: the reaper deletes its "
+                        "resources after their grace period unless it is desired again",
+                        now);
+    emit(st, e, EV_MODIFIED);
+    desired_changed(st);
+}
+
 int store_put(store_t *st, const char *id, env_spec_t *spec, int64_t if_match, int must_create,
               store_put_result_t *result, const env_obj_t **out)
 {
@@ -585,8 +611,11 @@ int store_put(store_t *st, const char *id, env_spec_t *spec, int64_t if_match, i
         return D8_EEXIST;
     if (if_match >= 0 && (e ? e->obj.generation : 0) != if_match)
         return D8_ECONFLICT;
-    if (e && e->obj.status.phase == PHASE_DELETING)
+    if (e && e->obj.status.phase == PHASE_DELETING && !e->obj.removed)
         return D8_EGONE;
+    int revived = e && e->obj.removed;
+    if (revived)
+        revive(e, now);
     if (!e) {
         e = new_entry(id, now);
         e->obj.generation = 1;
@@ -602,6 +631,10 @@ int store_put(store_t *st, const char *id, env_spec_t *spec, int64_t if_match, i
          * changes. */
         spec_release(spec);
         *result = PUT_UNCHANGED;
+        if (revived) {
+            emit(st, e, EV_MODIFIED);
+            desired_changed(st);
+        }
     } else if (e->obj.restored && matches_restored(st, &e->obj, spec)) {
         /* The same spec as before the restart: adopt the secret values
          * without a new generation. */
@@ -615,6 +648,10 @@ int store_put(store_t *st, const char *id, env_spec_t *spec, int64_t if_match, i
     } else if (!e->obj.restored && spec_equal(&e->obj.spec, spec)) {
         spec_release(spec);
         *result = PUT_UNCHANGED;
+        if (revived) {
+            emit(st, e, EV_MODIFIED);
+            desired_changed(st);
+        }
     } else {
         /* Secrets left out of a restored object stay unknown: it stays
          * restored (observed only) until a request brings their values. */
@@ -650,7 +687,8 @@ const env_obj_t *store_delete(store_t *st, const char *id)
         desired_changed(st);
         return &e->obj;
     }
-    if (e->obj.status.phase != PHASE_DELETING) {
+    if (e->obj.status.phase != PHASE_DELETING || e->obj.removed) {
+        e->obj.removed = 0;
         store_set_phase(e->obj.id, &e->obj.status, PHASE_DELETING, "Deleting");
         e->obj.updated_ms = now;
         store_set_condition(&e->obj.status.ready, COND_FALSE, "Deleting",
@@ -769,7 +807,7 @@ void store_sync(store_t *st, store_sync_item_t *items, size_t n, store_sync_coun
         byid[i] = &items[i];
     qsort(byid, n, sizeof(*byid), cmp_item_ptr);
 
-    /* First remove what left the desired set (objects being deleted finish
+    /* First mark what left the desired set (objects being deleted finish
      * their deletion whatever the new set says). */
     ensure_sorted(st);
     size_t nold = st->nsorted;
@@ -779,7 +817,7 @@ void store_sync(store_t *st, store_sync_item_t *items, size_t n, store_sync_coun
         entry_t *e = old[i];
         if (e->obj.status.phase == PHASE_DELETING || item_present(byid, n, e->obj.id))
             continue;
-        remove_entry(st, e);
+        mark_removed(st, e, d8_wall_ms());
         counts->removed++;
     }
     free(old);
@@ -787,7 +825,7 @@ void store_sync(store_t *st, store_sync_item_t *items, size_t n, store_sync_coun
 
     for (size_t i = 0; i < n; i++) {
         entry_t *e = lookup(st, items[i].id);
-        if (e && e->obj.status.phase == PHASE_DELETING) {
+        if (e && e->obj.status.phase == PHASE_DELETING && !e->obj.removed) {
             /* An explicit DELETE is in progress: let it finish. */
             spec_release(&items[i].spec);
             counts->unchanged++;

@@ -52,6 +52,7 @@ typedef struct env_status {
     char *vscode_url;
     int64_t last_activity_ms;  /* 0 = never */
     int64_t last_reconcile_ms; /* 0 = never */
+    int64_t observed_ms;       /* when Azure was last read for it, 0 = never */
     char *last_error_code;
     char *last_error_message;
     int retry_attempts;        /* failed attempts of a step being retried, 0 = none */
@@ -78,6 +79,14 @@ typedef struct env_obj {
      * values (see store_put). Always 0 for a spec without secrets.
      */
     int restored;
+    /*
+     * 1 when a full sync left this object out: phase DELETING with Ready
+     * reason RemovedFromDesiredSet, but nothing is deleted by the
+     * reconciler: its resources are orphans, deleted by the reaper after
+     * their grace period (or kept when a PUT or sync brings it back). The
+     * object goes (DELETED) once Azure holds nothing of it.
+     */
+    int removed;
     /* While restored: hex HMAC-SHA256(digest key, value) of each secret
      * value, in spec.secret_env order (spec.nsecret entries); NULL
      * otherwise. Owned by the store. */
@@ -147,7 +156,8 @@ int store_put(store_t *st, const char *id, env_spec_t *spec, int64_t if_match, i
               store_put_result_t *result, const env_obj_t **out);
 
 /* Marks `id` for deletion (phase DELETING), creating a tombstone when
- * unknown. Never fails. */
+ * unknown; an object removed by a full sync becomes an explicit deletion
+ * (deleted now, not after the reaper's grace). Never fails. */
 const env_obj_t *store_delete(store_t *st, const char *id);
 
 /* Removes `id` from the store (DELETED event). D8_ENOENT when absent. */
@@ -175,8 +185,9 @@ typedef struct store_sync_counts {
 
 /*
  * Replaces the whole desired set by items (ids unique — checked by the
- * caller). Objects being deleted are left to finish. Marks the store
- * synced. Specs are moved in.
+ * caller). What the set leaves out is marked removed (see env_obj_t), not
+ * dropped; a removed object the set names again is desired again. Explicit
+ * deletions are left to finish. Marks the store synced. Specs are moved in.
  */
 void store_sync(store_t *st, store_sync_item_t *items, size_t n, store_sync_counts_t *counts);
 

@@ -415,6 +415,12 @@ static void step_put(world_t *w)
     trace(w, "put %s %s %s; ", e->id, running ? "Running" : "Stopped",
           retain ? "Retain" : "Delete");
     long st = rf_put(&w->f, e->id, e->region, running, retain);
+    /* 409 while the reaper verifies or deletes an orphan of this id (the
+     * API's Retry-After contract): the backend comes back, as told. */
+    for (int i = 0; i < 100 && st == 409; i++) {
+        ta_sleep_ms(200);
+        st = rf_put(&w->f, e->id, e->region, running, retain);
+    }
     int64_t t1 = rf_wall_ms();
     if (st != 200 && st != 201)
         print_message("PUT %s answered %ld\n", e->id, st);

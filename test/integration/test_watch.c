@@ -151,7 +151,7 @@ static void test_watch_lists_then_streams_changes(void **state)
     ta_req(a, "PUT", ENV_PATH,
            "{\"items\":[{\"id\":\"wa\",\"userId\":\"u1\",\"name\":\"a2\",\"cloudRegion\":\"eastus\"},"
            "{\"id\":\"wc\",\"userId\":\"u1\",\"name\":\"c\",\"cloudRegion\":\"eastus\"}]}",
-           &r);                           /* DELETED wb */
+           &r);                           /* MODIFIED wb: removed, DELETING */
     assert_int_equal(r.status, 200);
     th_resp_free(&r);
     ta_req(a, "DELETE", ENV_PATH "/wc", NULL, &r); /* MODIFIED wc, DELETING */
@@ -173,7 +173,11 @@ static void test_watch_lists_then_streams_changes(void **state)
     d = assert_event(&w, 4, "MODIFIED", "wb");
     assert_string_equal(ta_str(d, "spec.powerState"), "Stopped");
     cJSON_Delete(d);
-    d = assert_event(&w, 5, "DELETED", "wb");
+    /* Left out by the full sync: a deletion in progress (DELETED comes
+     * only once Azure holds nothing of it). */
+    d = assert_event(&w, 5, "MODIFIED", "wb");
+    assert_string_equal(ta_str(d, "status.phase"), "DELETING");
+    assert_string_equal(ta_str(d, "status.conditions.0.reason"), "RemovedFromDesiredSet");
     cJSON_Delete(d);
     d = assert_event(&w, 6, "MODIFIED", "wc");
     assert_string_equal(ta_str(d, "status.phase"), "DELETING");

@@ -40,6 +40,7 @@ typedef struct row {
     int retain;                /* storagePolicy Retain */
     int restored;              /* restored without secret values */
     int tombstone;             /* a DELETE of an id never PUT */
+    int removed;               /* left out by a full sync: the reaper's */
     int auto_stop;             /* autoStopMinutes */
     int64_t activity_ago_ms;   /* last activity this long ago (0: never) */
     int bad_region;            /* cloudRegion not configured */
@@ -52,6 +53,7 @@ typedef struct row {
     int fetched;               /* 1 group, 2 share, 3 both read in this pass */
     int refresh_due;           /* the status refresh is due */
     int not_listed;            /* some region was never listed */
+    int stale;                 /* the region's last lists failed */
     /* memory */
     int failed_seen;
     int prov_failures;         /* consecutive failed provisionings so far */
@@ -296,6 +298,24 @@ static const row_t rows[] = {
      .fetched = 2, .hold_in_ms = 120000, .action = DECIDE_NONE, .exp_phase = KEEP,
      .result = "waiting", .requeue_ms = 120000},
 
+    /* Azure unreachable (the region's lists fail): the status says it may be stale. */
+    {"region unreachable: running as last seen, Synced Unknown", .group = G_RUNNING,
+     .stale = 1, .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .ready = "Available",
+     .synced = "AzureUnreachable", .result = "success", .requeue_ms = ANY},
+
+    /* Removed by a full sync: never deleted here, gone once Azure is empty. */
+    {"removed by sync, group running: nothing done (the reaper's)", .phase = PHASE_DELETING,
+     .removed = 1, .group = G_RUNNING, .action = DECIDE_NONE, .exp_phase = KEEP,
+     .result = "waiting", .requeue_ms = 0},
+    {"removed by sync, share left: nothing done", .phase = PHASE_DELETING, .removed = 1,
+     .group = G_ABSENT, .action = DECIDE_NONE, .exp_phase = KEEP, .result = "waiting",
+     .requeue_ms = 0},
+    {"removed by sync, Azure empty: the object goes", .phase = PHASE_DELETING, .removed = 1,
+     .group = G_ABSENT, .share = S_ABSENT, .action = DECIDE_REMOVE_OBJECT, .exp_phase = KEEP,
+     .result = "deleted", .requeue_ms = ANY},
+    {"removed by sync, only a kept share: the object goes", .phase = PHASE_DELETING,
+     .removed = 1, .group = G_ABSENT, .share = S_KEPT, .action = DECIDE_REMOVE_OBJECT,
+     .exp_phase = KEEP, .result = "deleted", .requeue_ms = ANY},
     {"tombstone never seen in Azure: removed", .phase = PHASE_DELETING, .tombstone = 1,
      .region = -1, .group = G_UNKNOWN, .share = S_UNKNOWN, .action = DECIDE_REMOVE_OBJECT,
      .exp_phase = KEEP, .result = "deleted", .requeue_ms = ANY},
@@ -350,6 +370,7 @@ static int run_row(const row_t *r)
     obj.generation = 3;
     obj.has_spec = !r->tombstone;
     obj.restored = r->restored;
+    obj.removed = r->removed;
     obj.status.phase = (env_phase_t)r->phase;
     obj.status.last_activity_ms = r->activity_ago_ms ? WALL - r->activity_ago_ms : 0;
     obj.spec.storage_gb = r->storage_gb ? r->storage_gb : 10;
@@ -365,6 +386,7 @@ static int run_row(const row_t *r)
         .fetched_share = (r->fetched & 2) != 0,
         .desired_region = r->bad_region ? -1 : 0,
         .listed_all = !r->not_listed,
+        .region_stale = r->stale,
         .controller = "ctl",
         .spec_hash = r->restored || r->tombstone ? NULL : HASH,
         .now_ms = NOW,
@@ -632,6 +654,17 @@ static void test_failures(void **state)
                                                                .code = "ShareBeingDeleted"}),
                      DECIDE_FAIL_BLOCKED);
     assert_false(failed);
+
+    /* Azure refused the request: ERROR, held for a slow retry. */
+    call_fails(DECIDE_CREATE_GROUP, D8_EIO, 400, "DnsNameLabelAlreadyTaken", &p, &failed);
+    assert_false(failed);
+    assert_int_equal(p.status.phase, PHASE_ERROR);
+    assert_string_equal(p.status.err_code, "DnsNameLabelAlreadyTaken");
+    assert_true(p.mem.hold_until_ms > NOW);
+    /* ... but a refused read is only a failed pass. */
+    call_fails(DECIDE_GET_GROUP, D8_EIO, 403, "AuthorizationFailed", &p, &failed);
+    assert_true(failed);
+    assert_int_equal(p.status.phase, -1);
 
     call_fails(DECIDE_STOP_GROUP, D8_ECANCELED, 0, NULL, &p, &failed);
     assert_false(failed);
