@@ -274,6 +274,7 @@ static const route_t routes[] = {
     {"DELETE", "/api/v1/environments/{id}", ROUTE_AUTH, BODY_DEFAULT, api__delete_env, NULL},
     {"POST", "/api/v1/environments/{id}/start", ROUTE_AUTH, BODY_DEFAULT, api__start_env, NULL},
     {"POST", "/api/v1/environments/{id}/stop", ROUTE_AUTH, BODY_DEFAULT, api__stop_env, NULL},
+    {"POST", "/api/v1/environments/{id}/restart", ROUTE_AUTH, BODY_DEFAULT, api__restart_env, NULL},
     {"POST", "/api/v1/environments/{id}/activity", ROUTE_AUTH, BODY_DEFAULT, api__activity_env, NULL},
     {"GET", "/api/v1/watch", ROUTE_AUTH, BODY_DEFAULT, api__watch, "resourceVersion"},
     {"GET", "/api/v1/orphans", ROUTE_AUTH, BODY_DEFAULT, orphans_route, NULL},

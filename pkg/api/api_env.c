@@ -261,6 +261,24 @@ void api__stop_env(api_t *api, http_exchange_t *ex, const http_request_t *req, c
     power_env(api, ex, req, id, SPEC_POWER_STOPPED);
 }
 
+/* POST .../restart: applies a change held back by updatePolicy OnNextStart
+ * now (the group is recreated with the new spec). */
+void api__restart_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
+{
+    const env_obj_t *obj;
+    int rc = store_restart(api->store, id, &obj);
+    if (rc == D8_ENOENT) {
+        http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
+        return;
+    }
+    if (rc != D8_OK) {
+        http_respond_error(ex, 409, "Conflict", "the environment is being deleted", NULL);
+        return;
+    }
+    log_env("environment restart requested", req, obj);
+    respond_obj(api, ex, 202, obj);
+}
+
 /* Records activity now, which resets the auto-stop clock. */
 void api__activity_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {

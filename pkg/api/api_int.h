@@ -70,6 +70,8 @@ cJSON *api__read_json_body(http_exchange_t *ex, const http_request_t *req);
 
 /* ---- environments (api_env.c) ------------------------------------------ */
 
+/* POST /api/v1/environments/{id}/restart: apply a held-back update now. */
+void api__restart_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
 /* 1 while the reaper deletes a resource of env id (the reaping hook). */
 int api__being_reaped(const api_t *api, const char *id);
 /* Answers 409 with Retry-After while the reaper deletes a resource of id. */

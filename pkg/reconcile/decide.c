@@ -514,6 +514,18 @@ static void decide_power(const decide_input_t *in, decide_plan_t *p, int want_ru
     poll(p);
 }
 
+/* Whether a change that recreates the group waits (updatePolicy
+ * OnNextStart): while the workspace runs, or while it is to stay stopped
+ * (recreating would start it), unless a restart asked for this generation. */
+static int update_waits(const decide_input_t *in, int want_running)
+{
+    const env_obj_t *obj = in->obj;
+    if (obj->spec.update_policy != SPEC_UPDATE_ON_NEXT_START ||
+        obj->apply_now_gen >= obj->generation)
+        return 0;
+    return inst_is(in->obs, "Running") || !want_running;
+}
+
 /* Step 2: the group exists with the desired spec and provisioned. */
 static void decide_group(const decide_input_t *in, decide_plan_t *p)
 {
@@ -545,7 +557,11 @@ static void decide_group(const decide_input_t *in, decide_plan_t *p)
         poll(p);
         return;
     }
-    if (strcmp(o->g.spec_hash, in->spec_hash) != 0) {
+    if (strcmp(o->g.spec_hash, in->spec_hash) != 0 && update_waits(in, want_running)) {
+        /* Never kill a live session for it: the change waits for the next
+         * stop/start or a POST .../restart; until then the old group runs. */
+        p->update_pending = 1;
+    } else if (strcmp(o->g.spec_hash, in->spec_hash) != 0) {
         ready(p, phase, COND_FALSE, "Starting",
               "recreating the container group for the new spec (the share keeps the data)");
         if (throttled(in, p, in->aci_delete_wait_ms))
@@ -694,6 +710,10 @@ void reconcile_decide(const decide_input_t *in, decide_plan_t *p)
     guard_repeat(in, p);
     /* With the region's lists failing, whatever this pass saw may be old:
      * say so rather than Synced True (the phase stays as last known). */
+    if (p->update_pending && p->status.publish)
+        synced(p, COND_FALSE, "UpdatePending",
+               "a change of the spec waits for the next stop/start (updatePolicy OnNextStart) "
+               "or POST .../restart");
     if (in->region_stale && p->action != DECIDE_REMOVE_OBJECT) {
         synced(p, COND_UNKNOWN, "AzureUnreachable",
                "the last lists of this environment's region failed: its status may be stale");

@@ -125,6 +125,7 @@ typedef struct decide_plan {
     int settle;                /* observed settle flag after this decision */
     int forget_group;          /* the cache's group is stale: read it again */
     int refresh_key;           /* forget the cached storage key before acting */
+    int update_pending;        /* a recreate waits for the next stop/start */
     uint64_t next_get_ms;      /* observed status-refresh time after it */
     char msg[DECIDE_MSG_MAX];  /* storage for a composed message */
     char msg2[DECIDE_MSG_MAX];

@@ -49,6 +49,7 @@ enum field {
     F_SECRET_ENV,
     F_AUTO_STOP_MINUTES,
     F_STORAGE_POLICY,
+    F_UPDATE_POLICY,
     F_COUNT
 };
 
@@ -67,6 +68,7 @@ static const char *const field_names[F_COUNT] = {
     [F_SECRET_ENV] = "secretEnv",
     [F_AUTO_STOP_MINUTES] = "autoStopMinutes",
     [F_STORAGE_POLICY] = "storagePolicy",
+    [F_UPDATE_POLICY] = "updatePolicy",
 };
 
 /* State of one spec_decode call; everything borrowed. */
@@ -718,6 +720,10 @@ static int decode_fields(decoder_t *d, const cJSON *const fields[F_COUNT], const
                            &tmp)) != 0)
         return rc;
     s->storage_policy = tmp ? SPEC_STORAGE_RETAIN : SPEC_STORAGE_DELETE;
+    if ((rc = decode_enum2(d, fields[F_UPDATE_POLICY], "updatePolicy", "Immediate", "OnNextStart",
+                           &tmp)) != 0)
+        return rc;
+    s->update_policy = tmp ? SPEC_UPDATE_ON_NEXT_START : SPEC_UPDATE_IMMEDIATE;
     return 0;
 }
 
@@ -827,6 +833,7 @@ int spec_equal(const env_spec_t *a, const env_spec_t *b)
            a->cpu_halves == b->cpu_halves && a->memory_halves == b->memory_halves &&
            a->storage_gb == b->storage_gb && a->power == b->power &&
            a->auto_stop_minutes == b->auto_stop_minutes && a->storage_policy == b->storage_policy &&
+           a->update_policy == b->update_policy &&
            kv_equal(a->env, a->nenv, b->env, b->nenv) &&
            kv_equal(a->secret_env, a->nsecret, b->secret_env, b->nsecret);
 }
@@ -870,7 +877,9 @@ cJSON *spec_to_json(const env_spec_t *s)
         add_env(o, "secretEnv", s->secret_env, s->nsecret, 1) ||
         add_num(o, "autoStopMinutes", s->auto_stop_minutes) ||
         add_str(o, "storagePolicy",
-                s->storage_policy == SPEC_STORAGE_RETAIN ? "Retain" : "Delete")) {
+                s->storage_policy == SPEC_STORAGE_RETAIN ? "Retain" : "Delete") ||
+        add_str(o, "updatePolicy",
+                s->update_policy == SPEC_UPDATE_ON_NEXT_START ? "OnNextStart" : "Immediate")) {
         cJSON_Delete(o);
         return NULL;
     }

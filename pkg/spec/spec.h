@@ -19,6 +19,12 @@ typedef enum spec_storage_policy {
     SPEC_STORAGE_DELETE = 0,
     SPEC_STORAGE_RETAIN = 1
 } spec_storage_policy_t;
+/* When a change that recreates the group applies: at once, or at the next
+ * stop/start (never killing a live session), or on POST .../restart. */
+typedef enum spec_update_policy {
+    SPEC_UPDATE_IMMEDIATE = 0,
+    SPEC_UPDATE_ON_NEXT_START = 1
+} spec_update_policy_t;
 
 /* One env var; both strings owned by the spec. */
 typedef struct spec_kv {
@@ -46,6 +52,7 @@ typedef struct env_spec {
     size_t nsecret;
     int auto_stop_minutes;
     spec_storage_policy_t storage_policy;
+    spec_update_policy_t update_policy; /* not part of the spec hash */
     /* Whether the decoded body named powerState / secretEnv. Both are
      * sticky: on an existing environment an omitted one keeps its stored
      * value (store_put); spec_equal ignores these flags. */

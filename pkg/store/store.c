@@ -716,6 +716,22 @@ int store_remove(store_t *st, const char *id)
     return D8_OK;
 }
 
+int store_restart(store_t *st, const char *id, const env_obj_t **out)
+{
+    entry_t *e = lookup(st, id);
+    if (!e)
+        return D8_ENOENT;
+    if (e->obj.status.phase == PHASE_DELETING || !e->obj.has_spec)
+        return D8_EGONE;
+    if (e->obj.apply_now_gen != e->obj.generation) {
+        e->obj.apply_now_gen = e->obj.generation;
+        emit(st, e, EV_MODIFIED);
+    }
+    if (out)
+        *out = &e->obj;
+    return D8_OK;
+}
+
 int store_set_power(store_t *st, const char *id, spec_power_t power, const env_obj_t **out)
 {
     entry_t *e = lookup(st, id);

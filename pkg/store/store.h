@@ -87,6 +87,9 @@ typedef struct env_obj {
      * object goes (DELETED) once Azure holds nothing of it.
      */
     int removed;
+    /* The generation a POST .../restart asked to apply now, whatever its
+     * updatePolicy (0 = none). */
+    int64_t apply_now_gen;
     /* While restored: hex HMAC-SHA256(digest key, value) of each secret
      * value, in spec.secret_env order (spec.nsecret entries); NULL
      * otherwise. Owned by the store. */
@@ -162,6 +165,11 @@ const env_obj_t *store_delete(store_t *st, const char *id);
 
 /* Removes `id` from the store (DELETED event). D8_ENOENT when absent. */
 int store_remove(store_t *st, const char *id);
+
+/* Asks for the current generation to be applied now (POST .../restart):
+ * a change held back by updatePolicy OnNextStart recreates the group at
+ * once. A MODIFIED event, no new generation. D8_ENOENT, D8_EGONE. */
+int store_restart(store_t *st, const char *id, const env_obj_t **out);
 
 /* Sets spec.powerState (bumping generation when it changes). D8_ENOENT,
  * D8_EGONE when being deleted. */

@@ -425,6 +425,49 @@ static void test_cpu_change_recreates_group_keeps_share(void **state)
     both_exit_cleanly(state);
 }
 
+static int synced_reason_is(const cJSON *o, const void *want)
+{
+    const char *re = cond_field(o, "Synced", "reason");
+    return re && strcmp(re, (const char *)want) == 0 &&
+           ta_num(o, "status.observedGeneration") == ta_num(o, "generation");
+}
+
+/* updatePolicy OnNextStart: a change that recreates the group never kills
+ * the running session; it waits (Synced UpdatePending) until POST
+ * .../restart (or the next stop/start) applies it. */
+static void test_on_next_start_waits_for_restart(void **state)
+{
+    ta_rc_t *c = ctx(state);
+    put_env(c, "rc-later", "\"cpuCores\":2,\"updatePolicy\":\"OnNextStart\"", 201);
+    cJSON_Delete(wait_phase(c, "rc-later", "RUNNING", T_CONVERGE));
+    put_env(c, "rc-later", "\"cpuCores\":1,\"updatePolicy\":\"OnNextStart\"", 200);
+    cJSON *o = ta_env_wait(&c->agent, "rc-later", synced_reason_is, "UpdatePending", T_CONVERGE);
+    assert_non_null(o);
+    assert_string_equal(ta_str(o, "status.phase"), "RUNNING");
+    cJSON_Delete(o);
+    ta_sleep_ms(2 * TA_RC_RESYNC_S * 1000);
+    cJSON *st = sim_get(c, "/_azsim/stats");
+    assert_int_equal(ta_sim_stat(st, "containerGroups.delete", NULL), 0);
+    cJSON_Delete(st);
+    cJSON *res = sim_get(c, "/_azsim/resources");
+    assert_true(ta_num(ta_sim_group(res, "dev8-rc-later"),
+                       "properties.containers.0.properties.resources.requests.cpu") == 2);
+    cJSON_Delete(res);
+
+    post_env(c, "rc-later", "restart", 202);
+    int gen = 2;
+    o = ta_env_wait(&c->agent, "rc-later", running_at_gen, &gen, T_CONVERGE);
+    assert_non_null(o);
+    assert_cond(o, "Synced", "True", "ReconcileSuccess");
+    cJSON_Delete(o);
+    res = sim_get(c, "/_azsim/resources");
+    assert_true(ta_num(ta_sim_group(res, "dev8-rc-later"),
+                       "properties.containers.0.properties.resources.requests.cpu") == 1);
+    cJSON_Delete(res);
+    post_env(c, "rc-none", "restart", 404);
+    both_exit_cleanly(state);
+}
+
 /* ---- 4. storage: grow in place, shrink refused --------------------------------- */
 
 static int share_quota_is(const cJSON *res, const void *q)
@@ -900,6 +943,7 @@ int main(void)
         T(test_create_converges_to_running),
         T(test_stop_then_start),
         T(test_cpu_change_recreates_group_keeps_share),
+        T(test_on_next_start_waits_for_restart),
         T(test_storage_grows_and_never_shrinks),
         T(test_delete_policies),
         T(test_out_of_band_changes_are_undone),

@@ -41,6 +41,8 @@ typedef struct row {
     int restored;              /* restored without secret values */
     int tombstone;             /* a DELETE of an id never PUT */
     int removed;               /* left out by a full sync: the reaper's */
+    int on_next_start;         /* updatePolicy OnNextStart */
+    int restart_asked;         /* POST .../restart for this generation */
     int auto_stop;             /* autoStopMinutes */
     int64_t activity_ago_ms;   /* last activity this long ago (0: never) */
     int bad_region;            /* cloudRegion not configured */
@@ -298,6 +300,22 @@ static const row_t rows[] = {
      .fetched = 2, .hold_in_ms = 120000, .action = DECIDE_NONE, .exp_phase = KEEP,
      .result = "waiting", .requeue_ms = 120000},
 
+    /* updatePolicy OnNextStart: a recreate never kills a live session. */
+    {"OnNextStart, running, new spec: keeps running, UpdatePending", .phase = PHASE_RUNNING,
+     .group = G_RUNNING, .drift = 1, .on_next_start = 1, .action = DECIDE_NONE,
+     .exp_phase = PHASE_RUNNING, .ready = "Available", .synced = "UpdatePending",
+     .result = "success", .requeue_ms = ANY},
+    {"OnNextStart, stopped and to start: recreated with the new spec", .phase = PHASE_STOPPED,
+     .group = G_STOPPED, .drift = 1, .on_next_start = 1, .action = DECIDE_DELETE_GROUP,
+     .exp_phase = PHASE_STARTING, .requeue_ms = ANY},
+    {"OnNextStart, stopped and to stay stopped: waits", .phase = PHASE_STOPPED, .stopped = 1,
+     .group = G_STOPPED, .drift = 1, .on_next_start = 1, .action = DECIDE_NONE,
+     .exp_phase = PHASE_STOPPED, .synced = "UpdatePending", .result = "success",
+     .requeue_ms = ANY},
+    {"OnNextStart and POST restart: recreated now", .phase = PHASE_RUNNING,
+     .group = G_RUNNING, .drift = 1, .on_next_start = 1, .restart_asked = 1,
+     .action = DECIDE_DELETE_GROUP, .exp_phase = PHASE_STARTING, .requeue_ms = ANY},
+
     /* Azure unreachable (the region's lists fail): the status says it may be stale. */
     {"region unreachable: running as last seen, Synced Unknown", .group = G_RUNNING,
      .stale = 1, .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .ready = "Available",
@@ -371,6 +389,8 @@ static int run_row(const row_t *r)
     obj.has_spec = !r->tombstone;
     obj.restored = r->restored;
     obj.removed = r->removed;
+    obj.spec.update_policy = r->on_next_start ? SPEC_UPDATE_ON_NEXT_START : SPEC_UPDATE_IMMEDIATE;
+    obj.apply_now_gen = r->restart_asked ? obj.generation : 0;
     obj.status.phase = (env_phase_t)r->phase;
     obj.status.last_activity_ms = r->activity_ago_ms ? WALL - r->activity_ago_ms : 0;
     obj.spec.storage_gb = r->storage_gb ? r->storage_gb : 10;

@@ -630,6 +630,20 @@ static void test_power_and_policy(void **state)
     bad_spec("{" BASE ",\"storagePolicy\":\"retain\"}", "storagePolicy");
     bad_spec("{" BASE ",\"storagePolicy\":\"Keep\"}", "storagePolicy");
     bad_spec("{" BASE ",\"storagePolicy\":true}", "storagePolicy");
+
+    ok("{" BASE "}", &s);
+    assert_int_equal(s.update_policy, SPEC_UPDATE_IMMEDIATE);
+    assert_false(s.power_set);
+    assert_false(s.secret_env_set);
+    spec_release(&s);
+    ok("{" BASE ",\"updatePolicy\":\"OnNextStart\",\"powerState\":\"Running\","
+       "\"secretEnv\":{}}",
+       &s);
+    assert_int_equal(s.update_policy, SPEC_UPDATE_ON_NEXT_START);
+    assert_true(s.power_set);
+    assert_true(s.secret_env_set);
+    spec_release(&s);
+    bad_spec("{" BASE ",\"updatePolicy\":\"Later\"}", "updatePolicy");
 }
 
 /* ---- env and secretEnv ---- */
@@ -887,7 +901,8 @@ static void test_to_json(void **state)
     const cJSON *c;
     static const char *const order[] = {
         "userId",    "name",       "cloudRegion", "baseImage", "cpuCores",        "memoryGB",
-        "storageGB", "powerState", "env",         "secretEnv", "autoStopMinutes", "storagePolicy"};
+        "storageGB", "powerState", "env",         "secretEnv", "autoStopMinutes", "storagePolicy",
+        "updatePolicy"};
     size_t i = 0;
 
     (void)state;
@@ -908,7 +923,7 @@ static void test_to_json(void **state)
                              "\"storageGB\":20,\"powerState\":\"Running\","
                              "\"env\":{\"A\":\"a\\\"q\",\"B\":\"b\"},"
                              "\"secretEnv\":{\"TOKEN\":\"<redacted>\"},"
-                             "\"autoStopMinutes\":0,\"storagePolicy\":\"Delete\"}");
+                             "\"autoStopMinutes\":0,\"storagePolicy\":\"Delete\",\"updatePolicy\":\"Immediate\"}");
     assert_null(strstr(txt, "hunter2"));
     assert_null(strstr(txt, "\"id\""));
     cJSON_free(txt);
@@ -924,7 +939,7 @@ static void test_to_json(void **state)
                              "\"baseImage\":\"node\",\"cpuCores\":4,\"memoryGB\":16,"
                              "\"storageGB\":1024,\"powerState\":\"Stopped\",\"env\":{},"
                              "\"secretEnv\":{},\"autoStopMinutes\":10080,"
-                             "\"storagePolicy\":\"Retain\"}");
+                             "\"storagePolicy\":\"Retain\",\"updatePolicy\":\"Immediate\"}");
     cJSON_free(txt);
     cJSON_Delete(j);
     spec_release(&s);
