@@ -468,6 +468,52 @@ static void test_on_next_start_waits_for_restart(void **state)
     both_exit_cleanly(state);
 }
 
+/*
+ * A full sync built from Prisma rows (no powerState column, tokens kept
+ * elsewhere) must neither start a stopped workspace nor recreate a running
+ * one without its token: both fields are sticky.
+ */
+static void test_sync_without_sticky_fields_changes_nothing(void **state)
+{
+    ta_rc_t *c = ctx(state);
+    put_env(c, "rc-st1", "\"secretEnv\":{\"GITHUB_TOKEN\":\"" SECRET_1 "\"}", 201);
+    put_env(c, "rc-st2", NULL, 201);
+    cJSON_Delete(wait_phase(c, "rc-st1", "RUNNING", T_CONVERGE));
+    cJSON_Delete(wait_phase(c, "rc-st2", "RUNNING", T_CONVERGE));
+    post_env(c, "rc-st2", "stop", 202);
+    cJSON_Delete(wait_phase(c, "rc-st2", "STOPPED", T_CONVERGE));
+    cJSON *st = sim_get(c, "/_azsim/stats");
+    long creates = ta_sim_stat(st, "containerGroups.createOrUpdate", NULL);
+    long starts = ta_sim_stat(st, "containerGroups.start", NULL);
+    cJSON_Delete(st);
+
+    th_resp_t r;
+    ta_req(&c->agent, "PUT", ENV_PATH,
+           "{\"items\":[{\"id\":\"rc-st1\",\"userId\":\"u-42\",\"name\":\"workspace\","
+           "\"cloudRegion\":\"eastus\"},{\"id\":\"rc-st2\",\"userId\":\"u-42\","
+           "\"name\":\"workspace\",\"cloudRegion\":\"eastus\"}]}",
+           &r);
+    assert_int_equal(r.status, 200);
+    cJSON *res = ta_json(&r);
+    th_resp_free(&r);
+    assert_int_equal((int)ta_num(res, "unchanged"), 2);
+    assert_int_equal((int)ta_num(res, "updated"), 0);
+    cJSON_Delete(res);
+    ta_sleep_ms(2 * TA_RC_RESYNC_S * 1000);
+    cJSON *o = wait_phase(c, "rc-st2", "STOPPED", T_CONVERGE);
+    assert_string_equal(ta_str(o, "spec.powerState"), "Stopped");
+    cJSON_Delete(o);
+    o = wait_phase(c, "rc-st1", "RUNNING", T_CONVERGE);
+    assert_string_equal(ta_str(o, "spec.secretEnv.GITHUB_TOKEN"), "<redacted>");
+    cJSON_Delete(o);
+    st = sim_get(c, "/_azsim/stats");
+    assert_int_equal(ta_sim_stat(st, "containerGroups.createOrUpdate", NULL), creates);
+    assert_int_equal(ta_sim_stat(st, "containerGroups.start", NULL), starts);
+    assert_int_equal(ta_sim_stat(st, "containerGroups.delete", NULL), 0);
+    cJSON_Delete(st);
+    both_exit_cleanly(state);
+}
+
 /* ---- 4. storage: grow in place, shrink refused --------------------------------- */
 
 static int share_quota_is(const cJSON *res, const void *q)
@@ -944,6 +990,7 @@ int main(void)
         T(test_stop_then_start),
         T(test_cpu_change_recreates_group_keeps_share),
         T(test_on_next_start_waits_for_restart),
+        T(test_sync_without_sticky_fields_changes_nothing),
         T(test_storage_grows_and_never_shrinks),
         T(test_delete_policies),
         T(test_out_of_band_changes_are_undone),

@@ -102,7 +102,7 @@ static void test_failed_provisioning_then_recovery(void **state)
     assert_int_equal(ta_watch_open(&w, &c->agent, "/api/v1/watch", NULL), 0);
     op_times_t creates = {0, {0}}, deletes = {0, {0}}, errors = {0, {0}};
     cJSON *err = NULL;
-    int in_error = 0;
+    int left_error = 0; /* phases other than ERROR seen after the first failure */
     size_t seen = 0;
     long long deadline = ta_now_ms() + 25000;
     while (deletes.n < 3 && ta_now_ms() < deadline) {
@@ -113,9 +113,14 @@ static void test_failed_provisioning_then_recovery(void **state)
             const char *id = ta_str(d, "id");
             if (id && strcmp(id, "rf-fail") == 0) {
                 int e = ta_is_phase(d, "ERROR");
-                if (e && !in_error)
-                    note(&errors, errors.n + 1, now);
-                in_error = e;
+                /* Each failure is reported with its attempt count and the
+                 * time of the next attempt; the phase stays ERROR between. */
+                const cJSON *next = ta_path(d, "status.retry.nextAttemptTime");
+                long attempts = (long)ta_num(d, "status.retry.attempts");
+                if (e && next && cJSON_IsString(next) && attempts > errors.n)
+                    note(&errors, attempts, now);
+                if (!e && errors.n > 0)
+                    left_error++;
                 if (e && !err) {
                     err = d;
                     d = NULL;
@@ -149,6 +154,8 @@ static void test_failed_provisioning_then_recovery(void **state)
     assert_int_equal(deletes.n, 3);
     assert_true(creates.n >= 3);
     assert_true(errors.n >= 3);
+    /* Retries never flap ERROR -> CREATING -> ERROR. */
+    assert_int_equal(left_error, 0);
     long long held[3];
     for (int k = 0; k < 3; k++)
         held[k] = deletes.at[k] - errors.at[k];
