@@ -249,6 +249,8 @@ typedef struct azure_operation {
     char *error_message; /* error.message */
 } azure_operation_t;
 
+/* Free what a decoder filled in and zero the struct (the struct itself is
+ * the caller's); NULL is a no-op. */
 void azure_group_release(azure_group_t *g);
 void azure_operation_release(azure_operation_t *op);
 void azure_group_list_release(azure_group_list_t *l);
@@ -399,6 +401,7 @@ typedef struct azure_stats {
     uint64_t duration_count;
 } azure_stats_t;
 
+/* Fills out with the counters and gauges of this client as of now. */
 void azure_client_stats(const azure_client_t *c, azure_stats_t *out);
 /* Attempts of ARM operation `operation` (an operationId such as
  * "ContainerGroups_Get") answered with `status` (0 = no answer). */

@@ -28,6 +28,8 @@ typedef struct azure__bucket {
     uint64_t paused_until;
 } azure__bucket_t;
 
+/* A full bucket of cap tokens refilled at rate per second (each held
+ * above 0). */
 void azure__bucket_init(azure__bucket_t *b, double cap, double rate, uint64_t now_ms);
 /* Brings tokens up to date for now_ms. */
 void azure__bucket_refill(azure__bucket_t *b, uint64_t now_ms);
@@ -59,6 +61,9 @@ typedef struct azure__token {
     int64_t expires_in_s;
 } azure__token_t;
 
+/* Decodes a token answer into out (release it): 0, or D8_EPARSE without
+ * an access_token. The parsed text is wiped. expires_in_s is -1 when the
+ * lifetime is absent or unreadable. */
 int azure__decode_token(const char *json, size_t len, azure__token_t *out);
 /* Wipes and frees the token. */
 void azure__token_release(azure__token_t *t);
@@ -255,24 +260,77 @@ struct azure_client {
     uint64_t hist_count;
 };
 
-/* client.c: the request layer */
-azure__req_t *azure__req_new(azure_client_t *c, azure__op_t op, int prio, char *url, char *body,
-                             size_t body_len, azure__req_done_fn done, void *ctx);
-/* Adds a secret the request's error messages must never show (borrowed;
- * must outlive the request). */
-void azure__req_add_secret(azure__req_t *r, char *secret);
-/* Queues the request; it runs when a slot, its buckets and the token
- * allow. Never completes synchronously. */
-void azure__req_submit(azure__req_t *r, const azure_scope_t *s);
-/* Arms the scheduler to run within delay_ms. */
-void azure__sched_kick(azure_client_t *c, uint64_t delay_ms);
-/* Loop entry/exit bookkeeping (teardown may be deferred to exit). */
+/* The token endpoints' requests wait in queue 0, ahead of every user
+ * priority (queue 1 + azure_prio_t). */
+#define AZ_SYS_QUEUE 0
+
+/* client.c: life of the client */
+/* Loop entry/exit bookkeeping: a teardown asked for inside a loop
+ * callback of this module waits until the outermost one returns. */
 void azure__enter(azure_client_t *c);
 void azure__leave(azure_client_t *c);
+/* One more / one fewer handle or request that keeps the client's memory
+ * alive; the last unref after teardown frees it. */
 void azure__ref(azure_client_t *c);
 void azure__unref(azure_client_t *c);
+
+/* request.c: one request's life */
+/*
+ * A new request (state NEW) for operation op at priority prio (ignored
+ * for AZ_OP_TOKEN, which goes to AZ_SYS_QUEUE). url and body (may be
+ * NULL) are transferred: malloc'd, freed with the request, the body wiped
+ * first. done is called exactly once with the final result; ctx is the
+ * owner's, borrowed.
+ */
+azure__req_t *azure__req_new(azure_client_t *c, azure__op_t op, int prio, char *url, char *body,
+                             size_t body_len, azure__req_done_fn done, void *ctx);
+/* Adds a secret the request's error messages must never show (copied;
+ * wiped and freed with the request). */
+void azure__req_add_secret(azure__req_t *r, char *secret);
+/* The one place a request changes state (STYLE 8): keeps the queued and
+ * in-flight counts and logs the transition at debug. */
+void azure__req_set_state(azure__req_t *r, azure__req_state_t st);
+/* Builds the easy handle of one more attempt and hands it to the multi.
+ * 0, or a D8_* error (the caller releases the handle and finishes). */
+int azure__req_start(azure__req_t *r);
+/* Takes the attempt's easy handle out of the multi and frees it and its
+ * headers (wiped: they carry the token). No-op without a handle. */
+void azure__req_release_easy(azure__req_t *r);
+/*
+ * Completes a request (queued or off every list): builds the result
+ * (code/message: given, or from the ARM error body when both are NULL;
+ * scrubbed of the request's secrets), calls its done function once and
+ * frees it.
+ */
+void azure__req_finish(azure__req_t *r, int err, const char *code, const char *message);
+
+/* queue.c: the queue, the scheduler and the buckets */
+/* Names of the bucket kinds, as in metrics ("aci_create"). */
+extern const char *const azure__bucket_kind_names[AZURE_BUCKET_KINDS];
+/* Queues the request (its buckets are those of scope s; NULL for token
+ * requests); it runs when a slot, its buckets and the token allow. Never
+ * completes synchronously, except with D8_ECANCELED during teardown. */
+void azure__req_submit(azure__req_t *r, const azure_scope_t *s);
+/* Puts a request that just ended an attempt back at the head of its
+ * queue, not to start before now + delay_ms. */
+void azure__req_requeue(azure__req_t *r, uint64_t now, uint64_t delay_ms);
+/* Arms the scheduler to run within delay_ms. */
+void azure__sched_kick(azure_client_t *c, uint64_t delay_ms);
 /* Fails every queued request that waits for the token. */
 void azure__fail_token_waiters(azure_client_t *c, const char *code, const char *message);
+/* Lowers the request's buckets to the x-ms-ratelimit-remaining-* figures
+ * of its last answer when they are at or below the low-water mark. */
+void azure__buckets_clamp(azure__req_t *r);
+/* Shuts the request's buckets until until_ms (monotonic) after a
+ * Retry-After. */
+void azure__buckets_pause(azure__req_t *r, uint64_t until_ms);
+/* Frees every bucket (client teardown). */
+void azure__buckets_release(azure_client_t *c);
+
+/* stats.c */
+/* Counts one ARM attempt of op: its status (-1 no answer, -2 timed out)
+ * and its duration. */
+void azure__record_attempt(azure_client_t *c, int op, int status, double seconds);
 
 /* auth.c */
 int azure__auth_init(azure_client_t *c, const azure_client_opts_t *o, const char *authority,

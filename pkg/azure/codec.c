@@ -166,6 +166,8 @@ static void collect_events(d8_buf_t *b, const cJSON *events, int skip_normal)
     }
 }
 
+/* Fills g (zeroed by the caller) from a container group object; for a
+ * Failed provisioning, failure_message gathers the event messages. */
 static void group_from_json(azure_group_t *g, const cJSON *root)
 {
     g->id = str_dup_of(root, "id");
@@ -525,22 +527,68 @@ static int kv_valid(const azure_kv_t *kv, size_t n)
     return 1;
 }
 
-int azure_group_body(const azure_group_spec_t *spec, const char *location,
-                     const char *storage_account, const char *storage_key, d8_buf_t *out)
+/* 1 when spec holds every field a container group needs (and the storage
+ * account and key when it mounts a share). */
+static int group_spec_ok(const azure_group_spec_t *spec, const char *location,
+                         const char *storage_account, const char *storage_key)
 {
     if (!spec || !spec->name || !spec->image || !spec->image[0] || !location || !location[0] ||
         !(spec->cpu > 0) || !(spec->memory_gb > 0) || !isfinite(spec->cpu) ||
         !isfinite(spec->memory_gb) || spec->nports == 0 || !spec->ports ||
         !kv_valid(spec->tags, spec->ntags) || !kv_valid(spec->env, spec->nenv) ||
         !kv_valid(spec->secure_env, spec->nsecure_env))
-        return D8_EINVAL;
+        return 0;
     for (size_t i = 0; i < spec->nports; i++)
         if (spec->ports[i] < 1 || spec->ports[i] > 65535)
-            return D8_EINVAL;
-    int with_share = spec->share_name && spec->share_name[0];
-    if (with_share && (!storage_account || !storage_account[0] || !storage_key || !storage_key[0] ||
-                       !spec->mount_path || !spec->mount_path[0]))
+            return 0;
+    if (spec->share_name && spec->share_name[0] &&
+        (!storage_account || !storage_account[0] || !storage_key || !storage_key[0] ||
+         !spec->mount_path || !spec->mount_path[0]))
+        return 0;
+    return 1;
+}
+
+/* The container's environmentVariables: plain values, then the secure
+ * ones as secureValue. */
+static void put_env(d8_buf_t *out, const azure_group_spec_t *spec)
+{
+    d8_buf_puts(out, "[");
+    size_t k = 0;
+    for (size_t i = 0; i < spec->nenv; i++, k++) {
+        d8_buf_puts(out, k ? ",{\"name\":" : "{\"name\":");
+        d8_buf_json_str(out, spec->env[i].name);
+        d8_buf_puts(out, ",\"value\":");
+        d8_buf_json_str(out, spec->env[i].value);
+        d8_buf_putc(out, '}');
+    }
+    for (size_t i = 0; i < spec->nsecure_env; i++, k++) {
+        d8_buf_puts(out, k ? ",{\"name\":" : "{\"name\":");
+        d8_buf_json_str(out, spec->secure_env[i].name);
+        d8_buf_puts(out, ",\"secureValue\":");
+        d8_buf_json_str(out, spec->secure_env[i].value);
+        d8_buf_putc(out, '}');
+    }
+    d8_buf_putc(out, ']');
+}
+
+/* The group's public ipAddress object: its ports and DNS name label. */
+static void put_ip_address(d8_buf_t *out, const azure_group_spec_t *spec)
+{
+    d8_buf_puts(out, "{\"type\":\"Public\",\"ports\":");
+    put_ports(out, spec->ports, spec->nports);
+    if (spec->dns_label && spec->dns_label[0]) {
+        d8_buf_puts(out, ",\"dnsNameLabel\":");
+        d8_buf_json_str(out, spec->dns_label);
+    }
+    d8_buf_putc(out, '}');
+}
+
+int azure_group_body(const azure_group_spec_t *spec, const char *location,
+                     const char *storage_account, const char *storage_key, d8_buf_t *out)
+{
+    if (!group_spec_ok(spec, location, storage_account, storage_key))
         return D8_EINVAL;
+    int with_share = spec->share_name && spec->share_name[0];
 
     /* Reserve the worst case (every byte escaped as \u00XX) up front so
      * the buffer never moves: a realloc would leave a copy of the secrets
@@ -565,36 +613,17 @@ int azure_group_body(const azure_group_spec_t *spec, const char *location,
     put_num(out, spec->memory_gb);
     d8_buf_puts(out, "}},\"ports\":");
     put_ports(out, spec->ports, spec->nports);
-    d8_buf_puts(out, ",\"environmentVariables\":[");
-    size_t k = 0;
-    for (size_t i = 0; i < spec->nenv; i++, k++) {
-        d8_buf_puts(out, k ? ",{\"name\":" : "{\"name\":");
-        d8_buf_json_str(out, spec->env[i].name);
-        d8_buf_puts(out, ",\"value\":");
-        d8_buf_json_str(out, spec->env[i].value);
-        d8_buf_putc(out, '}');
-    }
-    for (size_t i = 0; i < spec->nsecure_env; i++, k++) {
-        d8_buf_puts(out, k ? ",{\"name\":" : "{\"name\":");
-        d8_buf_json_str(out, spec->secure_env[i].name);
-        d8_buf_puts(out, ",\"secureValue\":");
-        d8_buf_json_str(out, spec->secure_env[i].value);
-        d8_buf_putc(out, '}');
-    }
-    d8_buf_putc(out, ']');
+    d8_buf_puts(out, ",\"environmentVariables\":");
+    put_env(out, spec);
     if (with_share) {
         d8_buf_puts(out, ",\"volumeMounts\":[{\"name\":\"workspace\",\"mountPath\":");
         d8_buf_json_str(out, spec->mount_path);
         d8_buf_puts(out, "}]");
     }
-    d8_buf_puts(out, "}}],\"ipAddress\":{\"type\":\"Public\",\"ports\":");
-    put_ports(out, spec->ports, spec->nports);
-    if (spec->dns_label && spec->dns_label[0]) {
-        d8_buf_puts(out, ",\"dnsNameLabel\":");
-        d8_buf_json_str(out, spec->dns_label);
-    }
-    d8_buf_putc(out, '}');
+    d8_buf_puts(out, "}}],\"ipAddress\":");
+    put_ip_address(out, spec);
     if (with_share) {
+        /* The key goes last: ops.c splits the body at its placeholder. */
         d8_buf_puts(out, ",\"volumes\":[{\"name\":\"workspace\",\"azureFile\":{\"shareName\":");
         d8_buf_json_str(out, spec->share_name);
         d8_buf_puts(out, ",\"storageAccountName\":");

@@ -235,6 +235,11 @@ static int same_origin(const azure_client_t *c, const char *link)
     return strncasecmp(link, c->arm_endpoint, n) == 0 && (link[n] == '/' || link[n] == '?');
 }
 
+/*
+ * One page of a list arrived: appends its items to the op's list and
+ * follows nextLink (same origin as armEndpoint only, at most max_pages),
+ * or completes the op with every item when there is no next page.
+ */
 static void page_done(op_t *op, azure__req_t *r, const azure_result_t *res)
 {
     char *next = NULL;
@@ -278,6 +283,8 @@ static void page_done(op_t *op, azure__req_t *r, const azure_result_t *res)
         op_complete(op, &out, &op->slist);
 }
 
+/* A request of a typed op is final: decodes the answer for the op's kind
+ * and completes the op (a list may send its next page instead). */
 static void op_req_done(azure__req_t *r, const azure_result_t *res)
 {
     op_t *op = r->ctx;
@@ -407,6 +414,8 @@ static void group_put_with_key(op_t *op, const char *key)
     op_submit(op, AZ_OP_GROUP_PUT, url, body, len);
 }
 
+/* listKeys answered: caches the first key and sends every group PUT
+ * that waited for it, or fails them all with listKeys' error. */
 static void keys_done(azure__req_t *r, const azure_result_t *res)
 {
     azure_client_t *c = r->c;
