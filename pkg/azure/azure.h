@@ -327,8 +327,12 @@ int azure_group_put(azure_client_t *c, const azure_scope_t *s, const azure_group
 /* GET: provisioning state, instance view state, ip, fqdn, tags. */
 int azure_group_get(azure_client_t *c, const azure_scope_t *s, const char *name, azure_prio_t prio,
                     azure_group_cb cb, void *ud);
-/* LIST by resource group. Follows nextLink (same origin as armEndpoint
- * only) until done and answers once with every item of every page. */
+/* LIST by resource group. Follows nextLink as given ($skipToken and all)
+ * until done and answers once with every item of every page; a page may
+ * be empty. The nextLink must have armEndpoint's origin: scheme and host
+ * in any case, the port written or not when it is the default one
+ * (ARM writes "https://management.azure.com:443/..."); any other host
+ * fails the list with D8_EPARSE, code ForeignNextLink. */
 int azure_group_list(azure_client_t *c, const azure_scope_t *s, azure_prio_t prio,
                      azure_group_list_cb cb, void *ud);
 /* DELETE (200/204 done, 202 accepted). A 404 is reported as D8_ENOENT. */

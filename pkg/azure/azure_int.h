@@ -80,6 +80,15 @@ void azure__scrub(char *text, size_t cap, const char *const *secrets, size_t n);
 /* 1 when s is a usable ARM path segment of the given class. */
 int azure__valid_name(const char *s, size_t maxlen);
 
+/*
+ * 1 when url lies under base (armEndpoint): http or https like base, the
+ * same host (case-insensitive) and port, an absent port being the
+ * scheme's default (ARM's nextLinks spell "https://management.azure.com:443/"),
+ * and a path under base's followed by '/' or '?'. 0 for any other host,
+ * a userinfo part, or what is not an absolute http(s) URL. Both borrowed.
+ */
+int azure__same_origin(const char *base, const char *url);
+
 /* ---- operations table ---- */
 typedef enum azure__op {
     AZ_OP_GROUP_PUT = 0,

@@ -229,12 +229,6 @@ static char *keys_url(azure_client_t *c, const char *sub, const char *rg, const 
 
 /* ------------------------------------------------------------ completion */
 
-static int same_origin(const azure_client_t *c, const char *link)
-{
-    size_t n = strlen(c->arm_endpoint);
-    return strncasecmp(link, c->arm_endpoint, n) == 0 && (link[n] == '/' || link[n] == '?');
-}
-
 /*
  * One page of a list arrived: appends its items to the op's list and
  * follows nextLink (same origin as armEndpoint only, at most max_pages),
@@ -258,7 +252,7 @@ static void page_done(op_t *op, azure__req_t *r, const azure_result_t *res)
     }
     op->pages++;
     if (next) {
-        if (!same_origin(op->c, next)) {
+        if (!azure__same_origin(op->c->arm_endpoint, next)) {
             free(next);
             out.err = D8_EPARSE;
             out.error_code = "ForeignNextLink";
@@ -672,7 +666,7 @@ int azure_operation_get(azure_client_t *c, const azure_scope_t *s, const char *u
     int rc = precheck(c, s, 0, (const void *)cb);
     if (rc < 0)
         return rc;
-    if (!url || !same_origin(c, url) || strlen(url) > 4096)
+    if (!url || !azure__same_origin(c->arm_endpoint, url) || strlen(url) > 4096)
         return D8_EINVAL;
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= ' ' || *p == 0x7f)

@@ -7,7 +7,8 @@
  * (cancel on free, credential failure) without any server.
  *
  * The specs are read at test time from ../shared/azure-specs (relative to
- * the repository root, where `make test` runs), or from $D8_SPECS_DIR.
+ * the repository root, where `make test` runs), or from $D8_SPECS_DIR
+ * (helpers/azure_specs.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include "azure/azure.h"
 #include "azure/azure_int.h"
 #include "helpers/azure_opts.h"
+#include "helpers/azure_specs.h"
 #include "log/log.h"
 
 #include <arpa/inet.h>
@@ -28,62 +30,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#define ACI_DIR                                                                                    \
-    "containerinstance/resource-manager/Microsoft.ContainerInstance/ContainerInstance/stable/"     \
-    "2026-05-01"
-#define STO_DIR "storage/resource-manager/Microsoft.Storage/stable/2025-01-01"
-
-/* ------------------------------------------------------------ spec files */
-
-static const char *specs_dir(void)
-{
-    const char *e = getenv("D8_SPECS_DIR");
-    return e && e[0] ? e : "../shared/azure-specs";
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    d8_buf_t b;
-    d8_buf_init(&b);
-    char tmp[8192];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-        d8_buf_append(&b, tmp, n);
-    fclose(f);
-    return d8_buf_detach(&b, len);
-}
-
-/* Loads a spec file or fails the test with a clear message. */
-static cJSON *load_spec(const char *rel)
-{
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", specs_dir(), rel);
-    size_t len;
-    char *text = read_file(path, &len);
-    if (!text)
-        fail_msg("azure specs not found: %s (the tests read ../shared/azure-specs relative "
-                 "to the repository root; CI must have shared/ beside the clone, or set "
-                 "D8_SPECS_DIR)",
-                 path);
-    cJSON *j = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!j)
-        fail_msg("%s is not JSON", path);
-    return j;
-}
-
-/* The body of response `status` of an example, printed back to text. */
-static char *example_body(const cJSON *ex, const char *status)
-{
-    const cJSON *resp = cJSON_GetObjectItemCaseSensitive(ex, "responses");
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(resp, status);
-    const cJSON *body = cJSON_GetObjectItemCaseSensitive(st, "body");
-    return body ? cJSON_PrintUnformatted(body) : NULL;
-}
 
 /* ------------------------------------------------------------ decoders */
 

@@ -1,0 +1,288 @@
+/*
+ * Integration tests of pkg/azure for ARM as Microsoft documents it (issue
+ * 11, client side), over HTTP against a scripted ARM responder in this
+ * process (pkg/http on the test's loop), for what azsim does not show:
+ * nextLinks that write the default port, change case or carry an opaque
+ * $skipToken, empty pages and one-item pages.
+ *
+ * The client is configured as for Azure (armEndpoint
+ * http://management.azure.com) and reaches the responder as its HTTP proxy
+ * (http_proxy): a nextLink can then write ":80" as ARM writes ":443",
+ * without a privileged port or a name lookup. Every test closes its loop.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "azure/azure.h"
+#include "helpers/azure_opts.h"
+#include "http/http.h"
+#include "log/log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARM "http://management.azure.com"
+#define SUB "00000000-0000-0000-0000-0000000000b2"
+#define CG_PATH(rg) "/subscriptions/" SUB "/resourceGroups/" rg "/providers/" \
+                    "Microsoft.ContainerInstance/containerGroups"
+#define CG_QUERY "api-version=2025-09-01"
+
+/* ------------------------------------------------------------ responder */
+
+typedef struct fx fx_t;
+/* Answers one ARM request (the token endpoint is answered before). */
+typedef void (*script_fn)(fx_t *fx, http_exchange_t *ex, const http_request_t *req);
+
+typedef struct seen {
+    char method[8];
+    char path[256];
+    char query[256];
+    char host[64];
+    uint64_t at_ms;
+} seen_t;
+
+struct fx {
+    uv_loop_t loop;
+    http_server_t *srv;
+    azure_client_t *c;
+    script_fn script;
+    int freed;
+    int n;           /* ARM requests seen */
+    seen_t seen[64]; /* the first 64 of them */
+    int step;        /* free for the script */
+};
+
+static void handler(void *ud, http_exchange_t *ex, const http_request_t *req)
+{
+    fx_t *fx = ud;
+    if (strstr(req->path, "/oauth2/v2.0/token")) {
+        static const char tok[] =
+            "{\"token_type\":\"Bearer\",\"expires_in\":3600,\"access_token\":\"arm-test-token\"}";
+        http_respond(ex, 200, NULL, 0, "application/json", tok, sizeof(tok) - 1);
+        return;
+    }
+    if (fx->n < 64) {
+        seen_t *s = &fx->seen[fx->n];
+        const char *host = http_request_header(req, "host");
+        snprintf(s->method, sizeof(s->method), "%s", req->method);
+        snprintf(s->path, sizeof(s->path), "%s", req->path);
+        snprintf(s->query, sizeof(s->query), "%s", req->query);
+        snprintf(s->host, sizeof(s->host), "%s", host ? host : "");
+        s->at_ms = d8_mono_ms();
+    }
+    fx->n++;
+    fx->script(fx, ex, req);
+}
+
+static void json(http_exchange_t *ex, int status, const char *body)
+{
+    http_respond(ex, status, NULL, 0, "application/json", body, strlen(body));
+}
+
+/* The loop, the responder on a free port as the client's HTTP proxy, and
+ * a client-secret client for armEndpoint http://management.azure.com. */
+static void fx_start(fx_t *fx, script_fn script, void (*tweak)(azure_client_opts_t *o))
+{
+    memset(fx, 0, sizeof(*fx));
+    fx->script = script;
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    http_server_opts_t so = {.host = "127.0.0.1", .handler = handler, .ud = fx};
+    assert_int_equal(http_server_new(&fx->loop, &so, &fx->srv), 0);
+    char proxy[64];
+    snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%d", http_server_port(fx->srv));
+    setenv("http_proxy", proxy, 1);
+    azure_client_opts_t o;
+    test_azure_opts(&o, ARM);
+    o.authority_host = "http://login.microsoftonline.com";
+    o.auth = AZURE_AUTH_CLIENT_SECRET;
+    o.tenant_id = "tenant-1";
+    o.client_id = "app-1";
+    o.client_secret = "arm-test-client-secret";
+    o.backoff_base_ms = 20;
+    o.backoff_cap_ms = 200;
+    if (tweak)
+        tweak(&o);
+    char err[256];
+    if (azure_client_new(&fx->loop, &o, &fx->c, err, sizeof(err)) < 0)
+        fail_msg("azure_client_new: %s", err);
+}
+
+static void server_freed(void *arg)
+{
+    ((fx_t *)arg)->freed = 1;
+}
+
+static void fx_finish(fx_t *fx)
+{
+    assert_int_equal(azure_client_pending(fx->c), 0);
+    azure_client_free(fx->c);
+    http_server_free(fx->srv, server_freed, fx);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(fx->freed, 1);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    unsetenv("http_proxy");
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void closed_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Runs the loop until *counter reaches target or timeout_ms passes. */
+static int wait_for(fx_t *fx, const int *counter, int target, int timeout_ms)
+{
+    uv_timer_t tick;
+    uv_timer_init(&fx->loop, &tick);
+    uv_timer_start(&tick, tick_cb, 10, 10);
+    uint64_t t0 = d8_mono_ms();
+    while (*counter < target && d8_mono_ms() - t0 < (uint64_t)timeout_ms)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, closed_cb);
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    return *counter >= target ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ captures */
+
+typedef struct cap {
+    int calls;
+    int err;
+    int status;
+    uint64_t at_ms;
+    char code[64];
+    size_t n;
+    char names[8][32];
+} cap_t;
+
+static void cap_res(cap_t *c, const azure_result_t *r)
+{
+    c->calls++;
+    c->err = r->err;
+    c->status = r->http_status;
+    c->at_ms = d8_mono_ms();
+    snprintf(c->code, sizeof(c->code), "%s", r->error_code);
+}
+
+static void on_glist(void *ud, const azure_result_t *r, const azure_group_list_t *l)
+{
+    cap_t *c = ud;
+    cap_res(c, r);
+    c->n = l ? l->n : 0;
+    for (size_t i = 0; l && i < l->n && i < 8; i++)
+        snprintf(c->names[i], sizeof(c->names[i]), "%s", l->items[i].name);
+}
+
+/* ------------------------------------------------------------ paging */
+
+/* A nextLink to list rg of SUB from origin, with a $skipToken. */
+#define NEXT(origin, rg, token) "\"nextLink\":\"" origin CG_PATH(rg) "?" CG_QUERY "&" token "\""
+
+/* One group per page, an empty page between, each nextLink in another
+ * spelling of armEndpoint's origin; rg-foreign and rg-port point
+ * elsewhere. */
+static void paging_script(fx_t *fx, http_exchange_t *ex, const http_request_t *req)
+{
+    (void)fx;
+    const char *q = req->query;
+    if (strstr(req->path, "/rg-foreign/")) {
+        json(ex, 200,
+             "{\"value\":[{\"name\":\"a\"}],"
+             NEXT("http://evil.example", "rg-foreign", "$skipToken=1") "}");
+    } else if (strstr(req->path, "/rg-port/")) {
+        json(ex, 200,
+             "{\"value\":[],"
+             NEXT("http://management.azure.com:8080", "rg-port", "$skipToken=1") "}");
+    } else if (strcmp(q, CG_QUERY) == 0) {
+        json(ex, 200,
+             "{\"value\":[{\"name\":\"dev8-p1\"}],"
+             NEXT("http://management.azure.com:80", "rg-page", "$skipToken=tok%2B1%3D%3D") "}");
+    } else if (strcmp(q, CG_QUERY "&$skipToken=tok%2B1%3D%3D") == 0) {
+        json(ex, 200,
+             "{\"value\":[]," NEXT("HTTP://Management.Azure.COM", "rg-page", "$skipToken=2") "}");
+    } else if (strcmp(q, CG_QUERY "&$skipToken=2") == 0) {
+        json(ex, 200,
+             "{\"value\":[{\"name\":\"dev8-p2\"}],"
+             NEXT("http://management.azure.com:", "rg-page", "$skiptoken=3") "}");
+    } else if (strcmp(q, CG_QUERY "&$skiptoken=3") == 0) {
+        json(ex, 200, "{\"value\":[{\"name\":\"dev8-p3\"}],\"nextLink\":null}");
+    } else {
+        json(ex, 400, "{\"error\":{\"code\":\"InvalidSkipToken\",\"message\":\"unexpected\"}}");
+    }
+}
+
+static void test_paging_as_arm_writes_it(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_start(&fx, paging_script, NULL);
+    const azure_scope_t s = {SUB, "rg-page", "dev8arm", "eastus"};
+    cap_t l = {0};
+    assert_int_equal(azure_group_list(fx.c, &s, AZURE_PRIO_LOW, on_glist, &l), 0);
+    assert_int_equal(wait_for(&fx, &l.calls, 1, 5000), 0);
+    if (l.err != 0)
+        fail_msg("list failed: %s %s", d8_err_name(l.err), l.code);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.names[0], "dev8-p1");
+    assert_string_equal(l.names[1], "dev8-p2");
+    assert_string_equal(l.names[2], "dev8-p3");
+    /* Four pages, each nextLink followed as written: the opaque token is
+     * neither decoded nor encoded again. */
+    assert_int_equal(fx.n, 4);
+    assert_string_equal(fx.seen[1].query, CG_QUERY "&$skipToken=tok%2B1%3D%3D");
+    assert_string_equal(fx.seen[2].query, CG_QUERY "&$skipToken=2");
+    assert_string_equal(fx.seen[3].query, CG_QUERY "&$skiptoken=3");
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(fx.seen[i].path, CG_PATH("rg-page"));
+    assert_int_equal(azure_client_requests(fx.c, "ContainerGroups_ListByResourceGroup", 200), 4);
+
+    /* Another host, or another port, is still refused, unfollowed. */
+    const char *foreign[] = {"rg-foreign", "rg-port"};
+    for (int i = 0; i < 2; i++) {
+        const azure_scope_t f = {SUB, foreign[i], "dev8arm", "eastus"};
+        cap_t bad = {0};
+        assert_int_equal(azure_group_list(fx.c, &f, AZURE_PRIO_LOW, on_glist, &bad), 0);
+        assert_int_equal(wait_for(&fx, &bad.calls, 1, 5000), 0);
+        assert_int_equal(bad.err, D8_EPARSE);
+        assert_string_equal(bad.code, "ForeignNextLink");
+    }
+    assert_int_equal(fx.n, 6);
+    fx_finish(&fx);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    const char *lvl = getenv("D8_TEST_LOG");
+    log_level_t l = LOG_WARN;
+    if (lvl)
+        log_level_parse(lvl, &l);
+    log_setup(l, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    const char *unset[] = {"AZURE_TENANT_ID", "AZURE_CLIENT_ID",  "AZURE_CLIENT_SECRET",
+                           "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST",
+                           "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof(unset) / sizeof(unset[0]); i++)
+        unsetenv(unset[i]);
+    return 0;
+}
+
+int main(void)
+{
+    const char *filter = getenv("D8_TEST_FILTER");
+    if (filter && filter[0])
+        cmocka_set_test_filter(filter);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_paging_as_arm_writes_it),
+    };
+    return cmocka_run_group_tests_name("azure_arm", tests, group_setup, NULL);
+}
