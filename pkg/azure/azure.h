@@ -72,8 +72,15 @@ typedef enum azure_prio {
 } azure_prio_t;
 #define AZURE_PRIO_COUNT 3
 
-/* The client-side throttle buckets (ARM's and ACI's meters). ARM buckets
- * are kept per subscription+region; the ACI ones too. */
+/*
+ * The client-side throttle buckets, mirroring the meters of ARM and ACI.
+ * ARM meters reads, writes and deletes per subscription and principal in
+ * the ARM instance that serves the caller, not per region of the
+ * resources: the READ, WRITE and DELETE buckets are one set per
+ * subscription, shared by all its regions. ACI meters container group
+ * creates and deletes per subscription and region: the ACI buckets are
+ * one set per subscription+region (azure_scope_t.region).
+ */
 typedef enum azure_bucket_kind {
     AZURE_BUCKET_READ = 0,
     AZURE_BUCKET_WRITE,
@@ -279,7 +286,7 @@ typedef struct azure_scope {
     const char *resource_group;
     const char *storage_account; /* shares, keys, and the group's volume */
     const char *region;          /* Azure location, e.g. "eastus": the group's
-                                    location and the throttle bucket key */
+                                    location and the ACI throttle buckets' key */
 } azure_scope_t;
 
 typedef struct azure_kv {
@@ -364,8 +371,9 @@ int azure_share_delete(azure_client_t *c, const azure_scope_t *s, const char *na
 /*
  * GET of a long-running operation's status at `url` (res->async_operation
  * of an earlier call), to pick up a failed operation's error. The URL must
- * lie under armEndpoint (the bearer token goes nowhere else): D8_EINVAL
- * otherwise. Paid from the scope's read bucket.
+ * lie under armEndpoint (same origin as a nextLink; the bearer token goes
+ * nowhere else): D8_EINVAL otherwise. Paid from the subscription's read
+ * bucket.
  */
 int azure_operation_get(azure_client_t *c, const azure_scope_t *s, const char *url,
                         azure_prio_t prio, azure_operation_cb cb, void *ud);
@@ -410,14 +418,16 @@ void azure_client_stats(const azure_client_t *c, azure_stats_t *out);
 /* Attempts of ARM operation `operation` (an operationId such as
  * "ContainerGroups_Get") answered with `status` (0 = no answer). */
 uint64_t azure_client_requests(const azure_client_t *c, const char *operation, int status);
-/* Current tokens of a bucket; D8_ENOENT when that bucket was never used. */
+/* Current tokens of a bucket; D8_ENOENT when that bucket was never used.
+ * region is ignored for the ARM kinds (one bucket per subscription). */
 int azure_client_bucket_level(const azure_client_t *c, const char *subscription, const char *region,
                               azure_bucket_kind_t kind, double *tokens);
 /*
  * The milliseconds until a request of bucket `kind` could take its token
- * in subscription+region, 0 when it could now: for an ACI kind, the longer
- * wait of its 5-minute and hourly windows. By refill alone: a Retry-After
- * pause is not counted. 0 for a bucket never used (full) or a bad kind.
+ * in subscription+region (region ignored for the ARM kinds), 0 when it
+ * could now: for an ACI kind, the longer wait of its 5-minute and hourly
+ * windows. By refill alone: a Retry-After pause is not counted. 0 for a
+ * bucket never used (full) or a bad kind.
  * Lets a caller give way instead of queueing behind the bucket.
  */
 uint64_t azure_client_bucket_wait_ms(azure_client_t *c, const char *subscription,
@@ -426,8 +436,9 @@ uint64_t azure_client_bucket_wait_ms(azure_client_t *c, const char *subscription
  * Appends the Prometheus text exposition of this client to out:
  * dev8_arm_requests_total{operation,code}, dev8_arm_request_duration_seconds
  * (histogram), dev8_arm_throttle_waits_total,
- * dev8_arm_bucket_tokens{subscription,region,kind},
- * dev8_azure_token_refreshes_total.
+ * dev8_arm_bucket_tokens{subscription,region,kind} (for every region used;
+ * the read/write/delete series of one subscription show its one shared
+ * bucket), dev8_azure_token_refreshes_total.
  */
 void azure_client_metrics(const azure_client_t *c, d8_buf_t *out);
 

@@ -120,12 +120,29 @@ extern const azure__op_info_t azure__ops[AZ_OP__COUNT];
 
 /* ---- the client ---- */
 
+/*
+ * ARM's meters (AZURE_BUCKET_READ, _WRITE, _DELETE) of one subscription.
+ * ARM keeps its token buckets per subscription and principal in the ARM
+ * instance that serves the caller, whatever region the resources are in:
+ * every region of the subscription draws from these.
+ */
+#define AZ_ARM_KINDS 3
+typedef struct azure__arm_buckets {
+    d8_list_t link;
+    char *subscription;
+    azure__bucket_t b[AZ_ARM_KINDS]; /* by kind */
+} azure__arm_buckets_t;
+
+/* The buckets a request of one subscription+region draws from: ACI's own
+ * meters of that region (creates and deletes, 5-minute and hourly
+ * windows) and the subscription's ARM buckets. Read a kind with
+ * azure__bucket_of. */
 typedef struct azure__bucket_entry {
     d8_list_t link;
     char *subscription;
     char *region;
-    azure__bucket_t b[AZURE_BUCKET_KINDS];
-    int used[AZURE_BUCKET_KINDS];
+    azure__arm_buckets_t *arm;                         /* the subscription's, shared */
+    azure__bucket_t aci[AZURE_BUCKET_KINDS - AZ_ARM_KINDS]; /* by kind - AZ_ARM_KINDS */
 } azure__bucket_entry_t;
 
 typedef enum azure__req_state {
@@ -254,7 +271,8 @@ struct azure_client {
     size_t nqueued;
     size_t ninflight; /* ARM requests on the wire (token ones excluded) */
     size_t nops;      /* user operations accepted, not completed */
-    d8_list_t buckets;
+    d8_list_t buckets;     /* azure__bucket_entry_t, per subscription+region */
+    d8_list_t arm_buckets; /* azure__arm_buckets_t, per subscription */
     d8_list_t keys; /* storage key cache */
     azure__auth_t auth;
     uint64_t rng; /* d8_rand01 state: retry jitter */
@@ -333,6 +351,9 @@ void azure__buckets_clamp(azure__req_t *r);
 /* Shuts the request's buckets until until_ms (monotonic) after a
  * Retry-After. */
 void azure__buckets_pause(azure__req_t *r, uint64_t until_ms);
+/* The bucket of kind (an azure_bucket_kind_t) that be's requests draw
+ * from: the subscription's for an ARM kind, the region's for an ACI one. */
+azure__bucket_t *azure__bucket_of(azure__bucket_entry_t *be, int kind);
 /* Frees every bucket (client teardown). */
 void azure__buckets_release(azure_client_t *c);
 

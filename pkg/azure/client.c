@@ -183,6 +183,7 @@ int azure_client_new(uv_loop_t *loop, const azure_client_opts_t *opts, azure_cli
         d8_list_init(&c->queue[q]);
     d8_list_init(&c->inflight);
     d8_list_init(&c->buckets);
+    d8_list_init(&c->arm_buckets);
     d8_list_init(&c->keys);
     d8_list_init(&c->auth.waiters);
     c->arm_endpoint = dup_trim_slash(opts->arm_endpoint);

@@ -19,6 +19,22 @@ static void sched_cb(uv_timer_t *t);
 
 /* ------------------------------------------------------------ buckets */
 
+azure__bucket_t *azure__bucket_of(azure__bucket_entry_t *be, int kind)
+{
+    return kind < AZ_ARM_KINDS ? &be->arm->b[kind] : &be->aci[kind - AZ_ARM_KINDS];
+}
+
+/* The ARM buckets of a subscription, or NULL when nothing used them. */
+static azure__arm_buckets_t *arm_find(const azure_client_t *c, const char *sub)
+{
+    for (d8_list_t *it = c->arm_buckets.next; it != &c->arm_buckets; it = it->next) {
+        azure__arm_buckets_t *ab = d8_container_of(it, azure__arm_buckets_t, link);
+        if (strcmp(ab->subscription, sub ? sub : "") == 0)
+            return ab;
+    }
+    return NULL;
+}
+
 /* The buckets of a subscription+region, or NULL when nothing used them. */
 static azure__bucket_entry_t *bucket_find(const azure_client_t *c, const char *sub,
                                           const char *region)
@@ -32,7 +48,8 @@ static azure__bucket_entry_t *bucket_find(const azure_client_t *c, const char *s
     return NULL;
 }
 
-/* The buckets of a subscription+region, created full on first use. */
+/* The buckets of a subscription+region, created full on first use (the
+ * subscription's ARM buckets too, when it is the first of its regions). */
 static azure__bucket_entry_t *bucket_get(azure_client_t *c, const char *sub, const char *region)
 {
     if (!sub)
@@ -42,12 +59,22 @@ static azure__bucket_entry_t *bucket_get(azure_client_t *c, const char *sub, con
     azure__bucket_entry_t *be = bucket_find(c, sub, region);
     if (be)
         return be;
+    uint64_t now = d8_mono_ms();
+    azure__arm_buckets_t *ab = arm_find(c, sub);
+    if (!ab) {
+        ab = d8_xcalloc(1, sizeof(*ab));
+        ab->subscription = d8_xstrdup(sub);
+        for (int k = 0; k < AZ_ARM_KINDS; k++)
+            azure__bucket_init(&ab->b[k], c->bopts[k].burst, c->bopts[k].per_second, now);
+        d8_list_push(&c->arm_buckets, &ab->link);
+    }
     be = d8_xcalloc(1, sizeof(*be));
     be->subscription = d8_xstrdup(sub);
     be->region = d8_xstrdup(region);
-    uint64_t now = d8_mono_ms();
-    for (int k = 0; k < AZURE_BUCKET_KINDS; k++)
-        azure__bucket_init(&be->b[k], c->bopts[k].burst, c->bopts[k].per_second, now);
+    be->arm = ab;
+    for (int k = AZ_ARM_KINDS; k < AZURE_BUCKET_KINDS; k++)
+        azure__bucket_init(azure__bucket_of(be, k), c->bopts[k].burst, c->bopts[k].per_second,
+                           now);
     d8_list_push(&c->buckets, &be->link);
     return be;
 }
@@ -60,13 +87,14 @@ static uint64_t req_bucket_wait(azure__req_t *r, uint64_t now)
     const azure__op_info_t *oi = &azure__ops[r->op];
     uint64_t w = 0;
     if (oi->bucket >= 0) {
-        uint64_t x = azure__bucket_wait_ms(&r->bkt->b[oi->bucket], now);
+        uint64_t x = azure__bucket_wait_ms(azure__bucket_of(r->bkt, oi->bucket), now);
         w = x > w ? x : w;
     }
     if (oi->aci_bucket >= 0) {
-        uint64_t x = azure__bucket_wait_ms(&r->bkt->b[oi->aci_bucket], now);
+        uint64_t x = azure__bucket_wait_ms(azure__bucket_of(r->bkt, oi->aci_bucket), now);
         w = x > w ? x : w;
-        x = azure__bucket_wait_ms(&r->bkt->b[AZURE_BUCKET_HOURLY(oi->aci_bucket)], now);
+        x = azure__bucket_wait_ms(azure__bucket_of(r->bkt, AZURE_BUCKET_HOURLY(oi->aci_bucket)),
+                                  now);
         w = x > w ? x : w;
     }
     return w;
@@ -77,15 +105,11 @@ static void req_bucket_take(azure__req_t *r)
     if (!r->bkt)
         return;
     const azure__op_info_t *oi = &azure__ops[r->op];
-    if (oi->bucket >= 0) {
-        azure__bucket_take(&r->bkt->b[oi->bucket]);
-        r->bkt->used[oi->bucket] = 1;
-    }
+    if (oi->bucket >= 0)
+        azure__bucket_take(azure__bucket_of(r->bkt, oi->bucket));
     if (oi->aci_bucket >= 0) {
-        int hourly = AZURE_BUCKET_HOURLY(oi->aci_bucket);
-        azure__bucket_take(&r->bkt->b[oi->aci_bucket]);
-        azure__bucket_take(&r->bkt->b[hourly]);
-        r->bkt->used[oi->aci_bucket] = r->bkt->used[hourly] = 1;
+        azure__bucket_take(azure__bucket_of(r->bkt, oi->aci_bucket));
+        azure__bucket_take(azure__bucket_of(r->bkt, AZURE_BUCKET_HOURLY(oi->aci_bucket)));
     }
 }
 
@@ -98,6 +122,13 @@ void azure__buckets_release(azure_client_t *c)
         free(be->region);
         free(be);
     }
+    while (!d8_list_empty(&c->arm_buckets)) {
+        azure__arm_buckets_t *ab =
+            d8_container_of(c->arm_buckets.next, azure__arm_buckets_t, link);
+        d8_list_del(&ab->link);
+        free(ab->subscription);
+        free(ab);
+    }
 }
 
 void azure__buckets_clamp(azure__req_t *r)
@@ -106,24 +137,40 @@ void azure__buckets_clamp(azure__req_t *r)
      * ours to match so the client slows to the refill rate. */
     if (!r->bkt)
         return;
-    for (int i = 0; i < 3; i++)
-        if (r->remaining[i] >= 0 && r->remaining[i] <= r->c->low_water)
-            azure__bucket_clamp(&r->bkt->b[i], (double)r->remaining[i]);
+    for (int k = 0; k < AZ_ARM_KINDS; k++)
+        if (r->remaining[k] >= 0 && r->remaining[k] <= r->c->low_water)
+            azure__bucket_clamp(&r->bkt->arm->b[k], (double)r->remaining[k]);
 }
 
 void azure__buckets_pause(azure__req_t *r, uint64_t until_ms)
 {
     /* Retry-After pauses the whole bucket: nothing of that kind goes to
-     * this subscription+region before the time ARM named. */
+     * this subscription (ARM's) or subscription+region (ACI's) before the
+     * time ARM named. */
     if (!r->bkt)
         return;
     const azure__op_info_t *oi = &azure__ops[r->op];
     if (oi->bucket >= 0)
-        azure__bucket_pause(&r->bkt->b[oi->bucket], until_ms);
+        azure__bucket_pause(azure__bucket_of(r->bkt, oi->bucket), until_ms);
     if (oi->aci_bucket >= 0) {
-        azure__bucket_pause(&r->bkt->b[oi->aci_bucket], until_ms);
-        azure__bucket_pause(&r->bkt->b[AZURE_BUCKET_HOURLY(oi->aci_bucket)], until_ms);
+        azure__bucket_pause(azure__bucket_of(r->bkt, oi->aci_bucket), until_ms);
+        azure__bucket_pause(azure__bucket_of(r->bkt, AZURE_BUCKET_HOURLY(oi->aci_bucket)),
+                            until_ms);
     }
+}
+
+/* The bucket of kind for subscription+region as the public calls see it:
+ * an ARM kind is the subscription's whatever the region, an ACI kind the
+ * region's; NULL when never used. */
+static const azure__bucket_t *bucket_lookup(const azure_client_t *c, const char *subscription,
+                                            const char *region, int kind)
+{
+    if (kind < AZ_ARM_KINDS) {
+        const azure__arm_buckets_t *ab = arm_find(c, subscription);
+        return ab ? &ab->b[kind] : NULL;
+    }
+    azure__bucket_entry_t *be = bucket_find(c, subscription, region);
+    return be ? azure__bucket_of(be, kind) : NULL;
 }
 
 int azure_client_bucket_level(const azure_client_t *c, const char *subscription, const char *region,
@@ -131,12 +178,11 @@ int azure_client_bucket_level(const azure_client_t *c, const char *subscription,
 {
     if ((int)kind < 0 || kind >= AZURE_BUCKET_KINDS)
         return D8_EINVAL;
-    const azure__bucket_entry_t *be = bucket_find(c, subscription, region);
-    if (be) {
-        *tokens = azure__bucket_peek(&be->b[kind], d8_mono_ms());
-        return 0;
-    }
-    return D8_ENOENT;
+    const azure__bucket_t *b = bucket_lookup(c, subscription, region, (int)kind);
+    if (!b)
+        return D8_ENOENT;
+    *tokens = azure__bucket_peek(b, d8_mono_ms());
+    return 0;
 }
 
 uint64_t azure_client_bucket_wait_ms(azure_client_t *c, const char *subscription,
@@ -144,13 +190,15 @@ uint64_t azure_client_bucket_wait_ms(azure_client_t *c, const char *subscription
 {
     if ((int)kind < 0 || kind >= AZURE_BUCKET_KINDS)
         return 0;
-    const azure__bucket_entry_t *be = bucket_find(c, subscription, region);
-    if (!be)
+    const azure__bucket_t *b = bucket_lookup(c, subscription, region, (int)kind);
+    if (!b)
         return 0; /* never used: full */
     uint64_t now = d8_mono_ms();
-    uint64_t wait = azure__bucket_token_wait_ms(&be->b[kind], now);
+    uint64_t wait = azure__bucket_token_wait_ms(b, now);
     if (kind == AZURE_BUCKET_ACI_CREATE || kind == AZURE_BUCKET_ACI_DELETE) {
-        uint64_t hourly = azure__bucket_token_wait_ms(&be->b[AZURE_BUCKET_HOURLY(kind)], now);
+        const azure__bucket_t *h =
+            bucket_lookup(c, subscription, region, AZURE_BUCKET_HOURLY((int)kind));
+        uint64_t hourly = azure__bucket_token_wait_ms(h, now);
         wait = hourly > wait ? hourly : wait;
     }
     return wait;

@@ -134,14 +134,16 @@ void azure_client_metrics(const azure_client_t *c, d8_buf_t *out)
                      "bucket.\n# TYPE dev8_arm_bucket_tokens gauge\n");
     uint64_t now = d8_mono_ms();
     for (d8_list_t *it = c->buckets.next; it != &c->buckets; it = it->next) {
-        const azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
+        /* One series per kind and region used; the read/write/delete
+         * series of one subscription show its one shared ARM bucket. */
+        azure__bucket_entry_t *be = d8_container_of(it, azure__bucket_entry_t, link);
         for (int k = 0; k < AZURE_BUCKET_KINDS; k++) {
             d8_buf_puts(out, "dev8_arm_bucket_tokens{subscription=\"");
             put_label(out, be->subscription);
             d8_buf_puts(out, "\",region=\"");
             put_label(out, be->region);
             d8_buf_printf(out, "\",kind=\"%s\"} %.3f\n", azure__bucket_kind_names[k],
-                          azure__bucket_peek(&be->b[k], now));
+                          azure__bucket_peek(azure__bucket_of(be, k), now));
         }
     }
     d8_buf_printf(out,

@@ -3,7 +3,8 @@
  * 11, client side), over HTTP against a scripted ARM responder in this
  * process (pkg/http on the test's loop), for what azsim does not show:
  * nextLinks that write the default port, change case or carry an opaque
- * $skipToken, empty pages and one-item pages.
+ * $skipToken, empty pages and one-item pages; ARM's buckets shared by the
+ * regions of a subscription.
  *
  * The client is configured as for Azure (armEndpoint
  * http://management.azure.com) and reaches the responder as its HTTP proxy
@@ -173,6 +174,18 @@ static void cap_res(cap_t *c, const azure_result_t *r)
     snprintf(c->code, sizeof(c->code), "%s", r->error_code);
 }
 
+static void on_group(void *ud, const azure_result_t *r, const azure_group_t *g)
+{
+    (void)g;
+    cap_res(ud, r);
+}
+
+static void on_share(void *ud, const azure_result_t *r, const azure_share_t *s)
+{
+    (void)s;
+    cap_res(ud, r);
+}
+
 static void on_glist(void *ud, const azure_result_t *r, const azure_group_list_t *l)
 {
     cap_t *c = ud;
@@ -180,6 +193,15 @@ static void on_glist(void *ud, const azure_result_t *r, const azure_group_list_t
     c->n = l ? l->n : 0;
     for (size_t i = 0; l && i < l->n && i < 8; i++)
         snprintf(c->names[i], sizeof(c->names[i]), "%s", l->items[i].name);
+}
+
+static const int ports[] = {8080};
+
+static azure_group_spec_t group_spec(const char *name)
+{
+    azure_group_spec_t gs = {
+        .name = name, .image = "img", .cpu = 1, .memory_gb = 1, .ports = ports, .nports = 1};
+    return gs;
 }
 
 /* ------------------------------------------------------------ paging */
@@ -259,6 +281,69 @@ static void test_paging_as_arm_writes_it(void **state)
     fx_finish(&fx);
 }
 
+/* ------------------------------------------------------------ shared buckets */
+
+static void ok_script(fx_t *fx, http_exchange_t *ex, const http_request_t *req)
+{
+    (void)fx;
+    if (strcmp(req->method, "PUT") == 0 && strstr(req->path, "containerGroups"))
+        json(ex, 201, "{\"name\":\"g\",\"properties\":{\"provisioningState\":\"Creating\"}}");
+    else if (strcmp(req->method, "DELETE") == 0)
+        http_respond(ex, 204, NULL, 0, NULL, NULL, 0);
+    else
+        json(ex, 200, "{\"name\":\"s1\",\"properties\":{\"shareQuota\":5}}");
+}
+
+static void few_buckets(azure_client_opts_t *o)
+{
+    o->buckets[AZURE_BUCKET_READ] = (azure_bucket_opts_t){4, 0.5};
+    o->buckets[AZURE_BUCKET_ACI_CREATE] = (azure_bucket_opts_t){1, 0.01};
+}
+
+static void test_arm_buckets_shared_by_regions(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_start(&fx, ok_script, few_buckets);
+    const char *regions[] = {"eastus", "eastus", "westus", "westus", "centralus"};
+    cap_t g[5] = {{0}};
+    uint64_t t0 = d8_mono_ms();
+    for (int i = 0; i < 5; i++) {
+        const azure_scope_t s = {SUB, "rg-shared", "dev8arm", regions[i]};
+        assert_int_equal(azure_share_get(fx.c, &s, "s1", AZURE_PRIO_NORMAL, on_share, &g[i]), 0);
+    }
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(wait_for(&fx, &g[i].calls, 1, 10000), 0);
+        assert_int_equal(g[i].err, 0);
+    }
+    /* Four reads in two regions emptied the subscription's 4-token bucket:
+     * the fifth, in a third region, waited for its refill (0.5 a second). */
+    assert_true(g[3].at_ms - t0 < 1000);
+    assert_true(g[4].at_ms - t0 >= 1500);
+    azure_stats_t st;
+    azure_client_stats(fx.c, &st);
+    assert_true(st.throttle_waits >= 1);
+
+    /* ACI's creates are metered per region: with one create per region
+     * in the bucket, eastus and westus each create at once. */
+    cap_t p[2] = {{0}};
+    azure_group_spec_t gs = group_spec("dev8-shared");
+    const azure_scope_t east = {SUB, "rg-shared", "dev8arm", "eastus"};
+    const azure_scope_t west = {SUB, "rg-shared", "dev8arm", "westus"};
+    t0 = d8_mono_ms();
+    assert_int_equal(azure_group_put(fx.c, &east, &gs, AZURE_PRIO_HIGH, on_group, &p[0]), 0);
+    assert_int_equal(azure_group_put(fx.c, &west, &gs, AZURE_PRIO_HIGH, on_group, &p[1]), 0);
+    assert_int_equal(wait_for(&fx, &p[1].calls, 1, 5000), 0);
+    assert_int_equal(wait_for(&fx, &p[0].calls, 1, 5000), 0);
+    assert_int_equal(p[0].err, 0);
+    assert_int_equal(p[1].err, 0);
+    assert_true(p[0].at_ms - t0 < 1000 && p[1].at_ms - t0 < 1000);
+    assert_true(azure_client_bucket_wait_ms(fx.c, SUB, "eastus", AZURE_BUCKET_ACI_CREATE) > 50000);
+    assert_int_equal(
+        azure_client_bucket_wait_ms(fx.c, SUB, "northeurope", AZURE_BUCKET_ACI_CREATE), 0);
+    fx_finish(&fx);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -283,6 +368,7 @@ int main(void)
         cmocka_set_test_filter(filter);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paging_as_arm_writes_it),
+        cmocka_unit_test(test_arm_buckets_shared_by_regions),
     };
     return cmocka_run_group_tests_name("azure_arm", tests, group_setup, NULL);
 }

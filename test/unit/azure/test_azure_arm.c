@@ -1,7 +1,8 @@
 /*
  * Unit tests of pkg/azure for ARM as Microsoft documents it (issue 11,
  * client side), without a server: the origin check of nextLinks (ARM
- * writes the default port). test/integration/test_azure_arm.c drives the
+ * writes the default port). test_azure.c has the client's buckets (one
+ * ARM set per subscription); test/integration/test_azure_arm.c drives the
  * same behaviours over HTTP.
  */
 #include <stdarg.h>
