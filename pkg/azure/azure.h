@@ -39,7 +39,12 @@
  *   over 64 MiB; D8_ECANCELED the client was freed first.
  * - Retries (connection errors, timeouts, 408, 429, 500, 502, 503, 504) and
  *   a single token refresh on 401 happen inside; the callback sees the
- *   final outcome and the number of attempts.
+ *   final outcome and the number of attempts. A Retry-After also pauses
+ *   the bucket of the meter that answered: a 429 of ARM
+ *   (SubscriptionRequestsThrottled) the subscription's ARM bucket of the
+ *   request's kind; a 429 of ACI's create/delete meters (a container
+ *   group PUT or DELETE answered TooManyRequests, or with a message naming
+ *   container groups) only that region's ACI buckets.
  *
  * Long-running operations (group PUT answering 201, DELETE 202, start 202)
  * complete as soon as ARM accepts them: res->accepted is 1 and
@@ -153,8 +158,9 @@ typedef struct azure_client_opts {
     uint64_t storage_key_ttl_ms; /* 3600000 */
     size_t max_pages;            /* 1000: a list longer than that fails */
     /* When x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}
-     * falls to this many or fewer, the matching bucket is drained to that
-     * figure so the client slows to its refill rate. Default 10. */
+     * or its -global- twin (the lower of the two counts) falls to this
+     * many or fewer, the matching ARM bucket is drained to that figure so
+     * the client slows to its refill rate. Default 10. */
     int remaining_low_water;
 } azure_client_opts_t;
 

@@ -118,6 +118,27 @@ typedef struct azure__op_info {
 
 extern const azure__op_info_t azure__ops[AZ_OP__COUNT];
 
+/* ---- throttling signals (limits.c) ---- */
+
+/* The ARM bucket kind (AZURE_BUCKET_READ, _WRITE, _DELETE) whose remaining
+ * requests a response header reports, from its name (nlen bytes, any
+ * case): x-ms-ratelimit-remaining-subscription-{reads,writes,deletes} and
+ * their -global- twins (ARM's global bucket of the subscription, 15 times
+ * the principal's); -1 for any other header. */
+int azure__ratelimit_kind(const char *name, size_t nlen);
+
+/* Whose meter a 429 answer comes from, as a set of AZ_THROTTLED_* bits. */
+#define AZ_THROTTLED_ARM 1 /* ARM's subscription bucket of the op's kind */
+#define AZ_THROTTLED_ACI 2 /* ACI's create/delete meters of the region */
+/*
+ * Reads a 429 of operation op: only the container group PUT and DELETE
+ * have ACI meters; for them the ARM error code SubscriptionRequestsThrottled
+ * is ARM's, TooManyRequests or a message naming container groups is
+ * ACI's, and anything else may be either (both bits). code and message
+ * may be NULL or "".
+ */
+int azure__throttle_origin(azure__op_t op, const char *code, const char *message);
+
 /* ---- the client ---- */
 
 /*
@@ -189,7 +210,9 @@ struct azure__req {
     char *async_op;
     char *location;
     int64_t retry_after_ms;
-    long remaining[3]; /* x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}; -1 */
+    /* x-ms-ratelimit-remaining-subscription-[global-]{reads,writes,deletes}:
+     * the lower of the two figures per kind; -1 when not sent */
+    long remaining[AZ_ARM_KINDS];
     /* secrets to scrub from error messages (borrowed from body owner) */
     char *secrets[AZ_MAX_SECRETS];
     size_t nsecrets;
@@ -348,9 +371,11 @@ void azure__fail_token_waiters(azure_client_t *c, const char *code, const char *
 /* Lowers the request's buckets to the x-ms-ratelimit-remaining-* figures
  * of its last answer when they are at or below the low-water mark. */
 void azure__buckets_clamp(azure__req_t *r);
-/* Shuts the request's buckets until until_ms (monotonic) after a
- * Retry-After. */
-void azure__buckets_pause(azure__req_t *r, uint64_t until_ms);
+/* Shuts the buckets the request drew from until until_ms (monotonic)
+ * after a Retry-After: with AZ_THROTTLED_ARM the subscription's ARM bucket
+ * of its kind, with AZ_THROTTLED_ACI its region's ACI buckets (both
+ * windows), when it has them. */
+void azure__buckets_pause(azure__req_t *r, uint64_t until_ms, int throttled);
 /* The bucket of kind (an azure_bucket_kind_t) that be's requests draw
  * from: the subscription's for an ARM kind, the region's for an ACI one. */
 azure__bucket_t *azure__bucket_of(azure__bucket_entry_t *be, int kind);

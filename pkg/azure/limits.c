@@ -1,8 +1,8 @@
 /*
  * Pure helpers of pkg/azure: token bucket arithmetic, Retry-After parsing,
- * secret scrubbing, name checks and the origin check of nextLinks. No
- * I/O, no clock reads: callers pass the time in, so the unit tests can
- * drive them.
+ * secret scrubbing, name checks, the origin check of nextLinks and what
+ * ARM's throttling headers and 429 answers mean. No I/O, no clock reads:
+ * callers pass the time in, so the unit tests can drive them.
  */
 #include "azure_int.h"
 
@@ -256,4 +256,41 @@ int azure__same_origin(const char *base, const char *url)
     while (n && b.rest[n - 1] == '/')
         n--;
     return strncasecmp(u.rest, b.rest, n) == 0 && (u.rest[n] == '/' || u.rest[n] == '?');
+}
+
+/* ------------------------------------------------------------ throttling */
+
+int azure__ratelimit_kind(const char *name, size_t nlen)
+{
+    static const char pre[] = "x-ms-ratelimit-remaining-subscription-";
+    static const char *const kinds[AZ_ARM_KINDS] = {
+        [AZURE_BUCKET_READ] = "reads",
+        [AZURE_BUCKET_WRITE] = "writes",
+        [AZURE_BUCKET_DELETE] = "deletes",
+    };
+    size_t pl = sizeof(pre) - 1;
+    if (nlen <= pl || strncasecmp(name, pre, pl) != 0)
+        return -1;
+    name += pl;
+    nlen -= pl;
+    if (nlen > 7 && strncasecmp(name, "global-", 7) == 0) {
+        name += 7;
+        nlen -= 7;
+    }
+    for (int k = 0; k < AZ_ARM_KINDS; k++)
+        if (strlen(kinds[k]) == nlen && strncasecmp(name, kinds[k], nlen) == 0)
+            return k;
+    return -1;
+}
+
+int azure__throttle_origin(azure__op_t op, const char *code, const char *message)
+{
+    if ((int)op < 0 || op >= AZ_OP__COUNT || azure__ops[op].aci_bucket < 0)
+        return AZ_THROTTLED_ARM;
+    if (code && strcasecmp(code, "SubscriptionRequestsThrottled") == 0)
+        return AZ_THROTTLED_ARM;
+    if ((code && strcasecmp(code, "TooManyRequests") == 0) ||
+        (message && strcasestr(message, "container group")))
+        return AZ_THROTTLED_ACI;
+    return AZ_THROTTLED_ARM | AZ_THROTTLED_ACI;
 }

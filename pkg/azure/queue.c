@@ -142,17 +142,18 @@ void azure__buckets_clamp(azure__req_t *r)
             azure__bucket_clamp(&r->bkt->arm->b[k], (double)r->remaining[k]);
 }
 
-void azure__buckets_pause(azure__req_t *r, uint64_t until_ms)
+void azure__buckets_pause(azure__req_t *r, uint64_t until_ms, int throttled)
 {
     /* Retry-After pauses the whole bucket: nothing of that kind goes to
      * this subscription (ARM's) or subscription+region (ACI's) before the
-     * time ARM named. */
+     * time named. An ACI 429 leaves the subscription's other writes alone;
+     * ARM's leaves ACI's meters alone. */
     if (!r->bkt)
         return;
     const azure__op_info_t *oi = &azure__ops[r->op];
-    if (oi->bucket >= 0)
+    if (oi->bucket >= 0 && (throttled & AZ_THROTTLED_ARM))
         azure__bucket_pause(azure__bucket_of(r->bkt, oi->bucket), until_ms);
-    if (oi->aci_bucket >= 0) {
+    if (oi->aci_bucket >= 0 && (throttled & AZ_THROTTLED_ACI)) {
         azure__bucket_pause(azure__bucket_of(r->bkt, oi->aci_bucket), until_ms);
         azure__bucket_pause(azure__bucket_of(r->bkt, AZURE_BUCKET_HOURLY(oi->aci_bucket)),
                             until_ms);

@@ -85,7 +85,7 @@ azure__req_t *azure__req_new(azure_client_t *c, azure__op_t op, int prio, char *
     r->done = done;
     r->ctx = ctx;
     r->retry_after_ms = -1;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < AZ_ARM_KINDS; i++)
         r->remaining[i] = -1;
     r->accepted_ms = d8_mono_ms();
     d8_buf_init(&r->resp);
@@ -146,9 +146,9 @@ static void set_str(char **dst, const char *v, size_t n)
 
 /*
  * curl's header callback: keeps what ARM says in headers (x-ms-request-id,
- * Retry-After, Azure-AsyncOperation, Location, the
- * x-ms-ratelimit-remaining-subscription-* figures); a status line starts
- * a new response and forgets the previous one's.
+ * Retry-After, Azure-AsyncOperation, Location, the lowest
+ * x-ms-ratelimit-remaining-subscription-[global-]* figure per kind); a
+ * status line starts a new response and forgets the previous one's.
  */
 static size_t on_header(char *data, size_t size, size_t n, void *ud)
 {
@@ -162,7 +162,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
         free(r->location);
         r->async_op = r->location = NULL;
         r->retry_after_ms = -1;
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < AZ_ARM_KINDS; i++)
             r->remaining[i] = -1;
         return len;
     }
@@ -177,6 +177,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
         end--;
     size_t vlen = (size_t)(end - v);
+    int kind;
 #define HNAME(lit) (nlen == sizeof(lit) - 1 && strncasecmp(data, lit, nlen) == 0)
     if (HNAME("x-ms-request-id")) {
         size_t k = vlen < sizeof(r->ms_request_id) - 1 ? vlen : sizeof(r->ms_request_id) - 1;
@@ -194,31 +195,16 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
         set_str(&r->async_op, v, vlen < 4096 ? vlen : 4096);
     } else if (HNAME("location")) {
         set_str(&r->location, v, vlen < 4096 ? vlen : 4096);
-    } else if (nlen > 38 && strncasecmp(data, "x-ms-ratelimit-remaining-subscription-", 38) == 0) {
-        const char *kind = data + 38;
-        size_t klen = nlen - 38;
-        /* Newer ARM regions send "global-" and "resource-" variants; the
-         * last word names the bucket. */
-        if (klen > 7 && strncasecmp(kind, "global-", 7) == 0) {
-            kind += 7;
-            klen -= 7;
-        }
-        int idx = -1;
-        if (klen == 5 && strncasecmp(kind, "reads", 5) == 0)
-            idx = 0;
-        else if (klen == 6 && strncasecmp(kind, "writes", 6) == 0)
-            idx = 1;
-        else if (klen == 7 && strncasecmp(kind, "deletes", 7) == 0)
-            idx = 2;
-        if (idx >= 0 && vlen > 0 && vlen < 12) {
-            char tmp[16];
-            memcpy(tmp, v, vlen);
-            tmp[vlen] = '\0';
-            char *e;
-            long x = strtol(tmp, &e, 10);
-            if (*e == '\0' && x >= 0)
-                r->remaining[idx] = x;
-        }
+    } else if ((kind = azure__ratelimit_kind(data, nlen)) >= 0 && vlen > 0 && vlen < 12) {
+        char tmp[16];
+        memcpy(tmp, v, vlen);
+        tmp[vlen] = '\0';
+        char *e;
+        long x = strtol(tmp, &e, 10);
+        /* ARM sends the principal's figure and the subscription's global
+         * one: the lower says how close the first bucket to run dry is. */
+        if (*e == '\0' && x >= 0 && (r->remaining[kind] < 0 || x < r->remaining[kind]))
+            r->remaining[kind] = x;
     }
 #undef HNAME
     return len;
@@ -444,6 +430,20 @@ static int attempt_account(azure__req_t *r, CURLcode cres)
     return too_big;
 }
 
+/* Whose meters a Retry-After of this answer pauses (AZ_THROTTLED_*): a
+ * 429 says from its error body whether ARM or ACI throttled; any other
+ * retryable answer pauses every bucket the request drew from. */
+static int throttled_by(azure__req_t *r)
+{
+    if (r->status != 429)
+        return AZ_THROTTLED_ARM | AZ_THROTTLED_ACI;
+    char code[128], message[512];
+    /* An unreadable body leaves both empty: the origin is then unknown. */
+    (void)azure_decode_error(r->resp.data, r->resp.len, code, sizeof(code), message,
+                             sizeof(message));
+    return azure__throttle_origin(r->op, code, message);
+}
+
 /* Finishes a request whose last attempt got no usable answer. */
 static void attempt_failed(azure__req_t *r, CURLcode cres, int err, int too_big)
 {
@@ -486,7 +486,7 @@ static void attempt_done(azure__req_t *r, CURLcode cres)
         retry = retryable_status(r->status);
     }
     if (retry && r->retry_after_ms >= 0)
-        azure__buckets_pause(r, now + (uint64_t)r->retry_after_ms);
+        azure__buckets_pause(r, now + (uint64_t)r->retry_after_ms, throttled_by(r));
 
     if (retry && r->attempt < c->max_attempts) {
         uint64_t delay = r->retry_after_ms >= 0

@@ -3,8 +3,10 @@
  * 11, client side), over HTTP against a scripted ARM responder in this
  * process (pkg/http on the test's loop), for what azsim does not show:
  * nextLinks that write the default port, change case or carry an opaque
- * $skipToken, empty pages and one-item pages; ARM's buckets shared by the
- * regions of a subscription.
+ * $skipToken, empty pages and one-item pages; both x-ms-ratelimit-
+ * remaining headers; ARM's buckets shared by the regions of a
+ * subscription; an ACI 429 that pauses only that region's ACI buckets and
+ * an ARM 429 that pauses the ARM bucket.
  *
  * The client is configured as for Azure (armEndpoint
  * http://management.azure.com) and reaches the responder as its HTTP proxy
@@ -29,6 +31,8 @@
 
 #define ARM "http://management.azure.com"
 #define SUB "00000000-0000-0000-0000-0000000000b2"
+#define SUB2 "00000000-0000-0000-0000-0000000000b3"
+#define SUB3 "00000000-0000-0000-0000-0000000000b4"
 #define CG_PATH(rg) "/subscriptions/" SUB "/resourceGroups/" rg "/providers/" \
                     "Microsoft.ContainerInstance/containerGroups"
 #define CG_QUERY "api-version=2025-09-01"
@@ -174,6 +178,11 @@ static void cap_res(cap_t *c, const azure_result_t *r)
     snprintf(c->code, sizeof(c->code), "%s", r->error_code);
 }
 
+static void on_done(void *ud, const azure_result_t *r)
+{
+    cap_res(ud, r);
+}
+
 static void on_group(void *ud, const azure_result_t *r, const azure_group_t *g)
 {
     (void)g;
@@ -281,6 +290,51 @@ static void test_paging_as_arm_writes_it(void **state)
     fx_finish(&fx);
 }
 
+/* ------------------------------------------------------------ ratelimit headers */
+
+/* Share GETs answered with both remaining-reads figures; which is low
+ * depends on the subscription. */
+static void ratelimit_script(fx_t *fx, http_exchange_t *ex, const http_request_t *req)
+{
+    (void)fx;
+    http_header_t h[2] = {{"x-ms-ratelimit-remaining-subscription-reads", "200"},
+                          {"x-ms-ratelimit-remaining-subscription-global-reads", "3"}};
+    if (strstr(req->path, SUB2)) {
+        h[0] = (http_header_t){"x-ms-ratelimit-remaining-subscription-reads", "3"};
+        h[1] = (http_header_t){"x-ms-ratelimit-remaining-subscription-global-reads", "3000"};
+    } else if (strstr(req->path, SUB3)) {
+        h[1] = (http_header_t){"x-ms-ratelimit-remaining-subscription-global-reads", "3000"};
+    }
+    static const char body[] = "{\"name\":\"s1\",\"properties\":{\"shareQuota\":5}}";
+    http_respond(ex, 200, h, 2, "application/json", body, sizeof(body) - 1);
+}
+
+static void test_ratelimit_global_headers(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_start(&fx, ratelimit_script, NULL);
+    const char *subs[] = {SUB, SUB2, SUB3};
+    cap_t g[3] = {{0}};
+    for (int i = 0; i < 3; i++) {
+        const azure_scope_t s = {subs[i], "rg-rl", "dev8arm", "eastus"};
+        assert_int_equal(azure_share_get(fx.c, &s, "s1", AZURE_PRIO_NORMAL, on_share, &g[i]), 0);
+        assert_int_equal(wait_for(&fx, &g[i].calls, 1, 5000), 0);
+        assert_int_equal(g[i].err, 0);
+    }
+    /* The lower figure governs, whether it is the global one (SUB) or the
+     * principal's (SUB2): the bucket is drained to it. */
+    double lvl = 0;
+    assert_int_equal(azure_client_bucket_level(fx.c, SUB, "eastus", AZURE_BUCKET_READ, &lvl), 0);
+    assert_true(lvl <= 3.5);
+    assert_int_equal(azure_client_bucket_level(fx.c, SUB2, "eastus", AZURE_BUCKET_READ, &lvl), 0);
+    assert_true(lvl <= 3.5);
+    /* Both above the low-water mark: the bucket only paid its token. */
+    assert_int_equal(azure_client_bucket_level(fx.c, SUB3, "eastus", AZURE_BUCKET_READ, &lvl), 0);
+    assert_true(lvl >= 249.0);
+    fx_finish(&fx);
+}
+
 /* ------------------------------------------------------------ shared buckets */
 
 static void ok_script(fx_t *fx, http_exchange_t *ex, const http_request_t *req)
@@ -344,6 +398,106 @@ static void test_arm_buckets_shared_by_regions(void **state)
     fx_finish(&fx);
 }
 
+/* ------------------------------------------------------------ 429s */
+
+/* The first group PUT in rg-aci meets ACI's create meter, the first share
+ * PUT in rg-arm ARM's write meter; everything else succeeds. */
+static void throttle_script(fx_t *fx, http_exchange_t *ex, const http_request_t *req)
+{
+    static const http_header_t ra[] = {{"Retry-After", "2"}};
+    int is_put = strcmp(req->method, "PUT") == 0;
+    if (is_put && strstr(req->path, "/rg-aci/") && strstr(req->path, "containerGroups") &&
+        fx->step == 0) {
+        fx->step = 1;
+        http_respond_error_h(ex, 429, ra, 1, "TooManyRequests",
+                             "The number of container group create requests for subscription "
+                             "'" SUB "' in region 'eastus' exceeded the limit of 100 per 5 "
+                             "minutes and 300 per hour. Please retry after 2 seconds.",
+                             NULL);
+        return;
+    }
+    if (is_put && strstr(req->path, "/rg-arm/") && strstr(req->path, "fileServices") &&
+        fx->step == 1) {
+        fx->step = 2;
+        http_respond_error_h(ex, 429, ra, 1, "SubscriptionRequestsThrottled",
+                             "Number of 'write' requests for subscription '" SUB "' actor "
+                             "'app-1' exceeded. Please try again after '2' seconds after "
+                             "additional tokens are available.",
+                             NULL);
+        return;
+    }
+    ok_script(fx, ex, req);
+}
+
+static void wait_throttled(fx_t *fx, uint64_t n)
+{
+    uint64_t t0 = d8_mono_ms();
+    azure_stats_t st;
+    do {
+        int never = 0;
+        wait_for(fx, &never, 1, 10);
+        azure_client_stats(fx->c, &st);
+    } while (st.throttled < n && d8_mono_ms() - t0 < 5000);
+    assert_true(st.throttled >= n);
+}
+
+static void test_aci_429_pauses_its_region_only(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_start(&fx, throttle_script, NULL);
+    azure_group_spec_t gs = group_spec("dev8-throttled");
+    const azure_scope_t aci_east = {SUB, "rg-aci", "dev8arm", "eastus"};
+    const azure_scope_t aci_west = {SUB, "rg-aci", "dev8arm", "westus"};
+    cap_t first = {0}, west = {0}, share = {0}, again = {0};
+    uint64_t t0 = d8_mono_ms();
+    assert_int_equal(azure_group_put(fx.c, &aci_east, &gs, AZURE_PRIO_HIGH, on_group, &first), 0);
+    wait_throttled(&fx, 1);
+    /* ACI said no to creates in eastus: other writes of the subscription
+     * go on, and so do creates in westus. */
+    uint64_t t1 = d8_mono_ms();
+    azure_share_spec_t ss = {.name = "s1", .quota_gb = 5};
+    assert_int_equal(azure_share_put(fx.c, &aci_east, &ss, AZURE_PRIO_HIGH, on_share, &share), 0);
+    assert_int_equal(azure_group_put(fx.c, &aci_west, &gs, AZURE_PRIO_HIGH, on_group, &west), 0);
+    assert_int_equal(wait_for(&fx, &share.calls, 1, 5000), 0);
+    assert_int_equal(wait_for(&fx, &west.calls, 1, 5000), 0);
+    assert_int_equal(share.err, 0);
+    assert_int_equal(west.err, 0);
+    assert_true(share.at_ms - t1 < 1000);
+    assert_true(west.at_ms - t1 < 1000);
+    /* A second create in eastus waits for the Retry-After like the first. */
+    assert_int_equal(azure_group_put(fx.c, &aci_east, &gs, AZURE_PRIO_HIGH, on_group, &again), 0);
+    assert_int_equal(wait_for(&fx, &first.calls, 1, 5000), 0);
+    assert_int_equal(wait_for(&fx, &again.calls, 1, 5000), 0);
+    assert_int_equal(first.err, 0);
+    assert_int_equal(again.err, 0);
+    assert_true(first.at_ms - t0 >= 1900);
+    assert_true(again.at_ms - t0 >= 1900);
+
+    /* ARM said no to writes: every write of the subscription waits, in
+     * every region; deletes, another meter, do not. */
+    const azure_scope_t arm_east = {SUB, "rg-arm", "dev8arm", "eastus"};
+    const azure_scope_t arm_west = {SUB, "rg-arm", "dev8arm", "westus"};
+    cap_t sp = {0}, gp = {0}, del = {0};
+    t0 = d8_mono_ms();
+    assert_int_equal(azure_share_put(fx.c, &arm_east, &ss, AZURE_PRIO_HIGH, on_share, &sp), 0);
+    wait_throttled(&fx, 2);
+    t1 = d8_mono_ms();
+    assert_int_equal(azure_group_put(fx.c, &arm_west, &gs, AZURE_PRIO_HIGH, on_group, &gp), 0);
+    assert_int_equal(
+        azure_group_delete(fx.c, &arm_west, "dev8-old", AZURE_PRIO_HIGH, on_done, &del), 0);
+    assert_int_equal(wait_for(&fx, &del.calls, 1, 5000), 0);
+    assert_int_equal(del.err, 0);
+    assert_true(del.at_ms - t1 < 1000);
+    assert_int_equal(wait_for(&fx, &gp.calls, 1, 5000), 0);
+    assert_int_equal(wait_for(&fx, &sp.calls, 1, 5000), 0);
+    assert_int_equal(gp.err, 0);
+    assert_int_equal(sp.err, 0);
+    assert_true(gp.at_ms - t0 >= 1900);
+    assert_true(sp.at_ms - t0 >= 1900);
+    fx_finish(&fx);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -368,7 +522,9 @@ int main(void)
         cmocka_set_test_filter(filter);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paging_as_arm_writes_it),
+        cmocka_unit_test(test_ratelimit_global_headers),
         cmocka_unit_test(test_arm_buckets_shared_by_regions),
+        cmocka_unit_test(test_aci_429_pauses_its_region_only),
     };
     return cmocka_run_group_tests_name("azure_arm", tests, group_setup, NULL);
 }

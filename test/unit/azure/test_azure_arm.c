@@ -1,9 +1,10 @@
 /*
  * Unit tests of pkg/azure for ARM as Microsoft documents it (issue 11,
  * client side), without a server: the origin check of nextLinks (ARM
- * writes the default port). test_azure.c has the client's buckets (one
- * ARM set per subscription); test/integration/test_azure_arm.c drives the
- * same behaviours over HTTP.
+ * writes the default port), the x-ms-ratelimit-remaining-* headers with
+ * their -global- twins, and whose meter a 429 comes from. test_azure.c
+ * has the client's buckets (one ARM set per subscription);
+ * test/integration/test_azure_arm.c drives the same behaviours over HTTP.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -73,11 +74,80 @@ static void test_same_origin(void **state)
     assert_int_equal(azure__same_origin("http://h", NULL), 0);
 }
 
+/* ------------------------------------------------------------ throttling */
+
+static int kind_of(const char *name)
+{
+    return azure__ratelimit_kind(name, strlen(name));
+}
+
+static void test_ratelimit_headers(void **state)
+{
+    (void)state;
+    assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-reads"), AZURE_BUCKET_READ);
+    assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-writes"), AZURE_BUCKET_WRITE);
+    assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-deletes"),
+                     AZURE_BUCKET_DELETE);
+    /* The global bucket of the subscription (observed: 3749 = 15 x 250 - 1). */
+    assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-global-reads"),
+                     AZURE_BUCKET_READ);
+    assert_int_equal(kind_of("X-MS-RateLimit-Remaining-Subscription-Global-Writes"),
+                     AZURE_BUCKET_WRITE);
+    assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-global-deletes"),
+                     AZURE_BUCKET_DELETE);
+    /* Not ours: the tenant's, the overridden-limit ones, and near misses. */
+    assert_int_equal(kind_of("x-ms-ratelimit-remaining-tenant-reads"), -1);
+    assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-resource-requests"), -1);
+    assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-resource-entities-read"), -1);
+    assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-global-"), -1);
+    assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-"), -1);
+    assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-readsx"), -1);
+    /* Only the name's nlen bytes count (curl hands "name: value"). */
+    const char *line = "x-ms-ratelimit-remaining-subscription-global-reads: 3749";
+    assert_int_equal(azure__ratelimit_kind(line, 50), AZURE_BUCKET_READ);
+}
+
+static void test_throttle_origin(void **state)
+{
+    (void)state;
+    const int both = AZ_THROTTLED_ARM | AZ_THROTTLED_ACI;
+    /* ARM's throttling of any operation. */
+    assert_int_equal(azure__throttle_origin(AZ_OP_GROUP_PUT, "SubscriptionRequestsThrottled",
+                                            "Number of 'write' requests for subscription "
+                                            "'s' actor 'a' exceeded."),
+                     AZ_THROTTLED_ARM);
+    assert_int_equal(
+        azure__throttle_origin(AZ_OP_GROUP_DELETE, "subscriptionrequeststhrottled", ""),
+        AZ_THROTTLED_ARM);
+    /* Operations without ACI meters: always ARM's bucket. */
+    assert_int_equal(azure__throttle_origin(AZ_OP_SHARE_PUT, "TooManyRequests", ""),
+                     AZ_THROTTLED_ARM);
+    assert_int_equal(azure__throttle_origin(AZ_OP_GROUP_START, "TooManyRequests", ""),
+                     AZ_THROTTLED_ARM);
+    assert_int_equal(azure__throttle_origin(AZ_OP_GROUP_GET, "", ""), AZ_THROTTLED_ARM);
+    /* ACI's create and delete meters. */
+    assert_int_equal(azure__throttle_origin(AZ_OP_GROUP_PUT, "TooManyRequests",
+                                            "The request is being throttled."),
+                     AZ_THROTTLED_ACI);
+    assert_int_equal(azure__throttle_origin(AZ_OP_GROUP_PUT, "ContainerGroupCreationThrottled",
+                                            "The number of Container Group creation requests "
+                                            "exceeded the limit."),
+                     AZ_THROTTLED_ACI);
+    assert_int_equal(azure__throttle_origin(AZ_OP_GROUP_DELETE, NULL,
+                                            "container group delete requests exceeded"),
+                     AZ_THROTTLED_ACI);
+    /* Nothing to tell by: both meters may be the one. */
+    assert_int_equal(azure__throttle_origin(AZ_OP_GROUP_PUT, "", ""), both);
+    assert_int_equal(azure__throttle_origin(AZ_OP_GROUP_DELETE, NULL, NULL), both);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_origin),
+        cmocka_unit_test(test_ratelimit_headers),
+        cmocka_unit_test(test_throttle_origin),
     };
     return cmocka_run_group_tests_name("azure_arm", tests, NULL, NULL);
 }
