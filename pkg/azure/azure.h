@@ -254,6 +254,19 @@ typedef struct azure_share_list {
     size_t n;
 } azure_share_list_t;
 
+/* A storage account as read back (StorageAccounts_GetProperties): what
+ * decides which shares it can hold. Strings owned by the struct, NULL
+ * when Azure did not send them. */
+typedef struct azure_storage_account {
+    char *id;
+    char *name;
+    char *location;
+    char *kind;                    /* StorageV2|FileStorage|Storage|... */
+    char *sku_name;                /* sku.name: Standard_LRS|Premium_LRS|... */
+    char *large_file_shares_state; /* properties.largeFileSharesState:
+                                      Enabled|Disabled */
+} azure_storage_account_t;
+
 /* The status of a long-running operation, read at its Azure-AsyncOperation
  * URL. Strings owned by the struct, NULL when absent. */
 typedef struct azure_operation {
@@ -269,6 +282,7 @@ void azure_operation_release(azure_operation_t *op);
 void azure_group_list_release(azure_group_list_t *l);
 void azure_share_release(azure_share_t *s);
 void azure_share_list_release(azure_share_list_t *l);
+void azure_storage_account_release(azure_storage_account_t *a);
 
 /* Callbacks. `ud` is the caller's pointer, passed back untouched. The
  * resource/list pointer is NULL unless res->err is 0 and a body came. */
@@ -281,6 +295,8 @@ typedef void (*azure_share_list_cb)(void *ud, const azure_result_t *res,
                                     const azure_share_list_t *list);
 typedef void (*azure_operation_cb)(void *ud, const azure_result_t *res,
                                    const azure_operation_t *op);
+typedef void (*azure_storage_account_cb)(void *ud, const azure_result_t *res,
+                                         const azure_storage_account_t *a);
 
 /* ------------------------------------------------------------------ */
 /* Operations                                                          */
@@ -373,6 +389,12 @@ int azure_share_list(azure_client_t *c, const azure_scope_t *s, int expand_metad
                      azure_prio_t prio, azure_share_list_cb cb, void *ud);
 int azure_share_delete(azure_client_t *c, const azure_scope_t *s, const char *name,
                        azure_prio_t prio, azure_done_cb cb, void *ud);
+
+/* GET of the scope's storage account (Microsoft.Storage
+ * StorageAccounts_GetProperties, storageApiVersion): its kind, SKU and
+ * large file shares state. Paid from the subscription's read bucket. */
+int azure_storage_account_get(azure_client_t *c, const azure_scope_t *s, azure_prio_t prio,
+                              azure_storage_account_cb cb, void *ud);
 
 /*
  * GET of a long-running operation's status at `url` (res->async_operation
@@ -475,6 +497,8 @@ int azure_decode_group_list(const char *json, size_t len, azure_group_list_t *ou
 int azure_decode_share(const char *json, size_t len, azure_share_t *out);
 int azure_decode_share_list(const char *json, size_t len, azure_share_list_t *out,
                             char **next_link);
+/* A storage account body (kind, sku.name, properties.largeFileSharesState). */
+int azure_decode_storage_account(const char *json, size_t len, azure_storage_account_t *out);
 /* An Azure-AsyncOperation status body {"status","error":{"code","message"}}. */
 int azure_decode_operation(const char *json, size_t len, azure_operation_t *out);
 /* An ARM error body {"error":{"code","message"}} (or an Entra ID one,

@@ -104,6 +104,7 @@ typedef enum azure__op {
     AZ_OP_SHARE_DELETE,
     AZ_OP_LIST_KEYS,
     AZ_OP_OPERATION_GET,
+    AZ_OP_ACCOUNT_GET,
     AZ_OP_TOKEN, /* not ARM: no bucket, no token, not counted in maxInflight */
     AZ_OP__COUNT
 } azure__op_t;

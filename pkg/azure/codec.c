@@ -112,6 +112,19 @@ void azure_share_release(azure_share_t *s)
     s->quota_gb = -1;
 }
 
+void azure_storage_account_release(azure_storage_account_t *a)
+{
+    if (!a)
+        return;
+    free(a->id);
+    free(a->name);
+    free(a->location);
+    free(a->kind);
+    free(a->sku_name);
+    free(a->large_file_shares_state);
+    memset(a, 0, sizeof(*a));
+}
+
 void azure_share_list_release(azure_share_list_t *l)
 {
     if (!l)
@@ -324,6 +337,24 @@ int azure_decode_share_list(const char *json, size_t len, azure_share_list_t *ou
 cleanup:
     cJSON_Delete(root);
     return rc;
+}
+
+int azure_decode_storage_account(const char *json, size_t len, azure_storage_account_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    cJSON *root = parse(json, len);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return D8_EPARSE;
+    }
+    out->id = str_dup_of(root, "id");
+    out->name = str_dup_of(root, "name");
+    out->location = str_dup_of(root, "location");
+    out->kind = str_dup_of(root, "kind");
+    out->sku_name = str_dup_of(obj_get(root, "sku"), "name");
+    out->large_file_shares_state = str_dup_of(obj_get(root, "properties"), "largeFileSharesState");
+    cJSON_Delete(root);
+    return 0;
 }
 
 int azure_decode_operation(const char *json, size_t len, azure_operation_t *out)

@@ -43,6 +43,7 @@ const azure__op_info_t azure__ops[AZ_OP__COUNT] = {
      * nothing: logged at debug like a read. */
     [AZ_OP_LIST_KEYS] = {"StorageAccounts_ListKeys", "POST", AZURE_BUCKET_WRITE, -1, 0},
     [AZ_OP_OPERATION_GET] = {"AsyncOperation_Get", "GET", AZURE_BUCKET_READ, -1, 0},
+    [AZ_OP_ACCOUNT_GET] = {"StorageAccounts_GetProperties", "GET", AZURE_BUCKET_READ, -1, 0},
     [AZ_OP_TOKEN] = {"Token", "POST", -1, -1, 0},
 };
 

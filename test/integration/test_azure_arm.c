@@ -3,10 +3,10 @@
  * 11, client side), over HTTP against a scripted ARM responder in this
  * process (pkg/http on the test's loop), for what azsim does not show:
  * nextLinks that write the default port, change case or carry an opaque
- * $skipToken, empty pages and one-item pages; both x-ms-ratelimit-
- * remaining headers; ARM's buckets shared by the regions of a
- * subscription; an ACI 429 that pauses only that region's ACI buckets and
- * an ARM 429 that pauses the ARM bucket.
+ * $skipToken, empty pages and one-item pages; both
+ * x-ms-ratelimit-remaining headers; ARM's buckets shared by the regions of
+ * a subscription; an ACI 429 that pauses only that region's ACI buckets
+ * and an ARM 429 that pauses the ARM bucket; the storage account GET.
  *
  * The client is configured as for Azure (armEndpoint
  * http://management.azure.com) and reaches the responder as its HTTP proxy
@@ -167,6 +167,7 @@ typedef struct cap {
     char code[64];
     size_t n;
     char names[8][32];
+    char kind[32], sku[32], lfs[32];
 } cap_t;
 
 static void cap_res(cap_t *c, const azure_result_t *r)
@@ -202,6 +203,16 @@ static void on_glist(void *ud, const azure_result_t *r, const azure_group_list_t
     c->n = l ? l->n : 0;
     for (size_t i = 0; l && i < l->n && i < 8; i++)
         snprintf(c->names[i], sizeof(c->names[i]), "%s", l->items[i].name);
+}
+
+static void on_account(void *ud, const azure_result_t *r, const azure_storage_account_t *a)
+{
+    cap_t *c = ud;
+    cap_res(c, r);
+    snprintf(c->kind, sizeof(c->kind), "%s", a && a->kind ? a->kind : "");
+    snprintf(c->sku, sizeof(c->sku), "%s", a && a->sku_name ? a->sku_name : "");
+    snprintf(c->lfs, sizeof(c->lfs), "%s",
+             a && a->large_file_shares_state ? a->large_file_shares_state : "");
 }
 
 static const int ports[] = {8080};
@@ -498,6 +509,58 @@ static void test_aci_429_pauses_its_region_only(void **state)
     fx_finish(&fx);
 }
 
+/* ------------------------------------------------------------ storage account */
+
+static void account_script(fx_t *fx, http_exchange_t *ex, const http_request_t *req)
+{
+    (void)fx;
+    if (strcmp(req->method, "GET") == 0 &&
+        strcmp(req->path, "/subscriptions/" SUB "/resourceGroups/rg-sa/providers/"
+                          "Microsoft.Storage/storageAccounts/dev8arm") == 0 &&
+        strcmp(req->query, "api-version=2025-01-01") == 0) {
+        json(ex, 200,
+             "{\"id\":\"/subscriptions/" SUB "/resourceGroups/rg-sa/providers/"
+             "Microsoft.Storage/storageAccounts/dev8arm\",\"name\":\"dev8arm\",\"location\":"
+             "\"eastus\",\"kind\":\"FileStorage\",\"sku\":{\"name\":\"Premium_LRS\",\"tier\":"
+             "\"Premium\"},\"properties\":{\"largeFileSharesState\":\"Enabled\"}}");
+        return;
+    }
+    json(ex, 404,
+         "{\"error\":{\"code\":\"ResourceNotFound\",\"message\":\"The Resource "
+         "'Microsoft.Storage/storageAccounts/x' was not found.\"}}");
+}
+
+static void test_storage_account_get(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_start(&fx, account_script, NULL);
+    const azure_scope_t s = {SUB, "rg-sa", "dev8arm", "eastus"};
+    cap_t a = {0};
+    assert_int_equal(azure_storage_account_get(fx.c, &s, AZURE_PRIO_NORMAL, on_account, &a), 0);
+    assert_int_equal(wait_for(&fx, &a.calls, 1, 5000), 0);
+    assert_int_equal(a.err, 0);
+    assert_string_equal(a.kind, "FileStorage");
+    assert_string_equal(a.sku, "Premium_LRS");
+    assert_string_equal(a.lfs, "Enabled");
+    assert_int_equal(azure_client_requests(fx.c, "StorageAccounts_GetProperties", 200), 1);
+
+    const azure_scope_t missing = {SUB, "rg-none", "dev8none", "eastus"};
+    memset(&a, 0, sizeof(a));
+    assert_int_equal(
+        azure_storage_account_get(fx.c, &missing, AZURE_PRIO_NORMAL, on_account, &a), 0);
+    assert_int_equal(wait_for(&fx, &a.calls, 1, 5000), 0);
+    assert_int_equal(a.err, D8_ENOENT);
+    assert_string_equal(a.code, "ResourceNotFound");
+    assert_string_equal(a.kind, "");
+    /* The account must be named. */
+    azure_scope_t noacct = s;
+    noacct.storage_account = NULL;
+    assert_int_equal(azure_storage_account_get(fx.c, &noacct, AZURE_PRIO_NORMAL, on_account, &a),
+                     D8_EINVAL);
+    fx_finish(&fx);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -525,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_ratelimit_global_headers),
         cmocka_unit_test(test_arm_buckets_shared_by_regions),
         cmocka_unit_test(test_aci_429_pauses_its_region_only),
+        cmocka_unit_test(test_storage_account_get),
     };
     return cmocka_run_group_tests_name("azure_arm", tests, group_setup, NULL);
 }

@@ -2,9 +2,10 @@
  * Unit tests of pkg/azure for ARM as Microsoft documents it (issue 11,
  * client side), without a server: the origin check of nextLinks (ARM
  * writes the default port), the x-ms-ratelimit-remaining-* headers with
- * their -global- twins, and whose meter a 429 comes from. test_azure.c
- * has the client's buckets (one ARM set per subscription);
- * test/integration/test_azure_arm.c drives the same behaviours over HTTP.
+ * their -global- twins, whose meter a 429 comes from, and the storage
+ * account decoder. test_azure.c has the client's buckets (one ARM set per
+ * subscription); test/integration/test_azure_arm.c drives the same
+ * behaviours over HTTP.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -141,6 +142,95 @@ static void test_throttle_origin(void **state)
     assert_int_equal(azure__throttle_origin(AZ_OP_GROUP_DELETE, NULL, NULL), both);
 }
 
+/* ------------------------------------------------------------ storage accounts */
+
+/* The storage account answer of StorageAccounts_GetProperties, cut down
+ * from the spec's example StorageAccountGetProperties.json (Azure/
+ * azure-rest-api-specs, Microsoft.Storage stable/2025-01-01, which the
+ * shared specs do not carry), and a premium file storage account with
+ * large file shares on. */
+static const char account_example[] =
+    "{\"id\":\"/subscriptions/{subscription-id}/resourceGroups/res9407/providers/"
+    "Microsoft.Storage/storageAccounts/sto8596\",\"kind\":\"Storage\",\"location\":"
+    "\"eastus2(stage)\",\"name\":\"sto8596\",\"properties\":{\"isHnsEnabled\":true,"
+    "\"creationTime\":\"2017-06-01T02:42:41.7633306Z\",\"primaryLocation\":\"eastus2(stage)\","
+    "\"provisioningState\":\"Succeeded\",\"statusOfPrimary\":\"available\","
+    "\"supportsHttpsTrafficOnly\":false},\"sku\":{\"name\":\"Standard_GRS\",\"tier\":"
+    "\"Standard\"},\"tags\":{\"key1\":\"value1\"},\"type\":\"Microsoft.Storage/storageAccounts\"}";
+static const char account_premium[] =
+    "{\"id\":\"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/"
+    "dev8eastus\",\"name\":\"dev8eastus\",\"location\":\"eastus\",\"kind\":\"FileStorage\","
+    "\"sku\":{\"name\":\"Premium_LRS\",\"tier\":\"Premium\"},\"properties\":{"
+    "\"largeFileSharesState\":\"Enabled\",\"provisioningState\":\"Succeeded\"}}";
+
+/* 1 when value is one of the enum values of a schema property. */
+static int in_enum(const cJSON *prop, const char *value)
+{
+    const cJSON *v;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(prop, "enum"))
+    {
+        if (cJSON_IsString(v) && strcmp(v->valuestring, value) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void test_decode_storage_account(void **state)
+{
+    (void)state;
+    azure_storage_account_t a;
+    assert_int_equal(azure_decode_storage_account(account_example, strlen(account_example), &a),
+                     0);
+    assert_string_equal(a.name, "sto8596");
+    assert_string_equal(a.kind, "Storage");
+    assert_string_equal(a.sku_name, "Standard_GRS");
+    assert_string_equal(a.location, "eastus2(stage)");
+    assert_non_null(strstr(a.id, "/storageAccounts/sto8596"));
+    assert_null(a.large_file_shares_state); /* not sent: left to the caller */
+    azure_storage_account_release(&a);
+
+    assert_int_equal(azure_decode_storage_account(account_premium, strlen(account_premium), &a),
+                     0);
+    assert_string_equal(a.kind, "FileStorage");
+    assert_string_equal(a.sku_name, "Premium_LRS");
+    assert_string_equal(a.large_file_shares_state, "Enabled");
+
+    /* The values read are the spec's own enum values. */
+    cJSON *doc = load_spec(STO_DIR "/storage.json");
+    const cJSON *defs = cJSON_GetObjectItemCaseSensitive(doc, "definitions");
+    const cJSON *sa = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(defs, "StorageAccount"), "properties");
+    assert_true(in_enum(cJSON_GetObjectItemCaseSensitive(sa, "kind"), a.kind));
+    assert_true(in_enum(cJSON_GetObjectItemCaseSensitive(sa, "kind"), "StorageV2"));
+    const cJSON *sap = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(defs, "StorageAccountProperties"), "properties");
+    assert_true(in_enum(cJSON_GetObjectItemCaseSensitive(sap, "largeFileSharesState"),
+                        a.large_file_shares_state));
+    assert_true(
+        in_enum(cJSON_GetObjectItemCaseSensitive(sap, "largeFileSharesState"), "Disabled"));
+    cJSON_Delete(doc);
+    cJSON *common = load_spec(STO_DIR "/common.json");
+    const cJSON *sku = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(common, "definitions"), "SkuName");
+    assert_true(in_enum(sku, a.sku_name));
+    assert_true(in_enum(sku, "Standard_LRS"));
+    cJSON_Delete(common);
+    azure_storage_account_release(&a);
+    azure_storage_account_release(NULL);
+
+    /* Wrong types read as absent; what is not an object is refused. */
+    const char *odd =
+        "{\"kind\":3,\"sku\":\"Premium_LRS\",\"properties\":{\"largeFileSharesState\":true}}";
+    assert_int_equal(azure_decode_storage_account(odd, strlen(odd), &a), 0);
+    assert_null(a.kind);
+    assert_null(a.sku_name);
+    assert_null(a.large_file_shares_state);
+    azure_storage_account_release(&a);
+    assert_int_equal(azure_decode_storage_account("[]", 2, &a), D8_EPARSE);
+    assert_null(a.kind);
+    assert_int_equal(azure_decode_storage_account("", 0, &a), D8_EPARSE);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, NULL);
@@ -148,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_same_origin),
         cmocka_unit_test(test_ratelimit_headers),
         cmocka_unit_test(test_throttle_origin),
+        cmocka_unit_test(test_decode_storage_account),
     };
     return cmocka_run_group_tests_name("azure_arm", tests, NULL, NULL);
 }
