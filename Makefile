@@ -102,7 +102,7 @@ $(VERSION_STAMP):
 	@rm -f $(BUILD)/.version-*
 	@touch $@
 $(addprefix $(BUILD)/,pkg/webhook/webhook.o pkg/agent/agent.o pkg/api/api.o \
-	pkg/azure/client.o cmd/azsim/main.o cmd/dev8-agent/main.o): $(VERSION_STAMP)
+	pkg/azure/request.o cmd/azsim/main.o cmd/dev8-agent/main.o): $(VERSION_STAMP)
 
 $(LIB): $(PKG_OBJS)
 	@rm -f $@

@@ -201,6 +201,9 @@ static void wi_fail(azure_client_t *c, const char *code, const char *what, int u
     azure__sched_kick(c, 0);
 }
 
+/* The federated token file was read into fs_buf: sends the client
+ * assertion (trimmed) to the token endpoint, then wipes the buffer. An
+ * empty file fails the refresh instead. */
 static void wi_submit(azure_client_t *c)
 {
     azure__auth_t *a = &c->auth;
@@ -283,6 +286,8 @@ static void wi_read_more(azure_client_t *c)
     azure__ref(c);
 }
 
+/* One read of the federated token file ended: read on until EOF (then
+ * close, which submits), or fail the refresh on an error. */
 static void wi_on_read(uv_fs_t *req)
 {
     azure_client_t *c = req->data;
@@ -368,6 +373,8 @@ static void start_refresh(azure_client_t *c)
     }
 }
 
+/* Takes the access token out of t (t keeps nothing secret) as the
+ * current one and schedules its proactive refresh. */
 static void install(azure_client_t *c, azure__token_t *t)
 {
     azure__auth_t *a = &c->auth;
@@ -399,6 +406,12 @@ static void install(azure_client_t *c, azure__token_t *t)
         LF_I("expires_in_s", life_s), LF_I("refresh_in_s", (refresh - now) / 1000));
 }
 
+/*
+ * A refresh failed (err_code/err_message say why). While the current
+ * token is still usable the refresh is tried again in 5 s; otherwise every
+ * token waiter and every queued request that needs a token fails with
+ * D8_EAUTH.
+ */
 static void refresh_failed(azure_client_t *c, int status)
 {
     azure__auth_t *a = &c->auth;
@@ -424,6 +437,8 @@ static void refresh_failed(azure_client_t *c, int status)
         azure__fail_token_waiters(c, a->err_code[0] ? a->err_code : "AuthenticationFailed", msg);
 }
 
+/* The token endpoint answered (or the request failed): install the
+ * token and wake its waiters, or record the error and fail the refresh. */
 static void token_done(azure__req_t *r, const azure_result_t *res)
 {
     azure_client_t *c = r->c;

@@ -39,7 +39,12 @@
  *   over 64 MiB; D8_ECANCELED the client was freed first.
  * - Retries (connection errors, timeouts, 408, 429, 500, 502, 503, 504) and
  *   a single token refresh on 401 happen inside; the callback sees the
- *   final outcome and the number of attempts.
+ *   final outcome and the number of attempts. A Retry-After also pauses
+ *   the bucket of the meter that answered: a 429 of ARM
+ *   (SubscriptionRequestsThrottled) the subscription's ARM bucket of the
+ *   request's kind; a 429 of ACI's create/delete meters (a container
+ *   group PUT or DELETE answered TooManyRequests, or with a message naming
+ *   container groups) only that region's ACI buckets.
  *
  * Long-running operations (group PUT answering 201, DELETE 202, start 202)
  * complete as soon as ARM accepts them: res->accepted is 1 and
@@ -72,8 +77,15 @@ typedef enum azure_prio {
 } azure_prio_t;
 #define AZURE_PRIO_COUNT 3
 
-/* The client-side throttle buckets (ARM's and ACI's meters). ARM buckets
- * are kept per subscription+region; the ACI ones too. */
+/*
+ * The client-side throttle buckets, mirroring the meters of ARM and ACI.
+ * ARM meters reads, writes and deletes per subscription and principal in
+ * the ARM instance that serves the caller, not per region of the
+ * resources: the READ, WRITE and DELETE buckets are one set per
+ * subscription, shared by all its regions. ACI meters container group
+ * creates and deletes per subscription and region: the ACI buckets are
+ * one set per subscription+region (azure_scope_t.region).
+ */
 typedef enum azure_bucket_kind {
     AZURE_BUCKET_READ = 0,
     AZURE_BUCKET_WRITE,
@@ -146,8 +158,9 @@ typedef struct azure_client_opts {
     uint64_t storage_key_ttl_ms; /* 3600000 */
     size_t max_pages;            /* 1000: a list longer than that fails */
     /* When x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}
-     * falls to this many or fewer, the matching bucket is drained to that
-     * figure so the client slows to its refill rate. Default 10. */
+     * or its -global- twin (the lower of the two counts) falls to this
+     * many or fewer, the matching ARM bucket is drained to that figure so
+     * the client slows to its refill rate. Default 10. */
     int remaining_low_water;
 } azure_client_opts_t;
 
@@ -241,6 +254,19 @@ typedef struct azure_share_list {
     size_t n;
 } azure_share_list_t;
 
+/* A storage account as read back (StorageAccounts_GetProperties): what
+ * decides which shares it can hold. Strings owned by the struct, NULL
+ * when Azure did not send them. */
+typedef struct azure_storage_account {
+    char *id;
+    char *name;
+    char *location;
+    char *kind;                    /* StorageV2|FileStorage|Storage|... */
+    char *sku_name;                /* sku.name: Standard_LRS|Premium_LRS|... */
+    char *large_file_shares_state; /* properties.largeFileSharesState:
+                                      Enabled|Disabled */
+} azure_storage_account_t;
+
 /* The status of a long-running operation, read at its Azure-AsyncOperation
  * URL. Strings owned by the struct, NULL when absent. */
 typedef struct azure_operation {
@@ -249,11 +275,14 @@ typedef struct azure_operation {
     char *error_message; /* error.message */
 } azure_operation_t;
 
+/* Free what a decoder filled in and zero the struct (the struct itself is
+ * the caller's); NULL is a no-op. */
 void azure_group_release(azure_group_t *g);
 void azure_operation_release(azure_operation_t *op);
 void azure_group_list_release(azure_group_list_t *l);
 void azure_share_release(azure_share_t *s);
 void azure_share_list_release(azure_share_list_t *l);
+void azure_storage_account_release(azure_storage_account_t *a);
 
 /* Callbacks. `ud` is the caller's pointer, passed back untouched. The
  * resource/list pointer is NULL unless res->err is 0 and a body came. */
@@ -266,6 +295,8 @@ typedef void (*azure_share_list_cb)(void *ud, const azure_result_t *res,
                                     const azure_share_list_t *list);
 typedef void (*azure_operation_cb)(void *ud, const azure_result_t *res,
                                    const azure_operation_t *op);
+typedef void (*azure_storage_account_cb)(void *ud, const azure_result_t *res,
+                                         const azure_storage_account_t *a);
 
 /* ------------------------------------------------------------------ */
 /* Operations                                                          */
@@ -277,7 +308,7 @@ typedef struct azure_scope {
     const char *resource_group;
     const char *storage_account; /* shares, keys, and the group's volume */
     const char *region;          /* Azure location, e.g. "eastus": the group's
-                                    location and the throttle bucket key */
+                                    location and the ACI throttle buckets' key */
 } azure_scope_t;
 
 typedef struct azure_kv {
@@ -302,6 +333,11 @@ typedef struct azure_group_spec {
     const char *share_name; /* Azure Files share mounted as "workspace" */
     const char *mount_path;
     const char *dns_label;   /* ipAddress.dnsNameLabel */
+    /* ipAddress.autoGeneratedDomainNameLabelScope, spelled as in the ACI
+     * spec: Unsecure, TenantReuse, SubscriptionReuse, ResourceGroupReuse or
+     * Noreuse (anything else is D8_EINVAL); NULL or "" sends none, and
+     * ACI's default applies. */
+    const char *dns_label_scope;
     const char *storage_key; /* NULL: fetched by listKeys (cached) */
 } azure_group_spec_t;
 
@@ -325,8 +361,12 @@ int azure_group_put(azure_client_t *c, const azure_scope_t *s, const azure_group
 /* GET: provisioning state, instance view state, ip, fqdn, tags. */
 int azure_group_get(azure_client_t *c, const azure_scope_t *s, const char *name, azure_prio_t prio,
                     azure_group_cb cb, void *ud);
-/* LIST by resource group. Follows nextLink (same origin as armEndpoint
- * only) until done and answers once with every item of every page. */
+/* LIST by resource group. Follows nextLink as given ($skipToken and all)
+ * until done and answers once with every item of every page; a page may
+ * be empty. The nextLink must have armEndpoint's origin: scheme and host
+ * in any case, the port written or not when it is the default one
+ * (ARM writes "https://management.azure.com:443/..."); any other host
+ * fails the list with D8_EPARSE, code ForeignNextLink. */
 int azure_group_list(azure_client_t *c, const azure_scope_t *s, azure_prio_t prio,
                      azure_group_list_cb cb, void *ud);
 /* DELETE (200/204 done, 202 accepted). A 404 is reported as D8_ENOENT. */
@@ -355,11 +395,18 @@ int azure_share_list(azure_client_t *c, const azure_scope_t *s, int expand_metad
 int azure_share_delete(azure_client_t *c, const azure_scope_t *s, const char *name,
                        azure_prio_t prio, azure_done_cb cb, void *ud);
 
+/* GET of the scope's storage account (Microsoft.Storage
+ * StorageAccounts_GetProperties, storageApiVersion): its kind, SKU and
+ * large file shares state. Paid from the subscription's read bucket. */
+int azure_storage_account_get(azure_client_t *c, const azure_scope_t *s, azure_prio_t prio,
+                              azure_storage_account_cb cb, void *ud);
+
 /*
  * GET of a long-running operation's status at `url` (res->async_operation
  * of an earlier call), to pick up a failed operation's error. The URL must
- * lie under armEndpoint (the bearer token goes nowhere else): D8_EINVAL
- * otherwise. Paid from the scope's read bucket.
+ * lie under armEndpoint (same origin as a nextLink; the bearer token goes
+ * nowhere else): D8_EINVAL otherwise. Paid from the subscription's read
+ * bucket.
  */
 int azure_operation_get(azure_client_t *c, const azure_scope_t *s, const char *url,
                         azure_prio_t prio, azure_operation_cb cb, void *ud);
@@ -399,18 +446,21 @@ typedef struct azure_stats {
     uint64_t duration_count;
 } azure_stats_t;
 
+/* Fills out with the counters and gauges of this client as of now. */
 void azure_client_stats(const azure_client_t *c, azure_stats_t *out);
 /* Attempts of ARM operation `operation` (an operationId such as
  * "ContainerGroups_Get") answered with `status` (0 = no answer). */
 uint64_t azure_client_requests(const azure_client_t *c, const char *operation, int status);
-/* Current tokens of a bucket; D8_ENOENT when that bucket was never used. */
+/* Current tokens of a bucket; D8_ENOENT when that bucket was never used.
+ * region is ignored for the ARM kinds (one bucket per subscription). */
 int azure_client_bucket_level(const azure_client_t *c, const char *subscription, const char *region,
                               azure_bucket_kind_t kind, double *tokens);
 /*
  * The milliseconds until a request of bucket `kind` could take its token
- * in subscription+region, 0 when it could now: for an ACI kind, the longer
- * wait of its 5-minute and hourly windows. By refill alone: a Retry-After
- * pause is not counted. 0 for a bucket never used (full) or a bad kind.
+ * in subscription+region (region ignored for the ARM kinds), 0 when it
+ * could now: for an ACI kind, the longer wait of its 5-minute and hourly
+ * windows. By refill alone: a Retry-After pause is not counted. 0 for a
+ * bucket never used (full) or a bad kind.
  * Lets a caller give way instead of queueing behind the bucket.
  */
 uint64_t azure_client_bucket_wait_ms(azure_client_t *c, const char *subscription,
@@ -419,8 +469,9 @@ uint64_t azure_client_bucket_wait_ms(azure_client_t *c, const char *subscription
  * Appends the Prometheus text exposition of this client to out:
  * dev8_arm_requests_total{operation,code}, dev8_arm_request_duration_seconds
  * (histogram), dev8_arm_throttle_waits_total,
- * dev8_arm_bucket_tokens{subscription,region,kind},
- * dev8_azure_token_refreshes_total.
+ * dev8_arm_bucket_tokens{subscription,region,kind} (for every region used;
+ * the read/write/delete series of one subscription show its one shared
+ * bucket), dev8_azure_token_refreshes_total.
  */
 void azure_client_metrics(const azure_client_t *c, d8_buf_t *out);
 
@@ -451,6 +502,8 @@ int azure_decode_group_list(const char *json, size_t len, azure_group_list_t *ou
 int azure_decode_share(const char *json, size_t len, azure_share_t *out);
 int azure_decode_share_list(const char *json, size_t len, azure_share_list_t *out,
                             char **next_link);
+/* A storage account body (kind, sku.name, properties.largeFileSharesState). */
+int azure_decode_storage_account(const char *json, size_t len, azure_storage_account_t *out);
 /* An Azure-AsyncOperation status body {"status","error":{"code","message"}}. */
 int azure_decode_operation(const char *json, size_t len, azure_operation_t *out);
 /* An ARM error body {"error":{"code","message"}} (or an Entra ID one,

@@ -28,6 +28,8 @@ typedef struct azure__bucket {
     uint64_t paused_until;
 } azure__bucket_t;
 
+/* A full bucket of cap tokens refilled at rate per second (each held
+ * above 0). */
 void azure__bucket_init(azure__bucket_t *b, double cap, double rate, uint64_t now_ms);
 /* Brings tokens up to date for now_ms. */
 void azure__bucket_refill(azure__bucket_t *b, uint64_t now_ms);
@@ -59,6 +61,9 @@ typedef struct azure__token {
     int64_t expires_in_s;
 } azure__token_t;
 
+/* Decodes a token answer into out (release it): 0, or D8_EPARSE without
+ * an access_token. The parsed text is wiped. expires_in_s is -1 when the
+ * lifetime is absent or unreadable. */
 int azure__decode_token(const char *json, size_t len, azure__token_t *out);
 /* Wipes and frees the token. */
 void azure__token_release(azure__token_t *t);
@@ -75,6 +80,15 @@ void azure__scrub(char *text, size_t cap, const char *const *secrets, size_t n);
 /* 1 when s is a usable ARM path segment of the given class. */
 int azure__valid_name(const char *s, size_t maxlen);
 
+/*
+ * 1 when url lies under base (armEndpoint): http or https like base, the
+ * same host (case-insensitive) and port, an absent port being the
+ * scheme's default (ARM's nextLinks spell "https://management.azure.com:443/"),
+ * and a path under base's followed by '/' or '?'. 0 for any other host,
+ * a userinfo part, or what is not an absolute http(s) URL. Both borrowed.
+ */
+int azure__same_origin(const char *base, const char *url);
+
 /* ---- operations table ---- */
 typedef enum azure__op {
     AZ_OP_GROUP_PUT = 0,
@@ -90,6 +104,7 @@ typedef enum azure__op {
     AZ_OP_SHARE_DELETE,
     AZ_OP_LIST_KEYS,
     AZ_OP_OPERATION_GET,
+    AZ_OP_ACCOUNT_GET,
     AZ_OP_TOKEN, /* not ARM: no bucket, no token, not counted in maxInflight */
     AZ_OP__COUNT
 } azure__op_t;
@@ -104,14 +119,52 @@ typedef struct azure__op_info {
 
 extern const azure__op_info_t azure__ops[AZ_OP__COUNT];
 
+/* ---- throttling signals (limits.c) ---- */
+
+/* The ARM bucket kind (AZURE_BUCKET_READ, _WRITE, _DELETE) whose remaining
+ * requests a response header reports, from its name (nlen bytes, any
+ * case): x-ms-ratelimit-remaining-subscription-{reads,writes,deletes} and
+ * their -global- twins (ARM's global bucket of the subscription, 15 times
+ * the principal's); -1 for any other header. */
+int azure__ratelimit_kind(const char *name, size_t nlen);
+
+/* Whose meter a 429 answer comes from, as a set of AZ_THROTTLED_* bits. */
+#define AZ_THROTTLED_ARM 1 /* ARM's subscription bucket of the op's kind */
+#define AZ_THROTTLED_ACI 2 /* ACI's create/delete meters of the region */
+/*
+ * Reads a 429 of operation op: only the container group PUT and DELETE
+ * have ACI meters; for them the ARM error code SubscriptionRequestsThrottled
+ * is ARM's, TooManyRequests or a message naming container groups is
+ * ACI's, and anything else may be either (both bits). code and message
+ * may be NULL or "".
+ */
+int azure__throttle_origin(azure__op_t op, const char *code, const char *message);
+
 /* ---- the client ---- */
 
+/*
+ * ARM's meters (AZURE_BUCKET_READ, _WRITE, _DELETE) of one subscription.
+ * ARM keeps its token buckets per subscription and principal in the ARM
+ * instance that serves the caller, whatever region the resources are in:
+ * every region of the subscription draws from these.
+ */
+#define AZ_ARM_KINDS 3
+typedef struct azure__arm_buckets {
+    d8_list_t link;
+    char *subscription;
+    azure__bucket_t b[AZ_ARM_KINDS]; /* by kind */
+} azure__arm_buckets_t;
+
+/* The buckets a request of one subscription+region draws from: ACI's own
+ * meters of that region (creates and deletes, 5-minute and hourly
+ * windows) and the subscription's ARM buckets. Read a kind with
+ * azure__bucket_of. */
 typedef struct azure__bucket_entry {
     d8_list_t link;
     char *subscription;
     char *region;
-    azure__bucket_t b[AZURE_BUCKET_KINDS];
-    int used[AZURE_BUCKET_KINDS];
+    azure__arm_buckets_t *arm;                         /* the subscription's, shared */
+    azure__bucket_t aci[AZURE_BUCKET_KINDS - AZ_ARM_KINDS]; /* by kind - AZ_ARM_KINDS */
 } azure__bucket_entry_t;
 
 typedef enum azure__req_state {
@@ -158,7 +211,9 @@ struct azure__req {
     char *async_op;
     char *location;
     int64_t retry_after_ms;
-    long remaining[3]; /* x-ms-ratelimit-remaining-subscription-{reads,writes,deletes}; -1 */
+    /* x-ms-ratelimit-remaining-subscription-[global-]{reads,writes,deletes}:
+     * the lower of the two figures per kind; -1 when not sent */
+    long remaining[AZ_ARM_KINDS];
     /* secrets to scrub from error messages (borrowed from body owner) */
     char *secrets[AZ_MAX_SECRETS];
     size_t nsecrets;
@@ -240,7 +295,8 @@ struct azure_client {
     size_t nqueued;
     size_t ninflight; /* ARM requests on the wire (token ones excluded) */
     size_t nops;      /* user operations accepted, not completed */
-    d8_list_t buckets;
+    d8_list_t buckets;     /* azure__bucket_entry_t, per subscription+region */
+    d8_list_t arm_buckets; /* azure__arm_buckets_t, per subscription */
     d8_list_t keys; /* storage key cache */
     azure__auth_t auth;
     uint64_t rng; /* d8_rand01 state: retry jitter */
@@ -255,24 +311,82 @@ struct azure_client {
     uint64_t hist_count;
 };
 
-/* client.c: the request layer */
-azure__req_t *azure__req_new(azure_client_t *c, azure__op_t op, int prio, char *url, char *body,
-                             size_t body_len, azure__req_done_fn done, void *ctx);
-/* Adds a secret the request's error messages must never show (borrowed;
- * must outlive the request). */
-void azure__req_add_secret(azure__req_t *r, char *secret);
-/* Queues the request; it runs when a slot, its buckets and the token
- * allow. Never completes synchronously. */
-void azure__req_submit(azure__req_t *r, const azure_scope_t *s);
-/* Arms the scheduler to run within delay_ms. */
-void azure__sched_kick(azure_client_t *c, uint64_t delay_ms);
-/* Loop entry/exit bookkeeping (teardown may be deferred to exit). */
+/* The token endpoints' requests wait in queue 0, ahead of every user
+ * priority (queue 1 + azure_prio_t). */
+#define AZ_SYS_QUEUE 0
+
+/* client.c: life of the client */
+/* Loop entry/exit bookkeeping: a teardown asked for inside a loop
+ * callback of this module waits until the outermost one returns. */
 void azure__enter(azure_client_t *c);
 void azure__leave(azure_client_t *c);
+/* One more / one fewer handle or request that keeps the client's memory
+ * alive; the last unref after teardown frees it. */
 void azure__ref(azure_client_t *c);
 void azure__unref(azure_client_t *c);
+
+/* request.c: one request's life */
+/*
+ * A new request (state NEW) for operation op at priority prio (ignored
+ * for AZ_OP_TOKEN, which goes to AZ_SYS_QUEUE). url and body (may be
+ * NULL) are transferred: malloc'd, freed with the request, the body wiped
+ * first. done is called exactly once with the final result; ctx is the
+ * owner's, borrowed.
+ */
+azure__req_t *azure__req_new(azure_client_t *c, azure__op_t op, int prio, char *url, char *body,
+                             size_t body_len, azure__req_done_fn done, void *ctx);
+/* Adds a secret the request's error messages must never show (copied;
+ * wiped and freed with the request). */
+void azure__req_add_secret(azure__req_t *r, char *secret);
+/* The one place a request changes state (STYLE 8): keeps the queued and
+ * in-flight counts and logs the transition at debug. */
+void azure__req_set_state(azure__req_t *r, azure__req_state_t st);
+/* Builds the easy handle of one more attempt and hands it to the multi.
+ * 0, or a D8_* error (the caller releases the handle and finishes). */
+int azure__req_start(azure__req_t *r);
+/* Takes the attempt's easy handle out of the multi and frees it and its
+ * headers (wiped: they carry the token). No-op without a handle. */
+void azure__req_release_easy(azure__req_t *r);
+/*
+ * Completes a request (queued or off every list): builds the result
+ * (code/message: given, or from the ARM error body when both are NULL;
+ * scrubbed of the request's secrets), calls its done function once and
+ * frees it.
+ */
+void azure__req_finish(azure__req_t *r, int err, const char *code, const char *message);
+
+/* queue.c: the queue, the scheduler and the buckets */
+/* Names of the bucket kinds, as in metrics ("aci_create"). */
+extern const char *const azure__bucket_kind_names[AZURE_BUCKET_KINDS];
+/* Queues the request (its buckets are those of scope s; NULL for token
+ * requests); it runs when a slot, its buckets and the token allow. Never
+ * completes synchronously, except with D8_ECANCELED during teardown. */
+void azure__req_submit(azure__req_t *r, const azure_scope_t *s);
+/* Puts a request that just ended an attempt back at the head of its
+ * queue, not to start before now + delay_ms. */
+void azure__req_requeue(azure__req_t *r, uint64_t now, uint64_t delay_ms);
+/* Arms the scheduler to run within delay_ms. */
+void azure__sched_kick(azure_client_t *c, uint64_t delay_ms);
 /* Fails every queued request that waits for the token. */
 void azure__fail_token_waiters(azure_client_t *c, const char *code, const char *message);
+/* Lowers the request's buckets to the x-ms-ratelimit-remaining-* figures
+ * of its last answer when they are at or below the low-water mark. */
+void azure__buckets_clamp(azure__req_t *r);
+/* Shuts the buckets the request drew from until until_ms (monotonic)
+ * after a Retry-After: with AZ_THROTTLED_ARM the subscription's ARM bucket
+ * of its kind, with AZ_THROTTLED_ACI its region's ACI buckets (both
+ * windows), when it has them. */
+void azure__buckets_pause(azure__req_t *r, uint64_t until_ms, int throttled);
+/* The bucket of kind (an azure_bucket_kind_t) that be's requests draw
+ * from: the subscription's for an ARM kind, the region's for an ACI one. */
+azure__bucket_t *azure__bucket_of(azure__bucket_entry_t *be, int kind);
+/* Frees every bucket (client teardown). */
+void azure__buckets_release(azure_client_t *c);
+
+/* stats.c */
+/* Counts one ARM attempt of op: its status (-1 no answer, -2 timed out)
+ * and its duration. */
+void azure__record_attempt(azure_client_t *c, int op, int status, double seconds);
 
 /* auth.c */
 int azure__auth_init(azure_client_t *c, const azure_client_opts_t *o, const char *authority,

@@ -1,7 +1,8 @@
 /*
  * Pure helpers of pkg/azure: token bucket arithmetic, Retry-After parsing,
- * secret scrubbing and name checks. No I/O, no clock reads: callers pass
- * the time in, so the unit tests can drive them.
+ * secret scrubbing, name checks, the origin check of nextLinks and what
+ * ARM's throttling headers and 429 answers mean. No I/O, no clock reads:
+ * callers pass the time in, so the unit tests can drive them.
  */
 #include "azure_int.h"
 
@@ -10,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void azure__bucket_init(azure__bucket_t *b, double cap, double rate, uint64_t now_ms)
 {
@@ -179,4 +181,116 @@ int azure__valid_name(const char *s, size_t maxlen)
             return 0;
     }
     return 1;
+}
+
+/* ------------------------------------------------------------ origins */
+
+/* The parts of an http(s) URL that name where it goes. */
+typedef struct origin {
+    int https;
+    const char *host; /* as written, brackets included for IPv6 */
+    size_t host_len;
+    unsigned port;    /* the scheme's default when none is written */
+    const char *rest; /* path, query and fragment: from the first / ? # */
+} origin_t;
+
+/*
+ * Splits an absolute http or https URL. The host ends at ':' (or after
+ * ']' for an IPv6 literal); an empty port is the default one (RFC 3986).
+ * Userinfo ('@') is refused: an origin check must not be fooled by
+ * "https://management.azure.com@evil.example/". 0, or -1.
+ */
+static int origin_parse(const char *url, origin_t *o)
+{
+    if (strncasecmp(url, "https://", 8) == 0) {
+        o->https = 1;
+        url += 8;
+    } else if (strncasecmp(url, "http://", 7) == 0) {
+        o->https = 0;
+        url += 7;
+    } else {
+        return -1;
+    }
+    size_t alen = strcspn(url, "/?#");
+    if (alen == 0 || memchr(url, '@', alen))
+        return -1;
+    o->rest = url + alen;
+    const char *end = url + alen;
+    const char *colon;
+    if (url[0] == '[') {
+        const char *rb = memchr(url, ']', alen);
+        if (!rb)
+            return -1;
+        colon = rb + 1 < end ? rb + 1 : NULL;
+        if (colon && *colon != ':')
+            return -1;
+    } else {
+        colon = memchr(url, ':', alen);
+    }
+    o->host = url;
+    o->host_len = colon ? (size_t)(colon - url) : alen;
+    o->port = o->https ? 443 : 80;
+    if (colon && colon + 1 < end) {
+        unsigned long p = 0;
+        for (const char *d = colon + 1; d < end; d++) {
+            if (!isdigit((unsigned char)*d) || (p = p * 10 + (unsigned long)(*d - '0')) > 65535)
+                return -1;
+        }
+        if (p == 0)
+            return -1;
+        o->port = (unsigned)p;
+    }
+    return o->host_len > 0 ? 0 : -1;
+}
+
+int azure__same_origin(const char *base, const char *url)
+{
+    origin_t b, u;
+    if (!base || !url || origin_parse(base, &b) < 0 || origin_parse(url, &u) < 0)
+        return 0;
+    if (b.https != u.https || b.port != u.port || b.host_len != u.host_len ||
+        strncasecmp(b.host, u.host, b.host_len) != 0)
+        return 0;
+    /* Under base's path, if it has one (an emulator behind a prefix). */
+    size_t n = strlen(b.rest);
+    while (n && b.rest[n - 1] == '/')
+        n--;
+    return strncasecmp(u.rest, b.rest, n) == 0 && (u.rest[n] == '/' || u.rest[n] == '?');
+}
+
+/* ------------------------------------------------------------ throttling */
+
+int azure__ratelimit_kind(const char *name, size_t nlen)
+{
+    static const char pre[] = "x-ms-ratelimit-remaining-subscription-";
+    static const char *const kinds[AZ_ARM_KINDS] = {
+        [AZURE_BUCKET_READ] = "reads",
+        [AZURE_BUCKET_WRITE] = "writes",
+        [AZURE_BUCKET_DELETE] = "deletes",
+    };
+    size_t pl = sizeof(pre) - 1;
+    if (nlen <= pl || strncasecmp(name, pre, pl) != 0)
+        return -1;
+    name += pl;
+    nlen -= pl;
+    if (nlen > 7 && strncasecmp(name, "global-", 7) == 0) {
+        name += 7;
+        nlen -= 7;
+    }
+    for (int k = 0; k < AZ_ARM_KINDS; k++)
+        if (strlen(kinds[k]) == nlen && strncasecmp(name, kinds[k], nlen) == 0)
+            return k;
+    return -1;
+}
+
+int azure__throttle_origin(azure__op_t op, const char *code, const char *message)
+{
+    if ((int)op < 0 || op >= AZ_OP__COUNT || azure__ops[op].aci_bucket < 0)
+        return AZ_THROTTLED_ARM;
+    if (code && strcasecmp(code, "SubscriptionRequestsThrottled") == 0)
+        return AZ_THROTTLED_ARM;
+    if ((code && strcasecmp(code, "TooManyRequests") == 0) ||
+        (message && strcasestr(message, "container group")))
+        return AZ_THROTTLED_ACI;
+    return AZ_THROTTLED_ARM | AZ_THROTTLED_ACI;
 }

@@ -1,8 +1,9 @@
 /*
- * The typed operations of pkg/azure: container groups and file shares, the
- * storage account key cache, and nextLink paging. Each public call checks
- * its arguments, builds URL and body at once (so nothing the caller passed
- * is kept), and hands one or more requests to the request layer.
+ * The typed operations of pkg/azure: container groups, file shares and
+ * storage accounts, the storage account key cache, and nextLink paging.
+ * Each public call checks its arguments, builds URL and body at once (so
+ * nothing the caller passed is kept), and hands one or more requests to
+ * the request layer.
  */
 #include "azure_int.h"
 #include "log/log.h"
@@ -37,6 +38,7 @@ typedef struct op {
     azure_share_cb share_cb;
     azure_share_list_cb slist_cb;
     azure_operation_cb oper_cb;
+    azure_storage_account_cb acct_cb;
     uint64_t accepted_ms;
     char *sub, *rg, *acct, *region;
     char *name;
@@ -130,6 +132,9 @@ static void op_complete(op_t *op, const azure_result_t *in, const void *payload)
     case AZ_OP_OPERATION_GET:
         op->oper_cb(op->ud, &res, payload);
         break;
+    case AZ_OP_ACCOUNT_GET:
+        op->acct_cb(op->ud, &res, payload);
+        break;
     default:
         op->done_cb(op->ud, &res);
         break;
@@ -216,6 +221,18 @@ static char *share_url(azure_client_t *c, const azure_scope_t *s, const char *na
     return d8_buf_detach(&b, NULL);
 }
 
+static char *account_url(azure_client_t *c, const azure_scope_t *s)
+{
+    d8_buf_t b;
+    d8_buf_init(&b);
+    d8_buf_printf(&b,
+                  "%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Storage/"
+                  "storageAccounts/%s?api-version=%s",
+                  c->arm_endpoint, s->subscription_id, s->resource_group, s->storage_account,
+                  c->storage_api_version);
+    return d8_buf_detach(&b, NULL);
+}
+
 static char *keys_url(azure_client_t *c, const char *sub, const char *rg, const char *acct)
 {
     d8_buf_t b;
@@ -229,12 +246,11 @@ static char *keys_url(azure_client_t *c, const char *sub, const char *rg, const 
 
 /* ------------------------------------------------------------ completion */
 
-static int same_origin(const azure_client_t *c, const char *link)
-{
-    size_t n = strlen(c->arm_endpoint);
-    return strncasecmp(link, c->arm_endpoint, n) == 0 && (link[n] == '/' || link[n] == '?');
-}
-
+/*
+ * One page of a list arrived: appends its items to the op's list and
+ * follows nextLink (same origin as armEndpoint only, at most max_pages),
+ * or completes the op with every item when there is no next page.
+ */
 static void page_done(op_t *op, azure__req_t *r, const azure_result_t *res)
 {
     char *next = NULL;
@@ -253,7 +269,7 @@ static void page_done(op_t *op, azure__req_t *r, const azure_result_t *res)
     }
     op->pages++;
     if (next) {
-        if (!same_origin(op->c, next)) {
+        if (!azure__same_origin(op->c->arm_endpoint, next)) {
             free(next);
             out.err = D8_EPARSE;
             out.error_code = "ForeignNextLink";
@@ -278,10 +294,72 @@ static void page_done(op_t *op, azure__req_t *r, const azure_result_t *res)
         op_complete(op, &out, &op->slist);
 }
 
+/* Completes op with err D8_EPARSE, code InvalidResponse and message. */
+static void op_bad_answer(op_t *op, const azure_result_t *res, const char *message)
+{
+    azure_result_t out = *res;
+    out.err = D8_EPARSE;
+    out.error_code = "InvalidResponse";
+    out.error_message = message;
+    op_complete(op, &out, NULL);
+}
+
+/* A group PUT or GET answered: a GET must describe the group; a PUT was
+ * accepted even when its echo cannot be read. */
+static void group_done(op_t *op, azure__req_t *r, const azure_result_t *res)
+{
+    azure_group_t g;
+    int have = r->resp.len > 0 && azure_decode_group(r->resp.data, r->resp.len, &g) == 0;
+    if (!have && op->kind == AZ_OP_GROUP_GET) {
+        op_bad_answer(op, res, "the container group answer is not JSON");
+        return;
+    }
+    op_complete(op, res, have ? &g : NULL);
+    if (have)
+        azure_group_release(&g);
+}
+
+/* A share PUT, GET or PATCH answered; like group_done. */
+static void share_done(op_t *op, azure__req_t *r, const azure_result_t *res)
+{
+    azure_share_t s;
+    int have = r->resp.len > 0 && azure_decode_share(r->resp.data, r->resp.len, &s) == 0;
+    if (!have && op->kind == AZ_OP_SHARE_GET) {
+        op_bad_answer(op, res, "the file share answer is not JSON");
+        return;
+    }
+    op_complete(op, res, have ? &s : NULL);
+    if (have)
+        azure_share_release(&s);
+}
+
+static void operation_done(op_t *op, azure__req_t *r, const azure_result_t *res)
+{
+    azure_operation_t st;
+    if (azure_decode_operation(r->resp.data, r->resp.len, &st) < 0) {
+        op_bad_answer(op, res, "the operation status answer has no status");
+        return;
+    }
+    op_complete(op, res, &st);
+    azure_operation_release(&st);
+}
+
+static void account_done(op_t *op, azure__req_t *r, const azure_result_t *res)
+{
+    azure_storage_account_t a;
+    if (azure_decode_storage_account(r->resp.data, r->resp.len, &a) < 0) {
+        op_bad_answer(op, res, "the storage account answer is not JSON");
+        return;
+    }
+    op_complete(op, res, &a);
+    azure_storage_account_release(&a);
+}
+
+/* A request of a typed op is final: decodes the answer for the op's kind
+ * and completes the op (a list may send its next page instead). */
 static void op_req_done(azure__req_t *r, const azure_result_t *res)
 {
     op_t *op = r->ctx;
-    azure_result_t out = *res;
     if (res->err < 0) {
         op_complete(op, res, NULL);
         return;
@@ -290,54 +368,25 @@ static void op_req_done(azure__req_t *r, const azure_result_t *res)
     case AZ_OP_GROUP_LIST:
     case AZ_OP_SHARE_LIST:
         page_done(op, r, res);
-        return;
+        break;
     case AZ_OP_GROUP_PUT:
-    case AZ_OP_GROUP_GET: {
-        azure_group_t g;
-        int have = r->resp.len > 0 && azure_decode_group(r->resp.data, r->resp.len, &g) == 0;
-        if (!have && op->kind == AZ_OP_GROUP_GET) {
-            /* A GET must describe the group; a mutation was accepted even
-             * when its echo cannot be read. */
-            out.err = D8_EPARSE;
-            out.error_code = "InvalidResponse";
-            out.error_message = "the container group answer is not JSON";
-        }
-        op_complete(op, &out, have ? &g : NULL);
-        if (have)
-            azure_group_release(&g);
-        return;
-    }
+    case AZ_OP_GROUP_GET:
+        group_done(op, r, res);
+        break;
     case AZ_OP_SHARE_PUT:
     case AZ_OP_SHARE_GET:
-    case AZ_OP_SHARE_PATCH: {
-        azure_share_t s;
-        int have = r->resp.len > 0 && azure_decode_share(r->resp.data, r->resp.len, &s) == 0;
-        if (!have && op->kind == AZ_OP_SHARE_GET) {
-            out.err = D8_EPARSE;
-            out.error_code = "InvalidResponse";
-            out.error_message = "the file share answer is not JSON";
-        }
-        op_complete(op, &out, have ? &s : NULL);
-        if (have)
-            azure_share_release(&s);
-        return;
-    }
-    case AZ_OP_OPERATION_GET: {
-        azure_operation_t st;
-        if (azure_decode_operation(r->resp.data, r->resp.len, &st) < 0) {
-            out.err = D8_EPARSE;
-            out.error_code = "InvalidResponse";
-            out.error_message = "the operation status answer has no status";
-            op_complete(op, &out, NULL);
-            return;
-        }
-        op_complete(op, &out, &st);
-        azure_operation_release(&st);
-        return;
-    }
+    case AZ_OP_SHARE_PATCH:
+        share_done(op, r, res);
+        break;
+    case AZ_OP_OPERATION_GET:
+        operation_done(op, r, res);
+        break;
+    case AZ_OP_ACCOUNT_GET:
+        account_done(op, r, res);
+        break;
     default:
-        op_complete(op, &out, NULL);
-        return;
+        op_complete(op, res, NULL);
+        break;
     }
 }
 
@@ -407,6 +456,8 @@ static void group_put_with_key(op_t *op, const char *key)
     op_submit(op, AZ_OP_GROUP_PUT, url, body, len);
 }
 
+/* listKeys answered: caches the first key and sends every group PUT
+ * that waited for it, or fails them all with listKeys' error. */
 static void keys_done(azure__req_t *r, const azure_result_t *res)
 {
     azure_client_t *c = r->c;
@@ -655,6 +706,20 @@ int azure_share_list(azure_client_t *c, const azure_scope_t *s, int expand_metad
     return 0;
 }
 
+/* ------------------------------------------------------------ accounts */
+
+int azure_storage_account_get(azure_client_t *c, const azure_scope_t *s, azure_prio_t prio,
+                              azure_storage_account_cb cb, void *ud)
+{
+    int rc = precheck(c, s, 1, (const void *)cb);
+    if (rc < 0)
+        return rc;
+    op_t *op = op_new(c, AZ_OP_ACCOUNT_GET, prio, s, s->storage_account, ud);
+    op->acct_cb = cb;
+    op_submit(op, AZ_OP_ACCOUNT_GET, account_url(c, s), NULL, 0);
+    return 0;
+}
+
 /* ------------------------------------------------------------ operations */
 
 int azure_operation_get(azure_client_t *c, const azure_scope_t *s, const char *url,
@@ -663,7 +728,7 @@ int azure_operation_get(azure_client_t *c, const azure_scope_t *s, const char *u
     int rc = precheck(c, s, 0, (const void *)cb);
     if (rc < 0)
         return rc;
-    if (!url || !same_origin(c, url) || strlen(url) > 4096)
+    if (!url || !azure__same_origin(c->arm_endpoint, url) || strlen(url) > 4096)
         return D8_EINVAL;
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= ' ' || *p == 0x7f)

@@ -1,8 +1,10 @@
 /*
  * libFuzzer target: arbitrary bytes into every ARM/token response decoder
- * of pkg/azure (group, group list, share, share list, operation status, ARM
- * error, token, listKeys) and into the Retry-After parser. Each decoder must either
- * decode or answer D8_EPARSE, never crash, leak or read out of bounds.
+ * of pkg/azure (group, group list, share, share list, storage account,
+ * operation status, ARM error, token, listKeys), into the Retry-After
+ * parser, the nextLink origin check and the ratelimit header names. Each
+ * decoder must either decode or answer D8_EPARSE, never crash, leak or
+ * read out of bounds.
  * Seeds: the example bodies of the official specs (test/fuzz/corpus/arm).
  */
 #include "azure/azure.h"
@@ -45,6 +47,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(next);
     azure_share_list_release(&sl);
 
+    azure_storage_account_t sa;
+    if (azure_decode_storage_account(json, size, &sa) == 0)
+        azure_storage_account_release(&sa);
+
     azure_operation_t op;
     if (azure_decode_operation(json, size, &op) == 0)
         azure_operation_release(&op);
@@ -66,5 +72,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ra[n] = '\0';
     uint64_t d;
     (void)azure__parse_retry_after(ra, 1445412480000LL, &d);
+    (void)azure__ratelimit_kind(json, size);
+
+    /* The input as a nextLink, and as the endpoint it is checked against. */
+    char *link = malloc(size + 1);
+    if (!link)
+        return 0;
+    memcpy(link, data, size);
+    link[size] = '\0';
+    (void)azure__same_origin("https://management.azure.com", link);
+    (void)azure__same_origin(link, "https://management.azure.com:443/subscriptions/s?$skipToken=1");
+    free(link);
     return 0;
 }

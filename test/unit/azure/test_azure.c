@@ -3,11 +3,13 @@
  * official examples for our operations, request bodies against the
  * required fields of the official schemas, token bucket math,
  * Retry-After parsing, ARM error decoding, token/key decoding, secret
- * scrubbing, the client's bucket waits, and its loop-safe lifecycle
+ * scrubbing, the client's bucket waits and buckets (ARM's per
+ * subscription, ACI's per region), and its loop-safe lifecycle
  * (cancel on free, credential failure) without any server.
  *
  * The specs are read at test time from ../shared/azure-specs (relative to
- * the repository root, where `make test` runs), or from $D8_SPECS_DIR.
+ * the repository root, where `make test` runs), or from $D8_SPECS_DIR
+ * (helpers/azure_specs.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 #include "azure/azure.h"
 #include "azure/azure_int.h"
 #include "helpers/azure_opts.h"
+#include "helpers/azure_specs.h"
 #include "log/log.h"
 
 #include <arpa/inet.h>
@@ -28,62 +31,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#define ACI_DIR                                                                                    \
-    "containerinstance/resource-manager/Microsoft.ContainerInstance/ContainerInstance/stable/"     \
-    "2026-05-01"
-#define STO_DIR "storage/resource-manager/Microsoft.Storage/stable/2025-01-01"
-
-/* ------------------------------------------------------------ spec files */
-
-static const char *specs_dir(void)
-{
-    const char *e = getenv("D8_SPECS_DIR");
-    return e && e[0] ? e : "../shared/azure-specs";
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    d8_buf_t b;
-    d8_buf_init(&b);
-    char tmp[8192];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-        d8_buf_append(&b, tmp, n);
-    fclose(f);
-    return d8_buf_detach(&b, len);
-}
-
-/* Loads a spec file or fails the test with a clear message. */
-static cJSON *load_spec(const char *rel)
-{
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", specs_dir(), rel);
-    size_t len;
-    char *text = read_file(path, &len);
-    if (!text)
-        fail_msg("azure specs not found: %s (the tests read ../shared/azure-specs relative "
-                 "to the repository root; CI must have shared/ beside the clone, or set "
-                 "D8_SPECS_DIR)",
-                 path);
-    cJSON *j = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!j)
-        fail_msg("%s is not JSON", path);
-    return j;
-}
-
-/* The body of response `status` of an example, printed back to text. */
-static char *example_body(const cJSON *ex, const char *status)
-{
-    const cJSON *resp = cJSON_GetObjectItemCaseSensitive(ex, "responses");
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(resp, status);
-    const cJSON *body = cJSON_GetObjectItemCaseSensitive(st, "body");
-    return body ? cJSON_PrintUnformatted(body) : NULL;
-}
 
 /* ------------------------------------------------------------ decoders */
 
@@ -1043,33 +990,101 @@ static void test_client_bucket_wait(void **state)
 
     /* 5-minute window: 100 per 300 s, half a token short = 1.5 s. A few
      * ms may pass between draining and asking. */
-    drain_to(&be->b[AZURE_BUCKET_ACI_CREATE], 0.5);
+    drain_to(azure__bucket_of(be, AZURE_BUCKET_ACI_CREATE), 0.5);
     assert_in_range(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_CREATE), 1450,
                     1501);
     /* The hourly window (300 per hour: 12 s a token) is longer: it wins. */
-    drain_to(&be->b[AZURE_BUCKET_ACI_CREATE_HOURLY], 0.0);
+    drain_to(azure__bucket_of(be, AZURE_BUCKET_ACI_CREATE_HOURLY), 0.0);
     assert_in_range(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_CREATE), 11950,
                     12001);
     assert_in_range(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_CREATE_HOURLY),
                     11950, 12001);
     /* Only the hourly window short: still a wait. */
-    drain_to(&be->b[AZURE_BUCKET_ACI_CREATE], 100);
+    drain_to(azure__bucket_of(be, AZURE_BUCKET_ACI_CREATE), 100);
     assert_in_range(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_CREATE), 11950,
                     12001);
     /* Deletes have their own windows. */
     assert_int_equal(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_DELETE), 0);
     /* ARM's buckets: one window. 25 reads a second: 40 ms a token. */
-    drain_to(&be->b[AZURE_BUCKET_READ], 0.0);
+    drain_to(azure__bucket_of(be, AZURE_BUCKET_READ), 0.0);
     assert_in_range(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_READ), 1, 41);
     /* A Retry-After pause is not a refill wait. */
-    azure__bucket_pause(&be->b[AZURE_BUCKET_WRITE], d8_mono_ms() + 60000);
+    azure__bucket_pause(azure__bucket_of(be, AZURE_BUCKET_WRITE), d8_mono_ms() + 60000);
     assert_int_equal(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_WRITE), 0);
     /* Refilled: nothing to wait for. */
-    drain_to(&be->b[AZURE_BUCKET_ACI_CREATE_HOURLY], 1.0);
+    drain_to(azure__bucket_of(be, AZURE_BUCKET_ACI_CREATE_HOURLY), 1.0);
     assert_int_equal(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_CREATE), 0);
 
     azure_client_free(c);
     assert_int_equal(g.calls, 1);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/*
+ * ARM meters reads, writes and deletes per subscription and principal, not
+ * per region of the resources: every region of a subscription draws from
+ * one set of ARM buckets. ACI's create/delete buckets stay per
+ * subscription+region.
+ */
+static void test_client_buckets_per_subscription(void **state)
+{
+    (void)state;
+    clear_env();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    azure_client_opts_t o;
+    char imds[64], err[256];
+    mi_opts(&o, imds, sizeof(imds));
+    azure_client_t *c = NULL;
+    assert_int_equal(azure_client_new(&loop, &o, &c, err, sizeof(err)), 0);
+    const char *sub = scope.subscription_id;
+    const char *sub2 = "11111111-1111-1111-1111-111111111111";
+    azure_scope_t west = scope, other = scope;
+    west.region = "westus";
+    other.subscription_id = sub2;
+    cb_log_t g = {0};
+    assert_int_equal(azure_group_get(c, &scope, "dev8-x", AZURE_PRIO_NORMAL, on_group, &g), 0);
+    assert_int_equal(azure_group_get(c, &west, "dev8-x", AZURE_PRIO_NORMAL, on_group, &g), 0);
+    assert_int_equal(azure_group_get(c, &other, "dev8-x", AZURE_PRIO_NORMAL, on_group, &g), 0);
+    azure__bucket_entry_t *east_be = bucket_entry(c, sub, "eastus");
+    azure__bucket_entry_t *west_be = bucket_entry(c, sub, "westus");
+    azure__bucket_entry_t *other_be = bucket_entry(c, sub2, "eastus");
+    assert_non_null(east_be);
+    assert_non_null(west_be);
+    assert_non_null(other_be);
+    for (int k = 0; k < AZURE_BUCKET_KINDS; k++) {
+        int arm = k == AZURE_BUCKET_READ || k == AZURE_BUCKET_WRITE || k == AZURE_BUCKET_DELETE;
+        assert_int_equal(azure__bucket_of(east_be, k) == azure__bucket_of(west_be, k), arm);
+        assert_true(azure__bucket_of(east_be, k) != azure__bucket_of(other_be, k));
+    }
+
+    /* Reads spent through eastus are gone for westus too (25 a second:
+     * 40 ms a token), not for another subscription. */
+    drain_to(azure__bucket_of(east_be, AZURE_BUCKET_READ), 0.0);
+    assert_in_range(azure_client_bucket_wait_ms(c, sub, "westus", AZURE_BUCKET_READ), 1, 41);
+    assert_int_equal(azure_client_bucket_wait_ms(c, sub2, "eastus", AZURE_BUCKET_READ), 0);
+    /* A region not used yet shares them as well; its ACI buckets do not
+     * exist yet. */
+    double lvl = 99;
+    assert_int_equal(azure_client_bucket_level(c, sub, "centralus", AZURE_BUCKET_READ, &lvl), 0);
+    assert_true(lvl < 1.0);
+    assert_int_equal(
+        azure_client_bucket_level(c, sub, "centralus", AZURE_BUCKET_ACI_CREATE, &lvl), D8_ENOENT);
+    /* ACI's creates spent in eastus leave westus's alone. */
+    drain_to(azure__bucket_of(east_be, AZURE_BUCKET_ACI_CREATE), 0.0);
+    assert_true(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_CREATE) > 1000);
+    assert_int_equal(azure_client_bucket_wait_ms(c, sub, "westus", AZURE_BUCKET_ACI_CREATE), 0);
+    /* Metrics keep one series per region used and kind. */
+    d8_buf_t m;
+    d8_buf_init(&m);
+    azure_client_metrics(c, &m);
+    assert_non_null(strstr(m.data, "region=\"westus\",kind=\"read\"}"));
+    assert_non_null(strstr(m.data, "region=\"eastus\",kind=\"aci_create\"}"));
+    d8_buf_release(&m);
+
+    azure_client_free(c);
+    assert_int_equal(g.calls, 3);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
@@ -1134,6 +1149,7 @@ int main(void)
         cmocka_unit_test(test_client_credential_failure),
         cmocka_unit_test(test_client_workload_identity_missing_file),
         cmocka_unit_test(test_client_bucket_wait),
+        cmocka_unit_test(test_client_buckets_per_subscription),
         cmocka_unit_test(test_metrics_text),
     };
     return cmocka_run_group_tests_name("azure", tests, NULL, NULL);
