@@ -22,6 +22,10 @@ typedef struct region_state {
     int64_t last_list_wall_ms; /* 0 = never */
     int listed;                /* completed at least once */
     int failed_lists;          /* rounds in a row with a failed list */
+    int account_pending;       /* the storage account GET is in flight */
+    int account_warned;        /* its failure was logged (once) */
+    int share_min_gb, share_max_gb; /* from the account; 0 = unknown */
+    const char *account_kind;  /* "premium" | "standard" | NULL */
     char last_error[MAX_ERR];
     azure_group_list_t groups;
     azure_share_list_t shares;
@@ -381,12 +385,49 @@ static void on_share_list(void *ud, const azure_result_t *res, const azure_share
     lists_done(rs);
 }
 
+void observer_share_limits(const observer_t *ob, int region, int *min_gb, int *max_gb,
+                           const char **kind)
+{
+    const region_state_t *rs =
+        region >= 0 && (size_t)region < ob->cfg->nregions ? &ob->regions[region] : NULL;
+    *min_gb = rs ? rs->share_min_gb : 0;
+    *max_gb = rs ? rs->share_max_gb : 0;
+    *kind = rs ? rs->account_kind : NULL;
+}
+
+/* The account's answer: its share limits, by the documented rules. */
+static void on_account(void *ud, const azure_result_t *res, const azure_storage_account_t *a)
+{
+    region_state_t *rs = ud;
+    rs->account_pending = 0;
+    if (res->err < 0 || !a) {
+        if (res->err != D8_ECANCELED && !rs->account_warned++)
+            LOG(LOG_WARN, "cannot read the storage account; share sizes are not checked",
+                LF_S("region", rs->ob->cfg->regions[rs->idx].name),
+                LF_S("code", res->error_code ? res->error_code : d8_err_name(res->err)));
+        return;
+    }
+    int premium = (a->sku_name && strncasecmp(a->sku_name, "Premium", 7) == 0) ||
+                  (a->kind && strcasecmp(a->kind, "FileStorage") == 0);
+    int large = a->large_file_shares_state &&
+                strcasecmp(a->large_file_shares_state, "Enabled") == 0;
+    rs->account_kind = premium ? "premium" : "standard";
+    rs->share_min_gb = premium ? 100 : 1;
+    rs->share_max_gb = premium || large ? 102400 : 5120;
+}
+
 static void resync_cb(uv_timer_t *t)
 {
     region_state_t *rs = t->data;
     observer_t *ob = rs->ob;
     if (ob->paused || rs->lists_pending)
         return;
+    if (!rs->account_kind && !rs->account_pending) {
+        rs->account_pending = 1;
+        if (azure_storage_account_get(ob->az, &ob->scopes[rs->idx], AZURE_PRIO_LOW, on_account,
+                                      rs) < 0)
+            rs->account_pending = 0;
+    }
     const azure_scope_t *s = &ob->scopes[rs->idx];
     rs->list_start_ms = uv_now(ob->loop);
     rs->groups_ok = rs->shares_ok = 0;

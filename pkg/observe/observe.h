@@ -113,6 +113,16 @@ int observer_region_stale(const observer_t *ob, int region);
 int observer_region_index(const observer_t *ob, const char *name);
 /* The scope of region `region` (borrowed). */
 const azure_scope_t *observer_scope(const observer_t *ob, int region);
+/*
+ * The share sizes the region's storage account allows, read once from the
+ * account (kind, SKU, large file shares): premium 100..102400 GiB,
+ * standard 1..5120 GiB, or 1..102400 with large file shares. 0 for both
+ * while unknown (not read yet, or the read failed: retried with the lists).
+ * *kind: "premium" or "standard" (static), NULL while unknown.
+ */
+void observer_share_limits(const observer_t *ob, int region, int *min_gb, int *max_gb,
+                           const char **kind);
+
 /* Adds "regions":[{name,lastListTime,lastListError,stale,failedLists}] to a
  * status object. */
 void observer_status(const observer_t *ob, cJSON *status);

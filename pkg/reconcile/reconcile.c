@@ -232,6 +232,9 @@ static void decide_input(reconciler_t *r, rec_env_t *e, const env_obj_t *obj, in
                          const char *hash, decide_input_t *in)
 {
     const azure_scope_t *s = e->o->region >= 0 ? observer_scope(r->ob, e->o->region) : NULL;
+    int min_gb, max_gb;
+    const char *kind;
+    observer_share_limits(r->ob, e->o->region, &min_gb, &max_gb, &kind);
     *in = (decide_input_t){
         .obj = obj,
         .obs = e->o,
@@ -257,6 +260,9 @@ static void decide_input(reconciler_t *r, rec_env_t *e, const env_obj_t *obj, in
                                             AZURE_BUCKET_ACI_DELETE)
               : 0,
         .rand = {d8_rand01(&r->rng), d8_rand01(&r->rng)},
+        .share_min_gb = min_gb,
+        .share_max_gb = max_gb,
+        .account_kind = kind,
     };
 }
 
