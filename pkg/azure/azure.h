@@ -282,17 +282,24 @@ void azure_operation_release(azure_operation_t *op);
 void azure_group_list_release(azure_group_list_t *l);
 void azure_share_release(azure_share_t *s);
 void azure_share_list_release(azure_share_list_t *l);
+/* Moves the items of src into dst (which must be empty or released) and
+ * leaves src empty: how a list callback keeps what it was given. */
+void azure_group_list_take(azure_group_list_t *dst, azure_group_list_t *src);
+void azure_share_list_take(azure_share_list_t *dst, azure_share_list_t *src);
 void azure_storage_account_release(azure_storage_account_t *a);
 
 /* Callbacks. `ud` is the caller's pointer, passed back untouched. The
- * resource/list pointer is NULL unless res->err is 0 and a body came. */
+ * resource/list pointer is NULL unless res->err is 0 and a body came. A
+ * resource is borrowed for the callback; a list is the callee's to take:
+ * it may move the items out (azure_*_list_take), else they are released
+ * after the callback. */
 typedef void (*azure_done_cb)(void *ud, const azure_result_t *res);
 typedef void (*azure_group_cb)(void *ud, const azure_result_t *res, const azure_group_t *g);
 typedef void (*azure_group_list_cb)(void *ud, const azure_result_t *res,
-                                    const azure_group_list_t *list);
+                                    azure_group_list_t *list);
 typedef void (*azure_share_cb)(void *ud, const azure_result_t *res, const azure_share_t *s);
 typedef void (*azure_share_list_cb)(void *ud, const azure_result_t *res,
-                                    const azure_share_list_t *list);
+                                    azure_share_list_t *list);
 typedef void (*azure_operation_cb)(void *ud, const azure_result_t *res,
                                    const azure_operation_t *op);
 typedef void (*azure_storage_account_cb)(void *ud, const azure_result_t *res,

@@ -136,6 +136,18 @@ void azure_share_list_release(azure_share_list_t *l)
     l->n = 0;
 }
 
+void azure_group_list_take(azure_group_list_t *dst, azure_group_list_t *src)
+{
+    *dst = *src;
+    memset(src, 0, sizeof(*src));
+}
+
+void azure_share_list_take(azure_share_list_t *dst, azure_share_list_t *src)
+{
+    *dst = *src;
+    memset(src, 0, sizeof(*src));
+}
+
 /* ------------------------------------------------------------ decoding */
 
 static const cJSON *obj_get(const cJSON *o, const char *key)

@@ -119,7 +119,7 @@ static void op_complete(op_t *op, const azure_result_t *in, const void *payload)
         op->group_cb(op->ud, &res, payload);
         break;
     case AZ_OP_GROUP_LIST:
-        op->glist_cb(op->ud, &res, payload);
+        op->glist_cb(op->ud, &res, payload ? &op->glist : NULL);
         break;
     case AZ_OP_SHARE_PUT:
     case AZ_OP_SHARE_GET:
@@ -127,7 +127,7 @@ static void op_complete(op_t *op, const azure_result_t *in, const void *payload)
         op->share_cb(op->ud, &res, payload);
         break;
     case AZ_OP_SHARE_LIST:
-        op->slist_cb(op->ud, &res, payload);
+        op->slist_cb(op->ud, &res, payload ? &op->slist : NULL);
         break;
     case AZ_OP_OPERATION_GET:
         op->oper_cb(op->ud, &res, payload);

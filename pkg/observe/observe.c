@@ -350,13 +350,11 @@ static void list_failed(region_state_t *rs, const char *what, const azure_result
         LF_S("error", rs->last_error));
 }
 
-static void on_group_list(void *ud, const azure_result_t *res, const azure_group_list_t *l)
+static void on_group_list(void *ud, const azure_result_t *res, azure_group_list_t *l)
 {
     region_state_t *rs = ud;
     if (res->err == 0 && l) {
-        /* The list is borrowed for the callback: take over its items. */
-        rs->groups = *l;
-        memset((azure_group_list_t *)l, 0, sizeof(*l));
+        azure_group_list_take(&rs->groups, l);
         rs->groups_ok = 1;
     } else {
         list_failed(rs, "list container groups", res);
@@ -368,12 +366,11 @@ static void on_group_list(void *ud, const azure_result_t *res, const azure_group
     lists_done(rs);
 }
 
-static void on_share_list(void *ud, const azure_result_t *res, const azure_share_list_t *l)
+static void on_share_list(void *ud, const azure_result_t *res, azure_share_list_t *l)
 {
     region_state_t *rs = ud;
     if (res->err == 0 && l) {
-        rs->shares = *l;
-        memset((azure_share_list_t *)l, 0, sizeof(*l));
+        azure_share_list_take(&rs->shares, l);
         rs->shares_ok = 1;
     } else {
         list_failed(rs, "list file shares", res);

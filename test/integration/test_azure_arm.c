@@ -196,7 +196,7 @@ static void on_share(void *ud, const azure_result_t *r, const azure_share_t *s)
     cap_res(ud, r);
 }
 
-static void on_glist(void *ud, const azure_result_t *r, const azure_group_list_t *l)
+static void on_glist(void *ud, const azure_result_t *r, azure_group_list_t *l)
 {
     cap_t *c = ud;
     cap_res(c, r);

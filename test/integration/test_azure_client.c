@@ -232,7 +232,7 @@ static void on_group(void *ud, const azure_result_t *r, const azure_group_t *g)
     snprintf(c->failure, sizeof(c->failure), "%s", g->failure_message ? g->failure_message : "");
 }
 
-static void on_glist(void *ud, const azure_result_t *r, const azure_group_list_t *l)
+static void on_glist(void *ud, const azure_result_t *r, azure_group_list_t *l)
 {
     cap_t *c = ud;
     cap_res(c, r);
@@ -252,7 +252,7 @@ static void on_share(void *ud, const azure_result_t *r, const azure_share_t *s)
     snprintf(c->md_env, sizeof(c->md_env), "%s", m ? m : "");
 }
 
-static void on_slist(void *ud, const azure_result_t *r, const azure_share_list_t *l)
+static void on_slist(void *ud, const azure_result_t *r, azure_share_list_t *l)
 {
     cap_t *c = ud;
     cap_res(c, r);

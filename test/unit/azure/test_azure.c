@@ -758,7 +758,7 @@ static void on_group(void *ud, const azure_result_t *res, const azure_group_t *g
     on_done(ud, res);
 }
 
-static void on_glist(void *ud, const azure_result_t *res, const azure_group_list_t *l)
+static void on_glist(void *ud, const azure_result_t *res, azure_group_list_t *l)
 {
     assert_null(l);
     on_done(ud, res);
