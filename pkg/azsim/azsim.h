@@ -71,6 +71,58 @@ typedef struct azsim_client {
  * owned by the opts (azsim_opts_release frees them); azsim_new copies what
  * it keeps, so the opts may be released right after it.
  */
+/* What pulling a matching image does (azsim_image_rule_t.failure). */
+enum {
+    AZSIM_PULL_OK = 0,         /* pulled after the pull time */
+    AZSIM_PULL_INACCESSIBLE,   /* provisioning Failed: InaccessibleImage */
+    AZSIM_PULL_REGISTRY_ERROR, /* the PUT answers 409 RegistryErrorResponse */
+    AZSIM_PULL_NOT_FOUND       /* pulls fail (Failed, BackOff) until the Waiting timeout */
+};
+
+/*
+ * A per-image rule of the ACI model (config aci.images). The first rule
+ * whose glob matches a container's image decides its pulls and runs.
+ */
+typedef struct azsim_image_rule {
+    char *match;            /* shell glob on the image reference, case-insensitive */
+    int64_t exit_after_ms;  /* every run exits this long after it started; -1: never */
+    int exit_code;          /* the exit code of such a run, 0..255 */
+    int64_t pull_ms;        /* a fixed pull time; -1: drawn from the distribution */
+    uint64_t pull_median_ms; /* this image's own distribution when > 0 ... */
+    uint64_t pull_p95_ms;    /* ... (lognormal through median and 95th percentile) */
+    int failure;            /* AZSIM_PULL_* */
+} azsim_image_rule_t;
+
+/*
+ * The documented ACI behaviours the model can switch (config `aci:`, and
+ * at run time POST /_azsim/aci). azsim_opts_init fills the defaults given
+ * here; every list and string is owned by the struct.
+ */
+typedef struct azsim_aci_opts {
+    uint64_t transition_ms;      /* start/stop/restart/delete answer 409 this long after a
+                                    start, stop or restart (and while a deployment runs); 0 */
+    uint64_t stale_ms;           /* GET shows the pre-start instance state this long; 0 */
+    uint64_t waiting_timeout_ms; /* a deployment still Waiting fails after; 1800000 (0: never) */
+    uint64_t crash_backoff_ms;   /* first back-off before a crashed container restarts,
+                                    doubling up to 300000; 10000 */
+    uint64_t pull_median_ms;     /* image pull time distribution (lognormal); 0: no pull time */
+    uint64_t pull_p95_ms;
+    int identical_put_restarts;  /* 1: a PUT of an unchanged spec restarts the containers */
+    int unique_dns_labels;       /* 1: one group per FQDN in a region (DnsNameLabelAlreadyTaken);
+                                    0 (default): labels are not checked against each other */
+    uint64_t quota_groups;       /* container groups per subscription and region; 100 (0: none) */
+    uint64_t quota_cores;        /* StandardCores per subscription and region; 100 (0: none) */
+    int core_quota_status;       /* HTTP status of ContainerGroupQuotaReached; 400 */
+    int invalid_update_status;   /* ... of InvalidContainerGroupUpdate; 400 */
+    int dns_taken_status;        /* ... of DnsNameLabelAlreadyTaken; 400 */
+    char **capacity_exhausted;   /* regions without capacity: 409 ServiceUnavailable */
+    size_t ncapacity_exhausted;
+    char **unregistered;         /* subscriptions without Microsoft.ContainerInstance */
+    size_t nunregistered;
+    azsim_image_rule_t *images;
+    size_t nimages;
+} azsim_aci_opts_t;
+
 typedef struct azsim_opts {
     uint64_t provision_ms;      /* Creating -> Succeeded, Pending -> Running; 2000 */
     uint64_t delete_ms;         /* DELETE 202 until gone; 1000 */
@@ -100,6 +152,7 @@ typedef struct azsim_opts {
      * is the wall clock at azsim_new plus the clock's progress since. */
     uint64_t (*clock)(void *ud);
     void *clock_ud;
+    azsim_aci_opts_t aci; /* ACI behaviours (see azsim_aci_opts_t) */
 } azsim_opts_t;
 
 /* Fills the defaults listed above. */
