@@ -142,21 +142,27 @@ static int whole(const cJSON *v, uint64_t max, uint64_t *out)
     return 0;
 }
 
-static int set_scalar(void *base, const key_spec_t *k, const cJSON *v, perr_t *e)
+/* Sets the field of key k in base from v; what names the enclosing map
+ * ("aci" for the top level) for the error. */
+static int set_scalar(void *base, const key_spec_t *k, const cJSON *v, const char *what,
+                      perr_t *e)
 {
     char *field = (char *)base + k->off;
+    char name[80];
+    snprintf(name, sizeof(name), "%s%s%s", strcmp(what, "aci") ? what : "",
+             strcmp(what, "aci") ? "." : "", k->name);
     uint64_t u;
     if (k->kind == 'b') {
         if (!cJSON_IsBool(v))
-            return bad(e, v, k->name, "expected true or false");
+            return bad(e, v, name, "expected true or false");
         *(int *)field = cJSON_IsTrue(v);
     } else if (k->kind == 's') {
         if (whole(v, k->max, &u) < 0 || u < 400)
-            return bad(e, v, k->name, "expected an HTTP status from 400 to 499");
+            return bad(e, v, name, "expected an HTTP status from 400 to 499");
         *(int *)field = (int)u;
     } else {
         if (whole(v, k->max, &u) < 0)
-            return bad(e, v, k->name, "expected an integer from 0 to %llu",
+            return bad(e, v, name, "expected an integer from 0 to %llu",
                        (unsigned long long)k->max);
         *(uint64_t *)field = u;
     }
@@ -177,7 +183,7 @@ static int set_key(void *base, const key_spec_t *t, size_t n, const cJSON *it, c
 {
     const key_spec_t *spec = find_key(t, n, it->string);
     if (spec)
-        return set_scalar(base, spec, it, e);
+        return set_scalar(base, spec, it, what, e);
     char keys[200] = "";
     for (size_t i = 0; i < n; i++)
         snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys), "%s%s", i ? ", " : "",
@@ -339,7 +345,7 @@ int azsim__aci_opts_parse(azsim_aci_opts_t *o, const cJSON *j, const cJSON **at,
         else if (strcmp(k, "images") == 0)
             rc = set_images(o, it, &e);
         else if (find_key(top_keys, NKEYS(top_keys), k))
-            rc = set_scalar(o, find_key(top_keys, NKEYS(top_keys), k), it, &e);
+            rc = set_scalar(o, find_key(top_keys, NKEYS(top_keys), k), it, "aci", &e);
         else
             rc = bad(&e, it, k,
                      "unknown key in aci (transitionMs, staleMs, waitingTimeoutMs, "
