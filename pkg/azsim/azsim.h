@@ -59,13 +59,14 @@
  *   Never). A stop has no effect on such a group (204); a start deploys it
  *   again. [Learn: container-state, restart-policy, stop-start]
  * - 409 ContainerGroupTransitioning ("The container group '<name>' is still
- *   transitioning, please retry later.") for start, stop, restart and delete
- *   while a deployment runs, and aci.transitionMs after a start, stop or
- *   restart (default 0; the support article advises 10 s between
- *   operations). A start of a starting or running group stays 204; a DELETE
- *   during a create or update cancels it (operation Canceled,
- *   provisioningState Canceled until the group is gone). aci.staleMs keeps
- *   the pre-start instance state in GETs after a start.
+ *   transitioning, please retry later.") for start, stop and restart while
+ *   a deployment runs, and for these and delete aci.transitionMs after a
+ *   start, stop or restart (default 0; the support article advises 10 s
+ *   between operations). A start of a starting or running group stays 204.
+ *   Otherwise a DELETE cancels a deployment in flight (operation Canceled;
+ *   after a create or update provisioningState Canceled until the group is
+ *   gone). aci.staleMs keeps the pre-start instance state in GETs after a
+ *   start.
  * - New groups: regions in aci.capacityExhausted answer 409
  *   ServiceUnavailable "The requested resource is not available in the
  *   location ..."; per subscription and region aci.quota.containerGroups
@@ -245,8 +246,8 @@ void azsim_opts_init(azsim_opts_t *o);
  *     unregisteredSubscriptions: []
  *     images:                       # first match wins (glob, any case)
  *       - { match: "exit0*", exitAfterMs: 5000, exitCode: 0 }
- *       - { match: "big/*", pullMs: 40000 }      # or pull: { medianMs, p95Ms }
- *       - { match: "*.azurecr.io/*", failure: InaccessibleImage }
+ *       - { match: "big-*", pullMs: 40000 }      # or pull: { medianMs, p95Ms }
+ *       - { match: "private.azurecr.io*", failure: InaccessibleImage }
  *       # failure: None | InaccessibleImage | RegistryErrorResponse | PullFailed
  *
  * Returns 0, or D8_EPARSE / D8_EINVAL / D8_EIO with "file:line:column: key:

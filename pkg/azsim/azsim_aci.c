@@ -15,18 +15,18 @@
  *                    read. osType, restartPolicy, resources and the network
  *                    profile cannot change (InvalidContainerGroupUpdate).
  *   DELETE        -> 202 (Deleting), gone after delete_ms; 204 when absent.
- *                    A create or update in flight ends Canceled (and the
- *                    group shows provisioningState Canceled until gone).
+ *                    A deployment in flight ends Canceled (a create or
+ *                    update shows provisioningState Canceled until gone).
  *   start         -> 202 on a stopped or exited group (a new deployment),
  *                    204 when running or starting.
  *   stop          -> 204: Stopped, IP released; no effect on a group whose
  *                    containers exited (instance state Succeeded/Failed).
  *   restart       -> 204: running containers restart in place.
  *
- * 409 ContainerGroupTransitioning answers start, stop, restart and delete
- * while the group transitions: during a deployment, and for
- * aci.transitionMs after a start, stop or restart (a start of a starting
- * or running group stays a 204; a delete cancels a create instead).
+ * 409 ContainerGroupTransitioning answers start, stop and restart while a
+ * deployment runs (a start of a starting or running group stays a 204),
+ * and these and delete for aci.transitionMs after a start, stop or
+ * restart; otherwise a delete cancels a deployment in flight.
  *
  * The IP address is assigned when provisioning starts (the PUT answer
  * already shows it, as in the official examples). Like ACI, a stopped
@@ -230,14 +230,14 @@ static int exited(const azsim__group_t *g)
     return g->power == AZSIM__POW_SUCCEEDED || g->power == AZSIM__POW_FAILED;
 }
 
-/* The group transitions until `until` (at least aci.transitionMs from
- * now for a start, stop or restart, kind 'T'); 'C': a create or update
- * whose deployment a delete cancels. */
+/* The group transitions until `until` (a deployment's end), and after a
+ * start, stop or restart (kind 'T') for aci.transitionMs, when deletes
+ * transition too; a deployment alone ('C') is canceled by a delete. */
 static void busy(azsim__rq_t *q, azsim__group_t *g, uint64_t until, char kind)
 {
     uint64_t t = q->now + q->sim->aci.transition_ms;
+    g->trans_until = kind == 'T' ? t : g->trans_until;
     g->busy_until = kind == 'T' && t > until ? t : until;
-    g->busy_kind = kind;
 }
 
 /* Starts a deployment of g and records its operation (kind 'C' or 'S'). */
@@ -494,10 +494,10 @@ static void cg_patch(azsim__rq_t *q)
 
 /*
  * containerGroups.delete: 202 with the operation's headers, 204 when
- * absent. A create or update in flight ends Canceled (the group shows
- * provisioningState Canceled until it is gone); while a start, stop or
- * restart transitions: 409. The failDeleteRate fault leaves the group
- * there, provisioningState Failed, once the deletion is due.
+ * absent. A deployment in flight ends Canceled (after a create or update
+ * the group shows provisioningState Canceled until it is gone); within
+ * aci.transitionMs of a start, stop or restart: 409. The failDeleteRate
+ * fault leaves the group there, provisioningState Failed, once due.
  */
 static void cg_delete(azsim__rq_t *q)
 {
@@ -515,17 +515,18 @@ static void cg_delete(azsim__rq_t *q)
         q->resp->status = 202;
         return;
     }
-    if (q->now < g->busy_until && g->busy_kind == 'T') {
+    if (q->now < g->trans_until) {
         transitioning(q, g);
         return;
     }
     if (!azsim__throttle_aci(q, g->location, 'd'))
         return;
-    int cancel = q->now < g->busy_until && op && op->done_at > q->now;
-    if (cancel)
+    /* A deployment in flight (create, update or start) is canceled. */
+    if (op && op->done_at > q->now && (op->kind == 'C' || op->kind == 'S'))
         cancel_op(q, op);
-    azsim__set_state(g, cancel ? AZSIM__PROV_CANCELED : AZSIM__PROV_DELETING, -1);
-    g->busy_until = 0;
+    int creating = g->prov == AZSIM__PROV_CREATING || g->prov == AZSIM__PROV_UPDATING;
+    azsim__set_state(g, creating ? AZSIM__PROV_CANCELED : AZSIM__PROV_DELETING, -1);
+    g->busy_until = g->trans_until = 0;
     g->prov_epoch++;
     g->deploy_epoch++;
     g->delete_fault = sim->faults.fail_delete_rate > 0 &&

@@ -189,8 +189,8 @@ typedef struct azsim__group {
     azsim__cstate_t cur, prev; /* every container's current and previous state */
     cJSON *cevents;            /* one array of events per container (owned) */
     cJSON *gevents;            /* the group's own events (owned) */
-    uint64_t busy_until;       /* clock ms: the group is transitioning before it */
-    char busy_kind;            /* 'C'reate/update running (a delete cancels it), 'T'ransition */
+    uint64_t busy_until;       /* clock ms: start/stop/restart answer 409 before it */
+    uint64_t trans_until;      /* clock ms: ... and so does a delete (aci.transitionMs) */
     uint64_t stale_until;      /* clock ms: GET shows stale_power before it */
     int stale_power;
 } azsim__group_t;

@@ -706,6 +706,17 @@ static void test_delete_cancels_create(void **state)
 {
     (void)state;
     fx_t *f = fx_default();
+    /* A start in flight (a deployment too) is canceled. */
+    running(f, "g0", "img", "OnFailure");
+    assert_int_equal(action(f, "g0", "stop"), 204);
+    assert_int_equal(action(f, "g0", "start"), 202);
+    char *start = d8_xstrdup(azsim_resp_header(&f->r, "Azure-AsyncOperation"));
+    assert_int_equal(del(f, "g0"), 202);
+    assert_int_equal(get(f, "g0"), 200);
+    assert_string_equal(prov(f), "Deleting");
+    assert_int_equal(req(f, "GET", start, NULL), 200);
+    assert_string_equal(jstr(f->j, "status"), "Canceled");
+    free(start);
     assert_int_equal(put(f, "g1", "img", "OnFailure", 1), 201);
     char *op = d8_xstrdup(azsim_resp_header(&f->r, "Azure-AsyncOperation"));
     advance(500);
