@@ -88,6 +88,7 @@ trap 'exit 130' INT TERM
 
 azsim_cmd=("$bindir/azsim" --listen "127.0.0.1:$zport" --provision-ms "$provision_ms"
            --delete-ms "$delete_ms" --page-size "$page_size" --throttle-scale "$scale"
+           --quota-groups 0 --quota-cores 0
            --log-level warn)
 "${azsim_cmd[@]}" 2>"$out/azsim.log" &
 zpid=$!; pids+=("$zpid")

@@ -38,6 +38,8 @@ enum {
     F_NO_THROTTLE,
     F_SCALE,
     F_NO_STRICT,
+    F_QUOTA_GROUPS,
+    F_QUOTA_CORES,
     F_LOG,
     F_HELP,
     F_VERSION
@@ -60,7 +62,7 @@ static void usage(FILE *out)
           "container groups, file shares, listKeys, Entra ID and IMDS tokens.\n"
           "\n"
           "  --listen HOST:PORT        address to serve (default 127.0.0.1:9090)\n"
-          "  --config FILE             YAML config (restrictions, clients, timing)\n"
+          "  --config FILE             YAML config (restrictions, clients, timing, aci)\n"
           "  --provision-ms N          Creating -> Succeeded delay (default 2000)\n"
           "  --delete-ms N             DELETE completion delay (default 1000)\n"
           "  --page-size N             list page size (default 100)\n"
@@ -70,6 +72,10 @@ static void usage(FILE *out)
           "  --no-throttle             disable the ARM and ACI token buckets\n"
           "  --throttle-scale F        multiply every bucket's burst and rate (default 1)\n"
           "  --no-strict-mounts        do not fail groups whose azureFile share is missing\n"
+          "  --quota-groups N          container groups per subscription and region\n"
+          "                            (default 100; 0: no quota)\n"
+          "  --quota-cores N           StandardCores per subscription and region\n"
+          "                            (default 100; 0: no quota)\n"
           "  --log-level LEVEL         debug|info|warn|error (default info)\n"
           "  --help, --version\n"
           "\n"
@@ -150,6 +156,8 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"no-throttle", no_argument, NULL, F_NO_THROTTLE},
         {"throttle-scale", required_argument, NULL, F_SCALE},
         {"no-strict-mounts", no_argument, NULL, F_NO_STRICT},
+        {"quota-groups", required_argument, NULL, F_QUOTA_GROUPS},
+        {"quota-cores", required_argument, NULL, F_QUOTA_CORES},
         {"log-level", required_argument, NULL, F_LOG},
         {"help", no_argument, NULL, F_HELP},
         {"version", no_argument, NULL, F_VERSION},
@@ -217,6 +225,10 @@ static int apply_flags(const flags_t *f, azsim_opts_t *o)
         bad |= parse_u64("--share-recreate-ms", set[F_RECREATE], 86400000, &o->share_recreate_ms);
     if (set[F_SEED])
         bad |= parse_u64("--seed", set[F_SEED], UINT64_MAX, &o->seed);
+    if (set[F_QUOTA_GROUPS])
+        bad |= parse_u64("--quota-groups", set[F_QUOTA_GROUPS], 1000000, &o->aci.quota_groups);
+    if (set[F_QUOTA_CORES])
+        bad |= parse_u64("--quota-cores", set[F_QUOTA_CORES], 1000000, &o->aci.quota_cores);
     if (set[F_PAGE]) {
         if (parse_u64("--page-size", set[F_PAGE], 5000, &v) || v == 0) {
             fprintf(stderr, "azsim: --page-size: expected 1 to 5000\n");

@@ -39,6 +39,7 @@ void azsim_opts_init(azsim_opts_t *o)
     o->throttle = 1;
     o->throttle_scale = 1.0;
     o->strict_mounts = 1;
+    azsim__aci_opts_init(&o->aci);
 }
 
 static void free_list(char **l, size_t n)
@@ -60,6 +61,7 @@ void azsim_opts_release(azsim_opts_t *o)
     }
     free(o->clients);
     free(o->base_url);
+    azsim__aci_opts_release(&o->aci);
     azsim_opts_init(o);
 }
 
@@ -89,11 +91,14 @@ static void init_state(azsim_t *sim)
     azsim__table_init(&sim->ops);
     azsim__table_init(&sim->subs);
     azsim__table_init(&sim->regions);
+    azsim__table_init(&sim->labels);
+    azsim__aci_opts_copy(&sim->aci, &sim->o.aci);
     azsim__heap_init(&sim->events);
     /* Two streams, so that creating resources does not shift the fault
      * sequence a test relies on. */
     sim->rng_faults = sim->o.seed ^ 0x5eedfa17ull;
     sim->rng_ids = sim->o.seed ^ 0x1d5eed00ull;
+    sim->rng_pulls = sim->o.seed ^ 0x9a11ed5eull;
     sim->ip_counter = 0;
     sim->etag_counter = 0;
     memset(&sim->faults, 0, sizeof(sim->faults));
@@ -111,6 +116,7 @@ static void release_state(azsim_t *sim)
     azsim__ent_t *e, *next;
     for (e = azsim__table_first(&sim->groups); e; e = next) {
         next = azsim__table_next(&sim->groups, e);
+        azsim__label_release(sim, (azsim__group_t *)e);
         azsim__table_del(&sim->groups, e);
         azsim__group_free((azsim__group_t *)e);
     }
@@ -139,6 +145,8 @@ static void release_state(azsim_t *sim)
     azsim__table_release(&sim->ops);
     azsim__table_release(&sim->subs);
     azsim__table_release(&sim->regions);
+    azsim__table_release(&sim->labels);
+    azsim__aci_opts_release(&sim->aci);
     azsim__heap_release(&sim->events);
     for (size_t i = 0; i < sim->ndeleted; i++)
         free(sim->deleted[i].id);
@@ -161,6 +169,7 @@ azsim_t *azsim_new(const azsim_opts_t *opts)
     sim->o.resource_groups = copy_list(opts->resource_groups, opts->nresource_groups);
     sim->o.storage_accounts = copy_list(opts->storage_accounts, opts->nstorage_accounts);
     sim->o.base_url = dup_or_null(opts->base_url);
+    azsim__aci_opts_copy(&sim->o.aci, &opts->aci);
     if (opts->nclients) {
         sim->o.clients = d8_xcalloc(opts->nclients, sizeof(*sim->o.clients));
         for (size_t i = 0; i < opts->nclients; i++) {
@@ -207,6 +216,7 @@ void azsim_free(azsim_t *sim)
     }
     free(sim->o.clients);
     free(sim->o.base_url);
+    azsim__aci_opts_release(&sim->o.aci);
     free(sim);
 }
 
@@ -460,9 +470,11 @@ static void classify_control(azsim__rq_t *q, int *bad_method)
         q->op = AZSIM__OP_CTL_RESOURCES;
     else if (strcmp(s, "reset") == 0 && method_is(q, "POST"))
         q->op = AZSIM__OP_CTL_RESET;
+    else if (strcmp(s, "aci") == 0 && (method_is(q, "POST") || method_is(q, "GET")))
+        q->op = AZSIM__OP_CTL_ACI;
     else
         *bad_method = !strcmp(s, "faults") || !strcmp(s, "stats") || !strcmp(s, "resources") ||
-                      !strcmp(s, "reset");
+                      !strcmp(s, "reset") || !strcmp(s, "aci");
 }
 
 /* /{tenant}/oauth2/v2.0/token: the operation names the credential the

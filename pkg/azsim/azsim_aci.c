@@ -1,16 +1,32 @@
 /*
- * pkg/azsim: container groups (Microsoft.ContainerInstance), their
- * asynchronous operations and their timed transitions.
+ * pkg/azsim: container group requests (Microsoft.ContainerInstance) and
+ * their asynchronous operations. The containers' lives are in
+ * azsim_aci_run.c, the checks before a request is accepted in
+ * azsim_aci_admit.c, the rendering in azsim_aci_view.c.
  *
  *   PUT new       -> 201, provisioningState Creating, instanceView Pending;
- *                    after provision_ms Succeeded + Running (or Failed).
- *   PUT existing  -> 200; a changed spec (or a Failed group) re-provisions
- *                    (Updating -> Succeeded), an identical one only takes
- *                    the new tags.
+ *                    a deployment (pull, start) then Succeeded + Running,
+ *                    or Failed.
+ *   PUT existing  -> 200; a changed spec (or a Failed group) deploys again
+ *                    (Updating); an unchanged one restarts the running
+ *                    containers in place (aci.identicalPutRestarts) or
+ *                    deploys a stopped or exited group as new. ACI has no
+ *                    conditional PUT: If-Match and If-None-Match are not
+ *                    read. osType, restartPolicy, resources and the network
+ *                    profile cannot change (InvalidContainerGroupUpdate).
  *   DELETE        -> 202 (Deleting), gone after delete_ms; 204 when absent.
- *   start         -> 202 on a stopped group (Pending -> Running), else 204.
- *   stop          -> 204, instanceView Stopped, public IP released.
- *   restart       -> 204.
+ *                    A deployment in flight ends Canceled (a create or
+ *                    update shows provisioningState Canceled until gone).
+ *   start         -> 202 on a stopped or exited group (a new deployment),
+ *                    204 when running or starting.
+ *   stop          -> 204: Stopped, IP released; no effect on a group whose
+ *                    containers exited (instance state Succeeded/Failed).
+ *   restart       -> 204: running containers restart in place.
+ *
+ * 409 ContainerGroupTransitioning answers start, stop and restart while a
+ * deployment runs (a start of a starting or running group stays a 204),
+ * and these and delete for aci.transitionMs after a start, stop or
+ * restart; otherwise a delete cancels a deployment in flight.
  *
  * The IP address is assigned when provisioning starts (the PUT answer
  * already shows it, as in the official examples). Like ACI, a stopped
@@ -18,52 +34,12 @@
  */
 #include "azsim_int.h"
 
-#include "log/log.h"
-
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CG_TYPE "Microsoft.ContainerInstance/containerGroups"
 #define MAX_OPS 100000
-
-static const char *prov_name(int p)
-{
-    switch (p) {
-    case AZSIM__PROV_CREATING:
-        return "Creating";
-    case AZSIM__PROV_UPDATING:
-        return "Updating";
-    case AZSIM__PROV_SUCCEEDED:
-        return "Succeeded";
-    case AZSIM__PROV_FAILED:
-        return "Failed";
-    default:
-        return "Deleting";
-    }
-}
-
-static const char *power_name(int p)
-{
-    return p == AZSIM__POW_RUNNING ? "Running" : p == AZSIM__POW_STOPPED ? "Stopped" : "Pending";
-}
-
-/*
- * The one place a group's provisioningState or instanceView state
- * changes (-1 keeps a value); transitions are logged at debug level.
- */
-static void set_state(azsim__group_t *g, int prov, int power)
-{
-    int p = prov < 0 ? g->prov : prov, w = power < 0 ? g->power : power;
-    if (p == g->prov && w == g->power)
-        return;
-    LOG(LOG_DEBUG, "container group state", LF_S("id", g->id), LF_S("from", prov_name(g->prov)),
-        LF_S("to", prov_name(p)), LF_S("power_from", power_name(g->power)),
-        LF_S("power_to", power_name(w)));
-    g->prov = p;
-    g->power = w;
-}
 
 void azsim__group_free(azsim__group_t *g)
 {
@@ -76,8 +52,15 @@ void azsim__group_free(azsim__group_t *g)
     free(g->location);
     free(g->spec);
     free(g->props_text);
-    free(g->fail_msg);
     free(g->op_id);
+    free(g->fqdn);
+    free(g->label_hash);
+    free(g->rule_image);
+    for (size_t i = 0; i < g->nimages; i++)
+        free(g->images[i]);
+    free(g->images);
+    cJSON_Delete(g->cevents);
+    cJSON_Delete(g->gevents);
     free(g);
 }
 
@@ -91,218 +74,15 @@ void azsim__op_free(azsim__op_t *op)
     free(op);
 }
 
-/* ---- stored form -------------------------------------------------------- */
-
-static void normalise_location(const char *in, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (const char *p = in; *p && o + 1 < outlen; p++)
-        if (*p != ' ')
-            out[o++] = *p;
-    out[o] = '\0';
-    azsim__lower(out);
-}
-
-static void drop_container_views(cJSON *arr)
-{
-    for (cJSON *c = arr ? arr->child : NULL; c; c = c->next)
-        cJSON_DeleteItemFromObject(cJSON_GetObjectItem(c, "properties"), "instanceView");
-}
-
-/* The stored spec: the accepted fields, read-only ones dropped, a few
- * defaults ACI fills in made explicit. Takes ownership of nothing. */
-static cJSON *stored_spec(const cJSON *body, const char *location)
-{
-    cJSON *s = cJSON_CreateObject();
-    cJSON_AddStringToObject(s, "location", location);
-    static const char *const keep[] = {"tags", "zones", "identity"};
-    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
-        const cJSON *it = cJSON_GetObjectItem(body, keep[i]);
-        if (it && !cJSON_IsNull(it))
-            cJSON_AddItemToObject(s, keep[i], cJSON_Duplicate(it, 1));
-    }
-    cJSON *p = cJSON_Duplicate(cJSON_GetObjectItem(body, "properties"), 1);
-    cJSON_DeleteItemFromObject(p, "provisioningState");
-    cJSON_DeleteItemFromObject(p, "instanceView");
-    cJSON_DeleteItemFromObject(p, "isCreatedFromStandbyPool");
-    drop_container_views(cJSON_GetObjectItem(p, "containers"));
-    drop_container_views(cJSON_GetObjectItem(p, "initContainers"));
-    cJSON *ip = cJSON_GetObjectItem(p, "ipAddress");
-    if (ip) {
-        cJSON_DeleteItemFromObject(ip, "ip");
-        cJSON_DeleteItemFromObject(ip, "fqdn");
-    }
-    if (!cJSON_GetObjectItem(p, "restartPolicy"))
-        cJSON_AddStringToObject(p, "restartPolicy", "Always");
-    if (!cJSON_GetObjectItem(p, "sku"))
-        cJSON_AddStringToObject(p, "sku", "Standard");
-    cJSON_AddItemToObject(s, "properties", p);
-    return s;
-}
-
-/* Removes what ARM never echoes: secure values and keys. */
-static void strip_secrets(cJSON *p)
-{
-    static const char *const lists[] = {"containers", "initContainers"};
-    for (size_t l = 0; l < 2; l++) {
-        for (cJSON *c = cJSON_GetObjectItem(p, lists[l]) ? cJSON_GetObjectItem(p, lists[l])->child
-                                                         : NULL;
-             c; c = c->next) {
-            cJSON *envs =
-                cJSON_GetObjectItem(cJSON_GetObjectItem(c, "properties"), "environmentVariables");
-            for (cJSON *e = envs ? envs->child : NULL; e; e = e->next)
-                cJSON_DeleteItemFromObject(e, "secureValue");
-        }
-    }
-    cJSON *vols = cJSON_GetObjectItem(p, "volumes");
-    for (cJSON *v = vols ? vols->child : NULL; v; v = v->next) {
-        cJSON_DeleteItemFromObject(cJSON_GetObjectItem(v, "azureFile"), "storageAccountKey");
-        if (cJSON_GetObjectItem(v, "secret"))
-            cJSON_ReplaceItemInObject(v, "secret", cJSON_CreateObject());
-    }
-    cJSON *creds = cJSON_GetObjectItem(p, "imageRegistryCredentials");
-    for (cJSON *c = creds ? creds->child : NULL; c; c = c->next)
-        cJSON_DeleteItemFromObject(c, "password");
-    cJSON_DeleteItemFromObject(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(p, "diagnostics"), "logAnalytics"), "workspaceKey");
-    cJSON *exts = cJSON_GetObjectItem(p, "extensions");
-    for (cJSON *e = exts ? exts->child : NULL; e; e = e->next)
-        cJSON_DeleteItemFromObject(cJSON_GetObjectItem(e, "properties"), "protectedSettings");
-}
-
-/* ---- rendering ---------------------------------------------------------- */
-
-static void add_time(cJSON *o, const char *key, int64_t wall)
-{
-    char ts[32];
-    d8_rfc3339(wall, ts);
-    cJSON_AddStringToObject(o, key, ts);
-}
-
-static cJSON *event(const char *name, const char *type, const char *message, int64_t wall)
-{
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddNumberToObject(e, "count", 1);
-    add_time(e, "firstTimestamp", wall);
-    add_time(e, "lastTimestamp", wall);
-    cJSON_AddStringToObject(e, "name", name);
-    cJSON_AddStringToObject(e, "message", message);
-    cJSON_AddStringToObject(e, "type", type);
-    return e;
-}
-
-/* The instanceView of a container of g running image: its current state
- * and the events that led there, as ACI reports them. Owned by the caller. */
-static cJSON *container_view(const azsim__group_t *g, const char *image)
-{
-    cJSON *iv = cJSON_CreateObject();
-    cJSON_AddNumberToObject(iv, "restartCount", g->restart_count);
-    cJSON *cur = cJSON_AddObjectToObject(iv, "currentState");
-    cJSON *events = cJSON_CreateArray();
-    char msg[300];
-    int pulled = g->prov == AZSIM__PROV_FAILED || g->power == AZSIM__POW_RUNNING ||
-                 g->power == AZSIM__POW_STOPPED;
-    if (pulled) {
-        snprintf(msg, sizeof(msg), "pulling image \"%s\"", image);
-        cJSON_AddItemToArray(events, event("Pulling", "Normal", msg, g->created_wall));
-        snprintf(msg, sizeof(msg), "Successfully pulled image \"%s\"", image);
-        cJSON_AddItemToArray(events, event("Pulled", "Normal", msg, g->created_wall));
-    }
-    if (g->prov == AZSIM__PROV_FAILED || g->power == AZSIM__POW_PENDING) {
-        cJSON_AddStringToObject(cur, "state", "Waiting");
-        add_time(cur, "startTime", g->created_wall);
-        cJSON_AddStringToObject(cur, "detailStatus", "");
-    } else if (g->power == AZSIM__POW_RUNNING) {
-        cJSON_AddStringToObject(cur, "state", "Running");
-        add_time(cur, "startTime", g->started_wall);
-        cJSON_AddStringToObject(cur, "detailStatus", "");
-        cJSON_AddItemToArray(events,
-                             event("Started", "Normal", "Started container", g->started_wall));
-    } else {
-        cJSON_AddStringToObject(cur, "state", "Terminated");
-        add_time(cur, "startTime", g->started_wall ? g->started_wall : g->created_wall);
-        cJSON_AddNumberToObject(cur, "exitCode", 0);
-        add_time(cur, "finishTime", g->stopped_wall);
-        cJSON_AddStringToObject(cur, "detailStatus", "Completed");
-        cJSON_AddItemToArray(events,
-                             event("Killing", "Normal", "Killing container", g->stopped_wall));
-    }
-    cJSON_AddItemToObject(iv, "events", events);
-    return iv;
-}
-
-cJSON *azsim__group_json(azsim_t *sim, const azsim__group_t *g, int mode, uint64_t now)
-{
-    (void)sim;
-    (void)now;
-    cJSON *spec = cJSON_Parse(g->spec);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", g->id);
-    cJSON_AddStringToObject(o, "name", g->name);
-    cJSON_AddStringToObject(o, "type", CG_TYPE);
-    cJSON_AddStringToObject(o, "location", g->location);
-    static const char *const keep[] = {"tags", "zones", "identity"};
-    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
-        cJSON *it = cJSON_DetachItemFromObject(spec, keep[i]);
-        if (it)
-            cJSON_AddItemToObject(o, keep[i], it);
-    }
-    cJSON *p = cJSON_DetachItemFromObject(spec, "properties");
-    cJSON_Delete(spec);
-    if (!p)
-        p = cJSON_CreateObject();
-    if (mode != 'f')
-        strip_secrets(p);
-    cJSON_AddStringToObject(p, "provisioningState", prov_name(g->prov));
-    cJSON *ip = cJSON_GetObjectItem(p, "ipAddress");
-    if (ip) {
-        if (g->ip[0])
-            cJSON_AddStringToObject(ip, "ip", g->ip);
-        const cJSON *label = cJSON_GetObjectItem(ip, "dnsNameLabel");
-        if (cJSON_IsString(label) && label->valuestring[0]) {
-            char fqdn[256];
-            snprintf(fqdn, sizeof(fqdn), "%s.%s.azurecontainer.io", label->valuestring,
-                     g->location);
-            cJSON_AddStringToObject(ip, "fqdn", fqdn);
-        }
-    }
-    cJSON_AddBoolToObject(p, "isCreatedFromStandbyPool", 0);
-    if (mode != 'l') {
-        cJSON *cs = cJSON_GetObjectItem(p, "containers");
-        for (cJSON *c = cs ? cs->child : NULL; c; c = c->next) {
-            cJSON *cp = cJSON_GetObjectItem(c, "properties");
-            if (!cJSON_IsObject(cp))
-                continue;
-            const cJSON *image = cJSON_GetObjectItem(cp, "image");
-            cJSON_AddItemToObject(
-                cp, "instanceView",
-                container_view(g, cJSON_IsString(image) ? image->valuestring : ""));
-        }
-        cJSON *iv = cJSON_AddObjectToObject(p, "instanceView");
-        cJSON *events = cJSON_AddArrayToObject(iv, "events");
-        const char *state;
-        if (g->prov == AZSIM__PROV_FAILED) {
-            state = "Pending";
-            cJSON_AddItemToArray(events, event("FailedMount", "Normal",
-                                               g->fail_msg ? g->fail_msg : "", g->stopped_wall));
-        } else {
-            state = g->power == AZSIM__POW_RUNNING   ? "Running"
-                    : g->power == AZSIM__POW_STOPPED ? "Stopped"
-                                                     : "Pending";
-        }
-        cJSON_AddStringToObject(iv, "state", state);
-    }
-    cJSON_AddItemToObject(o, "properties", p);
-    return o;
-}
-
 /* ---- operations --------------------------------------------------------- */
 
 /*
- * Records a new operation of g ('C'reate, 'D'elete, 'S'tart) done at
- * done_at and makes it g's latest; at most MAX_OPS are kept, oldest out.
+ * Records a new operation of g ('C'reate/update, 'D'elete, 'S'tart) done
+ * at done_at and makes it g's latest; at most MAX_OPS are kept, oldest
+ * out. Its Retry-After points at hint_at (the end Azure can foresee).
  */
-static azsim__op_t *new_op(azsim__rq_t *q, azsim__group_t *g, int kind, uint64_t done_at)
+static azsim__op_t *new_op(azsim__rq_t *q, azsim__group_t *g, int kind, uint64_t done_at,
+                           uint64_t hint_at)
 {
     azsim_t *sim = q->sim;
     while (sim->ops.count >= MAX_OPS) {
@@ -316,6 +96,7 @@ static azsim__op_t *new_op(azsim__rq_t *q, azsim__group_t *g, int kind, uint64_t
     op->resource_id = d8_xstrdup(g->id);
     op->kind = kind;
     op->done_at = done_at;
+    op->hint_at = hint_at < done_at ? hint_at : done_at;
     op->final = AZSIM__OPST_SUCCEEDED;
     op->start_wall = q->wall;
     op->end_wall = azsim__wall_of(sim, done_at);
@@ -325,7 +106,7 @@ static azsim__op_t *new_op(azsim__rq_t *q, azsim__group_t *g, int kind, uint64_t
     return op;
 }
 
-static azsim__op_t *find_op(azsim_t *sim, const char *id)
+azsim__op_t *azsim__find_op(azsim_t *sim, const char *id)
 {
     if (!id)
         return NULL;
@@ -334,9 +115,37 @@ static azsim__op_t *find_op(azsim_t *sim, const char *id)
     return (azsim__op_t *)azsim__table_get(&sim->ops, azsim__lower(key));
 }
 
-static int retry_after_s(uint64_t ms)
+void azsim__op_fail(azsim__op_t *op, const char *code, const char *msg)
 {
-    return (int)((ms + 999) / 1000);
+    if (!op || op->final != AZSIM__OPST_SUCCEEDED)
+        return;
+    op->final = AZSIM__OPST_FAILED;
+    free(op->err_code);
+    free(op->err_msg);
+    op->err_code = d8_xstrdup(code);
+    op->err_msg = d8_xstrdup(msg);
+}
+
+/* Ends an operation in flight at the request's time as Canceled. */
+static void cancel_op(azsim__rq_t *q, azsim__op_t *op)
+{
+    op->final = AZSIM__OPST_CANCELED;
+    op->done_at = op->hint_at = q->now;
+    op->end_wall = q->wall;
+    free(op->err_code);
+    free(op->err_msg);
+    op->err_code = d8_xstrdup("Canceled");
+    op->err_msg = d8_xstrdup("The operation was canceled because the container group is being "
+                             "deleted.");
+}
+
+/* Seconds to wait for op: until its foreseeable end, or, once that has
+ * passed, the provisioning delay again (at least 1 s). */
+static int retry_after_s(const azsim__rq_t *q, const azsim__op_t *op)
+{
+    uint64_t ms = op->hint_at > q->now ? op->hint_at - q->now : q->sim->o.provision_ms;
+    int s = (int)((ms + 999) / 1000);
+    return s < 1 ? 1 : s;
 }
 
 /* Azure-AsyncOperation, Location and Retry-After for an operation. */
@@ -359,13 +168,12 @@ static void lro_headers(azsim__rq_t *q, const azsim__group_t *g, const azsim__op
                   g->sub, g->rg, g->location, op->e.key);
     azsim__url(q, &url, path.data);
     azsim__header(q->resp, "Location", "%s", url.data);
-    azsim__header(q->resp, "Retry-After", "%d",
-                  retry_after_s(op->done_at > q->now ? op->done_at - q->now : 0));
+    azsim__header(q->resp, "Retry-After", "%d", retry_after_s(q, op));
     d8_buf_release(&path);
     d8_buf_release(&url);
 }
 
-/* ---- handlers ----------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------ */
 
 static void group_key(const azsim__rq_t *q, char *out, size_t outlen)
 {
@@ -398,6 +206,13 @@ static void transitioning(azsim__rq_t *q, const azsim__group_t *g)
                      g->name);
 }
 
+static void add_time(cJSON *o, const char *key, int64_t wall)
+{
+    char ts[32];
+    d8_rfc3339(wall, ts);
+    cJSON_AddStringToObject(o, key, ts);
+}
+
 static void render(azsim__rq_t *q, int status, const azsim__group_t *g, int mode)
 {
     cJSON *j = azsim__group_json(q->sim, g, mode, q->now);
@@ -405,36 +220,44 @@ static void render(azsim__rq_t *q, int status, const azsim__group_t *g, int mode
     cJSON_Delete(j);
 }
 
-static void assign_ip(azsim_t *sim, azsim__group_t *g)
+static int being_deleted(const azsim__group_t *g)
 {
-    if (!g->ip_type)
-        return;
-    uint64_t n = sim->ip_counter++;
-    if (g->ip_type == 'V')
-        snprintf(g->ip, sizeof(g->ip), "10.0.%u.%u", (unsigned)((n / 254) % 256),
-                 (unsigned)(1 + n % 254));
-    else
-        snprintf(g->ip, sizeof(g->ip), "20.%u.%u.%u", (unsigned)((n / (254 * 256)) % 256),
-                 (unsigned)((n / 254) % 256), (unsigned)(1 + n % 254));
+    return g->prov == AZSIM__PROV_DELETING || g->prov == AZSIM__PROV_CANCELED;
 }
 
-/* Starts (re-)provisioning: Creating or Updating, then after provision_ms
- * Succeeded (or Failed) and Running. */
-static azsim__op_t *provision(azsim__rq_t *q, azsim__group_t *g, int prov)
+static int exited(const azsim__group_t *g)
 {
-    azsim_t *sim = q->sim;
-    set_state(g, prov, AZSIM__POW_PENDING);
-    g->prov_epoch++;
-    g->power_epoch++;
-    free(g->fail_msg);
-    g->fail_msg = NULL;
-    g->fail_fault = sim->faults.fail_provisioning_rate > 0 &&
-                    azsim__rng_unit(&sim->rng_faults) < sim->faults.fail_provisioning_rate;
-    if (!g->ip[0])
-        assign_ip(sim, g);
-    uint64_t due = q->now + sim->o.provision_ms;
-    azsim__heap_push(&sim->events, due, AZSIM__EV_PROVISIONED, g->prov_epoch, g->e.key);
-    return new_op(q, g, 'C', due);
+    return g->power == AZSIM__POW_SUCCEEDED || g->power == AZSIM__POW_FAILED;
+}
+
+/* The group transitions until `until` (a deployment's end), and after a
+ * start, stop or restart (kind 'T') for aci.transitionMs, when deletes
+ * transition too; a deployment alone ('C') is canceled by a delete. */
+static void busy(azsim__rq_t *q, azsim__group_t *g, uint64_t until, char kind)
+{
+    uint64_t t = q->now + q->sim->aci.transition_ms;
+    g->trans_until = kind == 'T' ? t : g->trans_until;
+    g->busy_until = kind == 'T' && t > until ? t : until;
+}
+
+/* Starts a deployment of g and records its operation (kind 'C' or 'S'). */
+static azsim__op_t *deploy(azsim__rq_t *q, azsim__group_t *g, int prov, int kind)
+{
+    uint64_t settle = azsim__deploy(q->sim, g, prov, q->now);
+    busy(q, g, settle, kind == 'C' ? 'C' : 'T');
+    return new_op(q, g, kind, settle, q->now + q->sim->o.provision_ms);
+}
+
+/* ---- PUT ---------------------------------------------------------------- */
+
+static void normalise_location(const char *in, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (const char *p = in; *p && o + 1 < outlen; p++)
+        if (*p != ' ')
+            out[o++] = *p;
+    out[o] = '\0';
+    azsim__lower(out);
 }
 
 /*
@@ -458,13 +281,15 @@ static cJSON *put_body(azsim__rq_t *q)
 }
 
 /*
- * Whether a PUT in location may go ahead on g (NULL for a new group): not
- * while g is being deleted nor in another region, and a create only within
- * ACI's quota. Otherwise answers and returns 0.
+ * Whether a PUT of body in location may go ahead on g (NULL for a new
+ * group): not while g is being deleted nor in another region; a create
+ * within capacity, quotas and ACI's create rate; an update only of what
+ * ACI updates in place. Otherwise answers and returns 0.
  */
-static int put_allowed(azsim__rq_t *q, const azsim__group_t *g, const char *location)
+static int put_allowed(azsim__rq_t *q, const azsim__group_t *g, const cJSON *body,
+                       const char *location)
 {
-    if (g && g->prov == AZSIM__PROV_DELETING) {
+    if (g && being_deleted(g)) {
         transitioning(q, g);
         return 0;
     }
@@ -476,22 +301,24 @@ static int put_allowed(azsim__rq_t *q, const azsim__group_t *g, const char *loca
                          g->name, g->location, g->rg, location);
         return 0;
     }
-    if (!g && !azsim__throttle_aci(q, location, 'c'))
-        return 0;
-    return 1;
+    if (g)
+        return azsim__admit_update(q, g, body);
+    return azsim__admit_create(q, body, location);
 }
 
-/* What a PUT stores: the compact texts of the spec and of its properties
- * (owned) and the kind of IP address asked for (see azsim__group_t). */
+/* What a PUT stores: the compact texts of the spec and of its properties,
+ * its DNS name and label hash (all owned), and the kind of IP address
+ * asked for (see azsim__group_t). */
 typedef struct put_spec {
     char *spec_text;
     char *props_text;
+    char *fqdn, *hash;
     char ip_type;
 } put_spec_t;
 
 static void make_put_spec(const cJSON *body, const char *location, put_spec_t *out)
 {
-    cJSON *spec = stored_spec(body, location);
+    cJSON *spec = azsim__stored_spec(body, location);
     const cJSON *iptype = cJSON_GetObjectItem(
         cJSON_GetObjectItem(cJSON_GetObjectItem(body, "properties"), "ipAddress"), "type");
     out->ip_type = !cJSON_IsString(iptype)                      ? 0
@@ -503,10 +330,10 @@ static void make_put_spec(const cJSON *body, const char *location, put_spec_t *o
 }
 
 /*
- * Stores a new group at the request's path, taking the texts of s, and
+ * Stores a new group at the request's path, taking what s owns, and
  * starts creating it. Returns the group; *op is its create operation.
  */
-static azsim__group_t *create_group(azsim__rq_t *q, const char *location, const put_spec_t *s,
+static azsim__group_t *create_group(azsim__rq_t *q, const char *location, put_spec_t *s,
                                     azsim__op_t **op)
 {
     azsim__group_t *g = d8_xcalloc(1, sizeof(*g));
@@ -525,32 +352,56 @@ static azsim__group_t *create_group(azsim__rq_t *q, const char *location, const 
     g->props_text = s->props_text;
     g->ip_type = s->ip_type;
     g->created_wall = q->wall;
+    g->prov = AZSIM__PROV_CREATING;
     azsim__table_put(&q->sim->groups, &g->e, g->id);
-    *op = provision(q, g, AZSIM__PROV_CREATING);
+    azsim__label_take(q->sim, g, s->fqdn, s->hash);
+    azsim__read_spec_facts(g);
+    *op = deploy(q, g, AZSIM__PROV_CREATING, 'C');
     return g;
 }
 
 /*
- * Replaces the spec of g with the texts of s (taken). Changed properties,
- * or a Failed group, re-provision; otherwise the latest operation still in
- * flight is answered again, or a new one that is already done.
+ * An unchanged PUT of g: ACI restarts running containers in place and
+ * deploys a stopped or exited group as new; a deployment in flight is
+ * answered again. Returns the operation to answer with.
  */
-static azsim__op_t *update_group(azsim__rq_t *q, azsim__group_t *g, const put_spec_t *s)
+static azsim__op_t *put_unchanged(azsim__rq_t *q, azsim__group_t *g)
+{
+    azsim__op_t *op = azsim__find_op(q->sim, g->op_id);
+    if (q->sim->aci.identical_put_restarts) {
+        if (g->power == AZSIM__POW_RUNNING && q->now >= g->busy_until) {
+            azsim__restart_in_place(q->sim, g, q->now);
+            azsim__set_state(g, AZSIM__PROV_SUCCEEDED, -1);
+            busy(q, g, q->now, 'T');
+            return new_op(q, g, 'C', q->now, q->now);
+        }
+        if (g->power == AZSIM__POW_STOPPED || exited(g))
+            return deploy(q, g, AZSIM__PROV_UPDATING, 'C');
+    }
+    if (!op || op->done_at <= q->now)
+        op = new_op(q, g, 'C', q->now, q->now);
+    return op;
+}
+
+/*
+ * Replaces the spec of g with the texts of s (taken). Changed properties,
+ * or a Failed group, deploy again; an unchanged spec is put_unchanged's.
+ */
+static azsim__op_t *update_group(azsim__rq_t *q, azsim__group_t *g, put_spec_t *s)
 {
     int changed = strcmp(g->props_text, s->props_text) != 0 || g->prov == AZSIM__PROV_FAILED;
     free(g->spec);
     free(g->props_text);
     g->spec = s->spec_text;
     g->props_text = s->props_text;
+    azsim__label_take(q->sim, g, s->fqdn, s->hash);
+    azsim__read_spec_facts(g);
     if (g->ip_type != s->ip_type)
         g->ip[0] = '\0';
     g->ip_type = s->ip_type;
     if (changed)
-        return provision(q, g, AZSIM__PROV_UPDATING);
-    azsim__op_t *op = find_op(q->sim, g->op_id);
-    if (!op || op->done_at <= q->now)
-        op = new_op(q, g, 'C', q->now);
-    return op;
+        return deploy(q, g, AZSIM__PROV_UPDATING, 'C');
+    return put_unchanged(q, g);
 }
 
 /* containerGroups.createOrUpdate: 201 for a new group, 200 for an update,
@@ -568,26 +419,29 @@ static void cg_put(azsim__rq_t *q)
     cJSON *body = put_body(q);
     if (!body)
         return;
-    char location[128];
+    char location[128], key[1024];
     normalise_location(cJSON_GetObjectItem(body, "location")->valuestring, location,
                        sizeof(location));
+    group_key(q, key, sizeof(key));
     azsim__group_t *g = find_group(q);
-    if (!put_allowed(q, g, location)) {
-        cJSON_Delete(body);
+    put_spec_t spec = {0};
+    int ok = put_allowed(q, g, body, location) &&
+             azsim__label_claim(q, g, key, body, location, &spec.fqdn, &spec.hash) &&
+             (g || azsim__throttle_aci(q, location, 'c'));
+    if (ok)
+        make_put_spec(body, location, &spec);
+    cJSON_Delete(body);
+    if (!ok) {
+        free(spec.fqdn);
+        free(spec.hash);
         return;
     }
-    put_spec_t spec;
-    make_put_spec(body, location, &spec);
-    cJSON_Delete(body);
-    int status;
+    int status = g ? 200 : 201;
     azsim__op_t *op;
-    if (!g) {
+    if (!g)
         g = create_group(q, location, &spec, &op);
-        status = 201;
-    } else {
+    else
         op = update_group(q, g, &spec);
-        status = 200;
-    }
     lro_headers(q, g, op);
     render(q, status, g, 'l');
 }
@@ -617,7 +471,7 @@ static void cg_patch(azsim__rq_t *q)
         not_found(q);
         return;
     }
-    if (g->prov == AZSIM__PROV_DELETING) {
+    if (being_deleted(g)) {
         cJSON_Delete(body);
         transitioning(q, g);
         return;
@@ -639,8 +493,11 @@ static void cg_patch(azsim__rq_t *q)
 }
 
 /*
- * containerGroups.delete: 202 with the operation's headers while the group
- * is Deleting (a create or start in flight ends Canceled), 204 when absent.
+ * containerGroups.delete: 202 with the operation's headers, 204 when
+ * absent. A deployment in flight ends Canceled (after a create or update
+ * the group shows provisioningState Canceled until it is gone); within
+ * aci.transitionMs of a start, stop or restart: 409. The failDeleteRate
+ * fault leaves the group there, provisioningState Failed, once due.
  */
 static void cg_delete(azsim__rq_t *q)
 {
@@ -650,93 +507,120 @@ static void cg_delete(azsim__rq_t *q)
         q->resp->status = 204;
         return;
     }
-    azsim__op_t *op;
-    if (g->prov == AZSIM__PROV_DELETING) {
-        op = find_op(sim, g->op_id);
+    azsim__op_t *op = azsim__find_op(sim, g->op_id);
+    if (being_deleted(g)) {
         if (!op)
-            op = new_op(q, g, 'D', q->now);
-    } else {
-        if (!azsim__throttle_aci(q, g->location, 'd'))
-            return;
-        /* A create or start still in flight ends as Canceled. */
-        azsim__op_t *prev = find_op(sim, g->op_id);
-        if (prev && prev->done_at > q->now) {
-            prev->final = AZSIM__OPST_CANCELED;
-            prev->done_at = q->now;
-            prev->end_wall = q->wall;
-            free(prev->err_code);
-            free(prev->err_msg);
-            prev->err_code = d8_xstrdup("Canceled");
-            prev->err_msg = d8_xstrdup("The operation was canceled because the container group "
-                                       "is being deleted.");
-        }
-        set_state(g, AZSIM__PROV_DELETING, -1);
-        g->prov_epoch++;
-        uint64_t due = q->now + sim->o.delete_ms;
-        azsim__heap_push(&sim->events, due, AZSIM__EV_DELETED, g->prov_epoch, g->e.key);
-        op = new_op(q, g, 'D', due);
+            op = new_op(q, g, 'D', q->now, q->now);
+        lro_headers(q, g, op);
+        q->resp->status = 202;
+        return;
     }
+    if (q->now < g->trans_until) {
+        transitioning(q, g);
+        return;
+    }
+    if (!azsim__throttle_aci(q, g->location, 'd'))
+        return;
+    /* A deployment in flight (create, update or start) is canceled. */
+    if (op && op->done_at > q->now && (op->kind == 'C' || op->kind == 'S'))
+        cancel_op(q, op);
+    int creating = g->prov == AZSIM__PROV_CREATING || g->prov == AZSIM__PROV_UPDATING;
+    azsim__set_state(g, creating ? AZSIM__PROV_CANCELED : AZSIM__PROV_DELETING, -1);
+    g->busy_until = g->trans_until = 0;
+    g->prov_epoch++;
+    g->deploy_epoch++;
+    g->delete_fault = sim->faults.fail_delete_rate > 0 &&
+                      azsim__rng_unit(&sim->rng_faults) < sim->faults.fail_delete_rate;
+    uint64_t due = q->now + sim->o.delete_ms;
+    azsim__heap_push(&sim->events, due, AZSIM__EV_DELETED, g->prov_epoch, g->e.key);
+    op = new_op(q, g, 'D', due, due);
     lro_headers(q, g, op);
     q->resp->status = 202;
 }
 
 /*
- * containerGroups.start, stop and restart. Stop releases the IP address;
- * start and restart deploy a Failed group again and start a stopped one.
+ * containerGroups.stop: 204. A group whose containers exited stays as it
+ * is; otherwise every container stops and the IP goes, or, under the
+ * failStopRate fault, nothing stops and provisioningState turns Failed.
  */
-static void cg_action(azsim__rq_t *q)
+static void cg_stop(azsim__rq_t *q, azsim__group_t *g)
 {
     azsim_t *sim = q->sim;
+    q->resp->status = 204;
+    if (exited(g) || g->power == AZSIM__POW_STOPPED)
+        return;
+    if (q->now < g->busy_until) {
+        transitioning(q, g);
+        return;
+    }
+    busy(q, g, q->now, 'T');
+    if (sim->faults.fail_stop_rate > 0 &&
+        azsim__rng_unit(&sim->rng_faults) < sim->faults.fail_stop_rate) {
+        azsim__set_state(g, AZSIM__PROV_FAILED, -1);
+        g->fail_kind = 'S';
+        return;
+    }
+    azsim__stop_containers(sim, g, q->now);
+    azsim__set_state(g, AZSIM__PROV_SUCCEEDED, -1);
+    g->fail_kind = 0;
+}
+
+/*
+ * containerGroups.start (202 and an operation, or 204 when running or
+ * starting) and restart (204): a stopped or exited group runs again as a
+ * new deployment, a failed one deploys again, and restart restarts
+ * running containers in place.
+ */
+static void cg_start(azsim__rq_t *q, azsim__group_t *g)
+{
+    int start = q->op == AZSIM__OP_CG_START;
+    azsim__op_t *op = NULL;
+    q->resp->status = 204;
+    if (g->prov == AZSIM__PROV_FAILED && g->fail_kind == 'P') {
+        op = deploy(q, g, AZSIM__PROV_UPDATING, 'C');
+    } else if (g->power == AZSIM__POW_PENDING || g->power == AZSIM__POW_RUNNING) {
+        if (start)
+            return;
+        if (q->now < g->busy_until || g->power == AZSIM__POW_PENDING) {
+            transitioning(q, g);
+            return;
+        }
+        azsim__restart_in_place(q->sim, g, q->now);
+        azsim__set_state(g, AZSIM__PROV_SUCCEEDED, -1);
+        busy(q, g, q->now, 'T');
+        return;
+    } else if (q->now < g->busy_until) {
+        transitioning(q, g);
+        return;
+    } else {
+        /* The view may stay stale for a while after a start (aci.staleMs). */
+        g->stale_power = g->power;
+        g->stale_until = q->now + q->sim->aci.stale_ms;
+        op = deploy(q, g, -1, 'S');
+    }
+    if (start) {
+        lro_headers(q, g, op);
+        q->resp->status = 202;
+    }
+}
+
+/* containerGroups.start, stop and restart of an existing group that is
+ * not being deleted. */
+static void cg_action(azsim__rq_t *q)
+{
     azsim__group_t *g = find_group(q);
     if (!g) {
         not_found(q);
         return;
     }
-    if (g->prov == AZSIM__PROV_DELETING) {
+    if (being_deleted(g)) {
         transitioning(q, g);
         return;
     }
-    if (q->op == AZSIM__OP_CG_STOP) {
-        if (g->power != AZSIM__POW_STOPPED) {
-            set_state(g, -1, AZSIM__POW_STOPPED);
-            g->power_epoch++;
-            g->stopped_wall = q->wall;
-            g->ip[0] = '\0';
-        }
-        q->resp->status = 204;
-        return;
-    }
-    if (g->prov == AZSIM__PROV_FAILED) {
-        /* Starting a failed group deploys it again. */
-        azsim__op_t *op = provision(q, g, AZSIM__PROV_UPDATING);
-        if (q->op == AZSIM__OP_CG_START) {
-            lro_headers(q, g, op);
-            q->resp->status = 202;
-        } else {
-            q->resp->status = 204;
-        }
-        return;
-    }
-    if (g->power == AZSIM__POW_STOPPED) {
-        set_state(g, -1, AZSIM__POW_PENDING);
-        g->power_epoch++;
-        assign_ip(sim, g);
-        uint64_t due = q->now + sim->o.provision_ms;
-        azsim__heap_push(&sim->events, due, AZSIM__EV_STARTED, g->power_epoch, g->e.key);
-        azsim__op_t *op = new_op(q, g, 'S', due);
-        if (q->op == AZSIM__OP_CG_START) {
-            lro_headers(q, g, op);
-            q->resp->status = 202;
-        } else {
-            q->resp->status = 204;
-        }
-        return;
-    }
-    if (q->op == AZSIM__OP_CG_RESTART && g->power == AZSIM__POW_RUNNING) {
-        g->restart_count++;
-        g->started_wall = q->wall;
-    }
-    q->resp->status = 204;
+    if (q->op == AZSIM__OP_CG_STOP)
+        cg_stop(q, g);
+    else
+        cg_start(q, g);
 }
 
 /* containerGroups.list and listByResourceGroup: one page in insertion
@@ -814,7 +698,7 @@ static const char *op_status_name(const azsim__op_t *op, uint64_t now)
 static void op_get(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
-    azsim__op_t *op = find_op(sim, q->seg[9]);
+    azsim__op_t *op = azsim__find_op(sim, q->seg[9]);
     if (!op) {
         azsim__arm_error(q->resp, 404, "OperationNotFound",
                          "The operation '%s' could not be found.", q->seg[9]);
@@ -825,7 +709,7 @@ static void op_get(azsim__rq_t *q)
     if (q->op == AZSIM__OP_CG_OPRESULT) {
         if (!done) {
             azsim__header(q->resp, "Location", "%s%s?%s", q->base, q->req->path, q->req->query);
-            azsim__header(q->resp, "Retry-After", "%d", retry_after_s(op->done_at - q->now));
+            azsim__header(q->resp, "Retry-After", "%d", retry_after_s(q, op));
             q->resp->status = 202;
             return;
         }
@@ -851,7 +735,7 @@ static void op_get(azsim__rq_t *q)
     if (done)
         add_time(j, "endTime", op->end_wall);
     else
-        azsim__header(q->resp, "Retry-After", "%d", retry_after_s(op->done_at - q->now));
+        azsim__header(q->resp, "Retry-After", "%d", retry_after_s(q, op));
     if (done && op->final != AZSIM__OPST_SUCCEEDED) {
         cJSON *err = cJSON_AddObjectToObject(j, "error");
         cJSON_AddStringToObject(err, "code", op->err_code ? op->err_code : "Failed");
@@ -864,6 +748,8 @@ static void op_get(azsim__rq_t *q)
 
 void azsim__aci_route(azsim__rq_t *q)
 {
+    if (!azsim__aci_registered(q))
+        return;
     switch (q->op) {
     case AZSIM__OP_CG_CREATE:
         cg_put(q);
@@ -892,95 +778,5 @@ void azsim__aci_route(azsim__rq_t *q)
         break;
     default:
         azsim__arm_error(q->resp, 404, "InvalidResourceType", "Unknown operation.");
-    }
-}
-
-/* ---- timed transitions -------------------------------------------------- */
-
-/*
- * Why provisioning of g fails, or NULL. The failProvisioningRate fault
- * mimics ACI's FailedMount; with strict_mounts an azureFile volume must
- * name an existing share and, when a key is given, one of the account's
- * keys, as a real mount would.
- */
-static const char *mount_failure(azsim_t *sim, const azsim__group_t *g)
-{
-    if (g->fail_fault)
-        return "Output: mount error(13): Permission denied";
-    if (!sim->o.strict_mounts)
-        return NULL;
-    const char *why = NULL;
-    cJSON *spec = cJSON_Parse(g->spec);
-    const cJSON *vols = cJSON_GetObjectItem(cJSON_GetObjectItem(spec, "properties"), "volumes");
-    for (const cJSON *v = vols ? vols->child : NULL; v && !why; v = v->next) {
-        const cJSON *af = cJSON_GetObjectItem(v, "azureFile");
-        if (!af)
-            continue;
-        const char *acct = cJSON_GetObjectItem(af, "storageAccountName")->valuestring;
-        const char *share = cJSON_GetObjectItem(af, "shareName")->valuestring;
-        if (!azsim__find_share(sim, g->sub, g->rg, acct, share)) {
-            why = "Output: mount error(2): No such file or directory";
-            break;
-        }
-        const cJSON *key = cJSON_GetObjectItem(af, "storageAccountKey");
-        if (cJSON_IsString(key)) {
-            char k1[96], k2[96];
-            azsim__account_key(sim, acct, 1, k1);
-            azsim__account_key(sim, acct, 2, k2);
-            if (strcmp(key->valuestring, k1) != 0 && strcmp(key->valuestring, k2) != 0)
-                why = "Output: mount error(13): Permission denied";
-        }
-    }
-    cJSON_Delete(spec);
-    return why;
-}
-
-void azsim__aci_apply_event(azsim_t *sim, const azsim__event_t *ev)
-{
-    azsim__group_t *g = (azsim__group_t *)azsim__table_get(&sim->groups, ev->key);
-    if (!g)
-        return;
-    int64_t at = azsim__wall_of(sim, ev->due);
-    switch (ev->kind) {
-    case AZSIM__EV_PROVISIONED: {
-        if (ev->epoch != g->prov_epoch ||
-            (g->prov != AZSIM__PROV_CREATING && g->prov != AZSIM__PROV_UPDATING))
-            return;
-        const char *why = mount_failure(sim, g);
-        azsim__op_t *op = find_op(sim, g->op_id);
-        if (why) {
-            set_state(g, AZSIM__PROV_FAILED, -1);
-            g->fail_msg = d8_xstrdup(why);
-            g->stopped_wall = at;
-            if (op && op->kind == 'C' && op->final == AZSIM__OPST_SUCCEEDED) {
-                op->final = AZSIM__OPST_FAILED;
-                op->err_code = d8_xstrdup("FailedMount");
-                op->err_msg = d8_xstrdup(why);
-            }
-            return;
-        }
-        set_state(g, AZSIM__PROV_SUCCEEDED, -1);
-        if (g->power == AZSIM__POW_PENDING) {
-            set_state(g, -1, AZSIM__POW_RUNNING);
-            g->started_wall = at;
-        }
-        return;
-    }
-    case AZSIM__EV_STARTED:
-        if (ev->epoch != g->power_epoch || g->power != AZSIM__POW_PENDING ||
-            g->prov != AZSIM__PROV_SUCCEEDED)
-            return;
-        set_state(g, -1, AZSIM__POW_RUNNING);
-        g->started_wall = at;
-        return;
-    case AZSIM__EV_DELETED:
-        if (ev->epoch != g->prov_epoch || g->prov != AZSIM__PROV_DELETING)
-            return;
-        azsim__record_deleted(sim, 'g', g->id, at);
-        azsim__table_del(&sim->groups, &g->e);
-        azsim__group_free(g);
-        return;
-    default:
-        return;
     }
 }

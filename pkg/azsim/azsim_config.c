@@ -167,6 +167,93 @@ static int throttle_key(ycx_t *c, const char *key, const yaml_node_t *v, void *u
     return fail(c, v, key, "unknown key in throttle (enabled, scale)");
 }
 
+/* ---- the aci section: read as JSON by azsim__aci_opts_parse --------- */
+
+/* A JSON node made from a YAML node, to find the YAML node's position. */
+typedef struct ymark {
+    const cJSON *j;
+    const yaml_node_t *n;
+} ymark_t;
+
+typedef struct yconv {
+    ycx_t *c;
+    ymark_t *marks;
+    size_t n, cap;
+} yconv_t;
+
+/* A scalar as JSON: plain numbers and true/false keep their type, every
+ * other scalar (quoted ones too) is a string. */
+static cJSON *scalar_json(const yaml_node_t *n)
+{
+    const char *s = (const char *)n->data.scalar.value;
+    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0)
+            return cJSON_CreateBool(s[0] == 't');
+        char *end = NULL;
+        errno = 0;
+        double d = s[0] ? strtod(s, &end) : 0;
+        if (s[0] && !*end && !errno)
+            return cJSON_CreateNumber(d);
+    }
+    return cJSON_CreateString(s);
+}
+
+/* The JSON form of node n (owned), each node's YAML origin noted in v;
+ * nesting deeper than 8 (or a cycle of aliases) becomes null. */
+static cJSON *yaml_json(yconv_t *v, const yaml_node_t *n, int depth)
+{
+    cJSON *out;
+    if (!n || depth > 8) {
+        out = cJSON_CreateNull();
+    } else if (n->type == YAML_SCALAR_NODE) {
+        out = scalar_json(n);
+    } else if (n->type == YAML_SEQUENCE_NODE) {
+        out = cJSON_CreateArray();
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+             it++)
+            cJSON_AddItemToArray(out, yaml_json(v, yaml_document_get_node(v->c->doc, *it),
+                                                depth + 1));
+    } else {
+        out = cJSON_CreateObject();
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+             p++) {
+            const char *k = scalar(yaml_document_get_node(v->c->doc, p->key));
+            cJSON_AddItemToObject(
+                out, k ? k : "",
+                yaml_json(v, yaml_document_get_node(v->c->doc, p->value), depth + 1));
+        }
+    }
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 32;
+        v->marks = d8_xrealloc(v->marks, v->cap * sizeof(*v->marks));
+    }
+    v->marks[v->n++] = (ymark_t){out, n};
+    return out;
+}
+
+/* aci: the ACI behaviours (azsim_aci_opts_t), checked by the same reader
+ * as POST /_azsim/aci; an error names the YAML node it is about. */
+static int aci_section(ycx_t *c, const yaml_node_t *v, azsim_aci_opts_t *aci)
+{
+    yconv_t conv = {.c = c};
+    cJSON *j = yaml_json(&conv, v, 0);
+    const cJSON *at = NULL;
+    char msg[256];
+    int rc = 0;
+    if (azsim__aci_opts_parse(aci, j, &at, msg, sizeof(msg)) < 0) {
+        const yaml_node_t *n = v;
+        for (size_t i = 0; i < conv.n; i++)
+            if (conv.marks[i].j == at && conv.marks[i].n)
+                n = conv.marks[i].n;
+        snprintf(c->err, c->errlen, "%s:%zu:%zu: aci.%s", c->file, n->start_mark.line + 1,
+                 n->start_mark.column + 1, msg);
+        rc = D8_EINVAL;
+    }
+    free(conv.marks);
+    cJSON_Delete(j);
+    return rc;
+}
+
 /* One key of the top-level mapping into the options ud; each key knows
  * the node type it takes and its range. */
 static int top_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
@@ -186,6 +273,8 @@ static int top_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
         return each_pair(c, v, key, throttle_key, o);
     if (strcmp(key, "strictMounts") == 0)
         return get_bool(c, v, key, &o->strict_mounts);
+    if (strcmp(key, "aci") == 0)
+        return aci_section(c, v, &o->aci);
     if (strcmp(key, "pageSize") == 0) {
         if ((rc = get_u64(c, v, key, 1, 5000, &u)))
             return rc;
@@ -220,13 +309,15 @@ static int top_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
     }
     return fail(c, v, key,
                 "unknown key (subscriptions, resourceGroups, storageAccounts, clients, timing, "
-                "pageSize, tokenTtlSeconds, seed, throttle, strictMounts)");
+                "pageSize, tokenTtlSeconds, seed, throttle, strictMounts, aci)");
 }
 
-/* A copy of o without its lists and base_url, for a file to fill in. */
+/* A copy of o without its lists and base_url, for a file to fill in; the
+ * aci settings are a deep copy the file may change. */
 static azsim_opts_t scratch_of(const azsim_opts_t *o)
 {
     azsim_opts_t tmp = *o;
+    azsim__aci_opts_copy(&tmp.aci, &o->aci);
     tmp.subscriptions = tmp.resource_groups = tmp.storage_accounts = NULL;
     tmp.nsubscriptions = tmp.nresource_groups = tmp.nstorage_accounts = 0;
     tmp.clients = NULL;
@@ -276,6 +367,7 @@ static void adopt(azsim_opts_t *o, azsim_opts_t *tmp)
               o->nstorage_accounts);
     keep_clients(tmp, o->clients, o->nclients);
     tmp->base_url = o->base_url;
+    azsim__aci_opts_release(&o->aci);
     *o = *tmp;
 }
 

@@ -21,6 +21,8 @@ static cJSON *faults_json(const azsim__faults_t *f)
     cJSON_AddNumberToObject(j, "jitterMs", (double)f->jitter_ms);
     cJSON_AddNumberToObject(j, "failProvisioningRate", f->fail_provisioning_rate);
     cJSON_AddNumberToObject(j, "retryAfterSeconds", f->retry_after_s);
+    cJSON_AddNumberToObject(j, "failStopRate", f->fail_stop_rate);
+    cJSON_AddNumberToObject(j, "failDeleteRate", f->fail_delete_rate);
     return j;
 }
 
@@ -35,7 +37,9 @@ static const struct {
                   {"latencyMs", 'm'},
                   {"jitterMs", 'm'},
                   {"failProvisioningRate", 'r'},
-                  {"retryAfterSeconds", 's'}};
+                  {"retryAfterSeconds", 's'},
+                  {"failStopRate", 'r'},
+                  {"failDeleteRate", 'r'}};
 
 /* Sets the field fault_keys[k] of f to v, which has been checked. */
 static void set_fault(azsim__faults_t *f, size_t k, double v)
@@ -62,8 +66,14 @@ static void set_fault(azsim__faults_t *f, size_t k, double v)
     case 6:
         f->fail_provisioning_rate = v;
         break;
-    default:
+    case 7:
         f->retry_after_s = (int)v;
+        break;
+    case 8:
+        f->fail_stop_rate = v;
+        break;
+    default:
+        f->fail_delete_rate = v;
         break;
     }
 }
@@ -125,6 +135,38 @@ static void ctl_faults(azsim__rq_t *q)
         sim->faults = f;
     }
     cJSON *out = faults_json(&sim->faults);
+    azsim__json_body(q->resp, 200, out);
+    cJSON_Delete(out);
+}
+
+/* GET or POST /_azsim/aci: a POST body (the JSON form of the config's
+ * `aci:` section) changes the named ACI behaviours, all or none; both
+ * answer the behaviours now in force. /_azsim/reset restores the config's. */
+static void ctl_aci(azsim__rq_t *q)
+{
+    azsim_t *sim = q->sim;
+    if (strcmp(q->req->method, "POST") == 0) {
+        cJSON *j = cJSON_ParseWithLength(q->req->body, q->req->body_len);
+        if (!cJSON_IsObject(j)) {
+            cJSON_Delete(j);
+            azsim__arm_error(q->resp, 400, "InvalidJson", "The body must be a JSON object.");
+            return;
+        }
+        azsim_aci_opts_t tmp;
+        azsim__aci_opts_copy(&tmp, &sim->aci);
+        const cJSON *at = NULL;
+        char err[256];
+        int rc = azsim__aci_opts_parse(&tmp, j, &at, err, sizeof(err));
+        cJSON_Delete(j);
+        if (rc < 0) {
+            azsim__aci_opts_release(&tmp);
+            azsim__arm_error(q->resp, 400, "InvalidAciSettings", "%s", err);
+            return;
+        }
+        azsim__aci_opts_release(&sim->aci);
+        sim->aci = tmp;
+    }
+    cJSON *out = azsim__aci_opts_json(&sim->aci);
     azsim__json_body(q->resp, 200, out);
     cJSON_Delete(out);
 }
@@ -211,6 +253,9 @@ void azsim__control(azsim__rq_t *q, int bad_method)
         break;
     case AZSIM__OP_CTL_RESOURCES:
         ctl_resources(q);
+        break;
+    case AZSIM__OP_CTL_ACI:
+        ctl_aci(q);
         break;
     case AZSIM__OP_CTL_RESET:
         azsim__reset(q->sim);

@@ -61,10 +61,13 @@ static inline azsim__ent_t *azsim__table_next(const azsim__table_t *t, const azs
 /* ---- timed transitions -------------------------------------------------- */
 
 enum {
-    AZSIM__EV_PROVISIONED = 1, /* container group Creating/Updating done */
-    AZSIM__EV_STARTED,         /* container group Pending -> Running after start */
-    AZSIM__EV_DELETED,         /* container group deletion done */
-    AZSIM__EV_SHARE_PURGE,     /* deleted share's name free again */
+    AZSIM__EV_DEPLOYED = 1, /* a deployment's pull and start are done (or failed) */
+    AZSIM__EV_PULL_RETRY,   /* a failing pull is tried again (Failed, BackOff) */
+    AZSIM__EV_TIMEOUT,      /* a deployment still Waiting fails */
+    AZSIM__EV_EXIT,         /* a running container exits by its image rule */
+    AZSIM__EV_RESTART,      /* a crashed container's back-off is over */
+    AZSIM__EV_DELETED,      /* container group deletion done */
+    AZSIM__EV_SHARE_PURGE,  /* deleted share's name free again */
 };
 
 typedef struct azsim__event {
@@ -127,9 +130,27 @@ enum {
     AZSIM__PROV_UPDATING,
     AZSIM__PROV_SUCCEEDED,
     AZSIM__PROV_FAILED,
-    AZSIM__PROV_DELETING
+    AZSIM__PROV_DELETING,
+    AZSIM__PROV_CANCELED
 };
-enum { AZSIM__POW_PENDING, AZSIM__POW_RUNNING, AZSIM__POW_STOPPED };
+/* instanceView.state; SUCCEEDED and FAILED: every container exited and
+ * the restart policy does not restart it. */
+enum {
+    AZSIM__POW_PENDING,
+    AZSIM__POW_RUNNING,
+    AZSIM__POW_STOPPED,
+    AZSIM__POW_SUCCEEDED,
+    AZSIM__POW_FAILED
+};
+/* A container's currentState / previousState. */
+enum { AZSIM__CS_NONE, AZSIM__CS_WAITING, AZSIM__CS_RUNNING, AZSIM__CS_TERMINATED };
+
+typedef struct azsim__cstate {
+    int state; /* AZSIM__CS_* */
+    int exit_code;
+    int64_t start_wall, finish_wall;
+    const char *detail; /* static detailStatus */
+} azsim__cstate_t;
 
 typedef struct azsim__group {
     azsim__ent_t e; /* key: lower-cased ARM id */
@@ -142,14 +163,36 @@ typedef struct azsim__group {
                          read-only fields removed, secrets kept */
     char *props_text; /* compact JSON of properties: change detection */
     int prov, power;
-    uint64_t prov_epoch, power_epoch;
-    int fail_fault; /* provisioning fails by the failProvisioningRate fault */
-    char *fail_msg; /* set once provisioning failed */
-    char ip[16];    /* "" while none is assigned */
-    char ip_type;   /* 'P'ublic, 'V' private (VNet), 0: no ipAddress */
-    int64_t created_wall, started_wall, stopped_wall;
+    uint64_t prov_epoch;   /* deletion events */
+    uint64_t deploy_epoch; /* events of the current deployment */
+    uint64_t run_epoch;    /* exit and restart events of the current run */
+    int fail_fault;        /* provisioning fails by the failProvisioningRate fault */
+    char fail_kind;        /* why prov is Failed: 'P'rovisioning, 'S'top, 'D'elete */
+    char ip[16];           /* "" while none is assigned */
+    char ip_type;          /* 'P'ublic, 'V' private (VNet), 0: no ipAddress */
+    int64_t created_wall;
     int restart_count;
-    char *op_id; /* the group's latest async operation */
+    char *op_id;  /* the group's latest async operation */
+    char policy;  /* restartPolicy: 'A'lways, 'O'nFailure, 'N'ever */
+    double cores; /* the containers' cpu requests, for the StandardCores quota */
+    char **images; /* each container's image, in spec order (owned) */
+    size_t nimages;
+    int delete_fault; /* the deletion under way fails (failDeleteRate) */
+    char *fqdn;   /* the DNS name it holds in azsim's label table, or NULL */
+    char *label_hash; /* the hash segment of a hashed label scope, or NULL */
+    /* The current deployment: what its images' rules decided. */
+    int pull_failure;   /* AZSIM_PULL_* */
+    char *rule_image;   /* the image whose rule decided it (owned), or NULL */
+    int64_t exit_after_ms;
+    int exit_code;
+    int pull_retries;
+    azsim__cstate_t cur, prev; /* every container's current and previous state */
+    cJSON *cevents;            /* one array of events per container (owned) */
+    cJSON *gevents;            /* the group's own events (owned) */
+    uint64_t busy_until;       /* clock ms: start/stop/restart answer 409 before it */
+    uint64_t trans_until;      /* clock ms: ... and so does a delete (aci.transitionMs) */
+    uint64_t stale_until;      /* clock ms: GET shows stale_power before it */
+    int stale_power;
 } azsim__group_t;
 
 typedef struct azsim__share {
@@ -181,6 +224,8 @@ typedef struct azsim__op {
     int final;        /* AZSIM__OPST_* once done_at passed */
     char *err_code, *err_msg;
     int64_t start_wall, end_wall;
+    uint64_t hint_at; /* clock ms Retry-After points at: the expected end
+                         (Azure cannot foresee a pull's length) */
 } azsim__op_t;
 
 /* Operations for the statistics and the log. */
@@ -211,7 +256,8 @@ typedef struct azsim__op {
     X(CTL_FAULTS, "azsim.faults")                                                                  \
     X(CTL_STATS, "azsim.stats")                                                                    \
     X(CTL_RESOURCES, "azsim.resources")                                                            \
-    X(CTL_RESET, "azsim.reset")
+    X(CTL_RESET, "azsim.reset")                                                                    \
+    X(CTL_ACI, "azsim.aci")
 
 enum {
 #define AZSIM__X(id, name) AZSIM__OP_##id,
@@ -235,6 +281,7 @@ typedef struct azsim__deleted {
 
 typedef struct azsim__faults {
     double rate500, rate503, rate429, reset_rate, fail_provisioning_rate;
+    double fail_stop_rate, fail_delete_rate;
     uint64_t latency_ms, jitter_ms;
     int retry_after_s;
 } azsim__faults_t;
@@ -249,9 +296,12 @@ struct azsim {
     char *tok_last;
     int64_t tok_last_exp_ms;
     char tok_last_app[80];
+    char tok_last_tenant[80];
     azsim__table_t groups, shares, ops, subs, regions;
+    azsim__table_t labels; /* azsim__label_t by lower-cased FQDN */
+    azsim_aci_opts_t aci;  /* in force: the config's, or the control API's */
     azsim__heap_t events;
-    uint64_t rng_faults, rng_ids;
+    uint64_t rng_faults, rng_ids, rng_pulls;
     uint64_t ip_counter;
     uint64_t etag_counter;
     azsim__faults_t faults;
@@ -276,8 +326,15 @@ typedef struct azsim__rq {
     char api_version[64];
     char base[320];      /* "http://host:port" of this server as the client sees it */
     const char *sub;     /* from the path, or NULL */
-    char client_app[80]; /* the token's appid, for throttling messages */
+    char client_app[80];    /* the token's appid, for throttling messages */
+    char client_tenant[80]; /* the token's tid (DNS label hashes) */
 } azsim__rq_t;
+
+/* A DNS name held by a container group (the key is the FQDN). */
+typedef struct azsim__label {
+    azsim__ent_t e;
+    char *owner; /* the holding group's table key (owned) */
+} azsim__label_t;
 
 /* ---- helpers (azsim_util.c) -------------------------------------------- */
 
@@ -341,13 +398,93 @@ void azsim__record_deleted(azsim_t *sim, char kind, const char *id, int64_t at_w
 /* azsim_aci.c */
 /* Answers a container group operation that the pipeline let through. */
 void azsim__aci_route(azsim__rq_t *q);
-/* Applies a due provisioning, start or deletion event; stale ones do nothing. */
-void azsim__aci_apply_event(azsim_t *sim, const azsim__event_t *ev);
-/* Renders a group; mode 'g'et, 'l'ist item, 'f'ull (secrets included). */
-cJSON *azsim__group_json(azsim_t *sim, const azsim__group_t *g, int mode, uint64_t now);
-/* Free a group or an operation already out of its table; NULL is a no-op. */
+/* Free a group or an operation already out of its table; NULL is a no-op.
+ * A group's DNS name must have been released (azsim__label_release). */
 void azsim__group_free(azsim__group_t *g);
 void azsim__op_free(azsim__op_t *op);
+/* The operation of that id (any case), or NULL. */
+azsim__op_t *azsim__find_op(azsim_t *sim, const char *id);
+/* Marks op failed with an ARM error code and message (copied), unless it
+ * already ended otherwise. */
+void azsim__op_fail(azsim__op_t *op, const char *code, const char *msg);
+
+/* azsim_aci_view.c */
+/* Names of a provisioningState and an instanceView state. */
+const char *azsim__prov_name(int p);
+const char *azsim__power_name(int p);
+/* The stored form of a PUT body (borrowed): the accepted fields, read-only
+ * ones dropped, ACI's defaults made explicit. Owned by the caller. */
+cJSON *azsim__stored_spec(const cJSON *body, const char *location);
+/* Renders a group; mode 'g'et, 'l'ist item, 'f'ull (secrets included). */
+cJSON *azsim__group_json(azsim_t *sim, const azsim__group_t *g, int mode, uint64_t now);
+
+/* azsim_aci_run.c: deployments and the containers' lives */
+/* The one place a group's provisioningState or instanceView state
+ * changes (-1 keeps a value); transitions are logged at debug level. */
+void azsim__set_state(azsim__group_t *g, int prov, int power);
+/*
+ * Starts a deployment of g at clock ms now: prov (Creating or Updating,
+ * -1 keeps it) and instance state Pending, the images pulled by their
+ * rules, then Running (or Failed). Returns the clock ms at which the
+ * deployment settles, for the operation that tracks it.
+ */
+uint64_t azsim__deploy(azsim_t *sim, azsim__group_t *g, int prov, uint64_t now);
+/* Restarts the running containers of g in place (restartCount, events). */
+void azsim__restart_in_place(azsim_t *sim, azsim__group_t *g, uint64_t now);
+/* Stops g: every container terminated, the IP released, pending
+ * deployment and run events made stale. */
+void azsim__stop_containers(azsim_t *sim, azsim__group_t *g, uint64_t now);
+/* Re-reads restartPolicy and the cpu requests of g's spec. */
+void azsim__read_spec_facts(azsim__group_t *g);
+/* Applies a due event of a group; stale ones do nothing. */
+void azsim__aci_apply_event(azsim_t *sim, const azsim__event_t *ev);
+
+/* azsim_aci_admit.c: what Azure checks before it accepts a request */
+/* The first image rule matching image, or NULL. Borrowed from sim. */
+const azsim_image_rule_t *azsim__image_rule(const azsim_t *sim, const char *image);
+/* Whether the request's subscription has Microsoft.ContainerInstance
+ * registered; otherwise answers 409 MissingSubscriptionRegistration. */
+int azsim__aci_registered(azsim__rq_t *q);
+/*
+ * Checks a PUT body (borrowed, validated) of a new group in location:
+ * capacity, the ContainerGroups and StandardCores quotas, and images the
+ * registry refuses. Returns 1, or answers the error and returns 0.
+ */
+int azsim__admit_create(azsim__rq_t *q, const cJSON *body, const char *location);
+/* Checks a PUT body of an existing group g: properties ACI cannot update
+ * (osType, restartPolicy, resources, network profile) and refused images.
+ * Returns 1, or answers the error and returns 0. */
+int azsim__admit_update(azsim__rq_t *q, const azsim__group_t *g, const cJSON *body);
+/*
+ * The FQDN a PUT body (borrowed) asks for: the label, the hash of its
+ * autoGeneratedDomainNameLabelScope, the region. g is the existing group
+ * or NULL. Returns 1 with *fqdn (owned, NULL without a label) and *hash
+ * (owned, NULL when unhashed); or answers 400 DnsNameLabelAlreadyTaken
+ * (status configurable) when another group holds that name, and returns 0.
+ */
+int azsim__label_claim(azsim__rq_t *q, const azsim__group_t *g, const char *key,
+                       const cJSON *body, const char *location, char **fqdn, char **hash);
+/* Makes g hold fqdn and hash (taken; NULL for none), releasing what it
+ * held before. */
+void azsim__label_take(azsim_t *sim, azsim__group_t *g, char *fqdn, char *hash);
+/* Releases g's DNS name, if any. */
+void azsim__label_release(azsim_t *sim, azsim__group_t *g);
+
+/* azsim_aci_opts.c */
+/* Fills the defaults of azsim.h; copies (deep) and frees a set. */
+void azsim__aci_opts_init(azsim_aci_opts_t *o);
+void azsim__aci_opts_copy(azsim_aci_opts_t *dst, const azsim_aci_opts_t *src);
+void azsim__aci_opts_release(azsim_aci_opts_t *o);
+/*
+ * Applies the JSON object j (borrowed; the form of the config's `aci:`
+ * section) to o: given keys replace, lists as a whole. Returns 0, or -1
+ * with "key: what is wrong" in err and *at the offending node; o may then
+ * be partly changed (callers apply to a scratch copy).
+ */
+int azsim__aci_opts_parse(azsim_aci_opts_t *o, const cJSON *j, const cJSON **at, char *err,
+                          size_t errlen);
+/* The settings of o as JSON (the form azsim__aci_opts_parse reads). */
+cJSON *azsim__aci_opts_json(const azsim_aci_opts_t *o);
 
 /* azsim_aci_validate.c */
 /*

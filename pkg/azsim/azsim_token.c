@@ -131,6 +131,7 @@ int azsim__check_bearer(azsim__rq_t *q)
     if (sim->tok_last && q->wall < sim->tok_last_exp_ms &&
         d8_consttime_eq(sim->tok_last, strlen(sim->tok_last), tok, strlen(tok))) {
         snprintf(q->client_app, sizeof(q->client_app), "%s", sim->tok_last_app);
+        snprintf(q->client_tenant, sizeof(q->client_tenant), "%s", sim->tok_last_tenant);
         return 1;
     }
     const char *last = strrchr(tok, '.');
@@ -165,11 +166,15 @@ int azsim__check_bearer(azsim__rq_t *q)
     const cJSON *app = cJSON_GetObjectItem(p, "appid");
     if (cJSON_IsString(app))
         snprintf(q->client_app, sizeof(q->client_app), "%s", app->valuestring);
+    const cJSON *tid = cJSON_GetObjectItem(p, "tid");
+    if (cJSON_IsString(tid))
+        snprintf(q->client_tenant, sizeof(q->client_tenant), "%s", tid->valuestring);
     cJSON_Delete(p);
     free(sim->tok_last);
     sim->tok_last = d8_xstrdup(tok);
     sim->tok_last_exp_ms = exp_ms;
     snprintf(sim->tok_last_app, sizeof(sim->tok_last_app), "%s", q->client_app);
+    snprintf(sim->tok_last_tenant, sizeof(sim->tok_last_tenant), "%s", q->client_tenant);
     return 1;
 }
 
