@@ -413,6 +413,8 @@ static void on_account(void *ud, const azure_result_t *res, const azure_storage_
     rs->share_max_gb = premium || large ? 102400 : 5120;
 }
 
+/* A region's round: the account once (for its share limits), then both
+ * lists; lists_done schedules the next round. */
 static void resync_cb(uv_timer_t *t)
 {
     region_state_t *rs = t->data;

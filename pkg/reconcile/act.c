@@ -171,6 +171,9 @@ static int group_put(rec_env_t *e, const env_obj_t *obj)
         .share_name = name,
         .mount_path = r->cfg->mount_path,
         .dns_label = label,
+        /* A deleted workspace's hostname can never be claimed by anyone
+         * outside our tenant (DESIGN.md section 4, Azure's TenantReuse). */
+        .dns_label_scope = "TenantReuse",
     };
     LOG(LOG_INFO, "creating container group", LF_S("env_id", e->id), LF_S("group", name),
         LF_S("spec_hash", hash), LF_I("generation", obj->generation));

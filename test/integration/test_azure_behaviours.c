@@ -8,9 +8,6 @@
  * fresh for each test; every test bounds the ARM calls the controller
  * makes (azsim's /_azsim/stats) as well as checking where it converges.
  *
- * An assertion marked CONTROLLER BUG documents behaviour of pkg/reconcile
- * that the test shows to be wrong (see the comment above it); such an
- * assertion is kept as it is, not weakened.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -520,16 +517,10 @@ static void test_dns_label_taken_by_foreign_group(void **state)
     assert_true(foreign);
     assert_false(ours);
     assert_int_equal(stat_of(c, "containerGroups.delete", NULL), 0);
-    /*
-     * CONTROLLER BUG: a create refused with a 4xx that no retry fixes
-     * (here 400 DnsNameLabelAlreadyTaken) is classified DECIDE_FAIL_OTHER
-     * by reconcile_failure_kind: Synced False and lastError are set, but
-     * the phase stays CREATING (Ready False "Creating") and the PUT is
-     * retried on the work queue's fast backoff (1 s, 2 s, 4 s ...). The
-     * environment should be ERROR (Ready False "Failed") with the code,
-     * and retried slowly like the capacity and quota errors.
-     */
+    /* A create refused with a 4xx that no retry fixes is an ERROR with
+     * the code, retried slowly (a minute and more), like a quota error. */
     assert_string_equal(phase, "ERROR");
+    assert_true(puts <= 2);
     both_exit_cleanly(state);
 }
 
