@@ -118,6 +118,13 @@ static void on_group_put(void *ud, const azure_result_t *res, const azure_group_
     }
     if (g)
         observed_group_seen(e->r->ob, e->o, g, 1);
+    /* Kept to read Azure's error code should this create fail. */
+    free(e->operation_url);
+    e->operation_url = res->async_operation && *res->async_operation
+                           ? d8_xstrdup(res->async_operation)
+                           : NULL;
+    e->operation_read = 0;
+    e->operation_code[0] = '\0';
     e->o->settle = 1;
     reconcile__finish(e, 0, lro_delay(res), "acted");
 }
@@ -134,6 +141,21 @@ static void on_group_lro(void *ud, const azure_result_t *res)
     e->o->settle = 1;
     /* Observe right away when the operation completed synchronously. */
     reconcile__finish(e, 0, res->accepted ? lro_delay(res) : DECIDE_SHORT_MS, "acted");
+}
+
+/* The operation's answer: its error code, if any, for lastError. A failed
+ * read only means no code: the decision goes on without it. */
+static void on_operation(void *ud, const azure_result_t *res, const azure_operation_t *op)
+{
+    rec_env_t *e = ud;
+    if (res->err == D8_ECANCELED) {
+        reconcile__finish(e, 0, 0, "canceled");
+        return;
+    }
+    e->operation_read = 1;
+    snprintf(e->operation_code, sizeof(e->operation_code), "%s",
+             res->err == 0 && op && op->error_code ? op->error_code : "");
+    reconcile__step(e);
 }
 
 /* ---- calls -------------------------------------------------------------------- */
@@ -254,6 +276,14 @@ void reconcile__act(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *ob
         rc = azure_group_get(r->az, s, name, prio_of(e), on_group_get, e);
     } else if (plan->action == DECIDE_GET_SHARE) {
         rc = azure_share_get(r->az, s, name, prio_of(e), on_share_get, e);
+    } else if (plan->action == DECIDE_GET_OPERATION) {
+        rc = azure_operation_get(r->az, s, e->operation_url, prio_of(e), on_operation, e);
+        if (rc < 0) {
+            /* Not readable (outside armEndpoint): decide without it. */
+            e->operation_read = 1;
+            reconcile__step(e);
+            return;
+        }
     } else {
         const char *lbl[] = {reconcile_action_name(plan->action)};
         metrics_add(r->m_actions, lbl, 1);

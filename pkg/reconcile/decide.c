@@ -13,6 +13,7 @@ static const char MSG_AUTO_STOPPED[] =
 static const char *const action_names[DECIDE__COUNT] = {
     "none",        "getGroup",    "getShare",  "createShare", "growShare",  "retainShare",
     "deleteShare", "createGroup", "deleteGroup", "startGroup", "stopGroup", "removeObject",
+    "getOperation",
 };
 
 static const char *const call_names[DECIDE__COUNT] = {
@@ -28,6 +29,7 @@ static const char *const call_names[DECIDE__COUNT] = {
     [DECIDE_START_GROUP] = "start container group",
     [DECIDE_STOP_GROUP] = "stop container group",
     [DECIDE_REMOVE_OBJECT] = "remove object",
+    [DECIDE_GET_OPERATION] = "get container group operation",
 };
 
 const char *reconcile_action_name(decide_action_t a)
@@ -76,7 +78,7 @@ static void act(decide_plan_t *p, decide_action_t a, const char *reason)
     p->action = a;
     p->reason = reason;
     p->result = "acted";
-    if (a != DECIDE_GET_GROUP && a != DECIDE_GET_SHARE) {
+    if (a != DECIDE_GET_GROUP && a != DECIDE_GET_SHARE && a != DECIDE_GET_OPERATION) {
         p->status.acted = 1;
         p->mem.poll_ms = 0;
         /* A retry under way: its attempts stay visible, no next time yet. */
@@ -382,6 +384,12 @@ static void settled(decide_plan_t *p)
 static void decide_failed(const decide_input_t *in, decide_plan_t *p)
 {
     const observed_t *o = in->obs;
+    if (!p->mem.failed_seen && in->operation_unread) {
+        /* The create's operation carries Azure's error code (the instance
+         * view only its events): read it once before reporting. */
+        act(p, DECIDE_GET_OPERATION, "failed create");
+        return;
+    }
     if (!p->mem.failed_seen) {
         snprintf(p->msg, sizeof(p->msg), "container group provisioning failed: %s",
                  o->g.failure ? o->g.failure : "no message from Azure");
@@ -392,7 +400,9 @@ static void decide_failed(const decide_input_t *in, decide_plan_t *p)
         p->mem.prov_retry_ms = in->now_ms + delay;
         ready(p, PHASE_ERROR, COND_FALSE, "Failed", p->msg);
         synced(p, COND_FALSE, "ReconcileError", p->msg);
-        error(p, "ProvisioningFailed", p->msg);
+        error(p, in->operation_code && *in->operation_code ? in->operation_code
+                                                           : "ProvisioningFailed",
+              p->msg);
         p->status.set_retry = 1;
         p->status.retry_attempts = p->mem.prov_failures;
         p->status.retry_wall_ms = in->wall_ms + (int64_t)delay;
@@ -585,7 +595,7 @@ static void decide_group(const decide_input_t *in, decide_plan_t *p)
 static int is_mutation(decide_action_t a)
 {
     return a != DECIDE_NONE && a != DECIDE_GET_GROUP && a != DECIDE_GET_SHARE &&
-           a != DECIDE_REMOVE_OBJECT;
+           a != DECIDE_REMOVE_OBJECT && a != DECIDE_GET_OPERATION;
 }
 
 /* A slow retry (capacity, quota, a blocked deletion) holds every mutation
@@ -749,7 +759,8 @@ decide_failure_kind_t reconcile_failure_kind(const decide_failure_t *f)
      * image, a registry error): the same request fails the same way, so
      * it is an ERROR retried slowly, not a hot loop in CREATING. */
     if (f->http_status >= 400 && f->http_status < 500 && f->http_status != 408 &&
-        f->action != DECIDE_GET_GROUP && f->action != DECIDE_GET_SHARE)
+        f->action != DECIDE_GET_GROUP && f->action != DECIDE_GET_SHARE &&
+        f->action != DECIDE_GET_OPERATION)
         return DECIDE_FAIL_REJECTED;
     return DECIDE_FAIL_OTHER;
 }

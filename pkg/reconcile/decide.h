@@ -47,6 +47,7 @@ typedef enum decide_action {
     DECIDE_START_GROUP,
     DECIDE_STOP_GROUP,
     DECIDE_REMOVE_OBJECT, /* the deletion finished: drop the object from the store */
+    DECIDE_GET_OPERATION, /* read the failed create's operation for Azure's error code */
     DECIDE__COUNT
 } decide_action_t;
 
@@ -80,6 +81,8 @@ typedef struct decide_input {
     int region_stale;          /* the region's last lists failed: Azure unreachable */
     const char *controller;    /* controller name, for messages */
     const char *spec_hash;     /* the desired spec's hash; NULL for a restored object */
+    int operation_unread;      /* our last create's async operation was not read yet */
+    const char *operation_code; /* its error code once read ("" = none given) */
     uint64_t now_ms;           /* loop clock */
     int64_t wall_ms;           /* wall clock */
     int64_t agent_start_ms;    /* wall time the agent started */

@@ -246,6 +246,8 @@ static void decide_input(reconciler_t *r, rec_env_t *e, const env_obj_t *obj, in
         .region_stale = observer_region_stale(r->ob, e->o->region),
         .controller = r->cfg->controller_name,
         .spec_hash = hash,
+        .operation_unread = e->operation_url && !e->operation_read,
+        .operation_code = e->operation_code,
         .now_ms = uv_now(r->loop),
         .wall_ms = d8_wall_ms(),
         .agent_start_ms = r->start_wall_ms,
@@ -507,8 +509,10 @@ void reconciler_free(reconciler_t *r)
     workqueue_free(r->wq);
     size_t it = 0;
     rec_env_t *e;
-    while ((e = d8_map_next(&r->envs, &it)))
+    while ((e = d8_map_next(&r->envs, &it))) {
+        free(e->operation_url);
         free(e);
+    }
     d8_map_release(&r->envs);
     if (r->hash_key)
         OPENSSL_cleanse(r->hash_key, r->hash_keylen);

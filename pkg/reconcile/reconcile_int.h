@@ -20,6 +20,9 @@ typedef struct rec_env {
     int fetched_group;         /* this pass read the group by GET */
     int fetched_share;
     decide_action_t action;    /* the ARM call in flight */
+    char *operation_url;       /* Azure-AsyncOperation of our last create, owned */
+    int operation_read;        /* ... read since (or not readable) */
+    char operation_code[64];   /* ... its error code, "" when none */
     int urgent;                /* an interactive change not settled yet: its
                                   passes and ARM calls go first */
     uint64_t pass_start_ns;

@@ -412,6 +412,8 @@ static void test_inaccessible_image_errors_and_backs_off(void **state)
                                 "group 'dev8-ab-image' is not accessible. Please check the image "
                                 "and registry credential."));
     assert_string_equal(cond_field(err, "Ready", "reason"), "Failed");
+    /* Azure's own code, read from the failed create's operation. */
+    assert_string_equal(ta_str(err, "status.lastError.code"), "InaccessibleImage");
     cJSON_Delete(err);
     /* Retried (delete, create) with a growing backoff: the third retry
      * waits 2..4 s where the first waited 0.5..1 s. */

@@ -42,6 +42,8 @@ typedef struct row {
     int tombstone;             /* a DELETE of an id never PUT */
     int removed;               /* left out by a full sync: the reaper's */
     int on_next_start;         /* updatePolicy OnNextStart */
+    int op_unread;             /* the create's operation not read yet */
+    const char *op_code;       /* its error code once read */
     int restart_asked;         /* POST .../restart for this generation */
     int auto_stop;             /* autoStopMinutes */
     int64_t activity_ago_ms;   /* last activity this long ago (0: never) */
@@ -169,7 +171,13 @@ static const row_t rows[] = {
      .min_gb = 100, .max_gb = 102400, .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING,
      .result = "success", .requeue_ms = ANY},
 
-    /* Failed provisioning: report, back off, then retry. */
+    /* Failed provisioning: read the create's operation for Azure's code,
+     * report, back off, then retry. */
+    {"failed: the create's operation is read first", .group = G_FAILED, .op_unread = 1,
+     .action = DECIDE_GET_OPERATION, .exp_phase = KEEP, .requeue_ms = ANY},
+    {"failed: Azure's code from the operation", .group = G_FAILED, .op_code = "InaccessibleImage",
+     .action = DECIDE_NONE, .exp_phase = PHASE_ERROR, .error = "InaccessibleImage",
+     .result = "error", .requeue_ms = ANY},
     {"failed: report first", .group = G_FAILED, .action = DECIDE_NONE,
      .exp_phase = PHASE_ERROR, .ready = "Failed", .synced = "ReconcileError",
      .error = "ProvisioningFailed", .result = "error", .requeue_ms = ANY},
@@ -407,6 +415,8 @@ static int run_row(const row_t *r)
         .desired_region = r->bad_region ? -1 : 0,
         .listed_all = !r->not_listed,
         .region_stale = r->stale,
+        .operation_unread = r->op_unread,
+        .operation_code = r->op_code ? r->op_code : "",
         .controller = "ctl",
         .spec_hash = r->restored || r->tombstone ? NULL : HASH,
         .now_ms = NOW,
@@ -478,7 +488,8 @@ static int run_row(const row_t *r)
     /* A mutation is always published as an action (lastReconcileTime moves),
      * except the silent retry of a failed provisioning. */
     int mutation = p.action != DECIDE_NONE && p.action != DECIDE_GET_GROUP &&
-                   p.action != DECIDE_GET_SHARE && p.action != DECIDE_REMOVE_OBJECT;
+                   p.action != DECIDE_GET_SHARE && p.action != DECIDE_REMOVE_OBJECT &&
+                   p.action != DECIDE_GET_OPERATION;
     if (mutation && !r->failed_seen)
         EXPECT(p.status.publish && p.status.acted, "mutation without a published action");
 #undef EXPECT
