@@ -45,7 +45,7 @@
  *   (shareQuota outside 1..102400), InvalidMetadata (names must be C
  *   identifiers), ContainerGroupTransitioning (409 while Deleting).
  *
- * ACI's documented behaviours (sources in ../research/azure-behaviours.md,
+ * ACI's documented behaviours (sources in pkg/azsim/BEHAVIOURS.md,
  * items 1-5 and 9; switched by the config's `aci:` section, at run time by
  * POST /_azsim/aci, and the faults failStopRate/failDeleteRate):
  * - Deployments and runs. Create, update and start deploy: instanceView

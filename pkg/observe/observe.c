@@ -120,6 +120,8 @@ void observed_group_seen(observer_t *ob, observed_t *o, const azure_group_t *g, 
     o->g.exists = 1;
     o->g.keep = own.keep;
     copy(o->g.spec_hash, sizeof(o->g.spec_hash), own.spec_hash);
+    if (!from_get && strcmp(o->g.prov, g->provisioning_state ? g->provisioning_state : "") != 0)
+        o->g.inst[0] = '\0'; /* read with the old provisioning state: stale, read it again */
     copy(o->g.prov, sizeof(o->g.prov), g->provisioning_state);
     if (from_get) {
         o->g.read_wall_ms = d8_wall_ms();
@@ -188,7 +190,8 @@ int observed_group_stale(const observed_t *o, int fetched, uint64_t now_ms)
         return 1;
     if (!o->g.exists)
         return 0;
-    return o->settle || !o->g.inst[0] || now_ms >= o->next_get_ms;
+    /* While settling, next_get_ms is the next poll (2 s .. 30 s apart). */
+    return !o->g.inst[0] || now_ms >= o->next_get_ms;
 }
 
 /* ---- regions ---------------------------------------------------------------- */

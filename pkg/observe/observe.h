@@ -142,9 +142,9 @@ void observed_share_gone(observer_t *ob, observed_t *o);
 /*
  * Whether a pass must read the group by GET before deciding (pure):
  * `fetched` says it already did in this pass. Never seen: yes; seen absent:
- * no (the lists keep that current); present: after an action until it
- * settles, before its power state was ever read, and when its status
- * refresh is due.
+ * no (the lists keep that current); present: before its power state was
+ * ever read, and when its next read is due (the next poll while it
+ * settles after an action, else its status refresh).
  */
 int observed_group_stale(const observed_t *o, int fetched, uint64_t now_ms);
 

@@ -126,6 +126,7 @@ static void on_group_put(void *ud, const azure_result_t *res, const azure_group_
     e->operation_read = 0;
     e->operation_code[0] = '\0';
     e->o->settle = 1;
+    e->o->next_get_ms = 0; /* read it at the next pass */
     reconcile__finish(e, 0, lro_delay(res), "acted");
 }
 
@@ -139,6 +140,7 @@ static void on_group_lro(void *ud, const azure_result_t *res)
     if (res->err == D8_ENOENT)
         observed_group_gone(e->r->ob, e->o);
     e->o->settle = 1;
+    e->o->next_get_ms = 0; /* read it at the next pass */
     /* Observe right away when the operation completed synchronously. */
     reconcile__finish(e, 0, res->accepted ? lro_delay(res) : DECIDE_SHORT_MS, "acted");
 }

@@ -88,14 +88,21 @@ static void act(decide_plan_t *p, decide_action_t a, const char *reason)
     }
 }
 
-/* Waits for Azure to move: polls 2 s, 4 s, ... up to 30 s while nothing
- * changes, and reads the group again at the next pass. */
-static void poll(decide_plan_t *p)
+/*
+ * Waits for Azure to move: the group is read again after 2 s, 4 s, ... up
+ * to 30 s while nothing changes. Only a pass that read the group (or the
+ * first wait) moves that time; the passes of resyncs in between wait for
+ * it, so a short resync period does not multiply the reads.
+ */
+static void poll_at(decide_plan_t *p, uint64_t now_ms, int fresh)
 {
-    uint64_t next = p->mem.poll_ms ? p->mem.poll_ms * 2 : DECIDE_POLL_MS;
-    p->mem.poll_ms = next < DECIDE_POLL_CAP_MS ? next : DECIDE_POLL_CAP_MS;
+    if (fresh || !p->settle || !p->next_get_ms) {
+        uint64_t next = p->mem.poll_ms ? p->mem.poll_ms * 2 : DECIDE_POLL_MS;
+        p->mem.poll_ms = next < DECIDE_POLL_CAP_MS ? next : DECIDE_POLL_CAP_MS;
+        p->next_get_ms = now_ms + p->mem.poll_ms;
+    }
     p->settle = 1;
-    end(p, p->mem.poll_ms, "waiting");
+    end(p, p->next_get_ms > now_ms ? p->next_get_ms - now_ms : 1, "waiting");
 }
 
 static void ready(decide_plan_t *p, int phase, cond_status_t st, const char *reason,
@@ -243,7 +250,7 @@ static void decide_delete(const decide_input_t *in, decide_plan_t *p)
     synced(p, COND_TRUE, "ReconcileSuccess", NULL);
     if (o->g.exists) {
         if (prov_is(o, "Deleting")) {
-            poll(p);
+            poll_at(p, in->now_ms, in->fetched_group);
             return;
         }
         act(p, DECIDE_DELETE_GROUP, "environment deleted");
@@ -521,7 +528,7 @@ static void decide_power(const decide_input_t *in, decide_plan_t *p, int want_ru
     }
     int phase = creating_phase(in);
     ready(p, phase, COND_FALSE, creating_reason(phase), "waiting for the container to run");
-    poll(p);
+    poll_at(p, in->now_ms, in->fetched_group);
 }
 
 /* Whether a change that recreates the group waits (updatePolicy
@@ -564,7 +571,7 @@ static void decide_group(const decide_input_t *in, decide_plan_t *p)
     }
     if (prov_is(o, "Deleting")) {
         ready(p, phase, COND_FALSE, "Starting", "waiting for the old container group to be deleted");
-        poll(p);
+        poll_at(p, in->now_ms, in->fetched_group);
         return;
     }
     if (strcmp(o->g.spec_hash, in->spec_hash) != 0 && update_waits(in, want_running)) {
@@ -586,7 +593,7 @@ static void decide_group(const decide_input_t *in, decide_plan_t *p)
     if (!prov_is(o, "Succeeded") && !prov_is(o, "Failed") && !prov_is(o, "Canceled")) {
         ready(p, phase, COND_FALSE, creating_reason(phase),
               "Azure is provisioning the container group");
-        poll(p);
+        poll_at(p, in->now_ms, in->fetched_group);
         return;
     }
     decide_power(in, p, want_running);
@@ -801,7 +808,7 @@ void reconcile_decide_failure(const decide_failure_t *f, decide_plan_t *p, int *
     case DECIDE_FAIL_TRANSITIONING:
         /* Not an error: the previous operation is still running. */
         synced(p, COND_FALSE, "Transitioning", p->msg);
-        poll(p);
+        poll_at(p, f->now_ms, 1);
         return;
     case DECIDE_FAIL_EXISTS:
         /* The group appeared since we looked: read it, never overwrite it. */

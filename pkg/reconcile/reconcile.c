@@ -193,8 +193,10 @@ void reconcile__failed(rec_env_t *e, const azure_result_t *res)
     int failed;
     reconcile_decide_failure(&f, &plan, &failed);
     e->mem = plan.mem;
-    if (plan.settle)
+    if (plan.settle) {
         e->o->settle = 1;
+        e->o->next_get_ms = plan.next_get_ms;
+    }
     if (plan.forget_group)
         e->o->g.known = 0;
     if (plan.status.publish && obj && observer_region_stale(e->r->ob, e->o->region)) {

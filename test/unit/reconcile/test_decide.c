@@ -71,6 +71,7 @@ typedef struct row {
     int64_t last_action_ago_ms;  /* ... this long ago */
     int repeats;
     uint64_t poll_ms;          /* current polling delay */
+    int64_t poll_due_in_ms;    /* settling: the next read is due this far ahead */
     int64_t hold_in_ms;        /* a slow-retry hold ends this far ahead */
     int hold_other_gen;        /* ... for an older generation */
     /* expected */
@@ -284,6 +285,11 @@ static const row_t rows[] = {
     {"provisioning, polled before: twice as long", .group = G_PENDING, .poll_ms = 4000,
      .action = DECIDE_NONE, .exp_phase = PHASE_CREATING, .result = "waiting",
      .requeue_ms = 8000},
+    {"provisioning, a resync pass before the poll is due: no read, same wait", .group = G_PENDING,
+     .poll_ms = 8000, .poll_due_in_ms = 5000, .action = DECIDE_NONE, .exp_phase = PHASE_CREATING,
+     .result = "waiting", .requeue_ms = 5000},
+    {"provisioning, the poll is due: the group is read", .group = G_PENDING, .poll_ms = 8000,
+     .poll_due_in_ms = -1, .action = DECIDE_GET_GROUP, .exp_phase = KEEP, .requeue_ms = ANY},
     {"provisioning for long: capped", .group = G_PENDING, .poll_ms = 30000,
      .action = DECIDE_NONE, .exp_phase = PHASE_CREATING, .result = "waiting",
      .requeue_ms = DECIDE_POLL_CAP_MS},
@@ -444,6 +450,10 @@ static int run_row(const row_t *r)
     in.mem.last_action_ms = (uint64_t)((int64_t)NOW - r->last_action_ago_ms);
     in.mem.repeats = r->repeats;
     in.mem.poll_ms = r->poll_ms;
+    if (r->poll_due_in_ms) {
+        o.settle = 1;
+        o.next_get_ms = (uint64_t)((int64_t)NOW + r->poll_due_in_ms);
+    }
     if (r->hold_in_ms) {
         in.mem.hold_until_ms = (uint64_t)((int64_t)NOW + r->hold_in_ms);
         in.mem.hold_gen = r->hold_other_gen ? obj.generation - 1 : obj.generation;
