@@ -307,6 +307,24 @@ static void list_one(void *ud, const env_obj_t *obj)
     snprintf(c->last, sizeof(c->last), "%s", obj->id);
 }
 
+/* Query parameter `name` as a filter: *out points into buf when given.
+ * Answers 400 InvalidQuery and returns -1 when it is badly encoded or too
+ * long for buf. */
+static int string_param(const http_request_t *req, http_exchange_t *ex, const char *name,
+                        char *buf, size_t size, const char **out)
+{
+    int n = http_query_param(req, name, buf, size);
+    if (n == -2) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "%s is badly encoded or too long", name);
+        http_respond_error(ex, 400, "InvalidQuery", msg, name);
+        return -1;
+    }
+    if (n >= 0)
+        *out = buf;
+    return 0;
+}
+
 /* GET /api/v1/environments: one page of objects filtered by userId,
  * cloudRegion and phase, in id order; "continue" holds the last id when
  * more follow. */
@@ -320,22 +338,9 @@ void api__list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     size_t limit = LIST_LIMIT_DEFAULT;
     const char *after = NULL;
 
-    n = http_query_param(req, "userId", user, sizeof(user));
-    if (n == -2) {
-        http_respond_error(ex, 400, "InvalidQuery", "userId is badly encoded or too long",
-                           "userId");
+    if (string_param(req, ex, "userId", user, sizeof(user), &f.user_id) < 0 ||
+        string_param(req, ex, "cloudRegion", region, sizeof(region), &f.cloud_region) < 0)
         return;
-    }
-    if (n >= 0)
-        f.user_id = user;
-    n = http_query_param(req, "cloudRegion", region, sizeof(region));
-    if (n == -2) {
-        http_respond_error(ex, 400, "InvalidQuery", "cloudRegion is badly encoded or too long",
-                           "cloudRegion");
-        return;
-    }
-    if (n >= 0)
-        f.cloud_region = region;
     n = http_query_param(req, "phase", phase, sizeof(phase));
     if (n == -2 || (n >= 0 && (f.phase = store_phase_parse(phase)) < 0)) {
         http_respond_error(ex, 400, "InvalidQuery",

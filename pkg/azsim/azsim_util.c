@@ -225,43 +225,6 @@ int azsim__istarts(const char *s, const char *prefix)
     return strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes src[0..n) as form data into out; -1 on bad encoding or no room. */
-static int form_decode(const char *src, size_t n, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)src[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int h = hexval(src[i + 1]), l = hexval(src[i + 2]);
-            if (h < 0 || l < 0)
-                return -1;
-            c = h * 16 + l;
-            i += 2;
-        }
-        if (o + 1 >= outlen)
-            return -1;
-        out[o++] = (char)c;
-    }
-    if (outlen == 0)
-        return -1;
-    out[o] = '\0';
-    return (int)o;
-}
 
 int azsim__param(const char *qs, const char *name, char *out, size_t outlen)
 {
@@ -274,14 +237,14 @@ int azsim__param(const char *qs, const char *name, char *out, size_t outlen)
         const char *eq = memchr(p, '=', len);
         size_t nlen = eq ? (size_t)(eq - p) : len;
         char nbuf[128];
-        if (form_decode(p, nlen, nbuf, sizeof(nbuf)) >= 0 && strcmp(nbuf, name) == 0) {
+        if (http_form_decode(p, nlen, nbuf, sizeof(nbuf)) >= 0 && strcmp(nbuf, name) == 0) {
             if (!eq) {
                 if (outlen == 0)
                     return -2;
                 out[0] = '\0';
                 return 0;
             }
-            int r = form_decode(eq + 1, len - nlen - 1, out, outlen);
+            int r = http_form_decode(eq + 1, len - nlen - 1, out, outlen);
             return r < 0 ? -2 : r;
         }
         if (!amp)

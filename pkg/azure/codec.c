@@ -256,7 +256,17 @@ static int next_link_of(const cJSON *root, char **next_link)
     return 0;
 }
 
-int azure_decode_group_list(const char *json, size_t len, azure_group_list_t *out, char **next_link)
+/* One item of a list page is filled from its JSON object. */
+typedef void (*fill_fn)(void *item, const cJSON *j);
+
+/*
+ * Appends the items of one ARM list page ({"value":[...],"nextLink"})
+ * to *items (n of them, each `size` bytes, filled by fill); *next_link is
+ * the next page's URL or NULL. A page that is not such a list changes
+ * nothing and is D8_EPARSE.
+ */
+static int decode_list(const char *json, size_t len, void **items, size_t *n, size_t size,
+                       fill_fn fill, char **next_link)
 {
     *next_link = NULL;
     cJSON *root = parse(json, len);
@@ -264,7 +274,7 @@ int azure_decode_group_list(const char *json, size_t len, azure_group_list_t *ou
     int rc = D8_EPARSE;
     if (!cJSON_IsArray(value))
         goto cleanup;
-    size_t n = (size_t)cJSON_GetArraySize(value);
+    size_t add = (size_t)cJSON_GetArraySize(value);
     const cJSON *it;
     cJSON_ArrayForEach(it, value)
     {
@@ -273,18 +283,31 @@ int azure_decode_group_list(const char *json, size_t len, azure_group_list_t *ou
     }
     if (next_link_of(root, next_link) < 0)
         goto cleanup;
-    if (n) {
-        out->items = d8_xrealloc(out->items, (out->n + n) * sizeof(azure_group_t));
+    if (add) {
+        *items = d8_xrealloc(*items, (*n + add) * size);
         cJSON_ArrayForEach(it, value)
         {
-            azure_group_t *g = &out->items[out->n++];
-            memset(g, 0, sizeof(*g));
-            group_from_json(g, it);
+            void *item = (char *)*items + (*n)++ * size;
+            memset(item, 0, size);
+            fill(item, it);
         }
     }
     rc = 0;
 cleanup:
     cJSON_Delete(root);
+    return rc;
+}
+
+static void fill_group(void *item, const cJSON *j)
+{
+    group_from_json(item, j);
+}
+
+int azure_decode_group_list(const char *json, size_t len, azure_group_list_t *out, char **next_link)
+{
+    void *items = out->items;
+    int rc = decode_list(json, len, &items, &out->n, sizeof(azure_group_t), fill_group, next_link);
+    out->items = items;
     return rc;
 }
 
@@ -321,33 +344,16 @@ int azure_decode_share(const char *json, size_t len, azure_share_t *out)
     return 0;
 }
 
+static void fill_share(void *item, const cJSON *j)
+{
+    share_from_json(item, j);
+}
+
 int azure_decode_share_list(const char *json, size_t len, azure_share_list_t *out, char **next_link)
 {
-    *next_link = NULL;
-    cJSON *root = parse(json, len);
-    const cJSON *value = obj_get(root, "value");
-    int rc = D8_EPARSE;
-    if (!cJSON_IsArray(value))
-        goto cleanup;
-    size_t n = (size_t)cJSON_GetArraySize(value);
-    const cJSON *it;
-    cJSON_ArrayForEach(it, value)
-    {
-        if (!cJSON_IsObject(it))
-            goto cleanup;
-    }
-    if (next_link_of(root, next_link) < 0)
-        goto cleanup;
-    if (n) {
-        out->items = d8_xrealloc(out->items, (out->n + n) * sizeof(azure_share_t));
-        cJSON_ArrayForEach(it, value)
-        {
-            share_from_json(&out->items[out->n++], it);
-        }
-    }
-    rc = 0;
-cleanup:
-    cJSON_Delete(root);
+    void *items = out->items;
+    int rc = decode_list(json, len, &items, &out->n, sizeof(azure_share_t), fill_share, next_link);
+    out->items = items;
     return rc;
 }
 

@@ -68,6 +68,8 @@ int http_query_param(const http_request_t *req, const char *name, char *out, siz
 
 /* Percent-decodes src[0..len) into out; -1 on bad encoding or no room. */
 int http_pct_decode(const char *src, size_t len, char *out, size_t outlen);
+/* The same for application/x-www-form-urlencoded ('+' is a space). */
+int http_form_decode(const char *src, size_t len, char *out, size_t outlen);
 
 typedef struct http_server_opts {
     const char *host;          /* "127.0.0.1", "0.0.0.0", "::" */

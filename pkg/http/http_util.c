@@ -88,15 +88,18 @@ static int hexval(char c)
     return -1;
 }
 
-/* '%00' is refused: a NUL would silently cut the decoded C string short. */
-int http_pct_decode(const char *src, size_t len, char *out, size_t outlen)
+/* Percent-decodes src[0..len) into out ('+' as a space when `form`);
+ * '%00' is refused: a NUL would silently cut the decoded C string short. */
+static int pct_decode(const char *src, size_t len, char *out, size_t outlen, int form)
 {
     size_t o = 0;
     if (!out || outlen == 0)
         return -1;
     for (size_t i = 0; i < len; i++) {
         char c = src[i];
-        if (c == '%') {
+        if (form && c == '+') {
+            c = ' ';
+        } else if (c == '%') {
             if (i + 2 >= len)
                 return -1;
             int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
@@ -111,6 +114,16 @@ int http_pct_decode(const char *src, size_t len, char *out, size_t outlen)
     }
     out[o] = '\0';
     return o > 0x7fffffff ? -1 : (int)o;
+}
+
+int http_pct_decode(const char *src, size_t len, char *out, size_t outlen)
+{
+    return pct_decode(src, len, out, outlen, 0);
+}
+
+int http_form_decode(const char *src, size_t len, char *out, size_t outlen)
+{
+    return pct_decode(src, len, out, outlen, 1);
 }
 
 int http_query_param(const http_request_t *req, const char *name, char *out, size_t outlen)
