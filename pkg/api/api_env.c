@@ -227,6 +227,17 @@ void api__replace_env(api_t *api, http_exchange_t *ex, const http_request_t *req
 
 /* Sets the desired powerState of a known environment and answers 202; a
  * start also counts as activity, so it ends an auto-stop. */
+/* Answers a store refusal of a change to one environment: 404 for an
+ * unknown id, 409 while it is being deleted. Returns 1 when it answered. */
+static int refused(http_exchange_t *ex, int rc)
+{
+    if (rc == D8_ENOENT)
+        http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
+    else if (rc != D8_OK)
+        http_respond_error(ex, 409, "Conflict", "the environment is being deleted", NULL);
+    return rc != D8_OK;
+}
+
 static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id,
                       spec_power_t power)
 {
@@ -237,14 +248,8 @@ static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req
         store_touch_notify(api->store, id, d8_wall_ms());
         obj = store_get(api->store, id);
     }
-    if (rc == D8_ENOENT) {
-        http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
+    if (refused(ex, rc))
         return;
-    }
-    if (rc != D8_OK) {
-        http_respond_error(ex, 409, "Conflict", "the environment is being deleted", NULL);
-        return;
-    }
     log_env(power == SPEC_POWER_RUNNING ? "environment start requested"
                                         : "environment stop requested",
             req, obj);
@@ -267,14 +272,8 @@ void api__restart_env(api_t *api, http_exchange_t *ex, const http_request_t *req
 {
     const env_obj_t *obj;
     int rc = store_restart(api->store, id, &obj);
-    if (rc == D8_ENOENT) {
-        http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
+    if (refused(ex, rc))
         return;
-    }
-    if (rc != D8_OK) {
-        http_respond_error(ex, 409, "Conflict", "the environment is being deleted", NULL);
-        return;
-    }
     log_env("environment restart requested", req, obj);
     respond_obj(api, ex, 202, obj);
 }
