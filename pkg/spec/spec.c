@@ -705,8 +705,9 @@ static int decode_fields(decoder_t *d, const cJSON *const fields[F_COUNT], const
         0)
         return rc;
     s->power = tmp ? SPEC_POWER_STOPPED : SPEC_POWER_RUNNING;
-    s->power_set = fields[F_POWER_STATE] != NULL;
-    s->secret_env_set = fields[F_SECRET_ENV] != NULL;
+    /* null is "not given", as an omitted field: both stay sticky. */
+    s->power_set = fields[F_POWER_STATE] && !cJSON_IsNull(fields[F_POWER_STATE]);
+    s->secret_env_set = fields[F_SECRET_ENV] && !cJSON_IsNull(fields[F_SECRET_ENV]);
 
     if ((rc = decode_env(d, fields[F_ENV], "env", 0, &s->env, &s->nenv)) != 0 ||
         (rc = decode_env(d, fields[F_SECRET_ENV], "secretEnv", 1, &s->secret_env, &s->nsecret)) !=

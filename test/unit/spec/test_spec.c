@@ -644,6 +644,10 @@ static void test_power_and_policy(void **state)
     assert_true(s.secret_env_set);
     spec_release(&s);
     bad_spec("{" BASE ",\"updatePolicy\":\"Later\"}", "updatePolicy");
+    ok("{" BASE ",\"powerState\":null,\"secretEnv\":null}", &s);
+    assert_false(s.power_set);
+    assert_false(s.secret_env_set);
+    spec_release(&s);
 }
 
 /* ---- env and secretEnv ---- */
