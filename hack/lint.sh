@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Static checks: clang-format drift (hack/format.sh --check), cppcheck, YAML
-# lint of manifests and configs, and hack/check-manifests.sh. Runs every
+# lint of manifests and configs, function sizes and contract comments
+# (hack/check-contracts.py), and hack/check-manifests.sh. Runs every
 # check, then exits non-zero when any of them found something; a check whose
 # tool is not installed is skipped with a line saying so.
 set -uo pipefail
@@ -25,6 +26,9 @@ if command -v yamllint >/dev/null; then
 else
   skip yamllint
 fi
+# function and file sizes, contract comments (DESIGN: no function over ~80
+# lines, no file in pkg/ over ~1,000)
+python3 hack/check-contracts.py pkg cmd || failed+=(check-contracts)
 # kustomize renderings, client dry run where a cluster is configured, image libraries
 hack/check-manifests.sh || failed+=(check-manifests)
 
