@@ -84,6 +84,8 @@ typedef struct row {
     int64_t requeue_ms;        /* ANY: not checked */
 } row_t;
 
+/* The table is laid out by hand, a row per case. */
+/* clang-format off */
 static const row_t rows[] = {
     /* Observation first. */
     {"unknown group is read", .group = G_UNKNOWN, .action = DECIDE_GET_GROUP,
@@ -352,6 +354,7 @@ static const row_t rows[] = {
      .region = -1, .group = G_UNKNOWN, .share = S_UNKNOWN, .action = DECIDE_REMOVE_OBJECT,
      .exp_phase = KEEP, .result = "deleted", .requeue_ms = ANY},
 };
+/* clang-format on */
 
 /* Builds the observed entry of a row. */
 static void observed_of(const row_t *r, observed_t *o)
