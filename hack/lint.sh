@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Static checks: clang-format drift (hack/format.sh --check), cppcheck, YAML
-# lint of manifests and configs, and hack/check-manifests.sh. Runs every
+# lint of manifests and configs, hack/check-manifests.sh, and the API
+# contract pkg/api/openapi.yaml (hack/openapi-lint.sh, Redocly CLI). Runs every
 # check, then exits non-zero when any of them found something; a check whose
 # tool is not installed is skipped with a line saying so.
 set -uo pipefail
@@ -21,12 +22,14 @@ else
 fi
 if command -v yamllint >/dev/null; then
   yamllint -d '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}' \
-    hack/*.yaml $(find manifests -name '*.yaml' 2>/dev/null) || failed+=(yamllint)
+    hack/*.yaml hack/openapi/*.yaml pkg/api/openapi.yaml \
+    $(find manifests -name '*.yaml' 2>/dev/null) || failed+=(yamllint)
 else
   skip yamllint
 fi
 # kustomize renderings, client dry run where a cluster is configured, image libraries
 hack/check-manifests.sh || failed+=(check-manifests)
+hack/openapi-lint.sh || failed+=(openapi-lint)
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "lint: FAILED: $(IFS=,; echo "${failed[*]}" | sed 's/,/, /g')"
