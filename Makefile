@@ -78,7 +78,7 @@ BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 # line, so every variable named here must be defined above it.
 .SECONDARY: $(UNIT_BINS:%=%.o) $(INTEG_BINS:%=%.o) $(BENCH_BINS:%=%.o) $(INTEG_HELPER_OBJS)
 
-.PHONY: all test unit integration run bench fuzz lint format clean help deps release image
+.PHONY: all test test-contract unit integration run bench fuzz lint format clean help deps release image
 
 ## all: build bin/dev8-agent and bin/azsim (the default)
 all: deps $(CMD_BINS)
@@ -124,9 +124,22 @@ $(BUILD)/test/bench/%: $(BUILD)/test/bench/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ $(DEPS_LIBS) -o $@
 
-## test: build, then run every unit and integration test (cmocka summaries)
+# The API-facing integration tests that the contract pass (hack/test-prism.sh)
+# runs again through the Prism validating proxy.
+CONTRACT_BINS := $(addprefix $(BUILD)/test/integration/,test_api test_watch test_reconcile)
+
+## test: build, then run every unit and integration test (cmocka summaries), then the contract pass
 test: all $(UNIT_BINS) $(INTEG_BINS)
 	@D8_BIN_DIR=$(BINDIR) hack/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
+ifeq ($(SANITIZE),)
+	@D8_BIN_DIR=$(BINDIR) hack/test-prism.sh $(CONTRACT_BINS)
+else
+	@echo "test-contract: skipped under SANITIZE (the plain make test checks the contract)"
+endif
+
+## test-contract: the API tests through Prism against pkg/api/openapi.yaml; fails on any violation
+test-contract: all $(CONTRACT_BINS)
+	@D8_BIN_DIR=$(BINDIR) hack/test-prism.sh $(CONTRACT_BINS)
 
 ## unit: run the unit tests only
 unit: all $(UNIT_BINS)
@@ -150,7 +163,7 @@ bench: all $(BENCH_BINS)
 fuzz: deps
 	@hack/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_SRCS)
 
-## lint: clang-format drift, cppcheck, yamllint of manifests; fails on any finding
+## lint: clang-format drift, cppcheck, yamllint, manifests, Redocly lint of the API contract; fails on any finding
 lint:
 	@hack/lint.sh
 

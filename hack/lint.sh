@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Static checks: clang-format drift (hack/format.sh --check), cppcheck, YAML
 # lint of manifests and configs, function sizes and contract comments
-# (hack/check-contracts.py), and hack/check-manifests.sh. Runs every
+# (hack/check-contracts.py), hack/check-manifests.sh, and the API contract
+# pkg/api/openapi.yaml (hack/openapi-lint.sh, Redocly CLI). Runs every
 # check, then exits non-zero when any of them found something; a check whose
 # tool is not installed is skipped with a line saying so.
 set -uo pipefail
@@ -22,7 +23,8 @@ else
 fi
 if command -v yamllint >/dev/null; then
   yamllint -d '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}' \
-    hack/*.yaml $(find manifests -name '*.yaml' 2>/dev/null) || failed+=(yamllint)
+    hack/*.yaml hack/openapi/*.yaml pkg/api/openapi.yaml \
+    $(find manifests -name '*.yaml' 2>/dev/null) || failed+=(yamllint)
 else
   skip yamllint
 fi
@@ -31,6 +33,7 @@ fi
 python3 hack/check-contracts.py pkg cmd || failed+=(check-contracts)
 # kustomize renderings, client dry run where a cluster is configured, image libraries
 hack/check-manifests.sh || failed+=(check-manifests)
+hack/openapi-lint.sh || failed+=(openapi-lint)
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "lint: FAILED: $(IFS=,; echo "${failed[*]}" | sed 's/,/, /g')"

@@ -137,6 +137,41 @@ static int launch(ta_agent_t *a)
     return th_start(&a->proc, name, argv, env, a->port, "/healthz", 20000);
 }
 
+int ta_prism_enabled(void)
+{
+    const char *v = getenv("D8_PRISM");
+    return v && strcmp(v, "1") == 0;
+}
+
+/* Starts the Prism validating proxy in front of the agent on a free port
+ * (a->api_port); 0 or -1. It stays up across ta_restart (same upstream). */
+static int start_prism(ta_agent_t *a)
+{
+    const char *bin = getenv("D8_PRISM_BIN");
+    const char *doc = getenv("D8_OPENAPI");
+    char upstream[64], port[16], name[64];
+    a->api_port = th_free_port();
+    if (a->api_port <= 0)
+        return -1;
+    snprintf(upstream, sizeof upstream, "http://127.0.0.1:%d", a->port);
+    snprintf(port, sizeof port, "%d", a->api_port);
+    snprintf(name, sizeof name, "prism-%d", a->api_port);
+    /* Not --errors: Prism would then answer every deliberately invalid
+     * request of the tests itself (422) instead of the agent; violations
+     * are read from sl-violations instead (hack/test-prism.sh). */
+    char *argv[] = {(char *)(bin ? bin : "hack/openapi/node_modules/.bin/prism"),
+                    (char *)"proxy",
+                    (char *)(doc ? doc : "pkg/api/openapi.yaml"),
+                    upstream,
+                    (char *)"--host",
+                    (char *)"127.0.0.1",
+                    (char *)"--port",
+                    port,
+                    NULL};
+    /* The first request goes through to the agent: any answer means both are up. */
+    return th_start(&a->prism, name, argv, NULL, a->api_port, "/healthz", 30000);
+}
+
 int ta_start(ta_agent_t *a, const ta_opts_t *opts)
 {
     memset(a, 0, sizeof *a);
@@ -147,14 +182,19 @@ int ta_start(ta_agent_t *a, const ta_opts_t *opts)
     }
     a->port = th_free_port();
     a->azure_env = opts && opts->azsim_port > 0;
+    a->api_port = a->port;
     if (a->port <= 0 || write_config(a, opts) != 0)
         return -1;
-    return launch(a);
+    if (launch(a) != 0)
+        return -1;
+    return ta_prism_enabled() ? start_prism(a) : 0;
 }
 
 int ta_stop(ta_agent_t *a)
 {
     int rc = -1;
+    if (a->prism.pid > 0)
+        th_stop(&a->prism, SIGTERM, 10000);
     if (a->proc.pid > 0) {
         rc = th_stop(&a->proc, SIGTERM, 10000);
         if (rc != 0) {
@@ -219,18 +259,152 @@ char *ta_log(const ta_agent_t *a)
 
 /* --- requests and JSON -------------------------------------------------- */
 
+/* In contract mode, appends what Prism said about one exchange to
+ * $D8_PRISM_REPORT as one JSON line: {"bin","method","path","status",
+ * "violations" (sl-violations, parsed; [] when none), "prismError" (Prism
+ * answered itself, application/problem+json), "code" and "field" (of the
+ * error of a 4xx or 5xx), "authScheme" (the scheme word of an Authorization header the
+ * test set itself)}. */
+static void prism_note(const ta_agent_t *a, const char *method, const char *path,
+                       const th_resp_t *r, const char *auth_scheme)
+{
+    const char *report = getenv("D8_PRISM_REPORT");
+    if (a->api_port == a->port || !report || !*report)
+        return;
+    char *viol = th_resp_header(r, "sl-violations");
+    char *ct = th_resp_header(r, "Content-Type");
+    cJSON *line = cJSON_CreateObject();
+    cJSON_AddStringToObject(line, "bin", program_invocation_short_name);
+    cJSON_AddStringToObject(line, "method", method);
+    cJSON_AddStringToObject(line, "path", path);
+    cJSON_AddNumberToObject(line, "status", (double)r->status);
+    cJSON *v = viol ? cJSON_Parse(viol) : cJSON_CreateArray();
+    if (!v) /* cut short by Prism ("Too many violations! ...") */
+        v = cJSON_CreateString(viol);
+    cJSON_AddItemToObject(line, "violations", v);
+    cJSON_AddBoolToObject(line, "prismError", ct && strstr(ct, "application/problem+json"));
+    if (r->status >= 400) {
+        cJSON_AddStringToObject(line, "code", ta_err_code(r));
+        cJSON_AddStringToObject(line, "field", ta_err_field(r));
+    }
+    if (auth_scheme)
+        cJSON_AddStringToObject(line, "authScheme", auth_scheme);
+    char *text = cJSON_PrintUnformatted(line);
+    FILE *f = fopen(report, "a");
+    if (f && text)
+        fprintf(f, "%s\n", text);
+    if (f)
+        fclose(f);
+    free(text);
+    cJSON_Delete(line);
+    free(viol);
+    free(ct);
+}
+
+/* 1 when an object anywhere in j has two members of one name. */
+static int json_has_duplicates(const cJSON *j)
+{
+    for (const cJSON *c = j ? j->child : NULL; c; c = c->next) {
+        if (cJSON_IsObject(j))
+            for (const cJSON *d = c->next; d; d = d->next)
+                if (c->string && d->string && strcmp(c->string, d->string) == 0)
+                    return 1;
+        if (json_has_duplicates(c))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * The wire-level requests Prism cannot pass on unchanged, which go to the
+ * agent directly (reported as bypassed): Prism parses a JSON body and
+ * sends it re-encoded, so padding, duplicate members and malformed JSON
+ * would not reach the agent; and a PUT without a body gets Content-Length: 0
+ * where the test means no framing at all. Returns the reason or NULL.
+ */
+static const char *prism_bypass(const char *method, const char *body, int json_body)
+{
+    if (!body)
+        return strcmp(method, "PUT") == 0 ? "PUT without framing" : NULL;
+    if (!json_body || !*body)
+        return NULL;
+    cJSON *j = cJSON_ParseWithOpts(body, NULL, 1);
+    char *again = j ? cJSON_PrintUnformatted(j) : NULL;
+    const char *why = !j                              ? "body is not JSON"
+                      : json_has_duplicates(j)        ? "duplicate members"
+                      : !again || strcmp(again, body) ? "body is not compact JSON"
+                                                      : NULL;
+    free(again);
+    cJSON_Delete(j);
+    return why;
+}
+
+/* Notes a request sent to the agent directly in contract mode. */
+static void prism_note_bypass(const ta_agent_t *a, const char *method, const char *path,
+                              const th_resp_t *r, const char *why)
+{
+    const char *report = getenv("D8_PRISM_REPORT");
+    FILE *f = report && *report ? fopen(report, "a") : NULL;
+    if (!f)
+        return;
+    cJSON *line = cJSON_CreateObject();
+    cJSON_AddStringToObject(line, "bin", program_invocation_short_name);
+    cJSON_AddStringToObject(line, "method", method);
+    cJSON_AddStringToObject(line, "path", path);
+    cJSON_AddNumberToObject(line, "status", (double)r->status);
+    cJSON_AddStringToObject(line, "bypassed", why);
+    char *text = cJSON_PrintUnformatted(line);
+    if (text)
+        fprintf(f, "%s\n", text);
+    fclose(f);
+    free(text);
+    cJSON_Delete(line);
+    (void)a;
+}
+
 int ta_req(const ta_agent_t *a, const char *method, const char *path, const char *body,
            th_resp_t *out)
 {
-    return th_api(a->port, method, path, TA_KEY1, body, out);
+    return ta_api(a, method, path, TA_KEY1, body, out);
+}
+
+int ta_api(const ta_agent_t *a, const char *method, const char *path, const char *key,
+           const char *body, th_resp_t *out)
+{
+    const char *why = a->api_port != a->port ? prism_bypass(method, body, 1) : NULL;
+    int rc = th_api(why ? a->port : a->api_port, method, path, key, body, out);
+    if (why)
+        prism_note_bypass(a, method, path, out, why);
+    else
+        prism_note(a, method, path, out, NULL);
+    return rc;
 }
 
 int ta_req_h(const ta_agent_t *a, const char *method, const char *path,
              const char *const headers[], const char *body, th_resp_t *out)
 {
+    int json_body = 0, framed = 0;
+    char scheme[32] = "";
+    for (size_t i = 0; headers && headers[i]; i++) {
+        if (strncasecmp(headers[i], "Authorization:", 14) == 0)
+            sscanf(headers[i] + 14, " %31[^ ]", scheme);
+        if (strncasecmp(headers[i], "Content-Type:", 13) == 0 && strstr(headers[i], "json"))
+            json_body = 1;
+        if (strncasecmp(headers[i], "Content-Length:", 15) == 0 ||
+            strncasecmp(headers[i], "Transfer-Encoding:", 18) == 0)
+            framed = 1;
+    }
+    const char *why = NULL;
+    if (a->api_port != a->port)
+        why = framed ? "explicit framing headers" : prism_bypass(method, body, json_body);
     char url[2048];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", a->port, path);
-    return th_http(method, url, headers, body, out);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", why ? a->port : a->api_port, path);
+    int rc = th_http(method, url, headers, body, out);
+    if (why)
+        prism_note_bypass(a, method, path, out, why);
+    else
+        prism_note(a, method, path, out, scheme[0] ? scheme : NULL);
+    return rc;
 }
 
 cJSON *ta_json(const th_resp_t *r)
@@ -471,6 +645,8 @@ int ta_watch_open(ta_watch_t *w, const ta_agent_t *a, const char *path,
         return -1;
     }
     char url[2048];
+    /* Always the agent itself: Prism passes an answer on only once it is
+     * complete, and a watch stream never is (see ta_prism_enabled). */
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", a->port, path);
     struct curl_slist *hl = curl_slist_append(NULL, "Authorization: Bearer " TA_KEY1);
     hl = curl_slist_append(hl, "Accept: text/event-stream");

@@ -37,7 +37,9 @@ typedef struct ta_opts {
 
 typedef struct ta_agent {
     th_proc_t proc;
-    int port;
+    int port;                  /* the agent's own port (raw sockets, watch streams) */
+    int api_port;              /* where API requests go: port, or Prism's (D8_PRISM=1) */
+    th_proc_t prism;           /* the Prism validating proxy when D8_PRISM=1 */
     int starts;                /* how many times started (log file names) */
     char *config_path;         /* owned */
     char *bin;                 /* owned */
@@ -66,12 +68,29 @@ char *ta_log(const ta_agent_t *a);
 int ta_setup(void **state);
 int ta_teardown(void **state);
 
+/*
+ * Contract mode (D8_PRISM=1, see hack/test-prism.sh): ta_start also starts
+ * `prism proxy pkg/api/openapi.yaml http://127.0.0.1:<port>` on a free port
+ * (a->api_port) and every request of ta_req, ta_req_h and ta_api goes
+ * through it. Prism validates the request and the answer against the
+ * document and names what does not fit in an sl-violations header; the
+ * fixture appends one JSON line per request (method, path, status,
+ * violations) to $D8_PRISM_REPORT. Raw sockets and watch streams go to the
+ * agent directly: Prism reads a whole answer before passing it on, and a
+ * text/event-stream never ends. $D8_PRISM_BIN and $D8_OPENAPI name the
+ * proxy and the document (defaults: hack/openapi's Prism, pkg/api/openapi.yaml).
+ */
+int ta_prism_enabled(void);
+
 /* Request on the agent with key TA_KEY1 (JSON content type when body). */
 int ta_req(const ta_agent_t *a, const char *method, const char *path, const char *body,
            th_resp_t *out);
 /* Request with arbitrary extra headers (NULL-terminated) and body as is. */
 int ta_req_h(const ta_agent_t *a, const char *method, const char *path,
              const char *const headers[], const char *body, th_resp_t *out);
+/* th_api on the agent's API port: key may be NULL (no Authorization). */
+int ta_api(const ta_agent_t *a, const char *method, const char *path, const char *key,
+           const char *body, th_resp_t *out);
 
 /* Parses the answer body; NULL when it is not JSON. Caller deletes. */
 cJSON *ta_json(const th_resp_t *r);

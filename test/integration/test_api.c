@@ -142,22 +142,22 @@ static void test_health_ready_metrics_need_no_key(void **state)
 {
     ta_agent_t *a = agent(state);
     th_resp_t r;
-    th_api(a->port, "GET", "/healthz", NULL, NULL, &r);
+    ta_api(a, "GET", "/healthz", NULL, NULL, &r);
     ASSERT_STATUS(r, 200);
     th_resp_free(&r);
 
     /* These tests run without an Azure endpoint (a closed loopback port):
      * never ready, and it says why. Readiness with a credential is
      * covered against azsim in test_reconcile. */
-    th_api(a->port, "GET", "/readyz", NULL, NULL, &r);
+    ta_api(a, "GET", "/readyz", NULL, NULL, &r);
     ASSERT_ERROR(r, 503, "NotReady");
     assert_non_null(strstr(r.body, "Azure"));
     th_resp_free(&r);
 
     /* Some API traffic first, so the request counter has samples. */
-    th_api(a->port, "GET", ENV_PATH, TA_KEY1, NULL, &r);
+    ta_api(a, "GET", ENV_PATH, TA_KEY1, NULL, &r);
     th_resp_free(&r);
-    th_api(a->port, "GET", "/metrics", NULL, NULL, &r);
+    ta_api(a, "GET", "/metrics", NULL, NULL, &r);
     ASSERT_STATUS(r, 200);
     char *ct = th_resp_header(&r, "Content-Type");
     assert_non_null(ct);
@@ -197,7 +197,7 @@ static void test_every_api_route_requires_a_key(void **state)
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         th_resp_t r;
-        th_api(a->port, routes[i].method, routes[i].path, NULL, routes[i].body, &r);
+        ta_api(a, routes[i].method, routes[i].path, NULL, routes[i].body, &r);
         if (r.status != 401)
             print_message("%s %s without key\n", routes[i].method, routes[i].path);
         ASSERT_ERROR(r, 401, "Unauthorized");
@@ -227,10 +227,10 @@ static void test_auth_keys(void **state)
     ta_agent_t *a = agent(state);
     th_resp_t r;
     /* Both keys of AGENT_API_KEYS work (rotation). */
-    th_api(a->port, "GET", ENV_PATH, TA_KEY1, NULL, &r);
+    ta_api(a, "GET", ENV_PATH, TA_KEY1, NULL, &r);
     ASSERT_STATUS(r, 200);
     th_resp_free(&r);
-    th_api(a->port, "GET", ENV_PATH, TA_KEY2, NULL, &r);
+    ta_api(a, "GET", ENV_PATH, TA_KEY2, NULL, &r);
     ASSERT_STATUS(r, 200);
     th_resp_free(&r);
 
@@ -249,11 +249,9 @@ static void test_auth_keys(void **state)
         "Authorization: Token key-one",
         "X-Api-Key: key-one",
     };
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d" ENV_PATH, a->port);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *h[] = { bad[i], NULL };
-        th_http("GET", url, h, NULL, &r);
+        ta_req_h(a, "GET", ENV_PATH, h, NULL, &r);
         if (r.status != 401)
             print_message("accepted header \"%s\"\n", bad[i]);
         ASSERT_ERROR(r, 401, "Unauthorized");
@@ -265,7 +263,7 @@ static void test_auth_keys(void **state)
     }
     /* The scheme name is case-insensitive (RFC 9110 11.1). */
     const char *lower[] = { "Authorization: bearer " TA_KEY2, NULL };
-    th_http("GET", url, lower, NULL, &r);
+    ta_req_h(a, "GET", ENV_PATH, lower, NULL, &r);
     ASSERT_STATUS(r, 200);
     th_resp_free(&r);
     agent_exits_cleanly(state);
@@ -277,13 +275,11 @@ static void test_request_id_on_every_answer(void **state)
     const char *paths[] = { "/healthz", "/metrics", ENV_PATH, ENV_PATH "/nope", "/nope" };
     const char *keys[] = { NULL, NULL, TA_KEY1, TA_KEY1, TA_KEY1 };
     for (size_t i = 0; i < 5; i++) {
-        char url[256];
-        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", a->port, paths[i]);
         char auth[128];
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", keys[i] ? keys[i] : "");
         const char *with[] = { "X-Request-Id: itest-req-42", keys[i] ? auth : NULL, NULL };
         th_resp_t r;
-        th_http("GET", url, with, NULL, &r);
+        ta_req_h(a, "GET", paths[i], with, NULL, &r);
         assert_true(r.status > 0);
         char *rid = th_resp_header(&r, "X-Request-Id");
         assert_non_null(rid);
@@ -292,7 +288,7 @@ static void test_request_id_on_every_answer(void **state)
         th_resp_free(&r);
 
         const char *without[] = { keys[i] ? auth : NULL, NULL };
-        th_http("GET", url, without, NULL, &r);
+        ta_req_h(a, "GET", paths[i], without, NULL, &r);
         rid = th_resp_header(&r, "X-Request-Id");
         assert_non_null(rid);
         assert_true(strlen(rid) > 0);
@@ -301,7 +297,7 @@ static void test_request_id_on_every_answer(void **state)
     }
     /* 401 answers carry one too. */
     th_resp_t r;
-    th_api(a->port, "GET", ENV_PATH, "bad", NULL, &r);
+    ta_api(a, "GET", ENV_PATH, "bad", NULL, &r);
     ASSERT_STATUS(r, 401);
     char *rid = th_resp_header(&r, "X-Request-Id");
     assert_non_null(rid);
@@ -796,7 +792,7 @@ static void test_body_over_limit_is_413(void **state)
     free(chunked);
 
     /* Still serving. */
-    th_api(a->port, "GET", "/healthz", NULL, NULL, &r);
+    ta_api(a, "GET", "/healthz", NULL, NULL, &r);
     ASSERT_STATUS(r, 200);
     th_resp_free(&r);
     agent_exits_cleanly(state);
@@ -1471,11 +1467,11 @@ static void test_secrets_never_returned_or_logged(void **state)
     req_no_secret(a, "GET", "/api/v1/orphans", NULL, 200);
     req_no_secret(a, "DELETE", ENV_PATH "/sec", NULL, 202);
     req_no_secret(a, "GET", ENV_PATH "/sec", NULL, 200);
-    th_api(a->port, "GET", "/metrics", NULL, NULL, &r);
+    ta_api(a, "GET", "/metrics", NULL, NULL, &r);
     assert_no_secret("/metrics", r.body);
     th_resp_free(&r);
     /* A wrong bearer token is a secret of somebody too. */
-    th_api(a->port, "GET", ENV_PATH, "wrong-" SECRET, NULL, &r);
+    ta_api(a, "GET", ENV_PATH, "wrong-" SECRET, NULL, &r);
     ASSERT_STATUS(r, 401);
     assert_no_secret("401 answer", r.body);
     th_resp_free(&r);
@@ -1596,7 +1592,7 @@ static void test_status_and_orphans(void **state)
     cJSON_Delete(o);
 
     /* /metrics reflects the phases too. */
-    th_api(a->port, "GET", "/metrics", NULL, NULL, &r);
+    ta_api(a, "GET", "/metrics", NULL, NULL, &r);
     ASSERT_STATUS(r, 200);
     const char *line = strstr(r.body, "dev8_environments{");
     assert_non_null(line);

@@ -443,7 +443,7 @@ static void test_many_watchers_come_and_go(void **state)
     }
     close(quiet);
     th_resp_t r;
-    th_api(a->port, "GET", "/healthz", NULL, NULL, &r);
+    ta_api(a, "GET", "/healthz", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     th_resp_free(&r);
     agent_exits_cleanly(state);
