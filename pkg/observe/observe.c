@@ -132,6 +132,12 @@ void observed_group_seen(observer_t *ob, observed_t *o, const azure_group_t *g, 
     }
 }
 
+void observed_group_absent(observer_t *ob, observed_t *o)
+{
+    observed_group_gone(ob, o);
+    o->g.absent_read_ms = uv_now(ob->loop);
+}
+
 void observed_group_gone(observer_t *ob, observed_t *o)
 {
     o->g.known = 1;

@@ -43,6 +43,7 @@ typedef struct observed_group {
     char *failure;             /* failure message of a Failed provisioning */
     uint64_t updated_ms;       /* loop time of the newest knowledge */
     int64_t read_wall_ms;      /* wall time of the last GET (status.observedTime), 0 = never */
+    uint64_t absent_read_ms;   /* loop time a GET last found no group, 0 = never */
 } observed_group_t;
 
 /* What is known of env id's file share. */
@@ -129,8 +130,10 @@ void observer_status(const observer_t *ob, cJSON *status);
 
 /* What a GET (from_get, instance view included) or a list said of the group. */
 void observed_group_seen(observer_t *ob, observed_t *o, const azure_group_t *g, int from_get);
-/* The group is gone (404, deleted, or absent from a complete list). */
+/* The group is gone (deleted, or absent from a complete list). */
 void observed_group_gone(observer_t *ob, observed_t *o);
+/* A GET found no group (404): gone, and its absence freshly confirmed. */
+void observed_group_absent(observer_t *ob, observed_t *o);
 /* What a GET (from_get: metadata checked) or a list said of the share. */
 void observed_share_seen(observer_t *ob, observed_t *o, const azure_share_t *s, int from_get);
 /* We created (or rewrote) the share: it exists and is ours with that quota

@@ -38,7 +38,7 @@ static void on_group_get(void *ud, const azure_result_t *res, const azure_group_
 {
     rec_env_t *e = ud;
     if (res->err == D8_ENOENT) {
-        observed_group_gone(e->r->ob, e->o);
+        observed_group_absent(e->r->ob, e->o);
     } else if (res->err < 0) {
         reconcile__failed(e, res);
         return;
@@ -138,7 +138,7 @@ static void on_group_lro(void *ud, const azure_result_t *res)
         return;
     }
     if (res->err == D8_ENOENT)
-        observed_group_gone(e->r->ob, e->o);
+        observed_group_absent(e->r->ob, e->o);
     e->o->settle = 1;
     e->o->next_get_ms = 0; /* read it at the next pass */
     /* Observe right away when the operation completed synchronously. */

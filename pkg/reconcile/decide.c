@@ -94,11 +94,13 @@ static void act(decide_plan_t *p, decide_action_t a, const char *reason)
  * first wait) moves that time; the passes of resyncs in between wait for
  * it, so a short resync period does not multiply the reads.
  */
-static void poll_at(decide_plan_t *p, uint64_t now_ms, int fresh)
+static void poll_at(decide_plan_t *p, uint64_t now_ms, int fresh, int urgent)
 {
     if (fresh || !p->settle || !p->next_get_ms) {
+        /* Someone waits on an interactive change: look more often. */
+        uint64_t cap = urgent ? DECIDE_URGENT_POLL_CAP_MS : DECIDE_POLL_CAP_MS;
         uint64_t next = p->mem.poll_ms ? p->mem.poll_ms * 2 : DECIDE_POLL_MS;
-        p->mem.poll_ms = next < DECIDE_POLL_CAP_MS ? next : DECIDE_POLL_CAP_MS;
+        p->mem.poll_ms = next < cap ? next : cap;
         p->next_get_ms = now_ms + p->mem.poll_ms;
     }
     p->settle = 1;
@@ -250,7 +252,7 @@ static void decide_delete(const decide_input_t *in, decide_plan_t *p)
     synced(p, COND_TRUE, "ReconcileSuccess", NULL);
     if (o->g.exists) {
         if (prov_is(o, "Deleting")) {
-            poll_at(p, in->now_ms, in->fetched_group);
+            poll_at(p, in->now_ms, in->fetched_group, in->urgent);
             return;
         }
         act(p, DECIDE_DELETE_GROUP, "environment deleted");
@@ -528,7 +530,7 @@ static void decide_power(const decide_input_t *in, decide_plan_t *p, int want_ru
     }
     int phase = creating_phase(in);
     ready(p, phase, COND_FALSE, creating_reason(phase), "waiting for the container to run");
-    poll_at(p, in->now_ms, in->fetched_group);
+    poll_at(p, in->now_ms, in->fetched_group, in->urgent);
 }
 
 /* Whether a change that recreates the group waits (updatePolicy
@@ -556,22 +558,26 @@ static void decide_group(const decide_input_t *in, decide_plan_t *p)
             end(p, 0, "success");
             return;
         }
-        if (!in->fetched_group) {
+        ready(p, phase, COND_FALSE, creating_reason(phase), "creating the container group");
+        /* Waiting for a create token reads nothing: the absence is
+         * confirmed only when the create can go. */
+        if (throttled(in, p, in->aci_create_wait_ms))
+            return;
+        if (!in->fetched_group &&
+            (!o->g.absent_read_ms || in->now_ms - o->g.absent_read_ms > DECIDE_ABSENCE_FRESH_MS)) {
             /* An identical PUT of an existing group restarts its containers
-             * and ACI has no conditional PUT: only a GET of this pass may
-             * say the group is absent before it is created. */
+             * and ACI has no conditional PUT: a group is created only after
+             * a GET found none moments ago. */
+            p->status.publish = 0;
             act(p, DECIDE_GET_GROUP, "confirm absence before create");
             return;
         }
-        ready(p, phase, COND_FALSE, creating_reason(phase), "creating the container group");
-        if (throttled(in, p, in->aci_create_wait_ms))
-            return;
         act(p, DECIDE_CREATE_GROUP, "no container group");
         return;
     }
     if (prov_is(o, "Deleting")) {
         ready(p, phase, COND_FALSE, "Starting", "waiting for the old container group to be deleted");
-        poll_at(p, in->now_ms, in->fetched_group);
+        poll_at(p, in->now_ms, in->fetched_group, in->urgent);
         return;
     }
     if (strcmp(o->g.spec_hash, in->spec_hash) != 0 && update_waits(in, want_running)) {
@@ -593,7 +599,7 @@ static void decide_group(const decide_input_t *in, decide_plan_t *p)
     if (!prov_is(o, "Succeeded") && !prov_is(o, "Failed") && !prov_is(o, "Canceled")) {
         ready(p, phase, COND_FALSE, creating_reason(phase),
               "Azure is provisioning the container group");
-        poll_at(p, in->now_ms, in->fetched_group);
+        poll_at(p, in->now_ms, in->fetched_group, in->urgent);
         return;
     }
     decide_power(in, p, want_running);
@@ -808,7 +814,10 @@ void reconcile_decide_failure(const decide_failure_t *f, decide_plan_t *p, int *
     case DECIDE_FAIL_TRANSITIONING:
         /* Not an error: the previous operation is still running. */
         synced(p, COND_FALSE, "Transitioning", p->msg);
-        poll_at(p, f->now_ms, 1);
+        poll_at(p, f->now_ms, 1, 0);
+        /* Refused, so not issued: the next attempt follows the polls, not
+         * the repeat guard. */
+        p->mem.last_action = DECIDE_NONE;
         return;
     case DECIDE_FAIL_EXISTS:
         /* The group appeared since we looked: read it, never overwrite it. */

@@ -30,6 +30,10 @@
  * doubling with each repeat up to 5 minutes (a stale read never loops). */
 #define DECIDE_REPEAT_BASE_MS 5000
 #define DECIDE_REPEAT_CAP_MS 300000
+/* A GET that found no group this recently allows its create. */
+#define DECIDE_ABSENCE_FRESH_MS 5000
+/* An interactive change is polled at most this far apart. */
+#define DECIDE_URGENT_POLL_CAP_MS 4000
 /* With auto-stop set, a running environment is looked at every minute. */
 #define DECIDE_AUTO_STOP_CHECK_MS 60000
 #define DECIDE_MSG_MAX 320
@@ -79,6 +83,7 @@ typedef struct decide_input {
     int desired_region;        /* index of obj's cloudRegion, -1 when not configured */
     int listed_all;            /* every region was listed completely once */
     int region_stale;          /* the region's last lists failed: Azure unreachable */
+    int urgent;                /* an interactive change someone waits for */
     const char *controller;    /* controller name, for messages */
     const char *spec_hash;     /* the desired spec's hash; NULL for a restored object */
     int operation_unread;      /* our last create's async operation was not read yet */

@@ -246,6 +246,7 @@ static void decide_input(reconciler_t *r, rec_env_t *e, const env_obj_t *obj, in
         .desired_region = region,
         .listed_all = observer_listed_all(r->ob),
         .region_stale = observer_region_stale(r->ob, e->o->region),
+        .urgent = e->urgent,
         .controller = r->cfg->controller_name,
         .spec_hash = hash,
         .operation_unread = e->operation_url && !e->operation_read,

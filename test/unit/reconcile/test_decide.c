@@ -72,6 +72,8 @@ typedef struct row {
     int repeats;
     uint64_t poll_ms;          /* current polling delay */
     int64_t poll_due_in_ms;    /* settling: the next read is due this far ahead */
+    int64_t absent_ago_ms;     /* a GET found no group this long ago (0: never) */
+    int urgent;                /* an interactive change */
     int64_t hold_in_ms;        /* a slow-retry hold ends this far ahead */
     int hold_other_gen;        /* ... for an older generation */
     /* expected */
@@ -107,6 +109,12 @@ static const row_t rows[] = {
      .synced = "ReconcileSuccess", .requeue_ms = ANY},
     {"group absent per an older read: read again before creating", .group = G_ABSENT,
      .action = DECIDE_GET_GROUP, .exp_phase = KEEP, .requeue_ms = ANY},
+    {"absence read by GET a moment ago (last pass): created without another read",
+     .group = G_ABSENT, .absent_ago_ms = 800, .action = DECIDE_CREATE_GROUP,
+     .exp_phase = PHASE_CREATING, .requeue_ms = ANY},
+    {"throttled create reads nothing", .group = G_ABSENT, .create_wait = 5000,
+     .action = DECIDE_NONE, .exp_phase = PHASE_CREATING, .synced = "Throttled",
+     .result = "throttled", .requeue_ms = 5000},
     {"share there: group next", .group = G_ABSENT, .fetched = 1, .action = DECIDE_CREATE_GROUP,
      .exp_phase = PHASE_CREATING, .ready = "Creating", .synced = "ReconcileSuccess",
      .requeue_ms = ANY},
@@ -292,6 +300,9 @@ static const row_t rows[] = {
      .result = "waiting", .requeue_ms = 5000},
     {"provisioning, the poll is due: the group is read", .group = G_PENDING, .poll_ms = 8000,
      .poll_due_in_ms = -1, .action = DECIDE_GET_GROUP, .exp_phase = KEEP, .requeue_ms = ANY},
+    {"provisioning an interactive change: polled at least every 4 s", .group = G_PENDING,
+     .poll_ms = 4000, .urgent = 1, .action = DECIDE_NONE, .exp_phase = PHASE_CREATING,
+     .result = "waiting", .requeue_ms = DECIDE_URGENT_POLL_CAP_MS},
     {"provisioning for long: capped", .group = G_PENDING, .poll_ms = 30000,
      .action = DECIDE_NONE, .exp_phase = PHASE_CREATING, .result = "waiting",
      .requeue_ms = DECIDE_POLL_CAP_MS},
@@ -453,6 +464,9 @@ static int run_row(const row_t *r)
     in.mem.last_action_ms = (uint64_t)((int64_t)NOW - r->last_action_ago_ms);
     in.mem.repeats = r->repeats;
     in.mem.poll_ms = r->poll_ms;
+    if (r->absent_ago_ms)
+        o.g.absent_read_ms = (uint64_t)((int64_t)NOW - r->absent_ago_ms);
+    in.urgent = r->urgent;
     if (r->poll_due_in_ms) {
         o.settle = 1;
         o.next_get_ms = (uint64_t)((int64_t)NOW + r->poll_due_in_ms);
