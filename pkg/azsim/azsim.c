@@ -324,7 +324,7 @@ static azsim__sub_t *sub_buckets(azsim_t *sim, const char *sub, uint64_t now)
         azsim__bucket_init(&s->gdeletes, 15 * 200 * k, 15 * 10 * k, now);
         azsim__table_put(&sim->subs, &s->e, key);
     }
-    azsim__bucket_t *all[] = {&s->reads, &s->writes, &s->deletes,
+    azsim__bucket_t *all[] = {&s->reads,  &s->writes,  &s->deletes,
                               &s->greads, &s->gwrites, &s->gdeletes};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         azsim__bucket_refill(all[i], now);
@@ -501,10 +501,14 @@ static void classify_control(azsim__rq_t *q, int *bad_method)
         int op;
         char methods; /* 'g'et, 'p'ost, 'b'oth */
     } routes[] = {
-        {"faults", AZSIM__OP_CTL_FAULTS, 'b'},     {"stats", AZSIM__OP_CTL_STATS, 'g'},
-        {"resources", AZSIM__OP_CTL_RESOURCES, 'g'}, {"reset", AZSIM__OP_CTL_RESET, 'p'},
-        {"aci", AZSIM__OP_CTL_ACI, 'b'},           {"storage", AZSIM__OP_CTL_STORAGE, 'b'},
-        {"paging", AZSIM__OP_CTL_PAGING, 'b'},     {"shares", AZSIM__OP_CTL_SHARES, 'p'},
+        {"faults", AZSIM__OP_CTL_FAULTS, 'b'},
+        {"stats", AZSIM__OP_CTL_STATS, 'g'},
+        {"resources", AZSIM__OP_CTL_RESOURCES, 'g'},
+        {"reset", AZSIM__OP_CTL_RESET, 'p'},
+        {"aci", AZSIM__OP_CTL_ACI, 'b'},
+        {"storage", AZSIM__OP_CTL_STORAGE, 'b'},
+        {"paging", AZSIM__OP_CTL_PAGING, 'b'},
+        {"shares", AZSIM__OP_CTL_SHARES, 'p'},
         {"accounts", AZSIM__OP_CTL_ACCOUNTS, 'p'},
         {"regenerateKey", AZSIM__OP_CTL_REGENERATE_KEY, 'p'},
     };

@@ -319,7 +319,7 @@ typedef struct azsim_opts {
      * is the wall clock at azsim_new plus the clock's progress since. */
     uint64_t (*clock)(void *ud);
     void *clock_ud;
-    azsim_aci_opts_t aci; /* ACI behaviours (see azsim_aci_opts_t) */
+    azsim_aci_opts_t aci;         /* ACI behaviours (see azsim_aci_opts_t) */
     azsim_storage_opts_t storage; /* Storage behaviours (see azsim_storage_opts_t) */
     azsim_paging_opts_t paging;   /* nextLink spelling, empty pages */
     azsim_faults_t faults;        /* in force from the start and after a reset; none */

@@ -241,8 +241,7 @@ enum { SEC_ACI, SEC_STORAGE, SEC_PAGING, SEC_FAULTS };
  * converted to JSON and checked by the control API's reader into o; an
  * error names the YAML node it is about.
  */
-static int json_section(ycx_t *c, const char *key, const yaml_node_t *v, int sec,
-                        azsim_opts_t *o)
+static int json_section(ycx_t *c, const char *key, const yaml_node_t *v, int sec, azsim_opts_t *o)
 {
     yconv_t conv = {.c = c};
     cJSON *j = yaml_json(&conv, v, 0);

@@ -165,7 +165,7 @@ static const char *op_action(int op, size_t *drop)
     case AZSIM__OP_CG_STOP:
     case AZSIM__OP_CG_RESTART:
         *drop = 1;
-        return op == AZSIM__OP_CG_START  ? "Microsoft.ContainerInstance/containerGroups/start/action"
+        return op == AZSIM__OP_CG_START ? "Microsoft.ContainerInstance/containerGroups/start/action"
                : op == AZSIM__OP_CG_STOP ? "Microsoft.ContainerInstance/containerGroups/stop/action"
                                          : "Microsoft.ContainerInstance/containerGroups/restart/"
                                            "action";

@@ -395,8 +395,8 @@ static int delete_allowed(azsim__rq_t *q, const azsim__share_t *s)
 {
     char inc[32];
     int n = azsim__param(q->req->query, "$include", inc, sizeof(inc));
-    int mode = n == -1                               ? 's'
-               : n > 0 && azsim__ieq(inc, "snapshots") ? 's'
+    int mode = n == -1                                        ? 's'
+               : n > 0 && azsim__ieq(inc, "snapshots")        ? 's'
                : n > 0 && azsim__ieq(inc, "leased-snapshots") ? 'l'
                : n > 0 && azsim__ieq(inc, "none")             ? 'n'
                                                               : 0;
@@ -505,10 +505,10 @@ static int expands(const char *expand, const char *what)
 
 /* The query parameters of a share list. */
 typedef struct list_params {
-    char expand[128];  /* $expand as given; "" when absent */
-    char maxps[32];    /* $maxpagesize as given, when nmaxps > 0 */
-    int nmaxps;        /* azsim__param's answer for $maxpagesize */
-    azsim__page_t pg;  /* the page asked for */
+    char expand[128]; /* $expand as given; "" when absent */
+    char maxps[32];   /* $maxpagesize as given, when nmaxps > 0 */
+    int nmaxps;       /* azsim__param's answer for $maxpagesize */
+    azsim__page_t pg; /* the page asked for */
 } list_params_t;
 
 /* Reads $expand, $maxpagesize and $skipToken into lp. Returns 1, or
@@ -529,9 +529,8 @@ static int read_list_params(azsim__rq_t *q, list_params_t *lp)
     int nm = azsim__param(q->req->query, "$maxpagesize", lp->maxps, sizeof(lp->maxps));
     lp->nmaxps = nm;
     long v = nm > 0 ? strtol(lp->maxps, NULL, 10) : 0;
-    if (nm == -2 ||
-        (nm >= 0 && (nm == 0 || strspn(lp->maxps, "0123456789") != (size_t)nm || v < 1 ||
-                     v > 5000))) {
+    if (nm == -2 || (nm >= 0 && (nm == 0 || strspn(lp->maxps, "0123456789") != (size_t)nm ||
+                                 v < 1 || v > 5000))) {
         azsim__arm_error(q->resp, 400, "OutOfRangeInput",
                          "The $maxpagesize must be an integer from 1 to 5000.");
         return 0;

@@ -221,10 +221,10 @@ typedef struct azsim__share {
 /* What the model keeps of a storage account (its settings are in
  * azsim_storage_opts_t): key regenerations and a management lock. */
 typedef struct azsim__account {
-    azsim__ent_t e;        /* key: lower-cased account name (names are global) */
-    unsigned key_gen[2];   /* regenerations of key1 and key2 */
-    int64_t key_wall[2];   /* wall ms each key was (re)generated */
-    char lock;             /* 'D' CanNotDelete, 'R' ReadOnly, 0: none */
+    azsim__ent_t e;      /* key: lower-cased account name (names are global) */
+    unsigned key_gen[2]; /* regenerations of key1 and key2 */
+    int64_t key_wall[2]; /* wall ms each key was (re)generated */
+    char lock;           /* 'D' CanNotDelete, 'R' ReadOnly, 0: none */
 } azsim__account_t;
 
 enum { AZSIM__OPST_SUCCEEDED, AZSIM__OPST_FAILED, AZSIM__OPST_CANCELED };
@@ -312,9 +312,9 @@ struct azsim {
     char tok_last_app[80];
     char tok_last_tenant[80];
     azsim__table_t groups, shares, ops, subs, regions;
-    azsim__table_t accounts; /* azsim__account_t by lower-cased name */
-    azsim__table_t labels; /* azsim__label_t by lower-cased FQDN */
-    azsim_aci_opts_t aci;  /* in force: the config's, or the control API's */
+    azsim__table_t accounts;      /* azsim__account_t by lower-cased name */
+    azsim__table_t labels;        /* azsim__label_t by lower-cased FQDN */
+    azsim_aci_opts_t aci;         /* in force: the config's, or the control API's */
     azsim_storage_opts_t storage; /* ... and so are these three */
     azsim_paging_opts_t paging;
     size_t page_size;
@@ -547,13 +547,13 @@ void azsim__storage_opts_release(azsim_storage_opts_t *o);
  * as a whole. Returns 0, or -1 with "key: what is wrong" in err and *at
  * the offending node; o may then be partly changed.
  */
-int azsim__storage_opts_parse(azsim_storage_opts_t *o, const cJSON *j, const cJSON **at,
-                              char *err, size_t errlen);
+int azsim__storage_opts_parse(azsim_storage_opts_t *o, const cJSON *j, const cJSON **at, char *err,
+                              size_t errlen);
 /* The settings of o as JSON (the form azsim__storage_opts_parse reads). */
 cJSON *azsim__storage_opts_json(const azsim_storage_opts_t *o);
 /* As azsim__storage_opts_parse for `paging:` (pageSize into *page_size). */
-int azsim__paging_parse(azsim_paging_opts_t *p, size_t *page_size, const cJSON *j,
-                        const cJSON **at, char *err, size_t errlen);
+int azsim__paging_parse(azsim_paging_opts_t *p, size_t *page_size, const cJSON *j, const cJSON **at,
+                        char *err, size_t errlen);
 cJSON *azsim__paging_json(const azsim_paging_opts_t *p, size_t page_size);
 /* The settings in force of the account of that name (any case): the
  * listed ones, or those of an unlisted account. Borrowed from sim. */

@@ -351,10 +351,10 @@ void azsim__ctl_regenerate_key(azsim__rq_t *q)
         return;
     const char *acct = cJSON_GetObjectItem(j, "account")->valuestring;
     const cJSON *kn = cJSON_GetObjectItem(j, "keyName");
-    int n = !cJSON_IsString(kn)                    ? 0
+    int n = !cJSON_IsString(kn)                   ? 0
             : azsim__ieq(kn->valuestring, "key1") ? 1
             : azsim__ieq(kn->valuestring, "key2") ? 2
-                                                   : 0;
+                                                  : 0;
     if (!azsim__valid_account_name(acct) || n == 0 || cJSON_GetArraySize(j) != 2) {
         azsim__arm_error(q->resp, 400, "InvalidRequest",
                          "The body must be {\"account\":<name>,\"keyName\":\"key1\"|\"key2\"}.");

@@ -14,18 +14,20 @@
 
 /* The enums of StorageAccount.kind and SkuName in the Storage spec
  * (storage.json and common.json, 2025-01-01). */
-static const char *const kinds[] = {"Storage", "StorageV2", "BlobStorage", "FileStorage",
-                                    "BlockBlobStorage", NULL};
+static const char *const kinds[] = {"Storage",     "StorageV2",        "BlobStorage",
+                                    "FileStorage", "BlockBlobStorage", NULL};
 static const char *const skus[] = {
-    "Standard_LRS",   "Standard_GRS",   "Standard_RAGRS", "Standard_ZRS",    "Premium_LRS",
-    "Premium_ZRS",    "Standard_GZRS",  "Standard_RAGZRS", "StandardV2_LRS", "StandardV2_GRS",
-    "StandardV2_ZRS", "StandardV2_GZRS", "PremiumV2_LRS", "PremiumV2_ZRS",   NULL};
+    "Standard_LRS",   "Standard_GRS",    "Standard_RAGRS",  "Standard_ZRS",   "Premium_LRS",
+    "Premium_ZRS",    "Standard_GZRS",   "Standard_RAGZRS", "StandardV2_LRS", "StandardV2_GRS",
+    "StandardV2_ZRS", "StandardV2_GZRS", "PremiumV2_LRS",   "PremiumV2_ZRS",  NULL};
 
 /* An account not listed: shares of 1..102400 GiB, as before accounts
  * were modelled. */
-static const azsim_account_opts_t default_account = {
-    .name = (char *)"", .kind = (char *)"StorageV2", .sku = (char *)"Standard_LRS",
-    .location = (char *)"eastus", .large_file_shares = 1};
+static const azsim_account_opts_t default_account = {.name = (char *)"",
+                                                     .kind = (char *)"StorageV2",
+                                                     .sku = (char *)"Standard_LRS",
+                                                     .location = (char *)"eastus",
+                                                     .large_file_shares = 1};
 
 void azsim__storage_opts_init(azsim_storage_opts_t *o)
 {
@@ -186,8 +188,8 @@ static int set_accounts(azsim_storage_opts_t *o, const cJSON *j, const cJSON **a
     return 0;
 }
 
-int azsim__storage_opts_parse(azsim_storage_opts_t *o, const cJSON *j, const cJSON **at,
-                              char *err, size_t errlen)
+int azsim__storage_opts_parse(azsim_storage_opts_t *o, const cJSON *j, const cJSON **at, char *err,
+                              size_t errlen)
 {
     *at = j;
     if (!cJSON_IsObject(j))
@@ -226,8 +228,8 @@ cJSON *azsim__storage_opts_json(const azsim_storage_opts_t *o)
     return j;
 }
 
-int azsim__paging_parse(azsim_paging_opts_t *p, size_t *page_size, const cJSON *j,
-                        const cJSON **at, char *err, size_t errlen)
+int azsim__paging_parse(azsim_paging_opts_t *p, size_t *page_size, const cJSON *j, const cJSON **at,
+                        char *err, size_t errlen)
 {
     *at = j;
     if (!cJSON_IsObject(j))
@@ -237,14 +239,12 @@ int azsim__paging_parse(azsim_paging_opts_t *p, size_t *page_size, const cJSON *
         if (strcmp(k, "pageSize") == 0) {
             double v = it->valuedouble;
             if (!cJSON_IsNumber(it) || !(v >= 1 && v <= 5000) || floor(v) != v)
-                return bad(at, it, err, errlen, "pageSize",
-                           "expected an integer from 1 to 5000");
+                return bad(at, it, err, errlen, "pageSize", "expected an integer from 1 to 5000");
             *page_size = (size_t)v;
         } else if (strcmp(k, "explicitPort") == 0 || strcmp(k, "emptyPages") == 0) {
             if (!cJSON_IsBool(it))
                 return bad(at, it, err, errlen, k, "expected true or false");
-            *(k[0] == 'e' && k[1] == 'x' ? &p->explicit_port : &p->empty_pages) =
-                cJSON_IsTrue(it);
+            *(k[0] == 'e' && k[1] == 'x' ? &p->explicit_port : &p->empty_pages) = cJSON_IsTrue(it);
         } else {
             return bad(at, it, err, errlen, k,
                        "unknown key in paging (pageSize, explicitPort, emptyPages)");

@@ -133,8 +133,8 @@ static int launch(ta_agent_t *a)
     a->starts++;
     snprintf(name, sizeof name, "agent-%d-%d", a->port, a->starts);
     char *argv[] = { a->bin, (char *)"--config", a->config_path, NULL };
-    char *env[] = {(char *)"AGENT_API_KEYS=" TA_KEY1 "," TA_KEY2, NULL, NULL, NULL, NULL, NULL,
-                   NULL};
+    char *env[] = {
+        (char *)"AGENT_API_KEYS=" TA_KEY1 "," TA_KEY2, NULL, NULL, NULL, NULL, NULL, NULL};
     size_t n = 1;
     if (a->azure_env) {
         env[n++] = (char *)"AZURE_TENANT_ID=" TA_AZ_TENANT;

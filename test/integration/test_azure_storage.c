@@ -43,11 +43,11 @@ static void both_exit_cleanly(void **state)
 
 /* What varies between the pairs of this file. */
 typedef struct pair_opts {
-    int resync_s;             /* controller.resyncSeconds */
-    int via_proxy;            /* the agent reaches azsim as ARM's host, through a proxy */
-    const char *paging;       /* POST /_azsim/paging before the agent starts, or NULL */
-    const char *storage;      /* POST /_azsim/storage before the agent starts, or NULL */
-    const char *extra_yaml;   /* more agent config, or NULL */
+    int resync_s;                      /* controller.resyncSeconds */
+    int via_proxy;                     /* the agent reaches azsim as ARM's host, through a proxy */
+    const char *paging;                /* POST /_azsim/paging before the agent starts, or NULL */
+    const char *storage;               /* POST /_azsim/storage before the agent starts, or NULL */
+    const char *extra_yaml;            /* more agent config, or NULL */
     void (*before_agent)(ta_sim_t *s); /* makes resources in azsim first, or NULL */
 } pair_opts_t;
 
@@ -504,8 +504,8 @@ static void test_key_rotation_new_group_recovers(void **state)
     }
     long keys_after = stat_of(c, "storageAccounts.listKeys", "200");
     long creates = stat_of(c, "containerGroups.createOrUpdate", NULL);
-    print_message("errors seen: %s(%s); listKeys %ld -> %ld; group PUTs %ld\n", codes,
-                  mount_error, keys_before, keys_after, creates);
+    print_message("errors seen: %s(%s); listKeys %ld -> %ld; group PUTs %ld\n", codes, mount_error,
+                  keys_before, keys_after, creates);
     assert_true(running);
     /* ACI's FailedMount, as the agent reports a failed provisioning. */
     assert_non_null(strstr(codes, "ProvisioningFailed"));

@@ -30,8 +30,9 @@
 #define CG_PATH RG_PATH "/providers/Microsoft.ContainerInstance/containerGroups"
 #define ACI_V "?api-version=2025-09-01"
 #define SA_PATH RG_PATH "/providers/Microsoft.Storage/storageAccounts/dev8eastus"
-#define SA_ID "/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.Storage/" \
-              "storageAccounts/dev8eastus"
+#define SA_ID                                                                                      \
+    "/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.Storage/"                       \
+    "storageAccounts/dev8eastus"
 #define FS_PATH SA_PATH "/fileServices/default/shares"
 #define FS_V "?api-version=2025-01-01"
 
@@ -202,8 +203,8 @@ static int share_op(fx_t *f, const char *method, const char *name, const char *q
 #define GROUP(key)                                                                                 \
     "{\"location\":\"eastus\",\"properties\":{\"osType\":\"Linux\",\"containers\":[{\"name\":"     \
     "\"w\",\"properties\":{\"image\":\"node:20\",\"resources\":{\"requests\":{\"cpu\":1,"          \
-    "\"memoryInGB\":1}},\"volumeMounts\":[{\"name\":\"home\",\"mountPath\":\"/home/dev8\"}]}}],"  \
-    "\"volumes\":[{\"name\":\"home\",\"azureFile\":{\"shareName\":\"sh1\",\"storageAccountName\":"  \
+    "\"memoryInGB\":1}},\"volumeMounts\":[{\"name\":\"home\",\"mountPath\":\"/home/dev8\"}]}}],"   \
+    "\"volumes\":[{\"name\":\"home\",\"azureFile\":{\"shareName\":\"sh1\",\"storageAccountName\":" \
     "\"dev8eastus\",\"storageAccountKey\":\"" key "\"}}]}}"
 
 /* ---- paging ---------------------------------------------------------------- */
@@ -253,9 +254,8 @@ static void test_paging_pages_of_one(void **state)
         assert_int_equal(req(f, "PUT", u, "{}"), 201);
     }
     int items = 0;
-    assert_int_equal(follow(f, CG_PATH ACI_V, "http://azsim.test" CG_PATH "?api-version=2025-09-01",
-                            &items),
-                     3);
+    assert_int_equal(
+        follow(f, CG_PATH ACI_V, "http://azsim.test" CG_PATH "?api-version=2025-09-01", &items), 3);
     assert_int_equal(items, 3);
     items = 0;
     /* $expand and $maxpagesize carry over, spelled as ARM spells them. */
@@ -305,8 +305,8 @@ static void test_paging_explicit_port(void **state)
     /* Only nextLinks: the operation URLs stay as they were. */
     f->host = "azsim.test";
     assert_int_equal(req(f, "PUT", CG_PATH "/g9" ACI_V, PLAIN_GROUP), 201);
-    assert_true(strncmp(azsim_resp_header(&f->r, "Azure-AsyncOperation"), "http://azsim.test/",
-                        18) == 0);
+    assert_true(
+        strncmp(azsim_resp_header(&f->r, "Azure-AsyncOperation"), "http://azsim.test/", 18) == 0);
     fx_free(f);
 }
 
@@ -436,8 +436,9 @@ static void test_storage_account_get(void **state)
     assert_null(at(f->j, "properties.largeFileSharesState"));
     assert_null(at(f->j, "properties.primaryEndpoints.blob"));
     /* Other accounts keep the default. */
-    assert_int_equal(req(f, "GET", RG_PATH "/providers/Microsoft.Storage/storageAccounts/other"
-                                   FS_V, NULL), 200);
+    assert_int_equal(
+        req(f, "GET", RG_PATH "/providers/Microsoft.Storage/storageAccounts/other" FS_V, NULL),
+        200);
     assert_string_equal(jstr(f->j, "sku.name"), "Standard_LRS");
     /* Settings are checked, all or nothing. */
     static const char *const bad[] = {
@@ -457,8 +458,8 @@ static void test_storage_account_get(void **state)
     assert_int_equal(req(f, "GET", "/_azsim/storage", NULL), 200);
     assert_string_equal(jstr(f->j, "accounts.0.sku"), "Premium_LRS");
     /* Names and methods, as for every ARM resource. */
-    assert_int_equal(req(f, "GET", RG_PATH "/providers/Microsoft.Storage/storageAccounts/Bad"
-                                   FS_V, NULL), 400);
+    assert_int_equal(
+        req(f, "GET", RG_PATH "/providers/Microsoft.Storage/storageAccounts/Bad" FS_V, NULL), 400);
     assert_string_equal(err_code(f), "AccountNameInvalid");
     assert_int_equal(req(f, "PUT", SA_PATH FS_V, "{}"), 405);
     assert_int_equal(req(f, "GET", SA_PATH ACI_V, NULL), 400);
@@ -472,7 +473,8 @@ static void test_share_sizes_by_account(void **state)
     fx_t *f = fx_default();
     const char *invalid = "The value for one of the HTTP headers is not in the correct format.";
     ctl(f, "/_azsim/storage",
-        "{\"accounts\":[{\"name\":\"dev8eastus\",\"kind\":\"FileStorage\",\"sku\":\"Premium_LRS\"}]}");
+        "{\"accounts\":[{\"name\":\"dev8eastus\",\"kind\":\"FileStorage\",\"sku\":\"Premium_LRS\"}]"
+        "}");
     /* Premium: provisioned from 100 GiB. */
     assert_int_equal(put_share(f, "pr1", "{\"properties\":{\"shareQuota\":99}}"), 400);
     assert_string_equal(err_code(f), "InvalidHeaderValue");
@@ -481,9 +483,8 @@ static void test_share_sizes_by_account(void **state)
     assert_int_equal(req(f, "PATCH", FS_PATH "/pr1" FS_V, "{\"properties\":{\"shareQuota\":10}}"),
                      400);
     assert_string_equal(err_code(f), "InvalidHeaderValue");
-    assert_int_equal(req(f, "PATCH", FS_PATH "/pr1" FS_V,
-                         "{\"properties\":{\"shareQuota\":102400}}"),
-                     200);
+    assert_int_equal(
+        req(f, "PATCH", FS_PATH "/pr1" FS_V, "{\"properties\":{\"shareQuota\":102400}}"), 200);
     /* Standard without large file shares: up to 5 TiB. */
     ctl(f, "/_azsim/storage",
         "{\"accounts\":[{\"name\":\"dev8eastus\",\"largeFileShares\":false}]}");
@@ -514,12 +515,13 @@ static void test_metadata_ascii_values(void **state)
     assert_string_equal(err_msg(f),
                         "The metadata specified is invalid. It has characters that are not "
                         "permitted.");
-    assert_int_equal(put_share(f, "md1", "{\"properties\":{\"metadata\":{\"dev8userid\":"
-                                        "\"J%C3%BCrgen-%F0%9F%98%80\"}}}"),
+    assert_int_equal(put_share(f, "md1",
+                               "{\"properties\":{\"metadata\":{\"dev8userid\":"
+                               "\"J%C3%BCrgen-%F0%9F%98%80\"}}}"),
                      201);
-    assert_int_equal(req(f, "PATCH", FS_PATH "/md1" FS_V,
-                         "{\"properties\":{\"metadata\":{\"a\":\"\\u00e9\"}}}"),
-                     400);
+    assert_int_equal(
+        req(f, "PATCH", FS_PATH "/md1" FS_V, "{\"properties\":{\"metadata\":{\"a\":\"\\u00e9\"}}}"),
+        400);
     assert_string_equal(err_code(f), "InvalidMetadata");
     /* Names are case-insensitive: one name twice is refused. */
     assert_int_equal(
@@ -568,16 +570,19 @@ static void test_share_delete_snapshots(void **state)
     assert_int_equal(share_op(f, "DELETE", "sh2", "&$include=leased-snapshots"), 200);
     assert_int_equal(share_op(f, "GET", "sh2", NULL), 404);
     /* Cleared, the default delete goes through. */
-    ctl(f, "/_azsim/shares", "{\"account\":\"dev8eastus\",\"share\":\"sh3\",\"leasedSnapshots\":3}");
+    ctl(f, "/_azsim/shares",
+        "{\"account\":\"dev8eastus\",\"share\":\"sh3\",\"leasedSnapshots\":3}");
     assert_int_equal(share_op(f, "DELETE", "sh3", NULL), 409);
-    ctl(f, "/_azsim/shares", "{\"account\":\"dev8eastus\",\"share\":\"sh3\",\"leasedSnapshots\":0}");
+    ctl(f, "/_azsim/shares",
+        "{\"account\":\"dev8eastus\",\"share\":\"sh3\",\"leasedSnapshots\":0}");
     assert_int_equal(share_op(f, "DELETE", "sh3", NULL), 200);
     assert_int_equal(share_op(f, "DELETE", "sh3", NULL), 204);
     assert_int_equal(share_op(f, "DELETE", "sh3", "&$include=all"), 400);
     assert_string_equal(err_code(f), "InvalidQueryParameterValue");
     /* The control API: live shares only, fields checked. */
-    assert_int_equal(req(f, "POST", "/_azsim/shares", "{\"account\":\"dev8eastus\",\"share\":"
-                                                      "\"sh3\",\"snapshots\":1}"),
+    assert_int_equal(req(f, "POST", "/_azsim/shares",
+                         "{\"account\":\"dev8eastus\",\"share\":"
+                         "\"sh3\",\"snapshots\":1}"),
                      404);
     assert_int_equal(put_share(f, "sh4", "{}"), 201);
     static const char *const bad[] = {
@@ -609,21 +614,23 @@ static void test_management_locks(void **state)
     assert_string_equal(jstr(f->j, "lock"), "CanNotDelete");
     assert_int_equal(share_op(f, "DELETE", "sh1", NULL), 409);
     assert_string_equal(err_code(f), "ScopeLocked");
-    assert_string_equal(err_msg(f), LOCKED("delete", SA_ID "/fileServices/default/shares/sh1",
-                                           SA_ID));
+    assert_string_equal(err_msg(f),
+                        LOCKED("delete", SA_ID "/fileServices/default/shares/sh1", SA_ID));
     assert_int_equal(share_op(f, "DELETE", "gone", NULL), 409); /* ARM checks the scope first */
     assert_int_equal(share_op(f, "PATCH", "sh1", NULL), 200);
     assert_int_equal(req(f, "POST", SA_PATH "/listKeys" FS_V, NULL), 200);
     ctl(f, "/_azsim/accounts", "{\"account\":\"dev8eastus\",\"lock\":\"None\"}");
     /* On the share: that share only. */
     assert_int_equal(put_share(f, "sh2", "{}"), 201);
-    ctl(f, "/_azsim/shares", "{\"account\":\"dev8eastus\",\"share\":\"sh1\",\"lock\":\"CanNotDelete\"}");
+    ctl(f, "/_azsim/shares",
+        "{\"account\":\"dev8eastus\",\"share\":\"sh1\",\"lock\":\"CanNotDelete\"}");
     assert_int_equal(share_op(f, "DELETE", "sh1", NULL), 409);
     assert_string_equal(err_msg(f), LOCKED("delete", SA_ID "/fileServices/default/shares/sh1",
                                            SA_ID "/fileServices/default/shares/sh1"));
     assert_int_equal(share_op(f, "DELETE", "sh2", NULL), 200);
     /* ReadOnly forbids writes too, and listKeys (a POST) on the account. */
-    ctl(f, "/_azsim/shares", "{\"account\":\"dev8eastus\",\"share\":\"sh1\",\"lock\":\"ReadOnly\"}");
+    ctl(f, "/_azsim/shares",
+        "{\"account\":\"dev8eastus\",\"share\":\"sh1\",\"lock\":\"ReadOnly\"}");
     assert_int_equal(share_op(f, "PATCH", "sh1", NULL), 409);
     assert_string_equal(err_msg(f), LOCKED("write", SA_ID "/fileServices/default/shares/sh1",
                                            SA_ID "/fileServices/default/shares/sh1"));
@@ -638,8 +645,9 @@ static void test_management_locks(void **state)
     /* A reset removes every lock. */
     assert_int_equal(req(f, "POST", "/_azsim/reset", NULL), 204);
     assert_int_equal(req(f, "POST", SA_PATH "/listKeys" FS_V, NULL), 200);
-    assert_int_equal(req(f, "POST", "/_azsim/accounts", "{\"account\":\"dev8eastus\",\"lock\":"
-                                                        "\"Frozen\"}"),
+    assert_int_equal(req(f, "POST", "/_azsim/accounts",
+                         "{\"account\":\"dev8eastus\",\"lock\":"
+                         "\"Frozen\"}"),
                      400);
     assert_int_equal(req(f, "POST", "/_azsim/accounts", "{\"account\":\"x\"}"), 400);
     fx_free(f);
@@ -708,8 +716,9 @@ static void test_key_regeneration(void **state)
     assert_int_equal(req(f, "GET", CG_PATH "/before" ACI_V, NULL), 200);
     assert_string_equal(jstr(f->j, "properties.instanceView.state"), "Running");
     /* Bad requests; a reset restores the account's first keys. */
-    assert_int_equal(req(f, "POST", "/_azsim/regenerateKey", "{\"account\":\"dev8eastus\","
-                                                             "\"keyName\":\"key3\"}"),
+    assert_int_equal(req(f, "POST", "/_azsim/regenerateKey",
+                         "{\"account\":\"dev8eastus\","
+                         "\"keyName\":\"key3\"}"),
                      400);
     assert_int_equal(req(f, "POST", "/_azsim/regenerateKey", "{\"keyName\":\"key1\"}"), 400);
     assert_int_equal(req(f, "POST", "/_azsim/reset", NULL), 204);
@@ -723,8 +732,9 @@ static void test_key_regeneration(void **state)
 /* ---- the 403 fault ----------------------------------------------------------------- */
 
 #define DENIED(action, scope)                                                                      \
-    "The client 'app1' with object id 'app1' does not have authorization to perform action '"     \
-    action "' over scope '" scope "' or the scope is invalid. If access was recently granted, "    \
+    "The client 'app1' with object id 'app1' does not have authorization to perform action "       \
+    "'" action "' over scope '" scope                                                              \
+    "' or the scope is invalid. If access was recently granted, "                                  \
     "please refresh your credentials."
 
 static void test_authorization_failed_fault(void **state)
@@ -736,8 +746,8 @@ static void test_authorization_failed_fault(void **state)
     assert_int_equal(jnum(f->j, "rate403"), 1);
     assert_int_equal(req(f, "GET", CG_PATH ACI_V, NULL), 403);
     assert_string_equal(err_code(f), "AuthorizationFailed");
-    assert_string_equal(err_msg(f), DENIED("Microsoft.ContainerInstance/containerGroups/read",
-                                           RG_PATH));
+    assert_string_equal(err_msg(f),
+                        DENIED("Microsoft.ContainerInstance/containerGroups/read", RG_PATH));
     /* Metered as any ARM answer. */
     assert_non_null(azsim_resp_header(&f->r, "x-ms-ratelimit-remaining-subscription-reads"));
     assert_int_equal(req(f, "GET", FS_PATH FS_V, NULL), 403);
@@ -745,8 +755,8 @@ static void test_authorization_failed_fault(void **state)
                         DENIED("Microsoft.Storage/storageAccounts/fileServices/shares/read",
                                SA_PATH "/fileServices/default"));
     assert_int_equal(req(f, "POST", SA_PATH "/listKeys" FS_V, NULL), 403);
-    assert_string_equal(err_msg(f), DENIED("Microsoft.Storage/storageAccounts/listkeys/action",
-                                           SA_PATH));
+    assert_string_equal(err_msg(f),
+                        DENIED("Microsoft.Storage/storageAccounts/listkeys/action", SA_PATH));
     assert_int_equal(share_op(f, "DELETE", "sh1", NULL), 403);
     assert_non_null(strstr(err_msg(f), "fileServices/shares/delete' over scope '" FS_PATH "/sh1'"));
     /* Tokens, unknown paths and the control API are not ARM calls. */
