@@ -544,7 +544,7 @@ static void test_share_delete_snapshots(void **state)
     (void)state;
     fx_t *f = fx_default();
     for (int i = 1; i <= 3; i++) {
-        char n[8];
+        char n[16];
         snprintf(n, sizeof(n), "sh%d", i);
         assert_int_equal(put_share(f, n, "{}"), 201);
     }
