@@ -258,9 +258,10 @@ typedef struct azsim_account_opts {
 
 /*
  * The documented Storage behaviours (config `storage:`, at run time
- * POST /_azsim/storage). Accounts not listed are StorageV2, Standard_LRS,
- * eastus, large file shares Enabled: shares of 1..102400 GiB, as before
- * the accounts were modelled. Every list and string is owned.
+ * POST /_azsim/storage). Accounts not listed, and the fields a listed one
+ * leaves out, are StorageV2, Standard_LRS, eastus, large file shares
+ * Enabled: shares of 1..102400 GiB, as before the accounts were
+ * modelled. Every list and string is owned.
  */
 typedef struct azsim_storage_opts {
     int ascii_metadata; /* 1 (default): a non-ASCII metadata value is 400 InvalidMetadata */
