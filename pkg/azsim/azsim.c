@@ -39,7 +39,10 @@ void azsim_opts_init(azsim_opts_t *o)
     o->throttle = 1;
     o->throttle_scale = 1.0;
     o->strict_mounts = 1;
+    o->global_headers = 1;
+    o->faults.retry_after_s = 1;
     azsim__aci_opts_init(&o->aci);
+    azsim__storage_opts_init(&o->storage);
 }
 
 static void free_list(char **l, size_t n)
@@ -62,6 +65,7 @@ void azsim_opts_release(azsim_opts_t *o)
     free(o->clients);
     free(o->base_url);
     azsim__aci_opts_release(&o->aci);
+    azsim__storage_opts_release(&o->storage);
     azsim_opts_init(o);
 }
 
@@ -92,7 +96,11 @@ static void init_state(azsim_t *sim)
     azsim__table_init(&sim->subs);
     azsim__table_init(&sim->regions);
     azsim__table_init(&sim->labels);
+    azsim__table_init(&sim->accounts);
     azsim__aci_opts_copy(&sim->aci, &sim->o.aci);
+    azsim__storage_opts_copy(&sim->storage, &sim->o.storage);
+    sim->paging = sim->o.paging;
+    sim->page_size = sim->o.page_size;
     azsim__heap_init(&sim->events);
     /* Two streams, so that creating resources does not shift the fault
      * sequence a test relies on. */
@@ -101,8 +109,7 @@ static void init_state(azsim_t *sim)
     sim->rng_pulls = sim->o.seed ^ 0x9a11ed5eull;
     sim->ip_counter = 0;
     sim->etag_counter = 0;
-    memset(&sim->faults, 0, sizeof(sim->faults));
-    sim->faults.retry_after_s = 1;
+    sim->faults = sim->o.faults;
     memset(sim->stats, 0, sizeof(sim->stats));
     memset(sim->nstats, 0, sizeof(sim->nstats));
     sim->deleted = NULL;
@@ -140,13 +147,20 @@ static void release_state(azsim_t *sim)
         azsim__table_del(&sim->regions, e);
         free(e);
     }
+    for (e = azsim__table_first(&sim->accounts); e; e = next) {
+        next = azsim__table_next(&sim->accounts, e);
+        azsim__table_del(&sim->accounts, e);
+        free(e);
+    }
     azsim__table_release(&sim->groups);
     azsim__table_release(&sim->shares);
     azsim__table_release(&sim->ops);
     azsim__table_release(&sim->subs);
     azsim__table_release(&sim->regions);
     azsim__table_release(&sim->labels);
+    azsim__table_release(&sim->accounts);
     azsim__aci_opts_release(&sim->aci);
+    azsim__storage_opts_release(&sim->storage);
     azsim__heap_release(&sim->events);
     for (size_t i = 0; i < sim->ndeleted; i++)
         free(sim->deleted[i].id);
@@ -170,6 +184,7 @@ azsim_t *azsim_new(const azsim_opts_t *opts)
     sim->o.storage_accounts = copy_list(opts->storage_accounts, opts->nstorage_accounts);
     sim->o.base_url = dup_or_null(opts->base_url);
     azsim__aci_opts_copy(&sim->o.aci, &opts->aci);
+    azsim__storage_opts_copy(&sim->o.storage, &opts->storage);
     if (opts->nclients) {
         sim->o.clients = d8_xcalloc(opts->nclients, sizeof(*sim->o.clients));
         for (size_t i = 0; i < opts->nclients; i++) {
@@ -217,6 +232,7 @@ void azsim_free(azsim_t *sim)
     free(sim->o.clients);
     free(sim->o.base_url);
     azsim__aci_opts_release(&sim->o.aci);
+    azsim__storage_opts_release(&sim->o.storage);
     free(sim);
 }
 
@@ -286,6 +302,8 @@ int azsim__allowed(char *const *list, size_t n, const char *name)
     return 0;
 }
 
+/* The buckets of subscription sub (created full on first use), refilled
+ * up to now. */
 static azsim__sub_t *sub_buckets(azsim_t *sim, const char *sub, uint64_t now)
 {
     char key[160];
@@ -299,11 +317,17 @@ static azsim__sub_t *sub_buckets(azsim_t *sim, const char *sub, uint64_t now)
         azsim__bucket_init(&s->reads, 250 * k, 25 * k, now);
         azsim__bucket_init(&s->writes, 200 * k, 10 * k, now);
         azsim__bucket_init(&s->deletes, 200 * k, 10 * k, now);
+        /* The global limit of all principals: 15 times the individual one
+         * (research notes item 6; observed 3749 beside 249). */
+        azsim__bucket_init(&s->greads, 15 * 250 * k, 15 * 25 * k, now);
+        azsim__bucket_init(&s->gwrites, 15 * 200 * k, 15 * 10 * k, now);
+        azsim__bucket_init(&s->gdeletes, 15 * 200 * k, 15 * 10 * k, now);
         azsim__table_put(&sim->subs, &s->e, key);
     }
-    azsim__bucket_refill(&s->reads, now);
-    azsim__bucket_refill(&s->writes, now);
-    azsim__bucket_refill(&s->deletes, now);
+    azsim__bucket_t *all[] = {&s->reads,  &s->writes,  &s->deletes,
+                              &s->greads, &s->gwrites, &s->gdeletes};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        azsim__bucket_refill(all[i], now);
     return s;
 }
 
@@ -323,6 +347,14 @@ static void ratelimit_headers(azsim__rq_t *q)
                   floor_tokens(&s->writes));
     azsim__header(q->resp, "x-ms-ratelimit-remaining-subscription-deletes", "%ld",
                   floor_tokens(&s->deletes));
+    if (!q->sim->o.global_headers)
+        return;
+    azsim__header(q->resp, "x-ms-ratelimit-remaining-subscription-global-reads", "%ld",
+                  floor_tokens(&s->greads));
+    azsim__header(q->resp, "x-ms-ratelimit-remaining-subscription-global-writes", "%ld",
+                  floor_tokens(&s->gwrites));
+    azsim__header(q->resp, "x-ms-ratelimit-remaining-subscription-global-deletes", "%ld",
+                  floor_tokens(&s->gdeletes));
 }
 
 int azsim__throttle_arm(azsim__rq_t *q, int cls)
@@ -331,11 +363,14 @@ int azsim__throttle_arm(azsim__rq_t *q, int cls)
     if (!q->sim->o.throttle)
         return 1;
     azsim__bucket_t *b = cls == 'r' ? &s->reads : cls == 'd' ? &s->deletes : &s->writes;
-    if (b->tokens >= 1.0) {
+    azsim__bucket_t *g = cls == 'r' ? &s->greads : cls == 'd' ? &s->gdeletes : &s->gwrites;
+    if (b->tokens >= 1.0 && g->tokens >= 1.0) {
         b->tokens -= 1.0;
+        g->tokens -= 1.0;
         return 1;
     }
-    int wait = azsim__bucket_wait_s(b);
+    int wb = azsim__bucket_wait_s(b), wg = azsim__bucket_wait_s(g);
+    int wait = wb > wg ? wb : wg;
     azsim__header(q->resp, "Retry-After", "%d", wait);
     azsim__arm_error(q->resp, 429, "SubscriptionRequestsThrottled",
                      "Number of '%s' requests for subscription '%s' actor '%s' exceeded. Please "
@@ -461,20 +496,33 @@ enum { ROUTE_NONE, ROUTE_CONTROL, ROUTE_TOKEN, ROUTE_IMDS, ROUTE_ARM };
 /* /_azsim/{name}: the control API; *bad_method for a known name. */
 static void classify_control(azsim__rq_t *q, int *bad_method)
 {
-    const char *s = q->seg[1];
-    if (strcmp(s, "faults") == 0 && (method_is(q, "POST") || method_is(q, "GET")))
-        q->op = AZSIM__OP_CTL_FAULTS;
-    else if (strcmp(s, "stats") == 0 && method_is(q, "GET"))
-        q->op = AZSIM__OP_CTL_STATS;
-    else if (strcmp(s, "resources") == 0 && method_is(q, "GET"))
-        q->op = AZSIM__OP_CTL_RESOURCES;
-    else if (strcmp(s, "reset") == 0 && method_is(q, "POST"))
-        q->op = AZSIM__OP_CTL_RESET;
-    else if (strcmp(s, "aci") == 0 && (method_is(q, "POST") || method_is(q, "GET")))
-        q->op = AZSIM__OP_CTL_ACI;
-    else
-        *bad_method = !strcmp(s, "faults") || !strcmp(s, "stats") || !strcmp(s, "resources") ||
-                      !strcmp(s, "reset") || !strcmp(s, "aci");
+    static const struct {
+        const char *name;
+        int op;
+        char methods; /* 'g'et, 'p'ost, 'b'oth */
+    } routes[] = {
+        {"faults", AZSIM__OP_CTL_FAULTS, 'b'},
+        {"stats", AZSIM__OP_CTL_STATS, 'g'},
+        {"resources", AZSIM__OP_CTL_RESOURCES, 'g'},
+        {"reset", AZSIM__OP_CTL_RESET, 'p'},
+        {"aci", AZSIM__OP_CTL_ACI, 'b'},
+        {"storage", AZSIM__OP_CTL_STORAGE, 'b'},
+        {"paging", AZSIM__OP_CTL_PAGING, 'b'},
+        {"shares", AZSIM__OP_CTL_SHARES, 'p'},
+        {"accounts", AZSIM__OP_CTL_ACCOUNTS, 'p'},
+        {"regenerateKey", AZSIM__OP_CTL_REGENERATE_KEY, 'p'},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strcmp(q->seg[1], routes[i].name) != 0)
+            continue;
+        int get = method_is(q, "GET"), post = method_is(q, "POST");
+        char m = routes[i].methods;
+        if ((m == 'b' && (get || post)) || (m == 'g' && get) || (m == 'p' && post))
+            q->op = routes[i].op;
+        else
+            *bad_method = 1;
+        return;
+    }
 }
 
 /* /{tenant}/oauth2/v2.0/token: the operation names the credential the
@@ -550,7 +598,12 @@ static void classify_aci(azsim__rq_t *q, int *bad_method)
  * and the file shares of the default file service. */
 static void classify_storage(azsim__rq_t *q, int *bad_method)
 {
-    if (q->nseg == 9 && seg_is(q, 8, "listKeys")) {
+    if (q->nseg == 8) {
+        if (method_is(q, "GET"))
+            q->op = AZSIM__OP_SA_GET;
+        else
+            *bad_method = 1;
+    } else if (q->nseg == 9 && seg_is(q, 8, "listKeys")) {
         if (method_is(q, "POST"))
             q->op = AZSIM__OP_SA_LISTKEYS;
         else
@@ -619,66 +672,9 @@ static int classify(azsim__rq_t *q, int *bad_method)
         return ROUTE_ARM;
     if (seg_is(q, 5, "Microsoft.ContainerInstance"))
         classify_aci(q, bad_method);
-    else if (seg_is(q, 5, "Microsoft.Storage") && seg_is(q, 6, "storageAccounts") && q->nseg >= 9)
+    else if (seg_is(q, 5, "Microsoft.Storage") && seg_is(q, 6, "storageAccounts") && q->nseg >= 8)
         classify_storage(q, bad_method);
     return ROUTE_ARM;
-}
-
-/* ---- faults ------------------------------------------------------------- */
-
-uint64_t azsim_fault_delay_ms(azsim_t *sim, const http_request_t *req)
-{
-    if (azsim__istarts(req->path, "/_azsim/") || strcmp(req->path, "/_azsim") == 0)
-        return 0;
-    uint64_t d = sim->faults.latency_ms;
-    if (sim->faults.jitter_ms)
-        d += (uint64_t)(azsim__rng_unit(&sim->rng_faults) * (double)(sim->faults.jitter_ms + 1));
-    return d;
-}
-
-/* Rolls the error faults; 1 when one was answered. */
-static int inject_fault(azsim__rq_t *q)
-{
-    azsim_t *sim = q->sim;
-    azsim__faults_t *f = &sim->faults;
-    if (f->reset_rate <= 0 && f->rate500 <= 0 && f->rate503 <= 0 && f->rate429 <= 0)
-        return 0;
-    double x = azsim__rng_unit(&sim->rng_faults);
-    if (x < f->reset_rate) {
-        q->resp->reset = 1;
-        q->resp->status = 0;
-        return 1;
-    }
-    x -= f->reset_rate;
-    char tracking[37];
-    azsim__uuid(sim, tracking);
-    if (x < f->rate500) {
-        char ts[32];
-        d8_rfc3339(q->wall, ts);
-        azsim__arm_error(q->resp, 500, "InternalServerError",
-                         "Encountered internal server error. Diagnostic information: timestamp "
-                         "'%s', tracking id '%s'.",
-                         ts, tracking);
-        return 1;
-    }
-    x -= f->rate500;
-    if (x < f->rate503) {
-        azsim__header(q->resp, "Retry-After", "%d", f->retry_after_s);
-        azsim__arm_error(q->resp, 503, "ServiceUnavailable",
-                         "The service is temporarily unavailable. Please retry later. Tracking "
-                         "id '%s'.",
-                         tracking);
-        return 1;
-    }
-    x -= f->rate503;
-    if (x < f->rate429) {
-        azsim__header(q->resp, "Retry-After", "%d", f->retry_after_s);
-        azsim__arm_error(q->resp, 429, "TooManyRequests",
-                         "The request is being throttled. Please retry after %d seconds.",
-                         f->retry_after_s);
-        return 1;
-    }
-    return 0;
 }
 
 /* ---- the pipeline ------------------------------------------------------- */
@@ -725,8 +721,9 @@ static int check_scope(azsim__rq_t *q)
 }
 
 /*
- * An ARM call: the Bearer token, the configured scope, the api-version and
- * the subscription's throttling, in that order, then the resource handler.
+ * An ARM call: the Bearer token, the configured scope, the api-version,
+ * the subscription's throttling and the authorization fault, in that
+ * order, then the resource handler.
  */
 static void arm(azsim__rq_t *q, int bad_method)
 {
@@ -754,6 +751,9 @@ static void arm(azsim__rq_t *q, int bad_method)
         return;
     int cls = method_is(q, "GET") ? 'r' : method_is(q, "DELETE") ? 'd' : 'w';
     if (!azsim__throttle_arm(q, cls))
+        return;
+    /* ARM meters the request, then authorizes it (the 403 fault). */
+    if (azsim__authz_fault(q, cls))
         return;
     if (storage)
         azsim__files_route(q);
@@ -793,7 +793,7 @@ void azsim_handle(azsim_t *sim, const http_request_t *req, azsim_resp_t *resp)
         azsim__arm_error(resp, 404, "NotFound", "The path '%s' is not served here.", req->path);
         goto done;
     }
-    if (inject_fault(q))
+    if (azsim__inject_fault(q))
         goto done;
     if (route == ROUTE_TOKEN) {
         if (bad_method)

@@ -32,10 +32,11 @@
  *   azureFile volume names a missing share or a key that is not one of the
  *   account's listKeys keys, as a real mount would.
  * - Throttling: per subscription reads 250/25 s^-1, writes 200/10, deletes
- *   200/10; per subscription and region ACI creates and deletes each need
- *   room in a 100-per-5-minute and a 300-per-hour bucket. 429s name
- *   SubscriptionRequestsThrottled (ARM buckets) or TooManyRequests (ACI,
- *   and the rate429 fault), with Retry-After.
+ *   200/10, and global buckets 15 times as large; per subscription and
+ *   region ACI creates and deletes each need room in a 100-per-5-minute
+ *   and a 300-per-hour bucket. 429s name SubscriptionRequestsThrottled
+ *   (ARM buckets) or TooManyRequests (ACI, and the rate429 fault), with
+ *   Retry-After.
  * - A deleted share stays soft-deleted for share_recreate_ms (default
  *   2000 ms, short so tests stay fast; Azure takes up to ~30 s): PUT of the
  *   name answers 409 ShareBeingDeleted, $expand=deleted lists it,
@@ -43,7 +44,65 @@
  * - Validation codes: LocationRequired, InvalidRequestContent (with the
  *   JSON path), InvalidResourceName, AccountNameInvalid, OutOfRangeInput
  *   (shareQuota outside 1..102400), InvalidMetadata (names must be C
- *   identifiers), ContainerGroupTransitioning (409 while Deleting).
+ *   identifiers, unique in any case), ContainerGroupTransitioning (409
+ *   while Deleting).
+ *
+ * ARM's and Storage's documented behaviours (sources in
+ * ../research/azure-behaviours.md, items 6-8; switched by the config's
+ * `paging:`, `storage:`, `faults:` and throttle.globalHeaders, at run
+ * time by POST /_azsim/paging, /_azsim/storage and /_azsim/faults; the
+ * state of single resources by POST /_azsim/shares, /_azsim/accounts and
+ * /_azsim/regenerateKey):
+ * - Paging: nextLink is the request's URL with its api-version (and a
+ *   share list's $expand and $maxpagesize) and &$skipToken=<opaque>
+ *   (base64url, checked: another token is 400 InvalidSkipToken; $skiptoken
+ *   is read too), omitted on the last page [ARM RPC resource-api-
+ *   reference]. paging.explicitPort writes the scheme's default port when
+ *   the client's Host has none (":80" here, as ARM's links write ":443",
+ *   observed); paging.emptyPages starts every list with an empty page
+ *   that has a nextLink ("zero records with NextLink is an acceptable
+ *   response"). Pages of one item are allowed (pageSize 1..5000).
+ * - Every ARM answer carries x-ms-ratelimit-remaining-subscription-
+ *   {reads,writes,deletes} and, unless throttle.globalHeaders is false,
+ *   -global-{reads,writes,deletes} from the global buckets (Learn: "15
+ *   times the individual service principal limit"; observed 3749 beside
+ *   249 on an ACI call).
+ * - StorageAccounts_GetProperties answers the spec example's shape with
+ *   the account's kind, sku {name, tier}, location and
+ *   largeFileSharesState "Enabled" (absent when not enabled). Share PUT
+ *   and PATCH take the sizes Learn gives (Azure Files scale targets):
+ *   premium SKUs from 100 GiB, standard up to 5120 GiB, or 102400 with
+ *   large file shares; otherwise 400 InvalidHeaderValue "The value for one
+ *   of the HTTP headers is not in the correct format." (the ARM code is
+ *   undocumented; this is what Azure answers, observed).
+ * - Metadata values must be ASCII (storage.asciiMetadata, default on):
+ *   400 InvalidMetadata "The metadata specified is invalid. It has
+ *   characters that are not permitted." (observed, Azure SDK issues).
+ * - FileShares_Delete applies $include as the spec says: "snapshots"
+ *   (default) deletes the share with its snapshots unless one is leased
+ *   (409 DeleteShareWhenSnapshotLeased "Unable to delete share because
+ *   one or more share snapshots have active leases."), "leased-snapshots"
+ *   deletes all, "none" refuses any (409 ShareHasSnapshots "The share has
+ *   snapshots and the operation requires no snapshots."); another value
+ *   is 400 InvalidQueryParameterValue. POST /_azsim/shares {account,
+ *   share, snapshots, leasedSnapshots, lock} sets a live share's.
+ * - Management locks (Learn, Lock your resources) on an account (POST
+ *   /_azsim/accounts {account, lock}) or a share: CanNotDelete refuses
+ *   share deletes, ReadOnly also share writes and listKeys, with 409
+ *   ScopeLocked "The scope '<request's resource>' cannot perform delete
+ *   (write) operation because following scope(s) are locked: '<locked
+ *   resource>'. Please remove the lock and try again." (observed).
+ * - POST /_azsim/regenerateKey {account, keyName} replaces a key as
+ *   StorageAccounts_RegenerateKey does (answering the keys): listKeys and
+ *   keyCreationTime show the new one; a deployment that mounts the old
+ *   key fails (strict mounts: FailedMount, "Permission denied"); running
+ *   groups keep their mounts (Azure documents nothing about them).
+ * - The 403 fault (rate403, or rate403Reads/Writes/Deletes by ARM's
+ *   operation type) answers an ARM call after its token and throttling
+ *   with 403 AuthorizationFailed "The client '<appid>' with object id
+ *   '<appid>' does not have authorization to perform action '<action>'
+ *   over scope '<scope>' or the scope is invalid. If access was recently
+ *   granted, please refresh your credentials." (ARM's text, observed).
  *
  * ACI's documented behaviours (sources in pkg/azsim/BEHAVIOURS.md,
  * items 1-5 and 9; switched by the config's `aci:` section, at run time by
@@ -183,6 +242,55 @@ typedef struct azsim_aci_opts {
     size_t nimages;
 } azsim_aci_opts_t;
 
+/*
+ * One storage account as StorageAccounts_GetProperties shows it (config
+ * storage.accounts, POST /_azsim/storage). Its SKU decides the share
+ * sizes it takes: Premium_* from 100 GiB, Standard_* up to 5120 GiB, or
+ * 102400 GiB with large file shares. Strings owned by the struct.
+ */
+typedef struct azsim_account_opts {
+    char *name;            /* the account (any case) */
+    char *kind;            /* Storage|StorageV2|BlobStorage|FileStorage|BlockBlobStorage */
+    char *sku;             /* a SkuName of the spec: Standard_LRS, Premium_LRS, ... */
+    char *location;        /* normalised region name */
+    int large_file_shares; /* 1: largeFileSharesState Enabled */
+} azsim_account_opts_t;
+
+/*
+ * The documented Storage behaviours (config `storage:`, at run time
+ * POST /_azsim/storage). Accounts not listed, and the fields a listed one
+ * leaves out, are StorageV2, Standard_LRS, eastus, large file shares
+ * Enabled: shares of 1..102400 GiB, as before the accounts were
+ * modelled. Every list and string is owned.
+ */
+typedef struct azsim_storage_opts {
+    int ascii_metadata; /* 1 (default): a non-ASCII metadata value is 400 InvalidMetadata */
+    azsim_account_opts_t *accounts;
+    size_t naccounts;
+} azsim_storage_opts_t;
+
+/* ARM paging (config `paging:`, at run time POST /_azsim/paging, which
+ * also takes pageSize). */
+typedef struct azsim_paging_opts {
+    int explicit_port; /* 1: nextLink writes the default port of its scheme (:80, :443) */
+    int empty_pages;   /* 1: every list starts with an empty page that has a nextLink */
+} azsim_paging_opts_t;
+
+/*
+ * Faults (config `faults:`, at run time POST /_azsim/faults, which merges
+ * the fields given): probabilities in [0, 1] rolled per request from the
+ * seeded generator, in the order reset, 500, 503, 429 (before the token
+ * is checked), then 403 (after it, ARM calls only: rate403 for every one,
+ * plus rate403Reads/Writes/Deletes by ARM's operation type).
+ */
+typedef struct azsim_faults {
+    double rate500, rate503, rate429, reset_rate;
+    double rate403, rate403_reads, rate403_writes, rate403_deletes;
+    double fail_provisioning_rate, fail_stop_rate, fail_delete_rate;
+    uint64_t latency_ms, jitter_ms; /* every answer but the control API's is held this long */
+    int retry_after_s;              /* Retry-After of the 429 and 503 faults; 1 */
+} azsim_faults_t;
+
 typedef struct azsim_opts {
     uint64_t provision_ms;      /* Creating -> Succeeded, Pending -> Running; 2000 */
     uint64_t delete_ms;         /* DELETE 202 until gone; 1000 */
@@ -212,7 +320,12 @@ typedef struct azsim_opts {
      * is the wall clock at azsim_new plus the clock's progress since. */
     uint64_t (*clock)(void *ud);
     void *clock_ud;
-    azsim_aci_opts_t aci; /* ACI behaviours (see azsim_aci_opts_t) */
+    azsim_aci_opts_t aci;         /* ACI behaviours (see azsim_aci_opts_t) */
+    azsim_storage_opts_t storage; /* Storage behaviours (see azsim_storage_opts_t) */
+    azsim_paging_opts_t paging;   /* nextLink spelling, empty pages */
+    azsim_faults_t faults;        /* in force from the start and after a reset; none */
+    int global_headers;           /* 1: x-ms-ratelimit-remaining-subscription-global-*
+                                     headers beside the regional ones (throttle.globalHeaders) */
 } azsim_opts_t;
 
 /* Fills the defaults listed above. */
@@ -229,8 +342,15 @@ void azsim_opts_init(azsim_opts_t *o);
  *   pageSize: 100
  *   tokenTtlSeconds: 3600
  *   seed: 1
- *   throttle: { enabled: true, scale: 1.0 }
  *   strictMounts: true
+ *   throttle: { enabled: true, scale: 1.0, globalHeaders: true }
+ *   paging: { explicitPort: false, emptyPages: false }   # pageSize: as above
+ *   storage:                      # documented Storage behaviours, defaults shown
+ *     asciiMetadata: true
+ *     accounts:                   # unlisted: StorageV2, Standard_LRS, eastus, large shares
+ *       - { name: dev8eastus, kind: FileStorage, sku: Premium_LRS,
+ *           location: eastus, largeFileShares: false }
+ *   faults: { rate403: 0 }        # any field of POST /_azsim/faults
  *   aci:                          # documented ACI behaviours, defaults shown
  *     transitionMs: 0
  *     staleMs: 0

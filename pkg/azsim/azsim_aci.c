@@ -624,7 +624,7 @@ static void cg_action(azsim__rq_t *q)
 }
 
 /* containerGroups.list and listByResourceGroup: one page in insertion
- * order, with a nextLink whose $skipToken is the last sequence number. */
+ * order, with a nextLink (azsim_paging.c) when more follow. */
 static void cg_list(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
@@ -636,26 +636,20 @@ static void cg_list(azsim__rq_t *q)
                  q->seg[3]);
     azsim__lower(prefix);
     size_t plen = strlen(prefix);
-    char tok[32];
-    uint64_t after = 0;
-    int n = azsim__param(q->req->query, "$skipToken", tok, sizeof(tok));
-    if (n == -2 || n == 0 || (n > 0 && strspn(tok, "0123456789") != (size_t)n)) {
-        azsim__arm_error(q->resp, 400, "InvalidSkipToken", "The $skipToken is not valid.");
+    azsim__page_t pg;
+    if (!azsim__page_start(q, &pg))
         return;
-    }
-    if (n > 0)
-        after = strtoull(tok, NULL, 10);
     d8_buf_t *b = &q->resp->body;
     d8_buf_reset(b);
     d8_buf_puts(b, "{\"value\":[");
     size_t count = 0;
-    uint64_t last = 0;
-    int more = 0;
-    for (azsim__ent_t *e = azsim__table_first(&sim->groups); e;
+    uint64_t last = pg.after;
+    int more = pg.empty_now;
+    for (azsim__ent_t *e = azsim__table_first(&sim->groups); e && !pg.empty_now;
          e = azsim__table_next(&sim->groups, e)) {
-        if (e->seq <= after || strncmp(e->key, prefix, plen) != 0)
+        if (e->seq <= pg.after || strncmp(e->key, prefix, plen) != 0)
             continue;
-        if (count == sim->o.page_size) {
+        if (count == pg.size) {
             more = 1;
             break;
         }
@@ -668,15 +662,8 @@ static void cg_list(azsim__rq_t *q)
         last = e->seq;
     }
     d8_buf_putc(b, ']');
-    if (more) {
-        d8_buf_t url;
-        d8_buf_init(&url);
-        azsim__url(q, &url, q->req->path);
-        d8_buf_printf(&url, "&%%24skipToken=%llu", (unsigned long long)last);
-        d8_buf_puts(b, ",\"nextLink\":");
-        d8_buf_json_str(b, url.data);
-        d8_buf_release(&url);
-    }
+    if (more)
+        azsim__page_next_link(q, b, NULL, last);
     d8_buf_putc(b, '}');
     q->resp->status = 200;
     q->resp->content_type = "application/json; charset=utf-8";

@@ -155,6 +155,8 @@ static int throttle_key(ycx_t *c, const char *key, const yaml_node_t *v, void *u
     azsim_opts_t *o = ud;
     if (strcmp(key, "enabled") == 0)
         return get_bool(c, v, "throttle.enabled", &o->throttle);
+    if (strcmp(key, "globalHeaders") == 0)
+        return get_bool(c, v, "throttle.globalHeaders", &o->global_headers);
     if (strcmp(key, "scale") == 0) {
         const char *s = scalar(v);
         char *end = NULL;
@@ -164,7 +166,7 @@ static int throttle_key(ycx_t *c, const char *key, const yaml_node_t *v, void *u
         o->throttle_scale = d;
         return 0;
     }
-    return fail(c, v, key, "unknown key in throttle (enabled, scale)");
+    return fail(c, v, key, "unknown key in throttle (enabled, scale, globalHeaders)");
 }
 
 /* ---- the aci section: read as JSON by azsim__aci_opts_parse --------- */
@@ -231,22 +233,36 @@ static cJSON *yaml_json(yconv_t *v, const yaml_node_t *n, int depth)
     return out;
 }
 
-/* aci: the ACI behaviours (azsim_aci_opts_t), checked by the same reader
- * as POST /_azsim/aci; an error names the YAML node it is about. */
-static int aci_section(ycx_t *c, const yaml_node_t *v, azsim_aci_opts_t *aci)
+/* The JSON readers of sections shared with the control API. */
+enum { SEC_ACI, SEC_STORAGE, SEC_PAGING, SEC_FAULTS };
+
+/*
+ * A section the control API also takes (aci, storage, paging, faults),
+ * converted to JSON and checked by the control API's reader into o; an
+ * error names the YAML node it is about.
+ */
+static int json_section(ycx_t *c, const char *key, const yaml_node_t *v, int sec, azsim_opts_t *o)
 {
     yconv_t conv = {.c = c};
     cJSON *j = yaml_json(&conv, v, 0);
     const cJSON *at = NULL;
     char msg[256];
     int rc = 0;
-    if (azsim__aci_opts_parse(aci, j, &at, msg, sizeof(msg)) < 0) {
+    if (sec == SEC_ACI)
+        rc = azsim__aci_opts_parse(&o->aci, j, &at, msg, sizeof(msg));
+    else if (sec == SEC_STORAGE)
+        rc = azsim__storage_opts_parse(&o->storage, j, &at, msg, sizeof(msg));
+    else if (sec == SEC_PAGING)
+        rc = azsim__paging_parse(&o->paging, &o->page_size, j, &at, msg, sizeof(msg));
+    else
+        rc = azsim__faults_parse(&o->faults, j, &at, msg, sizeof(msg));
+    if (rc < 0) {
         const yaml_node_t *n = v;
         for (size_t i = 0; i < conv.n; i++)
             if (conv.marks[i].j == at && conv.marks[i].n)
                 n = conv.marks[i].n;
-        snprintf(c->err, c->errlen, "%s:%zu:%zu: aci.%s", c->file, n->start_mark.line + 1,
-                 n->start_mark.column + 1, msg);
+        snprintf(c->err, c->errlen, "%s:%zu:%zu: %s.%s", c->file, n->start_mark.line + 1,
+                 n->start_mark.column + 1, key, msg);
         rc = D8_EINVAL;
     }
     free(conv.marks);
@@ -274,7 +290,13 @@ static int top_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
     if (strcmp(key, "strictMounts") == 0)
         return get_bool(c, v, key, &o->strict_mounts);
     if (strcmp(key, "aci") == 0)
-        return aci_section(c, v, &o->aci);
+        return json_section(c, key, v, SEC_ACI, o);
+    if (strcmp(key, "storage") == 0)
+        return json_section(c, key, v, SEC_STORAGE, o);
+    if (strcmp(key, "paging") == 0)
+        return json_section(c, key, v, SEC_PAGING, o);
+    if (strcmp(key, "faults") == 0)
+        return json_section(c, key, v, SEC_FAULTS, o);
     if (strcmp(key, "pageSize") == 0) {
         if ((rc = get_u64(c, v, key, 1, 5000, &u)))
             return rc;
@@ -309,15 +331,17 @@ static int top_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
     }
     return fail(c, v, key,
                 "unknown key (subscriptions, resourceGroups, storageAccounts, clients, timing, "
-                "pageSize, tokenTtlSeconds, seed, throttle, strictMounts, aci)");
+                "pageSize, tokenTtlSeconds, seed, throttle, strictMounts, aci, storage, paging, "
+                "faults)");
 }
 
 /* A copy of o without its lists and base_url, for a file to fill in; the
- * aci settings are a deep copy the file may change. */
+ * aci and storage settings are deep copies the file may change. */
 static azsim_opts_t scratch_of(const azsim_opts_t *o)
 {
     azsim_opts_t tmp = *o;
     azsim__aci_opts_copy(&tmp.aci, &o->aci);
+    azsim__storage_opts_copy(&tmp.storage, &o->storage);
     tmp.subscriptions = tmp.resource_groups = tmp.storage_accounts = NULL;
     tmp.nsubscriptions = tmp.nresource_groups = tmp.nstorage_accounts = 0;
     tmp.clients = NULL;
@@ -368,6 +392,7 @@ static void adopt(azsim_opts_t *o, azsim_opts_t *tmp)
     keep_clients(tmp, o->clients, o->nclients);
     tmp->base_url = o->base_url;
     azsim__aci_opts_release(&o->aci);
+    azsim__storage_opts_release(&o->storage);
     *o = *tmp;
 }
 

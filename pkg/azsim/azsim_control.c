@@ -1,7 +1,9 @@
 /*
  * pkg/azsim: the /_azsim control API tests drive the emulator with: the
- * faults to inject, the statistics, every resource, and a reset. It needs
- * no token and stays out of the faults and the statistics.
+ * faults to inject, the ACI, Storage and paging settings, the statistics,
+ * every resource, and a reset (the switches of shares and accounts are in
+ * azsim_storage.c). It needs no token and stays out of the faults and the
+ * statistics.
  */
 #include "azsim_int.h"
 
@@ -10,131 +12,95 @@
 #include <stdlib.h>
 #include <string.h>
 
-static cJSON *faults_json(const azsim__faults_t *f)
+/* The JSON object body of a POST (owned), or NULL after answering 400. */
+static cJSON *object_body(azsim__rq_t *q)
 {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "rate500", f->rate500);
-    cJSON_AddNumberToObject(j, "rate503", f->rate503);
-    cJSON_AddNumberToObject(j, "rate429", f->rate429);
-    cJSON_AddNumberToObject(j, "resetRate", f->reset_rate);
-    cJSON_AddNumberToObject(j, "latencyMs", (double)f->latency_ms);
-    cJSON_AddNumberToObject(j, "jitterMs", (double)f->jitter_ms);
-    cJSON_AddNumberToObject(j, "failProvisioningRate", f->fail_provisioning_rate);
-    cJSON_AddNumberToObject(j, "retryAfterSeconds", f->retry_after_s);
-    cJSON_AddNumberToObject(j, "failStopRate", f->fail_stop_rate);
-    cJSON_AddNumberToObject(j, "failDeleteRate", f->fail_delete_rate);
-    return j;
-}
-
-/* The fields POST /_azsim/faults takes, in the order of set_fault. */
-static const struct {
-    const char *name;
-    int kind; /* 'r'ate 0..1, 'm'illiseconds, 's'econds */
-} fault_keys[] = {{"rate500", 'r'},
-                  {"rate503", 'r'},
-                  {"rate429", 'r'},
-                  {"resetRate", 'r'},
-                  {"latencyMs", 'm'},
-                  {"jitterMs", 'm'},
-                  {"failProvisioningRate", 'r'},
-                  {"retryAfterSeconds", 's'},
-                  {"failStopRate", 'r'},
-                  {"failDeleteRate", 'r'}};
-
-/* Sets the field fault_keys[k] of f to v, which has been checked. */
-static void set_fault(azsim__faults_t *f, size_t k, double v)
-{
-    switch (k) {
-    case 0:
-        f->rate500 = v;
-        break;
-    case 1:
-        f->rate503 = v;
-        break;
-    case 2:
-        f->rate429 = v;
-        break;
-    case 3:
-        f->reset_rate = v;
-        break;
-    case 4:
-        f->latency_ms = (uint64_t)v;
-        break;
-    case 5:
-        f->jitter_ms = (uint64_t)v;
-        break;
-    case 6:
-        f->fail_provisioning_rate = v;
-        break;
-    case 7:
-        f->retry_after_s = (int)v;
-        break;
-    case 8:
-        f->fail_stop_rate = v;
-        break;
-    default:
-        f->fail_delete_rate = v;
-        break;
-    }
-}
-
-/*
- * Sets in f every field of the JSON object j (borrowed). Returns 1, or
- * answers 400 InvalidFault at the first unknown or out-of-range field and
- * returns 0, f then partly changed.
- */
-static int parse_faults(azsim__rq_t *q, const cJSON *j, azsim__faults_t *f)
-{
-    const size_t nkeys = sizeof(fault_keys) / sizeof(fault_keys[0]);
-    for (const cJSON *it = j->child; it; it = it->next) {
-        size_t k;
-        for (k = 0; k < nkeys; k++)
-            if (strcmp(it->string, fault_keys[k].name) == 0)
-                break;
-        if (k == nkeys) {
-            azsim__arm_error(q->resp, 400, "InvalidFault", "Unknown fault field '%s'.", it->string);
-            return 0;
-        }
-        double v = it->valuedouble;
-        int ok = cJSON_IsNumber(it) && isfinite(v) && v >= 0;
-        if (fault_keys[k].kind == 'r')
-            ok = ok && v <= 1;
-        else
-            ok = ok && v <= 3600000;
-        if (!ok) {
-            azsim__arm_error(q->resp, 400, "InvalidFault",
-                             fault_keys[k].kind == 'r'
-                                 ? "Field '%s' must be a number between 0 and 1."
-                                 : "Field '%s' must be a non-negative number.",
-                             it->string);
-            return 0;
-        }
-        set_fault(f, k, v);
-    }
-    return 1;
+    cJSON *j = cJSON_ParseWithLength(q->req->body, q->req->body_len);
+    if (cJSON_IsObject(j))
+        return j;
+    cJSON_Delete(j);
+    azsim__arm_error(q->resp, 400, "InvalidJson", "The body must be a JSON object.");
+    return NULL;
 }
 
 /* GET or POST /_azsim/faults: a POST body changes the named faults, all
- * or none; both answer the faults now in force. */
+ * or none; both answer the faults now in force. /_azsim/reset restores
+ * the config's. */
 static void ctl_faults(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
     if (strcmp(q->req->method, "POST") == 0) {
-        cJSON *j = cJSON_ParseWithLength(q->req->body, q->req->body_len);
-        if (!cJSON_IsObject(j)) {
-            cJSON_Delete(j);
-            azsim__arm_error(q->resp, 400, "InvalidJson", "The body must be a JSON object.");
+        cJSON *j = object_body(q);
+        if (!j)
+            return;
+        /* Validate everything before applying anything. */
+        azsim_faults_t f = sim->faults;
+        const cJSON *at = NULL;
+        char err[256];
+        int rc = azsim__faults_parse(&f, j, &at, err, sizeof(err));
+        cJSON_Delete(j);
+        if (rc < 0) {
+            azsim__arm_error(q->resp, 400, "InvalidFault", "%s", err);
             return;
         }
-        /* Validate everything before applying anything. */
-        azsim__faults_t f = sim->faults;
-        int ok = parse_faults(q, j, &f);
-        cJSON_Delete(j);
-        if (!ok)
-            return;
         sim->faults = f;
     }
-    cJSON *out = faults_json(&sim->faults);
+    cJSON *out = azsim__faults_json(&sim->faults);
+    azsim__json_body(q->resp, 200, out);
+    cJSON_Delete(out);
+}
+
+/* GET or POST /_azsim/storage: as /_azsim/aci, for the Storage settings
+ * (the form of the config's `storage:`). */
+static void ctl_storage(azsim__rq_t *q)
+{
+    azsim_t *sim = q->sim;
+    if (strcmp(q->req->method, "POST") == 0) {
+        cJSON *j = object_body(q);
+        if (!j)
+            return;
+        azsim_storage_opts_t tmp;
+        azsim__storage_opts_copy(&tmp, &sim->storage);
+        const cJSON *at = NULL;
+        char err[256];
+        int rc = azsim__storage_opts_parse(&tmp, j, &at, err, sizeof(err));
+        cJSON_Delete(j);
+        if (rc < 0) {
+            azsim__storage_opts_release(&tmp);
+            azsim__arm_error(q->resp, 400, "InvalidStorageSettings", "%s", err);
+            return;
+        }
+        azsim__storage_opts_release(&sim->storage);
+        sim->storage = tmp;
+    }
+    cJSON *out = azsim__storage_opts_json(&sim->storage);
+    azsim__json_body(q->resp, 200, out);
+    cJSON_Delete(out);
+}
+
+/* GET or POST /_azsim/paging: as /_azsim/aci, for the paging settings
+ * and the page size (the form of the config's `paging:`). */
+static void ctl_paging(azsim__rq_t *q)
+{
+    azsim_t *sim = q->sim;
+    if (strcmp(q->req->method, "POST") == 0) {
+        cJSON *j = object_body(q);
+        if (!j)
+            return;
+        azsim_paging_opts_t p = sim->paging;
+        size_t size = sim->page_size;
+        const cJSON *at = NULL;
+        char err[256];
+        int rc = azsim__paging_parse(&p, &size, j, &at, err, sizeof(err));
+        cJSON_Delete(j);
+        if (rc < 0) {
+            azsim__arm_error(q->resp, 400, "InvalidPagingSettings", "%s", err);
+            return;
+        }
+        sim->paging = p;
+        sim->page_size = size;
+    }
+    cJSON *out = azsim__paging_json(&sim->paging, sim->page_size);
     azsim__json_body(q->resp, 200, out);
     cJSON_Delete(out);
 }
@@ -146,12 +112,9 @@ static void ctl_aci(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
     if (strcmp(q->req->method, "POST") == 0) {
-        cJSON *j = cJSON_ParseWithLength(q->req->body, q->req->body_len);
-        if (!cJSON_IsObject(j)) {
-            cJSON_Delete(j);
-            azsim__arm_error(q->resp, 400, "InvalidJson", "The body must be a JSON object.");
+        cJSON *j = object_body(q);
+        if (!j)
             return;
-        }
         azsim_aci_opts_t tmp;
         azsim__aci_opts_copy(&tmp, &sim->aci);
         const cJSON *at = NULL;
@@ -256,6 +219,21 @@ void azsim__control(azsim__rq_t *q, int bad_method)
         break;
     case AZSIM__OP_CTL_ACI:
         ctl_aci(q);
+        break;
+    case AZSIM__OP_CTL_STORAGE:
+        ctl_storage(q);
+        break;
+    case AZSIM__OP_CTL_PAGING:
+        ctl_paging(q);
+        break;
+    case AZSIM__OP_CTL_SHARES:
+        azsim__ctl_shares(q);
+        break;
+    case AZSIM__OP_CTL_ACCOUNTS:
+        azsim__ctl_accounts(q);
+        break;
+    case AZSIM__OP_CTL_REGENERATE_KEY:
+        azsim__ctl_regenerate_key(q);
         break;
     case AZSIM__OP_CTL_RESET:
         azsim__reset(q->sim);

@@ -9,7 +9,6 @@
  */
 #include "azsim_int.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,21 +28,6 @@ void azsim__share_free(azsim__share_t *s)
     free(s->access_tier);
     free(s->protocols);
     free(s);
-}
-
-void azsim__account_key(const azsim_t *sim, const char *account, int n, char out[96])
-{
-    char seed[256];
-    snprintf(seed, sizeof(seed), "azsim-account-key|%llu|%s|%d", (unsigned long long)sim->o.seed,
-             account, n);
-    azsim__lower(seed);
-    unsigned char md[SHA512_DIGEST_LENGTH];
-    SHA512((const unsigned char *)seed, strlen(seed), md);
-    d8_buf_t b;
-    d8_buf_init(&b);
-    azsim__b64(&b, md, sizeof(md), 0);
-    snprintf(out, 96, "%s", b.data);
-    d8_buf_release(&b);
 }
 
 static void share_id(d8_buf_t *b, const char *sub, const char *rg, const char *account,
@@ -136,6 +120,62 @@ static int one_of(const char *v, const char *const *set)
     return 0;
 }
 
+/* Whether s is all ASCII. */
+static int ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return 0;
+    return 1;
+}
+
+/*
+ * Checks metadata (borrowed) as Azure Files does: names are C#
+ * identifiers, unique in any case (Learn, naming and referencing shares);
+ * values are strings of ASCII characters (storage.asciiMetadata; observed
+ * 400 InvalidMetadata with the message below). Answers 400 and returns 0
+ * on error.
+ */
+static int check_metadata(azsim__rq_t *q, const cJSON *md)
+{
+    if (!cJSON_IsObject(md)) {
+        azsim__arm_error(q->resp, 400, "InvalidMetadata",
+                         "The metadata must be an object of string values.");
+        return 0;
+    }
+    for (const cJSON *it = md->child; it; it = it->next) {
+        if (!azsim__valid_c_identifier(it->string)) {
+            azsim__arm_error(q->resp, 400, "InvalidMetadata",
+                             "The metadata name '%s' is invalid: metadata names must be valid "
+                             "C# identifiers (letters, digits and '_', not starting with a "
+                             "digit).",
+                             it->string);
+            return 0;
+        }
+        for (const cJSON *o = md->child; o != it; o = o->next) {
+            if (azsim__ieq(o->string, it->string)) {
+                azsim__arm_error(q->resp, 400, "InvalidMetadata",
+                                 "The metadata name '%s' is given twice (names are "
+                                 "case-insensitive).",
+                                 it->string);
+                return 0;
+            }
+        }
+        if (!cJSON_IsString(it)) {
+            azsim__arm_error(q->resp, 400, "InvalidMetadata",
+                             "The value of metadata '%s' must be a string.", it->string);
+            return 0;
+        }
+        if (q->sim->storage.ascii_metadata && !ascii(it->valuestring)) {
+            azsim__arm_error(q->resp, 400, "InvalidMetadata",
+                             "The metadata specified is invalid. It has characters that are not "
+                             "permitted.");
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Parses and checks a FileShare body; answers 400 and returns 0 on error. */
 static int share_body(azsim__rq_t *q, cJSON *body, share_in_t *in)
 {
@@ -167,26 +207,8 @@ static int share_body(azsim__rq_t *q, cJSON *body, share_in_t *in)
     }
     const cJSON *md = cJSON_GetObjectItem(p, "metadata");
     if (md && !cJSON_IsNull(md)) {
-        if (!cJSON_IsObject(md)) {
-            azsim__arm_error(q->resp, 400, "InvalidMetadata",
-                             "The metadata must be an object of string values.");
+        if (!check_metadata(q, md))
             return 0;
-        }
-        for (const cJSON *it = md->child; it; it = it->next) {
-            if (!azsim__valid_c_identifier(it->string)) {
-                azsim__arm_error(q->resp, 400, "InvalidMetadata",
-                                 "The metadata name '%s' is invalid: metadata names must be valid "
-                                 "C# identifiers (letters, digits and '_', not starting with a "
-                                 "digit).",
-                                 it->string);
-                return 0;
-            }
-            if (!cJSON_IsString(it)) {
-                azsim__arm_error(q->resp, 400, "InvalidMetadata",
-                                 "The value of metadata '%s' must be a string.", it->string);
-                return 0;
-            }
-        }
         in->metadata = md;
     }
     const cJSON *tier = cJSON_GetObjectItem(p, "accessTier");
@@ -233,18 +255,6 @@ static void apply(azsim__rq_t *q, azsim__share_t *s, const share_in_t *in, int r
 
 /* ---- handlers ----------------------------------------------------------- */
 
-static int check_account(azsim__rq_t *q)
-{
-    if (azsim__valid_account_name(q->seg[7]))
-        return 1;
-    azsim__arm_error(q->resp, 400, "AccountNameInvalid",
-                     "%s is not a valid storage account name. Storage account name must be "
-                     "between 3 and 24 characters in length and use numbers and lower-case "
-                     "letters only.",
-                     q->seg[7]);
-    return 0;
-}
-
 static azsim__share_t *lookup(azsim__rq_t *q)
 {
     d8_buf_t key;
@@ -267,14 +277,32 @@ static void render(azsim__rq_t *q, int status, const azsim__share_t *s, int mode
     cJSON_Delete(j);
 }
 
+/* A new share of the request's name in the model, with the defaults. */
+static azsim__share_t *new_share(azsim__rq_t *q, const char *protocols)
+{
+    azsim__share_t *s = d8_xcalloc(1, sizeof(*s));
+    d8_buf_t id;
+    d8_buf_init(&id);
+    share_id(&id, q->seg[1], q->seg[3], q->seg[7], q->seg[11]);
+    s->id = d8_buf_detach(&id, NULL);
+    s->name = d8_xstrdup(q->seg[11]);
+    s->account = d8_xstrdup(q->seg[7]);
+    s->quota = DEFAULT_QUOTA;
+    s->access_tier = d8_xstrdup("TransactionOptimized");
+    s->protocols = d8_xstrdup(protocols ? protocols : "SMB");
+    s->created_wall = q->wall;
+    azsim__table_put(&q->sim->shares, &s->e, s->id);
+    return s;
+}
+
 /*
  * FileShares_Create: 201 for a new share, 200 when it exists (metadata
- * replaced); 409 while the name is soft-deleted.
+ * replaced); 409 while the name is soft-deleted. The share's size must
+ * suit the account (azsim__quota_fits); a ReadOnly lock forbids it.
  */
 static void share_put(azsim__rq_t *q)
 {
-    azsim_t *sim = q->sim;
-    if (!check_account(q))
+    if (!azsim__check_account(q))
         return;
     if (!azsim__valid_share_name(q->seg[11])) {
         azsim__arm_error(q->resp, 400, "InvalidResourceName",
@@ -284,14 +312,16 @@ static void share_put(azsim__rq_t *q)
                          q->seg[11]);
         return;
     }
+    azsim__share_t *s = lookup(q);
+    if (azsim__locked(q, s && !s->deleted ? s : NULL, 'w'))
+        return;
     cJSON *body = q->req->body_len ? cJSON_ParseWithLength(q->req->body, q->req->body_len)
                                    : cJSON_CreateObject();
     share_in_t in;
-    if (!share_body(q, body, &in)) {
+    if (!share_body(q, body, &in) || (in.has_quota && !azsim__quota_fits(q, in.quota))) {
         cJSON_Delete(body);
         return;
     }
-    azsim__share_t *s = lookup(q);
     if (s && s->deleted) {
         azsim__arm_error(q->resp, 409, "ShareBeingDeleted",
                          "The specified share is being deleted. Try operation later.");
@@ -300,18 +330,7 @@ static void share_put(azsim__rq_t *q)
     }
     int status = 200;
     if (!s) {
-        s = d8_xcalloc(1, sizeof(*s));
-        d8_buf_t id;
-        d8_buf_init(&id);
-        share_id(&id, q->seg[1], q->seg[3], q->seg[7], q->seg[11]);
-        s->id = d8_buf_detach(&id, NULL);
-        s->name = d8_xstrdup(q->seg[11]);
-        s->account = d8_xstrdup(q->seg[7]);
-        s->quota = DEFAULT_QUOTA;
-        s->access_tier = d8_xstrdup("TransactionOptimized");
-        s->protocols = d8_xstrdup(in.protocols ? in.protocols : "SMB");
-        s->created_wall = q->wall;
-        azsim__table_put(&sim->shares, &s->e, s->id);
+        s = new_share(q, in.protocols);
         status = 201;
     } else if (in.protocols && !azsim__ieq(in.protocols, s->protocols)) {
         azsim__arm_error(q->resp, 400, "InvalidRequestContent",
@@ -335,17 +354,20 @@ static void share_get(azsim__rq_t *q)
     render(q, 200, s, 'g');
 }
 
-/* FileShares_Update: changes the fields the body names; the protocols
- * of a share are fixed at creation. */
+/* FileShares_Update: changes the fields the body names (the size as
+ * FileShares_Create checks it); the protocols of a share are fixed at
+ * creation. */
 static void share_patch(azsim__rq_t *q)
 {
+    azsim__share_t *s = lookup(q);
+    if (azsim__locked(q, s && !s->deleted ? s : NULL, 'w'))
+        return;
     cJSON *body = cJSON_ParseWithLength(q->req->body, q->req->body_len);
     share_in_t in;
-    if (!share_body(q, body, &in)) {
+    if (!share_body(q, body, &in) || (in.has_quota && !azsim__quota_fits(q, in.quota))) {
         cJSON_Delete(body);
         return;
     }
-    azsim__share_t *s = lookup(q);
     if (!s || s->deleted) {
         cJSON_Delete(body);
         share_not_found(q);
@@ -362,11 +384,53 @@ static void share_patch(azsim__rq_t *q)
     render(q, 200, s, 'g');
 }
 
+/*
+ * Whether FileShares_Delete may delete s (NULL: none) by its $include
+ * (spec: "snapshots" by default, which fails on leased snapshots;
+ * "leased-snapshots"; "none", which fails on any snapshot). Answers 400
+ * or 409 (research notes item 8: the documented codes and messages) and
+ * returns 0 when not.
+ */
+static int delete_allowed(azsim__rq_t *q, const azsim__share_t *s)
+{
+    char inc[32];
+    int n = azsim__param(q->req->query, "$include", inc, sizeof(inc));
+    int mode = n == -1                                        ? 's'
+               : n > 0 && azsim__ieq(inc, "snapshots")        ? 's'
+               : n > 0 && azsim__ieq(inc, "leased-snapshots") ? 'l'
+               : n > 0 && azsim__ieq(inc, "none")             ? 'n'
+                                                              : 0;
+    if (!mode) {
+        azsim__arm_error(q->resp, 400, "InvalidQueryParameterValue",
+                         "An invalid value was specified for one of the query parameters in the "
+                         "request URI.");
+        return 0;
+    }
+    if (s && mode == 'n' && s->snapshots + s->leased_snapshots > 0) {
+        azsim__arm_error(q->resp, 409, "ShareHasSnapshots",
+                         "The share has snapshots and the operation requires no snapshots.");
+        return 0;
+    }
+    if (s && mode == 's' && s->leased_snapshots > 0) {
+        azsim__arm_error(q->resp, 409, "DeleteShareWhenSnapshotLeased",
+                         "Unable to delete share because one or more share snapshots have active "
+                         "leases.");
+        return 0;
+    }
+    return 1;
+}
+
+/* FileShares_Delete: 200, the share soft-deleted with its snapshots; 204
+ * when there is none; refused by a lock or by $include. */
 static void share_delete(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
     azsim__share_t *s = lookup(q);
-    if (!s || s->deleted) {
+    if (s && s->deleted)
+        s = NULL;
+    if (azsim__locked(q, s, 'd') || !delete_allowed(q, s))
+        return;
+    if (!s) {
         q->resp->status = 204;
         return;
     }
@@ -387,6 +451,8 @@ static void share_delete(azsim__rq_t *q)
  */
 static void share_restore(azsim__rq_t *q)
 {
+    if (azsim__locked(q, NULL, 'w'))
+        return;
     cJSON *body = cJSON_ParseWithLength(q->req->body, q->req->body_len);
     const cJSON *name = cJSON_GetObjectItem(body, "deletedShareName");
     const cJSON *version = cJSON_GetObjectItem(body, "deletedShareVersion");
@@ -442,15 +508,13 @@ typedef struct list_params {
     char expand[128]; /* $expand as given; "" when absent */
     char maxps[32];   /* $maxpagesize as given, when nmaxps > 0 */
     int nmaxps;       /* azsim__param's answer for $maxpagesize */
-    size_t page;      /* shares per page */
-    uint64_t after;   /* $skipToken: list what was inserted after this */
+    azsim__page_t pg; /* the page asked for */
 } list_params_t;
 
 /* Reads $expand, $maxpagesize and $skipToken into lp. Returns 1, or
  * answers 400 and returns 0. */
 static int read_list_params(azsim__rq_t *q, list_params_t *lp)
 {
-    char tok[32] = "";
     lp->expand[0] = lp->maxps[0] = '\0';
     int ne = azsim__param(q->req->query, "$expand", lp->expand, sizeof(lp->expand));
     if (ne == -2) {
@@ -460,30 +524,19 @@ static int read_list_params(azsim__rq_t *q, list_params_t *lp)
     }
     if (ne < 0)
         lp->expand[0] = '\0';
-    lp->page = q->sim->o.page_size;
+    if (!azsim__page_start(q, &lp->pg))
+        return 0;
     int nm = azsim__param(q->req->query, "$maxpagesize", lp->maxps, sizeof(lp->maxps));
     lp->nmaxps = nm;
-    if (nm >= 0) {
-        long v = strtol(lp->maxps, NULL, 10);
-        if (nm == 0 || strspn(lp->maxps, "0123456789") != (size_t)nm || v < 1 || v > 5000) {
-            azsim__arm_error(q->resp, 400, "OutOfRangeInput",
-                             "The $maxpagesize must be an integer from 1 to 5000.");
-            return 0;
-        }
-        lp->page = (size_t)v;
-    } else if (nm == -2) {
+    long v = nm > 0 ? strtol(lp->maxps, NULL, 10) : 0;
+    if (nm == -2 || (nm >= 0 && (nm == 0 || strspn(lp->maxps, "0123456789") != (size_t)nm ||
+                                 v < 1 || v > 5000))) {
         azsim__arm_error(q->resp, 400, "OutOfRangeInput",
                          "The $maxpagesize must be an integer from 1 to 5000.");
         return 0;
     }
-    lp->after = 0;
-    int nt = azsim__param(q->req->query, "$skipToken", tok, sizeof(tok));
-    if (nt == -2 || nt == 0 || (nt > 0 && strspn(tok, "0123456789") != (size_t)nt)) {
-        azsim__arm_error(q->resp, 400, "InvalidSkipToken", "The $skipToken is not valid.");
-        return 0;
-    }
-    if (nt > 0)
-        lp->after = strtoull(tok, NULL, 10);
+    if (nm > 0)
+        lp->pg.size = (size_t)v;
     return 1;
 }
 
@@ -491,34 +544,32 @@ static int read_list_params(azsim__rq_t *q, list_params_t *lp)
  * this URL with the same $maxpagesize and $expand and a new $skipToken. */
 static void append_next_link(azsim__rq_t *q, d8_buf_t *b, const list_params_t *lp, uint64_t last)
 {
-    d8_buf_t url;
-    d8_buf_init(&url);
-    azsim__url(q, &url, q->req->path);
+    d8_buf_t extra;
+    d8_buf_init(&extra);
     if (lp->nmaxps > 0)
-        d8_buf_printf(&url, "&%%24maxpagesize=%s", lp->maxps);
+        d8_buf_printf(&extra, "&$maxpagesize=%s", lp->maxps);
     if (lp->expand[0]) {
-        d8_buf_puts(&url, "&%24expand=");
+        d8_buf_puts(&extra, "&$expand=");
         for (const char *p = lp->expand; *p; p++) {
             if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
-                d8_buf_putc(&url, *p);
+                d8_buf_putc(&extra, *p);
             else
-                d8_buf_printf(&url, "%%%02X", (unsigned char)*p);
+                d8_buf_printf(&extra, "%%%02X", (unsigned char)*p);
         }
     }
-    d8_buf_printf(&url, "&%%24skipToken=%llu", (unsigned long long)last);
-    d8_buf_puts(b, ",\"nextLink\":");
-    d8_buf_json_str(b, url.data);
-    d8_buf_release(&url);
+    azsim__page_next_link(q, b, extra.data, last);
+    d8_buf_release(&extra);
 }
 
 /*
  * FileShares_List: one page of the account's shares in insertion order;
  * $expand=metadata adds their metadata, $expand=deleted the soft-deleted.
+ * With paging.emptyPages the first page is empty, with a nextLink.
  */
 static void share_list(azsim__rq_t *q)
 {
     azsim_t *sim = q->sim;
-    if (!check_account(q))
+    if (!azsim__check_account(q))
         return;
     list_params_t lp;
     if (!read_list_params(q, &lp))
@@ -533,15 +584,15 @@ static void share_list(azsim__rq_t *q)
     d8_buf_reset(b);
     d8_buf_puts(b, "{\"value\":[");
     size_t count = 0;
-    uint64_t last = 0;
-    int more = 0;
-    for (azsim__ent_t *e = azsim__table_first(&sim->shares); e;
+    uint64_t last = lp.pg.after;
+    int more = lp.pg.empty_now;
+    for (azsim__ent_t *e = azsim__table_first(&sim->shares); e && !lp.pg.empty_now;
          e = azsim__table_next(&sim->shares, e)) {
         const azsim__share_t *s = (const azsim__share_t *)e;
-        if (e->seq <= lp.after || (s->deleted && !with_deleted) ||
+        if (e->seq <= lp.pg.after || (s->deleted && !with_deleted) ||
             strncmp(e->key, prefix.data, prefix.len) != 0)
             continue;
-        if (count == lp.page) {
+        if (count == lp.pg.size) {
             more = 1;
             break;
         }
@@ -560,30 +611,6 @@ static void share_list(azsim__rq_t *q)
     d8_buf_release(&prefix);
     q->resp->status = 200;
     q->resp->content_type = "application/json; charset=utf-8";
-}
-
-/* StorageAccounts_ListKeys: the account's two keys, derived from the
- * seed so that they stay the same across restarts. */
-static void list_keys(azsim__rq_t *q)
-{
-    if (!check_account(q))
-        return;
-    char k1[96], k2[96], ts[32];
-    azsim__account_key(q->sim, q->seg[7], 1, k1);
-    azsim__account_key(q->sim, q->seg[7], 2, k2);
-    d8_rfc3339(q->sim->wall0, ts);
-    cJSON *j = cJSON_CreateObject();
-    cJSON *keys = cJSON_AddArrayToObject(j, "keys");
-    for (int i = 1; i <= 2; i++) {
-        cJSON *k = cJSON_CreateObject();
-        cJSON_AddStringToObject(k, "creationTime", ts);
-        cJSON_AddStringToObject(k, "keyName", i == 1 ? "key1" : "key2");
-        cJSON_AddStringToObject(k, "value", i == 1 ? k1 : k2);
-        cJSON_AddStringToObject(k, "permissions", "Full");
-        cJSON_AddItemToArray(keys, k);
-    }
-    azsim__json_body(q->resp, 200, j);
-    cJSON_Delete(j);
 }
 
 void azsim__files_route(azsim__rq_t *q)
@@ -608,7 +635,8 @@ void azsim__files_route(azsim__rq_t *q)
         share_restore(q);
         break;
     case AZSIM__OP_SA_LISTKEYS:
-        list_keys(q);
+    case AZSIM__OP_SA_GET:
+        azsim__account_route(q);
         break;
     default:
         azsim__arm_error(q->resp, 404, "InvalidResourceType", "Unknown operation.");

@@ -110,10 +110,12 @@ void azsim__bucket_refill(azsim__bucket_t *b, uint64_t now);
 /* Seconds (at least 1) until one token is available. */
 int azsim__bucket_wait_s(const azsim__bucket_t *b);
 
-/* Per subscription: ARM's read/write/delete buckets. */
+/* Per subscription: ARM's read/write/delete buckets, and the global ones
+ * of all principals together (15 times as large). */
 typedef struct azsim__sub {
     azsim__ent_t e;
     azsim__bucket_t reads, writes, deletes;
+    azsim__bucket_t greads, gwrites, gdeletes;
 } azsim__sub_t;
 
 /* Per subscription and region: ACI's create/delete quotas, each a
@@ -210,7 +212,20 @@ typedef struct azsim__share {
     int64_t deleted_wall;
     uint64_t epoch;
     char version[24];
+    /* Set through POST /_azsim/shares (a delete takes the snapshots too). */
+    int snapshots;        /* share snapshots without a lease */
+    int leased_snapshots; /* share snapshots with an active lease */
+    char lock;            /* management lock on the share: 'D' CanNotDelete, 'R' ReadOnly */
 } azsim__share_t;
+
+/* What the model keeps of a storage account (its settings are in
+ * azsim_storage_opts_t): key regenerations and a management lock. */
+typedef struct azsim__account {
+    azsim__ent_t e;      /* key: lower-cased account name (names are global) */
+    unsigned key_gen[2]; /* regenerations of key1 and key2 */
+    int64_t key_wall[2]; /* wall ms each key was (re)generated */
+    char lock;           /* 'D' CanNotDelete, 'R' ReadOnly, 0: none */
+} azsim__account_t;
 
 enum { AZSIM__OPST_SUCCEEDED, AZSIM__OPST_FAILED, AZSIM__OPST_CANCELED };
 
@@ -249,6 +264,7 @@ typedef struct azsim__op {
     X(FS_LIST, "fileShares.list")                                                                  \
     X(FS_RESTORE, "fileShares.restore")                                                            \
     X(SA_LISTKEYS, "storageAccounts.listKeys")                                                     \
+    X(SA_GET, "storageAccounts.getProperties")                                                     \
     X(TOKEN_SECRET, "token.clientSecret")                                                          \
     X(TOKEN_ASSERTION, "token.clientAssertion")                                                    \
     X(TOKEN_INVALID, "token.invalidRequest")                                                       \
@@ -257,7 +273,12 @@ typedef struct azsim__op {
     X(CTL_STATS, "azsim.stats")                                                                    \
     X(CTL_RESOURCES, "azsim.resources")                                                            \
     X(CTL_RESET, "azsim.reset")                                                                    \
-    X(CTL_ACI, "azsim.aci")
+    X(CTL_ACI, "azsim.aci")                                                                        \
+    X(CTL_STORAGE, "azsim.storage")                                                                \
+    X(CTL_PAGING, "azsim.paging")                                                                  \
+    X(CTL_SHARES, "azsim.shares")                                                                  \
+    X(CTL_ACCOUNTS, "azsim.accounts")                                                              \
+    X(CTL_REGENERATE_KEY, "azsim.regenerateKey")
 
 enum {
 #define AZSIM__X(id, name) AZSIM__OP_##id,
@@ -279,13 +300,6 @@ typedef struct azsim__deleted {
     int64_t at_wall;
 } azsim__deleted_t;
 
-typedef struct azsim__faults {
-    double rate500, rate503, rate429, reset_rate, fail_provisioning_rate;
-    double fail_stop_rate, fail_delete_rate;
-    uint64_t latency_ms, jitter_ms;
-    int retry_after_s;
-} azsim__faults_t;
-
 struct azsim {
     azsim_opts_t o; /* deep copy; lists owned */
     uint64_t mono0; /* clock at creation */
@@ -298,13 +312,17 @@ struct azsim {
     char tok_last_app[80];
     char tok_last_tenant[80];
     azsim__table_t groups, shares, ops, subs, regions;
-    azsim__table_t labels; /* azsim__label_t by lower-cased FQDN */
-    azsim_aci_opts_t aci;  /* in force: the config's, or the control API's */
+    azsim__table_t accounts;      /* azsim__account_t by lower-cased name */
+    azsim__table_t labels;        /* azsim__label_t by lower-cased FQDN */
+    azsim_aci_opts_t aci;         /* in force: the config's, or the control API's */
+    azsim_storage_opts_t storage; /* ... and so are these three */
+    azsim_paging_opts_t paging;
+    size_t page_size;
     azsim__heap_t events;
     uint64_t rng_faults, rng_ids, rng_pulls;
     uint64_t ip_counter;
     uint64_t etag_counter;
-    azsim__faults_t faults;
+    azsim_faults_t faults;
     azsim__stat_t stats[AZSIM__OP_COUNT][16];
     size_t nstats[AZSIM__OP_COUNT];
     azsim__deleted_t *deleted;
@@ -500,8 +518,90 @@ int azsim__validate_group(const cJSON *b, azsim_resp_t *r);
 int azsim__validate_group_patch(const cJSON *b, azsim_resp_t *r, const cJSON **tags,
                                 const cJSON **zones);
 
+/* azsim_faults.c */
+/*
+ * Applies the JSON object j (borrowed; the form of POST /_azsim/faults
+ * and the config's `faults:`) to f: given fields replace. Returns 0, or
+ * -1 with "key: what is wrong" in err and *at the offending node; f may
+ * then be partly changed (callers apply to a scratch copy).
+ */
+int azsim__faults_parse(azsim_faults_t *f, const cJSON *j, const cJSON **at, char *err,
+                        size_t errlen);
+/* The faults of f as JSON (the form azsim__faults_parse reads). */
+cJSON *azsim__faults_json(const azsim_faults_t *f);
+/* Rolls the faults answered before the token is checked (reset, 500,
+ * 503, 429); 1 when one was answered. */
+int azsim__inject_fault(azsim__rq_t *q);
+/* Rolls the 403 fault of an ARM call of type cls ('r', 'w', 'd'); 1 when
+ * it answered 403 AuthorizationFailed. */
+int azsim__authz_fault(azsim__rq_t *q, int cls);
+
+/* azsim_storage_opts.c */
+/* Fills the defaults of azsim.h; copies (deep) and frees a set. */
+void azsim__storage_opts_init(azsim_storage_opts_t *o);
+void azsim__storage_opts_copy(azsim_storage_opts_t *dst, const azsim_storage_opts_t *src);
+void azsim__storage_opts_release(azsim_storage_opts_t *o);
+/*
+ * Applies the JSON object j (borrowed; the form of the config's
+ * `storage:` and of POST /_azsim/storage) to o: given keys replace, lists
+ * as a whole. Returns 0, or -1 with "key: what is wrong" in err and *at
+ * the offending node; o may then be partly changed.
+ */
+int azsim__storage_opts_parse(azsim_storage_opts_t *o, const cJSON *j, const cJSON **at, char *err,
+                              size_t errlen);
+/* The settings of o as JSON (the form azsim__storage_opts_parse reads). */
+cJSON *azsim__storage_opts_json(const azsim_storage_opts_t *o);
+/* As azsim__storage_opts_parse for `paging:` (pageSize into *page_size). */
+int azsim__paging_parse(azsim_paging_opts_t *p, size_t *page_size, const cJSON *j, const cJSON **at,
+                        char *err, size_t errlen);
+cJSON *azsim__paging_json(const azsim_paging_opts_t *p, size_t page_size);
+/* The settings in force of the account of that name (any case): the
+ * listed ones, or those of an unlisted account. Borrowed from sim. */
+const azsim_account_opts_t *azsim__account_opts(const azsim_t *sim, const char *name);
+/* Whether the account's SKU is a premium one (provisioned shares). */
+int azsim__account_premium(const azsim_account_opts_t *a);
+
+/* azsim_paging.c */
+typedef struct azsim__page {
+    uint64_t after; /* list what was inserted after this sequence number */
+    size_t size;    /* items per page */
+    int empty_now;  /* answer the empty first page (paging.emptyPages) */
+} azsim__page_t;
+/* Reads the request's $skipToken (or $skiptoken) into pg. Returns 1, or
+ * answers 400 InvalidSkipToken and returns 0. */
+int azsim__page_start(azsim__rq_t *q, azsim__page_t *pg);
+/* Appends ,"nextLink":"..." to b: the request's URL with api-version,
+ * then extra (more "&name=value", encoded; may be NULL), then a
+ * $skipToken that continues after sequence number after. */
+void azsim__page_next_link(azsim__rq_t *q, d8_buf_t *b, const char *extra, uint64_t after);
+
+/* azsim_storage.c */
+/* Answers StorageAccounts_GetProperties and ListKeys. */
+void azsim__account_route(azsim__rq_t *q);
+/* Whether q->seg[7] is a valid storage account name; otherwise answers
+ * 400 AccountNameInvalid and returns 0. */
+int azsim__check_account(azsim__rq_t *q);
+/* The model's state of an account (created on first use). */
+azsim__account_t *azsim__account_state(azsim_t *sim, const char *name);
+/*
+ * Whether a share of account q->seg[7] may take quota GiB: Premium from
+ * 100, Standard up to 5120, or 102400 with large file shares. Returns 1,
+ * or answers 400 InvalidHeaderValue (as observed) and returns 0.
+ */
+int azsim__quota_fits(azsim__rq_t *q, int quota);
+/*
+ * Whether a management lock forbids the request's 'd'elete or 'w'rite on
+ * the account q->seg[7] or on share s (NULL: the account only). Returns
+ * 0, or answers 409 ScopeLocked and returns 1.
+ */
+int azsim__locked(azsim__rq_t *q, const azsim__share_t *s, int what);
+/* POST /_azsim/shares, /_azsim/accounts and /_azsim/regenerateKey. */
+void azsim__ctl_shares(azsim__rq_t *q);
+void azsim__ctl_accounts(azsim__rq_t *q);
+void azsim__ctl_regenerate_key(azsim__rq_t *q);
+
 /* azsim_files.c */
-/* Answers a file share or listKeys operation that the pipeline let through. */
+/* Answers a file share operation that the pipeline let through. */
 void azsim__files_route(azsim__rq_t *q);
 /* Purges a soft-deleted share once its event is due, unless restored since. */
 void azsim__files_apply_event(azsim_t *sim, const azsim__event_t *ev);
@@ -510,7 +610,8 @@ void azsim__files_apply_event(azsim_t *sim, const azsim__event_t *ev);
 cJSON *azsim__share_json(const azsim__share_t *s, int mode);
 /* Frees a share already out of its table; NULL is a no-op. */
 void azsim__share_free(azsim__share_t *s);
-/* The storage account key number n (1 or 2), 88 base64 characters. */
+/* The storage account key number n (1 or 2) in force, 88 base64
+ * characters (azsim_storage.c). */
 void azsim__account_key(const azsim_t *sim, const char *account, int n, char out[96]);
 /* The live share `name` of storage account `account`, preferring the
  * given subscription and resource group; NULL when none. */

@@ -71,7 +71,14 @@ static int write_config(ta_agent_t *a, const ta_opts_t *opts)
         snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "  stateFile: \"%s\"\n",
                  opts->state_file);
     char az[512] = "";
-    if (opts && opts->azsim_port > 0)
+    if (opts && opts->azsim_port > 0 && opts->via_proxy)
+        snprintf(az, sizeof az,
+                 "  auth: clientSecret\n"
+                 "  armEndpoint: http://management.azure.com\n"
+                 "  authorityHost: http://login.microsoftonline.com\n"
+                 "  imdsEndpoint: http://127.0.0.1:%d\n",
+                 opts->azsim_port);
+    else if (opts && opts->azsim_port > 0)
         snprintf(az, sizeof az,
                  "  auth: clientSecret\n"
                  "  armEndpoint: http://127.0.0.1:%d\n"
@@ -126,13 +133,17 @@ static int launch(ta_agent_t *a)
     a->starts++;
     snprintf(name, sizeof name, "agent-%d-%d", a->port, a->starts);
     char *argv[] = { a->bin, (char *)"--config", a->config_path, NULL };
-    char *env[] = {(char *)"AGENT_API_KEYS=" TA_KEY1 "," TA_KEY2, NULL, NULL, NULL, NULL, NULL};
+    char *env[] = {
+        (char *)"AGENT_API_KEYS=" TA_KEY1 "," TA_KEY2, NULL, NULL, NULL, NULL, NULL, NULL};
+    size_t n = 1;
     if (a->azure_env) {
-        env[1] = (char *)"AZURE_TENANT_ID=" TA_AZ_TENANT;
-        env[2] = (char *)"AZURE_CLIENT_ID=" TA_AZ_CLIENT;
-        env[3] = (char *)"AZURE_CLIENT_SECRET=" TA_AZ_SECRET;
-        env[4] = (char *)"DEV8_SPEC_HASH_KEY=" TA_HASH_KEY;
+        env[n++] = (char *)"AZURE_TENANT_ID=" TA_AZ_TENANT;
+        env[n++] = (char *)"AZURE_CLIENT_ID=" TA_AZ_CLIENT;
+        env[n++] = (char *)"AZURE_CLIENT_SECRET=" TA_AZ_SECRET;
+        env[n++] = (char *)"DEV8_SPEC_HASH_KEY=" TA_HASH_KEY;
     }
+    if (a->proxy_env[0])
+        env[n++] = a->proxy_env;
     /* Sanitized builds start slower; 20 s is a generous upper bound. */
     return th_start(&a->proc, name, argv, env, a->port, "/healthz", 20000);
 }
@@ -183,6 +194,9 @@ int ta_start(ta_agent_t *a, const ta_opts_t *opts)
     a->port = th_free_port();
     a->azure_env = opts && opts->azsim_port > 0;
     a->api_port = a->port;
+    if (a->azure_env && opts->via_proxy)
+        snprintf(a->proxy_env, sizeof a->proxy_env, "http_proxy=http://127.0.0.1:%d",
+                 opts->azsim_port);
     if (a->port <= 0 || write_config(a, opts) != 0)
         return -1;
     if (launch(a) != 0)

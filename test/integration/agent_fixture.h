@@ -29,6 +29,11 @@ typedef struct ta_opts {
      * AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET (TA_AZ_*) and
      * DEV8_SPEC_HASH_KEY (TA_HASH_KEY) in its environment. */
     int azsim_port;
+    /* With azsim_port: armEndpoint http://management.azure.com and
+     * authorityHost http://login.microsoftonline.com (ARM's own names, the
+     * default port), which the agent reaches through azsim as its HTTP
+     * proxy (http_proxy in its environment): azsim then sees ARM's host. */
+    int via_proxy;
     int resync_seconds;         /* controller.resyncSeconds, 0 = not written */
     int status_refresh_seconds; /* controller.statusRefreshSeconds, 0 = not written */
     int shutdown_grace_seconds; /* controller.shutdownGraceSeconds, 0 = not written */
@@ -44,6 +49,7 @@ typedef struct ta_agent {
     char *config_path;         /* owned */
     char *bin;                 /* owned */
     int azure_env;             /* launch with the TA_AZ_* credential environment */
+    char proxy_env[64];        /* "http_proxy=..." for the agent, or "" */
 } ta_agent_t;
 
 /* Writes the config and starts the agent on a free port; 0 or -1. */
