@@ -632,6 +632,8 @@ def realistic():
                   % (" ".join("%d@%+.1f" % (c.status, c.t - t_start[e]) for c in stops),
                      " ".join("%d@%+.1f" % (c.status, c.t - t_start[e]) for c in starts), n409,
                      " > ".join(phases)))
+            print("         calls (s after the start POST): %s"
+                  % timeline_of([c for c in cs if c.begin >= t_start[e] - 0.005], t_start[e]))
 
     # ---- steady state, and the failing environments in it ------------------------------
     if done and STEADY > 0:
