@@ -15,6 +15,7 @@ RELEASE ?=
 FUZZ_SECONDS ?= 30
 N ?= 10000
 CONVERGE_N ?= 1000
+BENCH_REALISTIC_N ?= 200
 
 WARN := -std=c11 -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
         -Wvla -Wwrite-strings -fno-common -Wshadow -Wformat=2 -Wno-format-nonliteral
@@ -153,11 +154,12 @@ integration: all $(INTEG_BINS)
 run: all
 	@hack/run-local.sh $(BINDIR)
 
-## bench: HTTP vs nginx, RSS per environment, Azure client vs wrk, convergence on azsim
+## bench: HTTP vs nginx, RSS per environment, Azure client vs wrk, convergence on azsim (CONVERGE_N; realistic profile: BENCH_REALISTIC_N)
 bench: all $(BENCH_BINS)
 	@hack/bench-http.sh $(BINDIR) $(N)
 	@hack/bench-azure.sh $(BINDIR) $(BUILD)/test/bench/bench_azure
 	@hack/bench-converge.sh $(BINDIR) $(CONVERGE_N)
+	@BENCH_PROFILE=realistic hack/bench-converge.sh $(BINDIR) $(BENCH_REALISTIC_N)
 
 ## fuzz: build the libFuzzer targets with clang, run each FUZZ_SECONDS (default 30)
 fuzz: deps

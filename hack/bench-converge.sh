@@ -8,8 +8,37 @@
 # test (it exits 1 when the environments did not converge in time).
 #
 #   hack/bench-converge.sh [BINDIR] [N]          (defaults: bin 1000)
+#   BENCH_PROFILE=realistic hack/bench-converge.sh [BINDIR] [N]
+#                                                (defaults: bin $BENCH_REALISTIC_N or 200)
 #
-# Builds nothing. Talks only to 127.0.0.1.
+# Builds nothing. Talks only to 127.0.0.1. The driver is
+# hack/bench-converge.py; `make bench` runs both profiles.
+#
+# Profiles (BENCH_PROFILE):
+#   default    every group provisions in BENCH_PROVISION_MS, every image
+#              pulls at once; the figures of README "Measured figures".
+#   realistic  azsim's `aci:` model (pkg/azsim/azsim.h): image pulls drawn
+#              from a lognormal distribution (median BENCH_PULL_MEDIAN_MS,
+#              95th percentile BENCH_PULL_P95_MS, on top of the provisioning
+#              time), BENCH_FAIL_PCT % of the environments on an image whose
+#              pulls fail with InaccessibleImage permanently (every retry
+#              fails too: they must end ERROR with lastError and retry with
+#              backoff, not loop), and aci.transitionMs: start/stop/restart/
+#              delete answer 409 ContainerGroupTransitioning that long after
+#              a start, stop or restart (the support article's 10 s), which
+#              a stop followed by a start of BENCH_RESTART_PCT % of the
+#              running environments meets once all converged. It also
+#              measures the interactive latency (BENCH_INTERACTIVE) and
+#              prints time-to-RUNNING p50/p95/max, ARM reads and writes per
+#              environment by operation, each environment's group GETs
+#              against log2(T/2) + T/30 for its provisioning time T, and the
+#              bound from azsim's rate limits, all from the same run.
+#   Interactive latency (BENCH_INTERACTIVE=1, the realistic default): while
+#   the full sync converges, BENCH_INTERACTIVE_DELAY s after it one single
+#   PUT of a new environment; its time to RUNNING, its own ARM calls (from
+#   azsim's request log) and provisioning time against "own calls +
+#   provisioning + 1 s", and the same for the sync's first environment.
+#   In the default profile it is off, so that the figures stay comparable.
 #
 # Rate limits. ACI allows 100 container group creates per 5 minutes and 300
 # per hour per region, so N=1000 cannot converge in minutes against a
@@ -18,12 +47,17 @@
 # sub_buckets and azsim__throttle_aci), and computes the bound from the same
 # scaled numbers. S defaults to max(8, 8*N/1000): with it the limits allow
 # about 80 s for any N, so the default run stays within a few minutes.
+# BENCH_THROTTLE_SCALE=1 gives ACI's real limits (N=200 then needs 300 s of
+# ACI creates).
 # The agent mirrors ARM's limits with client-side buckets of its own; the
 # bound is reachable only when those are scaled by S too (pass them with
 # BENCH_AGENT_AZURE_YAML). When they are not, the run says so: the agent
 # holds requests back although azsim never answers 429.
 #
 # Environment knobs (all optional):
+#   BENCH_PROFILE         default | realistic         (default: default)
+#   BENCH_REALISTIC_N     N of the realistic profile when no N is given (200);
+#                         the default profile's N is the argument (make: CONVERGE_N)
 #   BENCH_THROTTLE_SCALE  S above                     (default max(8, 8*N/1000))
 #   BENCH_PROVISION_MS    azsim --provision-ms        (default 2000)
 #   BENCH_DELETE_MS       azsim --delete-ms           (default 1000)
@@ -33,13 +67,35 @@
 #   BENCH_STEADY_SECONDS  window sampling reads once converged (default 60)
 #   BENCH_RESYNC_SECONDS  agent controller.resyncSeconds (default 30)
 #   BENCH_REFRESH_SECONDS agent controller.statusRefreshSeconds (default 300)
-#   BENCH_TIMEOUT         seconds to wait for convergence (default 3*bound+60+N/100)
+#   BENCH_TIMEOUT         seconds to wait for convergence (default 3*bound+60+N/100;
+#                         realistic: plus a pull time at 3.5 standard deviations)
 #   BENCH_AGENT_AZURE_YAML extra lines for the agent's `azure:` section
 #                         (e.g. client-side rate limits, once configurable)
+#   BENCH_INTERACTIVE     1: the single PUT during the sync (realistic 1, default 0)
+#   BENCH_INTERACTIVE_DELAY seconds after the sync PUT          (default 5)
+# Realistic profile only:
+#   BENCH_PULL_MEDIAN_MS  aci.pull.medianMs, lognormal pull time (default 20000)
+#   BENCH_PULL_P95_MS     aci.pull.p95Ms                        (default 90000)
+#   BENCH_FAIL_PCT        % of environments whose image fails InaccessibleImage,
+#                         permanently (default 2; spread evenly over the ids)
+#   BENCH_TRANSITION_MS   aci.transitionMs                      (default 10000)
+#   BENCH_RESTART_PCT     % of running environments stopped, then started
+#                         BENCH_STOP_START_GAP s later, once converged (default 2; 0: none)
+#   BENCH_STOP_START_GAP  seconds between the stop and the start (default 1)
+#   BENCH_SEED            azsim --seed (default: azsim's, 1). The pull times are
+#                         drawn from it: seed 1's first 200 draws have a median of
+#                         20.7 s but a 95th percentile of 62 s, not 90 s; another
+#                         seed gives another sample.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bindir=${1:-bin}
-n_envs=${2:-1000}
+profile=${BENCH_PROFILE:-default}
+case "$profile" in
+  default) n_envs=${2:-1000}; interactive=${BENCH_INTERACTIVE:-0} ;;
+  realistic) n_envs=${2:-${BENCH_REALISTIC_N:-200}}; interactive=${BENCH_INTERACTIVE:-1} ;;
+  *) echo "bench-converge: BENCH_PROFILE must be default or realistic" >&2; exit 2 ;;
+esac
+[[ "$interactive" =~ ^[01]$ ]] || { echo "bench-converge: BENCH_INTERACTIVE must be 0 or 1" >&2; exit 2; }
 mkdir -p build/bench
 for b in azsim dev8-agent; do
   [ -x "$bindir/$b" ] || { echo "bench-converge: $bindir/$b missing (run make first)" >&2; exit 2; }
@@ -63,6 +119,22 @@ jitter_ms=${BENCH_JITTER_MS:-0}
 steady=${BENCH_STEADY_SECONDS:-60}
 resync=${BENCH_RESYNC_SECONDS:-30}
 refresh=${BENCH_REFRESH_SECONDS:-300}
+interactive_delay=${BENCH_INTERACTIVE_DELAY:-5}
+pull_median_ms=${BENCH_PULL_MEDIAN_MS:-20000}
+pull_p95_ms=${BENCH_PULL_P95_MS:-90000}
+fail_pct=${BENCH_FAIL_PCT:-2}
+transition_ms=${BENCH_TRANSITION_MS:-10000}
+restart_pct=${BENCH_RESTART_PCT:-2}
+stop_start_gap=${BENCH_STOP_START_GAP:-1}
+num='^[0-9]+([.][0-9]+)?$'
+for v in "$interactive_delay" "$pull_median_ms" "$pull_p95_ms" "$fail_pct" "$transition_ms" \
+         "$restart_pct" "$stop_start_gap"; do
+  [[ "$v" =~ $num ]] || { echo "bench-converge: '$v' is not a non-negative number" >&2; exit 2; }
+done
+# Per-environment figures (interactive latency, GETs per environment, the
+# failed pulls) come from azsim's request log: one info line per request.
+azsim_log_level=warn
+if [ "$profile" = realistic ] || [ "$interactive" = 1 ]; then azsim_log_level=info; fi
 
 # Loopback only: no proxy may see (or take) any of this traffic, neither
 # the driver's nor the agent's (libcurl honours *_proxy).
@@ -89,7 +161,27 @@ trap 'exit 130' INT TERM
 azsim_cmd=("$bindir/azsim" --listen "127.0.0.1:$zport" --provision-ms "$provision_ms"
            --delete-ms "$delete_ms" --page-size "$page_size" --throttle-scale "$scale"
            --quota-groups 0 --quota-cores 0
-           --log-level warn)
+           --log-level "$azsim_log_level")
+if [ -n "${BENCH_SEED:-}" ]; then
+  [[ "$BENCH_SEED" =~ ^[0-9]+$ ]] || { echo "bench-converge: BENCH_SEED must be an integer" >&2; exit 2; }
+  azsim_cmd+=(--seed "$BENCH_SEED")
+fi
+agent_images_yaml=
+if [ "$profile" = realistic ]; then
+  # azsim's ACI model (pkg/azsim/azsim.h, README "The Azure emulator"): the
+  # image of baseImage "broken" is refused for good (InaccessibleImage).
+  cat > "$out/azsim.yaml" <<YAML
+aci:
+  transitionMs: $transition_ms
+  pull: {medianMs: $pull_median_ms, p95Ms: $pull_p95_ms}
+  images:
+    - {match: "benchbroken.azurecr.io/*", failure: InaccessibleImage}
+YAML
+  azsim_cmd+=(--config "$out/azsim.yaml")
+  agent_images_yaml='images:
+  node: "vaibhavsing/dev8-workspace:latest"
+  broken: "benchbroken.azurecr.io/dev8-workspace:latest"'
+fi
 "${azsim_cmd[@]}" 2>"$out/azsim.log" &
 zpid=$!; pids+=("$zpid")
 
@@ -111,6 +203,7 @@ azure:
       resourceGroup: rg-bench-eastus
       storageAccount: benchconvergeeus
 $(printf '%s\n' "$agent_azure_yaml" | sed 's/^/  /')
+$agent_images_yaml
 log:
   level: warn
 YAML
@@ -141,7 +234,15 @@ if [ "$ready" != 1 ]; then
 fi
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-echo "command: hack/bench-converge.sh $bindir $n_envs"
+if [ "$profile" = default ]; then
+  echo "command: ${BENCH_INTERACTIVE:+BENCH_INTERACTIVE=$interactive }hack/bench-converge.sh $bindir $n_envs"
+else
+  echo "command: BENCH_PROFILE=$profile hack/bench-converge.sh $bindir $n_envs"
+  echo "profile: realistic: azsim --config $out/azsim.yaml: aci.pull lognormal median $pull_median_ms ms, p95 $pull_p95_ms ms (after the $provision_ms ms provisioning);"
+  echo "         aci.transitionMs $transition_ms; images benchbroken.azurecr.io/* fail InaccessibleImage on every pull (permanent),"
+  echo "         the image of baseImage \"broken\", given to $fail_pct% of the environments"
+fi
+echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) before the run; the machine is shared with other work"
 echo "azsim:   ${azsim_cmd[*]}; faults {\"latencyMs\":$latency_ms,\"jitterMs\":$jitter_ms}"
 echo "agent:   $bindir/dev8-agent --config $out/agent.yaml (1 region, resyncSeconds $resync, statusRefreshSeconds $refresh, maxInflight default, log warn)"
 
@@ -149,229 +250,8 @@ BENCH_N=$n_envs BENCH_SCALE=$scale BENCH_PROVISION=$provision_ms BENCH_PAGE=$pag
 BENCH_LAT=$latency_ms BENCH_STEADY=$steady BENCH_RESYNC=$resync BENCH_REFRESH=$refresh \
 BENCH_AURL="http://127.0.0.1:$aport" BENCH_ZURL="$zurl" BENCH_KEY=$key \
 BENCH_APID=$apid BENCH_ZPID=$zpid BENCH_OUT=$out \
-python3 - <<'PY'
-import json, math, os, sys, time, urllib.request
-
-N = int(os.environ["BENCH_N"])
-S = float(os.environ["BENCH_SCALE"])
-PROV_S = int(os.environ["BENCH_PROVISION"]) / 1000.0
-PAGE = int(os.environ["BENCH_PAGE"])
-LAT_S = int(os.environ["BENCH_LAT"]) / 1000.0
-STEADY = float(os.environ["BENCH_STEADY"])
-RESYNC = int(os.environ["BENCH_RESYNC"])
-REFRESH = int(os.environ["BENCH_REFRESH"])
-AURL, ZURL, KEY = os.environ["BENCH_AURL"], os.environ["BENCH_ZURL"], os.environ["BENCH_KEY"]
-APID, ZPID = int(os.environ["BENCH_APID"]), int(os.environ["BENCH_ZPID"])
-OUT = os.environ["BENCH_OUT"]
-REGIONS = 1
-
-# Loopback only, never through a proxy.
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-def call(method, url, body=None, auth=True, timeout=30):
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    req = urllib.request.Request(url, data=data, method=method)
-    if auth:
-        req.add_header("Authorization", "Bearer " + KEY)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    with opener.open(req, timeout=timeout) as r:
-        return json.loads(r.read() or b"null")
-
-# ---- the bound the rate limits allow (azsim's numbers, times S) ----------
-# pkg/azsim/azsim.c: per subscription reads 250 burst / 25 per s, writes
-# 200 / 10, deletes 200 / 10; per subscription and region ACI creates need
-# room in both a 100-per-5-min bucket (burst 100, 100/300 per s) and a
-# 300-per-hour one (burst 300, 300/3600 per s). Every bucket starts full.
-def drain_s(m, burst, rate):
-    """Seconds until m tokens have been taken from a full bucket."""
-    return max(0.0, (m - burst) / rate)
-
-writes_needed = 2 * N          # 1 share PUT + 1 group PUT per environment
-reads_needed = N               # >= 1 group GET to see instanceView Running
-t_writes = drain_s(writes_needed, 200 * S, 10 * S)
-t_aci = max(drain_s(N / REGIONS, 100 * S, 100 * S / 300), drain_s(N / REGIONS, 300 * S, 300 * S / 3600))
-t_reads = drain_s(reads_needed, 250 * S, 25 * S)
-t_limits = max(t_writes, t_aci, t_reads)
-# The last group: its PUT answer, its provisioning, one GET that sees it.
-bound = t_limits + PROV_S + 2 * LAT_S
-timeout = float(os.environ.get("BENCH_TIMEOUT") or 3 * bound + 60 + N / 100)
-
-print("limits:  throttle scale S=%g: ARM writes %g burst / %g per s, reads %g / %g per s; "
-      "ACI creates %g per 5 min and %g per hour per region"
-      % (S, 200 * S, 10 * S, 250 * S, 25 * S, 100 * S, 300 * S))
-print("bound:   %d envs need %d writes (%.1f s), %d ACI creates (%.1f s), %d reads (%.1f s); "
-      "+ provisioning %.1f s + 2 x %.0f ms latency = %.1f s"
-      % (N, writes_needed, t_writes, N, t_aci, reads_needed, t_reads, PROV_S, LAT_S * 1000, bound))
-sys.stdout.flush()
-
-# ---- helpers: azsim stats, /proc figures ----------------------------------
-READ_OPS = {"containerGroups.get", "containerGroups.list", "containerGroups.listByResourceGroup",
-            "containerGroups.operationStatus", "containerGroups.operationResult",
-            "fileShares.get", "fileShares.list"}
-DELETE_OPS = {"containerGroups.delete", "fileShares.delete"}
-
-def kind(op):
-    if op.startswith("token.") or op == "unknown":
-        return "other"
-    if op in READ_OPS:
-        return "read"
-    if op in DELETE_OPS:
-        return "delete"
-    return "write"
-
-def stats():
-    return call("GET", ZURL + "/_azsim/stats", auth=False)["requests"]
-
-def totals(st):
-    t = {"read": 0, "write": 0, "delete": 0, "other": 0, "429": 0}
-    for op, by in st.items():
-        n = sum(by.values())
-        t[kind(op)] += n
-        if kind(op) != "other":
-            t["429"] += by.get("429", 0)
-    return t
-
-CLK = os.sysconf("SC_CLK_TCK")
-
-def cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK  # utime, stime
-
-def status_kib(pid, name):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    return 0
-
-def agent_status():
-    return call("GET", AURL + "/api/v1/status")
-
-# ---- the full sync ----------------------------------------------------------
-items = [{"id": "env-%06d" % i, "userId": "user-%d" % (i % 997), "name": "workspace %d" % i,
-          "cloudRegion": "eastus", "cpuCores": 1, "memoryGB": 2, "storageGB": 20,
-          "env": {"NODE_ENV": "development"},
-          "secretEnv": {"GITHUB_TOKEN": "ghp_%032d" % i}} for i in range(N)]
-body = json.dumps({"items": items}).encode()
-del items
-cpu0 = cpu_s(APID)
-t0 = time.monotonic()
-ans = call("PUT", AURL + "/api/v1/environments", body, timeout=300)
-t_put = time.monotonic() - t0
-print("sync:    PUT /api/v1/environments with %d items (%.1f MB) answered in %.2f s: %s"
-      % (N, len(body) / 1e6, t_put, json.dumps(ans)))
-sys.stdout.flush()
-del body
-
-# ---- wait until every environment is RUNNING -------------------------------
-timeline = []
-last_print = 0.0
-st = None
-converged = False
-while True:
-    now = time.monotonic() - t0
-    try:
-        st = agent_status()
-    except Exception as e:  # a slow answer is a figure too, not a crash
-        print("  t=%6.1fs status failed: %s" % (now, e), file=sys.stderr)
-        time.sleep(1)
-        continue
-    by = st["environments"]["byPhase"]
-    timeline.append((now, by.get("RUNNING", 0)))
-    if by.get("RUNNING", 0) >= N:
-        converged = True
-        break
-    if now - last_print >= 15:
-        last_print = now
-        th = st.get("throttle", {})
-        print("  t=%6.1fs %s queue %s throttleWaits %s throttled429 %s"
-              % (now, " ".join("%s %d" % (k, v) for k, v in by.items() if v),
-                 st.get("queueDepth", "?"), th.get("throttleWaits", "?"), th.get("throttled429", "?")),
-              file=sys.stderr)
-    if now > timeout:
-        break
-    time.sleep(0.5 if N <= 2000 else 1.0)
-t_conv = timeline[-1][0]
-cpu_conv = cpu_s(APID) - cpu0
-st_conv = stats()
-running = timeline[-1][1]
-
-def t_at(frac):
-    want = math.ceil(frac * N)
-    for t, n in timeline:
-        if n >= want:
-            return "%.1f" % t
-    return "-"
-
-print()
-if converged:
-    print("converged: all %d RUNNING after %.1f s (10%% %s s, 50%% %s s, 90%% %s s)"
-          % (N, t_conv, t_at(0.1), t_at(0.5), t_at(0.9)))
-    print("bound:   %.1f s; measured/bound = %.2f" % (bound, t_conv / bound))
-else:
-    print("NOT CONVERGED: %d of %d RUNNING after %.1f s (timeout %.0f s; BENCH_TIMEOUT to wait longer)"
-          % (running, N, t_conv, timeout))
-    print("  phases: %s" % json.dumps(st["environments"]["byPhase"]))
-    print("bound:   %.1f s; measured/bound > %.2f" % (bound, t_conv / bound))
-# The first environment could be RUNNING after its own chain of calls: a
-# reconciler that makes it wait for the others' throttled creates shows here.
-first = next((t for t, n in timeline if n > 0), None)
-chain = PROV_S + 4 * LAT_S
-print("first:   first environment RUNNING after %s (its own calls need >= %.1f s: provisioning + 4 round trips)"
-      % ("%.1f s" % first if first is not None else "never", chain))
-
-# ---- ARM calls per environment --------------------------------------------
-created = N
-print("ARM calls per environment (azsim /_azsim/stats at %s, divided by N=%d):"
-      % ("convergence" if converged else "timeout, %d RUNNING" % running, created))
-for op in sorted(st_conv, key=lambda o: (kind(o), o)):
-    by = st_conv[op]
-    n = sum(by.values())
-    codes = " ".join("%s:%d" % (c, by[c]) for c in sorted(by))
-    print("  %-6s %-38s %8d  %6.3f /env   (%s)" % (kind(op), op, n, n / created, codes))
-tc = totals(st_conv)
-print("  total: reads %.3f /env, writes %.3f /env (ideal 2), deletes %.3f /env, 429s %d"
-      % (tc["read"] / created, tc["write"] / created, tc["delete"] / created, tc["429"]))
-th = st.get("throttle", {})
-print("  agent: throttleWaits %s (requests held by its client-side buckets), throttled429 %s"
-      % (th.get("throttleWaits", "?"), th.get("throttled429", "?")))
-if converged and tc["write"] / created > 2.2:
-    print("  WARNING: more than 2 writes per created environment")
-waits = th.get("throttleWaits", 0) or 0
-if t_conv > 2 * bound and waits > 0 and tc["429"] == 0:
-    print("  NOTE: azsim never throttled, yet the agent held %d requests in its own client-side "
-          "buckets: its limiter, not azsim's limits, set the pace" % waits)
-
-# ---- steady state ------------------------------------------------------------
-if converged and STEADY > 0:
-    s0, c0, w0 = totals(stats()), cpu_s(APID), time.monotonic()
-    time.sleep(STEADY)
-    s1, c1, dt = totals(stats()), cpu_s(APID), time.monotonic() - w0
-    reads_min = (s1["read"] - s0["read"]) / dt * 60
-    pages = max(1, math.ceil(N / PAGE))
-    lists_min = REGIONS * 2 * pages * 60.0 / RESYNC
-    ceiling = lists_min + N * 60.0 / REFRESH
-    verdict = "ok" if reads_min <= ceiling * 1.1 + 2 else "GET STORM"
-    print("steady:  %.0f ARM reads/min over %.0f s once converged (ceiling %.0f/min = %d region(s) x 2 "
-          "lists x %d page(s) every %d s + %d envs / %d s status refresh): %s"
-          % (reads_min, dt, ceiling, REGIONS, pages, RESYNC, N, REFRESH, verdict))
-    print("         writes %d, deletes %d, 429s %d in that window; agent CPU %.2f s (%.1f%% of a core)"
-          % (s1["write"] - s0["write"], s1["delete"] - s0["delete"], s1["429"] - s0["429"],
-             c1 - c0, (c1 - c0) / dt * 100))
-
-# ---- the agent's resources ------------------------------------------------------
-print("agent:   peak RSS (VmHWM) %d KiB (%.1f MiB), RSS now %d KiB; CPU %.2f s until converged, %.2f s in all"
-      % (status_kib(APID, "VmHWM"), status_kib(APID, "VmHWM") / 1024, status_kib(APID, "VmRSS"),
-         cpu_conv, cpu_s(APID) - cpu0))
-print("azsim:   peak RSS %d KiB; CPU %.2f s" % (status_kib(ZPID, "VmHWM"), cpu_s(ZPID)))
-warn = 0
-try:
-    with open(os.path.join(OUT, "agent.log")) as f:
-        warn = sum(1 for _ in f)
-except OSError:
-    pass
-print("logs:    %d agent log lines at warn+ (%s/agent.log)" % (warn, OUT))
-sys.exit(0 if converged else 1)
-PY
+BENCH_PROFILE=$profile BENCH_INTERACTIVE=$interactive BENCH_INTERACTIVE_DELAY=$interactive_delay \
+BENCH_PULL_MEDIAN=$pull_median_ms BENCH_PULL_P95=$pull_p95_ms BENCH_FAIL_PCT=$fail_pct \
+BENCH_TRANSITION=$transition_ms BENCH_RESTART_PCT=$restart_pct BENCH_STOP_START_GAP=$stop_start_gap \
+BENCH_DELETE=$delete_ms \
+python3 hack/bench-converge.py
