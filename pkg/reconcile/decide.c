@@ -814,10 +814,9 @@ void reconcile_decide_failure(const decide_failure_t *f, decide_plan_t *p, int *
     case DECIDE_FAIL_TRANSITIONING:
         /* Not an error: the previous operation is still running. */
         synced(p, COND_FALSE, "Transitioning", p->msg);
+        /* The repeat guard spaces the next attempts (5 s, 10 s, ...): Azure
+         * asks for at least 10 s between operations. */
         poll_at(p, f->now_ms, 1, 0);
-        /* Refused, so not issued: the next attempt follows the polls, not
-         * the repeat guard. */
-        p->mem.last_action = DECIDE_NONE;
         return;
     case DECIDE_FAIL_EXISTS:
         /* The group appeared since we looked: read it, never overwrite it. */
