@@ -9,7 +9,7 @@ export class CutProxy {
   private server: Server;
   private sockets = new Set<Socket>();
   private blocked = false;
-  /** The request head of each connection accepted while not blocked. */
+  /** The head of each request that went through (only GETs do: no bodies to skip). */
   readonly heads: string[] = [];
   baseUrl = "";
 
@@ -22,11 +22,12 @@ export class CutProxy {
       const upstream = createConnection({ host: "127.0.0.1", port: this.targetPort });
       this.sockets.add(client);
       this.sockets.add(upstream);
-      let head = "";
+      let buf = "";
       client.on("data", (d: Buffer) => {
-        if (head.length < 4096 && !head.includes("\r\n\r\n")) {
-          head += d.toString("latin1");
-          if (head.includes("\r\n\r\n")) this.heads.push(head.slice(0, head.indexOf("\r\n\r\n")));
+        buf += d.toString("latin1");
+        for (let end = buf.indexOf("\r\n\r\n"); end >= 0; end = buf.indexOf("\r\n\r\n")) {
+          this.heads.push(buf.slice(0, end));
+          buf = buf.slice(end + 4);
         }
       });
       client.pipe(upstream);
