@@ -27,7 +27,11 @@ if (!existsSync(cli)) {
   console.error("gen: openapi-typescript is not installed: run `npm ci` in pkg/client/typescript");
   process.exit(1);
 }
-const r = spawnSync(process.execPath, [cli, input, "--output", output], { stdio: "inherit" });
+// --default-non-nullable=false: a property with a `default` stays optional unless the document
+// lists it in `required` (otherwise every defaulted field of a request body became required).
+const r = spawnSync(process.execPath, [cli, input, "--output", output, "--default-non-nullable=false"], {
+  stdio: "inherit",
+});
 if (r.status !== 0) {
   console.error(`gen: openapi-typescript failed on ${shown(input)}`);
   process.exit(r.status ?? 1);

@@ -119,6 +119,18 @@ interface Call {
 
 const WATCH_PATH = "/api/v1/watch";
 
+/**
+ * The spec without its null fields. The API documents null as "left out", and so it is for
+ * every field but the sticky ones: the agent takes "powerState": null as Running (starting a
+ * stopped workspace) and "secretEnv": null as no secrets. Leaving nulls out makes both mean
+ * what the contract says.
+ */
+function withoutNulls<T extends object>(spec: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(spec)) if (v !== null && v !== undefined) out[k] = v;
+  return out as T;
+}
+
 /** The watch stream carried something that is not the agent's protocol; thrown by watch(). */
 export class WatchProtocolError extends Error {
   override readonly name = "WatchProtocolError";
@@ -170,7 +182,7 @@ export class Dev8Client {
     const { res, json } = await this.call<Environment>({
       method: "PUT",
       path: `/api/v1/environments/${encodeURIComponent(id)}`,
-      body: spec,
+      body: withoutNulls(spec),
       headers,
       opts,
     });
@@ -182,7 +194,9 @@ export class Dev8Client {
    * when it has none; 409 Conflict when the id exists.
    */
   async create(spec: EnvironmentSpecInput, opts?: RequestOptions): Promise<Environment> {
-    return (await this.call<Environment>({ method: "POST", path: "/api/v1/environments", body: spec, opts })).json;
+    return (
+      await this.call<Environment>({ method: "POST", path: "/api/v1/environments", body: withoutNulls(spec), opts })
+    ).json;
   }
 
   /** GET /api/v1/environments/{id}; 404 NotFound when the agent does not know it. */
@@ -244,9 +258,8 @@ export class Dev8Client {
   }
 
   /**
-   * POST .../restart: applies a change that waits for the next start (updatePolicy
-   * OnNextStart). Being added to the agent: one without the route answers 404 NotFound
-   * ("no such route").
+   * POST .../restart: applies now a change held back by updatePolicy OnNextStart (the group is
+   * recreated with the new spec); 202 with the object, no new generation; 409 while deleting.
    */
   async restart(id: string, opts?: RequestOptions): Promise<Environment> {
     return (await this.call<Environment>({ method: "POST", path: `${this.envPath(id)}/restart`, opts })).json;
@@ -265,7 +278,12 @@ export class Dev8Client {
    */
   async fullSync(items: EnvironmentSyncItem[], opts?: RequestOptions): Promise<FullSyncResult> {
     return (
-      await this.call<FullSyncResult>({ method: "PUT", path: "/api/v1/environments", body: { items }, opts })
+      await this.call<FullSyncResult>({
+        method: "PUT",
+        path: "/api/v1/environments",
+        body: { items: items.map((i) => withoutNulls(i)) },
+        opts,
+      })
     ).json;
   }
 

@@ -1,4 +1,4 @@
-import type { ApiError } from "./types.js";
+import type { ApiError, ErrorCode } from "./types.js";
 
 /**
  * An error answer of the agent: `{"error":{"code","message","field"}}` with its HTTP status.
@@ -10,8 +10,8 @@ export class Dev8ApiError extends Error {
   override readonly name = "Dev8ApiError";
   /** The HTTP status: 400, 401, 404, 409, 410, 413, 429, 503, ... */
   readonly status: number;
-  /** The agent's PascalCase code: InvalidSpec, NotFound, Conflict, Gone, ... */
-  readonly code: string;
+  /** The agent's code (InvalidSpec, NotFound, Conflict, Gone, ...), or "UnexpectedResponse". */
+  readonly code: ErrorCode | "UnexpectedResponse";
   /** The JSON path of the offending field ("cpuCores", "items[2].id"), when the agent names one. */
   readonly field: string | undefined;
   /** The answer's X-Request-Id (the one the client sent, echoed), for the agent's logs. */
@@ -27,7 +27,7 @@ export class Dev8ApiError extends Error {
 
   constructor(init: {
     status: number;
-    code: string;
+    code: ErrorCode | "UnexpectedResponse";
     message: string;
     field?: string | undefined;
     requestId?: string | undefined;

@@ -68,6 +68,8 @@ function num(v: number | DecimalLike | null | undefined): number | undefined {
  *   secrets; `{}` clears them.
  * - Columns that are null are left out, so the agent's defaults apply (baseImage "node",
  *   cpuCores 2, memoryGB 4, storageGB 20).
+ * - `updatePolicy` is not sticky on the agent: sent only when extras name it, and then it must
+ *   be sent on every PUT (omitted, the agent applies "Immediate").
  * - `cloudProvider` is passed through when the row has one: the agent accepts only "AZURE"
  *   and refuses another value (400 naming the field) rather than provisioning it on Azure.
  */
@@ -83,7 +85,7 @@ export function specFromRow(
     cloudRegion: row.cloudRegion,
   };
   if (row.cloudProvider !== null && row.cloudProvider !== undefined) {
-    spec.cloudProvider = row.cloudProvider as "AZURE";
+    spec.cloudProvider = row.cloudProvider as "AZURE"; // another value: the agent refuses it
   }
   if (row.baseImage !== null && row.baseImage !== undefined) spec.baseImage = row.baseImage;
   const cpu = num(row.cpuCores);

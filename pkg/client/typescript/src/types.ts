@@ -32,9 +32,9 @@ export const ENVIRONMENT_PHASES: readonly EnvironmentPhase[] = [
 export type PowerState = "Running" | "Stopped";
 export type StoragePolicy = "Delete" | "Retain";
 /**
- * Whether a change that recreates a running container group is applied at once or waits for
- * the next stop/start (`UpdatePending`); `POST .../restart` applies a waiting one. Being added
- * to the agent (DESIGN.md section 9): an agent without it refuses the field as unknown.
+ * Whether a change that recreates a running container group (image, size, env, secrets) is
+ * applied at once or waits for the next stop/start (Synced False, reason `UpdatePending`);
+ * `POST .../restart` applies a waiting one. Not sticky: an omitted one is "Immediate".
  */
 export type UpdatePolicy = "Immediate" | "OnNextStart";
 
@@ -43,7 +43,10 @@ export type EnvVars = Record<string, string>;
 
 /**
  * A spec as a client sends it (PUT /api/v1/environments/{id}, POST /api/v1/environments, an
- * item of a full sync). Unknown fields are refused (400 InvalidSpec naming the field).
+ * item of a full sync). Unknown fields are refused (400 InvalidSpec naming the field). null
+ * for an optional field means the same as leaving it out: Dev8Client leaves out null fields
+ * before sending, because the agent takes a null powerState or secretEnv as given (Running,
+ * no secrets) rather than as omitted.
  *
  * Sticky fields: on an existing environment an omitted `powerState` keeps the current one and
  * an omitted `secretEnv` keeps the stored secrets (`{}` clears them). A new environment
@@ -53,7 +56,7 @@ export interface EnvironmentSpecInput {
   /** Only in a full-sync item (required there) or a POST; in a PUT it must equal the path's. */
   id?: string;
   /** Accepted so that the Prisma column can be passed through; "AZURE" is the only value. */
-  cloudProvider?: "AZURE";
+  cloudProvider?: "AZURE" | null;
   /** 1..128 characters. */
   userId: string;
   /** 1..128 characters. */
@@ -61,25 +64,25 @@ export interface EnvironmentSpecInput {
   /** One of the configured regions; fixed once the environment exists. */
   cloudRegion: string;
   /** A key of the agent's `images` config; default "node". */
-  baseImage?: string;
+  baseImage?: string | null;
   /** 0.5..4, a multiple of 0.5; default 2. */
-  cpuCores?: number;
+  cpuCores?: number | null;
   /** 0.5..16, a multiple of 0.5; default 4. */
-  memoryGB?: number;
+  memoryGB?: number | null;
   /** Integer 1..limits.maxStorageGB (1024 by default); default 20. Never shrinks. */
-  storageGB?: number;
+  storageGB?: number | null;
   /** Sticky: omitted keeps the current one (a new environment starts Running). */
-  powerState?: PowerState;
+  powerState?: PowerState | null;
   /** Plain container environment variables; default {}. */
-  env?: EnvVars;
+  env?: EnvVars | null;
   /** Sent to ACI as secure values, answered as "<redacted>". Sticky when omitted. */
-  secretEnv?: EnvVars;
+  secretEnv?: EnvVars | null;
   /** 0 (off) or 5..10080; default 0. */
-  autoStopMinutes?: number;
+  autoStopMinutes?: number | null;
   /** What happens to the file share when the environment is deleted; default "Delete". */
-  storagePolicy?: StoragePolicy;
-  /** See {@link UpdatePolicy}; being added to the agent. */
-  updatePolicy?: UpdatePolicy;
+  storagePolicy?: StoragePolicy | null;
+  /** See {@link UpdatePolicy}; default "Immediate" (not sticky). */
+  updatePolicy?: UpdatePolicy | null;
 }
 
 /** A full-sync item: a spec that names its id. */
@@ -87,6 +90,9 @@ export type EnvironmentSyncItem = EnvironmentSpecInput & { id: string };
 
 /** The value the agent answers in place of every secret. */
 export const REDACTED = "<redacted>";
+
+/** The names of stored secrets, every value "<redacted>". */
+export type RedactedMap = Record<string, typeof REDACTED>;
 
 /** A spec as the agent answers it: defaults filled in, every secret value "<redacted>". */
 export interface EnvironmentSpec {
@@ -100,16 +106,15 @@ export interface EnvironmentSpec {
   powerState: PowerState;
   env: EnvVars;
   /** Names of the stored secrets, every value "<redacted>". */
-  secretEnv: EnvVars;
+  secretEnv: RedactedMap;
   autoStopMinutes: number;
   storagePolicy: StoragePolicy;
-  /** Being added to the agent; absent from the answers of an agent without it. */
-  updatePolicy?: UpdatePolicy;
+  updatePolicy: UpdatePolicy;
 }
 
 export type ConditionStatus = "True" | "False" | "Unknown";
 
-/** Reasons of the Ready condition the agent sets today (README "The API"). */
+/** Reasons of the Ready condition (README "The API"). */
 export type ReadyReason =
   | "Available"
   | "Creating"
@@ -121,7 +126,7 @@ export type ReadyReason =
   | "Failed"
   | "RemovedFromDesiredSet";
 
-/** Reasons of the Synced condition the agent sets today. */
+/** Reasons of the Synced condition. */
 export type SyncedReason =
   | "Pending"
   | "ReconcileSuccess"
@@ -130,15 +135,13 @@ export type SyncedReason =
   | "Transitioning"
   | "Blocked"
   | "AutoStopped"
+  | "UpdatePending"
   | "AzureUnreachable";
-
-/** `string & {}` keeps the known reasons for completion while accepting later ones. */
-type Open<T extends string> = T | (string & {});
 
 export interface ReadyCondition {
   type: "Ready";
   status: ConditionStatus;
-  reason: Open<ReadyReason>;
+  reason: ReadyReason;
   message: string;
   lastTransitionTime: string | null;
 }
@@ -146,7 +149,7 @@ export interface ReadyCondition {
 export interface SyncedCondition {
   type: "Synced";
   status: ConditionStatus;
-  reason: Open<SyncedReason>;
+  reason: SyncedReason;
   message: string;
   lastTransitionTime: string | null;
 }
@@ -311,12 +314,35 @@ export interface Status {
   reaper?: ReaperStatus;
 }
 
+/** Every code of an error answer (pkg/api and pkg/http), by status. */
+export type ErrorCode =
+  // 400
+  | "InvalidJson"
+  | "InvalidSpec"
+  | "InvalidId"
+  | "InvalidQuery"
+  | "InvalidArgument"
+  | "BadRequest"
+  | "Unauthorized" // 401
+  | "NotFound" // 404
+  | "MethodNotAllowed" // 405
+  | "RequestTimeout" // 408
+  | "Conflict" // 409
+  | "Gone" // 410
+  | "LengthRequired" // 411
+  | "PayloadTooLarge" // 413
+  | "UnsupportedMediaType" // 415
+  | "TooManyRequests" // 429
+  | "RequestHeaderFieldsTooLarge" // 431
+  | "InternalError" // 500
+  // 503
+  | "NotReady"
+  | "ServiceUnavailable";
+
 /** The body of every error answer. */
 export interface ApiError {
   error: {
-    /** PascalCase: InvalidJson, InvalidSpec, InvalidId, InvalidQuery, Unauthorized, NotFound,
-     * MethodNotAllowed, Conflict, Gone, TooManyRequests, NotReady, ... */
-    code: string;
+    code: ErrorCode;
     message: string;
     /** The JSON path of the offending field ("cpuCores", "items[2].id"), when there is one. */
     field?: string;

@@ -32,8 +32,17 @@ export const PAIRS: Pair[] = [
   { hand: "Status", schema: ["Status", "ControllerStatus"], required: true },
   { hand: "ApiError", schema: ["ApiError", "Error", "ErrorResponse"], required: true },
   { hand: "EnvironmentSpecInput", schema: ["EnvironmentSpecInput", "EnvironmentSpecRequest", "SpecInput"], required: false },
+  // Not FullSyncItem: `allOf: [EnvironmentSpecInput, {required: [id]}]` comes out of
+  // openapi-typescript as `EnvironmentSpecInput & unknown`, with id still optional.
   { hand: "EnvironmentSyncItem", schema: ["EnvironmentSyncItem", "SyncItem"], required: false },
   { hand: "Condition", schema: ["Condition"], required: false },
+  { hand: "ReadyCondition", schema: ["ReadyCondition"], required: false },
+  { hand: "SyncedCondition", schema: ["SyncedCondition"], required: false },
+  { hand: "RedactedMap", schema: ["RedactedMap"], required: false },
+  { hand: "EnvVars", schema: ["EnvMap", "EnvVars"], required: false },
+  { hand: "ErrorCode", schema: ["ErrorCode"], required: false },
+  { hand: "EnvironmentPhase", schema: ["Phase", "EnvironmentPhase"], required: false },
+  { hand: "WatchEventType", schema: ["WatchEventType"], required: false },
   { hand: "LastError", schema: ["LastError"], required: false },
   { hand: "RetryStatus", schema: ["RetryStatus", "Retry"], required: false },
   { hand: "Orphan", schema: ["Orphan"], required: false },

@@ -18,6 +18,7 @@ export function sampleEnvironment(over: Partial<Environment["status"]> = {}, id 
       secretEnv: { GITHUB_TOKEN: "<redacted>" },
       autoStopMinutes: 0,
       storagePolicy: "Delete",
+      updatePolicy: "Immediate",
     },
     status: {
       phase: "RUNNING",

@@ -63,6 +63,7 @@ describe("environments", { timeout: 120_000 }, () => {
       secretEnv: {},
       autoStopMinutes: 0,
       storagePolicy: "Delete",
+      updatePolicy: "Immediate",
     });
     const r2 = await c.put("ts-put-1", { ...spec(), env: { EDITOR: "vim" } });
     assert.deepEqual([r2.created, r2.environment.generation], [false, 1]);
@@ -177,24 +178,35 @@ describe("environments", { timeout: 120_000 }, () => {
     assert.deepEqual([t.generation, t.spec, t.status.phase], [0, null, "DELETING"]);
   });
 
-  it("restart (being added to the agent): 202 with the object, where the agent has the route", async (t) => {
-    await c.put("ts-restart-1", spec());
-    const r = await c.restart("ts-restart-1").catch((e: unknown) => e);
-    if (r instanceof Dev8ApiError && r.status === 404 && /no such route/.test(r.message)) {
-      t.skip("SKIPPED: this dev8-agent has no POST /api/v1/environments/{id}/restart yet (DESIGN.md section 9; being added)");
-      return;
-    }
-    assert.ok(!(r instanceof Error), String(r));
-    assert.equal((r as Environment).id, "ts-restart-1");
-  });
+  it("updatePolicy OnNextStart holds a recreating change while running (UpdatePending); restart applies it", async () => {
+    const id = "ts-upol-1";
+    const held = { ...spec("u-upol"), updatePolicy: "OnNextStart" as const };
+    const first = await c.put(id, held);
+    assert.equal(first.environment.spec?.updatePolicy, "OnNextStart");
+    await phase(id, "RUNNING", (e) => e.status.observedGeneration === 1 && e.status.vsCodeUrl !== null);
 
-  it("updatePolicy (being added to the agent) is sent as given, where the agent takes it", async (t) => {
-    const r = await c.put("ts-upol-1", { ...spec(), updatePolicy: "OnNextStart" }).catch((e: unknown) => e);
-    if (r instanceof Dev8ApiError && r.code === "InvalidSpec" && r.field === "updatePolicy") {
-      t.skip(`SKIPPED: this dev8-agent refuses updatePolicy as an unknown field (${r.message}); being added`);
-      return;
-    }
-    assert.ok(!(r instanceof Error), String(r));
+    const changed = await c.put(id, { ...held, env: { FEATURE: "on" } });
+    assert.equal(changed.environment.generation, 2);
+    const pending = await waitFor(`${id} to hold the change (Synced UpdatePending)`, async () => {
+      const e = await c.get(id);
+      const synced = e.status.conditions.find((x) => x.type === "Synced");
+      return synced?.reason === "UpdatePending" ? e : undefined;
+    }, 30_000, 200);
+    assert.equal(pending.status.phase, "RUNNING", "the workspace keeps running meanwhile");
+    assert.equal(pending.status.conditions.find((x) => x.type === "Synced")?.status, "False");
+
+    const restarted = await c.restart(id);
+    assert.equal(restarted.id, id);
+    assert.equal(restarted.generation, 2, "a restart is no new generation");
+    await phase(id, "RUNNING", (e) => {
+      const synced = e.status.conditions.find((x) => x.type === "Synced");
+      return e.status.observedGeneration === 2 && synced?.reason === "ReconcileSuccess";
+    });
+    const nf = await rejected(c.restart("ts-nobody"));
+    assert.deepEqual([nf.status, nf.code], [404, "NotFound"]);
+    await c.delete(id);
+    const gone = await rejected(c.restart(id));
+    assert.deepEqual([gone.status, gone.code], [409, "Conflict"], "409 while deleting");
   });
 });
 
@@ -234,6 +246,11 @@ describe("Prisma rows", { timeout: 120_000 }, () => {
     assert.deepEqual(again.environment.spec?.secretEnv, { NPM_TOKEN: "<redacted>" });
     assert.equal(again.environment.spec?.powerState, "Stopped", "a row's PUT never undoes a stop");
     assert.equal(again.created, false);
+    // null means omitted too (the client leaves nulls out; the agent alone would take a null
+    // powerState as Running and a null secretEnv as none).
+    const nulls = await c.put(id, { ...specFromRow(row(id)), powerState: null, secretEnv: null });
+    assert.equal(nulls.environment.spec?.powerState, "Stopped");
+    assert.deepEqual(nulls.environment.spec?.secretEnv, { NPM_TOKEN: "<redacted>" });
     // {} clears the secrets.
     const cleared = await c.put(id, specFromRow(row(id), {}));
     assert.deepEqual(cleared.environment.spec?.secretEnv, {});

@@ -87,6 +87,22 @@ describe("Dev8Client routes", () => {
     );
   });
 
+  it("leaves out null fields: a null powerState or secretEnv must mean 'kept', as the contract says", async () => {
+    const { c, calls } = client((req) =>
+      req.method === "PUT" && req.url.pathname === "/api/v1/environments"
+        ? json(200, { created: 0, updated: 0, unchanged: 1, removed: 0, resourceVersion: 1 })
+        : json(200, env),
+    );
+    const nully = { ...spec, powerState: null, secretEnv: null, baseImage: null, cpuCores: 1 };
+    await c.put("ckx1", nully);
+    await c.create({ ...nully, id: "ckx1" });
+    await c.fullSync([{ ...nully, id: "ckx1" }]);
+    assert.deepEqual(JSON.parse(calls[0]?.body ?? ""), { ...spec, cpuCores: 1 });
+    assert.deepEqual(JSON.parse(calls[1]?.body ?? ""), { ...spec, cpuCores: 1, id: "ckx1" });
+    assert.deepEqual(JSON.parse(calls[2]?.body ?? ""), { items: [{ ...spec, cpuCores: 1, id: "ckx1" }] });
+    assert.deepEqual(JSON.parse(JSON.stringify({ ...spec, env: {} })), { ...spec, env: {} }, "{} is kept: it clears");
+  });
+
   it("encodes list filters, leaves out empty ones, and follows continue over pages", async () => {
     const pages: Record<string, unknown> = {
       "": { items: [sampleEnvironment({}, "a1")], resourceVersion: 100, continue: "a1" },
