@@ -17,10 +17,12 @@ for t in "$@"; do
   # cmocka's summary lines may share a line with other output: match anywhere.
   p=$(printf '%s\n' "$out" | grep -o '\[  PASSED  \] [0-9]* test' | awk '{s+=$4} END {print s+0}')
   f=$(printf '%s\n' "$out" | grep -o '\[  FAILED  \] [0-9]* test' | awk '{s+=$4} END {print s+0}')
-  # node --test: its summary lines stand alone; a cancelled test failed.
-  np=$(printf '%s\n' "$out" | grep -E '^(ℹ|#) pass [0-9]+$' | awk '{s+=$3} END {print s+0}')
-  nf=$(printf '%s\n' "$out" | grep -E '^(ℹ|#) (fail|cancelled) [0-9]+$' | awk '{s+=$3} END {print s+0}')
-  ns=$(printf '%s\n' "$out" | grep -E '^(ℹ|#) skipped [0-9]+$' | awk '{s+=$3} END {print s+0}')
+  # node --test: its summary lines stand alone (colours, if forced, are
+  # stripped first); a cancelled test failed.
+  nsum=$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g' | grep -E '^(ℹ|#) (pass|fail|cancelled|skipped) [0-9]+$')
+  np=$(printf '%s\n' "$nsum" | awk '$2 == "pass" {s+=$3} END {print s+0}')
+  nf=$(printf '%s\n' "$nsum" | awk '$2 == "fail" || $2 == "cancelled" {s+=$3} END {print s+0}')
+  ns=$(printf '%s\n' "$nsum" | awk '$2 == "skipped" {s+=$3} END {print s+0}')
   p=$((p + np))
   f=$((f + nf))
   skipped=$((skipped + ns))
