@@ -120,10 +120,10 @@ interface Call {
 const WATCH_PATH = "/api/v1/watch";
 
 /**
- * The spec without its null fields. The API documents null as "left out", and so it is for
- * every field but the sticky ones: the agent takes "powerState": null as Running (starting a
- * stopped workspace) and "secretEnv": null as no secrets. Leaving nulls out makes both mean
- * what the contract says.
+ * The spec without its null fields. The API documents null as "left out"; agents built before
+ * that held for the sticky fields took "powerState": null as Running (starting a stopped
+ * workspace) and "secretEnv": null as no secrets. Leaving nulls out means the same to every
+ * agent.
  */
 function withoutNulls<T extends object>(spec: T): T {
   const out: Record<string, unknown> = {};

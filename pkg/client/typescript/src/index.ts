@@ -1,4 +1,6 @@
 export * from "./types.js";
+/** The types openapi-typescript generates from pkg/api/openapi.yaml (`npm run gen`). */
+export type * as OpenApi from "./generated.js";
 export { Dev8ApiError, parseRetryAfter } from "./errors.js";
 export {
   Dev8Client,

@@ -44,9 +44,9 @@ export type EnvVars = Record<string, string>;
 /**
  * A spec as a client sends it (PUT /api/v1/environments/{id}, POST /api/v1/environments, an
  * item of a full sync). Unknown fields are refused (400 InvalidSpec naming the field). null
- * for an optional field means the same as leaving it out: Dev8Client leaves out null fields
- * before sending, because the agent takes a null powerState or secretEnv as given (Running,
- * no secrets) rather than as omitted.
+ * for an optional field means the same as leaving it out; Dev8Client leaves null fields out
+ * before sending all the same, because agents built before that rule held for the sticky
+ * fields took a null powerState as Running and a null secretEnv as "no secrets".
  *
  * Sticky fields: on an existing environment an omitted `powerState` keeps the current one and
  * an omitted `secretEnv` keeps the stored secrets (`{}` clears them). A new environment

@@ -246,8 +246,7 @@ describe("Prisma rows", { timeout: 120_000 }, () => {
     assert.deepEqual(again.environment.spec?.secretEnv, { NPM_TOKEN: "<redacted>" });
     assert.equal(again.environment.spec?.powerState, "Stopped", "a row's PUT never undoes a stop");
     assert.equal(again.created, false);
-    // null means omitted too (the client leaves nulls out; the agent alone would take a null
-    // powerState as Running and a null secretEnv as none).
+    // null means omitted too (the client leaves nulls out, for agents older than that rule).
     const nulls = await c.put(id, { ...specFromRow(row(id)), powerState: null, secretEnv: null });
     assert.equal(nulls.environment.spec?.powerState, "Stopped");
     assert.deepEqual(nulls.environment.spec?.secretEnv, { NPM_TOKEN: "<redacted>" });

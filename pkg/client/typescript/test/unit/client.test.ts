@@ -87,7 +87,7 @@ describe("Dev8Client routes", () => {
     );
   });
 
-  it("leaves out null fields: a null powerState or secretEnv must mean 'kept', as the contract says", async () => {
+  it("leaves out null fields: a null powerState or secretEnv means 'kept' with every agent", async () => {
     const { c, calls } = client((req) =>
       req.method === "PUT" && req.url.pathname === "/api/v1/environments"
         ? json(200, { created: 0, updated: 0, unchanged: 1, removed: 0, resourceVersion: 1 })
