@@ -131,7 +131,7 @@ CONTRACT_BINS := $(addprefix $(BUILD)/test/integration/,test_api test_watch test
 
 ## test: build, then run every unit and integration test (cmocka summaries), then the contract pass
 test: all $(UNIT_BINS) $(INTEG_BINS)
-	@D8_BIN_DIR=$(BINDIR) hack/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
+	@D8_BIN_DIR=$(BINDIR) hack/run-tests.sh $(UNIT_BINS) $(INTEG_BINS) pkg/client/typescript/scripts/test.sh
 ifeq ($(SANITIZE),)
 	@D8_BIN_DIR=$(BINDIR) hack/test-prism.sh $(CONTRACT_BINS)
 else

@@ -33,6 +33,7 @@ pkgs=(
   curl wrk nginx-light yamllint python3
 )
 
+pkg/client/typescript/scripts/install.sh || echo "install-deps: the TypeScript client's npm packages are not installed (see above)"
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
