@@ -130,13 +130,19 @@ $(BUILD)/test/bench/%: $(BUILD)/test/bench/%.o $(LIB)
 CONTRACT_BINS := $(addprefix $(BUILD)/test/integration/,test_api test_watch test_reconcile)
 
 ## test: build, then run every unit and integration test (cmocka summaries), then the contract pass
-test: all $(UNIT_BINS) $(INTEG_BINS)
-	@D8_BIN_DIR=$(BINDIR) hack/run-tests.sh $(UNIT_BINS) $(INTEG_BINS) pkg/client/typescript/scripts/test.sh
+# The contract pass runs first so that the suite's "N passed, N failed" is
+# the last line; both run, and either failing fails the target.
 ifeq ($(SANITIZE),)
-	@D8_BIN_DIR=$(BINDIR) hack/test-prism.sh $(CONTRACT_BINS)
+CONTRACT_PASS = D8_BIN_DIR=$(BINDIR) hack/test-prism.sh $(CONTRACT_BINS)
 else
-	@echo "test-contract: skipped under SANITIZE (the plain make test checks the contract)"
+CONTRACT_PASS = echo "test-contract: skipped under SANITIZE (the plain make test checks the contract)"
 endif
+test: all $(UNIT_BINS) $(INTEG_BINS)
+	@$(CONTRACT_PASS); contract=$$?; \
+	D8_BIN_DIR=$(BINDIR) hack/run-tests.sh $(UNIT_BINS) $(INTEG_BINS) \
+	  pkg/client/typescript/scripts/test.sh; suite=$$?; \
+	if [ $$contract -ne 0 ]; then echo "make test: the contract pass failed (see above)"; fi; \
+	exit $$(( contract || suite ))
 
 ## test-contract: the API tests through Prism against pkg/api/openapi.yaml; fails on any violation
 test-contract: all $(CONTRACT_BINS)
