@@ -10,15 +10,14 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: dev8-agent --config FILE [--check-config]\n"
-            "       dev8-agent --check-config FILE\n"
-            "       dev8-agent --version | --help\n"
-            "\n"
-            "Reconciles Dev8 environment specs with Azure Container Instances and\n"
-            "Azure Files. Secrets come from the environment: AGENT_API_KEYS,\n"
-            "AZURE_CLIENT_SECRET / AZURE_FEDERATED_TOKEN_FILE, DEV8_SPEC_HASH_KEY,\n"
-            "and the variable named by webhook.secretEnv.\n");
+    fprintf(out, "usage: dev8-agent --config FILE [--check-config]\n"
+                 "       dev8-agent --check-config FILE\n"
+                 "       dev8-agent --version | --help\n"
+                 "\n"
+                 "Reconciles Dev8 environment specs with Azure Container Instances and\n"
+                 "Azure Files. Secrets come from the environment: AGENT_API_KEYS,\n"
+                 "AZURE_CLIENT_SECRET / AZURE_FEDERATED_TOKEN_FILE, DEV8_SPEC_HASH_KEY,\n"
+                 "and the variable named by webhook.secretEnv.\n");
 }
 
 int main(int argc, char **argv)

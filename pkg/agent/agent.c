@@ -29,7 +29,7 @@ typedef struct agent {
     metrics_t *metrics;
     api_t *api;
     azure_client_t *az;
-    azure_scope_t *scopes;     /* one per cfg->regions[i] */
+    azure_scope_t *scopes; /* one per cfg->regions[i] */
     observer_t *ob;
     reconciler_t *rec;
     reaper_t *reaper;
@@ -78,8 +78,8 @@ static void drain_cb(uv_timer_t *t)
         return;
     uv_timer_stop(t);
     if (open > 0 || pending > 0)
-        LOG(LOG_WARN, "grace period over: abandoning what is still open",
-            LF_I("connections", open), LF_I("azure_calls", pending));
+        LOG(LOG_WARN, "grace period over: abandoning what is still open", LF_I("connections", open),
+            LF_I("azure_calls", pending));
     /* The client cancels what is pending (callbacks into the reconciler),
      * so it goes first. */
     azure_client_free(a->az);

@@ -92,8 +92,7 @@ cJSON *api__read_json_body(http_exchange_t *ex, const http_request_t *req)
 {
     if (!req->body_framed) {
         http_respond_error(ex, 411, "LengthRequired",
-                           "a JSON body with Content-Length or chunked encoding is required",
-                           NULL);
+                           "a JSON body with Content-Length or chunked encoding is required", NULL);
         return NULL;
     }
     if (!json_content(req)) {
@@ -125,8 +124,7 @@ cJSON *api__read_json_body(http_exchange_t *ex, const http_request_t *req)
     }
     if (!doc) {
         http_respond_error(ex, 400, "InvalidJson",
-                           "the request body is not valid JSON (or nests deeper than 1000)",
-                           NULL);
+                           "the request body is not valid JSON (or nests deeper than 1000)", NULL);
         return NULL;
     }
     return doc;
@@ -144,8 +142,7 @@ static void method_not_allowed(http_exchange_t *ex, const char *allow)
 
 /* GET /api/v1/status: the store's counts here, the controller's state
  * (queue, regions, throttle, reaper) from the status hook. */
-static void status_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                         const char *id)
+static void status_route(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     (void)req;
     (void)id;
@@ -197,8 +194,7 @@ static void healthz_route(api_t *api, http_exchange_t *ex, const http_request_t 
     api__respond_json(ex, 200, NULL, 0, ok, sizeof(ok) - 1);
 }
 
-static void readyz_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                         const char *id)
+static void readyz_route(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     static const char ready[] = "{\"status\":\"ready\"}";
     (void)req;
@@ -210,8 +206,7 @@ static void readyz_route(api_t *api, http_exchange_t *ex, const http_request_t *
                            api->shutting_down ? "shutting down" : api->ready_reason, NULL);
 }
 
-static void resume_route(api_t *api, http_exchange_t *ex, const http_request_t *req,
-                         const char *id)
+static void resume_route(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     (void)id;
     int was = api->opts.resume_hook(api->opts.resume_ud);
@@ -257,7 +252,7 @@ typedef struct route {
     unsigned flags;
     route_body_t body;
     route_fn fn;
-    const char *query;         /* accepted query parameters, space-separated */
+    const char *query; /* accepted query parameters, space-separated */
 } route_t;
 
 /* Methods that share a pattern are listed in the order Allow names them. */
@@ -275,7 +270,8 @@ static const route_t routes[] = {
     {"POST", "/api/v1/environments/{id}/start", ROUTE_AUTH, BODY_DEFAULT, api__start_env, NULL},
     {"POST", "/api/v1/environments/{id}/stop", ROUTE_AUTH, BODY_DEFAULT, api__stop_env, NULL},
     {"POST", "/api/v1/environments/{id}/restart", ROUTE_AUTH, BODY_DEFAULT, api__restart_env, NULL},
-    {"POST", "/api/v1/environments/{id}/activity", ROUTE_AUTH, BODY_DEFAULT, api__activity_env, NULL},
+    {"POST", "/api/v1/environments/{id}/activity", ROUTE_AUTH, BODY_DEFAULT, api__activity_env,
+     NULL},
     {"GET", "/api/v1/watch", ROUTE_AUTH, BODY_DEFAULT, api__watch, "resourceVersion"},
     {"GET", "/api/v1/orphans", ROUTE_AUTH, BODY_DEFAULT, orphans_route, NULL},
     {"POST", "/api/v1/reaper/resume", ROUTE_AUTH, BODY_DEFAULT, resume_route, NULL},
@@ -364,8 +360,7 @@ static void route_lookup(const char *method, const char *path, route_lookup_t *l
         if (!lk->route && route_serves(r, method))
             lk->route = r;
         size_t used = strlen(lk->allow);
-        snprintf(lk->allow + used, sizeof(lk->allow) - used, "%s%s", used ? ", " : "",
-                 r->method);
+        snprintf(lk->allow + used, sizeof(lk->allow) - used, "%s%s", used ? ", " : "", r->method);
     }
 }
 
@@ -396,8 +391,7 @@ static int unknown_query(const route_t *r, const http_request_t *req, http_excha
         if (nlen > 0 && !(ok && word_in(r->query, name))) {
             char msg[160];
             snprintf(msg, sizeof(msg), "unknown query parameter %s%s",
-                     ok ? name : "(badly encoded)",
-                     r->query ? "" : ": this route takes none");
+                     ok ? name : "(badly encoded)", r->query ? "" : ": this route takes none");
             http_respond_error(ex, 400, "InvalidQuery", msg, ok ? name : NULL);
             return 1;
         }
@@ -484,8 +478,7 @@ static void access_cb(void *ud, const char *method, const char *path, int status
 int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!opts->status_hook || !opts->orphans_hook || !opts->resume_hook ||
-        !opts->reaping_hook) {
+    if (!opts->status_hook || !opts->orphans_hook || !opts->resume_hook || !opts->reaping_hook) {
         snprintf(err, errlen, "the API needs its status, orphans, resume and reaping hooks");
         return D8_EINVAL;
     }
@@ -515,13 +508,12 @@ int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
     static const char *const phase_label[] = {"phase"};
     static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                      0.01,   0.025,   0.05,   0.1,   0.25,   1};
-    api->m_requests = metrics_counter(api->metrics, "dev8_http_requests_total",
-                                      "API requests by route, method and status code.", 3,
-                                      req_labels);
+    api->m_requests =
+        metrics_counter(api->metrics, "dev8_http_requests_total",
+                        "API requests by route, method and status code.", 3, req_labels);
     api->m_duration = metrics_histogram(api->metrics, "dev8_http_request_duration_seconds",
-                                        "Time from the first byte of a request to its answer.",
-                                        3, req_labels, buckets,
-                                        sizeof(buckets) / sizeof(buckets[0]));
+                                        "Time from the first byte of a request to its answer.", 3,
+                                        req_labels, buckets, sizeof(buckets) / sizeof(buckets[0]));
     api->m_envs = metrics_gauge(api->metrics, "dev8_environments",
                                 "Environments in the desired state by phase.", 1, phase_label);
     api->m_watchers = metrics_gauge(api->metrics, "dev8_watch_clients",

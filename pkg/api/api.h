@@ -17,9 +17,9 @@ typedef struct api api_t;
 
 typedef struct api_opts {
     uv_loop_t *loop;
-    const config_t *cfg;       /* borrowed; outlives the api */
-    store_t *store;            /* borrowed */
-    metrics_t *metrics;        /* borrowed; the api registers its families */
+    const config_t *cfg; /* borrowed; outlives the api */
+    store_t *store;      /* borrowed */
+    metrics_t *metrics;  /* borrowed; the api registers its families */
     /* The hooks below are required: api_new refuses opts without them, so
      * that no answer is ever made up in place of the controller's. Each
      * gets its *_ud back and runs on the loop thread. */

@@ -175,8 +175,8 @@ static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, 
         if_match = -1;
         if (!store_get(api->store, id)) {
             spec_release(&spec);
-            http_respond_error(ex, 409, "Conflict", "If-Match: * but the environment does not exist",
-                               NULL);
+            http_respond_error(ex, 409, "Conflict",
+                               "If-Match: * but the environment does not exist", NULL);
             return;
         }
     }
@@ -309,8 +309,8 @@ static void list_one(void *ud, const env_obj_t *obj)
 /* Query parameter `name` as a filter: *out points into buf when given.
  * Answers 400 InvalidQuery and returns -1 when it is badly encoded or too
  * long for buf. */
-static int string_param(const http_request_t *req, http_exchange_t *ex, const char *name,
-                        char *buf, size_t size, const char **out)
+static int string_param(const http_request_t *req, http_exchange_t *ex, const char *name, char *buf,
+                        size_t size, const char **out)
 {
     int n = http_query_param(req, name, buf, size);
     if (n == -2) {
@@ -373,8 +373,8 @@ void api__list_envs(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     d8_buf_puts(&b, "{\"items\":[");
     list_ctx_t c = {&b, 1, "", api->store};
     int more = store_list(api->store, after, &f, limit, list_one, &c);
-    d8_buf_printf(&b, "],\"resourceVersion\":%llu,\"continue\":",
-                  (unsigned long long)store_rv(api->store));
+    d8_buf_printf(
+        &b, "],\"resourceVersion\":%llu,\"continue\":", (unsigned long long)store_rv(api->store));
     d8_buf_json_str(&b, more ? c.last : "");
     d8_buf_putc(&b, '}');
     api__respond_json(ex, 200, NULL, 0, b.data, b.len);

@@ -33,7 +33,7 @@ struct api {
     char ready_reason[128];
     int shutting_down;
 
-    d8_list_t watchers;        /* api__watch_client_t, one per open watch stream */
+    d8_list_t watchers; /* api__watch_client_t, one per open watch stream */
     size_t nwatchers;
     uv_timer_t heartbeat;
 
@@ -53,7 +53,7 @@ struct api__watch_client {
     api_t *api;
     http_exchange_t *ex;
     store_watcher_t *w;
-    d8_list_t link;            /* in api->watchers */
+    d8_list_t link; /* in api->watchers */
 };
 
 /* ---- request and answer helpers (api.c) --------------------------------- */

@@ -15,7 +15,7 @@
 
 typedef struct id_index {
     const char *id;
-    size_t index;              /* position in the request's items */
+    size_t index; /* position in the request's items */
 } id_index_t;
 
 static int cmp_id_index(const void *a, const void *b)
@@ -88,8 +88,7 @@ static int decode_sync(api_t *api, const cJSON *doc, store_sync_item_t **out, si
     for (const cJSON *it = jitems->child; it; it = it->next) {
         char prefix[32];
         snprintf(prefix, sizeof(prefix), "items[%zu].", n);
-        if (spec_decode(it, NULL, &api->rules, prefix, &items[n].spec, items[n].id, err) !=
-            D8_OK)
+        if (spec_decode(it, NULL, &api->rules, prefix, &items[n].spec, items[n].id, err) != D8_OK)
             goto fail;
         n++;
         if (api__region_moved(api, items[n - 1].id, &items[n - 1].spec, prefix, err))
@@ -137,8 +136,8 @@ void api__full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     store_sync_counts_t counts;
     store_sync(api->store, items, n, &counts);
     free(items);
-    LOG(LOG_INFO, "full sync applied", LF_S("request_id", req->request_id),
-        LF_I("items", n), LF_I("created", counts.created), LF_I("updated", counts.updated),
+    LOG(LOG_INFO, "full sync applied", LF_S("request_id", req->request_id), LF_I("items", n),
+        LF_I("created", counts.created), LF_I("updated", counts.updated),
         LF_I("unchanged", counts.unchanged), LF_I("removed", counts.removed));
     char body[256];
     int len = snprintf(body, sizeof(body),

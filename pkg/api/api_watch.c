@@ -120,8 +120,7 @@ void api__watch(api_t *api, http_exchange_t *ex, const http_request_t *req, cons
         int n = http_query_param(req, "resourceVersion", rv_s, sizeof(rv_s));
         if (n == -2 || (n >= 0 && parse_u64(rv_s, &since) != 0)) {
             http_respond_error(ex, 400, "InvalidQuery",
-                               "resourceVersion must be a non-negative integer",
-                               "resourceVersion");
+                               "resourceVersion must be a non-negative integer", "resourceVersion");
             return;
         }
         have_since = n >= 0;
@@ -134,8 +133,8 @@ void api__watch(api_t *api, http_exchange_t *ex, const http_request_t *req, cons
     }
     /* Newer than ours: from another run of the agent (or made up). Either
      * way the client must list again, as for one that is too old. */
-    if (have_since && (since > store_rv(api->store) ||
-                       store_replay(api->store, since, NULL, NULL) == D8_EGONE)) {
+    if (have_since &&
+        (since > store_rv(api->store) || store_replay(api->store, since, NULL, NULL) == D8_EGONE)) {
         http_respond_error(ex, 410, "Gone",
                            "resourceVersion is too old or from another run of the agent: list "
                            "again and watch from the list's resourceVersion",

@@ -203,13 +203,13 @@ enum {
  * whose glob matches a container's image decides its pulls and runs.
  */
 typedef struct azsim_image_rule {
-    char *match;            /* shell glob on the image reference, case-insensitive */
-    int64_t exit_after_ms;  /* every run exits this long after it started; -1: never */
-    int exit_code;          /* the exit code of such a run, 0..255 */
-    int64_t pull_ms;        /* a fixed pull time; -1: drawn from the distribution */
+    char *match;             /* shell glob on the image reference, case-insensitive */
+    int64_t exit_after_ms;   /* every run exits this long after it started; -1: never */
+    int exit_code;           /* the exit code of such a run, 0..255 */
+    int64_t pull_ms;         /* a fixed pull time; -1: drawn from the distribution */
     uint64_t pull_median_ms; /* this image's own distribution when > 0 ... */
     uint64_t pull_p95_ms;    /* ... (lognormal through median and 95th percentile) */
-    int failure;            /* AZSIM_PULL_* */
+    int failure;             /* AZSIM_PULL_* */
 } azsim_image_rule_t;
 
 /*
@@ -226,17 +226,17 @@ typedef struct azsim_aci_opts {
                                     doubling up to 300000; 10000 */
     uint64_t pull_median_ms;     /* image pull time distribution (lognormal); 0: no pull time */
     uint64_t pull_p95_ms;
-    int identical_put_restarts;  /* 1: a PUT of an unchanged spec restarts the containers */
-    int unique_dns_labels;       /* 1: one group per FQDN in a region (DnsNameLabelAlreadyTaken);
-                                    0 (default): labels are not checked against each other */
-    uint64_t quota_groups;       /* container groups per subscription and region; 100 (0: none) */
-    uint64_t quota_cores;        /* StandardCores per subscription and region; 100 (0: none) */
-    int core_quota_status;       /* HTTP status of ContainerGroupQuotaReached; 400 */
-    int invalid_update_status;   /* ... of InvalidContainerGroupUpdate; 400 */
-    int dns_taken_status;        /* ... of DnsNameLabelAlreadyTaken; 400 */
-    char **capacity_exhausted;   /* regions without capacity: 409 ServiceUnavailable */
+    int identical_put_restarts; /* 1: a PUT of an unchanged spec restarts the containers */
+    int unique_dns_labels;      /* 1: one group per FQDN in a region (DnsNameLabelAlreadyTaken);
+                                   0 (default): labels are not checked against each other */
+    uint64_t quota_groups;      /* container groups per subscription and region; 100 (0: none) */
+    uint64_t quota_cores;       /* StandardCores per subscription and region; 100 (0: none) */
+    int core_quota_status;      /* HTTP status of ContainerGroupQuotaReached; 400 */
+    int invalid_update_status;  /* ... of InvalidContainerGroupUpdate; 400 */
+    int dns_taken_status;       /* ... of DnsNameLabelAlreadyTaken; 400 */
+    char **capacity_exhausted;  /* regions without capacity: 409 ServiceUnavailable */
     size_t ncapacity_exhausted;
-    char **unregistered;         /* subscriptions without Microsoft.ContainerInstance */
+    char **unregistered; /* subscriptions without Microsoft.ContainerInstance */
     size_t nunregistered;
     azsim_image_rule_t *images;
     size_t nimages;

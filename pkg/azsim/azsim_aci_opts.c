@@ -144,8 +144,7 @@ static int whole(const cJSON *v, uint64_t max, uint64_t *out)
 
 /* Sets the field of key k in base from v; what names the enclosing map
  * ("aci" for the top level) for the error. */
-static int set_scalar(void *base, const key_spec_t *k, const cJSON *v, const char *what,
-                      perr_t *e)
+static int set_scalar(void *base, const key_spec_t *k, const cJSON *v, const char *what, perr_t *e)
 {
     char *field = (char *)base + k->off;
     char name[80];

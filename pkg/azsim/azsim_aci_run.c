@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_EVENTS 32         /* kept per container (and per group), oldest out */
+#define MAX_EVENTS 32 /* kept per container (and per group), oldest out */
 #define PULL_RETRY_BASE_MS 10000
 #define BACKOFF_CAP_MS 300000 /* pulls and crash loops back off up to 5 minutes */
 #define MIN_CYCLE_MS 100      /* a crash loop never spins faster than this */
@@ -135,8 +135,8 @@ static void note_msg(azsim__group_t *g, const char *only, const char *name, cons
 
 /* As note_msg, the message made from fmt (a literal) and each container's
  * image, which fmt may use up to twice. */
-static void note_containers(azsim__group_t *g, const char *only, const char *name,
-                            const char *type, const char *fmt, int64_t wall)
+static void note_containers(azsim__group_t *g, const char *only, const char *name, const char *type,
+                            const char *fmt, int64_t wall)
 {
     char msg[600];
     for (size_t i = 0; i < g->nimages; i++) {
@@ -264,8 +264,7 @@ uint64_t azsim__deploy(azsim_t *sim, azsim__group_t *g, int prov, uint64_t now)
         settle = now + timeout;
     }
     if (timeout)
-        azsim__heap_push(&sim->events, now + timeout, AZSIM__EV_TIMEOUT, g->deploy_epoch,
-                         g->e.key);
+        azsim__heap_push(&sim->events, now + timeout, AZSIM__EV_TIMEOUT, g->deploy_epoch, g->e.key);
     return settle;
 }
 

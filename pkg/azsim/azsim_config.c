@@ -213,8 +213,8 @@ static cJSON *yaml_json(yconv_t *v, const yaml_node_t *n, int depth)
         out = cJSON_CreateArray();
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
              it++)
-            cJSON_AddItemToArray(out, yaml_json(v, yaml_document_get_node(v->c->doc, *it),
-                                                depth + 1));
+            cJSON_AddItemToArray(out,
+                                 yaml_json(v, yaml_document_get_node(v->c->doc, *it), depth + 1));
     } else {
         out = cJSON_CreateObject();
         for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;

@@ -174,17 +174,17 @@ typedef struct azsim__group {
     char ip_type;          /* 'P'ublic, 'V' private (VNet), 0: no ipAddress */
     int64_t created_wall;
     int restart_count;
-    char *op_id;  /* the group's latest async operation */
-    char policy;  /* restartPolicy: 'A'lways, 'O'nFailure, 'N'ever */
-    double cores; /* the containers' cpu requests, for the StandardCores quota */
+    char *op_id;   /* the group's latest async operation */
+    char policy;   /* restartPolicy: 'A'lways, 'O'nFailure, 'N'ever */
+    double cores;  /* the containers' cpu requests, for the StandardCores quota */
     char **images; /* each container's image, in spec order (owned) */
     size_t nimages;
     int delete_fault; /* the deletion under way fails (failDeleteRate) */
-    char *fqdn;   /* the DNS name it holds in azsim's label table, or NULL */
+    char *fqdn;       /* the DNS name it holds in azsim's label table, or NULL */
     char *label_hash; /* the hash segment of a hashed label scope, or NULL */
     /* The current deployment: what its images' rules decided. */
-    int pull_failure;   /* AZSIM_PULL_* */
-    char *rule_image;   /* the image whose rule decided it (owned), or NULL */
+    int pull_failure; /* AZSIM_PULL_* */
+    char *rule_image; /* the image whose rule decided it (owned), or NULL */
     int64_t exit_after_ms;
     int exit_code;
     int pull_retries;
@@ -342,8 +342,8 @@ typedef struct azsim__rq {
     size_t nseg;
     char segbuf[4096];
     char api_version[64];
-    char base[320];      /* "http://host:port" of this server as the client sees it */
-    const char *sub;     /* from the path, or NULL */
+    char base[320];         /* "http://host:port" of this server as the client sees it */
+    const char *sub;        /* from the path, or NULL */
     char client_app[80];    /* the token's appid, for throttling messages */
     char client_tenant[80]; /* the token's tid (DNS label hashes) */
 } azsim__rq_t;
@@ -480,8 +480,8 @@ int azsim__admit_update(azsim__rq_t *q, const azsim__group_t *g, const cJSON *bo
  * (owned, NULL when unhashed); or answers 400 DnsNameLabelAlreadyTaken
  * (status configurable) when another group holds that name, and returns 0.
  */
-int azsim__label_claim(azsim__rq_t *q, const azsim__group_t *g, const char *key,
-                       const cJSON *body, const char *location, char **fqdn, char **hash);
+int azsim__label_claim(azsim__rq_t *q, const azsim__group_t *g, const char *key, const cJSON *body,
+                       const char *location, char **fqdn, char **hash);
 /* Makes g hold fqdn and hash (taken; NULL for none), releasing what it
  * held before. */
 void azsim__label_take(azsim_t *sim, azsim__group_t *g, char *fqdn, char *hash);

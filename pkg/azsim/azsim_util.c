@@ -225,7 +225,6 @@ int azsim__istarts(const char *s, const char *prefix)
     return strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
-
 int azsim__param(const char *qs, const char *name, char *out, size_t outlen)
 {
     if (!qs)

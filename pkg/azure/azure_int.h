@@ -163,7 +163,7 @@ typedef struct azure__bucket_entry {
     d8_list_t link;
     char *subscription;
     char *region;
-    azure__arm_buckets_t *arm;                         /* the subscription's, shared */
+    azure__arm_buckets_t *arm;                              /* the subscription's, shared */
     azure__bucket_t aci[AZURE_BUCKET_KINDS - AZ_ARM_KINDS]; /* by kind - AZ_ARM_KINDS */
 } azure__bucket_entry_t;
 
@@ -293,11 +293,11 @@ struct azure_client {
     d8_list_t queue[AZURE_PRIO_COUNT + 1]; /* +1: system (token) queue first */
     d8_list_t inflight;
     size_t nqueued;
-    size_t ninflight; /* ARM requests on the wire (token ones excluded) */
-    size_t nops;      /* user operations accepted, not completed */
+    size_t ninflight;      /* ARM requests on the wire (token ones excluded) */
+    size_t nops;           /* user operations accepted, not completed */
     d8_list_t buckets;     /* azure__bucket_entry_t, per subscription+region */
     d8_list_t arm_buckets; /* azure__arm_buckets_t, per subscription */
-    d8_list_t keys; /* storage key cache */
+    d8_list_t keys;        /* storage key cache */
     azure__auth_t auth;
     uint64_t rng; /* d8_rand01 state: retry jitter */
     /* stats */

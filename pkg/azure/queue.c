@@ -11,9 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const azure__bucket_kind_names[AZURE_BUCKET_KINDS] = {
-    "read", "write", "delete", "aci_create", "aci_delete", "aci_create_hourly",
-    "aci_delete_hourly"};
+const char *const azure__bucket_kind_names[AZURE_BUCKET_KINDS] = {"read",
+                                                                  "write",
+                                                                  "delete",
+                                                                  "aci_create",
+                                                                  "aci_delete",
+                                                                  "aci_create_hourly",
+                                                                  "aci_delete_hourly"};
 
 static void sched_cb(uv_timer_t *t);
 
@@ -73,8 +77,7 @@ static azure__bucket_entry_t *bucket_get(azure_client_t *c, const char *sub, con
     be->region = d8_xstrdup(region);
     be->arm = ab;
     for (int k = AZ_ARM_KINDS; k < AZURE_BUCKET_KINDS; k++)
-        azure__bucket_init(azure__bucket_of(be, k), c->bopts[k].burst, c->bopts[k].per_second,
-                           now);
+        azure__bucket_init(azure__bucket_of(be, k), c->bopts[k].burst, c->bopts[k].per_second, now);
     d8_list_push(&c->buckets, &be->link);
     return be;
 }
@@ -123,8 +126,7 @@ void azure__buckets_release(azure_client_t *c)
         free(be);
     }
     while (!d8_list_empty(&c->arm_buckets)) {
-        azure__arm_buckets_t *ab =
-            d8_container_of(c->arm_buckets.next, azure__arm_buckets_t, link);
+        azure__arm_buckets_t *ab = d8_container_of(c->arm_buckets.next, azure__arm_buckets_t, link);
         d8_list_del(&ab->link);
         free(ab->subscription);
         free(ab);

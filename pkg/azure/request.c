@@ -419,10 +419,10 @@ static int attempt_account(azure__req_t *r, CURLcode cres)
     d8_list_del(&r->link);
     r->status = cres == CURLE_OK ? status : 0;
     if (r->op != AZ_OP_TOKEN)
-        azure__record_attempt(
-            c, (int)r->op,
-            cres == CURLE_OK ? (int)status : (cres == CURLE_OPERATION_TIMEDOUT ? -2 : -1),
-            (double)dur_ns / 1e9);
+        azure__record_attempt(c, (int)r->op,
+                              cres == CURLE_OK ? (int)status
+                                               : (cres == CURLE_OPERATION_TIMEDOUT ? -2 : -1),
+                              (double)dur_ns / 1e9);
     if (cres == CURLE_OPERATION_TIMEDOUT)
         c->st_timeouts++;
     if (r->status == 429)

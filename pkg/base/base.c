@@ -12,8 +12,8 @@ const char *d8_strerror(int err)
     switch (err) {
     case D8_OK:
         return "success";
-#define D8_X(name, val, str)                                                   \
-    case D8_##name:                                                            \
+#define D8_X(name, val, str)                                                                       \
+    case D8_##name:                                                                                \
         return str;
         D8_ERRNO_MAP(D8_X)
 #undef D8_X
@@ -26,8 +26,8 @@ const char *d8_err_name(int err)
     switch (err) {
     case D8_OK:
         return "OK";
-#define D8_X(name, val, str)                                                   \
-    case D8_##name:                                                            \
+#define D8_X(name, val, str)                                                                       \
+    case D8_##name:                                                                                \
         return #name;
         D8_ERRNO_MAP(D8_X)
 #undef D8_X

@@ -14,21 +14,21 @@
  * One error space for the whole code base (libuv's UV_ERRNO_MAP habit):
  * 0 is success, every failure is one of these negative values.
  */
-#define D8_ERRNO_MAP(X)                                                        \
-    X(ENOMEM, -1, "out of memory")                                             \
-    X(EINVAL, -2, "invalid argument")                                          \
-    X(ENOENT, -3, "not found")                                                 \
-    X(EEXIST, -4, "already exists")                                            \
-    X(ECONFLICT, -5, "precondition failed")                                    \
-    X(EIO, -6, "input/output error")                                           \
-    X(ERANGE, -7, "value out of range")                                        \
-    X(ETOOBIG, -8, "too large")                                                \
-    X(EPARSE, -9, "parse error")                                               \
-    X(ESYS, -10, "system call failed")                                         \
-    X(EAGAIN, -11, "try again later")                                          \
-    X(ETIMEDOUT, -12, "timed out")                                             \
-    X(EGONE, -13, "no longer available")                                       \
-    X(ECANCELED, -14, "canceled")                                              \
+#define D8_ERRNO_MAP(X)                                                                            \
+    X(ENOMEM, -1, "out of memory")                                                                 \
+    X(EINVAL, -2, "invalid argument")                                                              \
+    X(ENOENT, -3, "not found")                                                                     \
+    X(EEXIST, -4, "already exists")                                                                \
+    X(ECONFLICT, -5, "precondition failed")                                                        \
+    X(EIO, -6, "input/output error")                                                               \
+    X(ERANGE, -7, "value out of range")                                                            \
+    X(ETOOBIG, -8, "too large")                                                                    \
+    X(EPARSE, -9, "parse error")                                                                   \
+    X(ESYS, -10, "system call failed")                                                             \
+    X(EAGAIN, -11, "try again later")                                                              \
+    X(ETIMEDOUT, -12, "timed out")                                                                 \
+    X(EGONE, -13, "no longer available")                                                           \
+    X(ECANCELED, -14, "canceled")                                                                  \
     X(EAUTH, -15, "authentication failed")
 
 enum {
@@ -87,8 +87,7 @@ void d8_buf_reserve(d8_buf_t *b, size_t extra);
 void d8_buf_append(d8_buf_t *b, const void *data, size_t len);
 void d8_buf_puts(d8_buf_t *b, const char *s);
 void d8_buf_putc(d8_buf_t *b, char c);
-void d8_buf_printf(d8_buf_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void d8_buf_printf(d8_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void d8_buf_vprintf(d8_buf_t *b, const char *fmt, va_list ap);
 /* Drops the first n bytes. */
 void d8_buf_consume(d8_buf_t *b, size_t n);

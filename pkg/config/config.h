@@ -14,81 +14,81 @@
 #include <stddef.h>
 
 typedef struct config_region {
-    char *name;                /* the cloudRegion value in specs */
+    char *name; /* the cloudRegion value in specs */
     char *resource_group;
     char *storage_account;
-    char *subscription_id;     /* its own, else azure.subscriptionId (or env
-                                  AZURE_SUBSCRIPTION_ID); always set once loaded */
+    char *subscription_id; /* its own, else azure.subscriptionId (or env
+                              AZURE_SUBSCRIPTION_ID); always set once loaded */
 } config_region_t;
 
 typedef struct config_image {
-    char *key;                 /* baseImage value in specs */
-    char *ref;                 /* container image reference */
+    char *key; /* baseImage value in specs */
+    char *ref; /* container image reference */
 } config_image_t;
 
 /* All fields are owned by the config and readable by callers. */
 typedef struct config {
     /* controller */
-    char *controller_name;     /* default "dev8" */
-    char *listen_host;         /* from controller.listen, default 0.0.0.0; an IP
-                                  literal ("::1" without brackets; "localhost"
-                                  becomes 127.0.0.1) */
-    int listen_port;           /* default 8080 */
-    int resync_seconds;        /* 60 */
-    int status_refresh_seconds; /* 300 */
-    int shutdown_grace_seconds; /* 20 */
+    char *controller_name;         /* default "dev8" */
+    char *listen_host;             /* from controller.listen, default 0.0.0.0; an IP
+                                      literal ("::1" without brackets; "localhost"
+                                      becomes 127.0.0.1) */
+    int listen_port;               /* default 8080 */
+    int resync_seconds;            /* 60 */
+    int status_refresh_seconds;    /* 300 */
+    int shutdown_grace_seconds;    /* 20 */
     int max_concurrent_reconciles; /* 16 */
-    char *state_file;          /* "" = none */
+    char *state_file;              /* "" = none */
     /* api */
-    char *keys_file;           /* "" = env AGENT_API_KEYS */
-    size_t max_body_bytes;     /* 1048576 */
+    char *keys_file;            /* "" = env AGENT_API_KEYS */
+    size_t max_body_bytes;      /* 1048576 */
     size_t max_sync_body_bytes; /* 67108864 */
-    size_t max_connections;    /* 1024 */
-    int watch_ring_size;       /* 4096 events kept for watch resume */
-    char **api_keys;           /* resolved keys (secret; never logged) */
-    size_t napi_keys;          /* may be 0: no key configured anywhere */
+    size_t max_connections;     /* 1024 */
+    int watch_ring_size;        /* 4096 events kept for watch resume */
+    char **api_keys;            /* resolved keys (secret; never logged) */
+    size_t napi_keys;           /* may be 0: no key configured anywhere */
     /* azure */
-    char *azure_auth;          /* auto|clientSecret|workloadIdentity|managedIdentity */
+    char *azure_auth; /* auto|clientSecret|workloadIdentity|managedIdentity */
     char *subscription_id;
     char *arm_endpoint;
     char *authority_host;
     char *imds_endpoint;
     char *aci_api_version;
     char *storage_api_version;
-    int max_inflight;          /* 32 */
+    int max_inflight; /* 32 */
     /* azure.rateLimits: the client-side buckets mirroring ARM's and ACI's
      * meters (per subscription and region). */
-    int rl_read_burst;         /* 250 */
-    int rl_reads_per_second;   /* 25 */
-    int rl_write_burst;        /* 200 */
-    int rl_writes_per_second;  /* 10 */
-    int rl_delete_burst;       /* 200 */
-    int rl_deletes_per_second; /* 10 */
-    int rl_aci_creates_burst;  /* 100 (ACI: 100 per 5 minutes) */
+    int rl_read_burst;           /* 250 */
+    int rl_reads_per_second;     /* 25 */
+    int rl_write_burst;          /* 200 */
+    int rl_writes_per_second;    /* 10 */
+    int rl_delete_burst;         /* 200 */
+    int rl_deletes_per_second;   /* 10 */
+    int rl_aci_creates_burst;    /* 100 (ACI: 100 per 5 minutes) */
     int rl_aci_creates_per_hour; /* 300 */
-    int rl_aci_deletes_burst;  /* 100 */
+    int rl_aci_deletes_burst;    /* 100 */
     int rl_aci_deletes_per_hour; /* 300 */
     config_region_t *regions;
     size_t nregions;
     /* images, workspace, limits */
     config_image_t *images;
     size_t nimages;
-    int *ports;                /* workspace.ports, default [8080] */
+    int *ports; /* workspace.ports, default [8080] */
     size_t nports;
-    char *mount_path;          /* /home/dev8 */
-    int max_storage_gb;        /* 1024 */
+    char *mount_path;   /* /home/dev8 */
+    int max_storage_gb; /* 1024 */
     /* reaper */
     int reaper_enabled;
     int reaper_dry_run;
-    int reaper_group_grace_seconds;   /* 900 */
-    int reaper_share_grace_seconds;   /* 259200 */
-    int reaper_max_deletes_per_cycle; /* 20 */
+    int reaper_group_grace_seconds;    /* 900 */
+    int reaper_share_grace_seconds;    /* 259200 */
+    int reaper_max_deletes_per_cycle;  /* 20 */
     double reaper_max_orphan_fraction; /* 0.5 */
     /* webhook */
     char *webhook_url;
-    char *webhook_secret_env;  /* name of the env var holding the secret */
+    char *webhook_secret_env; /* name of the env var holding the secret */
     /* log */
-    char *log_level;           /* debug|info|warn|error */
+    char *log_level; /* debug|info|warn|error */
 } config_t;
 
 /*
@@ -103,8 +103,8 @@ typedef struct config {
 int config_load(const char *path, config_t **out, char *err, size_t errlen);
 
 /* Same, from a YAML text already in memory; `name` is used in errors. */
-int config_load_string(const char *name, const char *yaml, size_t len, config_t **out,
-                       char *err, size_t errlen);
+int config_load_string(const char *name, const char *yaml, size_t len, config_t **out, char *err,
+                       size_t errlen);
 
 /* Frees the config (wiping key material). NULL is a no-op. */
 void config_free(config_t *cfg);

@@ -41,19 +41,19 @@ typedef struct http_header {
 
 /* A parsed request, borrowed by the handler for the exchange's lifetime. */
 typedef struct http_request {
-    const char *method;        /* "GET", "PUT", ... */
-    int method_id;             /* enum http_method of http_parser.h */
-    const char *target;        /* request target as sent ("/a/b?x=1") */
-    const char *path;          /* target up to '?', not decoded */
-    const char *query;         /* after '?', "" when none, not decoded */
+    const char *method;           /* "GET", "PUT", ... */
+    int method_id;                /* enum http_method of http_parser.h */
+    const char *target;           /* request target as sent ("/a/b?x=1") */
+    const char *path;             /* target up to '?', not decoded */
+    const char *query;            /* after '?', "" when none, not decoded */
     const http_header_t *headers; /* names lower-cased, in order sent */
     size_t nheaders;
-    const char *body;          /* NUL-terminated; "" when none */
+    const char *body; /* NUL-terminated; "" when none */
     size_t body_len;
-    int body_framed;           /* 1 when Content-Length or chunked was sent */
-    const char *request_id;    /* X-Request-Id answered with this request */
-    const char *remote;        /* peer "ip:port" */
-    uint64_t start_ns;         /* monotonic time the request began */
+    int body_framed;        /* 1 when Content-Length or chunked was sent */
+    const char *request_id; /* X-Request-Id answered with this request */
+    const char *remote;     /* peer "ip:port" */
+    uint64_t start_ns;      /* monotonic time the request began */
 } http_request_t;
 
 /* Returns the first header of that (case-insensitive) name, or NULL. */
@@ -72,13 +72,13 @@ int http_pct_decode(const char *src, size_t len, char *out, size_t outlen);
 int http_form_decode(const char *src, size_t len, char *out, size_t outlen);
 
 typedef struct http_server_opts {
-    const char *host;          /* "127.0.0.1", "0.0.0.0", "::" */
-    int port;                  /* 0 picks a free port: see http_server_port */
-    size_t max_header_bytes;   /* default 16384 */
-    size_t max_connections;    /* default 1024 */
-    size_t default_body_limit; /* default 1 MiB, when body_limit is NULL */
+    const char *host;           /* "127.0.0.1", "0.0.0.0", "::" */
+    int port;                   /* 0 picks a free port: see http_server_port */
+    size_t max_header_bytes;    /* default 16384 */
+    size_t max_connections;     /* default 1024 */
+    size_t default_body_limit;  /* default 1 MiB, when body_limit is NULL */
     uint64_t header_timeout_ms; /* default 10000 */
-    uint64_t idle_timeout_ms;  /* default 60000 */
+    uint64_t idle_timeout_ms;   /* default 60000 */
     /* Called when a request's headers are complete; answers the largest
      * body accepted for it. May be NULL. */
     size_t (*body_limit)(void *ud, const char *method, const char *path);
@@ -88,8 +88,8 @@ typedef struct http_server_opts {
     /* Called when an answer was fully queued, including answers the
      * server produced by itself (method/path may be "" then), and for a
      * stream cut short by the connection closing. May be NULL. */
-    void (*access)(void *ud, const char *method, const char *path, int status,
-                   uint64_t duration_ns, const char *request_id);
+    void (*access)(void *ud, const char *method, const char *path, int status, uint64_t duration_ns,
+                   const char *request_id);
     void *ud;
 } http_server_opts_t;
 
@@ -118,9 +118,8 @@ void http_server_free(http_server_t *srv, void (*done)(void *arg), void *arg);
  * header containing CR or LF. 1xx, 204 and 304 answers carry no body and no
  * Content-Length; HEAD answers carry the length but not the body.
  */
-void http_respond(http_exchange_t *ex, int status, const http_header_t *headers,
-                  size_t nheaders, const char *content_type, const char *body,
-                  size_t body_len);
+void http_respond(http_exchange_t *ex, int status, const http_header_t *headers, size_t nheaders,
+                  const char *content_type, const char *body, size_t body_len);
 
 /* Answers {"error":{"code","message","field"?}} with that status. code
  * NULL answers "Error", message NULL the status's reason phrase, field NULL

@@ -59,7 +59,7 @@ struct http__conn {
     uv_timer_t timer;
     uv_shutdown_t shut;
     http_server_t *srv;
-    d8_list_t link;            /* in srv->conns from conn_start to conn_release */
+    d8_list_t link; /* in srv->conns from conn_start to conn_release */
     http__conn_state_t state;
     http_parser parser;
 

@@ -26,8 +26,7 @@ static void put(d8_buf_t *b, const char *s, size_t n)
 /* Appends the error body of every JSON error answer, the server's own and
  * the handlers', so that they share one shape:
  * {"error":{"code","message","field"?}}. field may be NULL. */
-static void put_error_body(d8_buf_t *b, const char *code, const char *message,
-                           const char *field)
+static void put_error_body(d8_buf_t *b, const char *code, const char *message, const char *field)
 {
     PUT_LIT(b, "{\"error\":{\"code\":");
     d8_buf_json_str(b, code);
@@ -244,13 +243,11 @@ void http_respond_error(http_exchange_t *ex, int status, const char *code, const
 }
 
 void http_respond_error_h(http_exchange_t *ex, int status, const http_header_t *headers,
-                          size_t nheaders, const char *code, const char *message,
-                          const char *field)
+                          size_t nheaders, const char *code, const char *message, const char *field)
 {
     d8_buf_t b;
     d8_buf_init(&b);
-    put_error_body(&b, code ? code : "Error", message ? message : http_status_text(status),
-                   field);
+    put_error_body(&b, code ? code : "Error", message ? message : http_status_text(status), field);
     http_respond(ex, status, headers, nheaders, "application/json", b.data, b.len);
     d8_buf_release(&b);
 }

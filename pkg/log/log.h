@@ -42,19 +42,18 @@ int log_enabled(log_level_t lvl);
 /* Writes one line; fields are borrowed for the call only. */
 void log_write(log_level_t lvl, const char *msg, const log_field_t *fields, size_t n);
 
-#define LOG(lvl, msg, ...)                                                     \
-    do {                                                                       \
-        if (log_enabled(lvl)) {                                                \
-            const log_field_t log__f[] = {LF_S(NULL, NULL), __VA_ARGS__};      \
-            log_write((lvl), (msg), log__f + 1,                                \
-                      sizeof(log__f) / sizeof(log__f[0]) - 1);                 \
-        }                                                                      \
+#define LOG(lvl, msg, ...)                                                                         \
+    do {                                                                                           \
+        if (log_enabled(lvl)) {                                                                    \
+            const log_field_t log__f[] = {LF_S(NULL, NULL), __VA_ARGS__};                          \
+            log_write((lvl), (msg), log__f + 1, sizeof(log__f) / sizeof(log__f[0]) - 1);           \
+        }                                                                                          \
     } while (0)
 
-#define LOG0(lvl, msg)                                                         \
-    do {                                                                       \
-        if (log_enabled(lvl))                                                  \
-            log_write((lvl), (msg), NULL, 0);                                  \
+#define LOG0(lvl, msg)                                                                             \
+    do {                                                                                           \
+        if (log_enabled(lvl))                                                                      \
+            log_write((lvl), (msg), NULL, 0);                                                      \
     } while (0)
 
 #endif

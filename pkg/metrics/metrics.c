@@ -11,10 +11,10 @@
 typedef enum { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM } kind_t;
 
 typedef struct series {
-    char *key;                 /* label values joined by '\x1f' */
+    char *key; /* label values joined by '\x1f' */
     char **values;
-    double value;              /* counter/gauge */
-    uint64_t *counts;          /* histogram: per bucket (not cumulative) + Inf */
+    double value;     /* counter/gauge */
+    uint64_t *counts; /* histogram: per bucket (not cumulative) + Inf */
     double sum;
     uint64_t count;
     struct series *next;
@@ -128,21 +128,21 @@ static metric_family_t *family(metrics_t *m, kind_t kind, const char *name, cons
     return f;
 }
 
-metric_family_t *metrics_counter(metrics_t *m, const char *name, const char *help,
-                                 size_t nlabels, const char *const *labels)
+metric_family_t *metrics_counter(metrics_t *m, const char *name, const char *help, size_t nlabels,
+                                 const char *const *labels)
 {
     return family(m, KIND_COUNTER, name, help, nlabels, labels);
 }
 
-metric_family_t *metrics_gauge(metrics_t *m, const char *name, const char *help,
-                               size_t nlabels, const char *const *labels)
+metric_family_t *metrics_gauge(metrics_t *m, const char *name, const char *help, size_t nlabels,
+                               const char *const *labels)
 {
     return family(m, KIND_GAUGE, name, help, nlabels, labels);
 }
 
-metric_family_t *metrics_histogram(metrics_t *m, const char *name, const char *help,
-                                   size_t nlabels, const char *const *labels,
-                                   const double *buckets, size_t nbuckets)
+metric_family_t *metrics_histogram(metrics_t *m, const char *name, const char *help, size_t nlabels,
+                                   const char *const *labels, const double *buckets,
+                                   size_t nbuckets)
 {
     metric_family_t *f = family(m, KIND_HISTOGRAM, name, help, nlabels, labels);
     f->buckets = d8_xmalloc((nbuckets ? nbuckets : 1) * sizeof(double));
@@ -363,11 +363,9 @@ void metrics_process(metrics_t *m)
     m->proc_rss = metrics_gauge(m, "process_resident_memory_bytes",
                                 "Resident memory size in bytes.", 0, NULL);
     m->proc_cpu = metrics_counter(m, "process_cpu_seconds_total",
-                                "Total user and system CPU time spent in seconds.", 0, NULL);
-    m->proc_fds = metrics_gauge(m, "process_open_fds", "Number of open file descriptors.", 0,
-                                NULL);
+                                  "Total user and system CPU time spent in seconds.", 0, NULL);
+    m->proc_fds = metrics_gauge(m, "process_open_fds", "Number of open file descriptors.", 0, NULL);
     m->proc_start = metrics_gauge(m, "process_start_time_seconds",
-                                  "Start time of the process since the epoch in seconds.", 0,
-                                  NULL);
+                                  "Start time of the process since the epoch in seconds.", 0, NULL);
     metrics_on_collect(m, collect_process, m);
 }

@@ -25,14 +25,14 @@ void metrics_free(metrics_t *m);
  * Registers a family. name/help/label names are borrowed and must outlive
  * the registry (string literals). Families render in registration order.
  */
-metric_family_t *metrics_counter(metrics_t *m, const char *name, const char *help,
-                                 size_t nlabels, const char *const *labels);
-metric_family_t *metrics_gauge(metrics_t *m, const char *name, const char *help,
-                               size_t nlabels, const char *const *labels);
+metric_family_t *metrics_counter(metrics_t *m, const char *name, const char *help, size_t nlabels,
+                                 const char *const *labels);
+metric_family_t *metrics_gauge(metrics_t *m, const char *name, const char *help, size_t nlabels,
+                               const char *const *labels);
 /* buckets: ascending upper bounds (copied); +Inf is implicit. */
-metric_family_t *metrics_histogram(metrics_t *m, const char *name, const char *help,
-                                   size_t nlabels, const char *const *labels,
-                                   const double *buckets, size_t nbuckets);
+metric_family_t *metrics_histogram(metrics_t *m, const char *name, const char *help, size_t nlabels,
+                                   const char *const *labels, const double *buckets,
+                                   size_t nbuckets);
 
 /* Adds v to the counter/gauge series with these label values (copied). */
 void metrics_add(metric_family_t *f, const char *const *values, double v);

@@ -17,15 +17,15 @@
 typedef struct region_state {
     int idx;
     uv_timer_t timer;
-    int lists_pending;         /* 2 while both lists are in flight */
+    int lists_pending; /* 2 while both lists are in flight */
     uint64_t list_start_ms;
-    int64_t last_list_wall_ms; /* 0 = never */
-    int listed;                /* completed at least once */
-    int failed_lists;          /* rounds in a row with a failed list */
-    int account_pending;       /* the storage account GET is in flight */
-    int account_warned;        /* its failure was logged (once) */
+    int64_t last_list_wall_ms;      /* 0 = never */
+    int listed;                     /* completed at least once */
+    int failed_lists;               /* rounds in a row with a failed list */
+    int account_pending;            /* the storage account GET is in flight */
+    int account_warned;             /* its failure was logged (once) */
     int share_min_gb, share_max_gb; /* from the account; 0 = unknown */
-    const char *account_kind;  /* "premium" | "standard" | NULL */
+    const char *account_kind;       /* "premium" | "standard" | NULL */
     char last_error[MAX_ERR];
     azure_group_list_t groups;
     azure_share_list_t shares;
@@ -40,11 +40,11 @@ struct observer {
     azure_client_t *az;
     void (*on_listed)(void *ud, int region);
     void *ud;
-    d8_map_t entries;          /* env id -> observed_t */
+    d8_map_t entries; /* env id -> observed_t */
     region_state_t *regions;
     int paused;
-    size_t closing;            /* region timers still closing */
-    metric_family_t *m_stale;  /* NULL without metrics */
+    size_t closing;           /* region timers still closing */
+    metric_family_t *m_stale; /* NULL without metrics */
 };
 
 static void set_str(char **dst, const char *src)
@@ -301,8 +301,8 @@ static void apply_absences(observer_t *ob, region_state_t *rs)
     while ((o = d8_map_next(&ob->entries, &it))) {
         if (o->region != rs->idx || o->busy)
             continue;
-        if (rs->groups_ok && ((o->g.updated_ms < rs->list_start_ms && (o->g.exists || o->g.foreign)) ||
-                              !o->g.known))
+        if (rs->groups_ok &&
+            ((o->g.updated_ms < rs->list_start_ms && (o->g.exists || o->g.foreign)) || !o->g.known))
             observed_group_gone(ob, o);
         if (rs->shares_ok && ((o->s.updated_ms < rs->list_start_ms && o->s.exists) || !o->s.known))
             observed_share_gone(ob, o);
@@ -354,7 +354,7 @@ static void list_failed(region_state_t *rs, const char *what, const azure_result
         return;
     snprintf(rs->last_error, sizeof(rs->last_error), "%s: %s", what,
              res->error_message && *res->error_message ? res->error_message
-                                                        : d8_strerror(res->err));
+                                                       : d8_strerror(res->err));
     LOG(LOG_WARN, "resync list failed", LF_S("region", rs->ob->cfg->regions[rs->idx].name),
         LF_S("error", rs->last_error));
 }
@@ -415,8 +415,8 @@ static void on_account(void *ud, const azure_result_t *res, const azure_storage_
     }
     int premium = (a->sku_name && strncasecmp(a->sku_name, "Premium", 7) == 0) ||
                   (a->kind && strcasecmp(a->kind, "FileStorage") == 0);
-    int large = a->large_file_shares_state &&
-                strcasecmp(a->large_file_shares_state, "Enabled") == 0;
+    int large =
+        a->large_file_shares_state && strcasecmp(a->large_file_shares_state, "Enabled") == 0;
     rs->account_kind = premium ? "premium" : "standard";
     rs->share_min_gb = premium ? 100 : 1;
     rs->share_max_gb = premium || large ? 102400 : 5120;

@@ -31,28 +31,28 @@ typedef struct observer observer_t;
 
 /* What is known of env id's container group. Strings owned by the entry. */
 typedef struct observed_group {
-    int known;                 /* a list or GET told us about it */
-    int exists;                /* ours and present */
-    int foreign;               /* a group of our name that is not ours */
-    int keep;                  /* dev8-keep=true */
+    int known;   /* a list or GET told us about it */
+    int exists;  /* ours and present */
+    int foreign; /* a group of our name that is not ours */
+    int keep;    /* dev8-keep=true */
     char spec_hash[OWN_HASH_MAX];
-    char prov[24];             /* provisioningState */
-    char inst[24];             /* instanceView.state ("" = not read by GET yet) */
+    char prov[24]; /* provisioningState */
+    char inst[24]; /* instanceView.state ("" = not read by GET yet) */
     char *ip;
     char *fqdn;
-    char *failure;             /* failure message of a Failed provisioning */
-    uint64_t updated_ms;       /* loop time of the newest knowledge */
-    int64_t read_wall_ms;      /* wall time of the last GET (status.observedTime), 0 = never */
-    uint64_t absent_read_ms;   /* loop time a GET last found no group, 0 = never */
+    char *failure;           /* failure message of a Failed provisioning */
+    uint64_t updated_ms;     /* loop time of the newest knowledge */
+    int64_t read_wall_ms;    /* wall time of the last GET (status.observedTime), 0 = never */
+    uint64_t absent_read_ms; /* loop time a GET last found no group, 0 = never */
 } observed_group_t;
 
 /* What is known of env id's file share. */
 typedef struct observed_share {
     int known;
-    int exists;                /* dev8-{id} present */
-    int foreign;               /* read by GET and not ours */
-    int verified;              /* read by GET (or created by us) and ours */
-    int keep;                  /* dev8keep=true, read by GET */
+    int exists;   /* dev8-{id} present */
+    int foreign;  /* read by GET and not ours */
+    int verified; /* read by GET (or created by us) and ours */
+    int keep;     /* dev8keep=true, read by GET */
     int quota_gb;
     uint64_t updated_ms;
 } observed_share_t;
@@ -62,20 +62,20 @@ typedef struct observed_share {
  * `next_get_ms`, which belong to the reconciler's pass. */
 typedef struct observed {
     char id[SPEC_ID_MAX + 1];
-    int region;                /* index into cfg->regions, -1 unknown */
+    int region; /* index into cfg->regions, -1 unknown */
     observed_group_t g;
     observed_share_t s;
-    int busy;                  /* a reconcile pass is acting on it */
-    int settle;                /* an action ran: read the group by GET each pass */
-    uint64_t next_get_ms;      /* loop time of the next status refresh, 0 = none */
+    int busy;             /* a reconcile pass is acting on it */
+    int settle;           /* an action ran: read the group by GET each pass */
+    uint64_t next_get_ms; /* loop time of the next status refresh, 0 = none */
 } observed_t;
 
 typedef struct observe_opts {
     uv_loop_t *loop;
-    const config_t *cfg;        /* borrowed: regions, controller name, resync */
+    const config_t *cfg;         /* borrowed: regions, controller name, resync */
     const azure_scope_t *scopes; /* borrowed: one per cfg->regions[i], same index */
-    azure_client_t *az;         /* borrowed */
-    metrics_t *metrics;         /* borrowed, may be NULL: dev8_region_stale{region} */
+    azure_client_t *az;          /* borrowed */
+    metrics_t *metrics;          /* borrowed, may be NULL: dev8_region_stale{region} */
 } observe_opts_t;
 
 /* An observer of opts' regions; nothing is listed before observer_start. */

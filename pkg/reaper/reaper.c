@@ -23,18 +23,18 @@ typedef struct orphan {
     kind_t kind;
     char id[SPEC_ID_MAX + 1];
     int region;
-    int64_t first_seen_ms;     /* wall clock */
+    int64_t first_seen_ms; /* wall clock */
     uint64_t seen_cycle;
-    int keep;                  /* dev8-keep=true seen on it */
-    int in_flight;             /* a GET or DELETE of the reaper is running */
-    int checking;              /* ... and it is only an ownership check, no deletion */
+    int keep;      /* dev8-keep=true seen on it */
+    int in_flight; /* a GET or DELETE of the reaper is running */
+    int checking;  /* ... and it is only an ownership check, no deletion */
     int dry_run_logged;
-    int gone;                  /* left the orphan set while in flight */
-    int redesired;             /* its env id was desired again since first_seen */
-    int announce;              /* new grace: tell a removed object when it ends */
-    int verified;              /* proven ours (groups by their listed tags, shares
-                                  by a GET of their metadata); until then a share
-                                  is neither counted nor listed */
+    int gone;      /* left the orphan set while in flight */
+    int redesired; /* its env id was desired again since first_seen */
+    int announce;  /* new grace: tell a removed object when it ends */
+    int verified;  /* proven ours (groups by their listed tags, shares
+                      by a GET of their metadata); until then a share
+                      is neither counted nor listed */
     reaper_t *rp;
 } orphan_t;
 
@@ -49,13 +49,13 @@ struct reaper {
     uint64_t cycle;
     int paused;
     int authoritative_loaded;
-    int64_t auth_since_ms;     /* wall time the reaper first saw the desired set
-                                  authoritative; 0 = not yet */
+    int64_t auth_since_ms; /* wall time the reaper first saw the desired set
+                              authoritative; 0 = not yet */
     store_watcher_t *watcher;
     int suspended;
-    size_t ack_orphans;        /* orphans acknowledged by the last resume */
+    size_t ack_orphans; /* orphans acknowledged by the last resume */
     char suspend_reason[200];
-    size_t managed;            /* our resources seen in the last cycle */
+    size_t managed; /* our resources seen in the last cycle */
     int64_t last_cycle_ms;
     d8_map_t orphans;
     uint64_t reaped[2];
@@ -100,7 +100,6 @@ static int64_t grace_start(const reaper_t *rp, const orphan_t *o)
 {
     return rp->auth_since_ms > o->first_seen_ms ? rp->auth_since_ms : o->first_seen_ms;
 }
-
 
 static void orphan_free(reaper_t *rp, orphan_t *o)
 {
@@ -168,7 +167,8 @@ static void deletion_done(void *ud, const azure_result_t *res)
         rp->reaped[o->kind]++;
         const char *lbl[] = {kind_names[o->kind]};
         metrics_add(rp->m_reaped, lbl, 1);
-        audit(rp, o, res->accepted ? "audit: orphan deletion accepted" : "audit: orphan deleted", res);
+        audit(rp, o, res->accepted ? "audit: orphan deletion accepted" : "audit: orphan deleted",
+              res);
         orphan_free(rp, o);
         return;
     }
@@ -408,7 +408,8 @@ static void guard_orphan_fraction(reaper_t *rp, size_t norphans)
         snprintf(rp->suspend_reason, sizeof(rp->suspend_reason),
                  "%zu orphans of %zu managed resources exceed maxOrphanFraction %.2f", norphans,
                  rp->managed, rp->cfg->reaper_max_orphan_fraction);
-        LOG(LOG_ERROR, "reaper suspended: POST /api/v1/reaper/resume after checking the desired set",
+        LOG(LOG_ERROR,
+            "reaper suspended: POST /api/v1/reaper/resume after checking the desired set",
             LF_S("reason", rp->suspend_reason));
     }
     metrics_set(rp->m_suspended, NULL, rp->suspended);
@@ -469,8 +470,8 @@ static void set_removed_message(void *ud, const env_obj_t *obj, env_status_t *s)
              "removed from the desired set by a full sync: the reaper may delete%s%s%s%s%s "
              "unless it is desired again",
              when[0][0] ? " its container group after " : "", when[0],
-             when[0][0] && when[1][0] ? " and" : "",
-             when[1][0] ? " its file share after " : "", when[1]);
+             when[0][0] && when[1][0] ? " and" : "", when[1][0] ? " its file share after " : "",
+             when[1]);
     store_set_condition(&s->ready, COND_FALSE, "RemovedFromDesiredSet", msg, d8_wall_ms());
 }
 
@@ -588,14 +589,14 @@ reaper_t *reaper_new(const reaper_opts_t *opts)
     uv_timer_init(rp->loop, &rp->timer);
     rp->timer.data = rp;
     static const char *const kind_label[] = {"kind"};
-    rp->m_orphans = metrics_gauge(opts->metrics, "dev8_orphans",
-                                  "Resources of ours without a desired environment.", 1,
-                                  kind_label);
+    rp->m_orphans =
+        metrics_gauge(opts->metrics, "dev8_orphans",
+                      "Resources of ours without a desired environment.", 1, kind_label);
     rp->m_reaped = metrics_counter(opts->metrics, "dev8_orphans_reaped_total",
                                    "Orphans deleted by the reaper.", 1, kind_label);
-    rp->m_suspended = metrics_gauge(opts->metrics, "dev8_reaper_suspended",
-                                    "1 while the reaper is suspended by the orphan-fraction guard.",
-                                    0, NULL);
+    rp->m_suspended =
+        metrics_gauge(opts->metrics, "dev8_reaper_suspended",
+                      "1 while the reaper is suspended by the orphan-fraction guard.", 0, NULL);
     metrics_set(rp->m_suspended, NULL, 0);
     return rp;
 }
@@ -668,10 +669,11 @@ cJSON *reaper_orphans_json(reaper_t *rp)
                                 o->region >= 0 ? rp->cfg->regions[o->region].name : "");
         cJSON_AddStringToObject(j, "firstSeen", first);
         cJSON_AddStringToObject(j, "reapAfter", after);
-        cJSON_AddStringToObject(j, "state", o->in_flight && !o->checking ? "Deleting"
-                                            : o->keep    ? "Kept"
-                                            : why        ? "Waiting"
-                                                         : "Eligible");
+        cJSON_AddStringToObject(j, "state",
+                                o->in_flight && !o->checking ? "Deleting"
+                                : o->keep                    ? "Kept"
+                                : why                        ? "Waiting"
+                                                             : "Eligible");
         if (why)
             cJSON_AddStringToObject(j, "blockedBy", why);
         else
@@ -684,9 +686,9 @@ cJSON *reaper_orphans_json(reaper_t *rp)
 void reaper_status(reaper_t *rp, cJSON *status)
 {
     cJSON *r = cJSON_AddObjectToObject(status, "reaper");
-    const char *state = !rp->cfg->reaper_enabled ? "Disabled"
-                        : !authoritative(rp)     ? "WaitingForFullSync"
-                        : rp->suspended          ? "Suspended"
+    const char *state = !rp->cfg->reaper_enabled  ? "Disabled"
+                        : !authoritative(rp)      ? "WaitingForFullSync"
+                        : rp->suspended           ? "Suspended"
                         : rp->cfg->reaper_dry_run ? "DryRun"
                                                   : "Active";
     cJSON_AddStringToObject(r, "state", state);

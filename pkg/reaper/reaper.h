@@ -33,12 +33,12 @@ typedef struct reaper reaper_t;
 
 typedef struct reaper_opts {
     uv_loop_t *loop;
-    const config_t *cfg;       /* all borrowed; they outlive the reaper */
+    const config_t *cfg; /* all borrowed; they outlive the reaper */
     store_t *store;
     azure_client_t *az;
-    observer_t *observer;      /* the observed cache (and who is busy in it) */
+    observer_t *observer; /* the observed cache (and who is busy in it) */
     metrics_t *metrics;
-    uint64_t cycle_ms;         /* 0: controller.resyncSeconds */
+    uint64_t cycle_ms; /* 0: controller.resyncSeconds */
 } reaper_opts_t;
 
 /* A reaper over opts' observer and store; it registers its metrics and

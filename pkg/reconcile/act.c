@@ -120,9 +120,8 @@ static void on_group_put(void *ud, const azure_result_t *res, const azure_group_
         observed_group_seen(e->r->ob, e->o, g, 1);
     /* Kept to read Azure's error code should this create fail. */
     free(e->operation_url);
-    e->operation_url = res->async_operation && *res->async_operation
-                           ? d8_xstrdup(res->async_operation)
-                           : NULL;
+    e->operation_url =
+        res->async_operation && *res->async_operation ? d8_xstrdup(res->async_operation) : NULL;
     e->operation_read = 0;
     e->operation_code[0] = '\0';
     e->o->settle = 1;
@@ -208,8 +207,7 @@ static int group_put(rec_env_t *e, const env_obj_t *obj)
 }
 
 /* The share of e, created or rewritten with its metadata (keep: dev8keep). */
-static int share_put(rec_env_t *e, const env_obj_t *obj, int quota_gb, int keep,
-                     azure_share_cb cb)
+static int share_put(rec_env_t *e, const env_obj_t *obj, int quota_gb, int keep, azure_share_cb cb)
 {
     reconciler_t *r = e->r;
     char name[OWN_NAME_MAX];
@@ -234,13 +232,12 @@ static int mutate(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *obj)
     case DECIDE_RETAIN_SHARE:
         LOG(LOG_INFO, "retaining file share of a deleted environment", LF_S("env_id", e->id),
             LF_S("share", name));
-        return share_put(e, obj, e->o->s.quota_gb > 0 ? e->o->s.quota_gb : obj->spec.storage_gb,
-                         1, on_share_retained);
+        return share_put(e, obj, e->o->s.quota_gb > 0 ? e->o->s.quota_gb : obj->spec.storage_gb, 1,
+                         on_share_retained);
     case DECIDE_GROW_SHARE:
         LOG(LOG_INFO, "growing file share quota", LF_S("env_id", e->id),
             LF_I("from_gb", e->o->s.quota_gb), LF_I("to_gb", plan->quota_gb));
-        return azure_share_set_quota(r->az, s, name, plan->quota_gb, prio_of(e),
-                                     on_share_quota, e);
+        return azure_share_set_quota(r->az, s, name, plan->quota_gb, prio_of(e), on_share_quota, e);
     case DECIDE_DELETE_SHARE:
         /* The one place user data is destroyed: an audit line, always. */
         LOG(LOG_WARN, "audit: deleting file share", LF_S("env_id", e->id), LF_S("share", name),

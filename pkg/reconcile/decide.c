@@ -11,9 +11,9 @@ static const char MSG_AUTO_STOPPED[] =
     "stopped for inactivity; a new generation or /start starts it again";
 
 static const char *const action_names[DECIDE__COUNT] = {
-    "none",        "getGroup",    "getShare",  "createShare", "growShare",  "retainShare",
-    "deleteShare", "createGroup", "deleteGroup", "startGroup", "stopGroup", "removeObject",
-    "getOperation",
+    "none",        "getGroup",     "getShare",     "createShare", "growShare",
+    "retainShare", "deleteShare",  "createGroup",  "deleteGroup", "startGroup",
+    "stopGroup",   "removeObject", "getOperation",
 };
 
 static const char *const call_names[DECIDE__COUNT] = {
@@ -289,9 +289,9 @@ static void decide_delete(const decide_input_t *in, decide_plan_t *p)
 static void decide_removed(const decide_input_t *in, decide_plan_t *p)
 {
     const observed_t *o = in->obs;
-    int nothing = o->region < 0 ? in->listed_all
-                                : o->g.known && !o->g.exists && o->s.known &&
-                                      (!o->s.exists || o->s.keep);
+    int nothing = o->region < 0
+                      ? in->listed_all
+                      : o->g.known && !o->g.exists && o->s.known && (!o->s.exists || o->s.keep);
     if (!nothing) {
         end(p, 0, "waiting"); /* the region's next list queues it again */
         return;
@@ -405,12 +405,12 @@ static void decide_failed(const decide_input_t *in, decide_plan_t *p)
         p->mem.failed_seen = 1;
         p->mem.prov_failures++;
         uint64_t delay = d8_backoff_ms((unsigned)p->mem.prov_failures, DECIDE_FAIL_BASE_MS,
-                                              DECIDE_FAIL_CAP_MS, in->rand[1]);
+                                       DECIDE_FAIL_CAP_MS, in->rand[1]);
         p->mem.prov_retry_ms = in->now_ms + delay;
         ready(p, PHASE_ERROR, COND_FALSE, "Failed", p->msg);
         synced(p, COND_FALSE, "ReconcileError", p->msg);
-        error(p, in->operation_code && *in->operation_code ? in->operation_code
-                                                           : "ProvisioningFailed",
+        error(p,
+              in->operation_code && *in->operation_code ? in->operation_code : "ProvisioningFailed",
               p->msg);
         p->status.set_retry = 1;
         p->status.retry_attempts = p->mem.prov_failures;
@@ -485,7 +485,8 @@ static void decide_stopped(const decide_input_t *in, decide_plan_t *p)
         if (inst_exited(o)) {
             snprintf(p->msg, sizeof(p->msg),
                      "stopped; the workspace exited (instance state %s) and the file share "
-                     "keeps it", o->g.inst);
+                     "keeps it",
+                     o->g.inst);
             ready(p, PHASE_STOPPED, COND_FALSE, "Stopped", p->msg);
         } else {
             ready(p, PHASE_STOPPED, COND_FALSE, "Stopped", MSG_STOPPED);
@@ -576,7 +577,8 @@ static void decide_group(const decide_input_t *in, decide_plan_t *p)
         return;
     }
     if (prov_is(o, "Deleting")) {
-        ready(p, phase, COND_FALSE, "Starting", "waiting for the old container group to be deleted");
+        ready(p, phase, COND_FALSE, "Starting",
+              "waiting for the old container group to be deleted");
         poll_at(p, in->now_ms, in->fetched_group, in->urgent);
         return;
     }
@@ -784,7 +786,7 @@ static void hold(const decide_failure_t *f, decide_plan_t *p)
 {
     p->mem.slow_failures++;
     uint64_t delay = d8_backoff_ms((unsigned)p->mem.slow_failures, DECIDE_SLOW_BASE_MS,
-                                          DECIDE_SLOW_CAP_MS, f->rand);
+                                   DECIDE_SLOW_CAP_MS, f->rand);
     p->mem.hold_until_ms = f->now_ms + delay;
     p->mem.hold_until_wall_ms = f->wall_ms + (int64_t)delay;
     p->mem.hold_gen = f->generation;

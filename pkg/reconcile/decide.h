@@ -40,8 +40,8 @@
 
 typedef enum decide_action {
     DECIDE_NONE = 0,
-    DECIDE_GET_GROUP,    /* read the group, then decide again */
-    DECIDE_GET_SHARE,    /* read the share, then decide again */
+    DECIDE_GET_GROUP, /* read the group, then decide again */
+    DECIDE_GET_SHARE, /* read the share, then decide again */
     DECIDE_CREATE_SHARE,
     DECIDE_GROW_SHARE,   /* to plan.quota_gb */
     DECIDE_RETAIN_SHARE, /* rewrite the metadata with dev8keep=true */
@@ -57,85 +57,85 @@ typedef enum decide_action {
 
 /* What the reconciler remembers of one environment between passes. */
 typedef struct decide_memory {
-    int failed_seen;           /* the current Failed provisioning was reported */
-    int prov_failures;         /* consecutive failed provisionings (backoff) */
-    uint64_t prov_retry_ms;    /* loop time before which a Failed group is kept */
-    int ever_running;          /* seen RUNNING since the agent started */
-    int64_t running_since_ms;  /* wall time RUNNING was first observed, 0 = not running */
-    int64_t auto_stopped_ms;   /* wall time of an auto-stop, 0 = none */
-    int64_t auto_stopped_gen;  /* the generation that was auto-stopped */
+    int failed_seen;             /* the current Failed provisioning was reported */
+    int prov_failures;           /* consecutive failed provisionings (backoff) */
+    uint64_t prov_retry_ms;      /* loop time before which a Failed group is kept */
+    int ever_running;            /* seen RUNNING since the agent started */
+    int64_t running_since_ms;    /* wall time RUNNING was first observed, 0 = not running */
+    int64_t auto_stopped_ms;     /* wall time of an auto-stop, 0 = none */
+    int64_t auto_stopped_gen;    /* the generation that was auto-stopped */
     decide_action_t last_action; /* the last mutation issued, DECIDE_NONE after settling */
-    uint64_t last_action_ms;   /* loop time it was issued */
-    int repeats;               /* times it was issued again without settling */
-    uint64_t poll_ms;          /* current polling delay while Azure works (0: none yet) */
-    int slow_failures;         /* consecutive capacity/quota/blocked failures */
-    uint64_t hold_until_ms;    /* loop time before which mutations wait (slow retry) */
-    int64_t hold_until_wall_ms; /* the same, wall clock (status.retry) */
-    int64_t hold_gen;          /* the generation the hold applies to */
+    uint64_t last_action_ms;     /* loop time it was issued */
+    int repeats;                 /* times it was issued again without settling */
+    uint64_t poll_ms;            /* current polling delay while Azure works (0: none yet) */
+    int slow_failures;           /* consecutive capacity/quota/blocked failures */
+    uint64_t hold_until_ms;      /* loop time before which mutations wait (slow retry) */
+    int64_t hold_until_wall_ms;  /* the same, wall clock (status.retry) */
+    int64_t hold_gen;            /* the generation the hold applies to */
 } decide_memory_t;
 
 typedef struct decide_input {
-    const env_obj_t *obj;      /* the desired object; never NULL */
-    const observed_t *obs;     /* what Azure looks like */
+    const env_obj_t *obj;  /* the desired object; never NULL */
+    const observed_t *obs; /* what Azure looks like */
     decide_memory_t mem;
-    int fetched_group;         /* this pass already read the group by GET */
-    int fetched_share;         /* ... and the share */
-    int desired_region;        /* index of obj's cloudRegion, -1 when not configured */
-    int listed_all;            /* every region was listed completely once */
-    int region_stale;          /* the region's last lists failed: Azure unreachable */
-    int urgent;                /* an interactive change someone waits for */
-    const char *controller;    /* controller name, for messages */
-    const char *spec_hash;     /* the desired spec's hash; NULL for a restored object */
-    int operation_unread;      /* our last create's async operation was not read yet */
+    int fetched_group;          /* this pass already read the group by GET */
+    int fetched_share;          /* ... and the share */
+    int desired_region;         /* index of obj's cloudRegion, -1 when not configured */
+    int listed_all;             /* every region was listed completely once */
+    int region_stale;           /* the region's last lists failed: Azure unreachable */
+    int urgent;                 /* an interactive change someone waits for */
+    const char *controller;     /* controller name, for messages */
+    const char *spec_hash;      /* the desired spec's hash; NULL for a restored object */
+    int operation_unread;       /* our last create's async operation was not read yet */
     const char *operation_code; /* its error code once read ("" = none given) */
-    uint64_t now_ms;           /* loop clock */
-    int64_t wall_ms;           /* wall clock */
-    int64_t agent_start_ms;    /* wall time the agent started */
+    uint64_t now_ms;            /* loop clock */
+    int64_t wall_ms;            /* wall clock */
+    int64_t agent_start_ms;     /* wall time the agent started */
     uint64_t status_refresh_ms;
     uint64_t resync_ms;
     uint64_t aci_create_wait_ms; /* the client's wait for an ACI create token */
     uint64_t aci_delete_wait_ms; /* ... for an ACI delete token */
-    int share_min_gb;          /* the storage account's smallest share, 0 = unknown */
-    int share_max_gb;          /* ... and largest, 0 = unknown */
-    const char *account_kind;  /* for messages: "premium", "standard" (NULL = unknown) */
-    double rand[2];            /* uniform in [0,1): jitter and backoff */
+    int share_min_gb;            /* the storage account's smallest share, 0 = unknown */
+    int share_max_gb;            /* ... and largest, 0 = unknown */
+    const char *account_kind;    /* for messages: "premium", "standard" (NULL = unknown) */
+    double rand[2];              /* uniform in [0,1): jitter and backoff */
 } decide_input_t;
 
 /* The status to publish; strings borrowed from the plan or static. */
 typedef struct decide_status {
-    int publish;               /* write it (else the status stays) */
-    int phase;                 /* env_phase_t, -1 keeps the phase */
+    int publish; /* write it (else the status stays) */
+    int phase;   /* env_phase_t, -1 keeps the phase */
     cond_status_t ready;
-    const char *ready_reason;  /* NULL keeps the Ready condition */
+    const char *ready_reason; /* NULL keeps the Ready condition */
     const char *ready_msg;
     cond_status_t synced;
     const char *synced_reason; /* NULL keeps the Synced condition */
     const char *synced_msg;
-    int set_error;             /* 1 sets lastError, -1 clears it, 0 keeps */
+    int set_error; /* 1 sets lastError, -1 clears it, 0 keeps */
     const char *err_code;
     const char *err_msg;
-    int acted;                 /* an ARM mutation is issued with it */
-    int set_retry;             /* 1 sets status.retry, -1 clears it (settled), 0 keeps */
-    int retry_attempts;        /* failed attempts so far */
-    int64_t retry_wall_ms;     /* the next attempt, 0 = under way now */
+    int acted;             /* an ARM mutation is issued with it */
+    int set_retry;         /* 1 sets status.retry, -1 clears it (settled), 0 keeps */
+    int retry_attempts;    /* failed attempts so far */
+    int64_t retry_wall_ms; /* the next attempt, 0 = under way now */
 } decide_status_t;
 
 typedef struct decide_plan {
     decide_action_t action;
-    const char *reason;        /* why (logs): "spec drift", ... */
-    int quota_gb;              /* DECIDE_GROW_SHARE */
+    const char *reason; /* why (logs): "spec drift", ... */
+    int quota_gb;       /* DECIDE_GROW_SHARE */
     decide_status_t status;
     /* When the action is DECIDE_NONE or DECIDE_REMOVE_OBJECT: the pass ends
      * with this outcome. Mutations requeue from their callback. */
     uint64_t requeue_ms;
-    const char *result;        /* metric label: success|waiting|error|throttled|deleted */
-    decide_memory_t mem;       /* the memory after this decision */
-    int settle;                /* observed settle flag after this decision */
-    int forget_group;          /* the cache's group is stale: read it again */
-    int refresh_key;           /* forget the cached storage key before acting */
-    int update_pending;        /* a recreate waits for the next stop/start */
-    uint64_t next_get_ms;      /* observed status-refresh time after it */
-    char msg[DECIDE_MSG_MAX];  /* storage for a composed message */
+    const char *result;       /* metric label: success|waiting|error|throttled|deleted */
+    decide_memory_t mem;      /* the memory after this decision */
+    int settle;               /* observed settle flag after this decision */
+    int forget_group;         /* the cache's group is stale: read it again */
+    int refresh_key;          /* forget the cached storage key before acting */
+    int update_pending;       /* a recreate waits for the next stop/start */
+    uint64_t next_get_ms;     /* observed status-refresh time after it */
+    char msg[DECIDE_MSG_MAX]; /* storage for a composed message */
     char msg2[DECIDE_MSG_MAX];
 } decide_plan_t;
 
@@ -144,17 +144,17 @@ void reconcile_decide(const decide_input_t *in, decide_plan_t *plan);
 
 /* An ARM call of a pass failed: the facts of the answer. */
 typedef struct decide_failure {
-    decide_action_t action;    /* the call that failed */
-    const char *what;          /* "create container group" */
-    int err;                   /* d8 error */
+    decide_action_t action; /* the call that failed */
+    const char *what;       /* "create container group" */
+    int err;                /* d8 error */
     int http_status;
-    const char *code;          /* Azure's error code, NULL when none */
-    const char *message;       /* Azure's message, NULL when none */
-    double rand;               /* uniform in [0,1) */
-    decide_memory_t mem;       /* the memory before the call */
-    int64_t generation;        /* the object's generation */
-    uint64_t now_ms;           /* loop clock */
-    int64_t wall_ms;           /* wall clock */
+    const char *code;    /* Azure's error code, NULL when none */
+    const char *message; /* Azure's message, NULL when none */
+    double rand;         /* uniform in [0,1) */
+    decide_memory_t mem; /* the memory before the call */
+    int64_t generation;  /* the object's generation */
+    uint64_t now_ms;     /* loop clock */
+    int64_t wall_ms;     /* wall clock */
 } decide_failure_t;
 
 /* The kinds of failed ARM calls the decision tells apart. */

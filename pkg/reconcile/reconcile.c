@@ -256,14 +256,12 @@ static void decide_input(reconciler_t *r, rec_env_t *e, const env_obj_t *obj, in
         .agent_start_ms = r->start_wall_ms,
         .status_refresh_ms = (uint64_t)r->cfg->status_refresh_seconds * 1000,
         .resync_ms = (uint64_t)r->cfg->resync_seconds * 1000,
-        .aci_create_wait_ms =
-            s ? azure_client_bucket_wait_ms(r->az, s->subscription_id, s->region,
-                                            AZURE_BUCKET_ACI_CREATE)
-              : 0,
-        .aci_delete_wait_ms =
-            s ? azure_client_bucket_wait_ms(r->az, s->subscription_id, s->region,
-                                            AZURE_BUCKET_ACI_DELETE)
-              : 0,
+        .aci_create_wait_ms = s ? azure_client_bucket_wait_ms(r->az, s->subscription_id, s->region,
+                                                              AZURE_BUCKET_ACI_CREATE)
+                                : 0,
+        .aci_delete_wait_ms = s ? azure_client_bucket_wait_ms(r->az, s->subscription_id, s->region,
+                                                              AZURE_BUCKET_ACI_DELETE)
+                                : 0,
         .rand = {d8_rand01(&r->rng), d8_rand01(&r->rng)},
         .share_min_gb = min_gb,
         .share_max_gb = max_gb,
@@ -438,8 +436,8 @@ static void register_metrics(reconciler_t *r)
     static const char *const action_label[] = {"action"};
     static const double buckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
     const size_t nb = sizeof(buckets) / sizeof(buckets[0]);
-    r->m_total = metrics_counter(r->metrics, "dev8_reconcile_total",
-                                 "Reconcile passes by result.", 1, result_label);
+    r->m_total = metrics_counter(r->metrics, "dev8_reconcile_total", "Reconcile passes by result.",
+                                 1, result_label);
     r->m_duration = metrics_histogram(r->metrics, "dev8_reconcile_duration_seconds",
                                       "Duration of one reconcile pass (its Azure reads included).",
                                       0, NULL, buckets, nb);
@@ -447,9 +445,9 @@ static void register_metrics(reconciler_t *r)
                                "Keys ready and waiting for a reconcile pass.", 0, NULL);
     r->m_retries = metrics_counter(r->metrics, "dev8_workqueue_retries_total",
                                    "Keys requeued with backoff after a failed pass.", 0, NULL);
-    r->m_queue_wait = metrics_histogram(r->metrics, "dev8_workqueue_queue_duration_seconds",
-                                        "How long a key waited ready before its pass.", 0, NULL,
-                                        buckets, nb);
+    r->m_queue_wait =
+        metrics_histogram(r->metrics, "dev8_workqueue_queue_duration_seconds",
+                          "How long a key waited ready before its pass.", 0, NULL, buckets, nb);
     r->m_actions = metrics_counter(r->metrics, "dev8_reconcile_actions_total",
                                    "ARM mutations issued by the reconcile loop.", 1, action_label);
     metrics_on_collect(r->metrics, collect, r);

@@ -29,11 +29,11 @@ typedef struct reconciler reconciler_t;
 
 typedef struct reconcile_opts {
     uv_loop_t *loop;
-    const config_t *cfg;       /* borrowed, outlives the reconciler */
-    store_t *store;            /* borrowed */
-    azure_client_t *az;        /* borrowed */
-    observer_t *observer;      /* borrowed; freed after the reconciler */
-    metrics_t *metrics;        /* borrowed; families are registered here */
+    const config_t *cfg;           /* borrowed, outlives the reconciler */
+    store_t *store;                /* borrowed */
+    azure_client_t *az;            /* borrowed */
+    observer_t *observer;          /* borrowed; freed after the reconciler */
+    metrics_t *metrics;            /* borrowed; families are registered here */
     const unsigned char *hash_key; /* DEV8_SPEC_HASH_KEY, NULL when unset; copied */
     size_t hash_keylen;
 } reconcile_opts_t;

@@ -15,16 +15,16 @@
 /* What the reconciler keeps per environment id. */
 typedef struct rec_env {
     char id[SPEC_ID_MAX + 1];
-    observed_t *o;             /* borrowed: observer entries live as long as it */
+    observed_t *o; /* borrowed: observer entries live as long as it */
     decide_memory_t mem;
-    int fetched_group;         /* this pass read the group by GET */
+    int fetched_group; /* this pass read the group by GET */
     int fetched_share;
-    decide_action_t action;    /* the ARM call in flight */
-    char *operation_url;       /* Azure-AsyncOperation of our last create, owned */
-    int operation_read;        /* ... read since (or not readable) */
-    char operation_code[64];   /* ... its error code, "" when none */
-    int urgent;                /* an interactive change not settled yet: its
-                                  passes and ARM calls go first */
+    decide_action_t action;  /* the ARM call in flight */
+    char *operation_url;     /* Azure-AsyncOperation of our last create, owned */
+    int operation_read;      /* ... read since (or not readable) */
+    char operation_code[64]; /* ... its error code, "" when none */
+    int urgent;              /* an interactive change not settled yet: its
+                                passes and ARM calls go first */
     uint64_t pass_start_ns;
     reconciler_t *r;
 } rec_env_t;
@@ -40,11 +40,11 @@ struct reconciler {
     size_t hash_keylen;
     workqueue_t *wq;
     store_watcher_t *watcher;
-    d8_map_t envs;             /* id -> rec_env_t */
+    d8_map_t envs; /* id -> rec_env_t */
     size_t active;
     int paused;
     int64_t start_wall_ms;
-    uint64_t rng;              /* d8_rand01 state: jitter and backoff */
+    uint64_t rng; /* d8_rand01 state: jitter and backoff */
 
     metric_family_t *m_total;
     metric_family_t *m_duration;

@@ -834,8 +834,7 @@ int spec_equal(const env_spec_t *a, const env_spec_t *b)
            a->cpu_halves == b->cpu_halves && a->memory_halves == b->memory_halves &&
            a->storage_gb == b->storage_gb && a->power == b->power &&
            a->auto_stop_minutes == b->auto_stop_minutes && a->storage_policy == b->storage_policy &&
-           a->update_policy == b->update_policy &&
-           kv_equal(a->env, a->nenv, b->env, b->nenv) &&
+           a->update_policy == b->update_policy && kv_equal(a->env, a->nenv, b->env, b->nenv) &&
            kv_equal(a->secret_env, a->nsecret, b->secret_env, b->nsecret);
 }
 

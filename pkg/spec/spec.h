@@ -41,9 +41,9 @@ typedef struct env_spec {
     char *user_id;
     char *name;
     char *cloud_region;
-    char *base_image;          /* a key of config `images` */
-    int cpu_halves;            /* cpuCores * 2: 1..8 */
-    int memory_halves;         /* memoryGB * 2: 1..32 */
+    char *base_image;  /* a key of config `images` */
+    int cpu_halves;    /* cpuCores * 2: 1..8 */
+    int memory_halves; /* memoryGB * 2: 1..32 */
     int storage_gb;
     spec_power_t power;
     spec_kv_t *env;
@@ -66,14 +66,14 @@ typedef struct spec_rules {
     size_t nregions;
     const char *const *images; /* keys of config `images` */
     size_t nimages;
-    int max_storage_gb;        /* limits.maxStorageGB */
+    int max_storage_gb; /* limits.maxStorageGB */
 } spec_rules_t;
 
 /* A validation failure, ready for {"error":{"code","message","field"}}. */
 typedef struct spec_error {
-    char code[32];             /* "InvalidSpec", "InvalidJson", "InvalidId" */
+    char code[32]; /* "InvalidSpec", "InvalidJson", "InvalidId" */
     char message[256];
-    char field[160];           /* body path: "cpuCores", "env.FOO", "items[2].id", or "" */
+    char field[160]; /* body path: "cpuCores", "env.FOO", "items[2].id", or "" */
 } spec_error_t;
 
 /* 1 when id matches ^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$ without "--". */
@@ -121,11 +121,11 @@ int spec_json_has_nul(const char *json, size_t len);
 
 /* What shapes the container group besides the spec (from config). */
 typedef struct spec_hash_input {
-    const char *image;         /* images[baseImage] */
+    const char *image; /* images[baseImage] */
     const int *ports;
     size_t nports;
     const char *mount_path;
-    const unsigned char *key;  /* DEV8_SPEC_HASH_KEY, NULL when unset */
+    const unsigned char *key; /* DEV8_SPEC_HASH_KEY, NULL when unset */
     size_t keylen;
 } spec_hash_input_t;
 
@@ -145,7 +145,6 @@ void spec_hash(const env_spec_t *s, const spec_hash_input_t *in, char out[17]);
  * the empty HMAC key: the digest then still hides nothing from someone
  * who can guess the value, so callers should pass the real key.
  */
-void spec_secret_digest(const unsigned char *key, size_t keylen, const char *value,
-                        char out[65]);
+void spec_secret_digest(const unsigned char *key, size_t keylen, const char *value, char out[65]);
 
 #endif

@@ -12,7 +12,7 @@
 /* Object plus what only the store sees: the cached API JSON. */
 typedef struct entry {
     env_obj_t obj;
-    char *json;                /* cached API JSON, NULL when stale */
+    char *json; /* cached API JSON, NULL when stale */
     size_t json_len;
 } entry_t;
 
@@ -32,7 +32,7 @@ struct store_watcher {
 };
 
 struct store {
-    d8_map_t byid;             /* id -> entry_t */
+    d8_map_t byid; /* id -> entry_t */
     /* Entries sorted by id, rebuilt lazily for listing. */
     entry_t **sorted;
     size_t nsorted;
@@ -40,15 +40,15 @@ struct store {
 
     uint64_t rv;
     int synced;
-    int in_sync;               /* inside store_sync: its events are bulk */
+    int in_sync; /* inside store_sync: its events are bulk */
 
     ring_ev_t *ring;
     size_t ring_size;
-    size_t ring_len;           /* events in the ring */
-    size_t ring_head;          /* index of the oldest event */
+    size_t ring_len;  /* events in the ring */
+    size_t ring_head; /* index of the oldest event */
 
     store_watcher_t *watchers;
-    int delivering;            /* >0 while watchers are being called */
+    int delivering; /* >0 while watchers are being called */
 
     void (*desired_fn)(void *ud); /* store_on_desired_change */
     void *desired_ud;
@@ -525,8 +525,7 @@ static entry_t *new_entry(const char *id, int64_t now)
     store_set_phase(e->obj.id, &e->obj.status, PHASE_CREATING, "Created");
     store_set_condition(&e->obj.status.ready, COND_UNKNOWN, "Creating",
                         "waiting for the controller to create the environment", now);
-    store_set_condition(&e->obj.status.synced, COND_UNKNOWN, "Pending",
-                        "not reconciled yet", now);
+    store_set_condition(&e->obj.status.synced, COND_UNKNOWN, "Pending", "not reconciled yet", now);
     return e;
 }
 
@@ -566,7 +565,7 @@ static int inherit_sticky(const env_obj_t *o, env_spec_t *spec)
  * hold fewer of them: its digests follow the new spec's order. */
 static void realign_digests(env_obj_t *o, const env_spec_t *spec)
 {
-    char (*d)[65] = d8_xcalloc(spec->nsecret + 1, sizeof(*d));
+    char(*d)[65] = d8_xcalloc(spec->nsecret + 1, sizeof(*d));
     for (size_t i = 0; i < spec->nsecret; i++)
         for (size_t j = 0; j < o->spec.nsecret; j++)
             if (strcmp(o->spec.secret_env[j].name, spec->secret_env[i].name) == 0)
@@ -925,8 +924,7 @@ void store_restore_finish(store_t *st, uint64_t saved_rv, int synced)
 }
 
 int store_update_status(store_t *st, const char *id,
-                        void (*fn)(void *ud, const env_obj_t *obj, env_status_t *status),
-                        void *ud)
+                        void (*fn)(void *ud, const env_obj_t *obj, env_status_t *status), void *ud)
 {
     entry_t *e = lookup(st, id);
     if (!e)

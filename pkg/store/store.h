@@ -35,7 +35,7 @@ typedef enum cond_status { COND_UNKNOWN = 0, COND_TRUE, COND_FALSE } cond_status
 typedef struct env_condition {
     cond_status_t status;
     char reason[32];
-    char *message;             /* owned, may be NULL */
+    char *message; /* owned, may be NULL */
     int64_t last_transition_ms;
 } env_condition_t;
 
@@ -55,8 +55,8 @@ typedef struct env_status {
     int64_t observed_ms;       /* when Azure was last read for it, 0 = never */
     char *last_error_code;
     char *last_error_message;
-    int retry_attempts;        /* failed attempts of a step being retried, 0 = none */
-    int64_t next_retry_ms;     /* when it is tried next, 0 = under way or none */
+    int retry_attempts;    /* failed attempts of a step being retried, 0 = none */
+    int64_t next_retry_ms; /* when it is tried next, 0 = under way or none */
 } env_status_t;
 
 /*
@@ -103,12 +103,12 @@ typedef struct store_event {
     uint64_t rv;
     store_event_type_t type;
     const char *id;
-    const char *json;          /* the object as the API shows it */
+    const char *json; /* the object as the API shows it */
     size_t json_len;
-    int status_only;           /* 1: only the status moved (store_update_status);
-                                  0 in replays from the ring */
-    int bulk;                  /* 1: part of a full sync (not one user's request);
-                                  0 in replays from the ring */
+    int status_only; /* 1: only the status moved (store_update_status);
+                        0 in replays from the ring */
+    int bulk;        /* 1: part of a full sync (not one user's request);
+                        0 in replays from the ring */
 } store_event_t;
 
 typedef void (*store_watch_fn)(void *ud, const store_event_t *ev);
@@ -217,15 +217,15 @@ void store_set_digest_key(store_t *st, const unsigned char *key, size_t keylen);
 /* One object read back from the state file. */
 typedef struct store_restore_item {
     char id[SPEC_ID_MAX + 1];
-    int64_t generation;        /* as saved: >= 1 with a spec, 0 for a tombstone */
-    int has_spec;              /* 0: a tombstone, which must be deleting */
-    int deleting;              /* phase DELETING */
-    env_spec_t spec;           /* moved in on success; secret values are wiped
-                                  (unknown) whatever they hold */
+    int64_t generation;         /* as saved: >= 1 with a spec, 0 for a tombstone */
+    int has_spec;               /* 0: a tombstone, which must be deleting */
+    int deleting;               /* phase DELETING */
+    env_spec_t spec;            /* moved in on success; secret values are wiped
+                                   (unknown) whatever they hold */
     char (*secret_digests)[65]; /* moved in on success; spec.nsecret entries
                                   (NULL when there are none) */
-    int64_t created_ms;        /* 0 = now */
-    int64_t updated_ms;        /* 0 = now */
+    int64_t created_ms;         /* 0 = now */
+    int64_t updated_ms;         /* 0 = now */
 } store_restore_item_t;
 
 /*
@@ -248,8 +248,7 @@ void store_restore_finish(store_t *st, uint64_t saved_rv, int synced);
 /* Status changes come from the reconciler: fn edits the status in place,
  * then the store emits MODIFIED if anything visible changed. */
 int store_update_status(store_t *st, const char *id,
-                        void (*fn)(void *ud, const env_obj_t *obj, env_status_t *status),
-                        void *ud);
+                        void (*fn)(void *ud, const env_obj_t *obj, env_status_t *status), void *ud);
 
 /*
  * The one way an environment's phase changes: sets s->phase to `to` and,

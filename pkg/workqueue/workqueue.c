@@ -13,23 +13,23 @@ typedef enum { ST_IDLE, ST_READY, ST_DELAYED, ST_ACTIVE } item_state_t;
 typedef struct item {
     char *key;
     item_state_t state;
-    int dirty;                 /* added while active */
-    uint64_t due_ms;           /* ST_DELAYED: due time; ST_ACTIVE: pending
-                                  delayed add (0 = none) */
-    size_t heap_idx;           /* in q->delayed while ST_DELAYED */
+    int dirty;       /* added while active */
+    uint64_t due_ms; /* ST_DELAYED: due time; ST_ACTIVE: pending
+                        delayed add (0 = none) */
+    size_t heap_idx; /* in q->delayed while ST_DELAYED */
     uint64_t ready_since_ms;
     int failures;
-    int urgent;                /* interactive: served before bulk keys */
-    d8_list_t link;            /* in a ready FIFO while ST_READY */
+    int urgent;     /* interactive: served before bulk keys */
+    d8_list_t link; /* in a ready FIFO while ST_READY */
 } item_t;
 
 struct workqueue {
     uv_loop_t *loop;
     workqueue_opts_t o;
     d8_map_t items;
-    d8_list_t ready[2];        /* ready FIFOs: [1] urgent keys, [0] the rest */
-    size_t nready;             /* items in both FIFOs */
-    d8_heap_t delayed;         /* item_t *, by due_ms */
+    d8_list_t ready[2]; /* ready FIFOs: [1] urgent keys, [0] the rest */
+    size_t nready;      /* items in both FIFOs */
+    d8_heap_t delayed;  /* item_t *, by due_ms */
     size_t active;
     int paused;
     uv_timer_t delay_timer;

@@ -31,21 +31,21 @@ typedef struct workqueue workqueue_t;
 typedef void (*workqueue_fn)(void *ud, const char *key, double waited_s);
 
 typedef struct workqueue_opts {
-    size_t max_active;         /* default 16 */
-    uint64_t backoff_base_ms;  /* default 1000 */
-    uint64_t backoff_cap_ms;   /* default 300000 */
+    size_t max_active;        /* default 16 */
+    uint64_t backoff_base_ms; /* default 1000 */
+    uint64_t backoff_cap_ms;  /* default 300000 */
     workqueue_fn process;
     void *ud;
 } workqueue_opts_t;
 
 typedef struct workqueue_stats {
-    size_t depth;              /* ready to process, not yet started */
-    size_t delayed;            /* waiting for their due time */
-    size_t active;             /* being processed */
-    uint64_t adds;             /* keys made ready */
-    uint64_t retries;          /* requeues after a failure */
-    uint64_t processed;        /* workqueue_done calls */
-    double queue_seconds_sum;  /* total time keys waited ready before start */
+    size_t depth;             /* ready to process, not yet started */
+    size_t delayed;           /* waiting for their due time */
+    size_t active;            /* being processed */
+    uint64_t adds;            /* keys made ready */
+    uint64_t retries;         /* requeues after a failure */
+    uint64_t processed;       /* workqueue_done calls */
+    double queue_seconds_sum; /* total time keys waited ready before start */
 } workqueue_stats_t;
 
 /*

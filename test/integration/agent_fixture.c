@@ -45,7 +45,7 @@ long long ta_now_ms(void)
 
 void ta_sleep_ms(int ms)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
@@ -132,7 +132,7 @@ static int launch(ta_agent_t *a)
     char name[64];
     a->starts++;
     snprintf(name, sizeof name, "agent-%d-%d", a->port, a->starts);
-    char *argv[] = { a->bin, (char *)"--config", a->config_path, NULL };
+    char *argv[] = {a->bin, (char *)"--config", a->config_path, NULL};
     char *env[] = {
         (char *)"AGENT_API_KEYS=" TA_KEY1 "," TA_KEY2, NULL, NULL, NULL, NULL, NULL, NULL};
     size_t n = 1;
@@ -394,8 +394,8 @@ int ta_api(const ta_agent_t *a, const char *method, const char *path, const char
     return rc;
 }
 
-int ta_req_h(const ta_agent_t *a, const char *method, const char *path,
-             const char *const headers[], const char *body, th_resp_t *out)
+int ta_req_h(const ta_agent_t *a, const char *method, const char *path, const char *const headers[],
+             const char *body, th_resp_t *out)
 {
     int json_body = 0, framed = 0;
     char scheme[32] = "";
@@ -570,7 +570,7 @@ static void parse_events(ta_watch_t *w)
         }
         if (!end)
             return;
-        ta_event_t ev = { -1, "", NULL };
+        ta_event_t ev = {-1, "", NULL};
         char *data = NULL;
         size_t ndata = 0;
         int any = 0;
@@ -642,8 +642,7 @@ static size_t on_stream_header(char *data, size_t size, size_t nmemb, void *ud)
     return size * nmemb;
 }
 
-int ta_watch_open(ta_watch_t *w, const ta_agent_t *a, const char *path,
-                  const char *last_event_id)
+int ta_watch_open(ta_watch_t *w, const ta_agent_t *a, const char *path, const char *last_event_id)
 {
     memset(w, 0, sizeof *w);
     append(&w->pending, &w->npending, "", 0);
@@ -761,7 +760,7 @@ int ta_connect(int port)
         close(fd);
         return -1;
     }
-    struct pollfd p = { fd, POLLOUT, 0 };
+    struct pollfd p = {fd, POLLOUT, 0};
     if (poll(&p, 1, 3000) != 1 || (p.revents & (POLLERR | POLLHUP))) {
         close(fd);
         return -1;
@@ -784,7 +783,7 @@ int ta_send_all(int fd, const void *data, size_t len, int timeout_ms)
         long long left = deadline - ta_now_ms();
         if (left <= 0)
             return -1;
-        struct pollfd p = { fd, POLLOUT, 0 };
+        struct pollfd p = {fd, POLLOUT, 0};
         poll(&p, 1, (int)left);
     }
     return 0;
@@ -809,7 +808,7 @@ int ta_recv_until_close(int fd, char **buf, size_t *len, int timeout_ms)
         long long left = deadline - ta_now_ms();
         if (left <= 0)
             return 0;
-        struct pollfd p = { fd, POLLIN, 0 };
+        struct pollfd p = {fd, POLLIN, 0};
         poll(&p, 1, (int)left);
     }
 }

@@ -22,8 +22,8 @@
 /* What varies between agents of the tests; zeroed means the defaults of
  * the fixture (maxBodyBytes 65536, ring size of the agent, level debug). */
 typedef struct ta_opts {
-    int watch_ring_size;       /* api.watchRingSize, 0 = not written */
-    const char *extra_yaml;    /* appended verbatim (whole top-level sections) */
+    int watch_ring_size;    /* api.watchRingSize, 0 = not written */
+    const char *extra_yaml; /* appended verbatim (whole top-level sections) */
     /* > 0: azure.armEndpoint, authorityHost and imdsEndpoint point at an
      * azsim on this port, auth is clientSecret, and the agent gets
      * AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET (TA_AZ_*) and
@@ -42,14 +42,14 @@ typedef struct ta_opts {
 
 typedef struct ta_agent {
     th_proc_t proc;
-    int port;                  /* the agent's own port (raw sockets, watch streams) */
-    int api_port;              /* where API requests go: port, or Prism's (D8_PRISM=1) */
-    th_proc_t prism;           /* the Prism validating proxy when D8_PRISM=1 */
-    int starts;                /* how many times started (log file names) */
-    char *config_path;         /* owned */
-    char *bin;                 /* owned */
-    int azure_env;             /* launch with the TA_AZ_* credential environment */
-    char proxy_env[64];        /* "http_proxy=..." for the agent, or "" */
+    int port;           /* the agent's own port (raw sockets, watch streams) */
+    int api_port;       /* where API requests go: port, or Prism's (D8_PRISM=1) */
+    th_proc_t prism;    /* the Prism validating proxy when D8_PRISM=1 */
+    int starts;         /* how many times started (log file names) */
+    char *config_path;  /* owned */
+    char *bin;          /* owned */
+    int azure_env;      /* launch with the TA_AZ_* credential environment */
+    char proxy_env[64]; /* "http_proxy=..." for the agent, or "" */
 } ta_agent_t;
 
 /* Writes the config and starts the agent on a free port; 0 or -1. */
@@ -92,8 +92,8 @@ int ta_prism_enabled(void);
 int ta_req(const ta_agent_t *a, const char *method, const char *path, const char *body,
            th_resp_t *out);
 /* Request with arbitrary extra headers (NULL-terminated) and body as is. */
-int ta_req_h(const ta_agent_t *a, const char *method, const char *path,
-             const char *const headers[], const char *body, th_resp_t *out);
+int ta_req_h(const ta_agent_t *a, const char *method, const char *path, const char *const headers[],
+             const char *body, th_resp_t *out);
 /* th_api on the agent's API port: key may be NULL (no Authorization). */
 int ta_api(const ta_agent_t *a, const char *method, const char *path, const char *key,
            const char *body, th_resp_t *out);
@@ -107,7 +107,7 @@ const char *ta_err_field(const th_resp_t *r);
 /* Member by dotted path ("status.phase"); numbers index arrays. */
 const cJSON *ta_path(const cJSON *root, const char *path);
 const char *ta_str(const cJSON *root, const char *path); /* NULL if not a string */
-double ta_num(const cJSON *root, const char *path);     /* -1e300 if not a number */
+double ta_num(const cJSON *root, const char *path);      /* -1e300 if not a number */
 /* The condition of that type in status.conditions, or NULL. */
 const cJSON *ta_condition(const cJSON *obj, const char *type);
 
@@ -122,9 +122,9 @@ int ta_id_valid(const char *id);
 
 /* One Server-Sent Event. */
 typedef struct ta_event {
-    long long id;              /* -1 when the event had no id line */
+    long long id; /* -1 when the event had no id line */
     char type[32];
-    char *data;                /* owned */
+    char *data; /* owned */
 } ta_event_t;
 
 /* A watch stream read without blocking the test between reads. */
@@ -132,20 +132,19 @@ typedef struct ta_watch {
     void *multi, *easy, *hdrs; /* curl handles */
     char *pending;             /* unparsed stream text */
     size_t npending;
-    char *all;                 /* everything received (for secret checks) */
+    char *all; /* everything received (for secret checks) */
     size_t nall;
     char *headers;
     size_t nheaders;
     ta_event_t *events;
     size_t nevents, cap;
-    size_t ncomments;          /* ": ..." lines seen */
-    int done;                  /* the transfer ended */
+    size_t ncomments; /* ": ..." lines seen */
+    int done;         /* the transfer ended */
     long status;
 } ta_watch_t;
 
 /* Opens GET <path> with key TA_KEY1; last_event_id may be NULL. */
-int ta_watch_open(ta_watch_t *w, const ta_agent_t *a, const char *path,
-                  const char *last_event_id);
+int ta_watch_open(ta_watch_t *w, const ta_agent_t *a, const char *path, const char *last_event_id);
 /* Reads until at least n events arrived, the stream ended, or timeout;
  * returns the number of events. n 0 waits for the status line only. */
 size_t ta_watch_wait(ta_watch_t *w, size_t n, int timeout_ms);

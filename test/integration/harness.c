@@ -74,7 +74,7 @@ static uint64_t now_ms(void)
 
 static void sleep_ms(int ms)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
@@ -196,7 +196,7 @@ static void install_hooks(void)
         return;
     hooks_installed = 1;
     atexit(at_exit_cleanup);
-    const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         struct sigaction old;
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
@@ -340,7 +340,7 @@ char *th_write_file(const char *name, const char *text)
 static char *read_file(const char *path, size_t *len_out)
 {
     FILE *f = fopen(path, "rb");
-    buf_t b = { 0 };
+    buf_t b = {0};
     if (f) {
         char chunk[8192];
         size_t n;
@@ -451,7 +451,7 @@ int th_start(th_proc_t *p, const char *name, char *const argv[], char *const env
     char **envp = merge_env(env);
     int logfd = open(p->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int errpipe[2] = { -1, -1 };
+    int errpipe[2] = {-1, -1};
     if (logfd < 0 || nullfd < 0 || pipe2(errpipe, O_CLOEXEC) != 0) {
         fprintf(stderr, "harness: cannot prepare %s: %s\n", p->log_path, strerror(errno));
         if (logfd >= 0)
@@ -498,9 +498,9 @@ int th_start(th_proc_t *p, const char *name, char *const argv[], char *const env
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
             goto fail;
-        /* No descriptor of the test process (curl sockets, other
-         * children's logs) leaks into the child: mark all close-on-exec
-         * (the error pipe already is), else close them one by one. */
+            /* No descriptor of the test process (curl sockets, other
+             * children's logs) leaks into the child: mark all close-on-exec
+             * (the error pipe already is), else close them one by one. */
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
         if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
 #endif
@@ -579,8 +579,9 @@ int th_stop(th_proc_t *p, int sig, int timeout_ms)
         uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
         while (!child_poll(c)) {
             if (now_ms() >= deadline) {
-                fprintf(stderr, "harness: pid %d did not exit within %d ms of signal %d; "
-                                "killing it\n",
+                fprintf(stderr,
+                        "harness: pid %d did not exit within %d ms of signal %d; "
+                        "killing it\n",
                         (int)p->pid, timeout_ms, sig);
                 kill(-p->pid, SIGKILL);
                 kill(p->pid, SIGKILL);
@@ -646,7 +647,7 @@ int th_http(const char *method, const char *url, const char *const headers[], co
 {
     ensure_curl();
     memset(out, 0, sizeof *out);
-    buf_t bb = { 0 }, hb = { 0 };
+    buf_t bb = {0}, hb = {0};
     struct curl_slist *hl = NULL;
     CURL *h = curl_easy_init();
     int rc = -1;
@@ -765,7 +766,7 @@ void th_resp_free(th_resp_t *r)
 char *th_raw(int port, const char *data, size_t len, int timeout_ms)
 {
     install_hooks();
-    buf_t out = { 0 };
+    buf_t out = {0};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return buf_take(&out);
@@ -788,7 +789,7 @@ char *th_raw(int port, const char *data, size_t len, int timeout_ms)
         uint64_t now = now_ms();
         if (now >= deadline)
             break;
-        struct pollfd pfd = { fd, POLLIN, 0 };
+        struct pollfd pfd = {fd, POLLIN, 0};
         if (can_send && sent < len)
             pfd.events |= POLLOUT;
         int pr = poll(&pfd, 1, (int)(deadline - now));

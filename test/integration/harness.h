@@ -15,13 +15,14 @@
 
 typedef struct th_proc {
     pid_t pid;
-    int port;                  /* the HTTP port the process listens on */
-    char log_path[512];        /* its stdout+stderr */
+    int port;           /* the HTTP port the process listens on */
+    char log_path[512]; /* its stdout+stderr */
 } th_proc_t;
 
 /* A fresh temporary directory for this test process (created once). */
 const char *th_tmpdir(void);
-/* Absolute path of a binary in $D8_BIN_DIR ("dev8-agent", "azsim"); static buffer per call site is not needed: result is malloc'd, caller frees. */
+/* Absolute path of a binary in $D8_BIN_DIR ("dev8-agent", "azsim"); static buffer per call site is
+ * not needed: result is malloc'd, caller frees. */
 char *th_bin(const char *name);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int th_free_port(void);
@@ -47,10 +48,10 @@ int th_alive(th_proc_t *p);
 char *th_read_log(const th_proc_t *p);
 
 typedef struct th_resp {
-    long status;               /* 0 on transport failure */
-    char *body;                /* NUL-terminated, malloc'd */
+    long status; /* 0 on transport failure */
+    char *body;  /* NUL-terminated, malloc'd */
     size_t len;
-    char *headers;             /* raw header block, malloc'd */
+    char *headers; /* raw header block, malloc'd */
 } th_resp_t;
 
 /*

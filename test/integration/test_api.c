@@ -22,19 +22,19 @@
 #define ENV_PATH "/api/v1/environments"
 
 /* Prints the answer before failing, so a failure says what came back. */
-#define ASSERT_STATUS(r, st)                                                                   \
-    do {                                                                                       \
-        if ((r).status != (st))                                                                \
-            print_message("unexpected answer %ld (wanted %d): %.600s\n", (r).status, (int)(st), \
-                          (r).body ? (r).body : "");                                           \
-        assert_int_equal((r).status, (st));                                                    \
+#define ASSERT_STATUS(r, st)                                                                       \
+    do {                                                                                           \
+        if ((r).status != (st))                                                                    \
+            print_message("unexpected answer %ld (wanted %d): %.600s\n", (r).status, (int)(st),    \
+                          (r).body ? (r).body : "");                                               \
+        assert_int_equal((r).status, (st));                                                        \
     } while (0)
 
-#define ASSERT_ERROR(r, st, code)                                                              \
-    do {                                                                                       \
-        ASSERT_STATUS(r, st);                                                                  \
-        assert_string_equal(ta_err_code(&(r)), (code));                                        \
-        assert_error_shape(&(r));                                                              \
+#define ASSERT_ERROR(r, st, code)                                                                  \
+    do {                                                                                           \
+        ASSERT_STATUS(r, st);                                                                      \
+        assert_string_equal(ta_err_code(&(r)), (code));                                            \
+        assert_error_shape(&(r));                                                                  \
     } while (0)
 
 static ta_agent_t *agent(void **state)
@@ -181,19 +181,19 @@ static void test_every_api_route_requires_a_key(void **state)
     const struct {
         const char *method, *path, *body;
     } routes[] = {
-        { "GET", ENV_PATH, NULL },
-        { "POST", ENV_PATH, spec },
-        { "PUT", ENV_PATH, sync },
-        { "GET", ENV_PATH "/keep1", NULL },
-        { "PUT", ENV_PATH "/keep1", spec },
-        { "PUT", ENV_PATH "/newone", spec },
-        { "DELETE", ENV_PATH "/keep1", NULL },
-        { "POST", ENV_PATH "/keep1/start", "" },
-        { "POST", ENV_PATH "/keep1/stop", "" },
-        { "POST", ENV_PATH "/keep1/activity", "" },
-        { "GET", "/api/v1/watch", NULL },
-        { "GET", "/api/v1/orphans", NULL },
-        { "GET", "/api/v1/status", NULL },
+        {"GET", ENV_PATH, NULL},
+        {"POST", ENV_PATH, spec},
+        {"PUT", ENV_PATH, sync},
+        {"GET", ENV_PATH "/keep1", NULL},
+        {"PUT", ENV_PATH "/keep1", spec},
+        {"PUT", ENV_PATH "/newone", spec},
+        {"DELETE", ENV_PATH "/keep1", NULL},
+        {"POST", ENV_PATH "/keep1/start", ""},
+        {"POST", ENV_PATH "/keep1/stop", ""},
+        {"POST", ENV_PATH "/keep1/activity", ""},
+        {"GET", "/api/v1/watch", NULL},
+        {"GET", "/api/v1/orphans", NULL},
+        {"GET", "/api/v1/status", NULL},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         th_resp_t r;
@@ -236,21 +236,15 @@ static void test_auth_keys(void **state)
 
     /* Near misses, other schemes and malformed headers are refused. */
     const char *bad[] = {
-        "Authorization: Bearer wrong-key",
-        "Authorization: Bearer key-on",
-        "Authorization: Bearer key-onex",
-        "Authorization: Bearer key-one,key-two",
-        "Authorization: Bearer KEY-ONE",
-        "Authorization: Bearer ",
-        "Authorization: Bearer",
-        "Authorization: Basic a2V5LW9uZTprZXktb25l",
-        "Authorization: Basic key-one",
-        "Authorization: key-one",
-        "Authorization: Token key-one",
-        "X-Api-Key: key-one",
+        "Authorization: Bearer wrong-key", "Authorization: Bearer key-on",
+        "Authorization: Bearer key-onex",  "Authorization: Bearer key-one,key-two",
+        "Authorization: Bearer KEY-ONE",   "Authorization: Bearer ",
+        "Authorization: Bearer",           "Authorization: Basic a2V5LW9uZTprZXktb25l",
+        "Authorization: Basic key-one",    "Authorization: key-one",
+        "Authorization: Token key-one",    "X-Api-Key: key-one",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        const char *h[] = { bad[i], NULL };
+        const char *h[] = {bad[i], NULL};
         ta_req_h(a, "GET", ENV_PATH, h, NULL, &r);
         if (r.status != 401)
             print_message("accepted header \"%s\"\n", bad[i]);
@@ -262,7 +256,7 @@ static void test_auth_keys(void **state)
         th_resp_free(&r);
     }
     /* The scheme name is case-insensitive (RFC 9110 11.1). */
-    const char *lower[] = { "Authorization: bearer " TA_KEY2, NULL };
+    const char *lower[] = {"Authorization: bearer " TA_KEY2, NULL};
     ta_req_h(a, "GET", ENV_PATH, lower, NULL, &r);
     ASSERT_STATUS(r, 200);
     th_resp_free(&r);
@@ -272,12 +266,12 @@ static void test_auth_keys(void **state)
 static void test_request_id_on_every_answer(void **state)
 {
     ta_agent_t *a = agent(state);
-    const char *paths[] = { "/healthz", "/metrics", ENV_PATH, ENV_PATH "/nope", "/nope" };
-    const char *keys[] = { NULL, NULL, TA_KEY1, TA_KEY1, TA_KEY1 };
+    const char *paths[] = {"/healthz", "/metrics", ENV_PATH, ENV_PATH "/nope", "/nope"};
+    const char *keys[] = {NULL, NULL, TA_KEY1, TA_KEY1, TA_KEY1};
     for (size_t i = 0; i < 5; i++) {
         char auth[128];
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", keys[i] ? keys[i] : "");
-        const char *with[] = { "X-Request-Id: itest-req-42", keys[i] ? auth : NULL, NULL };
+        const char *with[] = {"X-Request-Id: itest-req-42", keys[i] ? auth : NULL, NULL};
         th_resp_t r;
         ta_req_h(a, "GET", paths[i], with, NULL, &r);
         assert_true(r.status > 0);
@@ -287,7 +281,7 @@ static void test_request_id_on_every_answer(void **state)
         free(rid);
         th_resp_free(&r);
 
-        const char *without[] = { keys[i] ? auth : NULL, NULL };
+        const char *without[] = {keys[i] ? auth : NULL, NULL};
         ta_req_h(a, "GET", paths[i], without, NULL, &r);
         rid = th_resp_header(&r, "X-Request-Id");
         assert_non_null(rid);
@@ -311,8 +305,7 @@ static void test_request_id_on_every_answer(void **state)
 static void test_put_creates_with_defaults_and_get_returns_it(void **state)
 {
     ta_agent_t *a = agent(state);
-    char *body = ta_spec("user-1", "My workspace", "eastus",
-                         "\"env\":{\"EDITOR\":\"vim\"}");
+    char *body = ta_spec("user-1", "My workspace", "eastus", "\"env\":{\"EDITOR\":\"vim\"}");
     th_resp_t r;
     ta_req(a, "PUT", ENV_PATH "/ckx1", body, &r);
     free(body);
@@ -424,8 +417,8 @@ static void test_put_same_spec_keeps_generation_update_bumps_it(void **state)
     th_resp_free(&r);
 
     /* If-Match with the stale generation: 409, nothing changes. */
-    const char *stale[] = { "Authorization: Bearer " TA_KEY1, "Content-Type: application/json",
-                            "If-Match: \"1\"", NULL };
+    const char *stale[] = {"Authorization: Bearer " TA_KEY1, "Content-Type: application/json",
+                           "If-Match: \"1\"", NULL};
     ta_req_h(a, "PUT", ENV_PATH "/gen", stale, v1, &r);
     ASSERT_ERROR(r, 409, "Conflict");
     th_resp_free(&r);
@@ -435,8 +428,8 @@ static void test_put_same_spec_keeps_generation_update_bumps_it(void **state)
     cJSON_Delete(o);
 
     /* If-Match with the current generation applies. */
-    const char *fresh[] = { "Authorization: Bearer " TA_KEY1, "Content-Type: application/json",
-                            "If-Match: \"2\"", NULL };
+    const char *fresh[] = {"Authorization: Bearer " TA_KEY1, "Content-Type: application/json",
+                           "If-Match: \"2\"", NULL};
     ta_req_h(a, "PUT", ENV_PATH "/gen", fresh, v1, &r);
     ASSERT_STATUS(r, 200);
     etag = th_resp_header(&r, "ETag");
@@ -493,68 +486,66 @@ static void test_put_invalid_spec(void **state)
 {
     ta_agent_t *a = agent(state);
     const struct {
-        const char *body;      /* full body */
-        const char *field;     /* expected error.field suffix */
+        const char *body;  /* full body */
+        const char *field; /* expected error.field suffix */
     } cases[] = {
-        { "{\"name\":\"n\",\"cloudRegion\":\"eastus\"}", "userId" },
-        { "{\"userId\":\"u\",\"cloudRegion\":\"eastus\"}", "name" },
-        { "{\"userId\":\"u\",\"name\":\"n\"}", "cloudRegion" },
-        { "{\"userId\":\"\",\"name\":\"n\",\"cloudRegion\":\"eastus\"}", "userId" },
-        { "{\"userId\":7,\"name\":\"n\",\"cloudRegion\":\"eastus\"}", "userId" },
-        { "{\"userId\":\"u\",\"name\":\"\",\"cloudRegion\":\"eastus\"}", "name" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"westus\"}", "cloudRegion" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"baseImage\":\"ruby\"}",
-          "baseImage" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"cpuCores\":0.7}",
-          "cpuCores" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"cpuCores\":0}",
-          "cpuCores" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"cpuCores\":4.5}",
-          "cpuCores" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"cpuCores\":\"2\"}",
-          "cpuCores" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"memoryGB\":0}",
-          "memoryGB" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"memoryGB\":16.5}",
-          "memoryGB" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"memoryGB\":1.25}",
-          "memoryGB" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"storageGB\":0}",
-          "storageGB" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"storageGB\":1.5}",
-          "storageGB" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"storageGB\":1025}",
-          "storageGB" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"powerState\":\"On\"}",
-          "powerState" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"env\":{\"1BAD\":\"x\"}}",
-          "env.1BAD" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"env\":{\"A-B\":\"x\"}}",
-          "env.A-B" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"env\":{\"OK\":5}}",
-          "env.OK" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"env\":[]}", "env" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
-          "\"secretEnv\":{\"9X\":\"x\"}}",
-          "secretEnv.9X" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"autoStopMinutes\":3}",
-          "autoStopMinutes" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
-          "\"autoStopMinutes\":10081}",
-          "autoStopMinutes" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
-          "\"storagePolicy\":\"Keep\"}",
-          "storagePolicy" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"colour\":\"red\"}",
-          "colour" },
+        {"{\"name\":\"n\",\"cloudRegion\":\"eastus\"}", "userId"},
+        {"{\"userId\":\"u\",\"cloudRegion\":\"eastus\"}", "name"},
+        {"{\"userId\":\"u\",\"name\":\"n\"}", "cloudRegion"},
+        {"{\"userId\":\"\",\"name\":\"n\",\"cloudRegion\":\"eastus\"}", "userId"},
+        {"{\"userId\":7,\"name\":\"n\",\"cloudRegion\":\"eastus\"}", "userId"},
+        {"{\"userId\":\"u\",\"name\":\"\",\"cloudRegion\":\"eastus\"}", "name"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"westus\"}", "cloudRegion"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"baseImage\":\"ruby\"}",
+         "baseImage"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"cpuCores\":0.7}",
+         "cpuCores"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"cpuCores\":0}", "cpuCores"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"cpuCores\":4.5}",
+         "cpuCores"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"cpuCores\":\"2\"}",
+         "cpuCores"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"memoryGB\":0}", "memoryGB"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"memoryGB\":16.5}",
+         "memoryGB"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"memoryGB\":1.25}",
+         "memoryGB"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"storageGB\":0}",
+         "storageGB"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"storageGB\":1.5}",
+         "storageGB"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"storageGB\":1025}",
+         "storageGB"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"powerState\":\"On\"}",
+         "powerState"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"env\":{\"1BAD\":\"x\"}}",
+         "env.1BAD"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"env\":{\"A-B\":\"x\"}}",
+         "env.A-B"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"env\":{\"OK\":5}}",
+         "env.OK"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"env\":[]}", "env"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
+         "\"secretEnv\":{\"9X\":\"x\"}}",
+         "secretEnv.9X"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"autoStopMinutes\":3}",
+         "autoStopMinutes"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
+         "\"autoStopMinutes\":10081}",
+         "autoStopMinutes"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
+         "\"storagePolicy\":\"Keep\"}",
+         "storagePolicy"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"colour\":\"red\"}",
+         "colour"},
         /* A member given twice is ambiguous (which one wins?): refused. */
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"cpuCores\":1,"
-          "\"cpuCores\":2}",
-          "cpuCores" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"id\":\"other\"}", "id" },
-        { "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
-          "\"cloudProvider\":\"GCP\"}",
-          "cloudProvider" },
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"cpuCores\":1,"
+         "\"cpuCores\":2}",
+         "cpuCores"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\",\"id\":\"other\"}", "id"},
+        {"{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
+         "\"cloudProvider\":\"GCP\"}",
+         "cloudProvider"},
     };
     char name129[140];
     memset(name129, 'n', 129);
@@ -605,8 +596,15 @@ static void test_put_invalid_json(void **state)
 {
     ta_agent_t *a = agent(state);
     const char *bodies[] = {
-        "{", "", "{\"userId\":", "nul", "{\"userId\":\"u\",}", "{} trailing", "\"\\x\"",
-        "{\"userId\":\"u\" \"name\":\"n\"}", "\xff\xfe{}",
+        "{",
+        "",
+        "{\"userId\":",
+        "nul",
+        "{\"userId\":\"u\",}",
+        "{} trailing",
+        "\"\\x\"",
+        "{\"userId\":\"u\" \"name\":\"n\"}",
+        "\xff\xfe{}",
         /* cJSON would cut a string at an escaped NUL: refused, not truncated. */
         "{\"userId\":\"a\\u0000b\",\"name\":\"n\",\"cloudRegion\":\"eastus\"}",
     };
@@ -619,7 +617,7 @@ static void test_put_invalid_json(void **state)
         th_resp_free(&r);
     }
     /* JSON that is not an object is not a spec. */
-    const char *nonobj[] = { "[]", "42", "null", "\"spec\"" };
+    const char *nonobj[] = {"[]", "42", "null", "\"spec\""};
     for (size_t i = 0; i < 4; i++) {
         th_resp_t r;
         ta_req(a, "PUT", ENV_PATH "/badjson", nonobj[i], &r);
@@ -641,7 +639,7 @@ static void test_put_invalid_id(void **state)
     id49[49] = '\0';
     memset(id48, 'b', 48);
     id48[48] = '\0';
-    const char *bad[] = { "Bad_ID", "a--b", id49, "-ab", "ab-", "UPPER", "a.b", "a%20b" };
+    const char *bad[] = {"Bad_ID", "a--b", id49, "-ab", "ab-", "UPPER", "a.b", "a%20b"};
     char *body = ta_spec("u", "n", "eastus", NULL);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char path[128];
@@ -657,7 +655,7 @@ static void test_put_invalid_id(void **state)
     assert_int_equal(cJSON_GetArraySize(ta_path(l, "items")), 0);
     cJSON_Delete(l);
     /* The extremes of the id rule are valid. */
-    const char *good[] = { id48, "a", "0", "a-b", "ckx1abc2def3ghi4jkl5mno6" };
+    const char *good[] = {id48, "a", "0", "a-b", "ckx1abc2def3ghi4jkl5mno6"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         char path[128];
         snprintf(path, sizeof path, ENV_PATH "/%s", good[i]);
@@ -697,10 +695,11 @@ static void test_wrong_content_type_is_415(void **state)
 {
     ta_agent_t *a = agent(state);
     char *body = ta_spec("u", "n", "eastus", NULL);
-    const char *types[] = { "Content-Type: text/plain", "Content-Type: application/x-www-form-urlencoded",
-                            "Content-Type: application/jsonx", "Content-Type: text/json" };
+    const char *types[] = {"Content-Type: text/plain",
+                           "Content-Type: application/x-www-form-urlencoded",
+                           "Content-Type: application/jsonx", "Content-Type: text/json"};
     for (size_t i = 0; i < 4; i++) {
-        const char *h[] = { "Authorization: Bearer " TA_KEY1, types[i], NULL };
+        const char *h[] = {"Authorization: Bearer " TA_KEY1, types[i], NULL};
         th_resp_t r;
         ta_req_h(a, "PUT", ENV_PATH "/ctype", h, body, &r);
         if (r.status != 415)
@@ -711,14 +710,13 @@ static void test_wrong_content_type_is_415(void **state)
     cJSON *o = get_obj(a, "ctype", 404);
     cJSON_Delete(o);
     /* Parameters and case of the media type are fine. */
-    const char *ok[] = { "Authorization: Bearer " TA_KEY1,
-                         "Content-Type: application/json; charset=utf-8", NULL };
+    const char *ok[] = {"Authorization: Bearer " TA_KEY1,
+                        "Content-Type: application/json; charset=utf-8", NULL};
     th_resp_t r;
     ta_req_h(a, "PUT", ENV_PATH "/ctype", ok, body, &r);
     ASSERT_STATUS(r, 201);
     th_resp_free(&r);
-    const char *ok2[] = { "Authorization: Bearer " TA_KEY1, "Content-Type: Application/JSON",
-                          NULL };
+    const char *ok2[] = {"Authorization: Bearer " TA_KEY1, "Content-Type: Application/JSON", NULL};
     ta_req_h(a, "PUT", ENV_PATH "/ctype", ok2, body, &r);
     ASSERT_STATUS(r, 200);
     th_resp_free(&r);
@@ -739,8 +737,8 @@ static void test_body_over_limit_is_413(void **state)
     memcpy(big + n - sl, spec, sl);
     big[n] = '\0';
     free(spec);
-    const char *h[] = { "Authorization: Bearer " TA_KEY1, "Content-Type: application/json",
-                        "X-Request-Id: big-1", NULL };
+    const char *h[] = {"Authorization: Bearer " TA_KEY1, "Content-Type: application/json",
+                       "X-Request-Id: big-1", NULL};
     th_resp_t r;
     ta_req_h(a, "PUT", ENV_PATH "/big", h, big, &r);
     ASSERT_STATUS(r, 413);
@@ -922,15 +920,19 @@ static void test_list_bad_query_is_400(void **state)
     const struct {
         const char *query, *field;
     } cases[] = {
-        { "?limit=0", "limit" },        { "?limit=1001", "limit" },
-        { "?limit=abc", "limit" },      { "?limit=-1", "limit" },
-        { "?limit=2x", "limit" },
-        { "?limit=99999999999999999999", "limit" },
-        { "?phase=BOGUS", "phase" },    { "?continue=%%%zz", "continue" },
-        { "?continue=Not_A_Token%21", "continue" },
+        {"?limit=0", "limit"},
+        {"?limit=1001", "limit"},
+        {"?limit=abc", "limit"},
+        {"?limit=-1", "limit"},
+        {"?limit=2x", "limit"},
+        {"?limit=99999999999999999999", "limit"},
+        {"?phase=BOGUS", "phase"},
+        {"?continue=%%%zz", "continue"},
+        {"?continue=Not_A_Token%21", "continue"},
         /* A filter the route does not know is refused, never ignored. */
-        { "?region=eastus", "region" }, { "?userid=u1", "userid" },
-        { "?userId=u1&cloud_region=eastus", "cloud_region" },
+        {"?region=eastus", "region"},
+        {"?userid=u1", "userid"},
+        {"?userId=u1&cloud_region=eastus", "cloud_region"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[256];
@@ -1123,8 +1125,8 @@ static void test_start_stop_activity(void **state)
     assert_int_equal((int)ta_num(o, "generation"), 3);
     cJSON_Delete(o);
 
-    const char *unknown[] = { ENV_PATH "/ghost/start", ENV_PATH "/ghost/stop",
-                              ENV_PATH "/ghost/activity" };
+    const char *unknown[] = {ENV_PATH "/ghost/start", ENV_PATH "/ghost/stop",
+                             ENV_PATH "/ghost/activity"};
     for (int i = 0; i < 3; i++) {
         ta_req(a, "POST", unknown[i], NULL, &r);
         ASSERT_ERROR(r, 404, "NotFound");
@@ -1249,7 +1251,8 @@ static char *desired_text(ta_agent_t *a)
         cJSON_AddItemToObject(o, "id",
                               cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(it, "id"), 1));
         cJSON_AddItemToObject(
-            o, "generation", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(it, "generation"), 1));
+            o, "generation",
+            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(it, "generation"), 1));
         cJSON_AddItemToObject(o, "spec",
                               cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(it, "spec"), 1));
         cJSON_AddItemToArray(out, o);
@@ -1270,26 +1273,27 @@ static void test_full_sync_is_all_or_nothing(void **state)
         const char *body, *code, *field;
     } cases[] = {
         /* item 1 is bad; item 0 would have been a valid create */
-        { "{\"items\":[{\"id\":\"new1\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\"},"
-          "{\"id\":\"new2\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
-          "\"cpuCores\":9}]}",
-          "InvalidSpec", "items[1].cpuCores" },
-        { "{\"items\":[{\"id\":\"new1\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\"},"
-          "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\"}]}",
-          NULL, "items[1].id" },
-        { "{\"items\":[{\"id\":\"Bad_ID\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\"}]}",
-          NULL, "items[0].id" },
-        { "{\"items\":[{\"id\":\"new1\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
-          "\"env\":{\"1BAD\":\"x\"}}]}",
-          "InvalidSpec", "items[0].env.1BAD" },
-        { "{\"items\":[{\"id\":\"dup\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\"},"
-          "{\"id\":\"dup\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\"}]}",
-          NULL, "items[1].id" },
-        { "{\"items\":{}}", NULL, "items" },
-        { "{}", NULL, "items" },
-        { "{\"items\":[],\"extra\":1}", NULL, "extra" },
-        { "{\"items\":[42]}", NULL, "items[0]" },
-        { "{\"items\":[", "InvalidJson", NULL },
+        {"{\"items\":[{\"id\":\"new1\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\"},"
+         "{\"id\":\"new2\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
+         "\"cpuCores\":9}]}",
+         "InvalidSpec", "items[1].cpuCores"},
+        {"{\"items\":[{\"id\":\"new1\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\"},"
+         "{\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\"}]}",
+         NULL, "items[1].id"},
+        {"{\"items\":[{\"id\":\"Bad_ID\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":"
+         "\"eastus\"}]}",
+         NULL, "items[0].id"},
+        {"{\"items\":[{\"id\":\"new1\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
+         "\"env\":{\"1BAD\":\"x\"}}]}",
+         "InvalidSpec", "items[0].env.1BAD"},
+        {"{\"items\":[{\"id\":\"dup\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\"},"
+         "{\"id\":\"dup\",\"userId\":\"u\",\"name\":\"n\",\"cloudRegion\":\"eastus\"}]}",
+         NULL, "items[1].id"},
+        {"{\"items\":{}}", NULL, "items"},
+        {"{}", NULL, "items"},
+        {"{\"items\":[],\"extra\":1}", NULL, "extra"},
+        {"{\"items\":[42]}", NULL, "items[0]"},
+        {"{\"items\":[", "InvalidJson", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         th_resp_t r;
@@ -1503,8 +1507,12 @@ static void test_unknown_routes_and_wrong_methods(void **state)
 {
     ta_agent_t *a = agent(state);
     put_ok(a, "rt", "u1", "eastus", NULL, 201);
-    const char *notfound[] = { "/nope", "/api/v1/nope", "/api/v2/environments",
-                               ENV_PATH "/rt/bogus", ENV_PATH "/rt/start/more", "/api/v1" };
+    const char *notfound[] = {"/nope",
+                              "/api/v1/nope",
+                              "/api/v2/environments",
+                              ENV_PATH "/rt/bogus",
+                              ENV_PATH "/rt/start/more",
+                              "/api/v1"};
     for (size_t i = 0; i < sizeof notfound / sizeof notfound[0]; i++) {
         th_resp_t r;
         ta_req(a, "GET", notfound[i], NULL, &r);
@@ -1516,18 +1524,18 @@ static void test_unknown_routes_and_wrong_methods(void **state)
     const struct {
         const char *method, *path, *allow[3];
     } wrong[] = {
-        { "PATCH", ENV_PATH "/rt", { "GET", "PUT", "DELETE" } },
-        { "POST", ENV_PATH "/rt", { "GET", "PUT", "DELETE" } },
-        { "DELETE", ENV_PATH, { "GET", "POST", "PUT" } },
-        { "PATCH", ENV_PATH, { "GET", "POST", "PUT" } },
-        { "GET", ENV_PATH "/rt/start", { "POST", NULL, NULL } },
-        { "PUT", ENV_PATH "/rt/stop", { "POST", NULL, NULL } },
-        { "GET", ENV_PATH "/rt/activity", { "POST", NULL, NULL } },
-        { "POST", "/api/v1/watch", { "GET", NULL, NULL } },
-        { "DELETE", "/api/v1/status", { "GET", NULL, NULL } },
-        { "POST", "/api/v1/orphans", { "GET", NULL, NULL } },
-        { "POST", "/healthz", { "GET", NULL, NULL } },
-        { "DELETE", "/metrics", { "GET", NULL, NULL } },
+        {"PATCH", ENV_PATH "/rt", {"GET", "PUT", "DELETE"}},
+        {"POST", ENV_PATH "/rt", {"GET", "PUT", "DELETE"}},
+        {"DELETE", ENV_PATH, {"GET", "POST", "PUT"}},
+        {"PATCH", ENV_PATH, {"GET", "POST", "PUT"}},
+        {"GET", ENV_PATH "/rt/start", {"POST", NULL, NULL}},
+        {"PUT", ENV_PATH "/rt/stop", {"POST", NULL, NULL}},
+        {"GET", ENV_PATH "/rt/activity", {"POST", NULL, NULL}},
+        {"POST", "/api/v1/watch", {"GET", NULL, NULL}},
+        {"DELETE", "/api/v1/status", {"GET", NULL, NULL}},
+        {"POST", "/api/v1/orphans", {"GET", NULL, NULL}},
+        {"POST", "/healthz", {"GET", NULL, NULL}},
+        {"DELETE", "/metrics", {"GET", NULL, NULL}},
     };
     for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
         th_resp_t r;
@@ -1608,8 +1616,9 @@ static void test_restart_forgets_desired_state(void **state)
     ta_agent_t *a = agent(state);
     put_ok(a, "ephemeral", "u1", "eastus", NULL, 201);
     th_resp_t r;
-    ta_req(a, "PUT", ENV_PATH, "{\"items\":[{\"id\":\"ephemeral\",\"userId\":\"u1\","
-                               "\"name\":\"workspace\",\"cloudRegion\":\"eastus\"}]}",
+    ta_req(a, "PUT", ENV_PATH,
+           "{\"items\":[{\"id\":\"ephemeral\",\"userId\":\"u1\","
+           "\"name\":\"workspace\",\"cloudRegion\":\"eastus\"}]}",
            &r);
     ASSERT_STATUS(r, 200);
     th_resp_free(&r);

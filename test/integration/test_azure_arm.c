@@ -33,8 +33,9 @@
 #define SUB "00000000-0000-0000-0000-0000000000b2"
 #define SUB2 "00000000-0000-0000-0000-0000000000b3"
 #define SUB3 "00000000-0000-0000-0000-0000000000b4"
-#define CG_PATH(rg) "/subscriptions/" SUB "/resourceGroups/" rg "/providers/" \
-                    "Microsoft.ContainerInstance/containerGroups"
+#define CG_PATH(rg)                                                                                \
+    "/subscriptions/" SUB "/resourceGroups/" rg "/providers/"                                      \
+    "Microsoft.ContainerInstance/containerGroups"
 #define CG_QUERY "api-version=2025-09-01"
 
 /* ------------------------------------------------------------ responder */
@@ -238,23 +239,23 @@ static void paging_script(fx_t *fx, http_exchange_t *ex, const http_request_t *r
     const char *q = req->query;
     if (strstr(req->path, "/rg-foreign/")) {
         json(ex, 200,
-             "{\"value\":[{\"name\":\"a\"}],"
-             NEXT("http://evil.example", "rg-foreign", "$skipToken=1") "}");
+             "{\"value\":[{\"name\":\"a\"}]," NEXT("http://evil.example", "rg-foreign",
+                                                   "$skipToken=1") "}");
     } else if (strstr(req->path, "/rg-port/")) {
         json(ex, 200,
-             "{\"value\":[],"
-             NEXT("http://management.azure.com:8080", "rg-port", "$skipToken=1") "}");
+             "{\"value\":[]," NEXT("http://management.azure.com:8080", "rg-port",
+                                   "$skipToken=1") "}");
     } else if (strcmp(q, CG_QUERY) == 0) {
         json(ex, 200,
-             "{\"value\":[{\"name\":\"dev8-p1\"}],"
-             NEXT("http://management.azure.com:80", "rg-page", "$skipToken=tok%2B1%3D%3D") "}");
+             "{\"value\":[{\"name\":\"dev8-p1\"}]," NEXT(
+                 "http://management.azure.com:80", "rg-page", "$skipToken=tok%2B1%3D%3D") "}");
     } else if (strcmp(q, CG_QUERY "&$skipToken=tok%2B1%3D%3D") == 0) {
         json(ex, 200,
              "{\"value\":[]," NEXT("HTTP://Management.Azure.COM", "rg-page", "$skipToken=2") "}");
     } else if (strcmp(q, CG_QUERY "&$skipToken=2") == 0) {
         json(ex, 200,
-             "{\"value\":[{\"name\":\"dev8-p2\"}],"
-             NEXT("http://management.azure.com:", "rg-page", "$skiptoken=3") "}");
+             "{\"value\":[{\"name\":\"dev8-p2\"}]," NEXT("http://management.azure.com:", "rg-page",
+                                                         "$skiptoken=3") "}");
     } else if (strcmp(q, CG_QUERY "&$skiptoken=3") == 0) {
         json(ex, 200, "{\"value\":[{\"name\":\"dev8-p3\"}],\"nextLink\":null}");
     } else {
@@ -404,8 +405,8 @@ static void test_arm_buckets_shared_by_regions(void **state)
     assert_int_equal(p[1].err, 0);
     assert_true(p[0].at_ms - t0 < 1000 && p[1].at_ms - t0 < 1000);
     assert_true(azure_client_bucket_wait_ms(fx.c, SUB, "eastus", AZURE_BUCKET_ACI_CREATE) > 50000);
-    assert_int_equal(
-        azure_client_bucket_wait_ms(fx.c, SUB, "northeurope", AZURE_BUCKET_ACI_CREATE), 0);
+    assert_int_equal(azure_client_bucket_wait_ms(fx.c, SUB, "northeurope", AZURE_BUCKET_ACI_CREATE),
+                     0);
     fx_finish(&fx);
 }
 
@@ -547,8 +548,8 @@ static void test_storage_account_get(void **state)
 
     const azure_scope_t missing = {SUB, "rg-none", "dev8none", "eastus"};
     memset(&a, 0, sizeof(a));
-    assert_int_equal(
-        azure_storage_account_get(fx.c, &missing, AZURE_PRIO_NORMAL, on_account, &a), 0);
+    assert_int_equal(azure_storage_account_get(fx.c, &missing, AZURE_PRIO_NORMAL, on_account, &a),
+                     0);
     assert_int_equal(wait_for(&fx, &a.calls, 1, 5000), 0);
     assert_int_equal(a.err, D8_ENOENT);
     assert_string_equal(a.code, "ResourceNotFound");
@@ -570,9 +571,15 @@ static int group_setup(void **state)
         log_level_parse(lvl, &l);
     log_setup(l, NULL);
     signal(SIGPIPE, SIG_IGN);
-    const char *unset[] = {"AZURE_TENANT_ID", "AZURE_CLIENT_ID",  "AZURE_CLIENT_SECRET",
-                           "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST",
-                           "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"};
+    const char *unset[] = {"AZURE_TENANT_ID",
+                           "AZURE_CLIENT_ID",
+                           "AZURE_CLIENT_SECRET",
+                           "AZURE_FEDERATED_TOKEN_FILE",
+                           "AZURE_AUTHORITY_HOST",
+                           "no_proxy",
+                           "NO_PROXY",
+                           "all_proxy",
+                           "ALL_PROXY"};
     for (size_t i = 0; i < sizeof(unset) / sizeof(unset[0]); i++)
         unsetenv(unset[i]);
     return 0;

@@ -487,11 +487,11 @@ static void test_dns_label_taken_by_foreign_group(void **state)
              "80}]}}}",
              label);
     th_resp_t r;
-    long st = ta_sim_arm(&c->sim, "PUT",
-                         "/subscriptions/" TA_AZ_SUB "/resourceGroups/rg-dev8-westeurope/"
-                         "providers/Microsoft.ContainerInstance/containerGroups/someone-elses?"
-                         TA_AZ_ACI_V,
-                         body, &r);
+    long st = ta_sim_arm(
+        &c->sim, "PUT",
+        "/subscriptions/" TA_AZ_SUB "/resourceGroups/rg-dev8-westeurope/"
+        "providers/Microsoft.ContainerInstance/containerGroups/someone-elses?" TA_AZ_ACI_V,
+        body, &r);
     th_resp_free(&r);
     assert_int_equal(st, 201);
     put_env(c, "ab-dns", NULL, 201);

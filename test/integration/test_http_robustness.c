@@ -129,22 +129,22 @@ static void test_malformed_http_is_400(void **state)
     static const struct {
         const char *what, *data;
     } cases[] = {
-        { "garbage request line", "GARBAGE\r\n\r\n" },
-        { "header without colon", "GET /healthz HTTP/1.1\r\nHost x\r\n\r\n" },
-        { "control character in target", "GET /heal\x01thz HTTP/1.1\r\nHost: x\r\n\r\n" },
-        { "bad version", "GET /healthz HTTP/x.y\r\nHost: x\r\n\r\n" },
-        { "non-numeric Content-Length",
-          "PUT " ENV_PATH "/x HTTP/1.1\r\nHost: x\r\n" AUTH "Content-Length: abc\r\n\r\n" },
-        { "two Content-Lengths",
-          "PUT " ENV_PATH "/x HTTP/1.1\r\nHost: x\r\n" AUTH
-          "Content-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}" },
-        { "chunked and Content-Length",
-          "PUT " ENV_PATH "/x HTTP/1.1\r\nHost: x\r\n" AUTH
-          "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
-          "Content-Length: 7\r\n\r\n2\r\n{}\r\n0\r\n\r\n" },
-        { "bad chunk size",
-          "PUT " ENV_PATH "/x HTTP/1.1\r\nHost: x\r\n" AUTH
-          "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n" },
+        {"garbage request line", "GARBAGE\r\n\r\n"},
+        {"header without colon", "GET /healthz HTTP/1.1\r\nHost x\r\n\r\n"},
+        {"control character in target", "GET /heal\x01thz HTTP/1.1\r\nHost: x\r\n\r\n"},
+        {"bad version", "GET /healthz HTTP/x.y\r\nHost: x\r\n\r\n"},
+        {"non-numeric Content-Length",
+         "PUT " ENV_PATH "/x HTTP/1.1\r\nHost: x\r\n" AUTH "Content-Length: abc\r\n\r\n"},
+        {"two Content-Lengths",
+         "PUT " ENV_PATH "/x HTTP/1.1\r\nHost: x\r\n" AUTH
+         "Content-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"},
+        {"chunked and Content-Length",
+         "PUT " ENV_PATH "/x HTTP/1.1\r\nHost: x\r\n" AUTH
+         "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+         "Content-Length: 7\r\n\r\n2\r\n{}\r\n0\r\n\r\n"},
+        {"bad chunk size",
+         "PUT " ENV_PATH "/x HTTP/1.1\r\nHost: x\r\n" AUTH
+         "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         long long t0 = ta_now_ms();
@@ -166,12 +166,12 @@ static void test_malformed_http_is_400(void **state)
     unsigned char junk[1024];
     for (size_t i = 0; i < sizeof junk; i++)
         junk[i] = (unsigned char)(i * 7919u + 13u);
-    const unsigned char hello[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03,
-                                    0x03, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88 };
+    const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03,
+                                   0x03, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
     const struct {
         const void *data;
         size_t len;
-    } bin[] = { { junk, sizeof junk }, { hello, sizeof hello } };
+    } bin[] = {{junk, sizeof junk}, {hello, sizeof hello}};
     for (int i = 0; i < 2; i++) {
         long long t0 = ta_now_ms();
         char *reply = th_raw(a->port, bin[i].data, bin[i].len, 3000);
@@ -208,14 +208,14 @@ static void test_deeply_nested_json_is_400(void **state)
         char *body;
     } cases[] = {
         /* Within api.maxBodyBytes for the single-environment routes. */
-        { ENV_PATH "/deep", nested("[", NULL, 60000, "", "") },
-        { ENV_PATH "/deep", nested("[", "]", 30000, "", "") },
-        { ENV_PATH "/deep", nested("{\"a\":", "}", 10000, "{\"userId\":\"u\",\"x\":", "1}") },
-        { ENV_PATH, nested("[", NULL, 60000, "", "") },
+        {ENV_PATH "/deep", nested("[", NULL, 60000, "", "")},
+        {ENV_PATH "/deep", nested("[", "]", 30000, "", "")},
+        {ENV_PATH "/deep", nested("{\"a\":", "}", 10000, "{\"userId\":\"u\",\"x\":", "1}")},
+        {ENV_PATH, nested("[", NULL, 60000, "", "")},
         /* The full sync's limit is larger: the whole 100000. */
-        { ENV_PATH, nested("[", NULL, 100000, "", "") },
-        { ENV_PATH, nested("[", "]", 50000, "{\"items\":", "}") },
-        { ENV_PATH, nested("{\"e\":", "}", 20000, "{\"items\":[{\"id\":\"x\",\"env\":", "}]}") },
+        {ENV_PATH, nested("[", NULL, 100000, "", "")},
+        {ENV_PATH, nested("[", "]", 50000, "{\"items\":", "}")},
+        {ENV_PATH, nested("{\"e\":", "}", 20000, "{\"items\":[{\"id\":\"x\",\"env\":", "}]}")},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *method = strcmp(cases[i].path, ENV_PATH) == 0 && i < 4 ? "POST" : "PUT";
@@ -271,8 +271,8 @@ static void test_pipelined_requests_answered_in_order(void **state)
     if (n != 6)
         print_message("got %zu answers:\n%s\n", n, reply);
     assert_int_equal(n, 6);
-    const char *ids[] = { "p1", "p2", "p3", "p4", "p5", "p6" };
-    const int status[] = { 200, 201, 404, 200, 401, 200 };
+    const char *ids[] = {"p1", "p2", "p3", "p4", "p5", "p6"};
+    const int status[] = {200, 201, 404, 200, 401, 200};
     for (size_t i = 0; i < 6; i++) {
         assert_int_equal(atoi(answers[i] + 9), status[i]);
         /* The request id of this answer lies before the next answer. */
@@ -394,7 +394,7 @@ static void test_vanishing_clients(void **state)
             ta_sleep_ms(20);
             if (round == 1) {
                 /* Reset instead of an orderly close. */
-                struct linger lg = { 1, 0 };
+                struct linger lg = {1, 0};
                 setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
             }
             close(fd);
@@ -407,7 +407,7 @@ static void test_vanishing_clients(void **state)
         const char req[] = "GET " ENV_PATH " HTTP/1.1\r\nHost: x\r\n" AUTH "\r\n"
                            "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_int_equal(ta_send_all(fd, req, sizeof req - 1, 2000), 0);
-        struct linger lg = { 1, 0 };
+        struct linger lg = {1, 0};
         if (i % 2)
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         close(fd);

@@ -44,7 +44,7 @@ static int setup_small_ring(void **state)
     ta_agent_t *a = calloc(1, sizeof *a);
     if (!a)
         return -1;
-    ta_opts_t o = { .watch_ring_size = RING, .extra_yaml = NULL };
+    ta_opts_t o = {.watch_ring_size = RING, .extra_yaml = NULL};
     if (ta_start(a, &o) != 0) {
         ta_stop(a);
         free(a);
@@ -143,15 +143,16 @@ static void test_watch_lists_then_streams_changes(void **state)
     assert_true(w.events[1].id >= w.events[0].id);
 
     /* Then live changes, in order. */
-    put(a, "wc", "c", 201);               /* ADDED wc */
-    put(a, "wa", "a2", 200);              /* MODIFIED wa, generation 2 */
-    put(a, "wa", "a2", 200);              /* unchanged: no event */
-    post(a, ENV_PATH "/wb/stop", 202);    /* MODIFIED wb */
+    put(a, "wc", "c", 201);            /* ADDED wc */
+    put(a, "wa", "a2", 200);           /* MODIFIED wa, generation 2 */
+    put(a, "wa", "a2", 200);           /* unchanged: no event */
+    post(a, ENV_PATH "/wb/stop", 202); /* MODIFIED wb */
     th_resp_t r;
-    ta_req(a, "PUT", ENV_PATH,
-           "{\"items\":[{\"id\":\"wa\",\"userId\":\"u1\",\"name\":\"a2\",\"cloudRegion\":\"eastus\"},"
-           "{\"id\":\"wc\",\"userId\":\"u1\",\"name\":\"c\",\"cloudRegion\":\"eastus\"}]}",
-           &r);                           /* MODIFIED wb: removed, DELETING */
+    ta_req(
+        a, "PUT", ENV_PATH,
+        "{\"items\":[{\"id\":\"wa\",\"userId\":\"u1\",\"name\":\"a2\",\"cloudRegion\":\"eastus\"},"
+        "{\"id\":\"wc\",\"userId\":\"u1\",\"name\":\"c\",\"cloudRegion\":\"eastus\"}]}",
+        &r); /* MODIFIED wb: removed, DELETING */
     assert_int_equal(r.status, 200);
     th_resp_free(&r);
     ta_req(a, "DELETE", ENV_PATH "/wc", NULL, &r); /* MODIFIED wc, DELETING */
@@ -389,7 +390,7 @@ static void test_watch_from_another_run_is_410(void **state)
 static void test_watch_bad_resource_version_is_400(void **state)
 {
     ta_agent_t *a = agent(state);
-    const char *bad[] = { "abc", "-1", "1x", "99999999999999999999999" };
+    const char *bad[] = {"abc", "-1", "1x", "99999999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char path[128];
         snprintf(path, sizeof path, "/api/v1/watch?resourceVersion=%s", bad[i]);
@@ -428,7 +429,7 @@ static void test_many_watchers_come_and_go(void **state)
     assert_int_equal(ta_send_all(quiet, req, sizeof req - 1, 2000), 0);
     assert_int_equal(ta_send_all(reset, req, sizeof req - 1, 2000), 0);
     ta_sleep_ms(100);
-    struct linger lg = { 1, 0 };
+    struct linger lg = {1, 0};
     setsockopt(reset, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(reset);
 
@@ -479,8 +480,7 @@ int main(void)
         T(test_watch_lists_then_streams_changes),
         T(test_watch_resumes),
         T(test_list_then_watch_has_no_gap),
-        cmocka_unit_test_setup_teardown(test_watch_too_old_is_410, setup_small_ring,
-                                        ta_teardown),
+        cmocka_unit_test_setup_teardown(test_watch_too_old_is_410, setup_small_ring, ta_teardown),
         T(test_watch_from_another_run_is_410),
         T(test_watch_bad_resource_version_is_400),
         T(test_many_watchers_come_and_go),

@@ -27,13 +27,15 @@
 
 #define SUB "00000000-0000-0000-0000-000000000000"
 #define SUB2 "11111111-0000-0000-0000-000000000000"
-#define CG_PATH "/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.ContainerInstance/" \
-                "containerGroups"
-#define CG_PATH2                                                                                  \
-    "/subscriptions/" SUB "/resourceGroups/rg2/providers/Microsoft.ContainerInstance/"            \
+#define CG_PATH                                                                                    \
+    "/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.ContainerInstance/"             \
+    "containerGroups"
+#define CG_PATH2                                                                                   \
+    "/subscriptions/" SUB "/resourceGroups/rg2/providers/Microsoft.ContainerInstance/"             \
     "containerGroups"
 #define ACI_V "?api-version=2025-09-01"
-#define TRANSITIONING_MSG(n) "The container group '" n "' is still transitioning, please retry later."
+#define TRANSITIONING_MSG(n)                                                                       \
+    "The container group '" n "' is still transitioning, please retry later."
 
 static uint64_t g_now = 5000000;
 
@@ -818,7 +820,8 @@ static void test_dns_labels(void **state)
     /* A hashed scope gets its own name: label.<hash>.region. */
     assert_int_equal(put_label(f, CG_PATH "/c" ACI_V, "shared-label", "TenantReuse"), 201);
     const char *fq = jstr(f->j, "properties.ipAddress.fqdn");
-    assert_int_equal(strlen(fq), strlen("shared-label.") + 16 + strlen(".eastus.azurecontainer.io"));
+    assert_int_equal(strlen(fq),
+                     strlen("shared-label.") + 16 + strlen(".eastus.azurecontainer.io"));
     assert_non_null(strstr(fq, ".eastus.azurecontainer.io"));
     char tenant_fqdn[128];
     snprintf(tenant_fqdn, sizeof(tenant_fqdn), "%s", fq);
@@ -922,8 +925,7 @@ static void test_aci_settings(void **state)
     assert_int_equal(req(f, "GET", "/_azsim/aci", NULL), 200);
     assert_int_equal(jnum(f->j, "staleMs"), 500);
     assert_int_equal(req(f, "POST", "/_azsim/aci", "{\"images\":[{\"exitCode\":1}]}"), 400);
-    assert_int_equal(req(f, "POST", "/_azsim/aci", "{\"pull\":{\"medianMs\":5,\"p95Ms\":4}}"),
-                     400);
+    assert_int_equal(req(f, "POST", "/_azsim/aci", "{\"pull\":{\"medianMs\":5,\"p95Ms\":4}}"), 400);
     assert_int_equal(req(f, "POST", "/_azsim/reset", NULL), 204);
     assert_int_equal(req(f, "GET", "/_azsim/aci", NULL), 200);
     assert_int_equal(jnum(f->j, "transitionMs"), 10000);

@@ -1069,8 +1069,8 @@ static void test_client_buckets_per_subscription(void **state)
     double lvl = 99;
     assert_int_equal(azure_client_bucket_level(c, sub, "centralus", AZURE_BUCKET_READ, &lvl), 0);
     assert_true(lvl < 1.0);
-    assert_int_equal(
-        azure_client_bucket_level(c, sub, "centralus", AZURE_BUCKET_ACI_CREATE, &lvl), D8_ENOENT);
+    assert_int_equal(azure_client_bucket_level(c, sub, "centralus", AZURE_BUCKET_ACI_CREATE, &lvl),
+                     D8_ENOENT);
     /* ACI's creates spent in eastus leave westus's alone. */
     drain_to(azure__bucket_of(east_be, AZURE_BUCKET_ACI_CREATE), 0.0);
     assert_true(azure_client_bucket_wait_ms(c, sub, "eastus", AZURE_BUCKET_ACI_CREATE) > 1000);

@@ -87,8 +87,7 @@ static void test_ratelimit_headers(void **state)
     (void)state;
     assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-reads"), AZURE_BUCKET_READ);
     assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-writes"), AZURE_BUCKET_WRITE);
-    assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-deletes"),
-                     AZURE_BUCKET_DELETE);
+    assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-deletes"), AZURE_BUCKET_DELETE);
     /* The global bucket of the subscription (observed: 3749 = 15 x 250 - 1). */
     assert_int_equal(kind_of("x-ms-ratelimit-remaining-subscription-global-reads"),
                      AZURE_BUCKET_READ);
@@ -179,8 +178,7 @@ static void test_decode_storage_account(void **state)
 {
     (void)state;
     azure_storage_account_t a;
-    assert_int_equal(azure_decode_storage_account(account_example, strlen(account_example), &a),
-                     0);
+    assert_int_equal(azure_decode_storage_account(account_example, strlen(account_example), &a), 0);
     assert_string_equal(a.name, "sto8596");
     assert_string_equal(a.kind, "Storage");
     assert_string_equal(a.sku_name, "Standard_GRS");
@@ -189,8 +187,7 @@ static void test_decode_storage_account(void **state)
     assert_null(a.large_file_shares_state); /* not sent: left to the caller */
     azure_storage_account_release(&a);
 
-    assert_int_equal(azure_decode_storage_account(account_premium, strlen(account_premium), &a),
-                     0);
+    assert_int_equal(azure_decode_storage_account(account_premium, strlen(account_premium), &a), 0);
     assert_string_equal(a.kind, "FileStorage");
     assert_string_equal(a.sku_name, "Premium_LRS");
     assert_string_equal(a.large_file_shares_state, "Enabled");
@@ -206,8 +203,7 @@ static void test_decode_storage_account(void **state)
         cJSON_GetObjectItemCaseSensitive(defs, "StorageAccountProperties"), "properties");
     assert_true(in_enum(cJSON_GetObjectItemCaseSensitive(sap, "largeFileSharesState"),
                         a.large_file_shares_state));
-    assert_true(
-        in_enum(cJSON_GetObjectItemCaseSensitive(sap, "largeFileSharesState"), "Disabled"));
+    assert_true(in_enum(cJSON_GetObjectItemCaseSensitive(sap, "largeFileSharesState"), "Disabled"));
     cJSON_Delete(doc);
     cJSON *common = load_spec(STO_DIR "/common.json");
     const cJSON *sku = cJSON_GetObjectItemCaseSensitive(

@@ -18,72 +18,87 @@
 #include <string.h>
 
 #define HASH "0123456789abcdef"
-#define NOW 1000000ULL          /* loop clock */
-#define WALL 1800000000000LL    /* wall clock */
+#define NOW 1000000ULL       /* loop clock */
+#define WALL 1800000000000LL /* wall clock */
 #define MINUTE_MS 60000LL
-#define ANY (-2)                /* expected value not checked */
-#define KEEP (-1)               /* phase kept */
+#define ANY (-2)  /* expected value not checked */
+#define KEEP (-1) /* phase kept */
 
 /* Observed group shapes. */
-enum { G_ABSENT = 0, G_UNKNOWN, G_FOREIGN, G_RUNNING, G_STOPPED, G_TERMINATED, G_PENDING,
-       G_CREATING_RUNNING, G_FAILED, G_DELETING, G_NOT_READ, G_EXITED_OK, G_EXITED_FAILED,
-       G_CANCELED, G_FAILED_RUNNING, G_FAILED_STOPPED };
+enum {
+    G_ABSENT = 0,
+    G_UNKNOWN,
+    G_FOREIGN,
+    G_RUNNING,
+    G_STOPPED,
+    G_TERMINATED,
+    G_PENDING,
+    G_CREATING_RUNNING,
+    G_FAILED,
+    G_DELETING,
+    G_NOT_READ,
+    G_EXITED_OK,
+    G_EXITED_FAILED,
+    G_CANCELED,
+    G_FAILED_RUNNING,
+    G_FAILED_STOPPED
+};
 /* Observed share shapes. */
 enum { S_OURS = 0, S_ABSENT, S_UNKNOWN, S_LISTED, S_FOREIGN, S_KEPT };
 
 typedef struct row {
     const char *name;
     /* desired */
-    int phase;                 /* the object's current phase */
-    int stopped;               /* powerState Stopped */
-    int storage_gb;            /* 0: 10 */
-    int retain;                /* storagePolicy Retain */
-    int restored;              /* restored without secret values */
-    int tombstone;             /* a DELETE of an id never PUT */
-    int removed;               /* left out by a full sync: the reaper's */
-    int on_next_start;         /* updatePolicy OnNextStart */
-    int op_unread;             /* the create's operation not read yet */
-    const char *op_code;       /* its error code once read */
-    int restart_asked;         /* POST .../restart for this generation */
-    int auto_stop;             /* autoStopMinutes */
-    int64_t activity_ago_ms;   /* last activity this long ago (0: never) */
-    int bad_region;            /* cloudRegion not configured */
+    int phase;               /* the object's current phase */
+    int stopped;             /* powerState Stopped */
+    int storage_gb;          /* 0: 10 */
+    int retain;              /* storagePolicy Retain */
+    int restored;            /* restored without secret values */
+    int tombstone;           /* a DELETE of an id never PUT */
+    int removed;             /* left out by a full sync: the reaper's */
+    int on_next_start;       /* updatePolicy OnNextStart */
+    int op_unread;           /* the create's operation not read yet */
+    const char *op_code;     /* its error code once read */
+    int restart_asked;       /* POST .../restart for this generation */
+    int auto_stop;           /* autoStopMinutes */
+    int64_t activity_ago_ms; /* last activity this long ago (0: never) */
+    int bad_region;          /* cloudRegion not configured */
     /* observed */
     int group;
-    int drift;                 /* the group carries another spec hash */
+    int drift; /* the group carries another spec hash */
     int share;
-    int quota;                 /* 0: 10 */
-    int region;                /* 0: region 0; -1: never seen */
-    int fetched;               /* 1 group, 2 share, 3 both read in this pass */
-    int refresh_due;           /* the status refresh is due */
-    int not_listed;            /* some region was never listed */
-    int stale;                 /* the region's last lists failed */
+    int quota;       /* 0: 10 */
+    int region;      /* 0: region 0; -1: never seen */
+    int fetched;     /* 1 group, 2 share, 3 both read in this pass */
+    int refresh_due; /* the status refresh is due */
+    int not_listed;  /* some region was never listed */
+    int stale;       /* the region's last lists failed */
     /* memory */
     int failed_seen;
-    int prov_failures;         /* consecutive failed provisionings so far */
-    int64_t retry_in_ms;       /* the Failed backoff ends this far ahead (<0: passed) */
-    int64_t running_for_ms;    /* seen RUNNING that long ago (0: not running) */
-    int auto_stopped;          /* auto-stopped at this generation */
+    int prov_failures;      /* consecutive failed provisionings so far */
+    int64_t retry_in_ms;    /* the Failed backoff ends this far ahead (<0: passed) */
+    int64_t running_for_ms; /* seen RUNNING that long ago (0: not running) */
+    int auto_stopped;       /* auto-stopped at this generation */
     uint64_t create_wait;
     uint64_t delete_wait;
-    int min_gb, max_gb;        /* the storage account's share size limits */
+    int min_gb, max_gb;          /* the storage account's share size limits */
     decide_action_t last_action; /* the last mutation issued */
     int64_t last_action_ago_ms;  /* ... this long ago */
     int repeats;
-    uint64_t poll_ms;          /* current polling delay */
-    int64_t poll_due_in_ms;    /* settling: the next read is due this far ahead */
-    int64_t absent_ago_ms;     /* a GET found no group this long ago (0: never) */
-    int urgent;                /* an interactive change */
-    int64_t hold_in_ms;        /* a slow-retry hold ends this far ahead */
-    int hold_other_gen;        /* ... for an older generation */
+    uint64_t poll_ms;       /* current polling delay */
+    int64_t poll_due_in_ms; /* settling: the next read is due this far ahead */
+    int64_t absent_ago_ms;  /* a GET found no group this long ago (0: never) */
+    int urgent;             /* an interactive change */
+    int64_t hold_in_ms;     /* a slow-retry hold ends this far ahead */
+    int hold_other_gen;     /* ... for an older generation */
     /* expected */
     decide_action_t action;
-    int exp_phase;             /* KEEP or a phase */
-    const char *ready;         /* Ready reason, NULL: not checked */
-    const char *synced;        /* Synced reason, NULL: unchanged, "" not checked */
-    const char *error;         /* lastError code set, "-" cleared, NULL unchanged */
-    const char *result;        /* NULL for mutations and reads */
-    int64_t requeue_ms;        /* ANY: not checked */
+    int exp_phase;      /* KEEP or a phase */
+    const char *ready;  /* Ready reason, NULL: not checked */
+    const char *synced; /* Synced reason, NULL: unchanged, "" not checked */
+    const char *error;  /* lastError code set, "-" cleared, NULL unchanged */
+    const char *result; /* NULL for mutations and reads */
+    int64_t requeue_ms; /* ANY: not checked */
 } row_t;
 
 /* The table is laid out by hand, a row per case. */
@@ -375,16 +390,20 @@ static void observed_of(const row_t *r, observed_t *o)
     o->region = r->region;
     o->next_get_ms = r->refresh_due ? NOW - 1 : NOW + 60000;
     static const char *const prov[] = {
-        [G_RUNNING] = "Succeeded", [G_STOPPED] = "Succeeded", [G_TERMINATED] = "Succeeded",
-        [G_PENDING] = "Pending", [G_CREATING_RUNNING] = "Succeeded", [G_FAILED] = "Failed",
-        [G_DELETING] = "Deleting", [G_NOT_READ] = "Succeeded", [G_EXITED_OK] = "Succeeded",
-        [G_EXITED_FAILED] = "Succeeded", [G_CANCELED] = "Canceled",
-        [G_FAILED_RUNNING] = "Failed", [G_FAILED_STOPPED] = "Failed"};
+        [G_RUNNING] = "Succeeded",          [G_STOPPED] = "Succeeded",
+        [G_TERMINATED] = "Succeeded",       [G_PENDING] = "Pending",
+        [G_CREATING_RUNNING] = "Succeeded", [G_FAILED] = "Failed",
+        [G_DELETING] = "Deleting",          [G_NOT_READ] = "Succeeded",
+        [G_EXITED_OK] = "Succeeded",        [G_EXITED_FAILED] = "Succeeded",
+        [G_CANCELED] = "Canceled",          [G_FAILED_RUNNING] = "Failed",
+        [G_FAILED_STOPPED] = "Failed"};
     static const char *const inst[] = {
-        [G_RUNNING] = "Running", [G_STOPPED] = "Stopped", [G_TERMINATED] = "Terminated",
-        [G_PENDING] = "Pending", [G_CREATING_RUNNING] = "Waiting", [G_FAILED] = "Failed",
-        [G_DELETING] = "Running", [G_NOT_READ] = "", [G_EXITED_OK] = "Succeeded",
-        [G_EXITED_FAILED] = "Failed", [G_CANCELED] = "Pending", [G_FAILED_RUNNING] = "Running",
+        [G_RUNNING] = "Running",          [G_STOPPED] = "Stopped",
+        [G_TERMINATED] = "Terminated",    [G_PENDING] = "Pending",
+        [G_CREATING_RUNNING] = "Waiting", [G_FAILED] = "Failed",
+        [G_DELETING] = "Running",         [G_NOT_READ] = "",
+        [G_EXITED_OK] = "Succeeded",      [G_EXITED_FAILED] = "Failed",
+        [G_CANCELED] = "Pending",         [G_FAILED_RUNNING] = "Running",
         [G_FAILED_STOPPED] = "Stopped"};
     if (r->group != G_UNKNOWN)
         o->g.known = 1;
@@ -394,7 +413,8 @@ static void observed_of(const row_t *r, observed_t *o)
         o->g.exists = 1;
         snprintf(o->g.prov, sizeof(o->g.prov), "%s", prov[r->group]);
         snprintf(o->g.inst, sizeof(o->g.inst), "%s", inst[r->group]);
-        snprintf(o->g.spec_hash, sizeof(o->g.spec_hash), "%s", r->drift ? "ffffffffffffffff" : HASH);
+        snprintf(o->g.spec_hash, sizeof(o->g.spec_hash), "%s",
+                 r->drift ? "ffffffffffffffff" : HASH);
     }
     if (r->share != S_UNKNOWN)
         o->s.known = 1;
@@ -479,14 +499,14 @@ static int run_row(const row_t *r)
     decide_plan_t p;
     reconcile_decide(&in, &p);
     int bad = 0;
-#define EXPECT(cond, ...)                                                                     \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "row \"%s\": ", r->name);                                         \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fputc('\n', stderr);                                                              \
-            bad = 1;                                                                          \
-        }                                                                                     \
+#define EXPECT(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "row \"%s\": ", r->name);                                              \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            bad = 1;                                                                               \
+        }                                                                                          \
     } while (0)
     EXPECT(p.action == r->action, "action %s, want %s", reconcile_action_name(p.action),
            reconcile_action_name(r->action));
@@ -494,8 +514,8 @@ static int run_row(const row_t *r)
     EXPECT(phase == r->exp_phase, "phase %d, want %d", phase, r->exp_phase);
     const char *ready = p.status.publish ? p.status.ready_reason : NULL;
     if (r->ready)
-        EXPECT(ready && strcmp(ready, r->ready) == 0, "Ready %s, want %s",
-               ready ? ready : "(kept)", r->ready);
+        EXPECT(ready && strcmp(ready, r->ready) == 0, "Ready %s, want %s", ready ? ready : "(kept)",
+               r->ready);
     const char *synced = p.status.publish ? p.status.synced_reason : NULL;
     if (r->synced && *r->synced)
         EXPECT(synced && strcmp(synced, r->synced) == 0, "Synced %s, want %s",
@@ -543,9 +563,15 @@ static void test_failed_backoff_grows(void **state)
     row_t r = {.group = G_FAILED};
     observed_t o;
     observed_of(&r, &o);
-    decide_input_t in = {.obj = &obj, .obs = &o, .desired_region = 0, .listed_all = 1,
-                         .controller = "ctl", .spec_hash = HASH, .now_ms = NOW,
-                         .wall_ms = WALL, .rand = {0.999, 0.999}};
+    decide_input_t in = {.obj = &obj,
+                         .obs = &o,
+                         .desired_region = 0,
+                         .listed_all = 1,
+                         .controller = "ctl",
+                         .spec_hash = HASH,
+                         .now_ms = NOW,
+                         .wall_ms = WALL,
+                         .rand = {0.999, 0.999}};
     uint64_t last = 0;
     for (int i = 0; i < 12; i++) {
         decide_plan_t p;
@@ -573,8 +599,13 @@ static void test_failed_retry_refreshes_key(void **state)
     row_t r = {.group = G_FAILED};
     observed_t o;
     observed_of(&r, &o);
-    decide_input_t in = {.obj = &obj, .obs = &o, .listed_all = 1, .controller = "ctl",
-                         .spec_hash = HASH, .now_ms = NOW, .wall_ms = WALL};
+    decide_input_t in = {.obj = &obj,
+                         .obs = &o,
+                         .listed_all = 1,
+                         .controller = "ctl",
+                         .spec_hash = HASH,
+                         .now_ms = NOW,
+                         .wall_ms = WALL};
     decide_plan_t p;
     reconcile_decide(&in, &p);
     assert_int_equal(p.action, DECIDE_NONE);
@@ -598,9 +629,15 @@ static void test_running_resets_memory(void **state)
     observed_t o;
     observed_of(&r, &o);
     o.settle = 1;
-    decide_input_t in = {.obj = &obj, .obs = &o, .fetched_group = 1, .listed_all = 1,
-                         .controller = "ctl", .spec_hash = HASH, .now_ms = NOW,
-                         .wall_ms = WALL, .status_refresh_ms = 60000};
+    decide_input_t in = {.obj = &obj,
+                         .obs = &o,
+                         .fetched_group = 1,
+                         .listed_all = 1,
+                         .controller = "ctl",
+                         .spec_hash = HASH,
+                         .now_ms = NOW,
+                         .wall_ms = WALL,
+                         .status_refresh_ms = 60000};
     in.mem.prov_failures = 4;
     decide_plan_t p;
     reconcile_decide(&in, &p);
@@ -626,8 +663,13 @@ static void test_new_generation_ends_auto_stop(void **state)
     obj.spec.storage_gb = 10;
     observed_t o;
     observed_of(&r, &o);
-    decide_input_t in = {.obj = &obj, .obs = &o, .listed_all = 1, .controller = "ctl",
-                         .spec_hash = HASH, .now_ms = NOW, .wall_ms = WALL};
+    decide_input_t in = {.obj = &obj,
+                         .obs = &o,
+                         .listed_all = 1,
+                         .controller = "ctl",
+                         .spec_hash = HASH,
+                         .now_ms = NOW,
+                         .wall_ms = WALL};
     in.mem.auto_stopped_ms = WALL - MINUTE_MS;
     in.mem.auto_stopped_gen = 3;
     decide_plan_t p;
@@ -638,11 +680,18 @@ static void test_new_generation_ends_auto_stop(void **state)
 
 /* A failed call of `action` answered with status/code, from fresh memory. */
 static void call_fails(decide_action_t action, int err, int status, const char *code,
-                 decide_plan_t *p, int *failed)
+                       decide_plan_t *p, int *failed)
 {
-    decide_failure_t f = {.action = action, .what = reconcile_action_call(action), .err = err,
-                          .http_status = status, .code = code, .message = "azure says no",
-                          .rand = 0.5, .generation = 7, .now_ms = NOW, .wall_ms = WALL};
+    decide_failure_t f = {.action = action,
+                          .what = reconcile_action_call(action),
+                          .err = err,
+                          .http_status = status,
+                          .code = code,
+                          .message = "azure says no",
+                          .rand = 0.5,
+                          .generation = 7,
+                          .now_ms = NOW,
+                          .wall_ms = WALL};
     reconcile_decide_failure(&f, p, failed);
 }
 
@@ -653,7 +702,8 @@ static void test_failures(void **state)
     (void)state;
     decide_plan_t p;
     int failed;
-    static const char *const capacity[] = {"ContainerGroupQuotaReached", "StandardCoresQuotaExceeded",
+    static const char *const capacity[] = {"ContainerGroupQuotaReached",
+                                           "StandardCoresQuotaExceeded",
                                            "MissingSubscriptionRegistration"};
     for (size_t i = 0; i < 3; i++) {
         call_fails(DECIDE_CREATE_GROUP, D8_EIO, 409, capacity[i], &p, &failed);
@@ -708,8 +758,8 @@ static void test_failures(void **state)
 
     call_fails(DECIDE_CREATE_SHARE, D8_EIO, 409, "ShareBeingDeleted", &p, &failed);
     assert_int_equal(reconcile_failure_kind(&(decide_failure_t){.action = DECIDE_CREATE_SHARE,
-                                                               .http_status = 409,
-                                                               .code = "ShareBeingDeleted"}),
+                                                                .http_status = 409,
+                                                                .code = "ShareBeingDeleted"}),
                      DECIDE_FAIL_BLOCKED);
     assert_false(failed);
 
@@ -734,9 +784,15 @@ static void test_failures(void **state)
 static void test_slow_retries_grow(void **state)
 {
     (void)state;
-    decide_failure_t f = {.action = DECIDE_CREATE_GROUP, .what = "create container group",
-                          .err = D8_EIO, .http_status = 409, .code = "ServiceUnavailable",
-                          .rand = 0.999, .generation = 1, .now_ms = NOW, .wall_ms = WALL};
+    decide_failure_t f = {.action = DECIDE_CREATE_GROUP,
+                          .what = "create container group",
+                          .err = D8_EIO,
+                          .http_status = 409,
+                          .code = "ServiceUnavailable",
+                          .rand = 0.999,
+                          .generation = 1,
+                          .now_ms = NOW,
+                          .wall_ms = WALL};
     uint64_t last = 0;
     for (int i = 0; i < 10; i++) {
         decide_plan_t p;

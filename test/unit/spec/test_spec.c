@@ -904,9 +904,9 @@ static void test_to_json(void **state)
     char *txt;
     const cJSON *c;
     static const char *const order[] = {
-        "userId",    "name",       "cloudRegion", "baseImage", "cpuCores",        "memoryGB",
-        "storageGB", "powerState", "env",         "secretEnv", "autoStopMinutes", "storagePolicy",
-        "updatePolicy"};
+        "userId",          "name",          "cloudRegion", "baseImage", "cpuCores",
+        "memoryGB",        "storageGB",     "powerState",  "env",       "secretEnv",
+        "autoStopMinutes", "storagePolicy", "updatePolicy"};
     size_t i = 0;
 
     (void)state;
@@ -922,12 +922,13 @@ static void test_to_json(void **state)
     assert_int_equal(i, sizeof(order) / sizeof(order[0]));
     txt = cJSON_PrintUnformatted(j);
     assert_non_null(txt);
-    assert_string_equal(txt, "{\"userId\":\"u1\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
-                             "\"baseImage\":\"node\",\"cpuCores\":0.5,\"memoryGB\":1.5,"
-                             "\"storageGB\":20,\"powerState\":\"Running\","
-                             "\"env\":{\"A\":\"a\\\"q\",\"B\":\"b\"},"
-                             "\"secretEnv\":{\"TOKEN\":\"<redacted>\"},"
-                             "\"autoStopMinutes\":0,\"storagePolicy\":\"Delete\",\"updatePolicy\":\"Immediate\"}");
+    assert_string_equal(
+        txt, "{\"userId\":\"u1\",\"name\":\"n\",\"cloudRegion\":\"eastus\","
+             "\"baseImage\":\"node\",\"cpuCores\":0.5,\"memoryGB\":1.5,"
+             "\"storageGB\":20,\"powerState\":\"Running\","
+             "\"env\":{\"A\":\"a\\\"q\",\"B\":\"b\"},"
+             "\"secretEnv\":{\"TOKEN\":\"<redacted>\"},"
+             "\"autoStopMinutes\":0,\"storagePolicy\":\"Delete\",\"updatePolicy\":\"Immediate\"}");
     assert_null(strstr(txt, "hunter2"));
     assert_null(strstr(txt, "\"id\""));
     cJSON_free(txt);

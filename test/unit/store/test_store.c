@@ -30,8 +30,7 @@ static env_spec_t mkspec(const char *user, int cpu_halves)
     return s;
 }
 
-static void put_ok(store_t *st, const char *id, const char *user, int cpu,
-                   store_put_result_t want)
+static void put_ok(store_t *st, const char *id, const char *user, int cpu, store_put_result_t want)
 {
     env_spec_t s = mkspec(user, cpu);
     store_put_result_t r;
