@@ -16,7 +16,7 @@ else
   skip clang-format
 fi
 if command -v cppcheck >/dev/null; then
-  cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
+  cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 --inline-suppr \
     --suppress=missingIncludeSystem -Ipkg pkg cmd || failed+=(cppcheck)
 else
   skip cppcheck

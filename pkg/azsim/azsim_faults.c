@@ -67,13 +67,16 @@ int azsim__faults_parse(azsim_faults_t *f, const cJSON *j, const cJSON **at, cha
                                          : "a whole number from 0 to 3600000");
             return -1;
         }
+        /* memcpy through the field's offset: no aliasing through casts. */
         char *field = (char *)f + keys[k].off;
+        uint64_t ms = (uint64_t)v;
+        int n = (int)v;
         if (keys[k].kind == 'r')
-            *(double *)field = v;
+            memcpy(field, &v, sizeof(v));
         else if (keys[k].kind == 'm')
-            *(uint64_t *)field = (uint64_t)v;
+            memcpy(field, &ms, sizeof(ms));
         else
-            *(int *)field = (int)v;
+            memcpy(field, &n, sizeof(n));
     }
     return 0;
 }
@@ -83,9 +86,18 @@ cJSON *azsim__faults_json(const azsim_faults_t *f)
     cJSON *j = cJSON_CreateObject();
     for (size_t k = 0; k < NKEYS; k++) {
         const char *field = (const char *)f + keys[k].off;
-        double v = keys[k].kind == 'r'   ? *(const double *)field
-                   : keys[k].kind == 'm' ? (double)*(const uint64_t *)field
-                                         : *(const int *)field;
+        double v = 0;
+        uint64_t ms = 0;
+        int n = 0;
+        if (keys[k].kind == 'r') {
+            memcpy(&v, field, sizeof(v));
+        } else if (keys[k].kind == 'm') {
+            memcpy(&ms, field, sizeof(ms));
+            v = (double)ms;
+        } else {
+            memcpy(&n, field, sizeof(n));
+            v = n;
+        }
         cJSON_AddNumberToObject(j, keys[k].name, v);
     }
     return j;

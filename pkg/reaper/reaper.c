@@ -156,6 +156,8 @@ static void log_deleting(const orphan_t *o)
         LF_S("env_id", o->id));
 }
 
+/* A reaper DELETE answered: count and audit a deletion, or leave the
+ * orphan for the next cycle (freed now if it left the set meanwhile). */
 static void deletion_done(void *ud, const azure_result_t *res)
 {
     orphan_t *o = ud;
