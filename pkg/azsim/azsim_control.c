@@ -50,33 +50,111 @@ static void ctl_faults(azsim__rq_t *q)
     cJSON_Delete(out);
 }
 
-/* GET or POST /_azsim/storage: as /_azsim/aci, for the Storage settings
- * (the form of the config's `storage:`). */
-static void ctl_storage(azsim__rq_t *q)
+/*
+ * One section of settings served at /_azsim/<section>: POST parses the
+ * body into a copy of the live settings and swaps it in only when all of
+ * it is valid (all or nothing); both methods answer the settings.
+ */
+typedef struct settings_ops {
+    const char *error_code; /* "InvalidAciSettings" */
+    void *(*dup)(const void *live);
+    int (*parse)(void *o, const cJSON *j, const cJSON **at, char *err, size_t errlen);
+    void (*swap)(void *live, void *o); /* releases live, moves o in, frees o */
+    void (*drop)(void *o);             /* releases and frees a copy */
+    cJSON *(*json)(const void *live);
+} settings_ops_t;
+
+/* GET or POST /_azsim/<section> for the live settings `live`. */
+static void ctl_settings(azsim__rq_t *q, void *live, const settings_ops_t *ops)
 {
-    azsim_t *sim = q->sim;
     if (strcmp(q->req->method, "POST") == 0) {
         cJSON *j = object_body(q);
         if (!j)
             return;
-        azsim_storage_opts_t tmp;
-        azsim__storage_opts_copy(&tmp, &sim->storage);
+        void *tmp = ops->dup(live);
         const cJSON *at = NULL;
         char err[256];
-        int rc = azsim__storage_opts_parse(&tmp, j, &at, err, sizeof(err));
+        int rc = ops->parse(tmp, j, &at, err, sizeof(err));
         cJSON_Delete(j);
         if (rc < 0) {
-            azsim__storage_opts_release(&tmp);
-            azsim__arm_error(q->resp, 400, "InvalidStorageSettings", "%s", err);
+            ops->drop(tmp);
+            azsim__arm_error(q->resp, 400, ops->error_code, "%s", err);
             return;
         }
-        azsim__storage_opts_release(&sim->storage);
-        sim->storage = tmp;
+        ops->swap(live, tmp);
     }
-    cJSON *out = azsim__storage_opts_json(&sim->storage);
+    cJSON *out = ops->json(live);
     azsim__json_body(q->resp, 200, out);
     cJSON_Delete(out);
 }
+
+/* The ACI settings (the config's `aci:`) as a settings section. */
+static void *aci_dup(const void *live)
+{
+    azsim_aci_opts_t *o = d8_xmalloc(sizeof(*o));
+    azsim__aci_opts_copy(o, live);
+    return o;
+}
+
+static int aci_parse(void *o, const cJSON *j, const cJSON **at, char *err, size_t errlen)
+{
+    return azsim__aci_opts_parse(o, j, at, err, errlen);
+}
+
+static void aci_swap(void *live, void *o)
+{
+    azsim__aci_opts_release(live);
+    memcpy(live, o, sizeof(azsim_aci_opts_t));
+    free(o);
+}
+
+static void aci_drop(void *o)
+{
+    azsim__aci_opts_release(o);
+    free(o);
+}
+
+static cJSON *aci_json(const void *live)
+{
+    return azsim__aci_opts_json(live);
+}
+
+static const settings_ops_t aci_settings = {
+    "InvalidAciSettings", aci_dup, aci_parse, aci_swap, aci_drop, aci_json};
+
+/* The Storage settings (the config's `storage:`) as a settings section. */
+static void *storage_dup(const void *live)
+{
+    azsim_storage_opts_t *o = d8_xmalloc(sizeof(*o));
+    azsim__storage_opts_copy(o, live);
+    return o;
+}
+
+static int storage_parse(void *o, const cJSON *j, const cJSON **at, char *err, size_t errlen)
+{
+    return azsim__storage_opts_parse(o, j, at, err, errlen);
+}
+
+static void storage_swap(void *live, void *o)
+{
+    azsim__storage_opts_release(live);
+    memcpy(live, o, sizeof(azsim_storage_opts_t));
+    free(o);
+}
+
+static void storage_drop(void *o)
+{
+    azsim__storage_opts_release(o);
+    free(o);
+}
+
+static cJSON *storage_json(const void *live)
+{
+    return azsim__storage_opts_json(live);
+}
+
+static const settings_ops_t storage_settings = {
+    "InvalidStorageSettings", storage_dup, storage_parse, storage_swap, storage_drop, storage_json};
 
 /* GET or POST /_azsim/paging: as /_azsim/aci, for the paging settings
  * and the page size (the form of the config's `paging:`). */
@@ -101,35 +179,6 @@ static void ctl_paging(azsim__rq_t *q)
         sim->page_size = size;
     }
     cJSON *out = azsim__paging_json(&sim->paging, sim->page_size);
-    azsim__json_body(q->resp, 200, out);
-    cJSON_Delete(out);
-}
-
-/* GET or POST /_azsim/aci: a POST body (the JSON form of the config's
- * `aci:` section) changes the named ACI behaviours, all or none; both
- * answer the behaviours now in force. /_azsim/reset restores the config's. */
-static void ctl_aci(azsim__rq_t *q)
-{
-    azsim_t *sim = q->sim;
-    if (strcmp(q->req->method, "POST") == 0) {
-        cJSON *j = object_body(q);
-        if (!j)
-            return;
-        azsim_aci_opts_t tmp;
-        azsim__aci_opts_copy(&tmp, &sim->aci);
-        const cJSON *at = NULL;
-        char err[256];
-        int rc = azsim__aci_opts_parse(&tmp, j, &at, err, sizeof(err));
-        cJSON_Delete(j);
-        if (rc < 0) {
-            azsim__aci_opts_release(&tmp);
-            azsim__arm_error(q->resp, 400, "InvalidAciSettings", "%s", err);
-            return;
-        }
-        azsim__aci_opts_release(&sim->aci);
-        sim->aci = tmp;
-    }
-    cJSON *out = azsim__aci_opts_json(&sim->aci);
     azsim__json_body(q->resp, 200, out);
     cJSON_Delete(out);
 }
@@ -218,10 +267,10 @@ void azsim__control(azsim__rq_t *q, int bad_method)
         ctl_resources(q);
         break;
     case AZSIM__OP_CTL_ACI:
-        ctl_aci(q);
+        ctl_settings(q, &q->sim->aci, &aci_settings);
         break;
     case AZSIM__OP_CTL_STORAGE:
-        ctl_storage(q);
+        ctl_settings(q, &q->sim->storage, &storage_settings);
         break;
     case AZSIM__OP_CTL_PAGING:
         ctl_paging(q);
