@@ -757,8 +757,6 @@ decide_failure_kind_t reconcile_failure_kind(const decide_failure_t *f)
         return DECIDE_FAIL_CANCELED;
     if (strcmp(code, "ContainerGroupTransitioning") == 0)
         return DECIDE_FAIL_TRANSITIONING;
-    if (f->http_status == 412 && f->action == DECIDE_CREATE_GROUP)
-        return DECIDE_FAIL_EXISTS;
     /* ACI answers 409 ServiceUnavailable both for "quota 'ContainerGroups'
      * exceeded" and "not available in the location"; a 503 is ARM's
      * transient error, retried like any other. */
@@ -819,11 +817,6 @@ void reconcile_decide_failure(const decide_failure_t *f, decide_plan_t *p, int *
         /* The repeat guard spaces the next attempts (5 s, 10 s, ...): Azure
          * asks for at least 10 s between operations. */
         poll_at(p, f->now_ms, 1, 0);
-        return;
-    case DECIDE_FAIL_EXISTS:
-        /* The group appeared since we looked: read it, never overwrite it. */
-        p->forget_group = 1;
-        end(p, DECIDE_SHORT_MS, "waiting");
         return;
     case DECIDE_FAIL_CAPACITY:
     case DECIDE_FAIL_REJECTED:

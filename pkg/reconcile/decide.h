@@ -131,7 +131,6 @@ typedef struct decide_plan {
     const char *result;       /* metric label: success|waiting|error|throttled|deleted */
     decide_memory_t mem;      /* the memory after this decision */
     int settle;               /* observed settle flag after this decision */
-    int forget_group;         /* the cache's group is stale: read it again */
     int refresh_key;          /* forget the cached storage key before acting */
     int update_pending;       /* a recreate waits for the next stop/start */
     uint64_t next_get_ms;     /* observed status-refresh time after it */
@@ -161,7 +160,6 @@ typedef struct decide_failure {
 typedef enum decide_failure_kind {
     DECIDE_FAIL_CANCELED = 0,  /* shutdown: nothing to say */
     DECIDE_FAIL_TRANSITIONING, /* 409 ContainerGroupTransitioning: wait and look again */
-    DECIDE_FAIL_EXISTS,        /* 412: a create found the group there: look again */
     DECIDE_FAIL_CAPACITY,      /* capacity, quota, registration: ERROR, slow retries */
     DECIDE_FAIL_BLOCKED,       /* a share that cannot go (snapshots, lock) or whose
                                   name is still held: slow retries */

@@ -197,8 +197,6 @@ void reconcile__failed(rec_env_t *e, const azure_result_t *res)
         e->o->settle = 1;
         e->o->next_get_ms = plan.next_get_ms;
     }
-    if (plan.forget_group)
-        e->o->g.known = 0;
     if (plan.status.publish && obj && observer_region_stale(e->r->ob, e->o->region)) {
         /* One more failure of an unreachable region: stale, not a new error. */
         plan.status.synced = COND_UNKNOWN;

@@ -744,11 +744,6 @@ static void test_failures(void **state)
     assert_true(p.settle);
     assert_int_equal(p.requeue_ms, DECIDE_POLL_MS);
 
-    call_fails(DECIDE_CREATE_GROUP, D8_EIO, 412, "PreconditionFailed", &p, &failed);
-    assert_false(failed);
-    assert_true(p.forget_group);
-    assert_false(p.status.publish);
-
     call_fails(DECIDE_DELETE_SHARE, D8_EIO, 409, "ShareHasSnapshots", &p, &failed);
     assert_false(failed);
     assert_int_equal(p.status.phase, -1);
