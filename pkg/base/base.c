@@ -93,6 +93,14 @@ char *d8_xstrndup(const char *s, size_t n)
     return p;
 }
 
+void d8_set_str(char **dst, const char *src)
+{
+    if (*dst && src && strcmp(*dst, src) == 0)
+        return;
+    free(*dst);
+    *dst = src ? d8_xstrdup(src) : NULL;
+}
+
 void d8_buf_init(d8_buf_t *b)
 {
     b->data = NULL;

@@ -61,6 +61,9 @@ void *d8_xcalloc(size_t nmemb, size_t size);
 void *d8_xrealloc(void *p, size_t n);
 char *d8_xstrdup(const char *s);
 char *d8_xstrndup(const char *s, size_t n);
+/* Replaces the owned string *dst by a copy of src (NULL clears it); keeps
+ * it untouched when equal, so unchanged values cost no allocation. */
+void d8_set_str(char **dst, const char *src);
 
 /*
  * A growable byte buffer, always NUL-terminated after d8_buf_init.

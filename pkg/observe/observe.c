@@ -47,14 +47,6 @@ struct observer {
     metric_family_t *m_stale; /* NULL without metrics */
 };
 
-static void set_str(char **dst, const char *src)
-{
-    if (*dst && src && strcmp(*dst, src) == 0)
-        return;
-    free(*dst);
-    *dst = src ? d8_xstrdup(src) : NULL;
-}
-
 static void copy(char *dst, size_t n, const char *src)
 {
     snprintf(dst, n, "%s", src ? src : "");
@@ -126,9 +118,9 @@ void observed_group_seen(observer_t *ob, observed_t *o, const azure_group_t *g, 
     if (from_get) {
         o->g.read_wall_ms = d8_wall_ms();
         copy(o->g.inst, sizeof(o->g.inst), g->instance_state);
-        set_str(&o->g.ip, g->ip);
-        set_str(&o->g.fqdn, g->fqdn);
-        set_str(&o->g.failure, g->failure_message);
+        d8_set_str(&o->g.ip, g->ip);
+        d8_set_str(&o->g.fqdn, g->fqdn);
+        d8_set_str(&o->g.failure, g->failure_message);
     }
 }
 
@@ -145,9 +137,9 @@ void observed_group_gone(observer_t *ob, observed_t *o)
     o->g.foreign = 0;
     o->g.keep = 0;
     o->g.prov[0] = o->g.inst[0] = o->g.spec_hash[0] = '\0';
-    set_str(&o->g.ip, NULL);
-    set_str(&o->g.fqdn, NULL);
-    set_str(&o->g.failure, NULL);
+    d8_set_str(&o->g.ip, NULL);
+    d8_set_str(&o->g.fqdn, NULL);
+    d8_set_str(&o->g.failure, NULL);
     o->g.updated_ms = uv_now(ob->loop);
 }
 

@@ -60,14 +60,6 @@ static int str_differs(const char *a, const char *b)
     return strcmp(a, b) != 0;
 }
 
-static void set_str(char **dst, const char *src)
-{
-    if (*dst && src && strcmp(*dst, src) == 0)
-        return;
-    free(*dst);
-    *dst = src ? d8_xstrdup(src) : NULL;
-}
-
 /* Sets condition c when it differs from the plan's; 1 when it changed. */
 static int set_condition(env_condition_t *c, cond_status_t status, const char *reason,
                          const char *msg, int64_t now)
@@ -99,11 +91,11 @@ static int set_resources(const reconciler_t *r, const observed_t *o, env_status_
         !str_differs(s->azure_file_share_name, share) && !str_differs(s->aci_public_ip, ip) &&
         !str_differs(s->fqdn, fqdn) && !str_differs(s->vscode_url, vscode))
         return 0;
-    set_str(&s->aci_container_group_id, group);
-    set_str(&s->azure_file_share_name, share);
-    set_str(&s->aci_public_ip, ip);
-    set_str(&s->fqdn, fqdn);
-    set_str(&s->vscode_url, vscode);
+    d8_set_str(&s->aci_container_group_id, group);
+    d8_set_str(&s->azure_file_share_name, share);
+    d8_set_str(&s->aci_public_ip, ip);
+    d8_set_str(&s->fqdn, fqdn);
+    d8_set_str(&s->vscode_url, vscode);
     return 1;
 }
 
@@ -127,12 +119,12 @@ static void apply_status(void *ud, const env_obj_t *obj, env_status_t *s)
     changed |= set_condition(&s->synced, st->synced, st->synced_reason, st->synced_msg, now);
     if (st->set_error > 0 && (str_differs(s->last_error_code, st->err_code) ||
                               str_differs(s->last_error_message, st->err_msg))) {
-        set_str(&s->last_error_code, st->err_code);
-        set_str(&s->last_error_message, st->err_msg ? st->err_msg : "");
+        d8_set_str(&s->last_error_code, st->err_code);
+        d8_set_str(&s->last_error_message, st->err_msg ? st->err_msg : "");
         changed = 1;
     } else if (st->set_error < 0 && s->last_error_code) {
-        set_str(&s->last_error_code, NULL);
-        set_str(&s->last_error_message, NULL);
+        d8_set_str(&s->last_error_code, NULL);
+        d8_set_str(&s->last_error_message, NULL);
         changed = 1;
     }
     if (st->set_retry && (s->retry_attempts != (st->set_retry > 0 ? st->retry_attempts : 0) ||
