@@ -22,7 +22,7 @@ static uint64_t lro_delay(const azure_result_t *res)
 /* Interactive changes go before bulk work in the client's queue too. */
 static azure_prio_t prio_of(const rec_env_t *e)
 {
-    return e->urgent ? AZURE_PRIO_HIGH : AZURE_PRIO_NORMAL;
+    return workqueue_urgent(e->r->wq, e->id) ? AZURE_PRIO_HIGH : AZURE_PRIO_NORMAL;
 }
 
 /* Where every call about e goes: its region's scope and its resource name. */

@@ -236,7 +236,7 @@ static void decide_input(reconciler_t *r, rec_env_t *e, const env_obj_t *obj, in
         .desired_region = region,
         .listed_all = observer_listed_all(r->ob),
         .region_stale = observer_region_stale(r->ob, e->o->region),
-        .urgent = e->urgent,
+        .urgent = workqueue_urgent(r->wq, e->id),
         .controller = r->cfg->controller_name,
         .spec_hash = hash,
         .operation_unread = e->operation_url && !e->operation_read,
@@ -289,7 +289,6 @@ void reconcile__step(rec_env_t *e)
     if (plan.action == DECIDE_REMOVE_OBJECT ||
         (plan.action == DECIDE_NONE && strcmp(plan.result, "success") == 0)) {
         /* Settled: the interactive change is done, back to the bulk lane. */
-        e->urgent = 0;
         workqueue_set_urgent(r->wq, e->id, 0);
     }
     switch (plan.action) {
@@ -377,7 +376,6 @@ static void on_store_event(void *ud, const store_event_t *ev)
     }
     /* One user's request (a PUT, DELETE, start or stop) goes ahead of the
      * bulk work of a full sync, and so do its ARM calls until it settles. */
-    env_get(r, ev->id)->urgent = 1;
     workqueue_add_urgent(r->wq, ev->id);
 }
 

@@ -23,8 +23,6 @@ typedef struct rec_env {
     char *operation_url;     /* Azure-AsyncOperation of our last create, owned */
     int operation_read;      /* ... read since (or not readable) */
     char operation_code[64]; /* ... its error code, "" when none */
-    int urgent;              /* an interactive change not settled yet: its
-                                passes and ARM calls go first */
     uint64_t pass_start_ns;
     reconciler_t *r;
 } rec_env_t;

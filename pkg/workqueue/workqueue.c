@@ -245,6 +245,12 @@ void workqueue_set_urgent(workqueue_t *q, const char *key, int urgent)
         it->urgent = urgent != 0;
 }
 
+int workqueue_urgent(const workqueue_t *q, const char *key)
+{
+    const item_t *it = d8_map_get(&q->items, key);
+    return it && it->urgent;
+}
+
 void workqueue_add_after(workqueue_t *q, const char *key, uint64_t delay_ms)
 {
     if (q->closing)

@@ -66,6 +66,8 @@ void workqueue_add(workqueue_t *q, const char *key);
 void workqueue_add_urgent(workqueue_t *q, const char *key);
 /* Sets or clears the urgent mark of a key that is not waiting ready. */
 void workqueue_set_urgent(workqueue_t *q, const char *key, int urgent);
+/* 1 while key carries the urgent mark (it is known to the queue). */
+int workqueue_urgent(const workqueue_t *q, const char *key);
 /* Queues key after delay_ms (an earlier pending due time wins). */
 void workqueue_add_after(workqueue_t *q, const char *key, uint64_t delay_ms);
 /*

@@ -319,6 +319,10 @@ static void test_urgent_keys_go_first(void **state)
     workqueue_add_urgent(fx->q, "b3"); /* ready as bulk: moved ahead */
     workqueue_add_urgent(fx->q, "u2");
     fx->in_api = 0;
+    assert_true(workqueue_urgent(fx->q, "u1"));
+    assert_true(workqueue_urgent(fx->q, "b3"));
+    assert_false(workqueue_urgent(fx->q, "b1"));
+    assert_false(workqueue_urgent(fx->q, "nobody"));
     const char *want[] = {"u1", "b3", "u2", "b1", "b2", "b4"};
     for (int i = 0; i < 6; i++) {
         pump(fx);
@@ -329,6 +333,7 @@ static void test_urgent_keys_go_first(void **state)
             fx->in_api = 1;
             workqueue_set_urgent(fx->q, "u2", 0);
             fx->in_api = 0;
+            assert_false(workqueue_urgent(fx->q, "u2"));
         }
         /* u1 comes back after a poll delay, still urgent. */
         done(fx, fx->log[i], 0, strcmp(want[i], "u1") == 0 ? 20 : 0);
