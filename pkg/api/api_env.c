@@ -61,8 +61,7 @@ static int64_t parse_if_match(const http_request_t *req)
 int api__being_reaped(const api_t *api, const char *id)
 {
     /* Only ids outside the desired set have orphans (a removed one too). */
-    const env_obj_t *obj = store_get(api->store, id);
-    if (obj && !obj->removed)
+    if (store_desired(api->store, id))
         return 0;
     return api->opts.reaping_hook(api->opts.reaping_ud, id);
 }

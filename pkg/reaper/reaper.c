@@ -70,14 +70,6 @@ static int authoritative(const reaper_t *rp)
     return rp->authoritative_loaded || store_synced(rp->store);
 }
 
-/* In the desired set: known to the store and not removed by a full sync
- * (a removed object's resources are orphans, shown as a deletion). */
-static int desired(const reaper_t *rp, const char *id)
-{
-    const env_obj_t *obj = store_get(rp->store, id);
-    return obj && !obj->removed;
-}
-
 static int64_t grace_ms(const reaper_t *rp, kind_t k)
 {
     return (int64_t)(k == KIND_GROUP ? rp->cfg->reaper_group_grace_seconds
@@ -115,7 +107,7 @@ static int still_reapable(reaper_t *rp, orphan_t *o)
     if (rp->paused || rp->suspended || !authoritative(rp) || rp->cfg->reaper_dry_run ||
         !rp->cfg->reaper_enabled)
         return 0;
-    if (desired(rp, o->id))
+    if (store_desired(rp->store, o->id))
         return 0; /* desired again since the cycle started */
     /* One lookup, not a scan: this runs for every eligible orphan. */
     const observed_t *ob = observer_find(rp->ob, o->id);
@@ -342,7 +334,7 @@ static void scan_one(void *ud, const observed_t *ob)
     int share_ours = ob->s.exists && ob->s.verified;
     int share_unknown = ob->s.exists && !ob->s.verified && !ob->s.foreign;
     rp->managed += (size_t)(ob->g.exists + share_ours);
-    if (ob->region < 0 || desired(rp, ob->id))
+    if (ob->region < 0 || store_desired(rp->store, ob->id))
         return;
     if (ob->g.exists)
         track(rp, KIND_GROUP, ob, c->now);
@@ -497,7 +489,7 @@ static void announce_reap_times(reaper_t *rp)
 
 /* A verification GET of a listed share answered: what it says goes into
  * the observed cache (ours, foreign, kept), where the next cycle reads it. */
-static void share_verified(void *ud, const azure_result_t *res, const azure_share_t *sh)
+static void on_share_checked(void *ud, const azure_result_t *res, const azure_share_t *sh)
 {
     orphan_t *o = ud;
     reaper_t *rp = o->rp;
@@ -525,7 +517,7 @@ static void verify_shares(reaper_t *rp)
         char name[OWN_NAME_MAX];
         const azure_scope_t *s = target_of(rp, o, name);
         o->in_flight = o->checking = 1;
-        if (azure_share_get(rp->az, s, name, AZURE_PRIO_LOW, share_verified, o) < 0)
+        if (azure_share_get(rp->az, s, name, AZURE_PRIO_LOW, on_share_checked, o) < 0)
             o->in_flight = o->checking = 0;
         else
             started++;

@@ -194,6 +194,12 @@ const env_obj_t *store_get(const store_t *st, const char *id)
     return e ? &e->obj : NULL;
 }
 
+int store_desired(const store_t *st, const char *id)
+{
+    const env_obj_t *obj = store_get(st, id);
+    return obj && !obj->removed;
+}
+
 static void insert(store_t *st, entry_t *e)
 {
     d8_map_put(&st->byid, e->obj.id, e);

@@ -137,6 +137,9 @@ int store_synced(const store_t *st);
 
 /* The object with that id, or NULL. Borrowed until the next mutation. */
 const env_obj_t *store_get(const store_t *st, const char *id);
+/* 1 when `id` is in the desired set: known and not removed by a full sync
+ * (a removed object's resources are orphans). */
+int store_desired(const store_t *st, const char *id);
 
 typedef enum store_put_result { PUT_CREATED, PUT_UPDATED, PUT_UNCHANGED } store_put_result_t;
 
