@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "agent_fixture.h"
+#include "rc_steps.h"
 
 #include <math.h>
 #include <openssl/sha.h>
@@ -26,16 +27,6 @@
 
 #define ENV_PATH "/api/v1/environments"
 #define T_CONVERGE 15000
-
-static ta_rc_t *ctx(void **state)
-{
-    return *state;
-}
-
-static void both_exit_cleanly(void **state)
-{
-    assert_int_equal(ta_rc_stop(ctx(state)), 0);
-}
 
 /* azsim with fast timing and an agent with resync and status refresh of
  * resync_s and refresh_s seconds (the reconcile fixture's, but tunable). */
@@ -116,29 +107,6 @@ static void sim_aci(ta_rc_t *c, const char *json)
         print_message("POST /_azsim/aci %s answered %ld: %s\n", json, st, r.body);
     th_resp_free(&r);
     assert_int_equal(st, 200);
-}
-
-static cJSON *wait_phase(ta_rc_t *c, const char *id, const char *phase, int timeout_ms)
-{
-    cJSON *o = ta_env_wait(&c->agent, id, ta_is_phase, phase, timeout_ms);
-    if (!o)
-        fail_msg("%s did not reach %s within %d ms", id, phase, timeout_ms);
-    return o;
-}
-
-static long stat_of(ta_rc_t *c, const char *op, const char *status)
-{
-    cJSON *st = ta_sim_get(&c->sim, "/_azsim/stats");
-    assert_non_null(st);
-    long n = ta_sim_stat(st, op, status);
-    cJSON_Delete(st);
-    return n;
-}
-
-static const char *cond_field(const cJSON *obj, const char *type, const char *field)
-{
-    const cJSON *cond = ta_condition(obj, type);
-    return cond ? ta_str(cond, field) : NULL;
 }
 
 /* The group's instance state and provisioning state in azsim ("" when

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "agent_fixture.h"
+#include "rc_steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,16 +31,6 @@
 /* "Jürgen-😀" in UTF-8, and as the agent percent-encodes it for metadata. */
 #define USER_UTF8 "J\xc3\xbcrgen-\xf0\x9f\x98\x80"
 #define USER_META "J%C3%BCrgen-%F0%9F%98%80"
-
-static ta_rc_t *ctx(void **state)
-{
-    return *state;
-}
-
-static void both_exit_cleanly(void **state)
-{
-    assert_int_equal(ta_rc_stop(ctx(state)), 0);
-}
 
 /* What varies between the pairs of this file. */
 typedef struct pair_opts {
@@ -131,23 +122,6 @@ static void delete_env(ta_rc_t *c, const char *id)
     th_resp_free(&r);
 }
 
-static cJSON *wait_phase(ta_rc_t *c, const char *id, const char *phase, int timeout_ms)
-{
-    cJSON *o = ta_env_wait(&c->agent, id, ta_is_phase, phase, timeout_ms);
-    if (!o)
-        fail_msg("%s did not reach %s within %d ms", id, phase, timeout_ms);
-    return o;
-}
-
-static long stat_of(ta_rc_t *c, const char *op, const char *status)
-{
-    cJSON *st = ta_sim_get(&c->sim, "/_azsim/stats");
-    assert_non_null(st);
-    long n = ta_sim_stat(st, op, status);
-    cJSON_Delete(st);
-    return n;
-}
-
 static int deleted_in_sim(ta_rc_t *c, const char *kind, const char *name)
 {
     cJSON *st = ta_sim_get(&c->sim, "/_azsim/stats");
@@ -155,12 +129,6 @@ static int deleted_in_sim(ta_rc_t *c, const char *kind, const char *name)
     int n = ta_sim_deleted(st, kind, name);
     cJSON_Delete(st);
     return n;
-}
-
-static const char *cond_field(const cJSON *obj, const char *type, const char *field)
-{
-    const cJSON *cond = ta_condition(obj, type);
-    return cond ? ta_str(cond, field) : NULL;
 }
 
 /* Seconds from now to an RFC 3339 time ("2026-01-02T03:04:05Z"). */

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "agent_fixture.h"
+#include "rc_steps.h"
 
 #include <ctype.h>
 #include <openssl/sha.h>
@@ -27,17 +28,6 @@
 /* Convergence bounds: a create takes ~1-2 s against azsim's 300 ms. */
 #define T_CONVERGE 15000
 #define T_DELETE 15000
-
-static ta_rc_t *ctx(void **state)
-{
-    return *state;
-}
-
-/* Both processes exit 0 on SIGTERM (a sanitized build: and without leaks). */
-static void both_exit_cleanly(void **state)
-{
-    assert_int_equal(ta_rc_stop(ctx(state)), 0);
-}
 
 static void put_env(ta_rc_t *c, const char *id, const char *extra, long want)
 {
@@ -73,27 +63,6 @@ static cJSON *delete_env(ta_rc_t *c, const char *id)
     cJSON *j = ta_json(&r);
     th_resp_free(&r);
     return j;
-}
-
-static cJSON *wait_phase(ta_rc_t *c, const char *id, const char *phase, int timeout_ms)
-{
-    cJSON *o = ta_env_wait(&c->agent, id, ta_is_phase, phase, timeout_ms);
-    if (!o)
-        fail_msg("%s did not reach %s within %d ms", id, phase, timeout_ms);
-    return o;
-}
-
-static cJSON *sim_get(ta_rc_t *c, const char *path)
-{
-    cJSON *j = ta_sim_get(&c->sim, path);
-    assert_non_null(j);
-    return j;
-}
-
-static const char *cond_field(const cJSON *obj, const char *type, const char *field)
-{
-    const cJSON *cond = ta_condition(obj, type);
-    return cond ? ta_str(cond, field) : NULL;
 }
 
 static void assert_cond(const cJSON *obj, const char *type, const char *status, const char *reason)

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "agent_fixture.h"
+#include "rc_steps.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -22,16 +23,6 @@
 #define ENV_PATH "/api/v1/environments"
 #define T_CONVERGE 15000
 
-static ta_rc_t *ctx(void **state)
-{
-    return *state;
-}
-
-static void both_exit_cleanly(void **state)
-{
-    assert_int_equal(ta_rc_stop(ctx(state)), 0);
-}
-
 static void put_env(ta_rc_t *c, const char *id, const char *extra, long want)
 {
     char *body = ta_spec("u-7", "workspace", "eastus", extra);
@@ -40,27 +31,6 @@ static void put_env(ta_rc_t *c, const char *id, const char *extra, long want)
     if (st != want)
         print_message("PUT %s answered %ld, wanted %ld\n", id, st, want);
     assert_int_equal(st, want);
-}
-
-static cJSON *wait_phase(ta_rc_t *c, const char *id, const char *phase, int timeout_ms)
-{
-    cJSON *o = ta_env_wait(&c->agent, id, ta_is_phase, phase, timeout_ms);
-    if (!o)
-        fail_msg("%s did not reach %s within %d ms", id, phase, timeout_ms);
-    return o;
-}
-
-static cJSON *sim_get(ta_rc_t *c, const char *path)
-{
-    cJSON *j = ta_sim_get(&c->sim, path);
-    assert_non_null(j);
-    return j;
-}
-
-static const char *cond_field(const cJSON *obj, const char *type, const char *field)
-{
-    const cJSON *cond = ta_condition(obj, type);
-    return cond ? ta_str(cond, field) : NULL;
 }
 
 /* Requests of every operation answered with that status. */
