@@ -166,10 +166,10 @@ static int group_put(rec_env_t *e, const env_obj_t *obj)
 {
     reconciler_t *r = e->r;
     const env_spec_t *sp = &obj->spec;
-    char name[OWN_NAME_MAX], label[OWN_DNS_LABEL_MAX], hash[OWN_HASH_MAX];
+    char name[OWN_NAME_MAX], label[OWN_DNS_LABEL_MAX];
     const azure_scope_t *s = target_of(e, name);
     own_dns_label(r->cfg->controller_name, e->id, label);
-    reconcile__spec_hash(r, obj, hash);
+    const char *hash = reconcile__spec_hash(e, obj);
     azure_kv_t tags[OWN_KV_MAX];
     size_t ntags = own_group_tags(tags, r->cfg->controller_name, e->id, sp->user_id, hash);
     azure_kv_t *env = d8_xcalloc(sp->nenv + 1, sizeof(*env));

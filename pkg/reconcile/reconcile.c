@@ -33,8 +33,13 @@ static rec_env_t *env_get(reconciler_t *r, const char *id)
     return e;
 }
 
-void reconcile__spec_hash(const reconciler_t *r, const env_obj_t *obj, char out[OWN_HASH_MAX])
+const char *reconcile__spec_hash(rec_env_t *e, const env_obj_t *obj)
 {
+    /* A generation's spec never changes: its hash is computed once (an
+     * HMAC over the spec and its secrets), not in every step of a pass. */
+    if (e->hash_gen == obj->generation)
+        return e->hash;
+    const reconciler_t *r = e->r;
     spec_hash_input_t in = {
         .image = config_image(r->cfg, obj->spec.base_image),
         .ports = r->cfg->ports,
@@ -43,7 +48,9 @@ void reconcile__spec_hash(const reconciler_t *r, const env_obj_t *obj, char out[
         .key = r->hash_key,
         .keylen = r->hash_keylen,
     };
-    spec_hash(&obj->spec, &in, out);
+    spec_hash(&obj->spec, &in, e->hash);
+    e->hash_gen = obj->generation;
+    return e->hash;
 }
 
 /* ---- status ------------------------------------------------------------------------ */
@@ -273,12 +280,9 @@ void reconcile__step(rec_env_t *e)
     int deleting = obj->status.phase == PHASE_DELETING;
     if (region >= 0 && (!deleting || e->o->region < 0))
         e->o->region = region;
-    char hash[OWN_HASH_MAX];
     int hashable = obj->has_spec && !obj->restored && !deleting;
-    if (hashable)
-        reconcile__spec_hash(r, obj, hash);
     decide_input_t in;
-    decide_input(r, e, obj, region, hashable ? hash : NULL, &in);
+    decide_input(r, e, obj, region, hashable ? reconcile__spec_hash(e, obj) : NULL, &in);
     decide_plan_t plan;
     reconcile_decide(&in, &plan);
     e->mem = plan.mem;
@@ -360,6 +364,13 @@ static void on_region_listed(void *ud, int region)
 static void on_store_event(void *ud, const store_event_t *ev)
 {
     reconciler_t *r = ud;
+    /* An id removed and created again restarts its generations: forget
+     * the hash of the old object. */
+    if (ev->type != EV_MODIFIED) {
+        rec_env_t *e = d8_map_get(&r->envs, ev->id);
+        if (e)
+            e->hash_gen = 0;
+    }
     if (r->paused)
         return;
     /* An id that left the desired set is the reaper's now. Our own status

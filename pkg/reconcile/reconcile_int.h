@@ -17,6 +17,8 @@ typedef struct rec_env {
     char id[SPEC_ID_MAX + 1];
     observed_t *o; /* borrowed: observer entries live as long as it */
     decide_memory_t mem;
+    char hash[OWN_HASH_MAX];   /* the spec hash of generation hash_gen */
+    int64_t hash_gen;          /* 0: none computed */
     int fetched_group; /* this pass read the group by GET */
     int fetched_share;
     decide_action_t action;  /* the ARM call in flight */
@@ -63,8 +65,9 @@ void reconcile__publish(rec_env_t *e, const decide_status_t *st);
  * line and requeue, as reconcile_decide_failure says. */
 void reconcile__failed(rec_env_t *e, const azure_result_t *res);
 
-/* The desired spec's hash as the dev8-spec-hash tag carries it. */
-void reconcile__spec_hash(const reconciler_t *r, const env_obj_t *obj, char out[OWN_HASH_MAX]);
+/* The desired spec's hash as the dev8-spec-hash tag carries it (borrowed
+ * from e, computed once per generation); obj must not be restored. */
+const char *reconcile__spec_hash(rec_env_t *e, const env_obj_t *obj);
 
 /* Issues the ARM call of plan->action for e (act.c). Its answer updates the
  * observer and either decides again (reads) or ends the pass (mutations). */
