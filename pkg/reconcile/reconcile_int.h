@@ -17,9 +17,9 @@ typedef struct rec_env {
     char id[SPEC_ID_MAX + 1];
     observed_t *o; /* borrowed: observer entries live as long as it */
     decide_memory_t mem;
-    char hash[OWN_HASH_MAX];   /* the spec hash of generation hash_gen */
-    int64_t hash_gen;          /* 0: none computed */
-    int fetched_group; /* this pass read the group by GET */
+    char hash[OWN_HASH_MAX]; /* the spec hash of generation hash_gen */
+    int64_t hash_gen;        /* 0: none computed */
+    int fetched_group;       /* this pass read the group by GET */
     int fetched_share;
     decide_action_t action;  /* the ARM call in flight */
     char *operation_url;     /* Azure-AsyncOperation of our last create, owned */
