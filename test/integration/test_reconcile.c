@@ -526,7 +526,6 @@ static void test_storage_grows_and_never_shrinks(void **state)
     assert_cond(o, "Synced", "False", NULL);
     const char *msg = cond_field(o, "Synced", "message");
     assert_non_null(msg);
-    print_message("shrink refused: %s\n", msg);
     assert_true(strstr(msg, "shrink") != NULL);
     assert_true(strstr(msg, "10") != NULL && strstr(msg, "30") != NULL);
     assert_cond(o, "Ready", "True", "Available");
