@@ -4,6 +4,7 @@
  * exit 0; a second signal exits at once.
  */
 #include "azsim/azsim.h"
+#include "azure/cloud.h"
 #include "base/base.h"
 #include "log/log.h"
 #include "sigstop/sigstop.h"
@@ -41,6 +42,7 @@ enum {
     F_QUOTA_GROUPS,
     F_QUOTA_CORES,
     F_LOG,
+    F_CLOUD,
     F_HELP,
     F_VERSION
 };
@@ -78,6 +80,8 @@ static void usage(FILE *out)
           "  --quota-cores N           StandardCores per subscription and region\n"
           "                            (default 100; 0: no quota)\n"
           "  --log-level LEVEL         debug|info|warn|error (default info)\n"
+          "  --cloud NAME              AzurePublicCloud|AzureChinaCloud|AzureUSGovernment:\n"
+          "                            tokens only for its ARM scope (default public)\n"
           "  --help, --version\n"
           "\n"
           "Flags override the config file.\n",
@@ -160,6 +164,7 @@ static int parse_flags(int argc, char **argv, flags_t *f)
         {"quota-groups", required_argument, NULL, F_QUOTA_GROUPS},
         {"quota-cores", required_argument, NULL, F_QUOTA_CORES},
         {"log-level", required_argument, NULL, F_LOG},
+        {"cloud", required_argument, NULL, F_CLOUD},
         {"help", no_argument, NULL, F_HELP},
         {"version", no_argument, NULL, F_VERSION},
         {NULL, 0, NULL, 0},
@@ -230,6 +235,19 @@ static int apply_flags(const flags_t *f, azsim_opts_t *o)
         bad |= parse_u64("--quota-groups", set[F_QUOTA_GROUPS], 1000000, &o->aci.quota_groups);
     if (set[F_QUOTA_CORES])
         bad |= parse_u64("--quota-cores", set[F_QUOTA_CORES], 1000000, &o->aci.quota_cores);
+    if (set[F_CLOUD]) {
+        int idx = -1;
+        for (size_t i = 0; azure_cloud_at(i); i++)
+            if (strcmp(azure_cloud_at(i)->name, set[F_CLOUD]) == 0)
+                idx = (int)i;
+        if (idx < 0) {
+            fprintf(stderr, "azsim: --cloud: expected AzurePublicCloud, AzureChinaCloud or "
+                            "AzureUSGovernment\n");
+            bad = 1;
+        } else {
+            o->cloud = idx;
+        }
+    }
     if (set[F_PAGE]) {
         if (parse_u64("--page-size", set[F_PAGE], 5000, &v) || v == 0) {
             fprintf(stderr, "azsim: --page-size: expected 1 to 5000\n");

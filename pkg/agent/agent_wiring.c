@@ -19,6 +19,7 @@ void agent__azure_opts(azure_client_opts_t *o, const config_t *cfg)
     memset(o, 0, sizeof(*o));
     o->arm_endpoint = cfg->arm_endpoint;
     o->authority_host = cfg->authority_host;
+    o->token_scope = cfg->token_scope; /* the cloud's, with its endpoints */
     o->imds_endpoint = cfg->imds_endpoint;
     o->aci_api_version = cfg->aci_api_version;
     o->storage_api_version = cfg->storage_api_version;

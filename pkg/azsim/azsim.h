@@ -240,6 +240,14 @@ typedef struct azsim_aci_opts {
     size_t nunregistered;
     azsim_image_rule_t *images;
     size_t nimages;
+    /* registries: the private registries (a JSON array, owned, validated
+     * by azsim__aci_opts_parse): [{server, username, password,
+     * identities: [user-assigned identity ids]}]. An image of a listed
+     * server is pulled only with a matching imageRegistryCredentials
+     * entry (that username and password, or one of the identities, which
+     * the group's identity must also hold); else InaccessibleImage. NULL:
+     * every registry is public. */
+    struct cJSON *registries;
 } azsim_aci_opts_t;
 
 /*
@@ -326,6 +334,11 @@ typedef struct azsim_opts {
     azsim_faults_t faults;        /* in force from the start and after a reset; none */
     int global_headers;           /* 1: x-ms-ratelimit-remaining-subscription-global-*
                                      headers beside the regional ones (throttle.globalHeaders) */
+    /* The cloud emulated (index of azure_cloud_at, pkg/azure/cloud.h; 0 =
+     * AzurePublicCloud): the token endpoints issue tokens only for its
+     * Resource Manager scope (else AADSTS500011). Config `cloud:`, flag
+     * --cloud. */
+    int cloud;
 } azsim_opts_t;
 
 /* Fills the defaults listed above. */

@@ -47,6 +47,7 @@ void azsim__aci_opts_release(azsim_aci_opts_t *o)
     free_strings(o->capacity_exhausted, o->ncapacity_exhausted);
     free_strings(o->unregistered, o->nunregistered);
     free_rules(o->images, o->nimages);
+    cJSON_Delete(o->registries);
     azsim__aci_opts_init(o);
 }
 
@@ -65,6 +66,7 @@ void azsim__aci_opts_copy(azsim_aci_opts_t *dst, const azsim_aci_opts_t *src)
     *dst = *src;
     dst->capacity_exhausted = copy_strings(src->capacity_exhausted, src->ncapacity_exhausted);
     dst->unregistered = copy_strings(src->unregistered, src->nunregistered);
+    dst->registries = src->registries ? cJSON_Duplicate(src->registries, 1) : NULL;
     dst->images = NULL;
     if (src->nimages) {
         dst->images = d8_xcalloc(src->nimages, sizeof(*dst->images));
@@ -321,6 +323,18 @@ static int set_images(azsim_aci_opts_t *o, const cJSON *j, perr_t *e)
     return 0;
 }
 
+/* registries: the private registries (azsim_registry.c), replacing the old list. */
+static int set_registries(azsim_aci_opts_t *o, const cJSON *j, perr_t *e)
+{
+    char why[200];
+    cJSON *regs = NULL;
+    if (azsim__registries_parse(j, &regs, why, sizeof(why)) < 0)
+        return bad(e, j, "registries", "%s", why);
+    cJSON_Delete(o->registries);
+    o->registries = regs;
+    return 0;
+}
+
 int azsim__aci_opts_parse(azsim_aci_opts_t *o, const cJSON *j, const cJSON **at, char *err,
                           size_t errlen)
 {
@@ -343,6 +357,8 @@ int azsim__aci_opts_parse(azsim_aci_opts_t *o, const cJSON *j, const cJSON **at,
             rc = set_names(it, k, 0, &o->unregistered, &o->nunregistered, &e);
         else if (strcmp(k, "images") == 0)
             rc = set_images(o, it, &e);
+        else if (strcmp(k, "registries") == 0)
+            rc = set_registries(o, it, &e);
         else if (find_key(top_keys, NKEYS(top_keys), k))
             rc = set_scalar(o, find_key(top_keys, NKEYS(top_keys), k), it, "aci", &e);
         else
@@ -350,7 +366,7 @@ int azsim__aci_opts_parse(azsim_aci_opts_t *o, const cJSON *j, const cJSON **at,
                      "unknown key in aci (transitionMs, staleMs, waitingTimeoutMs, "
                      "crashBackoffMs, identicalPutRestarts, uniqueDnsLabels, pull, quota, "
                      "statuses, "
-                     "capacityExhausted, unregisteredSubscriptions, images)");
+                     "capacityExhausted, unregisteredSubscriptions, images, registries)");
         if (rc < 0)
             return -1;
     }
@@ -415,5 +431,6 @@ cJSON *azsim__aci_opts_json(const azsim_aci_opts_t *o)
     cJSON *imgs = cJSON_AddArrayToObject(j, "images");
     for (size_t i = 0; i < o->nimages; i++)
         cJSON_AddItemToArray(imgs, rule_json(&o->images[i]));
+    cJSON_AddItemToObject(j, "registries", azsim__registries_json(o->registries));
     return j;
 }

@@ -209,6 +209,10 @@ static uint64_t plan_images(azsim_t *sim, azsim__group_t *g)
         const azsim_image_rule_t *r = azsim__image_rule(sim, g->images[i]);
         uint64_t t = pull_time(sim, r);
         longest = t > longest ? t : longest;
+        if (g->pull_failure == AZSIM_PULL_OK && azsim__registry_denies(sim, g, g->images[i])) {
+            g->pull_failure = AZSIM_PULL_INACCESSIBLE;
+            g->rule_image = d8_xstrdup(g->images[i]);
+        }
         if (!r)
             continue;
         if ((r->failure == AZSIM_PULL_INACCESSIBLE || r->failure == AZSIM_PULL_NOT_FOUND) &&

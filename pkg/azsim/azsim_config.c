@@ -311,6 +311,16 @@ static int top_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
     }
     if (strcmp(key, "seed") == 0)
         return get_u64(c, v, key, 0, UINT64_MAX, &o->seed);
+    if (strcmp(key, "cloud") == 0) {
+        const char *name = scalar(v);
+        int idx = name ? azsim__cloud_index(name) : -1;
+        if (idx < 0)
+            return fail(c, v, key,
+                        "expected AzurePublicCloud, AzureChinaCloud or "
+                        "AzureUSGovernment");
+        o->cloud = idx;
+        return 0;
+    }
     if (strcmp(key, "clients") == 0) {
         if (v->type != YAML_SEQUENCE_NODE)
             return fail(c, v, key, "expected a list of clients");

@@ -372,6 +372,23 @@ int64_t azsim__wall_of(const azsim_t *sim, uint64_t clock_ms);
 char *azsim__lower(char *s);
 /* Whether a equals b, or s starts with prefix, ignoring ASCII case. */
 int azsim__ieq(const char *a, const char *b);
+
+/* ---- azsim_registry.c ---- */
+/* Validates aci.registries (see azsim_aci_opts_t) and returns a copy in
+ * *out (owned); -1 with err filled when it is wrong. */
+int azsim__registries_parse(const cJSON *j, cJSON **out, char *err, size_t errlen);
+/* The registries as GET /_azsim/aci shows them (passwords as "<set>"). */
+cJSON *azsim__registries_json(const cJSON *regs);
+/* 1 when the pull of `image` by group g must fail: its registry is a
+ * configured private one and g's spec holds no credential it accepts. */
+int azsim__registry_denies(const azsim_t *sim, const azsim__group_t *g, const char *image);
+/* The emulated cloud's authority host (for WWW-Authenticate). */
+const char *azsim__cloud_authority(const azsim_t *sim);
+/* 1 when `resource` (a scope without "/.default", or an IMDS resource)
+ * is the emulated cloud's Resource Manager. */
+int azsim__cloud_resource_ok(const azsim_t *sim, const char *resource);
+/* The azure_cloud_at index of cloud `name`, or -1. */
+int azsim__cloud_index(const char *name);
 int azsim__istarts(const char *s, const char *prefix);
 
 /*

@@ -101,9 +101,9 @@ static void unauthorized(azsim__rq_t *q, const char *code, const char *desc, con
     d8_buf_vprintf(&msg, fmt, ap);
     va_end(ap);
     azsim__header(q->resp, "WWW-Authenticate",
-                  "Bearer authorization_uri=\"https://login.microsoftonline.com/common\", "
+                  "Bearer authorization_uri=\"%s/common\", "
                   "error=\"invalid_token\", error_description=\"%s\"",
-                  desc);
+                  azsim__cloud_authority(q->sim), desc);
     azsim__arm_error(q->resp, 401, code, "%s", msg.data);
     d8_buf_release(&msg);
 }
@@ -348,6 +348,28 @@ static int check_secret(azsim__rq_t *q, const azsim_client_t *c, const token_for
     return 1;
 }
 
+/*
+ * The scope's resource must exist in the emulated cloud: Entra ID answers
+ * another cloud's Resource Manager (or any unknown resource) with
+ * AADSTS500011 invalid_resource. Returns 1, or answers 400 and returns 0.
+ */
+static int check_resource(azsim__rq_t *q, const char *tenant, const token_form_t *f)
+{
+    char res[sizeof(f->scope)];
+    size_t n = strlen(f->scope) - 9; /* check_token_request saw the "/.default" */
+    memcpy(res, f->scope, n);
+    res[n] = '\0';
+    if (azsim__cloud_resource_ok(q->sim, res))
+        return 1;
+    aad_error(q, 400, "invalid_resource", 500011,
+              "The resource principal named %s was not found in the tenant named %s. This can "
+              "happen if the application has not been installed by the administrator of the "
+              "tenant or consented to by any user in the tenant. You might have sent your "
+              "authentication request to the wrong tenant.",
+              res, tenant);
+    return 0;
+}
+
 /* Answers 200 with a token for the client of f, its audience the resource
  * of the scope; scope loses its "/.default" suffix. */
 static void answer_token(azsim__rq_t *q, const char *tenant, token_form_t *f)
@@ -397,6 +419,8 @@ void azsim__token_endpoint(azsim__rq_t *q, const char *tenant)
     }
     if (federated ? !check_assertion(q, c, &f) : !check_secret(q, c, &f))
         goto done;
+    if (!check_resource(q, tenant, &f))
+        goto done;
     answer_token(q, tenant, &f);
 done:
     OPENSSL_cleanse(f.secret, sizeof(f.secret));
@@ -439,6 +463,14 @@ void azsim__imds_endpoint(azsim__rq_t *q)
     }
     if (azsim__param(q->req->query, "resource", resource, sizeof(resource)) <= 0) {
         imds_error(q, "invalid_request", "Required query variable 'resource' is missing");
+        return;
+    }
+    if (!azsim__cloud_resource_ok(sim, resource)) {
+        char desc[700];
+        snprintf(desc, sizeof(desc),
+                 "AADSTS500011: The resource principal named %s was not found in the tenant.",
+                 resource);
+        imds_error(q, "invalid_resource", desc);
         return;
     }
     if (azsim__param(q->req->query, "client_id", client, sizeof(client)) <= 0)

@@ -136,8 +136,8 @@ typedef struct azure_client_opts {
     const char *imds_endpoint;       /* required: the managed identity endpoint */
     const char *aci_api_version;     /* required */
     const char *storage_api_version; /* required */
-    const char *token_scope;         /* https://management.azure.com/.default */
-    const char *token_resource;      /* IMDS: https://management.azure.com/ */
+    const char *token_scope;         /* the cloud's (cloud.h); default the public cloud's */
+    const char *token_resource;      /* IMDS; default: token_scope's resource */
     azure_auth_kind_t auth;          /* AZURE_AUTH_AUTO is 0 */
     /* Credential inputs; NULL = read the environment variable of the same
      * name (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
@@ -344,6 +344,18 @@ typedef struct azure_group_spec {
      * ACI's default applies. */
     const char *dns_label_scope;
     const char *storage_key; /* NULL: fetched by listKeys (cached) */
+    /* A private registry (imageRegistryCredentials[0]); NULL server: none.
+     * Either username + password (secret) or identity: the resource id of
+     * a user-assigned managed identity, which also goes into the group's
+     * identity (type UserAssigned). */
+    const char *registry_server;
+    const char *registry_username;
+    const char *registry_password;
+    const char *registry_identity;
+    /* subnetIds: a VNet-injected group with ipAddress.type Private and
+     * no DNS label (dns_label and dns_label_scope are then not sent). */
+    char *const *subnet_ids;
+    size_t nsubnet_ids;
 } azure_group_spec_t;
 
 typedef struct azure_share_spec {

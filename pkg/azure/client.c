@@ -13,13 +13,13 @@
 #include "azure_int.h"
 #include "log/log.h"
 
+#include "cloud.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 /* The client's own tuning, taken when an option is zero or NULL (the
  * options the application configures have no default here). */
-#define DEF_TOKEN_SCOPE "https://management.azure.com/.default"
-#define DEF_TOKEN_RESOURCE "https://management.azure.com/"
 #define DEF_CONNECT_TIMEOUT_MS 5000
 #define DEF_REQUEST_TIMEOUT_MS 30000
 #define DEF_MAX_ATTEMPTS 5
@@ -153,6 +153,22 @@ static int check_required(const azure_client_opts_t *o, char *err, size_t errlen
     return 0;
 }
 
+/* The token scope (default: the public cloud's, cloud.h) and the IMDS
+ * resource (default: the scope's resource). */
+static void set_token_scope(azure_client_t *c, const azure_client_opts_t *opts)
+{
+    c->token_scope = d8_xstrdup(opts->token_scope && opts->token_scope[0]
+                                    ? opts->token_scope
+                                    : azure_cloud_find(AZURE_CLOUD_DEFAULT)->token_scope);
+    char resource[600];
+    if (opts->token_resource && opts->token_resource[0])
+        c->token_resource = d8_xstrdup(opts->token_resource);
+    else if (azure_scope_resource(c->token_scope, resource, sizeof(resource)) == 0)
+        c->token_resource = d8_xstrdup(resource);
+    else
+        c->token_resource = d8_xstrdup(c->token_scope);
+}
+
 int azure_client_new(uv_loop_t *loop, const azure_client_opts_t *opts, azure_client_t **out,
                      char *err, size_t errlen)
 {
@@ -189,11 +205,7 @@ int azure_client_new(uv_loop_t *loop, const azure_client_opts_t *opts, azure_cli
     c->imds_endpoint = dup_trim_slash(opts->imds_endpoint);
     c->aci_api_version = dup_trim_slash(opts->aci_api_version);
     c->storage_api_version = dup_trim_slash(opts->storage_api_version);
-    c->token_scope =
-        d8_xstrdup(opts->token_scope && opts->token_scope[0] ? opts->token_scope : DEF_TOKEN_SCOPE);
-    c->token_resource =
-        d8_xstrdup(opts->token_resource && opts->token_resource[0] ? opts->token_resource
-                                                                   : DEF_TOKEN_RESOURCE);
+    set_token_scope(c, opts);
     c->max_inflight = opts->max_inflight;
     c->connect_timeout_ms =
         opts->connect_timeout_ms ? opts->connect_timeout_ms : DEF_CONNECT_TIMEOUT_MS;

@@ -640,8 +640,13 @@ static void put_env(d8_buf_t *out, const azure_group_spec_t *spec)
  * label's reuse scope. */
 static void put_ip_address(d8_buf_t *out, const azure_group_spec_t *spec)
 {
-    d8_buf_puts(out, "{\"type\":\"Public\",\"ports\":");
+    int vnet = spec->nsubnet_ids > 0;
+    d8_buf_puts(out, vnet ? "{\"type\":\"Private\",\"ports\":" : "{\"type\":\"Public\",\"ports\":");
     put_ports(out, spec->ports, spec->nports);
+    if (vnet) { /* a private IP has no DNS name label */
+        d8_buf_putc(out, '}');
+        return;
+    }
     if (spec->dns_label && spec->dns_label[0]) {
         d8_buf_puts(out, ",\"dnsNameLabel\":");
         d8_buf_json_str(out, spec->dns_label);
@@ -653,10 +658,66 @@ static void put_ip_address(d8_buf_t *out, const azure_group_spec_t *spec)
     d8_buf_putc(out, '}');
 }
 
+/* The group's identity object (before "properties"): the registry's
+ * user-assigned identity, when the pull uses one. */
+static void put_identity(d8_buf_t *out, const azure_group_spec_t *spec)
+{
+    if (!spec->registry_identity)
+        return;
+    d8_buf_puts(out, ",\"identity\":{\"type\":\"UserAssigned\",\"userAssignedIdentities\":{");
+    d8_buf_json_str(out, spec->registry_identity);
+    d8_buf_puts(out, ":{}}}");
+}
+
+/* properties.imageRegistryCredentials and properties.subnetIds. */
+static void put_registry_and_subnets(d8_buf_t *out, const azure_group_spec_t *spec)
+{
+    if (spec->registry_server) {
+        d8_buf_puts(out, ",\"imageRegistryCredentials\":[{\"server\":");
+        d8_buf_json_str(out, spec->registry_server);
+        if (spec->registry_identity) {
+            d8_buf_puts(out, ",\"identity\":");
+            d8_buf_json_str(out, spec->registry_identity);
+        } else {
+            d8_buf_puts(out, ",\"username\":");
+            d8_buf_json_str(out, spec->registry_username);
+            d8_buf_puts(out, ",\"password\":");
+            d8_buf_json_str(out, spec->registry_password);
+        }
+        d8_buf_puts(out, "}]");
+    }
+    if (spec->nsubnet_ids) {
+        d8_buf_puts(out, ",\"subnetIds\":[");
+        for (size_t i = 0; i < spec->nsubnet_ids; i++) {
+            d8_buf_puts(out, i ? ",{\"id\":" : "{\"id\":");
+            d8_buf_json_str(out, spec->subnet_ids[i]);
+            d8_buf_putc(out, '}');
+        }
+        d8_buf_putc(out, ']');
+    }
+}
+
+/* 1 when the registry and subnet fields are complete: a server with
+ * either an identity or a username and password; non-empty subnet ids. */
+static int registry_ok(const azure_group_spec_t *spec)
+{
+    for (size_t i = 0; i < spec->nsubnet_ids; i++)
+        if (!spec->subnet_ids || !spec->subnet_ids[i] || !spec->subnet_ids[i][0])
+            return 0;
+    if (!spec->registry_server)
+        return !spec->registry_identity && !spec->registry_username && !spec->registry_password;
+    if (!spec->registry_server[0])
+        return 0;
+    if (spec->registry_identity)
+        return spec->registry_identity[0] && !spec->registry_username && !spec->registry_password;
+    return spec->registry_username && spec->registry_username[0] && spec->registry_password &&
+           spec->registry_password[0];
+}
+
 int azure_group_body(const azure_group_spec_t *spec, const char *location,
                      const char *storage_account, const char *storage_key, d8_buf_t *out)
 {
-    if (!group_spec_ok(spec, location, storage_account, storage_key))
+    if (!group_spec_ok(spec, location, storage_account, storage_key) || !registry_ok(spec))
         return D8_EINVAL;
     int with_share = spec->share_name && spec->share_name[0];
 
@@ -667,13 +728,18 @@ int azure_group_body(const azure_group_spec_t *spec, const char *location,
                  slen(storage_account) + slen(storage_key) + slen(spec->share_name) +
                  slen(spec->mount_path) + slen(spec->dns_label) + slen(spec->dns_label_scope) +
                  32 * spec->nports + kv_len(spec->tags, spec->ntags) +
-                 kv_len(spec->env, spec->nenv) + kv_len(spec->secure_env, spec->nsecure_env);
+                 kv_len(spec->env, spec->nenv) + kv_len(spec->secure_env, spec->nsecure_env) +
+                 slen(spec->registry_server) + slen(spec->registry_username) +
+                 slen(spec->registry_password) + 2 * slen(spec->registry_identity) + 128;
+    for (size_t i = 0; i < spec->nsubnet_ids; i++)
+        est += slen(spec->subnet_ids[i]) + 16;
     d8_buf_reserve(out, est * 6);
 
     d8_buf_puts(out, "{\"location\":");
     d8_buf_json_str(out, location);
     d8_buf_puts(out, ",\"tags\":");
     put_kv_object(out, spec->tags, spec->ntags);
+    put_identity(out, spec);
     d8_buf_puts(out, ",\"properties\":{\"osType\":\"Linux\",\"restartPolicy\":\"OnFailure\","
                      "\"containers\":[{\"name\":\"workspace\",\"properties\":{\"image\":");
     d8_buf_json_str(out, spec->image);
@@ -692,6 +758,7 @@ int azure_group_body(const azure_group_spec_t *spec, const char *location,
     }
     d8_buf_puts(out, "}}],\"ipAddress\":");
     put_ip_address(out, spec);
+    put_registry_and_subnets(out, spec);
     if (with_share) {
         /* The key goes last: ops.c splits the body at its placeholder. */
         d8_buf_puts(out, ",\"volumes\":[{\"name\":\"workspace\",\"azureFile\":{\"shareName\":");

@@ -530,6 +530,7 @@ int azure_group_put(azure_client_t *c, const azure_scope_t *s, const azure_group
     }
     op_t *op = op_new(c, AZ_OP_GROUP_PUT, prio, s, spec->name, ud);
     op->group_cb = cb;
+    op_add_secret(op, spec->registry_password); /* first: the list has AZ_MAX_SECRETS slots */
     for (size_t i = 0; i < spec->nsecure_env; i++)
         op_add_secret(op, spec->secure_env[i].value);
     op_add_secret(op, spec->storage_key);

@@ -8,6 +8,7 @@
  */
 #include "config_int.h"
 
+#include "azure/cloud.h"
 #include "base/base.h"
 
 #include <errno.h>
@@ -60,8 +61,9 @@ static config_t *defaults_new(void)
 
     cfg->azure_auth = d8_xstrdup("auto");
     cfg->subscription_id = d8_xstrdup("");
-    cfg->arm_endpoint = d8_xstrdup("https://management.azure.com");
-    cfg->authority_host = d8_xstrdup("https://login.microsoftonline.com");
+    /* arm_endpoint, authority_host, token_scope: from the cloud
+     * (config__resolve_cloud). */
+    cfg->cloud = d8_xstrdup(AZURE_CLOUD_DEFAULT);
     cfg->imds_endpoint = d8_xstrdup("http://169.254.169.254");
     cfg->aci_api_version = d8_xstrdup("2025-09-01");
     cfg->storage_api_version = d8_xstrdup("2025-01-01");
@@ -350,6 +352,8 @@ void config_free(config_t *cfg)
     free(cfg->subscription_id);
     free(cfg->arm_endpoint);
     free(cfg->authority_host);
+    free(cfg->cloud);
+    free(cfg->token_scope);
     free(cfg->imds_endpoint);
     free(cfg->aci_api_version);
     free(cfg->storage_api_version);
@@ -358,6 +362,7 @@ void config_free(config_t *cfg)
         free(cfg->regions[i].resource_group);
         free(cfg->regions[i].storage_account);
         free(cfg->regions[i].subscription_id);
+        config__subnet_ids_free(&cfg->regions[i]);
     }
     free(cfg->regions);
     for (size_t i = 0; i < cfg->nimages; i++) {
@@ -365,6 +370,7 @@ void config_free(config_t *cfg)
         free(cfg->images[i].ref);
     }
     free(cfg->images);
+    config__registries_free(cfg);
     free(cfg->ports);
     free(cfg->mount_path);
     free(cfg->webhook_url);

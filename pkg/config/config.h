@@ -19,12 +19,33 @@ typedef struct config_region {
     char *storage_account;
     char *subscription_id; /* its own, else azure.subscriptionId (or env
                               AZURE_SUBSCRIPTION_ID); always set once loaded */
+    /* subnetIds: VNet-injected container groups (private IP, no DNS
+     * label); 0 entries: public groups. Subnet resource ids. */
+    char **subnet_ids;
+    size_t nsubnet_ids;
 } config_region_t;
 
 typedef struct config_image {
     char *key; /* baseImage value in specs */
     char *ref; /* container image reference */
 } config_image_t;
+
+/*
+ * registries[]: the credentials of a private registry server, used for
+ * every image whose reference names that server. Either username and
+ * password (the password read from the environment variable passwordEnv
+ * or the file passwordFile at load time: secret, never logged, wiped by
+ * config_free) or a user-assigned managed identity (its resource id) that
+ * ACI uses for the pull.
+ */
+typedef struct config_registry {
+    char *server;        /* lower case, host[:port] */
+    char *username;      /* NULL with identity */
+    char *password;      /* secret; NULL with identity */
+    char *identity;      /* userAssignedIdentities resource id, or NULL */
+    char *password_env;  /* passwordEnv as written, or NULL */
+    char *password_file; /* passwordFile as written, or NULL */
+} config_registry_t;
 
 /* All fields are owned by the config and readable by callers. */
 typedef struct config {
@@ -49,6 +70,14 @@ typedef struct config {
     size_t napi_keys;           /* may be 0: no key configured anywhere */
     /* azure */
     char *azure_auth; /* auto|clientSecret|workloadIdentity|managedIdentity */
+    /* azure.cloud: AzurePublicCloud (default) | AzureChinaCloud |
+     * AzureUSGovernment | Custom. A named cloud sets arm_endpoint,
+     * authority_host and token_scope from pkg/azure/cloud.h (without an
+     * explicit cloud, armEndpoint and authorityHost may still redirect the
+     * public cloud's endpoints, e.g. to an emulator); Custom takes all
+     * three from the file. */
+    char *cloud;
+    char *token_scope; /* always set once loaded */
     char *subscription_id;
     char *arm_endpoint;
     char *authority_host;
@@ -73,6 +102,8 @@ typedef struct config {
     /* images, workspace, limits */
     config_image_t *images;
     size_t nimages;
+    config_registry_t *registries; /* registries: private registry credentials */
+    size_t nregistries;
     int *ports; /* workspace.ports, default [8080] */
     size_t nports;
     char *mount_path;   /* /home/dev8 */
@@ -113,5 +144,13 @@ void config_free(config_t *cfg);
 const config_region_t *config_region(const config_t *cfg, const char *name);
 /* The image reference for key `key`, or NULL. */
 const char *config_image(const config_t *cfg, const char *key);
+/*
+ * The registries[] entry whose server the image reference `ref` pulls
+ * from (Docker's rule: the first path component is a registry host when
+ * it holds a '.' or ':' or is "localhost", else Docker Hub, which matches
+ * a server of "docker.io" or "index.docker.io"), or NULL (anonymous
+ * pull). Compared without regard to case.
+ */
+const config_registry_t *config_registry_for(const config_t *cfg, const char *ref);
 
 #endif

@@ -97,6 +97,32 @@ typedef struct config__field {
 /* The top level of the configuration file, which fills a config_t. */
 extern const config__field_t config__root_fields[];
 
+/* ---- config_cloud.c and config_registry.c ------------------------------- */
+
+/* Custom keys azure.cloud, azure.armEndpoint, azure.authorityHost,
+ * azure.tokenScope (config_t): each stores its value and position. */
+int config__set_cloud(struct config__walk *w, yaml_node_t *k, yaml_node_t *v, void *base);
+int config__set_arm_endpoint(struct config__walk *w, yaml_node_t *k, yaml_node_t *v, void *base);
+int config__set_authority_host(struct config__walk *w, yaml_node_t *k, yaml_node_t *v, void *base);
+int config__set_token_scope(struct config__walk *w, yaml_node_t *k, yaml_node_t *v, void *base);
+/*
+ * After the walk: fills arm_endpoint, authority_host and token_scope of
+ * cfg from its cloud, and refuses what does not fit together (a named
+ * cloud with any of the three set, Custom without all three). 0 or
+ * D8_EINVAL with a file:line:column error.
+ */
+int config__resolve_cloud(struct config__walk *w, config_t *cfg);
+/* The checks of an endpoint URL of config_schema.c (normalises in place). */
+const char *config__check_endpoint(char *s);
+
+/* Custom key `registries` (config_t): the private registries. */
+int config__set_registries(struct config__walk *w, yaml_node_t *k, yaml_node_t *v, void *base);
+/* Custom key azure.regions[].subnetIds (config_region_t). */
+int config__set_subnet_ids(struct config__walk *w, yaml_node_t *k, yaml_node_t *v, void *base);
+/* Frees what the two above filled (wiping passwords). */
+void config__registries_free(config_t *cfg);
+void config__subnet_ids_free(config_region_t *r);
+
 /* ---- the walk ------------------------------------------------------------ */
 
 /* The state of one walk over one document. */
@@ -109,7 +135,14 @@ typedef struct config__walk {
     size_t pathlen;
     char *err; /* borrowed: the caller's error buffer */
     size_t errlen;
+    /* Where azure.cloud, armEndpoint, authorityHost and tokenScope were
+     * set (set[i] 0: not in the file), for config__resolve_cloud. */
+    yaml_mark_t cloud_mark[4];
+    int cloud_set[4];
 } config__walk_t;
+
+/* Indexes of config__walk_t.cloud_mark / cloud_set. */
+enum { CONFIG__CLOUD_NAME, CONFIG__CLOUD_ARM, CONFIG__CLOUD_AUTHORITY, CONFIG__CLOUD_SCOPE };
 
 /*
  * Walks mapping `map` against `fields`, writing into `base`. Unknown and

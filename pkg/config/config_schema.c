@@ -130,6 +130,11 @@ static const char *check_endpoint(char *s)
     return NULL;
 }
 
+const char *config__check_endpoint(char *s)
+{
+    return check_endpoint(s);
+}
+
 static const char *check_url_or_empty(char *s)
 {
     size_t skip = scheme_len(s);
@@ -475,6 +480,7 @@ static const config__field_t region_fields[] = {
     ROW_STR("resourceGroup", config_region_t, resource_group, check_resource_group, 1),
     ROW_STR("storageAccount", config_region_t, storage_account, check_storage_account, 1),
     ROW_STR("subscriptionId", config_region_t, subscription_id, check_subscription, 0),
+    ROW_CUSTOM("subnetIds", config__set_subnet_ids),
     {0},
 };
 
@@ -571,8 +577,10 @@ static const config__field_t rate_limit_fields[] = {
 static const config__field_t azure_fields[] = {
     ROW_STR("auth", config_t, azure_auth, check_auth, 0),
     ROW_STR("subscriptionId", config_t, subscription_id, check_subscription, 0),
-    ROW_STR("armEndpoint", config_t, arm_endpoint, check_endpoint, 0),
-    ROW_STR("authorityHost", config_t, authority_host, check_endpoint, 0),
+    ROW_CUSTOM("cloud", config__set_cloud),
+    ROW_CUSTOM("armEndpoint", config__set_arm_endpoint),
+    ROW_CUSTOM("authorityHost", config__set_authority_host),
+    ROW_CUSTOM("tokenScope", config__set_token_scope),
     ROW_STR("imdsEndpoint", config_t, imds_endpoint, check_endpoint, 0),
     ROW_STR("aciApiVersion", config_t, aci_api_version, check_api_version, 0),
     ROW_STR("storageApiVersion", config_t, storage_api_version, check_api_version, 0),
@@ -621,6 +629,7 @@ const config__field_t config__root_fields[] = {
     ROW_SECTION("api", api_fields),
     ROW_SECTION("azure", azure_fields),
     ROW_CUSTOM("images", set_images),
+    ROW_CUSTOM("registries", config__set_registries),
     ROW_SECTION("workspace", workspace_fields),
     ROW_SECTION("limits", limits_fields),
     ROW_SECTION("reaper", reaper_fields),

@@ -576,6 +576,8 @@ int config__parse_yaml(config_t *cfg, const char *name, const char *yaml, size_t
         if (rc)
             goto cleanup;
     }
+    if ((rc = config__resolve_cloud(&w, cfg)) != 0)
+        goto cleanup;
     if (cfg->nregions == 0) {
         yaml_mark_t top = {0, 0, 0};
         size_t old = config__path_push(&w, "azure.regions");

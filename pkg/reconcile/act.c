@@ -178,11 +178,14 @@ static int group_put(rec_env_t *e, const env_obj_t *obj)
         env[i] = (azure_kv_t){sp->env[i].name, sp->env[i].value};
     for (size_t i = 0; i < sp->nsecret; i++)
         sec[i] = (azure_kv_t){sp->secret_env[i].name, sp->secret_env[i].value};
+    const char *image = config_image(r->cfg, sp->base_image);
+    const config_registry_t *reg = config_registry_for(r->cfg, image);
+    const config_region_t *region = &r->cfg->regions[e->o->region];
     azure_group_spec_t gs = {
         .name = name,
         .tags = tags,
         .ntags = ntags,
-        .image = config_image(r->cfg, sp->base_image),
+        .image = image,
         .cpu = sp->cpu_halves / 2.0,
         .memory_gb = sp->memory_halves / 2.0,
         .ports = r->cfg->ports,
@@ -197,9 +200,16 @@ static int group_put(rec_env_t *e, const env_obj_t *obj)
         /* A deleted workspace's hostname can never be claimed by anyone
          * outside our tenant (DESIGN.md section 4, Azure's TenantReuse). */
         .dns_label_scope = "TenantReuse",
+        .registry_server = reg ? reg->server : NULL,
+        .registry_username = reg ? reg->username : NULL,
+        .registry_password = reg ? reg->password : NULL,
+        .registry_identity = reg ? reg->identity : NULL,
+        .subnet_ids = region->subnet_ids,
+        .nsubnet_ids = region->nsubnet_ids,
     };
     LOG(LOG_INFO, "creating container group", LF_S("env_id", e->id), LF_S("group", name),
-        LF_S("spec_hash", hash), LF_I("generation", obj->generation));
+        LF_S("spec_hash", hash), LF_I("generation", obj->generation),
+        LF_S("registry", reg ? reg->server : ""), LF_B("vnet", region->nsubnet_ids > 0));
     int rc = azure_group_put(r->az, s, &gs, prio_of(e), on_group_put, e);
     free(env);
     free(sec);

@@ -40,13 +40,22 @@ const char *reconcile__spec_hash(rec_env_t *e, const env_obj_t *obj)
     if (e->hash_gen == obj->generation)
         return e->hash;
     const reconciler_t *r = e->r;
+    const char *image = config_image(r->cfg, obj->spec.base_image);
+    const config_registry_t *reg = config_registry_for(r->cfg, image);
+    const config_region_t *region = config_region(r->cfg, obj->spec.cloud_region);
     spec_hash_input_t in = {
-        .image = config_image(r->cfg, obj->spec.base_image),
+        .image = image,
         .ports = r->cfg->ports,
         .nports = r->cfg->nports,
         .mount_path = r->cfg->mount_path,
         .key = r->hash_key,
         .keylen = r->hash_keylen,
+        .registry_server = reg ? reg->server : NULL,
+        .registry_username = reg ? reg->username : NULL,
+        .registry_password = reg ? reg->password : NULL,
+        .registry_identity = reg ? reg->identity : NULL,
+        .subnet_ids = region ? region->subnet_ids : NULL,
+        .nsubnet_ids = region ? region->nsubnet_ids : 0,
     };
     spec_hash(&obj->spec, &in, e->hash);
     e->hash_gen = obj->generation;
@@ -90,8 +99,13 @@ static int set_resources(const reconciler_t *r, const observed_t *o, env_status_
     const char *fqdn = o->g.exists ? o->g.fqdn : NULL;
     char url[320];
     const char *vscode = NULL;
-    if (fqdn && r->cfg->nports) {
-        snprintf(url, sizeof(url), "http://%s:%d", fqdn, r->cfg->ports[0]);
+    /* A VNet-injected group has a private IP and no FQDN: its URL is the
+     * private address, for the operator's own gateway. */
+    int vnet = o->region >= 0 && (size_t)o->region < r->cfg->nregions &&
+               r->cfg->regions[o->region].nsubnet_ids > 0;
+    const char *host = fqdn ? fqdn : vnet ? ip : NULL;
+    if (host && r->cfg->nports) {
+        snprintf(url, sizeof(url), "http://%s:%d", host, r->cfg->ports[0]);
         vscode = url;
     }
     if (!str_differs(s->aci_container_group_id, group) &&

@@ -127,13 +127,25 @@ typedef struct spec_hash_input {
     const char *mount_path;
     const unsigned char *key; /* DEV8_SPEC_HASH_KEY, NULL when unset */
     size_t keylen;
+    /* The image's private registry (NULL server: anonymous pull) and the
+     * region's subnets: hashed only when set, so that the hash of a group
+     * without them is what it was before they existed. The password
+     * enters only as HMAC-SHA256(key, password), and only with a key. */
+    const char *registry_server;
+    const char *registry_username;
+    const char *registry_password; /* secret */
+    const char *registry_identity;
+    char *const *subnet_ids;
+    size_t nsubnet_ids;
 } spec_hash_input_t;
 
 /*
  * The dev8-spec-hash tag: the first 16 hex digits of SHA-256 over the
  * normalised fields that shape the container group (image, cpu, memory,
  * ports, mount, env, secretEnv names and HMAC-SHA256(key, value) of each
- * secret value when a key is given — never a clear value). A NULL key or
+ * secret value when a key is given — never a clear value; then, when set,
+ * the registry's server, username or identity and the HMAC of its
+ * password, and the subnet ids). A NULL key or
  * keylen 0 counts as no key: secret values are then left out entirely.
  * Everything is borrowed; out gets 16 hex digits and a NUL.
  */

@@ -103,6 +103,23 @@ void spec_hash(const env_spec_t *s, const spec_hash_input_t *in, char out[17])
             put_bytes(ctx, mac, sizeof(mac));
         }
     }
+    /* Additions after v1: each behind a marker, only when set. */
+    if (in->registry_server) {
+        put_str(ctx, "registry");
+        put_str(ctx, in->registry_server);
+        put_str(ctx, in->registry_username);
+        put_str(ctx, in->registry_identity);
+        if (keyed && in->registry_password) {
+            hmac_value(in->key, in->keylen, in->registry_password, mac);
+            put_bytes(ctx, mac, sizeof(mac));
+        }
+    }
+    if (in->nsubnet_ids) {
+        put_str(ctx, "subnets");
+        put_u64(ctx, (uint64_t)in->nsubnet_ids);
+        for (size_t i = 0; i < in->nsubnet_ids; i++)
+            put_str(ctx, in->subnet_ids[i]);
+    }
     if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 8)
         d8_die("OpenSSL failed: EVP_DigestFinal_ex");
     d8_hex(md, 8, out);

@@ -35,7 +35,12 @@ static void exercise(const cJSON *obj, const char *id, const char *prefix)
     spec_error_t err;
     char id_out[SPEC_ID_MAX + 1];
     char h1[17], h2[17], digest[65];
-    spec_hash_input_t in = {"img:1", ports, 1, "/home/dev8", NULL, 0};
+    spec_hash_input_t in = {.image = "img:1",
+                            .ports = ports,
+                            .nports = 1,
+                            .mount_path = "/home/dev8",
+                            .key = NULL,
+                            .keylen = 0};
     cJSON *j;
     char *txt;
 

@@ -105,21 +105,26 @@ static int write_config(ta_agent_t *a, const ta_opts_t *opts)
              "%s"
              "azure:\n"
              "  subscriptionId: \"" TA_AZ_SUB "\"\n"
-             "%s"
+             "%s%s"
              "  regions:\n"
-             "    - name: eastus\n"
-             "      resourceGroup: rg-dev8-eastus\n"
-             "      storageAccount: dev8eastus\n"
-             "    - name: westeurope\n"
-             "      resourceGroup: rg-dev8-westeurope\n"
-             "      storageAccount: dev8westeurope\n"
+             "%s"
              "images:\n"
-             "  node: \"vaibhavsing/dev8-workspace:latest\"\n"
-             "  python: \"vaibhavsing/dev8-workspace-python:latest\"\n"
+             "%s"
              "log:\n"
              "  level: debug\n"
              "%s",
-             a->port, ctl, TA_MAX_BODY, ring, az, opts && opts->extra_yaml ? opts->extra_yaml : "");
+             a->port, ctl, TA_MAX_BODY, ring, az, opts && opts->azure_yaml ? opts->azure_yaml : "",
+             opts && opts->regions_yaml ? opts->regions_yaml
+                                        : "    - name: eastus\n"
+                                          "      resourceGroup: rg-dev8-eastus\n"
+                                          "      storageAccount: dev8eastus\n"
+                                          "    - name: westeurope\n"
+                                          "      resourceGroup: rg-dev8-westeurope\n"
+                                          "      storageAccount: dev8westeurope\n",
+             opts && opts->images_yaml ? opts->images_yaml
+                                       : "  node: \"vaibhavsing/dev8-workspace:latest\"\n"
+                                         "  python: \"vaibhavsing/dev8-workspace-python:latest\"\n",
+             opts && opts->extra_yaml ? opts->extra_yaml : "");
     char name[64];
     snprintf(name, sizeof name, "agent-%d.yaml", a->port);
     free(a->config_path);

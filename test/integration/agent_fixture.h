@@ -38,6 +38,13 @@ typedef struct ta_opts {
     int status_refresh_seconds; /* controller.statusRefreshSeconds, 0 = not written */
     int shutdown_grace_seconds; /* controller.shutdownGraceSeconds, 0 = not written */
     const char *state_file;     /* controller.stateFile, NULL = not written */
+    /* Each NULL = the fixture's own: azure_yaml adds keys to the azure
+     * section (indented lines, e.g. "  cloud: Custom\n"); regions_yaml
+     * replaces the entries under azure.regions; images_yaml replaces the
+     * entries under images. */
+    const char *azure_yaml;
+    const char *regions_yaml;
+    const char *images_yaml;
 } ta_opts_t;
 
 typedef struct ta_agent {

@@ -441,7 +441,7 @@ static void test_unknown_keys(void **state)
                "resyncSeconds, statusRefreshSeconds, shutdownGraceSeconds, "
                "maxConcurrentReconciles, stateFile)");
     expect_err("foo: 1\n", "t.yaml:1:1: foo: unknown key (expected one of: controller, api, "
-                           "azure, images, workspace, limits, reaper, webhook, log)");
+                           "azure, images, registries, workspace, limits, reaper, webhook, log)");
     expect_err("api:\n  keys: [abc, def]\n",
                "t.yaml:2:3: api.keys: unknown key; secrets come from the environment (or files "
                "such as api.keysFile), never from the config file");

@@ -1059,7 +1059,12 @@ static const unsigned char key2[] = "fedcba9876543210fedcba9876543210";
 static void hash_of(const char *json, const unsigned char *key, char out[17])
 {
     env_spec_t s;
-    spec_hash_input_t in = {"img:1", ports, 1, "/home/dev8", key, key ? 32 : 0};
+    spec_hash_input_t in = {.image = "img:1",
+                            .ports = ports,
+                            .nports = 1,
+                            .mount_path = "/home/dev8",
+                            .key = key,
+                            .keylen = key ? 32 : 0};
 
     ok(json, &s);
     spec_hash(&s, &in, out);
@@ -1105,7 +1110,12 @@ static void test_hash_changes(void **state)
 {
     char h0[17], h[17];
     env_spec_t s;
-    spec_hash_input_t in = {"img:1", ports, 1, "/home/dev8", NULL, 0};
+    spec_hash_input_t in = {.image = "img:1",
+                            .ports = ports,
+                            .nports = 1,
+                            .mount_path = "/home/dev8",
+                            .key = NULL,
+                            .keylen = 0};
     static const int ports2[] = {8080, 9090};
     static const int ports3[] = {9090, 8080};
 
@@ -1159,7 +1169,12 @@ static void test_hash_secrets(void **state)
 {
     char a[17], b[17], c[17], d[17], e[17];
     env_spec_t s;
-    spec_hash_input_t in = {"img:1", ports, 1, "/home/dev8", key1, 0};
+    spec_hash_input_t in = {.image = "img:1",
+                            .ports = ports,
+                            .nports = 1,
+                            .mount_path = "/home/dev8",
+                            .key = key1,
+                            .keylen = 0};
 
     (void)state;
     /* Without a key a secret value change alone does not change the hash. */
