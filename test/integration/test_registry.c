@@ -213,6 +213,18 @@ static void test_registry_credentials_converge_and_wrong_ones_fail(void **state)
     assert_int_equal(start_pair(&c, NULL, NULL, NULL, sf), 0);
     post_sim(&c, "/_azsim/aci", SIM_REGISTRIES);
     assert_int_equal(ta_wait_ready(&c.agent, 10000), 0);
+    /* azsim shows its registries without their passwords, and refuses a
+     * malformed list as a whole. */
+    cJSON *aci = sim_get(&c, "/_azsim/aci");
+    assert_string_equal(ta_str(aci, "registries.0.password"), "<set>");
+    assert_string_equal(ta_str(aci, "registries.1.identities.0"), MI_GOOD);
+    cJSON_Delete(aci);
+    th_resp_t bad;
+    assert_int_equal(ta_sim_ctl(&c.sim, "POST", "/_azsim/aci",
+                                "{\"registries\":[{\"server\":\"x.io\",\"username\":\"u\"}]}",
+                                &bad),
+                     400);
+    th_resp_free(&bad);
 
     /* The right password and the allowed identity: RUNNING. */
     put_env(&c, "reg-pw", "pw", 201);
