@@ -307,7 +307,11 @@ int azsim__label_claim(azsim__rq_t *q, const azsim__group_t *g, const char *key,
     *fqdn = *hash = NULL;
     const cJSON *ip = cJSON_GetObjectItem(cJSON_GetObjectItem(body, "properties"), "ipAddress");
     const cJSON *label = cJSON_GetObjectItem(ip, "dnsNameLabel");
-    if (!cJSON_IsString(label) || !label->valuestring[0])
+    const cJSON *type = cJSON_GetObjectItem(ip, "type");
+    /* A group in a virtual network has no FQDN (Learn, virtual network
+     * scenarios: no public IP or DNS label; BEHAVIOURS.md 10). */
+    if (!cJSON_IsString(label) || !label->valuestring[0] ||
+        (cJSON_IsString(type) && azsim__ieq(type->valuestring, "Private")))
         return 1;
     if (!valid_label(label->valuestring)) {
         azsim__arm_error(q->resp, 400, "InvalidDnsNameLabel",

@@ -382,7 +382,7 @@ int azure_group_get(azure_client_t *c, const azure_scope_t *s, const char *name,
  * until done and answers once with every item of every page; a page may
  * be empty. The nextLink must have armEndpoint's origin: scheme and host
  * in any case, the port written or not when it is the default one
- * (ARM writes "https://management.azure.com:443/..."); any other host
+ * (ARM writes "https://<its host>:443/..."); any other host
  * fails the list with D8_EPARSE, code ForeignNextLink. */
 int azure_group_list(azure_client_t *c, const azure_scope_t *s, azure_prio_t prio,
                      azure_group_list_cb cb, void *ud);

@@ -83,7 +83,7 @@ int azure__valid_name(const char *s, size_t maxlen);
 /*
  * 1 when url lies under base (armEndpoint): http or https like base, the
  * same host (case-insensitive) and port, an absent port being the
- * scheme's default (ARM's nextLinks spell "https://management.azure.com:443/"),
+ * scheme's default (ARM's nextLinks spell "https://<its host>:443/"),
  * and a path under base's followed by '/' or '?'. 0 for any other host,
  * a userinfo part, or what is not an absolute http(s) URL. Both borrowed.
  */

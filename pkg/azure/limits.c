@@ -198,7 +198,7 @@ typedef struct origin {
  * Splits an absolute http or https URL. The host ends at ':' (or after
  * ']' for an IPv6 literal); an empty port is the default one (RFC 3986).
  * Userinfo ('@') is refused: an origin check must not be fooled by
- * "https://management.azure.com@evil.example/". 0, or -1.
+ * "https://<ARM host>@evil.example/". 0, or -1.
  */
 static int origin_parse(const char *url, origin_t *o)
 {

@@ -104,6 +104,28 @@ static void test_cloud_table(void **state)
     assert_int_equal(azure_scope_resource("https://x/", small, sizeof small), -1);
 }
 
+/* The public cloud's hosts are spelled in the cloud table only (no scope or
+ * endpoint hard-coded anywhere else in pkg/ or cmd/). Run from the
+ * repository root, as hack/run-tests.sh does. */
+static void test_cloud_hosts_only_in_the_table(void **state)
+{
+    (void)state;
+    if (access("pkg/azure/cloud.c", R_OK) != 0)
+        skip();
+    FILE *p = popen("grep -rlE 'management[.]azure[.]com|login[.]microsoftonline[.]com|"
+                    "chinacloudapi[.]cn|usgovcloudapi[.]net|microsoftonline[.]us' "
+                    "--include='*.c' --include='*.h' pkg cmd",
+                    "r");
+    assert_non_null(p);
+    char line[512], all[4096] = "";
+    while (fgets(line, sizeof line, p))
+        strncat(all, line, sizeof all - strlen(all) - 1);
+    pclose(p);
+    if (strcmp(all, "pkg/azure/cloud.c\n") != 0)
+        print_error("files naming a cloud host:\n%s", all);
+    assert_string_equal(all, "pkg/azure/cloud.c\n");
+}
+
 /* ---- azure.cloud ------------------------------------------------------------ */
 
 static void test_cloud_default_is_public(void **state)
@@ -332,6 +354,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cloud_table),
+        cmocka_unit_test(test_cloud_hosts_only_in_the_table),
         cmocka_unit_test(test_cloud_default_is_public),
         cmocka_unit_test(test_named_clouds_set_all_three),
         cmocka_unit_test(test_custom_cloud_takes_all_three),
