@@ -226,6 +226,12 @@ static void test_registry_credentials_converge_and_wrong_ones_fail(void **state)
                      400);
     th_resp_free(&bad);
 
+    /* Every watch event of the run is checked for the passwords too. */
+    ta_watch_t w;
+    assert_int_equal(ta_watch_open(&w, &c.agent, "/api/v1/watch", NULL), 0);
+    ta_watch_wait(&w, 0, 5000);
+    assert_int_equal(w.status, 200);
+
     /* The right password and the allowed identity: RUNNING. */
     put_env(&c, "reg-pw", "pw", 201);
     put_env(&c, "reg-mi", "mi", 201);
@@ -264,6 +270,12 @@ static void test_registry_credentials_converge_and_wrong_ones_fail(void **state)
     assert_null(ta_path(g, "identity"));
     cJSON_Delete(g);
     grep_everything(&c, sf);
+    ta_watch_drain(&w, 200);
+    print_message("watch: %zu events\n", w.nevents);
+    assert_true(w.nevents >= 8); /* ADDED and MODIFIED of four environments */
+    assert_non_null(w.all);
+    assert_no_password("the watch stream", w.all);
+    ta_watch_close(&w);
 
     /* A wrong password (the file rotated to a value the registry does not
      * know): the spec hash covers its HMAC, so the group is recreated,
@@ -280,6 +292,11 @@ static void test_registry_credentials_converge_and_wrong_ones_fail(void **state)
     assert_string_equal(ta_str(g, "properties.imageRegistryCredentials.0.password"), PW_WRONG);
     assert_string_not_equal(ta_str(g, "tags.dev8-spec-hash"), hash1);
     cJSON_Delete(g);
+    assert_int_equal(ta_watch_open(&w, &c.agent, "/api/v1/watch", NULL), 0);
+    ta_watch_wait(&w, 5, 5000);
+    ta_watch_drain(&w, 200);
+    assert_no_password("the watch stream", w.all);
+    ta_watch_close(&w);
     /* The others are untouched (their hash does not depend on it). */
     cJSON_Delete(wait_phase(&c, "reg-mi", "RUNNING", 2000));
     cJSON_Delete(wait_phase(&c, "reg-anon", "RUNNING", 2000));
