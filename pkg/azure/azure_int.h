@@ -77,6 +77,18 @@ void azure__free_secret(char *s);
  * cap bytes. */
 void azure__scrub(char *text, size_t cap, const char *const *secrets, size_t n);
 
+/* Copies of the secrets a request carries (secretEnv values, registry
+ * password, storage key), to scrub from its error messages. Unbounded: a
+ * spec may carry many secure variables and every one must be scrubbed. */
+typedef struct az_secrets {
+    char **v;
+    size_t n, cap;
+} az_secrets_t;
+/* Adds a copy of s (NULL or "" ignored). */
+void az_secrets_add(az_secrets_t *l, const char *s);
+/* Wipes and frees every copy; the list is empty and reusable after. */
+void az_secrets_release(az_secrets_t *l);
+
 /* 1 when s is a usable ARM path segment of the given class. */
 int azure__valid_name(const char *s, size_t maxlen);
 
@@ -178,8 +190,6 @@ typedef struct azure__req azure__req_t;
 /* Called once when the request is final; the request is freed after. */
 typedef void (*azure__req_done_fn)(azure__req_t *r, const azure_result_t *res);
 
-#define AZ_MAX_SECRETS 64
-
 struct azure__req {
     d8_list_t link;
     azure_client_t *c;
@@ -215,8 +225,7 @@ struct azure__req {
      * the lower of the two figures per kind; -1 when not sent */
     long remaining[AZ_ARM_KINDS];
     /* secrets to scrub from error messages (borrowed from body owner) */
-    char *secrets[AZ_MAX_SECRETS];
-    size_t nsecrets;
+    az_secrets_t secrets;
     azure__req_done_fn done;
     void *ctx;
 };

@@ -134,6 +134,25 @@ void azure__free_secret(char *s)
     free(s);
 }
 
+void az_secrets_add(az_secrets_t *l, const char *s)
+{
+    if (!s || !s[0])
+        return;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 8;
+        l->v = d8_xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    l->v[l->n++] = d8_xstrdup(s);
+}
+
+void az_secrets_release(az_secrets_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        azure__free_secret(l->v[i]);
+    free(l->v);
+    *l = (az_secrets_t){0};
+}
+
 void azure__scrub(char *text, size_t cap, const char *const *secrets, size_t n)
 {
     static const char red[] = "<redacted>";

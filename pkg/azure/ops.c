@@ -44,8 +44,7 @@ typedef struct op {
     char *name;
     char *url;
     d8_buf_t pre, post; /* group PUT body around the storage key: secret */
-    char *secrets[AZ_MAX_SECRETS];
-    size_t nsecrets;
+    az_secrets_t secrets;
     azure_group_list_t glist;
     azure_share_list_t slist;
     size_t pages;
@@ -95,8 +94,7 @@ static void op_free(op_t *op)
     free(op->url);
     wipe_buf(&op->pre);
     wipe_buf(&op->post);
-    for (size_t i = 0; i < op->nsecrets; i++)
-        azure__free_secret(op->secrets[i]);
+    az_secrets_release(&op->secrets);
     azure_group_list_release(&op->glist);
     azure_share_list_release(&op->slist);
     free(op);
@@ -104,8 +102,7 @@ static void op_free(op_t *op)
 
 static void op_add_secret(op_t *op, const char *s)
 {
-    if (s && s[0] && op->nsecrets < AZ_MAX_SECRETS)
-        op->secrets[op->nsecrets++] = d8_xstrdup(s);
+    az_secrets_add(&op->secrets, s);
 }
 
 /* Calls the user's callback once and frees the op. */
@@ -163,8 +160,8 @@ static void op_submit(op_t *op, azure__op_t kind, char *url, char *body, size_t 
     azure__req_t *r = azure__req_new(op->c, kind, op->prio, url, body, blen, op_req_done, op);
     snprintf(r->resource, sizeof(r->resource), "%s",
              op->name ? op->name : (kind == AZ_OP_SHARE_LIST ? op->acct : op->rg));
-    for (size_t i = 0; i < op->nsecrets; i++)
-        azure__req_add_secret(r, op->secrets[i]);
+    for (size_t i = 0; i < op->secrets.n; i++)
+        azure__req_add_secret(r, op->secrets.v[i]);
     azure_scope_t s = {op->sub, op->rg, op->acct, op->region};
     azure__req_submit(r, &s);
 }
@@ -530,7 +527,7 @@ int azure_group_put(azure_client_t *c, const azure_scope_t *s, const azure_group
     }
     op_t *op = op_new(c, AZ_OP_GROUP_PUT, prio, s, spec->name, ud);
     op->group_cb = cb;
-    op_add_secret(op, spec->registry_password); /* first: the list has AZ_MAX_SECRETS slots */
+    op_add_secret(op, spec->registry_password);
     for (size_t i = 0; i < spec->nsecure_env; i++)
         op_add_secret(op, spec->secure_env[i].value);
     op_add_secret(op, spec->storage_key);

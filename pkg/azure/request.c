@@ -96,8 +96,7 @@ azure__req_t *azure__req_new(azure_client_t *c, azure__op_t op, int prio, char *
 
 void azure__req_add_secret(azure__req_t *r, char *secret)
 {
-    if (secret && r->nsecrets < AZ_MAX_SECRETS)
-        r->secrets[r->nsecrets++] = d8_xstrdup(secret);
+    az_secrets_add(&r->secrets, secret);
 }
 
 static void wipe_slist(struct curl_slist *l)
@@ -122,8 +121,7 @@ static void req_free(azure__req_t *r)
     d8_buf_release(&r->resp);
     free(r->async_op);
     free(r->location);
-    for (size_t i = 0; i < r->nsecrets; i++)
-        azure__free_secret(r->secrets[i]);
+    az_secrets_release(&r->secrets);
     free(r);
 }
 
@@ -348,8 +346,8 @@ void azure__req_finish(azure__req_t *r, int err, const char *code, const char *m
             (!ecode[0] && !emsg[0]))
             snprintf(emsg, sizeof(emsg), "HTTP %ld from %s", r->status, azure__ops[r->op].name);
     }
-    azure__scrub(emsg, sizeof(emsg), (const char *const *)r->secrets, r->nsecrets);
-    azure__scrub(ecode, sizeof(ecode), (const char *const *)r->secrets, r->nsecrets);
+    azure__scrub(emsg, sizeof(emsg), (const char *const *)r->secrets.v, r->secrets.n);
+    azure__scrub(ecode, sizeof(ecode), (const char *const *)r->secrets.v, r->secrets.n);
     if (r->state == AZ_REQ_QUEUED)
         d8_list_del(&r->link);
     azure__req_set_state(r, AZ_REQ_DONE);

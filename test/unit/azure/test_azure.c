@@ -693,6 +693,24 @@ static void test_scrub_and_names(void **state)
     azure__scrub(tiny, sizeof(tiny), s2, 1);
     assert_string_equal(tiny, "xx<redacted>xxx");
 
+    /* Every secret of a request is scrubbed, however many it carries (a
+     * spec may hold 128 secure variables, plus the registry password and
+     * the storage key). */
+    az_secrets_t list = {0};
+    char name[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(name, sizeof(name), "secret-value-%03d", i);
+        az_secrets_add(&list, name);
+    }
+    az_secrets_add(&list, NULL);
+    az_secrets_add(&list, "");
+    assert_int_equal(list.n, 200);
+    char late[64] = "refused: secret-value-199";
+    azure__scrub(late, sizeof(late), (const char *const *)list.v, list.n);
+    assert_string_equal(late, "refused: <redacted>");
+    az_secrets_release(&list);
+    assert_int_equal(list.n, 0);
+
     assert_true(azure__valid_name("rg-dev8_eastus.(1)", 90));
     assert_false(azure__valid_name("a/b", 90));
     assert_false(azure__valid_name("a?b", 90));
