@@ -289,6 +289,9 @@ static void run(agent_t *a)
     LOG(LOG_INFO, "listening", LF_S("host", cfg->listen_host), LF_I("port", api_port(a->api)),
         LF_S("controller", cfg->controller_name), LF_S("version", D8_VERSION),
         LF_I("regions", cfg->nregions), LF_I("api_keys", cfg->napi_keys));
+    if (cfg->probe_listen_host)
+        LOG(LOG_INFO, "probe listener", LF_S("host", cfg->probe_listen_host),
+            LF_I("port", api_probe_port(a->api)), LF_S("serves", "/healthz /readyz /metrics"));
     uv_run(&a->loop, UV_RUN_DEFAULT);
 }
 
@@ -304,6 +307,7 @@ int agent_run(const config_t *cfg)
             LF_S("hint", "keys are comma-separated; several keys allow rotation"));
         return 1;
     }
+    agent__raise_nofile(cfg);
     uv_loop_init(&a.loop);
     a.store = store_new((size_t)cfg->watch_ring_size);
     a.metrics = metrics_new();

@@ -45,4 +45,11 @@ azure_scope_t *agent__scopes_new(const config_t *cfg);
 int agent__webhook_new(uv_loop_t *loop, curluv_t *cu, const config_t *cfg, store_t *store,
                        metrics_t *metrics, webhook_t **out, char *err, size_t errlen);
 
+/*
+ * Raises the soft open-file limit to the hard one (connections are
+ * descriptors; with none left no listener accepts, the probe listener
+ * included) and warns when it stays below api.maxConnections + 512.
+ */
+void agent__raise_nofile(const config_t *cfg);
+
 #endif

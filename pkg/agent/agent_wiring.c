@@ -6,9 +6,12 @@
 
 #include "base/base.h"
 
+#include "log/log.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* ACI meters creates and deletes in a 5-minute and an hourly window. */
 #define ACI_SHORT_WINDOW_S 300.0
@@ -81,4 +84,30 @@ int agent__webhook_new(uv_loop_t *loop, curluv_t *cu, const config_t *cfg, store
                         .secret = secret,
                         .secret_len = strlen(secret)};
     return webhook_new(&o, out, err, errlen);
+}
+
+void agent__raise_nofile(const config_t *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    /* Each connection is one descriptor, and so is every connection over
+     * a limit while its 503 goes out (up to 2 s): with descriptors
+     * exhausted no listener accepts, the probe listener included. The
+     * soft limit goes up to the hard one, as Go's runtime does. */
+    rlim_t want = (rlim_t)cfg->max_connections + 512;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+        rlim_t cur = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            cur = rl.rlim_cur;
+        rl.rlim_cur = cur;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t cur = rl.rlim_cur;
+        if (cur < want)
+            LOG(LOG_WARN, "the open-file limit is below api.maxConnections + 512",
+                LF_I("limit", (int64_t)cur), LF_I("wanted", (int64_t)want),
+                LF_S("hint", "raise the container's nofile limit or lower api.maxConnections"));
+    }
 }

@@ -130,14 +130,6 @@ cJSON *api__read_json_body(http_exchange_t *ex, const http_request_t *req)
     return doc;
 }
 
-static void method_not_allowed(http_exchange_t *ex, const char *allow)
-{
-    http_header_t h = {"Allow", allow};
-    char msg[128];
-    snprintf(msg, sizeof(msg), "this route accepts %s", allow);
-    http_respond_error_h(ex, 405, &h, 1, "MethodNotAllowed", msg, NULL);
-}
-
 /* ---- controller routes ------------------------------------------------ */
 
 /* GET /api/v1/status: the store's counts here, the controller's state
@@ -235,6 +227,7 @@ enum {
     ROUTE_AUTH = 1u << 0,  /* needs Authorization: Bearer <key> */
     ROUTE_HEAD = 1u << 1,  /* HEAD is answered as GET; Allow still names GET only */
     ROUTE_QUIET = 1u << 2, /* probes and scrapes are frequent: access log at debug */
+    ROUTE_PROBE = 1u << 3, /* also served on the probe listener (probeListen) */
 };
 
 /* The configured body limit a route takes. */
@@ -257,9 +250,9 @@ typedef struct route {
 
 /* Methods that share a pattern are listed in the order Allow names them. */
 static const route_t routes[] = {
-    {"GET", "/healthz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, healthz_route, NULL},
-    {"GET", "/readyz", ROUTE_HEAD | ROUTE_QUIET, BODY_DEFAULT, readyz_route, NULL},
-    {"GET", "/metrics", ROUTE_QUIET, BODY_DEFAULT, metrics_route, NULL},
+    {"GET", "/healthz", ROUTE_HEAD | ROUTE_QUIET | ROUTE_PROBE, BODY_DEFAULT, healthz_route, NULL},
+    {"GET", "/readyz", ROUTE_HEAD | ROUTE_QUIET | ROUTE_PROBE, BODY_DEFAULT, readyz_route, NULL},
+    {"GET", "/metrics", ROUTE_QUIET | ROUTE_PROBE, BODY_DEFAULT, metrics_route, NULL},
     {"GET", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, api__list_envs,
      "userId cloudRegion phase limit continue"},
     {"POST", "/api/v1/environments", ROUTE_AUTH, BODY_DEFAULT, api__create_env, NULL},
@@ -338,13 +331,17 @@ static int route_serves(const route_t *r, const char *method)
             strcmp(r->method, "GET") == 0);
 }
 
-/* Looks method and path up in the route table; the one place that
- * decides which route a request belongs to. */
-static void route_lookup(const char *method, const char *path, route_lookup_t *lk)
+/* Looks method and path up in the route table (only the ROUTE_PROBE
+ * routes when probe_only); the one place that decides which route a
+ * request belongs to. */
+static void route_lookup(const char *method, const char *path, int probe_only,
+                         route_lookup_t *lk)
 {
     memset(lk, 0, sizeof(*lk));
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const route_t *r = &routes[i];
+        if (probe_only && !(r->flags & ROUTE_PROBE))
+            continue;
         const char *id;
         size_t idlen;
         route_match_t m = route_match(r->pattern, path, &id, &idlen);
@@ -378,10 +375,21 @@ static int word_in(const char *list, const char *word)
     return 0;
 }
 
-/* Answers 400 InvalidQuery naming the first query parameter the route does
- * not take, so that a misspelt filter never silently lists everything;
- * returns 1 when it answered. */
-static int unknown_query(const route_t *r, const http_request_t *req, http_exchange_t *ex)
+/* Refuses the request in on_head's verdict: the answer goes out without
+ * reading a body. msg is copied. */
+static void refuse(http_head_verdict_t *v, int status, const char *code, const char *msg,
+                   const char *field)
+{
+    v->status = status;
+    v->code = code;
+    snprintf(v->message, sizeof(v->message), "%s", msg);
+    snprintf(v->field, sizeof(v->field), "%s", field ? field : "");
+}
+
+/* Refuses with 400 InvalidQuery naming the first query parameter the
+ * route does not take, so that a misspelt filter never silently lists
+ * everything; returns 1 when it refused. */
+static int unknown_query(const route_t *r, const http_request_t *req, http_head_verdict_t *v)
 {
     const char *q = req->query;
     while (q && *q) {
@@ -393,7 +401,7 @@ static int unknown_query(const route_t *r, const http_request_t *req, http_excha
             char msg[160];
             snprintf(msg, sizeof(msg), "unknown query parameter %s%s",
                      ok ? name : "(badly encoded)", r->query ? "" : ": this route takes none");
-            http_respond_error(ex, 400, "InvalidQuery", msg, ok ? name : NULL);
+            refuse(v, 400, "InvalidQuery", msg, ok ? name : NULL);
             return 1;
         }
         q += len + (q[len] == '&');
@@ -402,56 +410,88 @@ static int unknown_query(const route_t *r, const http_request_t *req, http_excha
 }
 
 /*
- * Routes a complete request: key (401), then the id the path names (400
- * InvalidId), then the handler, else 405 with Allow for a path served
- * with other methods, else 404.
+ * Decides a request at headers-complete, before any body byte is read,
+ * from one route-table lookup: key (401 with WWW-Authenticate), then the
+ * id the path names (400 InvalidId), then the query (400 InvalidQuery),
+ * else 405 with Allow for a path served with other methods, else 404.
+ * A request that passes gets its route's body limit; a request refused
+ * here never reaches a handler and its body is never read, so that
+ * clients without a key get no more than a small answer.
  */
-static void handle(void *ud, http_exchange_t *ex, const http_request_t *req)
+static void head_check(api_t *api, const http_request_t *req, http_head_verdict_t *v,
+                       int probe_only)
 {
-    api_t *api = ud;
     route_lookup_t lk;
-    route_lookup(req->method, req->path, &lk);
+    route_lookup(req->method, req->path, probe_only, &lk);
     const route_t *r = lk.route ? lk.route : lk.first;
     int needs_key = r ? (r->flags & ROUTE_AUTH) != 0
                       : strncmp(req->path, api_prefix, sizeof(api_prefix) - 1) == 0;
-    if (needs_key && !authorized(api, req)) {
-        static const http_header_t h = {"WWW-Authenticate", "Bearer realm=\"dev8-agent\""};
-        http_respond_error_h(ex, 401, &h, 1, "Unauthorized",
-                             "a valid Authorization: Bearer <key> header is required", NULL);
+    if (!probe_only && needs_key && !authorized(api, req)) {
+        v->header_name = "WWW-Authenticate";
+        snprintf(v->header_value, sizeof(v->header_value), "Bearer realm=\"dev8-agent\"");
+        refuse(v, 401, "Unauthorized", "a valid Authorization: Bearer <key> header is required",
+               NULL);
         return;
     }
-    char id[SPEC_ID_MAX + 2];
     if (lk.id) {
-        if (http_pct_decode(lk.id, lk.idlen, id, sizeof(id)) < 0)
-            id[0] = '\0'; /* undecodable or too long: answered as InvalidId */
-        if (!spec_id_valid(id)) {
-            http_respond_error(ex, 400, "InvalidId",
-                               "environment ids are 1-48 characters of a-z, 0-9 and single "
-                               "'-', starting and ending with a letter or digit",
-                               "id");
+        char id[SPEC_ID_MAX + 2];
+        if (http_pct_decode(lk.id, lk.idlen, id, sizeof(id)) < 0 || !spec_id_valid(id)) {
+            refuse(v, 400, "InvalidId",
+                   "environment ids are 1-48 characters of a-z, 0-9 and single '-', starting "
+                   "and ending with a letter or digit",
+                   "id");
             return;
         }
     }
-    if (lk.route && unknown_query(lk.route, req, ex))
+    if (lk.route && unknown_query(lk.route, req, v))
         return;
-    if (lk.route)
-        lk.route->fn(api, ex, req, lk.id ? id : NULL);
-    else if (lk.allow[0])
-        method_not_allowed(ex, lk.allow);
-    else
-        http_respond_error(ex, 404, "NotFound", "no such route", NULL);
+    if (!lk.route && lk.allow[0]) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "this route accepts %s", lk.allow);
+        v->header_name = "Allow";
+        snprintf(v->header_value, sizeof(v->header_value), "%s", lk.allow);
+        refuse(v, 405, "MethodNotAllowed", msg, NULL);
+        return;
+    }
+    if (!lk.route) {
+        refuse(v, 404, "NotFound", "no such route", NULL);
+        return;
+    }
+    v->route = lk.route;
+    v->body_limit =
+        lk.route->body == BODY_SYNC ? api->cfg->max_sync_body_bytes : api->cfg->max_body_bytes;
 }
 
-/* The body limit of the route serving the request: a full sync carries
- * every environment, so it gets its own, larger limit. */
-static size_t body_limit(void *ud, const char *method, const char *path)
+static void on_head(void *ud, const http_request_t *req, http_head_verdict_t *v)
+{
+    head_check(ud, req, v, 0);
+}
+
+/* The probe listener serves /healthz, /readyz and /metrics only, without
+ * a key; everything else is 404 there. */
+static void on_probe_head(void *ud, const http_request_t *req, http_head_verdict_t *v)
+{
+    head_check(ud, req, v, 1);
+    v->body_limit = 0;
+}
+
+/* Runs the route on_head chose (its {id} segment decoded again: it was
+ * checked there). */
+static void handle(void *ud, http_exchange_t *ex, const http_request_t *req)
 {
     api_t *api = ud;
-    route_lookup_t lk;
-    route_lookup(method, path, &lk);
-    if (lk.route && lk.route->body == BODY_SYNC)
-        return api->cfg->max_sync_body_bytes;
-    return api->cfg->max_body_bytes;
+    const route_t *r = req->route;
+    if (!r) {
+        http_respond_error(ex, 404, "NotFound", "no such route", NULL);
+        return;
+    }
+    const char *raw;
+    size_t rawlen;
+    char id[SPEC_ID_MAX + 2];
+    route_match(r->pattern, req->path, &raw, &rawlen);
+    if (raw && http_pct_decode(raw, rawlen, id, sizeof(id)) < 0)
+        id[0] = '\0';
+    r->fn(api, ex, req, raw ? id : NULL);
 }
 
 /* Counts, times and logs every answer under its route's label ("other"
@@ -461,7 +501,7 @@ static void access_cb(void *ud, const char *method, const char *path, int status
 {
     api_t *api = ud;
     route_lookup_t lk;
-    route_lookup(method, path, &lk);
+    route_lookup(method, path, 0, &lk);
     const char *route = lk.first ? lk.first->pattern : "other";
     char code[8];
     snprintf(code, sizeof(code), "%d", status);
@@ -475,6 +515,29 @@ static void access_cb(void *ud, const char *method, const char *path, int status
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
+
+/* Probes and scrapes get their own listener, so that no number of API
+ * clients can keep kubelet or Prometheus out: 64 connections, short
+ * timeouts, no body, no key. */
+#define PROBE_MAX_CONNECTIONS 64
+
+static int probe_listen(api_t *api)
+{
+    http_server_opts_t po = {
+        .host = api->cfg->probe_listen_host,
+        .port = api->cfg->probe_listen_port,
+        .max_header_bytes = 8192,
+        .max_connections = PROBE_MAX_CONNECTIONS,
+        .default_body_limit = 1024,
+        .header_timeout_ms = 5000,
+        .idle_timeout_ms = 30000,
+        .on_head = on_probe_head,
+        .handler = handle,
+        .access = access_cb,
+        .ud = api,
+    };
+    return http_server_new(api->loop, &po, &api->probe_srv);
+}
 
 int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
 {
@@ -528,18 +591,28 @@ int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
         .port = cfg->listen_port,
         .max_header_bytes = 16384,
         .max_connections = cfg->max_connections,
+        .max_connections_per_client = cfg->max_connections_per_client,
         .default_body_limit = cfg->max_body_bytes,
         .header_timeout_ms = 10000,
         .idle_timeout_ms = 60000,
-        .body_limit = body_limit,
+        .on_head = on_head,
         .handler = handle,
         .access = access_cb,
         .ud = api,
     };
     int rc = http_server_new(api->loop, &so, &api->srv);
-    if (rc != D8_OK) {
+    if (rc == D8_OK && cfg->probe_listen_host) {
+        rc = probe_listen(api);
+        if (rc != D8_OK) {
+            snprintf(err, errlen, "cannot listen on %s:%d (probeListen): %s",
+                     cfg->probe_listen_host, cfg->probe_listen_port, d8_strerror(rc));
+            http_server_free(api->srv, NULL, NULL);
+        }
+    } else if (rc != D8_OK) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
                  d8_strerror(rc));
+    }
+    if (rc != D8_OK) {
         free(api->region_names);
         free(api->image_keys);
         free(api);
@@ -555,6 +628,11 @@ int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
 int api_port(const api_t *api)
 {
     return http_server_port(api->srv);
+}
+
+int api_probe_port(const api_t *api)
+{
+    return api->probe_srv ? http_server_port(api->probe_srv) : 0;
 }
 
 void api_set_ready(api_t *api, int ready, const char *reason)
@@ -622,7 +700,9 @@ void api_free(api_t *api, void (*done)(void *arg), void *arg)
     api->done = done;
     api->done_arg = arg;
     api_shutdown(api);
-    api->pending_closes = 2;
+    api->pending_closes = api->probe_srv ? 3 : 2;
     uv_close((uv_handle_t *)&api->heartbeat, heartbeat_closed);
     http_server_free(api->srv, server_freed, api);
+    if (api->probe_srv)
+        http_server_free(api->probe_srv, server_freed, api);
 }

@@ -50,6 +50,8 @@ typedef struct api_opts {
 int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen);
 /* The bound port. */
 int api_port(const api_t *api);
+/* The probe listener's bound port (controller.probeListen), 0 when off. */
+int api_probe_port(const api_t *api);
 /* /readyz answers 200 only while ready is set (and a reason otherwise). */
 void api_set_ready(api_t *api, int ready, const char *reason);
 /*

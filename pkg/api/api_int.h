@@ -23,6 +23,7 @@ struct api {
     store_t *store;
     metrics_t *metrics;
     http_server_t *srv;
+    http_server_t *probe_srv; /* controller.probeListen, or NULL */
     api_opts_t opts;
 
     spec_rules_t rules;

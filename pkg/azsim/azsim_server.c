@@ -111,14 +111,6 @@ static void on_request(void *ud, http_exchange_t *ex, const http_request_t *req)
     uv_timer_start(&d->timer, on_delay_done, delay, 0);
 }
 
-static size_t body_limit(void *ud, const char *method, const char *path)
-{
-    (void)ud;
-    (void)method;
-    (void)path;
-    return 4u << 20; /* ARM accepts request bodies up to 4 MiB */
-}
-
 int azsim_serve(azsim_t *sim, uv_loop_t *loop, const char *host, int port, azsim_server_t **out)
 {
     *out = NULL;
@@ -131,7 +123,7 @@ int azsim_serve(azsim_t *sim, uv_loop_t *loop, const char *host, int port, azsim
     o.host = host;
     o.port = port;
     o.max_connections = 4096;
-    o.body_limit = body_limit;
+    o.default_body_limit = 4u << 20; /* ARM accepts request bodies up to 4 MiB */
     o.handler = on_request;
     o.ud = srv;
     int rc = http_server_new(loop, &o, &srv->http);

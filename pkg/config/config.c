@@ -57,6 +57,7 @@ static config_t *defaults_new(void)
     cfg->max_body_bytes = 1048576;
     cfg->max_sync_body_bytes = 67108864;
     cfg->max_connections = 1024;
+    cfg->max_connections_per_client = 256;
     cfg->watch_ring_size = 4096;
 
     cfg->azure_auth = d8_xstrdup("auto");
@@ -341,6 +342,7 @@ void config_free(config_t *cfg)
         return;
     free(cfg->controller_name);
     free(cfg->listen_host);
+    free(cfg->probe_listen_host);
     free(cfg->state_file);
     free(cfg->keys_file);
     for (size_t i = 0; i < cfg->napi_keys; i++) {

@@ -55,6 +55,9 @@ typedef struct config {
                                       literal ("::1" without brackets; "localhost"
                                       becomes 127.0.0.1) */
     int listen_port;               /* default 8080 */
+    char *probe_listen_host;       /* from controller.probeListen (as listen_host);
+                                      NULL = no probe listener (the default) */
+    int probe_listen_port;
     int resync_seconds;            /* 60 */
     int status_refresh_seconds;    /* 300 */
     int shutdown_grace_seconds;    /* 20 */
@@ -65,6 +68,7 @@ typedef struct config {
     size_t max_body_bytes;      /* 1048576 */
     size_t max_sync_body_bytes; /* 67108864 */
     size_t max_connections;     /* 1024 */
+    size_t max_connections_per_client; /* 256; 0 = no per-address limit */
     int watch_ring_size;        /* 4096 events kept for watch resume */
     char **api_keys;            /* resolved keys (secret; never logged) */
     size_t napi_keys;           /* may be 0: no key configured anywhere */

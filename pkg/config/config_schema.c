@@ -287,20 +287,17 @@ static yaml_node_t *map_get(config__walk_t *w, yaml_node_t *map, const char *key
     return NULL;
 }
 
-/* controller.listen: "host:port", "[v6]:port", "localhost:port" or ":port". */
-static int set_listen(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
+/* A listen address: "host:port", "[v6]:port", "localhost:port" or
+ * ":port", into *host_out (replaced) and *port_out. */
+static int parse_listen(config__walk_t *w, yaml_node_t *v, char **host_out, int *port_out)
 {
     static const char msg[] =
         "must be host:port with an IPv4 address, [IPv6 address] or localhost as host";
-    config_t *cfg = base;
     char host[64], buf[200];
     const char *s, *port;
     size_t hostlen;
     int v6 = 0;
 
-    (void)k;
-    if (config__is_null(v))
-        return 0;
     if (v->type != YAML_SCALAR_NODE || memchr(config__scalar_of(v), '\0', v->data.scalar.length))
         return config__fail(w, v->start_mark, "%s, got %s", msg,
                             config__describe(v, 0, buf, sizeof buf));
@@ -358,10 +355,36 @@ static int set_listen(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *b
         return config__fail(w, v->start_mark, "port must be between 0 and 65535, got %s",
                             config__describe(v, 0, buf, sizeof buf));
 
-    free(cfg->listen_host);
-    cfg->listen_host = d8_xstrdup(host);
-    cfg->listen_port = (int)p;
+    free(*host_out);
+    *host_out = d8_xstrdup(host);
+    *port_out = (int)p;
     return 0;
+}
+
+/* controller.listen: the API's address (parse_listen). */
+static int set_listen(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
+{
+    config_t *cfg = base;
+    (void)k;
+    if (config__is_null(v))
+        return 0;
+    return parse_listen(w, v, &cfg->listen_host, &cfg->listen_port);
+}
+
+/* controller.probeListen: the probe and metrics listener's address
+ * (parse_listen); null or "" leaves it off. */
+static int set_probe_listen(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
+{
+    config_t *cfg = base;
+    (void)k;
+    if (config__is_null(v) ||
+        (v->type == YAML_SCALAR_NODE && v->data.scalar.length == 0)) {
+        free(cfg->probe_listen_host);
+        cfg->probe_listen_host = NULL;
+        cfg->probe_listen_port = 0;
+        return 0;
+    }
+    return parse_listen(w, v, &cfg->probe_listen_host, &cfg->probe_listen_port);
 }
 
 /* workspace.ports: 1 to 5 distinct ports; replaces the default list. */
@@ -541,6 +564,7 @@ static int set_regions(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *
 static const config__field_t controller_fields[] = {
     ROW_STR("name", config_t, controller_name, check_controller_name, 0),
     ROW_CUSTOM("listen", set_listen),
+    ROW_CUSTOM("probeListen", set_probe_listen),
     ROW_INT("resyncSeconds", config_t, resync_seconds, 1, 86400),
     ROW_INT("statusRefreshSeconds", config_t, status_refresh_seconds, 1, 86400),
     ROW_INT("shutdownGraceSeconds", config_t, shutdown_grace_seconds, 0, 3600),
@@ -554,6 +578,7 @@ static const config__field_t api_fields[] = {
     ROW_SIZE("maxBodyBytes", config_t, max_body_bytes, 1024, 268435456),
     ROW_SIZE("maxSyncBodyBytes", config_t, max_sync_body_bytes, 1024, 1073741824),
     ROW_SIZE("maxConnections", config_t, max_connections, 1, 65536),
+    ROW_SIZE("maxConnectionsPerClient", config_t, max_connections_per_client, 0, 65536),
     ROW_INT("watchRingSize", config_t, watch_ring_size, 16, 1048576),
     {0},
 };

@@ -9,7 +9,15 @@
  * of the request; the bytes after it (pipelined requests) stay in the
  * connection's read buffer until the answer is queued, then parsing
  * resumes. While a request is handled the socket keeps being read until
- * HTTP__RBUF_BOUND bytes wait unparsed, then reading stops.
+ * HTTP__RBUF_BOUND bytes wait unparsed, then reading stops. After an
+ * answer, parsing goes on only while the answer bytes the socket has not
+ * taken stay within max_queued_bytes: a client that pipelines requests
+ * and does not read the answers is neither read nor parsed until it
+ * drains them (on_write resumes it), so its memory stays bounded.
+ *
+ * The parser is made strict in its callbacks: http-parser 2.9 accepts
+ * any one-digit version, a space inside or after a header name and
+ * obs-fold; all are refused with 400 here (RFC 9112 5.1, 5.2).
  *
  * Each connection owns one uv_tcp_t and one uv_timer_t. The timer is
  * lazy: arming a deadline only writes a field unless the deadline is
@@ -179,6 +187,7 @@ static void conn_release(http__conn_t *c)
 {
     d8_list_del(&c->link);
     c->srv->nconns--;
+    http__peer_release(c);
     free(c->rbuf);
     d8_buf_release(&c->strs);
     d8_buf_release(&c->body);
@@ -273,14 +282,35 @@ typedef struct wreq {
     char data[];
 } wreq_t;
 
+size_t http__conn_queued(const http__conn_t *c)
+{
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+}
+
+/* 1 when more answer bytes wait for the socket than the server allows. */
+static int conn_output_full(const http__conn_t *c)
+{
+    return http__conn_queued(c) > c->srv->o.max_queued_bytes;
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     wreq_t *w = (wreq_t *)req;
     http__conn_t *c = w->conn;
     free(w);
     c->nwrites--;
-    if (status < 0 && c->state != HTTP__C_CLOSING)
+    if (c->state == HTTP__C_CLOSING)
+        return;
+    if (status < 0) {
+        /* The peer is gone: what is still queued is freed with the handle. */
         http__conn_close(c);
+        return;
+    }
+    if (c->wblocked && !conn_output_full(c)) {
+        /* The peer drained its answers: parse the requests it sent. */
+        c->wblocked = 0;
+        conn_process(c);
+    }
 }
 
 /*
@@ -346,6 +376,15 @@ void http__conn_after_answer(http__conn_t *c, int keep)
     http__conn_state(c, HTTP__C_IDLE);
     http__request_reset(c);
     http__conn_set_deadline(c, c->srv->o.idle_timeout_ms);
+    if (conn_output_full(c)) {
+        /* Backpressure: no further request is parsed (and the socket is
+         * not read) until on_write finds the queue drained; a peer that
+         * never drains is closed by the idle deadline. */
+        c->wblocked = 1;
+        if (!c->in_parse)
+            http__conn_update_reading(c);
+        return;
+    }
     if (!c->in_parse)
         conn_process(c);
 }
@@ -368,6 +407,9 @@ void http__request_reset(http__conn_t *c)
     c->hdr_bytes = 0;
     c->chunked_total = 0;
     c->err_status = 0;
+    c->err_msg = NULL;
+    c->verdict.status = 0;
+    c->verdict.route = NULL;
     c->headers_done = 0;
     c->upgrade = 0;
     c->is_head = 0;
@@ -375,6 +417,48 @@ void http__request_reset(http__conn_t *c)
     c->stream_raw = 0;
     memset(&c->req, 0, sizeof(c->req));
     c->req.remote = c->remote;
+}
+
+/* Refuses the request in a parser callback with 400 and that message. */
+static int refuse(http__conn_t *c, const char *msg)
+{
+    c->err_status = 400;
+    c->err_msg = msg;
+    return -1;
+}
+
+/* tchar of RFC 9110 5.6.2: the characters of a header name. */
+static int is_tchar(unsigned char ch)
+{
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+        return 1;
+    return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/*
+ * 1 when the header value piece at `at` continues a header on a new line
+ * (obs-fold): the bytes before it back to the previous LF are only SP or
+ * HT. The look-back stops at the start of the input slice being parsed;
+ * fold_carry says how the input before the slice ended.
+ */
+static int value_is_fold(const http__conn_t *c, const char *at)
+{
+    const char *q = at;
+    while (q > c->exec_start && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    if (q > c->exec_start)
+        return q[-1] == '\n';
+    return c->fold_carry;
+}
+
+/* Updates fold_carry after input [from, to) was parsed. */
+static void fold_carry_update(http__conn_t *c, const char *from, const char *to)
+{
+    const char *q = to;
+    while (q > from && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    if (q > from)
+        c->fold_carry = q[-1] == '\n';
 }
 
 static int header_bytes_add(http__conn_t *c, size_t n)
@@ -430,6 +514,13 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         return 0; /* trailers are not kept */
     if (header_bytes_add(c, len))
         return -1;
+    for (size_t i = 0; i < len; i++)
+        if (!is_tchar((unsigned char)at[i]))
+            return refuse(c, at[i] == ' ' || at[i] == '\t'
+                                 ? "malformed request: white space in a header name or "
+                                   "before its colon"
+                                 : "malformed request: a header name holds a character "
+                                   "that is not a token character (RFC 9110)");
     if (c->last_cb != CB_FIELD) {
         if (header_bytes_add(c, 4))
             return -1;
@@ -461,6 +552,9 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         return 0;
     if (header_bytes_add(c, len))
         return -1;
+    if (value_is_fold(c, at))
+        return refuse(c, "malformed request: obs-fold (a header line continued on the next "
+                         "line) is not accepted");
     if (c->last_cb != CB_VALUE) {
         if (c->last_cb != CB_FIELD)
             return -1; /* cannot happen with http-parser; refuse rather than guess */
@@ -509,8 +603,28 @@ static void split_target(http__conn_t *c, size_t *path_off, size_t *query_off)
     d8_buf_putc(&c->strs, '\0');
 }
 
-/* Publishes the request head in c->req, settles its request id and body
- * limit (413 at once on a Content-Length beyond it) and answers
+/* Asks on_head what to do with the request; its verdict stays in
+ * c->verdict. */
+static void head_verdict(http__conn_t *c)
+{
+    http_server_t *srv = c->srv;
+    http_head_verdict_t *v = &c->verdict;
+    v->body_limit = srv->o.default_body_limit;
+    v->status = 0;
+    v->code = NULL;
+    v->header_name = NULL;
+    v->message[0] = v->field[0] = v->header_value[0] = '\0';
+    v->route = NULL;
+    if (srv->o.on_head)
+        srv->o.on_head(srv->o.ud, &c->req, v);
+    if (v->status != 0 && (v->status < 200 || v->status > 599))
+        v->status = 500;
+    c->req.route = v->route;
+}
+
+/* Publishes the request head in c->req, settles its request id, asks
+ * on_head for its verdict (an answer without reading the body, or the
+ * body limit: 413 at once on a Content-Length beyond it) and answers
  * Expect: 100-continue. */
 static int on_headers_complete(http_parser *p)
 {
@@ -520,6 +634,8 @@ static int on_headers_complete(http_parser *p)
     if (header_bytes_add(c, 2))
         return -1;
     c->headers_done = 1;
+    if (p->http_major != 1 || p->http_minor > 1)
+        return refuse(c, "malformed request: only HTTP/1.0 and HTTP/1.1 are served");
 
     size_t path_off, query_off;
     split_target(c, &path_off, &query_off);
@@ -563,9 +679,21 @@ static int on_headers_complete(http_parser *p)
     c->keep_alive = http_should_keep_alive(p) != 0;
     c->upgrade = p->upgrade != 0;
     c->is_head = p->method == HTTP_HEAD;
-    c->body_limit = srv->o.body_limit ? srv->o.body_limit(srv->o.ud, r->method, r->path)
-                                      : srv->o.default_body_limit;
     int has_cl = (p->flags & F_CONTENTLENGTH) != 0;
+    head_verdict(c);
+    if (c->verdict.status) {
+        if ((p->flags & F_CHUNKED) || (has_cl && p->content_length > 0)) {
+            /* Answered without its body: the connection ends after the
+             * answer (conn_process sends it). */
+            c->keep_alive = 0;
+            return -1;
+        }
+        /* No body: the answer goes out at message complete, keep-alive. */
+        c->body_limit = 0;
+        http__conn_state(c, HTTP__C_BODY);
+        return 0;
+    }
+    c->body_limit = c->verdict.body_limit;
     if (has_cl && p->content_length > c->body_limit) {
         c->err_status = 413;
         return -1;
@@ -614,6 +742,8 @@ static int on_message_complete(http_parser *p)
     return 0;
 }
 
+/* Hands a complete request to the handler, or answers on_head's verdict
+ * through the same exchange (access log, keep-alive rules). */
 static void conn_dispatch(http__conn_t *c)
 {
     http_server_t *srv = c->srv;
@@ -628,6 +758,13 @@ static void conn_dispatch(http__conn_t *c)
     c->ex_open = 1;
     LOG(LOG_DEBUG, "http request", LF_S("method", c->req.method), LF_S("path", c->req.path),
         LF_S("request_id", c->rid), LF_S("remote", c->remote));
+    const http_head_verdict_t *v = &c->verdict;
+    if (v->status) {
+        http_header_t h = {v->header_name, v->header_value};
+        http_respond_error_h(&c->ex, v->status, &h, v->header_name ? 1 : 0, v->code,
+                             v->message[0] ? v->message : NULL, v->field[0] ? v->field : NULL);
+        return;
+    }
     srv->o.handler(srv->o.ud, &c->ex, &c->req);
 }
 
@@ -648,7 +785,10 @@ static void conn_parse_error(http__conn_t *c, enum http_errno e)
         break;
     default: {
         char msg[160];
-        snprintf(msg, sizeof(msg), "malformed request: %s", http_errno_description(e));
+        if (c->err_msg)
+            snprintf(msg, sizeof(msg), "%s", c->err_msg);
+        else
+            snprintf(msg, sizeof(msg), "malformed request: %s", http_errno_description(e));
         http__conn_send_error(c, 400, "BadRequest", msg);
         break;
     }
@@ -667,7 +807,7 @@ void http__conn_update_reading(http__conn_t *c)
         want = !c->peer_eof;
         break;
     default:
-        want = !c->peer_eof && c->rlen - c->rstart < HTTP__RBUF_BOUND;
+        want = !c->peer_eof && !c->wblocked && c->rlen - c->rstart < HTTP__RBUF_BOUND;
         break;
     }
     if (want == (int)c->reading)
@@ -695,9 +835,12 @@ static void conn_process(http__conn_t *c)
         return;
     c->in_parse = 1;
     while ((c->state == HTTP__C_IDLE || c->state == HTTP__C_HEAD || c->state == HTTP__C_BODY) &&
-           c->rstart < c->rlen) {
+           !c->wblocked && c->rstart < c->rlen) {
         size_t avail = c->rlen - c->rstart;
-        size_t n = http_parser_execute(&c->parser, &parser_settings, c->rbuf + c->rstart, avail);
+        const char *from = c->rbuf + c->rstart;
+        c->exec_start = from;
+        size_t n = http_parser_execute(&c->parser, &parser_settings, from, avail);
+        fold_carry_update(c, from, from + n);
         c->rstart += n;
         if (c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER)
             break;
@@ -706,6 +849,12 @@ static void conn_process(http__conn_t *c)
             http_parser_pause(&c->parser, 0);
             conn_dispatch(c);
             continue;
+        }
+        if (e == HPE_CB_headers_complete && c->verdict.status && !c->err_status) {
+            /* on_head answered a request that announced a body: answer
+             * without reading it; the connection then ends. */
+            conn_dispatch(c);
+            break;
         }
         if (e != HPE_OK) {
             conn_parse_error(c, e);
@@ -719,7 +868,7 @@ static void conn_process(http__conn_t *c)
     if (c->rstart == c->rlen)
         c->rstart = c->rlen = 0;
     c->in_parse = 0;
-    if (c->peer_eof &&
+    if (c->peer_eof && !c->wblocked &&
         (c->state == HTTP__C_IDLE || c->state == HTTP__C_HEAD || c->state == HTTP__C_BODY)) {
         /* The peer sent everything it will send and no request is complete. */
         http__conn_end_graceful(c);

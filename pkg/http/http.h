@@ -7,8 +7,12 @@
  *   current one was answered);
  * - limits with clear answers, each a JSON error body
  *   {"error":{"code","message"}}: header block over max_header_bytes -> 431,
- *   body over the per-request limit -> 413, malformed request -> 400,
- *   more than max_connections open -> 503 then close, headers not complete
+ *   body over the per-request limit -> 413, malformed request -> 400
+ *   (strict HTTP/1.1: versions other than 1.0/1.1, header names that are
+ *   not RFC 9110 tokens, a space before the colon, obs-fold),
+ *   more than max_connections open, or more than
+ *   max_connections_per_client from one address -> 503 then close,
+ *   headers not complete
  *   within header_timeout_ms -> 408 then close; an idle keep-alive
  *   connection is closed after idle_timeout_ms, and a body must arrive
  *   within idle_timeout_ms of its headers;
@@ -54,6 +58,7 @@ typedef struct http_request {
     const char *request_id; /* X-Request-Id answered with this request */
     const char *remote;     /* peer "ip:port" */
     uint64_t start_ns;      /* monotonic time the request began */
+    const void *route;      /* what on_head left in its verdict, else NULL */
 } http_request_t;
 
 /* Returns the first header of that (case-insensitive) name, or NULL. */
@@ -71,17 +76,53 @@ int http_pct_decode(const char *src, size_t len, char *out, size_t outlen);
 /* The same for application/x-www-form-urlencoded ('+' is a space). */
 int http_form_decode(const char *src, size_t len, char *out, size_t outlen);
 
+/*
+ * What the server does with a request whose headers are complete, decided
+ * by the on_head hook before any body byte is read. The hook finds
+ * body_limit set to the server's default_body_limit and status 0.
+ * - status 0: the body (up to body_limit bytes, else 413) is read, then
+ *   the handler is called; Expect: 100-continue is answered only then.
+ * - status 100..599 (not 1xx): the server answers at once with the JSON
+ *   error body {"error":{"code","message","field"?}} and, when header_name
+ *   is set, one extra header; the handler is not called and no body is
+ *   read. When the request announced a body the answer carries
+ *   Connection: close and the connection ends (the body is discarded for
+ *   a short while so that the client reads the answer).
+ * Strings: code and header_name must be static; message, field and
+ *   header_value are copied into the buffers here ("" = none).
+ * route is opaque to the server and handed to the handler as req->route.
+ */
+typedef struct http_head_verdict {
+    size_t body_limit;
+    int status;
+    const char *code;
+    const char *header_name;
+    char message[192];
+    char field[64];
+    char header_value[96];
+    const void *route;
+} http_head_verdict_t;
+
 typedef struct http_server_opts {
     const char *host;           /* "127.0.0.1", "0.0.0.0", "::" */
     int port;                   /* 0 picks a free port: see http_server_port */
     size_t max_header_bytes;    /* default 16384 */
     size_t max_connections;     /* default 1024 */
-    size_t default_body_limit;  /* default 1 MiB, when body_limit is NULL */
+    /* Connections open at once from one client address (the peer's IP,
+     * whatever its port); one more gets 503 then close. 0 = no limit. */
+    size_t max_connections_per_client;
+    size_t default_body_limit;  /* default 1 MiB, when on_head keeps it */
+    /* Answer bytes queued on a connection and not yet taken by the socket
+     * beyond which the connection is neither read nor parsed until the
+     * peer drains them (backpressure on pipelined requests); default
+     * 256 KiB. Streams have their own bound (see http_stream_write). */
+    size_t max_queued_bytes;
     uint64_t header_timeout_ms; /* default 10000 */
     uint64_t idle_timeout_ms;   /* default 60000 */
-    /* Called when a request's headers are complete; answers the largest
-     * body accepted for it. May be NULL. */
-    size_t (*body_limit)(void *ud, const char *method, const char *path);
+    /* Called when a request's headers are complete, before any body byte
+     * is read: fills the verdict (see http_head_verdict_t). req->body is
+     * "" then. May be NULL: every request takes default_body_limit. */
+    void (*on_head)(void *ud, const http_request_t *req, http_head_verdict_t *v);
     /* Called once per complete request. Must eventually answer through
      * http_respond or http_stream_start/.../http_stream_end. */
     void (*handler)(void *ud, http_exchange_t *ex, const http_request_t *req);

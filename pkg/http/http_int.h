@@ -79,7 +79,15 @@ struct http__conn {
     d8_buf_t body;
     size_t body_limit;
     uint64_t chunked_total;
-    int err_status; /* set by a parser callback that refuses the request */
+    int err_status;      /* set by a parser callback that refuses the request */
+    const char *err_msg; /* its message (static), or NULL for the parser's */
+    /* The start of the input slice of the http_parser_execute call in
+     * progress, and whether the input before it ended in LF followed only
+     * by SP/HT (an obs-fold may start right at exec_start). */
+    const char *exec_start;
+    unsigned fold_carry;
+    /* on_head's verdict for the request being parsed. */
+    http_head_verdict_t verdict;
 
     http_request_t req;
     http_exchange_t ex;
@@ -102,10 +110,22 @@ struct http__conn {
     unsigned stream_raw : 1;
     unsigned stream_keep : 1;
     unsigned shut_done : 1;
+    unsigned wblocked : 1; /* too many answer bytes queued: not parsing */
+    unsigned counted : 1;  /* counted in srv->peers under ip */
 
     char rid[129];
     char remote[64];
+    char ip[48]; /* remote without the port: the per-client limit's key */
 };
+
+/* Open connections of one client address (http_server.c). */
+typedef struct http__peer {
+    struct http__peer *next;
+    size_t n;
+    char ip[48];
+} http__peer_t;
+
+#define HTTP__PEER_BUCKETS 256u
 
 /* The listener, the list of connections and the options; freed once every
  * handle is closed. */
@@ -126,6 +146,7 @@ struct http_server {
     void *done_arg;
     d8_list_t conns;
     size_t nconns;
+    http__peer_t *peers[HTTP__PEER_BUCKETS];
     uint64_t linger_ms;
     uint64_t rid_key, rid_ctr;
     time_t date_sec;
@@ -142,10 +163,15 @@ void http__conn_state(http__conn_t *c, http__conn_state_t to);
 void http__conn_set_deadline(http__conn_t *c, uint64_t ms);
 /* Forgets the previous request before the next one is parsed. */
 void http__request_reset(http__conn_t *c);
-/* Starts or stops reading the socket (backpressure, peer EOF). */
+/* Starts or stops reading the socket: the one place that pauses and
+ * resumes input (unparsed input over HTTP__RBUF_BOUND, answers queued
+ * over max_queued_bytes, peer EOF). */
 void http__conn_update_reading(http__conn_t *c);
-/* Queues bufs (borrowed) after everything queued before; 0, or D8_EGONE
- * when the connection is (now) closing. */
+/* Answer bytes queued on c that the socket has not taken yet. */
+size_t http__conn_queued(const http__conn_t *c);
+/* Queues bufs (borrowed) after everything queued before: the one place
+ * where answer bytes are queued for writing. 0, or D8_EGONE when the
+ * connection is (now) closing. */
 int http__conn_write(http__conn_t *c, const uv_buf_t *bufs, unsigned n);
 /* After an answer was queued: next request, or the end of the connection. */
 void http__conn_after_answer(http__conn_t *c, int keep);
@@ -163,6 +189,9 @@ void http__rid_generate(http_server_t *srv, char out[17]);
 /* The server's own error answer (JSON body, Connection: close), then a
  * graceful end of the connection (http_response.c). */
 void http__conn_send_error(http__conn_t *c, int status, const char *code, const char *message);
+
+/* Forgets c in its client address's count (http_server.c). */
+void http__peer_release(http__conn_t *c);
 
 /* Frees a server being freed once its last handle is closed, then calls
  * its done callback (http_server.c). */

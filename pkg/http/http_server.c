@@ -24,6 +24,7 @@ static void format_remote(http__conn_t *c)
     int len = sizeof(ss);
     char ip[INET6_ADDRSTRLEN] = "";
     snprintf(c->remote, sizeof(c->remote), "unknown");
+    snprintf(c->ip, sizeof(c->ip), "unknown");
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
         return;
     if (ss.ss_family == AF_INET) {
@@ -36,6 +37,51 @@ static void format_remote(http__conn_t *c)
         snprintf(c->remote, sizeof(c->remote), "[%s]:%u", ip, (unsigned)ntohs(a->sin6_port));
     } else if (ss.ss_family == AF_UNIX) {
         snprintf(c->remote, sizeof(c->remote), "unix");
+    }
+    if (ip[0])
+        snprintf(c->ip, sizeof(c->ip), "%s", ip);
+}
+
+/* ------------------------------------------------------- per-client count */
+
+/* FNV-1a of the address text: the bucket of its count. */
+static size_t peer_bucket(const char *ip)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)ip; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % HTTP__PEER_BUCKETS;
+}
+
+/* Counts c under its address; returns the address's count with c. */
+static size_t peer_acquire(http__conn_t *c)
+{
+    http__peer_t **head = &c->srv->peers[peer_bucket(c->ip)];
+    http__peer_t *p = *head;
+    while (p && strcmp(p->ip, c->ip) != 0)
+        p = p->next;
+    if (!p) {
+        p = d8_xcalloc(1, sizeof(*p));
+        snprintf(p->ip, sizeof(p->ip), "%s", c->ip);
+        p->next = *head;
+        *head = p;
+    }
+    c->counted = 1;
+    return ++p->n;
+}
+
+void http__peer_release(http__conn_t *c)
+{
+    if (!c->counted)
+        return;
+    c->counted = 0;
+    http__peer_t **pp = &c->srv->peers[peer_bucket(c->ip)];
+    while (*pp && strcmp((*pp)->ip, c->ip) != 0)
+        pp = &(*pp)->next;
+    http__peer_t *p = *pp;
+    if (p && --p->n == 0) {
+        *pp = p->next;
+        free(p);
     }
 }
 
@@ -58,10 +104,18 @@ static void conn_start(http_server_t *srv, http__conn_t *c)
     http__request_reset(c);
     http__conn_state(c, HTTP__C_IDLE);
     c->req.start_ns = d8_mono_ns();
+    size_t from_peer = peer_acquire(c);
     if (srv->nconns > srv->o.max_connections) {
         LOG(LOG_DEBUG, "http connection limit reached", LF_S("remote", c->remote));
         http__conn_send_error(c, 503, "ServiceUnavailable",
                               "the server has too many open connections; retry later");
+        return;
+    }
+    if (srv->o.max_connections_per_client && from_peer > srv->o.max_connections_per_client) {
+        LOG(LOG_DEBUG, "http per-client connection limit reached", LF_S("remote", c->remote));
+        http__conn_send_error(c, 503, "TooManyConnections",
+                              "this client address has too many open connections; close idle "
+                              "ones or retry later");
         return;
     }
     http__conn_set_deadline(c, srv->o.header_timeout_ms);
@@ -221,6 +275,8 @@ int http_server_new(uv_loop_t *loop, const http_server_opts_t *opts, http_server
         srv->o.max_connections = 1024;
     if (!srv->o.default_body_limit)
         srv->o.default_body_limit = 1u << 20;
+    if (!srv->o.max_queued_bytes)
+        srv->o.max_queued_bytes = 256u * 1024u;
     if (!srv->o.header_timeout_ms)
         srv->o.header_timeout_ms = 10000;
     if (!srv->o.idle_timeout_ms)

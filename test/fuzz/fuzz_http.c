@@ -57,10 +57,18 @@ static void on_stream_closed(void *ud)
     (void)ud;
 }
 
-static size_t body_limit(void *ud, const char *method, const char *path)
+/* Small limits; /d... is refused at headers-complete, so that the fuzzer
+ * reaches the early-answer path too. */
+static void on_head(void *ud, const http_request_t *req, http_head_verdict_t *v)
 {
     (void)ud;
-    return (method[0] == 'P' && path[1] == 's') ? 16 : 4096;
+    v->body_limit = (req->method[0] == 'P' && req->path[1] == 's') ? 16 : 4096;
+    if (req->path[1] == 'd') {
+        v->status = 401;
+        v->code = "Unauthorized";
+        v->header_name = "WWW-Authenticate";
+        snprintf(v->header_value, sizeof(v->header_value), "Bearer");
+    }
 }
 
 static void handler(void *ud, http_exchange_t *ex, const http_request_t *req)
@@ -182,7 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .max_connections = 4,
         .header_timeout_ms = 5000,
         .idle_timeout_ms = 5000,
-        .body_limit = body_limit,
+        .on_head = on_head,
         .handler = handler,
         .ud = s,
     };

@@ -438,7 +438,7 @@ static void test_unknown_keys(void **state)
     (void)state;
     expect_err("controller:\n  nmae: x\n",
                "t.yaml:2:3: controller.nmae: unknown key (expected one of: name, listen, "
-               "resyncSeconds, statusRefreshSeconds, shutdownGraceSeconds, "
+               "probeListen, resyncSeconds, statusRefreshSeconds, shutdownGraceSeconds, "
                "maxConcurrentReconciles, stateFile)");
     expect_err("foo: 1\n", "t.yaml:1:1: foo: unknown key (expected one of: controller, api, "
                            "azure, images, registries, workspace, limits, reaper, webhook, log)");
@@ -767,6 +767,40 @@ static void test_listen(void **state)
                     "[IPv6 address] or localhost as host, got \"example.com:80\"");
 }
 
+/* controller.probeListen: off by default, same syntax as listen, "" or
+ * null turn it off; api.maxConnectionsPerClient: 256 by default, 0 = off. */
+static void test_probe_listen_and_client_limit(void **state)
+{
+    (void)state;
+    char yaml[4096];
+    config_t *c = load_with("");
+    assert_null(c->probe_listen_host);
+    assert_int_equal(c->max_connections_per_client, 256);
+    config_free(c);
+    snprintf(yaml, sizeof yaml, "controller:\n  probeListen: \":8081\"\n%s", MIN_AZURE);
+    c = load_ok(yaml);
+    assert_string_equal(c->probe_listen_host, "0.0.0.0");
+    assert_int_equal(c->probe_listen_port, 8081);
+    config_free(c);
+    snprintf(yaml, sizeof yaml, "controller:\n  probeListen: \"[::1]:9000\"\n%s", MIN_AZURE);
+    c = load_ok(yaml);
+    assert_string_equal(c->probe_listen_host, "::1");
+    assert_int_equal(c->probe_listen_port, 9000);
+    config_free(c);
+    snprintf(yaml, sizeof yaml, "controller:\n  probeListen: \"\"\n%s", MIN_AZURE);
+    c = load_ok(yaml);
+    assert_null(c->probe_listen_host);
+    config_free(c);
+    expect_err_with("controller:\n  probeListen: example.com:80\n",
+                    "t.yaml:2:16: controller.probeListen: must be host:port with an IPv4 "
+                    "address, [IPv6 address] or localhost as host, got \"example.com:80\"");
+    c = load_with("api:\n  maxConnectionsPerClient: 0\n");
+    assert_int_equal(c->max_connections_per_client, 0);
+    config_free(c);
+    expect_err_has("api:\n  maxConnectionsPerClient: 70000\n",
+                   "t.yaml:2:28: api.maxConnectionsPerClient: ");
+}
+
 static void test_ports_and_images(void **state)
 {
     (void)state;
@@ -906,6 +940,7 @@ int main(void)
         cmocka_unit_test_setup(test_api_keys_env, clear_env),
         cmocka_unit_test_setup(test_keys_file, clear_env),
         cmocka_unit_test_setup(test_listen, clear_env),
+        cmocka_unit_test_setup(test_probe_listen_and_client_limit, clear_env),
         cmocka_unit_test_setup(test_ports_and_images, clear_env),
         cmocka_unit_test_setup(test_file_loading, clear_env),
         cmocka_unit_test_setup(test_local_config, clear_env),

@@ -110,11 +110,19 @@ static void on_flood_closed(void *ud)
     atomic_fetch_add(&fx->on_close_count, 1);
 }
 
-static size_t body_limit(void *ud, const char *method, const char *path)
+/* /small takes 16 body bytes; /deny is answered 401 at headers-complete
+ * (with WWW-Authenticate), without its body. */
+static void on_head(void *ud, const http_request_t *req, http_head_verdict_t *v)
 {
     (void)ud;
-    (void)method;
-    return strcmp(path, "/small") == 0 ? 16 : 1u << 20;
+    v->body_limit = strcmp(req->path, "/small") == 0 ? 16 : 1u << 20;
+    if (strcmp(req->path, "/deny") == 0) {
+        v->status = 401;
+        v->code = "Unauthorized";
+        v->header_name = "WWW-Authenticate";
+        snprintf(v->header_value, sizeof(v->header_value), "Bearer realm=\"t\"");
+        snprintf(v->message, sizeof(v->message), "no key");
+    }
 }
 
 static void handler(void *ud, http_exchange_t *ex, const http_request_t *req)
@@ -306,7 +314,7 @@ static fx_t *fx_start(opts_tweak_t tweak)
         .port = 0,
         .header_timeout_ms = 300,
         .idle_timeout_ms = 500,
-        .body_limit = body_limit,
+        .on_head = on_head,
         .handler = handler,
         .access = access_cb,
         .ud = fx,
