@@ -306,6 +306,10 @@ static void on_write(uv_write_t *req, int status)
         http__conn_close(c);
         return;
     }
+    if (c->state == HTTP__C_IDLE)
+        /* Answers still drain: the idle deadline counts from the last
+         * progress, so only a peer that stopped reading is cut. */
+        http__conn_set_deadline(c, c->srv->o.idle_timeout_ms);
     if (c->wblocked && !conn_output_full(c)) {
         /* The peer drained its answers: parse the requests it sent. */
         c->wblocked = 0;
@@ -552,7 +556,9 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         return 0;
     if (header_bytes_add(c, len))
         return -1;
-    if (value_is_fold(c, at))
+    /* http-parser reports an empty value as a zero-length piece at the
+     * next line's start: not a fold. */
+    if (len > 0 && value_is_fold(c, at))
         return refuse(c, "malformed request: obs-fold (a header line continued on the next "
                          "line) is not accepted");
     if (c->last_cb != CB_VALUE) {
@@ -634,8 +640,6 @@ static int on_headers_complete(http_parser *p)
     if (header_bytes_add(c, 2))
         return -1;
     c->headers_done = 1;
-    if (p->http_major != 1 || p->http_minor > 1)
-        return refuse(c, "malformed request: only HTTP/1.0 and HTTP/1.1 are served");
 
     size_t path_off, query_off;
     split_target(c, &path_off, &query_off);
@@ -675,6 +679,8 @@ static int on_headers_complete(http_parser *p)
     r->body_framed = (p->flags & (F_CHUNKED | F_CONTENTLENGTH)) != 0;
     r->request_id = c->rid;
     r->remote = c->remote;
+    if (p->http_major != 1 || p->http_minor > 1)
+        return refuse(c, "malformed request: only HTTP/1.0 and HTTP/1.1 are served");
 
     c->keep_alive = http_should_keep_alive(p) != 0;
     c->upgrade = p->upgrade != 0;

@@ -71,6 +71,7 @@ struct fx {
     atomic_int freed;
     atomic_int stream_err;
     atomic_int stream_err_set;
+    atomic_int blob_calls;
     pthread_mutex_t amu;
     int last_status;
     char last_rid[160];
@@ -79,6 +80,7 @@ struct fx {
 };
 
 static char flood_chunk[65536];
+static char blob[256 * 1024];
 
 static void on_async_closed(void *ud)
 {
@@ -175,6 +177,9 @@ static void handler(void *ud, http_exchange_t *ex, const http_request_t *req)
                 break;
             }
         }
+    } else if (strcmp(req->path, "/blob") == 0) {
+        atomic_fetch_add(&fx->blob_calls, 1);
+        http_respond(ex, 200, NULL, 0, "text/plain", blob, sizeof(blob));
     } else if (strcmp(req->path, "/big") == 0) {
         size_t n = 3u << 20;
         char *big = malloc(n);
@@ -1475,11 +1480,226 @@ static void test_helpers(void **state)
     assert_string_equal(d, "Fri, 27 Nov 2026 12:00:00 GMT");
 }
 
+/* ------------------------------------------------- strictness, verdicts */
+
+/* Sends req on a fresh connection and expects 400 BadRequest whose message
+ * holds `msg`, then the connection's end. */
+static void expect_400(fx_t *fx, const char *req, const char *msg)
+{
+    client_t cl;
+    resp_t r = {0};
+    client_open(&cl, fx->port);
+    client_sends(&cl, req);
+    assert_int_equal(client_read(&cl, &r), 0);
+    assert_json_error(&r, 400, "BadRequest");
+    if (!strstr(r.body, msg))
+        fail_msg("want \"%s\" in %s (request %s)", msg, r.body, req);
+    assert_true(client_eof_within(&cl, 2000));
+    resp_free(&r);
+    client_close(&cl);
+}
+
+/* RFC 9112: a space before the colon (the smuggling classic), a space in a
+ * name, characters outside tchar, obs-fold and versions other than
+ * 1.0/1.1 are refused; http-parser 2.9 accepts them all by itself. */
+static void test_strict_http11(void **state)
+{
+    fx_t *fx = *state = fx_start(NULL);
+    expect_400(fx,
+               "PUT /echo HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+               "white space in a header name");
+    expect_400(fx, "GET /hello HTTP/1.1\r\nX Test: a\r\n\r\n", "white space in a header name");
+    expect_400(fx, "GET /hello HTTP/1.1\r\nX-T\"est: a\r\n\r\n", "character");
+    expect_400(fx, "GET /hello HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n", "obs-fold");
+    expect_400(fx, "GET /hello HTTP/1.1\r\nX-A: a\r\n\tb\r\n\r\n", "obs-fold");
+    expect_400(fx, "GET /hello HTTP/1.1\r\nX-A:\r\n b\r\n\r\n", "obs-fold");
+    expect_400(fx, "GET /hello HTTP/9.9\r\n\r\n", "only HTTP/1.0 and HTTP/1.1");
+    expect_400(fx, "GET /hello HTTP/2.0\r\n\r\n", "only HTTP/1.0 and HTTP/1.1");
+    expect_400(fx, "GET /hello HTTP/1.2\r\n\r\n", "only HTTP/1.0 and HTTP/1.1");
+    expect_400(fx, "GET /hello HTTP/0.9\r\n\r\n", "only HTTP/1.0 and HTTP/1.1");
+
+    /* What stays accepted: values with inner spaces and tabs, tokens with
+     * every tchar punctuation, HTTP/1.0. */
+    client_t cl;
+    resp_t r = {0};
+    client_open(&cl, fx->port);
+    client_sends(&cl, "GET /echo HTTP/1.1\r\nX-Test:  a b\tc\r\nX-Empty:\r\nX-E2: \r\n"
+                      "!#$%&'*+-.^_`|~09az: v\r\n\r\n");
+    assert_int_equal(client_read(&cl, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_header(&r, "x-test", "a b\tc");
+    client_sends(&cl, "GET /hello HTTP/1.0\r\n\r\n");
+    assert_int_equal(client_read(&cl, &r), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    client_close(&cl);
+}
+
+/* Sends s one byte per write, a little apart, so that the server parses
+ * it in many slices. */
+static void send_bytewise(client_t *cl, const char *s)
+{
+    for (; *s; s++) {
+        client_send(cl, s, 1);
+        usleep(300);
+    }
+}
+
+/* The fold check must see through read boundaries (the continuation line
+ * may start a slice) without taking a value split across reads for one. */
+static void test_obs_fold_split_reads(void **state)
+{
+    fx_t *fx = *state = fx_start(NULL);
+    client_t cl;
+    resp_t r = {0};
+    client_open(&cl, fx->port);
+    send_bytewise(&cl, "GET /echo HTTP/1.1\r\nX-Test: a b  c\r\nX-B: \r\n\r\n");
+    assert_int_equal(client_read(&cl, &r), 0);
+    if (r.status != 200)
+        fail_msg("status %d: %s", r.status, r.body ? r.body : "");
+    assert_header(&r, "x-test", "a b  c");
+    send_bytewise(&cl, "GET /echo HTTP/1.1\r\nX-Test: a\r\n  b\r\n\r\n");
+    assert_int_equal(client_read(&cl, &r), 0);
+    assert_json_error(&r, 400, "BadRequest");
+    assert_non_null(strstr(r.body, "obs-fold"));
+    resp_free(&r);
+    client_close(&cl);
+}
+
+/* on_head answers before the body: no 100 Continue, no body read, the
+ * extra header; keep-alive without a body, close with one. */
+static void test_head_verdict(void **state)
+{
+    fx_t *fx = *state = fx_start(NULL);
+    client_t cl;
+    resp_t r = {0};
+    client_open(&cl, fx->port);
+    client_sends(&cl, "GET /deny HTTP/1.1\r\n\r\n");
+    assert_int_equal(client_read(&cl, &r), 0);
+    assert_int_equal(r.status, 401);
+    assert_header(&r, "www-authenticate", "Bearer realm=\"t\"");
+    assert_header(&r, "connection", "keep-alive");
+    assert_string_equal(r.body, "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"no key\"}}");
+    client_sends(&cl, "GET /hello HTTP/1.1\r\n\r\n");
+    assert_int_equal(client_read(&cl, &r), 0);
+    assert_int_equal(r.status, 200);
+    client_close(&cl);
+
+    /* A 64 MiB body announced with Expect: the 401 comes first, then the
+     * end of the connection; never 100 Continue. */
+    client_open(&cl, fx->port);
+    client_sends(&cl, "PUT /deny HTTP/1.1\r\nExpect: 100-continue\r\n"
+                      "Content-Length: 67108864\r\n\r\n");
+    assert_int_equal(client_read(&cl, &r), 0);
+    assert_json_error(&r, 401, "Unauthorized");
+    assert_true(client_eof_within(&cl, 3000));
+    client_close(&cl);
+
+    /* Chunked, with the first chunk already sent. */
+    client_open(&cl, fx->port);
+    client_sends(&cl, "POST /deny HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n");
+    assert_int_equal(client_read(&cl, &r), 0);
+    assert_json_error(&r, 401, "Unauthorized");
+    assert_true(client_eof_within(&cl, 3000));
+    client_close(&cl);
+    wait_atomic(&fx->access_count, 4);
+    pthread_mutex_lock(&fx->amu);
+    assert_int_equal(fx->last_status, 401);
+    assert_string_equal(fx->last_path, "/deny");
+    pthread_mutex_unlock(&fx->amu);
+    resp_free(&r);
+}
+
+/* A client that pipelines requests for 256 KiB answers and does not read:
+ * the server stops parsing once max_queued_bytes wait (plus what the
+ * kernel buffers), and answers the rest, in order, as the client drains. */
+static void test_output_backpressure(void **state)
+{
+    fx_t *fx = *state = fx_start(NULL);
+    enum { N = 200 };
+    client_t cl;
+    memset(&cl, 0, sizeof(cl));
+    cl.fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(cl.fd >= 0);
+    int small = 4096;
+    setsockopt(cl.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(cl.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    d8_buf_t req;
+    d8_buf_init(&req);
+    for (int i = 0; i < N; i++)
+        d8_buf_puts(&req, "GET /blob HTTP/1.1\r\n\r\n");
+    client_send(&cl, req.data, req.len);
+    d8_buf_release(&req);
+    usleep(300000);
+    int handled = atomic_load(&fx->blob_calls);
+    /* Unbounded, all 200 (50 MiB) would be queued by now; bounded: the
+     * kernel's socket buffers (4 MiB send at most here) + 256 KiB. */
+    if (handled >= 40)
+        fail_msg("%d of %d pipelined requests handled while the client read nothing", handled,
+                 N);
+    assert_true(handled >= 1);
+    /* Drain: every answer arrives, complete and in order. */
+    size_t want = 0, got = 0;
+    for (int i = 0; i < N; i++)
+        want += sizeof(blob);
+    char buf[65536];
+    int64_t deadline = now_ms() + 20000;
+    size_t bodies = 0;
+    while (bodies < want && now_ms() < deadline) {
+        ssize_t n = recv(cl.fd, buf, sizeof(buf), 0);
+        assert_true(n > 0);
+        got += (size_t)n;
+        for (ssize_t i = 0; i < n; i++)
+            bodies += buf[i] == 'b';
+    }
+    assert_int_equal(atomic_load(&fx->blob_calls), N);
+    assert_true(bodies >= want);
+    (void)got;
+    client_close(&cl);
+}
+
+static void tweak_per_client2(http_server_opts_t *o)
+{
+    o->max_connections_per_client = 2;
+}
+
+/* Two connections from 127.0.0.1 are served; a third gets 503
+ * TooManyConnections and is closed; once one closes, a new one is served. */
+static void test_per_client_limit(void **state)
+{
+    fx_t *fx = *state = fx_start(tweak_per_client2);
+    client_t c1, c2, c3;
+    resp_t r = {0};
+    client_open(&c1, fx->port);
+    client_open(&c2, fx->port);
+    wait_conns(fx, 2);
+    client_open(&c3, fx->port);
+    assert_int_equal(client_read(&c3, &r), 0);
+    assert_json_error(&r, 503, "TooManyConnections");
+    assert_true(client_eof_within(&c3, 3000));
+    client_close(&c3);
+    client_sends(&c2, "GET /hello HTTP/1.1\r\n\r\n");
+    assert_int_equal(client_read(&c2, &r), 0);
+    assert_int_equal(r.status, 200);
+    client_close(&c1);
+    wait_conns(fx, 1);
+    client_open(&c3, fx->port);
+    client_sends(&c3, "GET /hello HTTP/1.1\r\n\r\n");
+    assert_int_equal(client_read(&c3, &r), 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    client_close(&c2);
+    client_close(&c3);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     for (size_t i = 0; i < sizeof(flood_chunk); i++)
         flood_chunk[i] = 'f';
+    memset(blob, 'b', sizeof(blob));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_helpers),
         cmocka_unit_test_teardown(test_get_simple, teardown),
@@ -1508,6 +1728,11 @@ int main(void)
         cmocka_unit_test_teardown(test_stop_accepting, teardown),
         cmocka_unit_test_teardown(test_free_with_open_connections, teardown),
         cmocka_unit_test_teardown(test_bind_errors_and_ipv6, teardown),
+        cmocka_unit_test_teardown(test_strict_http11, teardown),
+        cmocka_unit_test_teardown(test_obs_fold_split_reads, teardown),
+        cmocka_unit_test_teardown(test_head_verdict, teardown),
+        cmocka_unit_test_teardown(test_output_backpressure, teardown),
+        cmocka_unit_test_teardown(test_per_client_limit, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
