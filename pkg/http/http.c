@@ -187,6 +187,10 @@ static void conn_release(http__conn_t *c)
 {
     d8_list_del(&c->link);
     c->srv->nconns--;
+    if (c->deferred)
+        d8_list_del(&c->ready_link);
+    if (c->rejected)
+        c->srv->nrejected--;
     http__peer_release(c);
     free(c->rbuf);
     d8_buf_release(&c->strs);
@@ -830,6 +834,39 @@ void http__conn_update_reading(http__conn_t *c)
     }
 }
 
+/* c served its HTTP__BURST requests: the rest of its input waits for the
+ * next loop iteration (http__srv_run_ready). */
+static void conn_defer(http__conn_t *c)
+{
+    http_server_t *srv = c->srv;
+    c->deferred = 1;
+    if (d8_list_empty(&srv->ready))
+        uv_idle_start(&srv->anchor, http__srv_run_ready);
+    d8_list_push(&srv->ready, &c->ready_link);
+}
+
+void http__srv_run_ready(uv_idle_t *anchor)
+{
+    http_server_t *srv = anchor->data;
+    /* Those deferred again while this runs wait for the next turn. */
+    d8_list_t batch;
+    d8_list_init(&batch);
+    while (!d8_list_empty(&srv->ready)) {
+        d8_list_t *it = srv->ready.next;
+        d8_list_del(it);
+        d8_list_push(&batch, it);
+    }
+    while (!d8_list_empty(&batch)) {
+        http__conn_t *c = d8_container_of(batch.next, http__conn_t, ready_link);
+        d8_list_del(&c->ready_link);
+        c->deferred = 0;
+        if (c->state != HTTP__C_CLOSING)
+            conn_process(c);
+    }
+    if (d8_list_empty(&srv->ready))
+        uv_idle_stop(&srv->anchor);
+}
+
 /*
  * Parses buffered input while the connection may take a request, and
  * hands each complete request to the handler. Re-entered from
@@ -839,9 +876,15 @@ static void conn_process(http__conn_t *c)
 {
     if (c->in_parse)
         return;
+    if (c->deferred) {
+        /* Waits for its turn; input stops at HTTP__RBUF_BOUND meanwhile. */
+        http__conn_update_reading(c);
+        return;
+    }
+    unsigned served = 0;
     c->in_parse = 1;
     while ((c->state == HTTP__C_IDLE || c->state == HTTP__C_HEAD || c->state == HTTP__C_BODY) &&
-           !c->wblocked && c->rstart < c->rlen) {
+           !c->wblocked && !c->deferred && c->rstart < c->rlen) {
         size_t avail = c->rlen - c->rstart;
         const char *from = c->rbuf + c->rstart;
         c->exec_start = from;
@@ -854,6 +897,10 @@ static void conn_process(http__conn_t *c)
         if (e == HPE_PAUSED) {
             http_parser_pause(&c->parser, 0);
             conn_dispatch(c);
+            if (++served >= HTTP__BURST && c->rstart < c->rlen) {
+                conn_defer(c);
+                break;
+            }
             continue;
         }
         if (e == HPE_CB_headers_complete && c->verdict.status && !c->err_status) {
@@ -874,7 +921,7 @@ static void conn_process(http__conn_t *c)
     if (c->rstart == c->rlen)
         c->rstart = c->rlen = 0;
     c->in_parse = 0;
-    if (c->peer_eof && !c->wblocked &&
+    if (c->peer_eof && !c->wblocked && !c->deferred &&
         (c->state == HTTP__C_IDLE || c->state == HTTP__C_HEAD || c->state == HTTP__C_BODY)) {
         /* The peer sent everything it will send and no request is complete. */
         http__conn_end_graceful(c);

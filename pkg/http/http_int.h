@@ -16,6 +16,10 @@
 /* Unparsed input held per connection while a request is being handled
  * before the socket stops being read (backpressure). */
 #define HTTP__RBUF_BOUND (64u * 1024u)
+/* Requests of one connection served in one turn; the rest wait for the
+ * next loop iteration, so that one pipelining client cannot hold the loop
+ * while others wait. */
+#define HTTP__BURST 32u
 /* Output queued on a stream beyond which http_stream_write gives up. */
 #define HTTP__STREAM_MAX_QUEUED (8u * 1024u * 1024u)
 /* Upper bound for draining a closing connection's input after the last
@@ -60,6 +64,7 @@ struct http__conn {
     uv_shutdown_t shut;
     http_server_t *srv;
     d8_list_t link; /* in srv->conns from conn_start to conn_release */
+    d8_list_t ready_link; /* in srv->ready while deferred */
     http__conn_state_t state;
     http_parser parser;
 
@@ -112,6 +117,8 @@ struct http__conn {
     unsigned shut_done : 1;
     unsigned wblocked : 1; /* too many answer bytes queued: not parsing */
     unsigned counted : 1;  /* counted in srv->peers under ip */
+    unsigned rejected : 1; /* refused at accept (503): counted in srv->nrejected */
+    unsigned deferred : 1; /* used its turn: parsing resumes from srv->anchor */
 
     char rid[129];
     char remote[64];
@@ -132,9 +139,11 @@ typedef struct http__peer {
 struct http_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
-    /* Never started; closed by http_server_free so that `done` always runs
-     * from a close callback, even when nothing else is open. */
+    /* Runs while connections wait for their next turn (srv->ready);
+     * closed by http_server_free so that `done` always runs from a close
+     * callback, even when nothing else is open. */
     uv_idle_t anchor;
+    d8_list_t ready;
     http_server_opts_t o;
     int port;
     int listener_open;
@@ -146,6 +155,7 @@ struct http_server {
     void *done_arg;
     d8_list_t conns;
     size_t nconns;
+    size_t nrejected; /* of nconns: refused at accept, closing */
     http__peer_t *peers[HTTP__PEER_BUCKETS];
     uint64_t linger_ms;
     uint64_t rid_key, rid_ctr;
@@ -189,6 +199,10 @@ void http__rid_generate(http_server_t *srv, char out[17]);
 /* The server's own error answer (JSON body, Connection: close), then a
  * graceful end of the connection (http_response.c). */
 void http__conn_send_error(http__conn_t *c, int status, const char *code, const char *message);
+
+/* Parses the input of the connections that waited for their turn
+ * (http.c; the anchor idle callback). */
+void http__srv_run_ready(uv_idle_t *anchor);
 
 /* Forgets c in its client address's count (http_server.c). */
 void http__peer_release(http__conn_t *c);

@@ -18,6 +18,12 @@
 
 /* ------------------------------------------------------------------ accept */
 
+/* A connection refused at accept (503) is closed this soon after its
+ * answer rather than after the usual lingering close: refused connections
+ * must not fill the server's connection limit for the clients that keep
+ * within theirs. */
+#define REJECT_LINGER_MS 100u
+
 static void format_remote(http__conn_t *c)
 {
     struct sockaddr_storage ss;
@@ -85,6 +91,18 @@ void http__peer_release(http__conn_t *c)
     }
 }
 
+/* Answers 503 to a connection over a limit and closes it soon; it no
+ * longer counts against any limit (its descriptor goes within
+ * REJECT_LINGER_MS). */
+static void conn_reject(http__conn_t *c, const char *code, const char *message)
+{
+    http__peer_release(c);
+    c->rejected = 1;
+    c->srv->nrejected++;
+    http__conn_send_error(c, 503, code, message);
+    http__conn_set_deadline(c, REJECT_LINGER_MS);
+}
+
 /* Takes a connection whose tcp handle is initialised and connected. */
 static void conn_start(http_server_t *srv, http__conn_t *c)
 {
@@ -105,17 +123,17 @@ static void conn_start(http_server_t *srv, http__conn_t *c)
     http__conn_state(c, HTTP__C_IDLE);
     c->req.start_ns = d8_mono_ns();
     size_t from_peer = peer_acquire(c);
-    if (srv->nconns > srv->o.max_connections) {
+    if (srv->nconns - srv->nrejected > srv->o.max_connections) {
         LOG(LOG_DEBUG, "http connection limit reached", LF_S("remote", c->remote));
-        http__conn_send_error(c, 503, "ServiceUnavailable",
-                              "the server has too many open connections; retry later");
+        conn_reject(c, "ServiceUnavailable",
+                    "the server has too many open connections; retry later");
         return;
     }
     if (srv->o.max_connections_per_client && from_peer > srv->o.max_connections_per_client) {
         LOG(LOG_DEBUG, "http per-client connection limit reached", LF_S("remote", c->remote));
-        http__conn_send_error(c, 503, "TooManyConnections",
-                              "this client address has too many open connections; close idle "
-                              "ones or retry later");
+        conn_reject(c, "TooManyConnections",
+                    "this client address has too many open connections; close idle ones or "
+                    "retry later");
         return;
     }
     http__conn_set_deadline(c, srv->o.header_timeout_ms);
@@ -266,6 +284,7 @@ int http_server_new(uv_loop_t *loop, const http_server_opts_t *opts, http_server
 
     http_server_t *srv = d8_xcalloc(1, sizeof(*srv));
     d8_list_init(&srv->conns);
+    d8_list_init(&srv->ready);
     srv->loop = loop;
     srv->o = *opts;
     srv->o.host = NULL; /* borrowed only for this call */

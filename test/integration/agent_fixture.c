@@ -70,6 +70,9 @@ static int write_config(ta_agent_t *a, const ta_opts_t *opts)
     if (opts && opts->state_file)
         snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "  stateFile: \"%s\"\n",
                  opts->state_file);
+    if (opts && opts->probe_port > 0)
+        snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "  probeListen: 127.0.0.1:%d\n",
+                 opts->probe_port);
     char az[512] = "";
     if (opts && opts->azsim_port > 0 && opts->via_proxy)
         snprintf(az, sizeof az,
@@ -103,6 +106,7 @@ static int write_config(ta_agent_t *a, const ta_opts_t *opts)
              "api:\n"
              "  maxBodyBytes: %d\n"
              "%s"
+             "%s"
              "azure:\n"
              "  subscriptionId: \"" TA_AZ_SUB "\"\n"
              "%s%s"
@@ -113,7 +117,8 @@ static int write_config(ta_agent_t *a, const ta_opts_t *opts)
              "log:\n"
              "  level: debug\n"
              "%s",
-             a->port, ctl, TA_MAX_BODY, ring, az, opts && opts->azure_yaml ? opts->azure_yaml : "",
+             a->port, ctl, TA_MAX_BODY, ring, opts && opts->api_yaml ? opts->api_yaml : "", az,
+             opts && opts->azure_yaml ? opts->azure_yaml : "",
              opts && opts->regions_yaml ? opts->regions_yaml
                                         : "    - name: eastus\n"
                                           "      resourceGroup: rg-dev8-eastus\n"
