@@ -51,7 +51,7 @@ Stop, start, delete:
   curl -s -X DELETE http://127.0.0.1:8080/api/v1/environments/ckdemo1 -H 'Authorization: Bearer $AGENT_API_KEYS'
 Controller state and metrics:
   curl -s http://127.0.0.1:8080/api/v1/status -H 'Authorization: Bearer $AGENT_API_KEYS'
-  curl -s http://127.0.0.1:8080/metrics
+  curl -s http://127.0.0.1:8081/metrics     # the probe listener (controller.probeListen)
 
 Ctrl-C stops both.
 MSG

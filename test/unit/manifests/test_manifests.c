@@ -879,6 +879,15 @@ static void check_agent(yset_t *s, yset_t *tmpl, const dockerfile_t *df, const e
     CHECK(strcmp(cfg->listen_host, "127.0.0.1") != 0 && strcmp(cfg->listen_host, "::1") != 0,
           "controller.listen is loopback (%s): probes and the Service cannot reach it",
           cfg->listen_host);
+    /* Probes and the scrape go to controller.probeListen when it is set
+     * (never refused for the API's connection limits). */
+    int probe_port = cfg->probe_listen_host ? cfg->probe_listen_port : cfg->listen_port;
+    if (cfg->probe_listen_host) {
+        CHECK(yint(ypath(c, "ports[name=probes].containerPort"), &port) && port == probe_port,
+              "containerPort \"probes\" (%ld) is not controller.probeListen's port %d", port,
+              probe_port);
+        CHECK(probe_port != cfg->listen_port, "controller.probeListen shares the API's port");
+    }
     struct {
         const char *probe, *path;
     } probes[] = {{"livenessProbe", "/healthz"}, {"readinessProbe", "/readyz"}};
@@ -887,9 +896,8 @@ static void check_agent(yset_t *s, yset_t *tmpl, const dockerfile_t *df, const e
         g = ykey(g, "httpGet");
         CHECK(ystreq(ykey(g, "path"), probes[i].path), "%s.httpGet.path is not %s", probes[i].probe,
               probes[i].path);
-        CHECK(resolve_port(c, ykey(g, "port")) == cfg->listen_port,
-              "%s.httpGet.port does not reach controller.listen's port %d", probes[i].probe,
-              cfg->listen_port);
+        CHECK(resolve_port(c, ykey(g, "port")) == probe_port,
+              "%s.httpGet.port does not reach the probe port %d", probes[i].probe, probe_port);
     }
 
     /* SIGTERM: the agent's grace must end before the kubelet's. */
@@ -936,11 +944,14 @@ static void check_agent(yset_t *s, yset_t *tmpl, const dockerfile_t *df, const e
     CHECK(seq_has(ypath(np, "spec.policyTypes"), "Ingress") &&
               seq_has(ypath(np, "spec.policyTypes"), "Egress"),
           "NetworkPolicy does not restrict both Ingress and Egress");
-    int ingress_port = 0, dns_udp = 0, dns_tcp = 0, https = 0;
+    int ingress_port = 0, ingress_probe = 0, dns_udp = 0, dns_tcp = 0, https = 0;
     for (size_t i = 0; i < ylen(ypath(np, "spec.ingress")); i++) {
         yref_t ports = ykey(yidx(ypath(np, "spec.ingress"), i), "ports");
-        for (size_t j = 0; j < ylen(ports); j++)
-            ingress_port |= resolve_port(c, ykey(yidx(ports, j), "port")) == cfg->listen_port;
+        for (size_t j = 0; j < ylen(ports); j++) {
+            int pn = resolve_port(c, ykey(yidx(ports, j), "port"));
+            ingress_port |= pn == cfg->listen_port;
+            ingress_probe |= pn == probe_port;
+        }
     }
     for (size_t i = 0; i < ylen(ypath(np, "spec.egress")); i++) {
         yref_t ports = ykey(yidx(ypath(np, "spec.egress"), i), "ports");
@@ -956,6 +967,7 @@ static void check_agent(yset_t *s, yset_t *tmpl, const dockerfile_t *df, const e
         }
     }
     CHECK(ingress_port, "NetworkPolicy ingress does not open the API port");
+    CHECK(ingress_probe, "NetworkPolicy ingress does not open the probe port (the scrape)");
     CHECK(dns_udp && dns_tcp && https, "NetworkPolicy egress lacks DNS 53/UDP+TCP or 443/TCP");
 
     /* The state file: on a writable PersistentVolumeClaim, or none. */
@@ -1009,8 +1021,11 @@ static void check_agent(yset_t *s, yset_t *tmpl, const dockerfile_t *df, const e
         CHECK(selects(ypath(sm, "spec.selector.matchLabels"), ypath(svc, "metadata.labels")),
               "ServiceMonitor does not select Service %s", AGENT);
         yref_t ep = ypath(sm, "spec.endpoints[0]");
-        CHECK(ystreq(ykey(ep, "port"), "http") && ystreq(ykey(ep, "path"), "/metrics"),
-              "ServiceMonitor does not scrape port http path /metrics");
+        const char *smport = ystr(ykey(ep, "port"));
+        yref_t target = ywhere(ypath(svc, "spec.ports"), "name", smport ? smport : "");
+        CHECK(target.n && resolve_port(c, ykey(target, "targetPort")) == probe_port &&
+                  ystreq(ykey(ep, "path"), "/metrics"),
+              "ServiceMonitor does not scrape /metrics on the probe port %d", probe_port);
     }
     config_free(cfg);
 }
