@@ -334,8 +334,7 @@ static int route_serves(const route_t *r, const char *method)
 /* Looks method and path up in the route table (only the ROUTE_PROBE
  * routes when probe_only); the one place that decides which route a
  * request belongs to. */
-static void route_lookup(const char *method, const char *path, int probe_only,
-                         route_lookup_t *lk)
+static void route_lookup(const char *method, const char *path, int probe_only, route_lookup_t *lk)
 {
     memset(lk, 0, sizeof(*lk));
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
@@ -516,6 +515,27 @@ static void access_cb(void *ud, const char *method, const char *path, int status
 
 /* ---- lifecycle -------------------------------------------------------- */
 
+/* The API listener, with the limits of the config. */
+static int api_listen(api_t *api)
+{
+    const config_t *cfg = api->cfg;
+    http_server_opts_t so = {
+        .host = cfg->listen_host,
+        .port = cfg->listen_port,
+        .max_header_bytes = 16384,
+        .max_connections = cfg->max_connections,
+        .max_connections_per_client = cfg->max_connections_per_client,
+        .default_body_limit = cfg->max_body_bytes,
+        .header_timeout_ms = 10000,
+        .idle_timeout_ms = 60000,
+        .on_head = on_head,
+        .handler = handle,
+        .access = access_cb,
+        .ud = api,
+    };
+    return http_server_new(api->loop, &so, &api->srv);
+}
+
 /* Probes and scrapes get their own listener, so that no number of API
  * clients can keep kubelet or Prometheus out: 64 connections, short
  * timeouts, no body, no key. */
@@ -586,21 +606,7 @@ int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
                               "Current resourceVersion of the desired state.", 0, NULL);
     metrics_on_collect(api->metrics, collect, api);
 
-    http_server_opts_t so = {
-        .host = cfg->listen_host,
-        .port = cfg->listen_port,
-        .max_header_bytes = 16384,
-        .max_connections = cfg->max_connections,
-        .max_connections_per_client = cfg->max_connections_per_client,
-        .default_body_limit = cfg->max_body_bytes,
-        .header_timeout_ms = 10000,
-        .idle_timeout_ms = 60000,
-        .on_head = on_head,
-        .handler = handle,
-        .access = access_cb,
-        .ud = api,
-    };
-    int rc = http_server_new(api->loop, &so, &api->srv);
+    int rc = api_listen(api);
     if (rc == D8_OK && cfg->probe_listen_host) {
         rc = probe_listen(api);
         if (rc != D8_OK) {

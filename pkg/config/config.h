@@ -50,13 +50,13 @@ typedef struct config_registry {
 /* All fields are owned by the config and readable by callers. */
 typedef struct config {
     /* controller */
-    char *controller_name;         /* default "dev8" */
-    char *listen_host;             /* from controller.listen, default 0.0.0.0; an IP
-                                      literal ("::1" without brackets; "localhost"
-                                      becomes 127.0.0.1) */
-    int listen_port;               /* default 8080 */
-    char *probe_listen_host;       /* from controller.probeListen (as listen_host);
-                                      NULL = no probe listener (the default) */
+    char *controller_name;   /* default "dev8" */
+    char *listen_host;       /* from controller.listen, default 0.0.0.0; an IP
+                                literal ("::1" without brackets; "localhost"
+                                becomes 127.0.0.1) */
+    int listen_port;         /* default 8080 */
+    char *probe_listen_host; /* from controller.probeListen (as listen_host);
+                                NULL = no probe listener (the default) */
     int probe_listen_port;
     int resync_seconds;            /* 60 */
     int status_refresh_seconds;    /* 300 */
@@ -64,14 +64,14 @@ typedef struct config {
     int max_concurrent_reconciles; /* 16 */
     char *state_file;              /* "" = none */
     /* api */
-    char *keys_file;            /* "" = env AGENT_API_KEYS */
-    size_t max_body_bytes;      /* 1048576 */
-    size_t max_sync_body_bytes; /* 67108864 */
-    size_t max_connections;     /* 1024 */
+    char *keys_file;                   /* "" = env AGENT_API_KEYS */
+    size_t max_body_bytes;             /* 1048576 */
+    size_t max_sync_body_bytes;        /* 67108864 */
+    size_t max_connections;            /* 1024 */
     size_t max_connections_per_client; /* 256; 0 = no per-address limit */
-    int watch_ring_size;        /* 4096 events kept for watch resume */
-    char **api_keys;            /* resolved keys (secret; never logged) */
-    size_t napi_keys;           /* may be 0: no key configured anywhere */
+    int watch_ring_size;               /* 4096 events kept for watch resume */
+    char **api_keys;                   /* resolved keys (secret; never logged) */
+    size_t napi_keys;                  /* may be 0: no key configured anywhere */
     /* azure */
     char *azure_auth; /* auto|clientSecret|workloadIdentity|managedIdentity */
     /* azure.cloud: AzurePublicCloud (default) | AzureChinaCloud |

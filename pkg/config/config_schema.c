@@ -377,8 +377,7 @@ static int set_probe_listen(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, v
 {
     config_t *cfg = base;
     (void)k;
-    if (config__is_null(v) ||
-        (v->type == YAML_SCALAR_NODE && v->data.scalar.length == 0)) {
+    if (config__is_null(v) || (v->type == YAML_SCALAR_NODE && v->data.scalar.length == 0)) {
         free(cfg->probe_listen_host);
         cfg->probe_listen_host = NULL;
         cfg->probe_listen_port = 0;

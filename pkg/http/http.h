@@ -104,14 +104,14 @@ typedef struct http_head_verdict {
 } http_head_verdict_t;
 
 typedef struct http_server_opts {
-    const char *host;           /* "127.0.0.1", "0.0.0.0", "::" */
-    int port;                   /* 0 picks a free port: see http_server_port */
-    size_t max_header_bytes;    /* default 16384 */
-    size_t max_connections;     /* default 1024 */
+    const char *host;        /* "127.0.0.1", "0.0.0.0", "::" */
+    int port;                /* 0 picks a free port: see http_server_port */
+    size_t max_header_bytes; /* default 16384 */
+    size_t max_connections;  /* default 1024 */
     /* Connections open at once from one client address (the peer's IP,
      * whatever its port); one more gets 503 then close. 0 = no limit. */
     size_t max_connections_per_client;
-    size_t default_body_limit;  /* default 1 MiB, when on_head keeps it */
+    size_t default_body_limit; /* default 1 MiB, when on_head keeps it */
     /* Answer bytes queued on a connection and not yet taken by the socket
      * beyond which the connection is neither read nor parsed until the
      * peer drains them (backpressure on pipelined requests); default

@@ -63,7 +63,7 @@ struct http__conn {
     uv_timer_t timer;
     uv_shutdown_t shut;
     http_server_t *srv;
-    d8_list_t link; /* in srv->conns from conn_start to conn_release */
+    d8_list_t link;       /* in srv->conns from conn_start to conn_release */
     d8_list_t ready_link; /* in srv->ready while deferred */
     http__conn_state_t state;
     http_parser parser;
@@ -193,6 +193,14 @@ void http__conn_close_ex(http__conn_t *c, int reset);
 void http__conn_close(http__conn_t *c);
 /* Writes a fresh request id (16 hex digits, distinct per server) to out. */
 void http__rid_generate(http_server_t *srv, char out[17]);
+
+/* ---- parsing (http_parse.c) -------------------------------------------- */
+
+/* http-parser's callbacks for a request of an http__conn_t (parser.data). */
+extern const http_parser_settings http__parser_settings;
+/* Records whether input [from, to), just parsed, ended in LF followed only
+ * by SP/HT: an obs-fold may then start the next slice. */
+void http__fold_carry_update(http__conn_t *c, const char *from, const char *to);
 
 /* ---- answers (http_response.c) and the server (http_server.c) ---------- */
 

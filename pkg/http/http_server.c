@@ -24,6 +24,8 @@
  * within theirs. */
 #define REJECT_LINGER_MS 100u
 
+/* Writes the peer's "ip:port" (remote) and "ip" (the per-client limit's
+ * key) into c; "unknown" when the address cannot be had. */
 static void format_remote(http__conn_t *c)
 {
     struct sockaddr_storage ss;

@@ -357,9 +357,10 @@ static void test_slowloris_probe_listener(void **state)
     }
     /* Another client address is served on the API port meanwhile. */
     long long t0 = ta_now_ms();
-    char *other = get_from("127.0.0.2", a->port, "GET /api/v1/status HTTP/1.1\r\n"
-                                                 "Authorization: Bearer " TA_KEY1 "\r\n"
-                                                 "Connection: close\r\n\r\n");
+    char *other = get_from("127.0.0.2", a->port,
+                           "GET /api/v1/status HTTP/1.1\r\n"
+                           "Authorization: Bearer " TA_KEY1 "\r\n"
+                           "Connection: close\r\n\r\n");
     long long other_ms = ta_now_ms() - t0;
     print_message("slowloris %d connections from 127.0.0.1: %d told 503 (%d TooManyConnections); "
                   "slowest probe %lld ms; 127.0.0.2 served by the API in %lld ms\n",

@@ -1505,8 +1505,7 @@ static void expect_400(fx_t *fx, const char *req, const char *msg)
 static void test_strict_http11(void **state)
 {
     fx_t *fx = *state = fx_start(NULL);
-    expect_400(fx,
-               "PUT /echo HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+    expect_400(fx, "PUT /echo HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
                "white space in a header name");
     expect_400(fx, "GET /hello HTTP/1.1\r\nX Test: a\r\n\r\n", "white space in a header name");
     expect_400(fx, "GET /hello HTTP/1.1\r\nX-T\"est: a\r\n\r\n", "character");
@@ -1637,8 +1636,7 @@ static void test_output_backpressure(void **state)
     /* Unbounded, all 200 (50 MiB) would be queued by now; bounded: the
      * kernel's socket buffers (4 MiB send at most here) + 256 KiB. */
     if (handled >= 40)
-        fail_msg("%d of %d pipelined requests handled while the client read nothing", handled,
-                 N);
+        fail_msg("%d of %d pipelined requests handled while the client read nothing", handled, N);
     assert_true(handled >= 1);
     /* Drain: every answer arrives, complete and in order. */
     size_t want = 0, got = 0;
