@@ -50,28 +50,30 @@ typedef struct config_registry {
 /* All fields are owned by the config and readable by callers. */
 typedef struct config {
     /* controller */
-    char *controller_name;   /* default "dev8" */
-    char *listen_host;       /* from controller.listen, default 0.0.0.0; an IP
-                                literal ("::1" without brackets; "localhost"
-                                becomes 127.0.0.1) */
-    int listen_port;         /* default 8080 */
-    char *probe_listen_host; /* from controller.probeListen (as listen_host);
-                                NULL = no probe listener (the default) */
-    int probe_listen_port;
+    char *controller_name;         /* default "dev8" */
+    char *listen_host;             /* from controller.listen, default 0.0.0.0; an IP
+                                      literal ("::1" without brackets; "localhost"
+                                      becomes 127.0.0.1) */
+    int listen_port;               /* default 8080 */
     int resync_seconds;            /* 60 */
     int status_refresh_seconds;    /* 300 */
     int shutdown_grace_seconds;    /* 20 */
     int max_concurrent_reconciles; /* 16 */
     char *state_file;              /* "" = none */
+    /* controller.probeListen (parsed as controller.listen); NULL = no
+     * probe listener, the default */
+    char *probe_listen_host;
+    int probe_listen_port;
     /* api */
-    char *keys_file;                   /* "" = env AGENT_API_KEYS */
-    size_t max_body_bytes;             /* 1048576 */
-    size_t max_sync_body_bytes;        /* 67108864 */
-    size_t max_connections;            /* 1024 */
-    size_t max_connections_per_client; /* 256; 0 = no per-address limit */
-    int watch_ring_size;               /* 4096 events kept for watch resume */
-    char **api_keys;                   /* resolved keys (secret; never logged) */
-    size_t napi_keys;                  /* may be 0: no key configured anywhere */
+    char *keys_file;            /* "" = env AGENT_API_KEYS */
+    size_t max_body_bytes;      /* 1048576 */
+    size_t max_sync_body_bytes; /* 67108864 */
+    size_t max_connections;     /* 1024 */
+    int watch_ring_size;        /* 4096 events kept for watch resume */
+    char **api_keys;            /* resolved keys (secret; never logged) */
+    size_t napi_keys;           /* may be 0: no key configured anywhere */
+    /* api.maxConnectionsPerClient: 256; 0 = no per-address limit */
+    size_t max_connections_per_client;
     /* azure */
     char *azure_auth; /* auto|clientSecret|workloadIdentity|managedIdentity */
     /* azure.cloud: AzurePublicCloud (default) | AzureChinaCloud |

@@ -82,7 +82,7 @@ int http_form_decode(const char *src, size_t len, char *out, size_t outlen);
  * body_limit set to the server's default_body_limit and status 0.
  * - status 0: the body (up to body_limit bytes, else 413) is read, then
  *   the handler is called; Expect: 100-continue is answered only then.
- * - status 100..599 (not 1xx): the server answers at once with the JSON
+ * - status 200..599 (else taken as 500): the server answers at once with the JSON
  *   error body {"error":{"code","message","field"?}} and, when header_name
  *   is set, one extra header; the handler is not called and no body is
  *   read. When the request announced a body the answer carries
@@ -104,21 +104,21 @@ typedef struct http_head_verdict {
 } http_head_verdict_t;
 
 typedef struct http_server_opts {
-    const char *host;        /* "127.0.0.1", "0.0.0.0", "::" */
-    int port;                /* 0 picks a free port: see http_server_port */
-    size_t max_header_bytes; /* default 16384 */
-    size_t max_connections;  /* default 1024 */
+    const char *host;           /* "127.0.0.1", "0.0.0.0", "::" */
+    int port;                   /* 0 picks a free port: see http_server_port */
+    size_t max_header_bytes;    /* default 16384 */
+    size_t max_connections;     /* default 1024 */
+    size_t default_body_limit;  /* default 1 MiB, when on_head keeps it */
+    uint64_t header_timeout_ms; /* default 10000 */
+    uint64_t idle_timeout_ms;   /* default 60000 */
     /* Connections open at once from one client address (the peer's IP,
      * whatever its port); one more gets 503 then close. 0 = no limit. */
     size_t max_connections_per_client;
-    size_t default_body_limit; /* default 1 MiB, when on_head keeps it */
     /* Answer bytes queued on a connection and not yet taken by the socket
      * beyond which the connection is neither read nor parsed until the
      * peer drains them (backpressure on pipelined requests); default
      * 256 KiB. Streams have their own bound (see http_stream_write). */
     size_t max_queued_bytes;
-    uint64_t header_timeout_ms; /* default 10000 */
-    uint64_t idle_timeout_ms;   /* default 60000 */
     /* Called when a request's headers are complete, before any body byte
      * is read: fills the verdict (see http_head_verdict_t). req->body is
      * "" then. May be NULL: every request takes default_body_limit. */

@@ -63,8 +63,9 @@ struct http__conn {
     uv_timer_t timer;
     uv_shutdown_t shut;
     http_server_t *srv;
-    d8_list_t link;       /* in srv->conns from conn_start to conn_release */
-    d8_list_t ready_link; /* in srv->ready while deferred */
+    d8_list_t link; /* in srv->conns from conn_start to conn_release */
+    /* In srv->ready while deferred. */
+    d8_list_t ready_link;
     http__conn_state_t state;
     http_parser parser;
 
@@ -84,8 +85,9 @@ struct http__conn {
     d8_buf_t body;
     size_t body_limit;
     uint64_t chunked_total;
-    int err_status;      /* set by a parser callback that refuses the request */
-    const char *err_msg; /* its message (static), or NULL for the parser's */
+    int err_status; /* set by a parser callback that refuses the request */
+    /* Its message (static), or NULL for the parser's. */
+    const char *err_msg;
     /* The start of the input slice of the http_parser_execute call in
      * progress, and whether the input before it ended in LF followed only
      * by SP/HT (an obs-fold may start right at exec_start). */
