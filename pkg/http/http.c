@@ -295,6 +295,7 @@ int http__conn_write(http__conn_t *c, const uv_buf_t *bufs, unsigned n)
         total += bufs[i].len;
     if (total == 0)
         return 0;
+    c->turn_bytes += total;
     if (c->nwrites == 0) {
         int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
         if (r >= 0) {
@@ -487,6 +488,7 @@ static void conn_process(http__conn_t *c)
         return;
     }
     unsigned served = 0;
+    c->turn_bytes = 0;
     c->in_parse = 1;
     while ((c->state == HTTP__C_IDLE || c->state == HTTP__C_HEAD || c->state == HTTP__C_BODY) &&
            !c->wblocked && !c->deferred && c->rstart < c->rlen) {
@@ -502,7 +504,8 @@ static void conn_process(http__conn_t *c)
         if (e == HPE_PAUSED) {
             http_parser_pause(&c->parser, 0);
             conn_dispatch(c);
-            if (++served >= HTTP__BURST && c->rstart < c->rlen) {
+            if ((++served >= HTTP__BURST || c->turn_bytes >= HTTP__BURST_BYTES) &&
+                c->rstart < c->rlen) {
                 conn_defer(c);
                 break;
             }

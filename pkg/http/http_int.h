@@ -20,6 +20,9 @@
  * next loop iteration, so that one pipelining client cannot hold the loop
  * while others wait. */
 #define HTTP__BURST 32u
+/* Answer bytes of one connection's turn after which the turn ends too
+ * (a few large answers, such as /metrics, make a full turn). */
+#define HTTP__BURST_BYTES (64u * 1024u)
 /* Output queued on a stream beyond which http_stream_write gives up. */
 #define HTTP__STREAM_MAX_QUEUED (8u * 1024u * 1024u)
 /* Upper bound for draining a closing connection's input after the last
@@ -104,6 +107,8 @@ struct http__conn {
     uint64_t timer_due;
     unsigned closes_pending;
     unsigned nwrites;
+    /* Answer bytes queued since this connection's turn began. */
+    size_t turn_bytes;
 
     unsigned reading : 1;
     unsigned peer_eof : 1;
