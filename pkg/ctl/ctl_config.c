@@ -305,7 +305,8 @@ int ctl_config_resolve(const char *path, const char *context_flag, const char *s
     const char *env_key = getenv("DEV8_API_KEY");
     /* A context's key goes only to that context's server, unless the
      * operator named the context explicitly next to another server. */
-    int ctx_key_ok = cx.name && (server == cx.server || context_flag);
+    int overridden = server_flag || (env_server && env_server[0]);
+    int ctx_key_ok = cx.name && (!overridden || context_flag);
     if (env_key && env_key[0])
         out->key = d8_xstrdup(env_key);
     else if (ctx_key_ok && context_key(&cx, allow, file, &m, &out->key, err, errlen) < 0)
