@@ -575,8 +575,10 @@ static void test_watch_restart(void **state)
     pid_t pid = spawn("watch", NULL, NULL, (const char *const[]){"watch", NULL});
     assert_int_equal(wait_output("watch.out", "ADDED      w1 "), 0);
     /* A change is followed. */
-    assert_int_equal(
-        ta_req(&c->agent, "POST", "/api/v1/environments/w1/stop", NULL, &(th_resp_t){0}) == 0, 1);
+    th_resp_t stop;
+    assert_int_equal(ta_req(&c->agent, "POST", "/api/v1/environments/w1/stop", NULL, &stop), 0);
+    assert_int_equal(stop.status, 202);
+    th_resp_free(&stop);
     assert_int_equal(wait_output("watch.out", "STOPPED"), 0);
     /* The agent restarts without a state file: its resourceVersions start
      * anew, the watch's resume is answered 410, it lists again (w1 is gone

@@ -429,8 +429,9 @@ static void test_config_errors(void **state)
     assert_string_equal(t.key, "inline-SECRET");
     ctl_target_release(&t);
     /* A named config file that does not exist is an error. */
-    strcat(p, ".nope");
-    assert_int_equal(resolve(p, NULL, NULL, &t), -1);
+    char nope[600];
+    snprintf(nope, sizeof nope, "%s.nope", p);
+    assert_int_equal(resolve(nope, NULL, NULL, &t), -1);
     assert_non_null(strstr(g_err, "cannot read the config: No such file or directory"));
     free(p);
 }
