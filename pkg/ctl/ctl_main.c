@@ -171,7 +171,14 @@ static const char *scan_cmd(int argc, char **argv)
             return i + 1 < argc ? argv[i + 1] : NULL;
         if (s[0] != '-' || !s[1])
             return s;
-        const flagdef_t *f = s[1] == '-' ? find_flag(NULL, s + 2, 0) : NULL;
+        /* Any command's flag may come first ("-o json get envs"): skip its
+         * value when the flag takes one. */
+        const flagdef_t *f = NULL;
+        size_t n = s[1] == '-' ? strcspn(s + 2, "=") : 0;
+        for (size_t k = 0; k < NFLAGS && !f; k++)
+            if (s[1] == '-' ? strlen(flags[k].name) == n && strncmp(flags[k].name, s + 2, n) == 0
+                            : flags[k].shrt == s[1] && !s[2])
+                f = &flags[k];
         if (f && f->value && !strchr(s, '='))
             i++;
     }

@@ -247,6 +247,26 @@ static void test_get_golden(void **state)
     expect(&r, 0, "No environments found.\n");
     assert_string_equal(r.out, "");
     run_free(&r);
+    /* Colour only on a terminal (script(1) gives it one), never with
+     * NO_COLOR. */
+    char *bin = th_bin("dev8ctl");
+    for (int no_color = 0; no_color < 2; no_color++) {
+        char cmd[1024], p[600];
+        snprintf(p, sizeof p, "%s/tty%d.out", th_tmpdir(), no_color);
+        snprintf(cmd, sizeof cmd,
+                 "%s DEV8_SERVER=%s DEV8_API_KEY=%s HOME=/nonexistent script -qec '%s get envs' "
+                 "/dev/null > %s 2>&1",
+                 no_color ? "NO_COLOR=1" : "env -u NO_COLOR", g_server, TA_KEY1, bin, p);
+        assert_int_equal(system(cmd), 0);
+        char *tty = slurp_path(p);
+        assert_non_null(strstr(tty, "g2  bob    eastus  "));
+        if (no_color)
+            assert_null(strchr(tty, '\033'));
+        else
+            assert_non_null(strstr(tty, "\033[32mRUNNING\033[0m  True"));
+        free(tty);
+    }
+    free(bin);
     cJSON_Delete(g1);
     cJSON_Delete(g2);
 }
