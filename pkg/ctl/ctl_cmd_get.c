@@ -12,10 +12,10 @@ static int is_env_word(const char *w)
            strcmp(w, "env") == 0 || strcmp(w, "envs") == 0;
 }
 
-/* GET /api/v1/environments with the filters, following `continue` until
- * the last page; the items as one array (NULL after printing an error). */
-static cJSON *list_all(ctl_t *c, int *rc)
+cJSON *ctl__list_all(ctl_t *c, long long *rv, int *rc)
 {
+    if (rv)
+        *rv = -1;
     cJSON *all = cJSON_CreateArray();
     char *cont = NULL;
     for (;;) {
@@ -53,6 +53,8 @@ static cJSON *list_all(ctl_t *c, int *rc)
             it = next;
         }
         cJSON_Delete(items);
+        if (rv && *rv < 0)
+            *rv = (long long)ctl__num(page, "resourceVersion", -1);
         const char *nc = ctl__str(page, "continue");
         if (nc && nc[0])
             cont = d8_xstrdup(nc);
@@ -155,6 +157,8 @@ int ctl__cmd_get(ctl_t *c)
         return ctl__usage(c, "get", "unknown resource \"%s\" (environments, orphans)", what);
     if (c->a.npos > 2)
         return ctl__usage(c, "get", "get environments takes at most one id");
+    if (c->a.npos == 2 && (c->a.selector || c->a.phase || c->a.region))
+        return ctl__usage(c, "get", "-l, --phase and --region filter lists, not one id");
     if (c->a.selector && strncmp(c->a.selector, "userId=", 7) != 0)
         return ctl__usage(c, "get", "-l %s: only userId=VALUE is supported", c->a.selector);
     int rc = 0;
@@ -170,7 +174,7 @@ int ctl__cmd_get(ctl_t *c)
             return rc;
         list = cJSON_CreateArray();
         cJSON_AddItemToArray(list, one);
-    } else if (!(list = list_all(c, &rc))) {
+    } else if (!(list = ctl__list_all(c, NULL, &rc))) {
         return rc;
     }
     print_envs(c, list, c->a.npos == 2);

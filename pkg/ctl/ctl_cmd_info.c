@@ -310,7 +310,9 @@ static int mutate(ctl_t *c, const char *method, const char *path, const char *id
 
 int ctl__cmd_delete(ctl_t *c)
 {
-    if (c->a.npos != 2 || strncmp(c->a.pos[0], "env", 3) != 0)
+    const char *w = c->a.npos == 2 ? c->a.pos[0] : "";
+    if (strcmp(w, "environment") != 0 && strcmp(w, "environments") != 0 && strcmp(w, "env") != 0 &&
+        strcmp(w, "envs") != 0)
         return ctl__usage(c, "delete", "usage: delete environment ID");
     d8_buf_t p;
     env_path(&p, c->a.pos[1], NULL);

@@ -292,10 +292,10 @@ static size_t on_sse(char *data, size_t size, size_t n, void *ud)
     return s->rc ? 0 : len;
 }
 
-int ctl__sse(ctl_t *c, const char *path, const char *last_id, ctl_sse_fn on_event, void *ud,
+int ctl__sse(ctl_t *c, const char *path, char last_id[64], ctl_sse_fn on_event, void *ud,
              long *status, d8_buf_t *errbody)
 {
-    sse_t s = {.fn = on_event, .ud = ud, .errbody = errbody, .last_id = (char *)last_id};
+    sse_t s = {.fn = on_event, .ud = ud, .errbody = errbody, .last_id = last_id};
     d8_buf_init(&s.line);
     d8_buf_init(&s.data);
     struct curl_slist *hdrs;

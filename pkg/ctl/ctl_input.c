@@ -136,10 +136,14 @@ static cJSON *parse_mapping(yp_t *y, int depth)
         char key[256];
         snprintf(key, sizeof key, "%s", (const char *)k.data.scalar.value);
         yaml_mark_t kmark = k.start_mark;
-        int bad = k.data.scalar.anchor || k.data.scalar.tag || strlen(key) != k.data.scalar.length;
+        int bad = k.data.scalar.anchor || k.data.scalar.tag;
+        int len_bad = strlen((const char *)k.data.scalar.value) != k.data.scalar.length ||
+                      k.data.scalar.length >= sizeof key;
         yaml_event_delete(&k);
-        if (bad) {
-            yfail(y, &kmark, "a key must be a plain string (no anchor, tag or NUL)");
+        if (bad || len_bad) {
+            yfail(y, &kmark,
+                  bad ? "anchors and tags are not accepted"
+                      : "a key must be shorter than 256 bytes and hold no NUL character");
             break;
         }
         if (cJSON_GetObjectItemCaseSensitive(obj, key)) {

@@ -77,7 +77,7 @@ void ctl__url_escape(d8_buf_t *b, const char *s);
  * is in *status, the body in errbody). Used by the watch command only.
  */
 typedef int (*ctl_sse_fn)(const char *type, const char *id, const char *data, void *ud);
-int ctl__sse(ctl_t *c, const char *path, const char *last_id, ctl_sse_fn on_event, void *ud,
+int ctl__sse(ctl_t *c, const char *path, char last_id[64], ctl_sse_fn on_event, void *ud,
              long *status, d8_buf_t *errbody);
 /* Set by SIGINT/SIGTERM during long commands (watch, logs -f). */
 extern volatile int ctl__stop;
@@ -120,6 +120,11 @@ int ctl__cmd_delete(ctl_t *c);
 int ctl__cmd_power(ctl_t *c, const char *action);
 int ctl__cmd_reaper(ctl_t *c);
 int ctl__cmd_watch(ctl_t *c);
+/* GET /api/v1/environments with the -l/--phase/--region filters,
+ * following `continue` to the last page: all items as one array (owned),
+ * *rv (may be NULL) the first page's resourceVersion; NULL after printing
+ * an error. */
+cJSON *ctl__list_all(ctl_t *c, long long *rv, int *rc);
 /* Reads the file named by -f ("-": stdin) into items; exit status. */
 int ctl__read_items(ctl_t *c, ctl_items_t *items);
 /* The events of an environment as a table into b (for events and

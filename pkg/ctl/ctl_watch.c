@@ -91,12 +91,12 @@ static int on_event(const char *type, const char *id, const char *data, void *ud
 static long long relist(watch_t *w)
 {
     int rc;
-    cJSON *page = ctl__get_json(w->c, "/api/v1/environments?limit=1000", &rc);
-    if (!page)
+    long long rv;
+    cJSON *items = ctl__list_all(w->c, &rv, &rc);
+    if (!items)
         return -1;
     cJSON *now = cJSON_CreateObject();
-    const cJSON *items = cJSON_GetObjectItemCaseSensitive(page, "items");
-    for (const cJSON *e = items ? items->child : NULL; e; e = e->next) {
+    for (const cJSON *e = items->child; e; e = e->next) {
         const char *id = ctl__str(e, "id");
         if (!id)
             continue;
@@ -117,9 +117,8 @@ static long long relist(watch_t *w)
         }
         s = next;
     }
-    long long rv = (long long)ctl__num(page, "resourceVersion", -1);
     cJSON_Delete(now);
-    cJSON_Delete(page);
+    cJSON_Delete(items);
     return rv;
 }
 
@@ -168,12 +167,14 @@ int ctl__cmd_watch(ctl_t *c)
         return CTL_EXIT_ERROR;
     watch_t w = {.c = c, .id = c->a.npos ? c->a.pos[0] : NULL, .seen = cJSON_CreateObject()};
     long long from = -1;
-    int connected = 0, failures = 0, rc = 0;
+    int connected = 0, failures = 0, gone = 0, rc = 0;
     while (!ctl__stop) {
         int s = session(&w, from, &connected);
         if (connected == 2) {
             connected = 1;
             failures = 0;
+            if (s != 2)
+                gone = 0;
         }
         if (s == 0)
             break;
@@ -182,6 +183,10 @@ int ctl__cmd_watch(ctl_t *c)
             break;
         }
         if (s == 2) {
+            /* Two 410s in a row (a ring outrun by churn): pause a little
+             * rather than list in a tight loop. */
+            if (gone++ > 0)
+                ctl__sleep_ms(c, gone < 5 ? 200 << gone : 5000);
             w.last_id[0] = 0;
             from = relist(&w);
             if (from < 0) {

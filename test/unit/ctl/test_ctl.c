@@ -107,6 +107,12 @@ static void test_input_errors(void **state)
                                                    "content while parsing a flow node");
     parse_fails("id: a\n\tname: b\n", "f.yaml:2:1: found a tab character that violates "
                                       "indentation while scanning a plain scalar");
+    char longkey[400] = "id: a\n";
+    memset(longkey + 6, 'k', 300);
+    strcpy(longkey + 306, ": 1\n");
+    parse_fails(longkey, "f.yaml:2:1: a key must be shorter than 256 bytes and hold no NUL "
+                         "character");
+    parse_fails("id: a\n!!str x: 1\n", "f.yaml:2:1: anchors and tags are not accepted");
     /* Nesting beyond 64 levels. */
     char deep[400] = "id: a\nx: ";
     for (int i = 0; i < 70; i++)
