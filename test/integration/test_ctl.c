@@ -804,7 +804,8 @@ static void test_help_and_completion(void **state)
     free(script);
     r = CTL("completion", "zsh");
     assert_int_equal(r.status, 0);
-    assert_non_null(strstr(r.out, "#compdef dev8ctl\n"));
+    assert_int_equal(strncmp(r.out, "#compdef dev8ctl\n", 17), 0);
+    assert_non_null(strstr(r.out, "compdef _dev8ctl dev8ctl"));
     run_free(&r);
 }
 
