@@ -15,11 +15,14 @@
 #include "base/base.h"
 #include "ctl/ctl.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -809,6 +812,148 @@ static void test_help_and_completion(void **state)
     run_free(&r);
 }
 
+/* ---- the routes other teams are adding, from a stand-in server ----------
+ *
+ * Until the agent serves /events and /logs (and status.containers, usage),
+ * a forked stand-in answers them in the agreed shapes, so that dev8ctl's
+ * follow loop, events table and describe sections run end to end.
+ */
+#define MOCK_ENV                                                                                   \
+    "{\"id\":\"m1\",\"generation\":1,\"createdAt\":\"2026-11-27T12:00:00Z\","                      \
+    "\"updatedAt\":\"2026-11-27T12:00:00Z\",\"spec\":{\"userId\":\"u\",\"name\":\"n\","            \
+    "\"cloudRegion\":\"eastus\"},\"status\":{\"phase\":\"RUNNING\",\"observedGeneration\":1,"      \
+    "\"conditions\":[],\"autoStopTime\":\"2026-11-27T13:00:00Z\",\"estimatedCostPerHour\":0.1234," \
+    "\"containers\":[{\"name\":\"workspace\",\"state\":\"Running\",\"restartCount\":2,"            \
+    "\"lastExitCode\":137,\"lastRestartTime\":\"2026-11-27T12:30:00Z\"}],"                         \
+    "\"usage\":{\"runningSeconds\":3600,\"cpuCoreSeconds\":7200,\"memoryGBSeconds\":14400,"        \
+    "\"storageGBHours\":20,\"estimatedCost\":0.25,\"currency\":\"USD\","                           \
+    "\"since\":\"2026-11-27T12:00:00Z\"}}}"
+#define MOCK_EVENTS                                                                                \
+    "{\"environmentId\":\"m1\",\"items\":[{\"time\":\"2026-11-27T12:00:05Z\",\"type\":\"Normal\"," \
+    "\"reason\":\"PhaseChanged\",\"message\":\"CREATING -> RUNNING\",\"source\":\"agent\","        \
+    "\"count\":1},{\"time\":\"2026-11-27T12:30:00Z\",\"type\":\"Warning\",\"reason\":"             \
+    "\"Restarted\","                                                                               \
+    "\"message\":\"exit code 137\",\"source\":\"azure\",\"count\":2}]}"
+
+/* Answers one request on fd: the n-th GET of the logs gets logs[n]. */
+static void mock_answer(int fd, int *nlogs)
+{
+    static const char *const logs[] = {"a\nb\n", "a\nb\n", "a\nb\nc\n", "b\nc\nd\n"};
+    char req[4096] = "";
+    size_t len = 0;
+    while (len < sizeof req - 1 && !strstr(req, "\r\n\r\n")) {
+        ssize_t n = read(fd, req + len, sizeof req - 1 - len);
+        if (n <= 0)
+            return;
+        len += (size_t)n;
+        req[len] = 0;
+    }
+    const char *body = "{\"error\":{\"code\":\"NotFound\",\"message\":\"no such route\"}}";
+    const char *type = "application/json";
+    int status = 404;
+    if (strncmp(req, "GET /api/v1/environments/m1/logs?tail=3 ", 40) == 0) {
+        int i = *nlogs < 3 ? *nlogs : 3;
+        (*nlogs)++;
+        body = logs[i];
+        type = "text/plain; charset=utf-8";
+        status = 200;
+    } else if (strncmp(req, "GET /api/v1/environments/m1/events ", 35) == 0) {
+        body = MOCK_EVENTS;
+        status = 200;
+    } else if (strncmp(req, "GET /api/v1/environments/m1 ", 28) == 0) {
+        body = MOCK_ENV;
+        status = 200;
+    }
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n",
+                      status, type, strlen(body));
+    if (write(fd, head, (size_t)hl) < 0 || write(fd, body, strlen(body)) < 0)
+        return;
+}
+
+/* A forked stand-in on a free port; its pid. */
+static pid_t mock_start(int *port)
+{
+    *port = th_free_port();
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(ls, 16), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int nlogs = 0;
+        for (;;) {
+            int fd = accept(ls, NULL, NULL);
+            if (fd < 0)
+                _exit(0);
+            mock_answer(fd, &nlogs);
+            close(fd);
+        }
+    }
+    close(ls);
+    return pid;
+}
+
+static void test_offered_routes(void **state)
+{
+    (void)state;
+    int port;
+    pid_t mock = mock_start(&port);
+    snprintf(g_server, sizeof g_server, "http://127.0.0.1:%d", port);
+    /* logs -f: every poll prints only what is new. */
+    pid_t pid =
+        spawn("logs", NULL, NULL,
+              (const char *const[]){"logs", "m1", "--tail", "3", "-f", "--interval", "1", NULL});
+    assert_int_equal(wait_output("logs.out", "d\n"), 0);
+    kill(pid, SIGTERM);
+    run_t r = collect("logs", pid);
+    expect_out(&r, "a\nb\nc\nd\n");
+    run_free(&r);
+    r = CTL("events", "m1", "--now=2026-11-27T13:00:00Z");
+    expect_out(&r, "AGE  TYPE     REASON        SOURCE  COUNT  MESSAGE\n"
+                   "59m  Normal   PhaseChanged  agent   1      CREATING -> RUNNING\n"
+                   "30m  Warning  Restarted     azure   2      exit code 137\n");
+    run_free(&r);
+    r = CTL("events", "m1", "-o", "json");
+    cJSON *j = cJSON_Parse(r.out);
+    assert_string_equal(ta_str(j, "items.1.reason"), "Restarted");
+    cJSON_Delete(j);
+    run_free(&r);
+    r = CTL("describe", "env", "m1", "--now=2026-11-27T13:00:00Z");
+    assert_int_equal(r.status, 0);
+    const char *want = "  Auto Stop At:     2026-11-27T13:00:00Z (0s ago)\n"
+                       "  Last Error:       <none>\n"
+                       "  Retry:            <none>\n"
+                       "  Cost Per Hour:    0.1234\n"
+                       "Conditions:\n"
+                       "  TYPE  STATUS  REASON  LAST TRANSITION  MESSAGE\n"
+                       "Containers:\n"
+                       "  NAME       STATE    RESTARTS  LAST EXIT  LAST RESTART\n"
+                       "  workspace  Running  2         137        2026-11-27T12:30:00Z\n"
+                       "Usage:\n"
+                       "  Since:            2026-11-27T12:00:00Z (60m ago)\n"
+                       "  Running:          3600 s\n"
+                       "  CPU:              7200 core-s\n"
+                       "  Memory:           14400 GB-s\n"
+                       "  Storage:          20 GB-h\n"
+                       "  Estimated Cost:   0.2500 USD\n"
+                       "Events:\n"
+                       "  AGE  TYPE     REASON        SOURCE  COUNT  MESSAGE\n"
+                       "  59m  Normal   PhaseChanged  agent   1      CREATING -> RUNNING\n"
+                       "  30m  Warning  Restarted     azure   2      exit code 137\n";
+    if (!strstr(r.out, want))
+        fail_msg("describe:\n%s\nwanted the end:\n%s", r.out, want);
+    run_free(&r);
+    kill(mock, SIGKILL);
+    waitpid(mock, NULL, 0);
+}
+
 /* Runs last: no output of any test carried the secret value. */
 static void test_no_secret_printed(void **state)
 {
@@ -832,6 +977,7 @@ int main(void)
         T(test_bad_input),
         T(test_config_contexts),
         T(test_help_and_completion),
+        cmocka_unit_test(test_offered_routes),
         cmocka_unit_test(test_no_secret_printed),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
