@@ -72,15 +72,46 @@ static void print_change(watch_t *w, const char *type, const cJSON *obj)
     fflush(c->o);
 }
 
+/* An `event: EVENT` of the stream ({"environmentId", "event": {time, type,
+ * reason, message, source, count}}): one line, or the object with -o json. */
+static void print_event(watch_t *w, const cJSON *ev)
+{
+    ctl_t *c = w->c;
+    const char *id = ctl__str(ev, "environmentId");
+    if (!id || (w->id && strcmp(w->id, id) != 0))
+        return;
+    if (c->out == OUT_JSON) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "type", "EVENT");
+        cJSON_AddStringToObject(o, "environmentId", id);
+        cJSON_AddItemToObject(o, "event",
+                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(ev, "event"), 1));
+        char *s = cJSON_PrintUnformatted(o);
+        fprintf(c->o, "%s\n", s);
+        free(s);
+        cJSON_Delete(o);
+    } else {
+        const char *t = ctl__str(ev, "event.type"), *r = ctl__str(ev, "event.reason");
+        const char *m = ctl__str(ev, "event.message");
+        fprintf(c->o, "%-9s  %-24s  %-9s  %-22s  %s\n", "EVENT", id, t ? t : "?", r ? r : "?",
+                m ? m : "");
+    }
+    fflush(c->o);
+}
+
 static int on_event(const char *type, const char *id, const char *data, void *ud)
 {
     watch_t *w = ud;
     (void)id;
-    if (strcmp(type, "ADDED") != 0 && strcmp(type, "MODIFIED") != 0 && strcmp(type, "DELETED") != 0)
-        return 0; /* other event kinds (e.g. EVENT) are not changes of an object */
+    int change =
+        strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0 || strcmp(type, "DELETED") == 0;
+    if (!change && strcmp(type, "EVENT") != 0)
+        return 0; /* a kind this client does not know */
     cJSON *obj = cJSON_Parse(data);
-    if (obj)
+    if (obj && change)
         print_change(w, type, obj);
+    else if (obj)
+        print_event(w, obj);
     cJSON_Delete(obj);
     return 0;
 }

@@ -857,6 +857,13 @@ static void mock_answer(int fd, int *nlogs)
         body = logs[i];
         type = "text/plain; charset=utf-8";
         status = 200;
+    } else if (strncmp(req, "GET /api/v1/watch ", 18) == 0) {
+        body = "id: 7\nevent: ADDED\ndata: " MOCK_ENV "\n\n: heartbeat\n\n"
+               "event: EVENT\ndata: {\"environmentId\":\"m1\",\"event\":{\"time\":"
+               "\"2026-11-27T12:30:00Z\",\"type\":\"Warning\",\"reason\":\"Restarted\","
+               "\"message\":\"exit code 137\",\"source\":\"azure\",\"count\":2}}\n\n";
+        type = "text/event-stream";
+        status = 200;
     } else if (strncmp(req, "GET /api/v1/environments/m1/events ", 35) == 0) {
         body = MOCK_EVENTS;
         status = 200;
@@ -949,6 +956,16 @@ static void test_offered_routes(void **state)
                        "  30m  Warning  Restarted     azure   2      exit code 137\n";
     if (!strstr(r.out, want))
         fail_msg("describe:\n%s\nwanted the end:\n%s", r.out, want);
+    run_free(&r);
+    /* Watch streams carry `event: EVENT` lines too. */
+    pid = spawn("watchev", NULL, NULL, (const char *const[]){"watch", "m1", NULL});
+    assert_int_equal(wait_output("watchev.out", "exit code 137\n"), 0);
+    kill(pid, SIGTERM);
+    r = collect("watchev", pid);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "ADDED      m1                        RUNNING  "));
+    assert_non_null(strstr(r.out, "EVENT      m1                        Warning    Restarted    "
+                                  "           exit code 137\n"));
     run_free(&r);
     kill(mock, SIGKILL);
     waitpid(mock, NULL, 0);
