@@ -10,7 +10,9 @@
 # form, so nothing needs a shell at run time.
 #
 # The image also carries bin/azsim, the Azure emulator, for the dev overlay
-# (manifests/overlays/dev runs it with `command: ["azsim"]`).
+# (manifests/overlays/dev runs it with `command: ["azsim"]`), and bin/dev8ctl,
+# the operator's command line (`kubectl exec deploy/dev8-agent -- dev8ctl
+# --server http://127.0.0.1:8080 get environments`, with DEV8_API_KEY set).
 
 FROM debian:12 AS build
 WORKDIR /src
@@ -24,7 +26,8 @@ COPY cmd cmd
 ARG GIT_REV=unknown
 RUN make -j"$(nproc)" release GIT_REV="${GIT_REV}" \
  && bin/dev8-agent --version \
- && bin/azsim --version
+ && bin/azsim --version \
+ && bin/dev8ctl version --client
 
 FROM debian:12-slim
 # Runtime libraries only (libssl3 also provides libcrypto.so.3).
@@ -34,7 +37,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /etc/dev8 /var/lib/dev8 \
  && chown 65532:65532 /var/lib/dev8
-COPY --from=build /src/bin/dev8-agent /src/bin/azsim /usr/local/bin/
+COPY --from=build /src/bin/dev8-agent /src/bin/azsim /src/bin/dev8ctl /usr/local/bin/
 ARG GIT_REV=unknown
 LABEL org.opencontainers.image.title="dev8-agent" \
       org.opencontainers.image.description="Dev8 controller for Azure Container Instances and Azure Files" \

@@ -81,7 +81,7 @@ BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
 .PHONY: all test test-contract unit integration run bench fuzz lint format clean help deps release image
 
-## all: build bin/dev8-agent and bin/azsim (the default)
+## all: build bin/dev8-agent, bin/azsim and bin/dev8ctl (the default)
 all: deps $(CMD_BINS)
 
 deps:
@@ -103,7 +103,8 @@ $(VERSION_STAMP):
 	@rm -f $(BUILD)/.version-*
 	@touch $@
 $(addprefix $(BUILD)/,pkg/webhook/webhook.o pkg/agent/agent.o pkg/api/api.o \
-	pkg/azure/request.o cmd/azsim/main.o cmd/dev8-agent/main.o): $(VERSION_STAMP)
+	pkg/azure/request.o cmd/azsim/main.o cmd/dev8-agent/main.o \
+	pkg/ctl/ctl_main.o pkg/ctl/ctl_http.o pkg/ctl/ctl_cmd_info.o): $(VERSION_STAMP)
 
 $(LIB): $(PKG_OBJS)
 	@rm -f $@

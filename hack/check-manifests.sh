@@ -72,7 +72,7 @@ fi
 # shellcheck disable=SC1003 # (a literal backslash for tr)
 runtime_pkgs=$(awk '/^FROM /{stage=$0} stage ~ /slim/ && /apt-get install/ {f=1} f {print} f && !/\\$/ {f=0}' Dockerfile |
   tr -s ' \\' '\n' | grep -E '^lib|^ca-certificates$' | sort -u)
-bins=(bin/dev8-agent bin/azsim)
+bins=(bin/dev8-agent bin/azsim bin/dev8ctl)
 if command -v dpkg >/dev/null && command -v objdump >/dev/null && [ -x "${bins[0]}" ] && [ -n "$runtime_pkgs" ]; then
   missing=0
   triplet=$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
