@@ -232,6 +232,10 @@ typedef struct azure_group {
     /* When provisioningState is Failed: the group's instanceView event
      * messages (else the containers' non-Normal events), "; "-joined. */
     char *failure_message;
+    /* Sums of the containers' resources.requests (cpu cores, memoryInGB):
+     * the size the group really has; 0 when absent. */
+    double cpu_cores;
+    double memory_gb;
 } azure_group_t;
 
 typedef struct azure_group_list {

@@ -210,6 +210,16 @@ static void group_from_json(azure_group_t *g, const cJSON *root)
     const cJSON *ip = obj_get(props, "ipAddress");
     g->ip = str_dup_of(ip, "ip");
     g->fqdn = str_dup_of(ip, "fqdn");
+    const cJSON *sized;
+    cJSON_ArrayForEach(sized, obj_get(props, "containers"))
+    {
+        const cJSON *rq = obj_get(obj_get(obj_get(sized, "properties"), "resources"), "requests");
+        const cJSON *cpu = obj_get(rq, "cpu"), *mem = obj_get(rq, "memoryInGB");
+        if (cJSON_IsNumber(cpu) && cpu->valuedouble > 0)
+            g->cpu_cores += cpu->valuedouble;
+        if (cJSON_IsNumber(mem) && mem->valuedouble > 0)
+            g->memory_gb += mem->valuedouble;
+    }
 
     if (g->provisioning_state && strcmp(g->provisioning_state, "Failed") == 0) {
         d8_buf_t b;

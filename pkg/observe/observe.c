@@ -115,6 +115,10 @@ void observed_group_seen(observer_t *ob, observed_t *o, const azure_group_t *g, 
     if (!from_get && strcmp(o->g.prov, g->provisioning_state ? g->provisioning_state : "") != 0)
         o->g.inst[0] = '\0'; /* read with the old provisioning state: stale, read it again */
     copy(o->g.prov, sizeof(o->g.prov), g->provisioning_state);
+    if (g->cpu_cores > 0)
+        o->g.cpu_cores = g->cpu_cores;
+    if (g->memory_gb > 0)
+        o->g.memory_gb = g->memory_gb;
     if (from_get) {
         o->g.read_wall_ms = d8_wall_ms();
         copy(o->g.inst, sizeof(o->g.inst), g->instance_state);
@@ -156,6 +160,7 @@ void observed_share_seen(observer_t *ob, observed_t *o, const azure_share_t *s, 
         o->s.verified = own.ours;
         o->s.foreign = !own.ours;
         o->s.keep = own.keep;
+        o->s.keep_until_ms = own.keep_until_ms;
     }
 }
 

@@ -44,6 +44,8 @@ typedef struct observed_group {
     uint64_t updated_ms;     /* loop time of the newest knowledge */
     int64_t read_wall_ms;    /* wall time of the last GET (status.observedTime), 0 = never */
     uint64_t absent_read_ms; /* loop time a GET last found no group, 0 = never */
+    double cpu_cores;        /* the size the group has (list or GET), 0 = unknown */
+    double memory_gb;
 } observed_group_t;
 
 /* What is known of env id's file share. */
@@ -53,6 +55,7 @@ typedef struct observed_share {
     int foreign;  /* read by GET and not ours */
     int verified; /* read by GET (or created by us) and ours */
     int keep;     /* dev8keep=true, read by GET */
+    int64_t keep_until_ms; /* dev8keepuntil (wall ms), read by GET; 0 = none */
     int quota_gb;
     uint64_t updated_ms;
 } observed_share_t;

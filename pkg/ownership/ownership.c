@@ -47,6 +47,7 @@ static void parse(const azure_map_t *m, const char *k_managed_by, const char *ma
     out->keep = equals(azure_map_get(m, k_keep), "true");
     out->user_id = azure_map_get(m, k_user_id);
     out->spec_hash = NULL;
+    out->keep_until_ms = 0;
 }
 
 void own_parse_group(const azure_map_t *tags, const char *id, const char *controller,
@@ -62,6 +63,7 @@ void own_parse_share(const azure_map_t *metadata, const char *id, const char *co
 {
     parse(metadata, OWN_MD_MANAGED_BY, OWN_MD_MANAGED_BY_VALUE, OWN_MD_CONTROLLER, OWN_MD_ENV_ID,
           OWN_MD_USER_ID, OWN_MD_KEEP, id, controller, out);
+    out->keep_until_ms = own_parse_time(azure_map_get(metadata, OWN_MD_KEEP_UNTIL));
 }
 
 size_t own_group_tags(azure_kv_t out[OWN_KV_MAX], const char *controller, const char *id,

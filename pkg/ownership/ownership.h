@@ -17,6 +17,7 @@
 #include "spec/spec.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Room for "dev8-" + an environment id + NUL. */
 #define OWN_NAME_MAX (SPEC_ID_MAX + 8)
@@ -25,7 +26,7 @@
 /* Hex characters of the spec hash kept in the dev8-spec-hash tag, + NUL. */
 #define OWN_HASH_MAX 17
 /* Most tags / metadata entries a builder writes. */
-#define OWN_KV_MAX 5
+#define OWN_KV_MAX 6
 /* Room for a percent-encoded userId (128 code points of up to 4 bytes,
  * 3 characters a byte) + NUL. */
 #define OWN_META_VALUE_MAX (128 * 4 * 3 + 1)
@@ -45,6 +46,8 @@
 #define OWN_MD_ENV_ID "dev8envid"
 #define OWN_MD_USER_ID "dev8userid"
 #define OWN_MD_KEEP "dev8keep"
+/* RFC 3339 UTC time after which a retained share may be reaped. */
+#define OWN_MD_KEEP_UNTIL "dev8keepuntil"
 #define OWN_MD_MANAGED_BY_VALUE "dev8agent"
 
 /* What the marks on one resource say; strings borrowed from the map. */
@@ -53,6 +56,7 @@ typedef struct own_info {
     int keep;              /* the keep mark is "true" */
     const char *user_id;   /* NULL when absent */
     const char *spec_hash; /* groups only; NULL when absent */
+    int64_t keep_until_ms; /* shares: dev8keepuntil as wall ms; 0 when absent or unreadable */
 } own_info_t;
 
 /* Writes "dev8-{id}", the name of both resources of env `id`. */
@@ -98,4 +102,19 @@ size_t own_share_metadata(azure_kv_t out[OWN_KV_MAX], char user_buf[OWN_META_VAL
  * as it is. */
 void own_meta_encode(const char *in, char out[OWN_META_VALUE_MAX]);
 
+/*
+ * The metadata of a share retained after its environment was deleted
+ * (storagePolicy Retain): own_share_metadata's with dev8keep=true and,
+ * when keep_until_ms > 0, dev8keepuntil=<RFC 3339 UTC> (written into
+ * until_buf, which must outlive `out`). Returns the count.
+ */
+size_t own_share_metadata_retained(azure_kv_t out[OWN_KV_MAX], char user_buf[OWN_META_VALUE_MAX],
+                                   char until_buf[32], const char *controller, const char *id,
+                                   const char *user_id, int64_t keep_until_ms);
+/* Reads "YYYY-MM-DDTHH:MM:SS[.fff]Z" as wall ms; 0 when s is NULL or not
+ * that form. */
+int64_t own_parse_time(const char *s);
+/* 1 when a share's marks say it is retained with a keep-until time that
+ * has passed at now_ms (the reaper may then delete it). */
+int own_keep_expired(const own_info_t *info, int64_t now_ms);
 #endif
