@@ -34,6 +34,7 @@ typedef struct agent {
     reconciler_t *rec;
     reaper_t *reaper;
     statefile_t *sf;
+    usage_t *usage;
     webhook_t *wh;
     uv_timer_t token_retry;
     sigstop_t *sig;
@@ -179,6 +180,17 @@ static void on_stop(void *ud, int signum)
     uv_timer_start(&a->drain, drain_cb, 0, DRAIN_POLL_MS);
 }
 
+/* The state file's "usage" section: pkg/usage's accounting. */
+static void usage_section_save(void *ud, d8_buf_t *out)
+{
+    usage_save(ud, out);
+}
+
+static int usage_section_load(void *ud, const cJSON *section, char *err, size_t errlen)
+{
+    return usage_load(ud, section, err, errlen);
+}
+
 /*
  * Opens the state file when one is configured and puts its desired set in
  * the store. Returns 1 when a saved set was loaded, 0 when there is none
@@ -195,7 +207,10 @@ static int load_state(agent_t *a, const char *hk)
                            .store = a->store,
                            .metrics = a->metrics,
                            .key = (const unsigned char *)hk,
-                           .keylen = hk ? strlen(hk) : 0};
+                           .keylen = hk ? strlen(hk) : 0,
+                           .ext_save = usage_section_save,
+                           .ext_load = usage_section_load,
+                           .ext_ud = a->usage};
     a->sf = statefile_new(&so);
     const char **regions = d8_xcalloc(cfg->nregions + 1, sizeof(char *));
     const char **images = d8_xcalloc(cfg->nimages + 1, sizeof(char *));
@@ -224,6 +239,13 @@ static int load_state(agent_t *a, const char *hk)
     return rc == D8_OK;
 }
 
+/* A usage transition: the state file keeps it (when there is one). */
+static void usage_changed(void *ud)
+{
+    agent_t *a = ud;
+    statefile_touch(a->sf);
+}
+
 /* The controller: observer, reconciler and reaper over the store and the
  * Azure client (which must exist). */
 static void controller_new(agent_t *a, const char *hk, int loaded_state)
@@ -240,14 +262,18 @@ static void controller_new(agent_t *a, const char *hk, int loaded_state)
                            .observer = a->ob,
                            .metrics = a->metrics,
                            .hash_key = (const unsigned char *)hk,
-                           .hash_keylen = hk ? strlen(hk) : 0};
+                           .hash_keylen = hk ? strlen(hk) : 0,
+                           .usage = a->usage,
+                           .usage_changed = usage_changed,
+                           .usage_ud = a};
     a->rec = reconciler_new(&ro);
     reaper_opts_t rpo = {.loop = &a->loop,
                          .cfg = cfg,
                          .store = a->store,
                          .az = a->az,
                          .observer = a->ob,
-                         .metrics = a->metrics};
+                         .metrics = a->metrics,
+                         .usage = a->usage};
     a->reaper = reaper_new(&rpo);
     if (loaded_state && store_synced(a->store))
         reaper_set_authoritative(a->reaper);
@@ -267,7 +293,8 @@ static int api_start(agent_t *a, char *err, size_t errlen)
                      .resume_hook = resume_hook,
                      .resume_ud = a,
                      .reaping_hook = reaping_hook,
-                     .reaping_ud = a};
+                     .reaping_ud = a,
+                     .usage = a->usage};
     return api_new(&ao, &a->api, err, errlen);
 }
 
@@ -311,6 +338,7 @@ int agent_run(const config_t *cfg)
     uv_loop_init(&a.loop);
     a.store = store_new((size_t)cfg->watch_ring_size);
     a.metrics = metrics_new();
+    a.usage = agent__usage_new(cfg, a.metrics);
     const char *hk = getenv("DEV8_SPEC_HASH_KEY");
     int loaded_state = load_state(&a, hk);
     if (loaded_state < 0)
@@ -353,6 +381,7 @@ out:
     if (uv_loop_close(&a.loop) != 0)
         LOG0(LOG_WARN, "event loop closed with handles still open");
     store_free(a.store);
+    usage_free(a.usage);
     metrics_free(a.metrics);
     free(a.scopes);
     return code;

@@ -13,6 +13,7 @@
 #include "curluv/curluv.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
+#include "usage/usage.h"
 #include "webhook/webhook.h"
 
 #include <stddef.h>
@@ -52,4 +53,10 @@ int agent__webhook_new(uv_loop_t *loop, curluv_t *cu, const config_t *cfg, store
  */
 void agent__raise_nofile(const config_t *cfg);
 
+/*
+ * The usage accountant of cfg: its regions, the price table
+ * (pricing.regions; a region without prices reports quantities only) and
+ * pricing.currency; dev8_usage_* registered in metrics (may be NULL).
+ */
+usage_t *agent__usage_new(const config_t *cfg, metrics_t *metrics);
 #endif

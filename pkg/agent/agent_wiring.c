@@ -111,3 +111,27 @@ void agent__raise_nofile(const config_t *cfg)
                 LF_S("hint", "raise the container's nofile limit or lower api.maxConnections"));
     }
 }
+
+usage_t *agent__usage_new(const config_t *cfg, metrics_t *metrics)
+{
+    const char **names = d8_xcalloc(cfg->nregions + 1, sizeof(char *));
+    usage_price_t *prices = d8_xcalloc(cfg->nregions + 1, sizeof(usage_price_t));
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        names[i] = cfg->regions[i].name;
+        for (size_t j = 0; j < cfg->nprices; j++) {
+            const config_price_t *p = &cfg->prices[j];
+            if (strcmp(p->region, names[i]) == 0)
+                prices[i] = (usage_price_t){1, p->vcpu_second, p->memory_gb_second,
+                                            p->share_gb_month};
+        }
+    }
+    usage_opts_t o = {.nregions = cfg->nregions,
+                      .region_names = names,
+                      .prices = prices,
+                      .currency = cfg->currency,
+                      .metrics = metrics};
+    usage_t *u = usage_new(&o);
+    free(names);
+    free(prices);
+    return u;
+}

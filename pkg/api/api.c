@@ -269,6 +269,8 @@ static const route_t routes[] = {
     {"GET", "/api/v1/orphans", ROUTE_AUTH, BODY_DEFAULT, orphans_route, NULL},
     {"POST", "/api/v1/reaper/resume", ROUTE_AUTH, BODY_DEFAULT, resume_route, NULL},
     {"GET", "/api/v1/status", ROUTE_AUTH, BODY_DEFAULT, status_route, NULL},
+    {"GET", "/api/v1/usage", ROUTE_AUTH, BODY_DEFAULT, api__usage, "from to userId granularity"},
+    {"GET", "/api/v1/retained", ROUTE_AUTH, BODY_DEFAULT, api__retained, NULL},
 };
 
 /* Paths under this prefix need a key even when no route serves them, so

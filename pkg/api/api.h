@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
+#include "usage/usage.h"
 
 #include <cjson/cJSON.h>
 #include <uv.h>
@@ -40,6 +41,9 @@ typedef struct api_opts {
      * Retry-After until then. */
     int (*reaping_hook)(void *ud, const char *id);
     void *reaping_ud;
+    /* Optional: usage rows and retained shares (GET /api/v1/usage,
+     * /api/v1/retained answer empty lists without it). Borrowed. */
+    usage_t *usage;
 } api_opts_t;
 
 /*

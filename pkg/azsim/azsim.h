@@ -85,7 +85,10 @@
  *   deletes all, "none" refuses any (409 ShareHasSnapshots "The share has
  *   snapshots and the operation requires no snapshots."); another value
  *   is 400 InvalidQueryParameterValue. POST /_azsim/shares {account,
- *   share, snapshots, leasedSnapshots, lock} sets a live share's.
+ *   share, snapshots, leasedSnapshots, lock, marker} sets a live share's;
+ *   marker (a string standing for the files on the share, shown as
+ *   azsimMarker in /_azsim/resources) survives updates and restores and
+ *   goes with the share, so a test can tell the same share from a new one.
  * - Management locks (Learn, Lock your resources) on an account (POST
  *   /_azsim/accounts {account, lock}) or a share: CanNotDelete refuses
  *   share deletes, ReadOnly also share writes and listKeys, with 409

@@ -243,6 +243,8 @@ static void ctl_resources(azsim__rq_t *q)
         if (s->deleted)
             continue;
         cJSON *j = azsim__share_json(s, 'g');
+        if (s->marker) /* the emulator's stand-in for the share's files */
+            cJSON_AddStringToObject(j, "azsimMarker", s->marker);
         char *t = cJSON_PrintUnformatted(j);
         d8_buf_printf(b, "%s%s", first ? "" : ",", t);
         first = 0;

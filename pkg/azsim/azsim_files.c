@@ -27,6 +27,7 @@ void azsim__share_free(azsim__share_t *s)
     cJSON_Delete(s->metadata);
     free(s->access_tier);
     free(s->protocols);
+    free(s->marker);
     free(s);
 }
 

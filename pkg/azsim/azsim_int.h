@@ -216,6 +216,9 @@ typedef struct azsim__share {
     int snapshots;        /* share snapshots without a lease */
     int leased_snapshots; /* share snapshots with an active lease */
     char lock;            /* management lock on the share: 'D' CanNotDelete, 'R' ReadOnly */
+    /* Stands for the files on the share (POST /_azsim/shares {marker}):
+     * kept by updates and restores, gone with the share. Owned. */
+    char *marker;
 } azsim__share_t;
 
 /* What the model keeps of a storage account (its settings are in

@@ -281,10 +281,16 @@ static int share_switches(azsim__rq_t *q, const cJSON *j, int *snaps, int *lease
                                  "lock must be CanNotDelete, ReadOnly or None.");
                 return 0;
             }
+        } else if (strcmp(k, "marker") == 0) {
+            if (!cJSON_IsString(it) || strlen(it->valuestring) > 256) {
+                azsim__arm_error(q->resp, 400, "InvalidRequest",
+                                 "marker must be a string of at most 256 characters.");
+                return 0;
+            }
         } else if (strcmp(k, "account") != 0 && strcmp(k, "share") != 0) {
             azsim__arm_error(q->resp, 400, "InvalidRequest",
                              "Unknown field '%s' (account, share, snapshots, leasedSnapshots, "
-                             "lock).",
+                             "lock, marker).",
                              k);
             return 0;
         }
@@ -308,11 +314,16 @@ void azsim__ctl_shares(azsim__rq_t *q)
         s->snapshots = snaps;
         s->leased_snapshots = leased;
         s->lock = (char)lock;
+        const cJSON *marker = cJSON_GetObjectItem(j, "marker");
+        if (marker)
+            d8_set_str(&s->marker, marker->valuestring);
         cJSON *out = cJSON_CreateObject();
         cJSON_AddStringToObject(out, "id", s->id);
         cJSON_AddNumberToObject(out, "snapshots", s->snapshots);
         cJSON_AddNumberToObject(out, "leasedSnapshots", s->leased_snapshots);
         cJSON_AddStringToObject(out, "lock", lock_name(s->lock));
+        if (s->marker)
+            cJSON_AddStringToObject(out, "marker", s->marker);
         azsim__json_body(q->resp, 200, out);
         cJSON_Delete(out);
     }

@@ -100,6 +100,8 @@ static config_t *defaults_new(void)
     cfg->webhook_url = d8_xstrdup("");
     cfg->webhook_secret_env = d8_xstrdup("WEBHOOK_SECRET");
     cfg->log_level = d8_xstrdup("info");
+    cfg->currency = d8_xstrdup("USD");
+    cfg->retain_days = 30;
     return cfg;
 }
 
@@ -289,6 +291,9 @@ int config_load_string(const char *name, const char *yaml, size_t len, config_t 
     rc = resolve_regions(cfg, name, pos, err, errlen);
     if (rc)
         goto cleanup;
+    rc = config__check_prices(cfg, name, err, errlen);
+    if (rc)
+        goto cleanup;
     *out = cfg;
     cfg = NULL;
 
@@ -378,6 +383,10 @@ void config_free(config_t *cfg)
     free(cfg->webhook_url);
     free(cfg->webhook_secret_env);
     free(cfg->log_level);
+    free(cfg->currency);
+    for (size_t i = 0; i < cfg->nprices; i++)
+        free(cfg->prices[i].region);
+    free(cfg->prices);
     free(cfg);
 }
 

@@ -47,6 +47,14 @@ typedef struct config_registry {
     char *password_file; /* passwordFile as written, or NULL */
 } config_registry_t;
 
+/* pricing.regions.<name>: one region's prices (pkg/usage). */
+typedef struct config_price {
+    char *region;            /* a configured region's name */
+    double vcpu_second;      /* per vCPU-second */
+    double memory_gb_second; /* per GiB-second of memory */
+    double share_gb_month;   /* per GiB-month of share quota */
+    size_t line, column;     /* where it is in the file, for errors */
+} config_price_t;
 /* All fields are owned by the config and readable by callers. */
 typedef struct config {
     /* controller */
@@ -126,6 +134,11 @@ typedef struct config {
     char *webhook_secret_env; /* name of the env var holding the secret */
     /* log */
     char *log_level; /* debug|info|warn|error */
+    /* pricing and retention (pkg/usage) */
+    char *currency;         /* pricing.currency, "USD" */
+    config_price_t *prices; /* pricing.regions, may be empty: quantities only */
+    size_t nprices;
+    double retain_days; /* retention.retainDays, 30; 0 = retained shares are kept forever */
 } config_t;
 
 /*

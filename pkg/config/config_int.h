@@ -94,6 +94,13 @@ typedef struct config__field {
     int required;                    /* CONFIG__F_STR: must end up set (non-NULL) */
 } config__field_t;
 
+/* The pricing and retention sections (config_usage.c). */
+extern const config__field_t config__pricing_fields[];
+extern const config__field_t config__retention_fields[];
+/* Each pricing.regions entry must name a configured region: 0, or
+ * D8_EINVAL with "file:line:column: ..." in err. */
+int config__check_prices(const config_t *cfg, const char *name, char *err, size_t errlen);
+
 /* The top level of the configuration file, which fills a config_t. */
 extern const config__field_t config__root_fields[];
 

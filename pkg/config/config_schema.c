@@ -659,6 +659,8 @@ const config__field_t config__root_fields[] = {
     ROW_SECTION("reaper", reaper_fields),
     ROW_SECTION("webhook", webhook_fields),
     ROW_SECTION("log", log_fields),
+    ROW_SECTION("pricing", config__pricing_fields),
+    ROW_SECTION("retention", config__retention_fields),
     {0},
 };
 

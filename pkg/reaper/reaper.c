@@ -26,6 +26,7 @@ typedef struct orphan {
     int64_t first_seen_ms; /* wall clock */
     uint64_t seen_cycle;
     int keep;      /* dev8-keep=true seen on it */
+    int64_t keep_until_ms; /* a retained share's dev8keepuntil (wall ms), 0 = none */
     int in_flight; /* a GET or DELETE of the reaper is running */
     int checking;  /* ... and it is only an ownership check, no deletion */
     int dry_run_logged;
@@ -44,6 +45,7 @@ struct reaper {
     store_t *store;
     azure_client_t *az;
     observer_t *ob;
+    usage_t *usage;
     uv_timer_t timer;
     uint64_t cycle_ms;
     uint64_t cycle;
@@ -131,6 +133,7 @@ static void audit(reaper_t *rp, orphan_t *o, const char *msg, const azure_result
         LF_S("region", o->region >= 0 ? rp->cfg->regions[o->region].name : ""),
         LF_S("controller", rp->cfg->controller_name), LF_S("first_seen", first),
         LF_I("status", res ? res->http_status : 0),
+        LF_S("retention", o->keep_until_ms > 0 ? "expired" : ""),
         LF_S("arm_request_id", res && res->request_id ? res->request_id : ""),
         LF_B("dry_run", rp->cfg->reaper_dry_run));
 }
@@ -163,6 +166,8 @@ static void deletion_done(void *ud, const azure_result_t *res)
         metrics_add(rp->m_reaped, lbl, 1);
         audit(rp, o, res->accepted ? "audit: orphan deletion accepted" : "audit: orphan deleted",
               res);
+        if (o->kind == KIND_SHARE && rp->usage)
+            usage_retained_drop(rp->usage, o->id, d8_wall_ms());
         orphan_free(rp, o);
         return;
     }
@@ -262,7 +267,10 @@ static void verified_share(void *ud, const azure_result_t *res, const azure_shar
         o->keep = 1; /* not provably ours: reported, never deleted */
         return;
     }
-    delete_verified(rp, o, own.keep, azure_share_delete);
+    /* A retained share past its keep-until time goes like any orphan. */
+    o->keep_until_ms = own.keep ? own.keep_until_ms : 0;
+    delete_verified(rp, o, own.keep && !own_keep_expired(&own, d8_wall_ms()),
+                    azure_share_delete);
 }
 
 static int start_deletion(reaper_t *rp, orphan_t *o)
@@ -314,6 +322,12 @@ static void track(reaper_t *rp, kind_t kind, const observed_t *ob, int64_t now)
     /* A retained share is Kept from the moment it is marked. */
     if ((kind == KIND_GROUP && ob->g.keep) || (kind == KIND_SHARE && ob->s.keep))
         o->keep = 1;
+    if (kind == KIND_SHARE && ob->s.keep && ob->s.keep_until_ms > o->keep_until_ms)
+        o->keep_until_ms = ob->s.keep_until_ms;
+    /* Retention over: no longer kept; the GET before the DELETE checks
+     * the metadata again (a PUT may have adopted it meanwhile). */
+    if (o->keep && o->keep_until_ms > 0 && now >= o->keep_until_ms)
+        o->keep = 0;
 }
 
 typedef struct scan_ctx {
@@ -577,6 +591,7 @@ reaper_t *reaper_new(const reaper_opts_t *opts)
     rp->store = opts->store;
     rp->az = opts->az;
     rp->ob = opts->observer;
+    rp->usage = opts->usage;
     rp->cycle_ms = opts->cycle_ms ? opts->cycle_ms : (uint64_t)rp->cfg->resync_seconds * 1000;
     d8_map_init(&rp->orphans);
     rp->watcher = store_watch(rp->store, on_store_event, rp);

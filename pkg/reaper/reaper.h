@@ -25,6 +25,7 @@
 #include "metrics/metrics.h"
 #include "observe/observe.h"
 #include "store/store.h"
+#include "usage/usage.h"
 
 #include <cjson/cJSON.h>
 #include <uv.h>
@@ -39,6 +40,7 @@ typedef struct reaper_opts {
     observer_t *observer; /* the observed cache (and who is busy in it) */
     metrics_t *metrics;
     uint64_t cycle_ms; /* 0: controller.resyncSeconds */
+    usage_t *usage;    /* borrowed, may be NULL: a reaped retained share leaves its table */
 } reaper_opts_t;
 
 /* A reaper over opts' observer and store; it registers its metrics and

@@ -95,7 +95,41 @@ static void on_share_retained(void *ud, const azure_result_t *res, const azure_s
         return;
     }
     observed_share_created(e->r->ob, e->o, 0, 1);
+    e->o->s.keep_until_ms = e->keep_until_ms;
+    reconcile__retained(e, s && s->quota_gb > 0 ? s->quota_gb : e->o->s.quota_gb);
     reconcile__finish(e, 0, 1, "acted");
+}
+
+static void on_share_adopted(void *ud, const azure_result_t *res, const azure_share_t *s)
+{
+    rec_env_t *e = ud;
+    if (res->err < 0) {
+        reconcile__failed(e, res);
+        return;
+    }
+    observed_share_created(e->r->ob, e->o, s ? s->quota_gb : 0, 0);
+    e->o->s.keep_until_ms = 0;
+    reconcile__adopted(e);
+    reconcile__finish(e, 0, 1, "acted");
+}
+
+/* The share of e marked retained: dev8keep=true and, with
+ * retention.retainDays > 0, dev8keepuntil = now + retainDays. */
+static int share_retain(rec_env_t *e, const env_obj_t *obj, int quota_gb)
+{
+    reconciler_t *r = e->r;
+    char name[OWN_NAME_MAX];
+    const azure_scope_t *s = target_of(e, name);
+    azure_kv_t md[OWN_KV_MAX];
+    char user[OWN_META_VALUE_MAX], until[32];
+    double days = r->cfg->retain_days;
+    e->keep_until_ms = days > 0 ? d8_wall_ms() + (int64_t)(days * 86400000.0) : 0;
+    size_t nmd = own_share_metadata_retained(md, user, until, r->cfg->controller_name, e->id,
+                                             obj->spec.user_id, e->keep_until_ms);
+    azure_share_spec_t spec = {name, quota_gb, md, nmd};
+    LOG(LOG_INFO, "retaining file share of a deleted environment", LF_S("env_id", e->id),
+        LF_S("share", name), LF_S("keep_until", e->keep_until_ms ? until : "forever"));
+    return azure_share_put(r->az, s, &spec, prio_of(e), on_share_retained, e);
 }
 
 static void on_share_delete(void *ud, const azure_result_t *res)
@@ -240,10 +274,13 @@ static int mutate(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *obj)
     case DECIDE_CREATE_SHARE:
         return share_put(e, obj, obj->spec.storage_gb, 0, on_share_put);
     case DECIDE_RETAIN_SHARE:
-        LOG(LOG_INFO, "retaining file share of a deleted environment", LF_S("env_id", e->id),
-            LF_S("share", name));
-        return share_put(e, obj, e->o->s.quota_gb > 0 ? e->o->s.quota_gb : obj->spec.storage_gb, 1,
-                         on_share_retained);
+        return share_retain(e, obj,
+                            e->o->s.quota_gb > 0 ? e->o->s.quota_gb : obj->spec.storage_gb);
+    case DECIDE_ADOPT_SHARE:
+        LOG(LOG_INFO, "adopting the retained file share of a deleted environment",
+            LF_S("env_id", e->id), LF_S("share", name));
+        return share_put(e, obj, e->o->s.quota_gb > 0 ? e->o->s.quota_gb : obj->spec.storage_gb, 0,
+                         on_share_adopted);
     case DECIDE_GROW_SHARE:
         LOG(LOG_INFO, "growing file share quota", LF_S("env_id", e->id),
             LF_I("from_gb", e->o->s.quota_gb), LF_I("to_gb", plan->quota_gb));

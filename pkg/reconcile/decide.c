@@ -13,7 +13,7 @@ static const char MSG_AUTO_STOPPED[] =
 static const char *const action_names[DECIDE__COUNT] = {
     "none",        "getGroup",     "getShare",     "createShare", "growShare",
     "retainShare", "deleteShare",  "createGroup",  "deleteGroup", "startGroup",
-    "stopGroup",   "removeObject", "getOperation",
+    "stopGroup",   "removeObject", "getOperation", "adoptShare",
 };
 
 static const char *const call_names[DECIDE__COUNT] = {
@@ -28,6 +28,7 @@ static const char *const call_names[DECIDE__COUNT] = {
     [DECIDE_DELETE_GROUP] = "delete container group",
     [DECIDE_START_GROUP] = "start container group",
     [DECIDE_STOP_GROUP] = "stop container group",
+    [DECIDE_ADOPT_SHARE] = "adopt retained file share",
     [DECIDE_REMOVE_OBJECT] = "remove object",
     [DECIDE_GET_OPERATION] = "get container group operation",
 };
@@ -353,6 +354,12 @@ static int decide_share(const decide_input_t *in, decide_plan_t *p)
         /* Listed but never read: confirm it is ours before changing it. */
         act(p, DECIDE_GET_SHARE, "verify ownership");
         p->status.publish = 0;
+        return 1;
+    }
+    if (o->s.keep && o->s.keep_until_ms > 0) {
+        /* Retained by an earlier deletion of this id: the same share (and
+         * data) serves it again, no longer to be reaped. */
+        act(p, DECIDE_ADOPT_SHARE, "adopting the retained file share");
         return 1;
     }
     if (o->s.quota_gb > 0 && o->s.quota_gb < sp->storage_gb) {

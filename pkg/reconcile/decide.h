@@ -52,6 +52,7 @@ typedef enum decide_action {
     DECIDE_STOP_GROUP,
     DECIDE_REMOVE_OBJECT, /* the deletion finished: drop the object from the store */
     DECIDE_GET_OPERATION, /* read the failed create's operation for Azure's error code */
+    DECIDE_ADOPT_SHARE,   /* a retained share is desired again: clear dev8keep/dev8keepuntil */
     DECIDE__COUNT
 } decide_action_t;
 

@@ -304,6 +304,8 @@ void reconcile__step(rec_env_t *e)
     e->o->next_get_ms = plan.next_get_ms;
     if (plan.status.publish)
         reconcile__publish(e, &plan.status);
+    reconcile__account(e, obj, &plan);
+    obj = store_get(r->store, e->id);
     if (plan.action == DECIDE_REMOVE_OBJECT ||
         (plan.action == DECIDE_NONE && strcmp(plan.result, "success") == 0)) {
         /* Settled: the interactive change is done, back to the bulk lane. */
@@ -476,6 +478,9 @@ reconciler_t *reconciler_new(const reconcile_opts_t *opts)
     r->az = opts->az;
     r->ob = opts->observer;
     r->metrics = opts->metrics;
+    r->usage = opts->usage;
+    r->usage_changed = opts->usage_changed;
+    r->usage_ud = opts->usage_ud;
     if (opts->hash_key && opts->hash_keylen) {
         r->hash_key = d8_xmalloc(opts->hash_keylen);
         memcpy(r->hash_key, opts->hash_key, opts->hash_keylen);

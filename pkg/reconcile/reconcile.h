@@ -21,6 +21,7 @@
 #include "metrics/metrics.h"
 #include "observe/observe.h"
 #include "store/store.h"
+#include "usage/usage.h"
 
 #include <cjson/cJSON.h>
 #include <uv.h>
@@ -36,6 +37,10 @@ typedef struct reconcile_opts {
     metrics_t *metrics;            /* borrowed; families are registered here */
     const unsigned char *hash_key; /* DEV8_SPEC_HASH_KEY, NULL when unset; copied */
     size_t hash_keylen;
+    /* Usage accounting and retained shares (issue 15); NULL: none. */
+    usage_t *usage;                  /* borrowed */
+    void (*usage_changed)(void *ud); /* a transition worth saving (the state file) */
+    void *usage_ud;
 } reconcile_opts_t;
 
 /* A reconciler over opts' store and observer; it registers its metrics and

@@ -26,6 +26,7 @@ typedef struct rec_env {
     int operation_read;      /* ... read since (or not readable) */
     char operation_code[64]; /* ... its error code, "" when none */
     uint64_t pass_start_ns;
+    int64_t keep_until_ms; /* the keep-until of a retain in flight */
     reconciler_t *r;
 } rec_env_t;
 
@@ -52,6 +53,9 @@ struct reconciler {
     metric_family_t *m_retries;
     metric_family_t *m_queue_wait;
     metric_family_t *m_actions;
+    usage_t *usage; /* may be NULL */
+    void (*usage_changed)(void *ud);
+    void *usage_ud;
 };
 
 /* Decides the next step of e's pass and carries it out (reconcile.c). */
@@ -69,6 +73,14 @@ void reconcile__failed(rec_env_t *e, const azure_result_t *res);
  * from e, computed once per generation); obj must not be restored. */
 const char *reconcile__spec_hash(rec_env_t *e, const env_obj_t *obj);
 
+/* Reports what the pass observed of e to the usage accountant, and
+ * refreshes status.usage at transitions and hourly (account.c). `plan`
+ * is the pass's decision: reads are not observations yet. */
+void reconcile__account(rec_env_t *e, const env_obj_t *obj, const decide_plan_t *plan);
+/* The retain of e's share (keep-until e->keep_until_ms) or its adoption
+ * succeeded: the retained table follows (account.c). */
+void reconcile__retained(rec_env_t *e, int quota_gb);
+void reconcile__adopted(rec_env_t *e);
 /* Issues the ARM call of plan->action for e (act.c). Its answer updates the
  * observer and either decides again (reads) or ends the pass (mutations). */
 void reconcile__act(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *obj);

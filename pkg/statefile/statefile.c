@@ -36,6 +36,9 @@ struct statefile {
     size_t keylen;
     char key_check[STATEFILE__KEY_CHECK_LEN + 1];
     uint64_t debounce_ms;
+    void (*ext_save)(void *ud, d8_buf_t *out);
+    int (*ext_load)(void *ud, const cJSON *section, char *err, size_t errlen);
+    void *ext_ud;
     metric_family_t *m_writes;
     metric_family_t *m_errors;
     metric_family_t *m_last_ok;
@@ -99,6 +102,9 @@ statefile_t *statefile_new(const statefile_opts_t *opts)
     sf->store = opts->store;
     sf->path = d8_xstrdup(opts->path);
     sf->debounce_ms = opts->debounce_ms ? opts->debounce_ms : DEFAULT_DEBOUNCE_MS;
+    sf->ext_save = opts->ext_save;
+    sf->ext_load = opts->ext_load;
+    sf->ext_ud = opts->ext_ud;
     sf->fd = -1;
     sf->dirfd = -1;
 
@@ -211,6 +217,10 @@ static char *serialise(statefile_t *sf, size_t *len)
     ser_ctx_t c = {sf, &out, 0};
     store_list(sf->store, NULL, NULL, SIZE_MAX, add_item, &c);
     d8_buf_puts(&out, "\n]");
+    if (sf->ext_save) {
+        d8_buf_puts(&out, ",\"usage\":");
+        sf->ext_save(sf->ext_ud, &out);
+    }
     char sum[STATEFILE__CHECKSUM_SIZE];
     statefile__checksum(out.data, out.len, sum);
     d8_buf_printf(&out, STATEFILE__CHECKSUM_MARK "%s\"}\n", sum);
@@ -576,6 +586,12 @@ static void on_desired_change(void *ud)
         schedule(sf, sf->debounce_ms);
 }
 
+void statefile_touch(statefile_t *sf)
+{
+    if (sf && sf->started && !sf->freed)
+        on_desired_change(sf);
+}
+
 void statefile_start(statefile_t *sf)
 {
     sf->started = 1;
@@ -745,6 +761,9 @@ static int restore(statefile_t *sf, statefile__doc_t *doc, char *err, size_t err
         return statefile__failf(err, errlen, D8_EINVAL, "%s: the store already holds environments",
                                 sf->path);
     size_t with_secrets = 0, deleting = 0;
+    char uerr[256] = "";
+    if (sf->ext_load && sf->ext_load(sf->ext_ud, doc->usage, uerr, sizeof(uerr)) != 0)
+        return statefile__failf(err, errlen, D8_EINVAL, "%s: %s", sf->path, uerr);
     store_set_digest_key(sf->store, sf->key, sf->keylen);
     for (size_t i = 0; i < doc->n; i++) {
         store_restore_item_t *it = &doc->items[i];

@@ -41,6 +41,8 @@
 #include "spec/spec.h"
 #include "store/store.h"
 
+#include <cjson/cJSON.h>
+
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -56,6 +58,13 @@ typedef struct statefile_opts {
     const unsigned char *key; /* DEV8_SPEC_HASH_KEY, copied; NULL = empty key */
     size_t keylen;
     uint64_t debounce_ms; /* delay from the first change to the write; 0 = 500 */
+    /* Optional "usage" section (pkg/usage's accounting and retained
+     * shares): ext_save appends one JSON value to the snapshot; ext_load
+     * gets it back at load (NULL when the file has none) before anything
+     * is restored, and returns 0 or D8_EINVAL with a sentence in err. */
+    void (*ext_save)(void *ud, d8_buf_t *out);
+    int (*ext_load)(void *ud, const cJSON *section, char *err, size_t errlen);
+    void *ext_ud;
 } statefile_opts_t;
 
 /* Result of a flush. status is 0 or a negative D8_* error. */
@@ -90,6 +99,9 @@ int statefile_load(statefile_t *sf, const spec_rules_t *rules, char *err, size_t
  */
 void statefile_start(statefile_t *sf);
 
+/* Schedules a write as a change of the desired set does (for the "usage"
+ * section, whose changes the store does not see). */
+void statefile_touch(statefile_t *sf);
 /*
  * Writes what has not been written yet now (waiting for a write in
  * flight first) and then calls done (asynchronously, always) with 0 or

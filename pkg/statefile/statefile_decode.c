@@ -17,8 +17,8 @@
 /* Integers beyond 2^53 do not survive a JSON number. */
 #define MAX_EXACT 9007199254740992.0
 
-static const char *const top_keys[] = {"version",  "resourceVersion", "synced",
-                                       "keyCheck", "items",           "checksum"};
+static const char *const top_keys[] = {"version", "resourceVersion", "synced", "keyCheck",
+                                       "items",   "usage",           "checksum"};
 static const char *const item_keys[] = {
     "id", "generation", "deleting", "spec", "secretDigests", "createdAtMs", "updatedAtMs"};
 
@@ -67,6 +67,8 @@ static int is_hex(const char *s, size_t len)
 
 void statefile__doc_release(statefile__doc_t *doc)
 {
+    cJSON_Delete(doc->usage);
+    doc->usage = NULL;
     for (size_t i = 0; doc->items && i < doc->n; i++) {
         spec_release(&doc->items[i].spec);
         free(doc->items[i].secret_digests);
@@ -323,6 +325,8 @@ int statefile__decode(const char *path, const char *buf, size_t len, const spec_
         goto cleanup;
     }
     rc = decode_items(path, arr, rules, doc, err, errlen);
+    if (rc == 0)
+        doc->usage = cJSON_DetachItemFromObjectCaseSensitive(root, "usage");
 
 cleanup:
     if (rc)

@@ -13,6 +13,8 @@
 #include "base/base.h"
 #include "spec/spec.h"
 
+#include <cjson/cJSON.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +41,25 @@ typedef struct env_condition {
     int64_t last_transition_ms;
 } env_condition_t;
 
+/*
+ * status.usage and status.estimatedCostPerHour: a snapshot of pkg/usage's
+ * totals, taken by the reconciler at each usage transition and at most
+ * an hour apart otherwise (a live value would stream an event per pass).
+ */
+typedef struct env_usage {
+    int set; /* 0: never observed, both fields absent */
+    double running_seconds, cpu_core_seconds, memory_gb_seconds, storage_gb_hours;
+    int priced; /* 0: the region has no prices: no cost fields */
+    double estimated_cost, cost_per_hour;
+    char currency[4];
+    int64_t since_ms;
+    int64_t taken_ms; /* when the snapshot was taken (not rendered) */
+} env_usage_t;
+
+/* Adds "usage" and "estimatedCostPerHour" to a status object (nothing
+ * when the usage was never set). */
+void store_usage_json(const env_usage_t *u, cJSON *status);
+
 /* Status of one environment; strings owned by the object, NULL = unset. */
 typedef struct env_status {
     env_phase_t phase;
@@ -57,6 +78,7 @@ typedef struct env_status {
     char *last_error_message;
     int retry_attempts;    /* failed attempts of a step being retried, 0 = none */
     int64_t next_retry_ms; /* when it is tried next, 0 = under way or none */
+    env_usage_t usage;     /* status.usage, estimatedCostPerHour (pkg/usage) */
 } env_status_t;
 
 /*

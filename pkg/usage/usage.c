@@ -186,7 +186,7 @@ static void prune(usage_t *u, int64_t now_ms)
     size_t n = usage__sorted(&u->envs, &v);
     for (size_t i = 0; i < n; i++) {
         usage__env_t *e = v[i];
-        if (e->deleted && e->last_ms < now_ms - (int64_t)USAGE_KEEP_HOURS * HOUR_MS) {
+        if (e->deleted && e->share_gb == 0 && e->last_ms < now_ms - (int64_t)USAGE_KEEP_HOURS * HOUR_MS) {
             d8_map_del(&u->envs, e->id);
             usage__env_free(e);
         }
@@ -233,7 +233,8 @@ void usage_deleted(usage_t *u, const char *id, int64_t now_ms)
     }
     e->running = 0;
     e->cpu = e->mem = 0;
-    e->share_gb = 0;
+    if (!d8_map_get(&u->retained, id))
+        e->share_gb = 0;
     e->deleted = 1;
 }
 
@@ -276,7 +277,7 @@ static void period(const usage__env_t *e, int64_t h0, int64_t h1, int64_t now, d
                 q[i] += b->q[i];
     }
     int64_t a = e->last_ms > h0 ? e->last_ms : h0, z = now < h1 ? now : h1;
-    if (!e->deleted && z > a) {
+    if (z > a) {
         double p[Q__N];
         rates(e, (double)(z - a) / 1000.0, p);
         for (int i = 0; i < Q__N; i++)

@@ -84,9 +84,10 @@ void usage_free(usage_t *u);
 int usage_observe(usage_t *u, const char *id, const char *user_id, int region, int64_t now_ms,
                   const usage_sample_t *s);
 
-/* The environment is gone (its group and share deleted, or the object
- * removed): counts up to now_ms, then nothing runs and no share is
- * counted. The record stays for the usage route. No-op when unknown. */
+/* The environment's object is gone (deleted): counts up to now_ms, then
+ * nothing runs; its share's quota keeps counting only while the share is
+ * in the retained table (until usage_retained_drop). The record stays for
+ * the usage route. No-op when unknown. */
 void usage_deleted(usage_t *u, const char *id, int64_t now_ms);
 
 /* Totals of one environment up to now_ms (the interval since the last
@@ -145,9 +146,10 @@ typedef struct usage_retained {
 /* A share of `id` was marked retained until keep_until_ms (replaces). */
 void usage_retained_set(usage_t *u, const char *id, const char *user_id, int region, int size_gb,
                         int64_t keep_until_ms);
-/* The retained share of `id` was adopted or deleted. Returns 1 when it was
- * listed. */
-int usage_retained_drop(usage_t *u, const char *id);
+/* The retained share of `id` was adopted or deleted at now_ms: it leaves
+ * the table and, when its environment is gone, its quota stops counting.
+ * Returns 1 when it was listed. */
+int usage_retained_drop(usage_t *u, const char *id, int64_t now_ms);
 /* Calls fn for each retained share, in id order. */
 void usage_retained_each(const usage_t *u, void (*fn)(void *ud, const usage_retained_t *r),
                          void *ud);

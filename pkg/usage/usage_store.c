@@ -37,11 +37,16 @@ void usage_retained_set(usage_t *u, const char *id, const char *user_id, int reg
     r->keep_until_ms = keep_until_ms;
 }
 
-int usage_retained_drop(usage_t *u, const char *id)
+int usage_retained_drop(usage_t *u, const char *id, int64_t now_ms)
 {
     usage__ret_t *r = d8_map_del(&u->retained, id);
     if (!r)
         return 0;
+    usage__env_t *e = usage__env(u, id);
+    if (e && e->deleted) {
+        usage_deleted(u, id, now_ms);
+        e->share_gb = 0;
+    }
     free(r->user_id);
     free(r);
     return 1;
