@@ -121,8 +121,8 @@ usage_t *agent__usage_new(const config_t *cfg, metrics_t *metrics)
         for (size_t j = 0; j < cfg->nprices; j++) {
             const config_price_t *p = &cfg->prices[j];
             if (strcmp(p->region, names[i]) == 0)
-                prices[i] = (usage_price_t){1, p->vcpu_second, p->memory_gb_second,
-                                            p->share_gb_month};
+                prices[i] =
+                    (usage_price_t){1, p->vcpu_second, p->memory_gb_second, p->share_gb_month};
         }
     }
     usage_opts_t o = {.nregions = cfg->nregions,

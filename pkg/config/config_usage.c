@@ -138,7 +138,9 @@ static int set_retain_days(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, vo
 }
 
 const config__field_t config__pricing_fields[] = {
-    {.key = "currency", .kind = CONFIG__F_STR, .off = offsetof(config_t, currency),
+    {.key = "currency",
+     .kind = CONFIG__F_STR,
+     .off = offsetof(config_t, currency),
      .check = check_currency},
     {.key = "regions", .kind = CONFIG__F_CUSTOM, .custom = set_prices},
     {0},
@@ -156,9 +158,8 @@ int config__check_prices(const config_t *cfg, const char *name, char *err, size_
         if (config_region(cfg, p->region))
             continue;
         if (err && errlen)
-            snprintf(err, errlen,
-                     "%s:%zu:%zu: pricing.regions.%s: not a region of azure.regions", name,
-                     p->line, p->column, p->region);
+            snprintf(err, errlen, "%s:%zu:%zu: pricing.regions.%s: not a region of azure.regions",
+                     name, p->line, p->column, p->region);
         return D8_EINVAL;
     }
     return 0;

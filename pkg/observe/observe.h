@@ -51,10 +51,10 @@ typedef struct observed_group {
 /* What is known of env id's file share. */
 typedef struct observed_share {
     int known;
-    int exists;   /* dev8-{id} present */
-    int foreign;  /* read by GET and not ours */
-    int verified; /* read by GET (or created by us) and ours */
-    int keep;     /* dev8keep=true, read by GET */
+    int exists;            /* dev8-{id} present */
+    int foreign;           /* read by GET and not ours */
+    int verified;          /* read by GET (or created by us) and ours */
+    int keep;              /* dev8keep=true, read by GET */
     int64_t keep_until_ms; /* dev8keepuntil (wall ms), read by GET; 0 = none */
     int quota_gb;
     uint64_t updated_ms;

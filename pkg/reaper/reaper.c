@@ -25,10 +25,10 @@ typedef struct orphan {
     int region;
     int64_t first_seen_ms; /* wall clock */
     uint64_t seen_cycle;
-    int keep;      /* dev8-keep=true seen on it */
+    int keep;              /* dev8-keep=true seen on it */
     int64_t keep_until_ms; /* a retained share's dev8keepuntil (wall ms), 0 = none */
-    int in_flight; /* a GET or DELETE of the reaper is running */
-    int checking;  /* ... and it is only an ownership check, no deletion */
+    int in_flight;         /* a GET or DELETE of the reaper is running */
+    int checking;          /* ... and it is only an ownership check, no deletion */
     int dry_run_logged;
     int gone;      /* left the orphan set while in flight */
     int redesired; /* its env id was desired again since first_seen */
@@ -269,8 +269,7 @@ static void verified_share(void *ud, const azure_result_t *res, const azure_shar
     }
     /* A retained share past its keep-until time goes like any orphan. */
     o->keep_until_ms = own.keep ? own.keep_until_ms : 0;
-    delete_verified(rp, o, own.keep && !own_keep_expired(&own, d8_wall_ms()),
-                    azure_share_delete);
+    delete_verified(rp, o, own.keep && !own_keep_expired(&own, d8_wall_ms()), azure_share_delete);
 }
 
 static int start_deletion(reaper_t *rp, orphan_t *o)

@@ -56,8 +56,12 @@ void reconcile__account(rec_env_t *e, const env_obj_t *obj, const decide_plan_t 
         usage_sample_t s = {
             .running = running,
             /* The size Azure reports; the spec's only if Azure said none. */
-            .cpu_cores = o->g.cpu_cores > 0 ? o->g.cpu_cores : sp ? sp->cpu_halves / 2.0 : 0,
-            .memory_gb = o->g.memory_gb > 0 ? o->g.memory_gb : sp ? sp->memory_halves / 2.0 : 0,
+            .cpu_cores = o->g.cpu_cores > 0 ? o->g.cpu_cores
+                         : sp               ? sp->cpu_halves / 2.0
+                                            : 0,
+            .memory_gb = o->g.memory_gb > 0 ? o->g.memory_gb
+                         : sp               ? sp->memory_halves / 2.0
+                                            : 0,
             .share_gb = o->s.exists && !o->s.foreign ? o->s.quota_gb : 0,
         };
         changed = usage_observe(r->usage, e->id, sp ? sp->user_id : NULL, o->region, now, &s);

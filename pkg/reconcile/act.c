@@ -274,8 +274,7 @@ static int mutate(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *obj)
     case DECIDE_CREATE_SHARE:
         return share_put(e, obj, obj->spec.storage_gb, 0, on_share_put);
     case DECIDE_RETAIN_SHARE:
-        return share_retain(e, obj,
-                            e->o->s.quota_gb > 0 ? e->o->s.quota_gb : obj->spec.storage_gb);
+        return share_retain(e, obj, e->o->s.quota_gb > 0 ? e->o->s.quota_gb : obj->spec.storage_gb);
     case DECIDE_ADOPT_SHARE:
         LOG(LOG_INFO, "adopting the retained file share of a deleted environment",
             LF_S("env_id", e->id), LF_S("share", name));

@@ -17,7 +17,7 @@
 /* Integers beyond 2^53 do not survive a JSON number. */
 #define MAX_EXACT 9007199254740992.0
 
-static const char *const top_keys[] = {"version", "resourceVersion", "synced", "keyCheck",
+static const char *const top_keys[] = {"version", "resourceVersion", "synced",  "keyCheck",
                                        "items",   "usage",           "checksum"};
 static const char *const item_keys[] = {
     "id", "generation", "deleting", "spec", "secretDigests", "createdAtMs", "updatedAtMs"};

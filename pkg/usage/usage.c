@@ -186,7 +186,8 @@ static void prune(usage_t *u, int64_t now_ms)
     size_t n = usage__sorted(&u->envs, &v);
     for (size_t i = 0; i < n; i++) {
         usage__env_t *e = v[i];
-        if (e->deleted && e->share_gb == 0 && e->last_ms < now_ms - (int64_t)USAGE_KEEP_HOURS * HOUR_MS) {
+        if (e->deleted && e->share_gb == 0 &&
+            e->last_ms < now_ms - (int64_t)USAGE_KEEP_HOURS * HOUR_MS) {
             d8_map_del(&u->envs, e->id);
             usage__env_free(e);
         }

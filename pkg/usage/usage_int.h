@@ -49,8 +49,8 @@ struct usage {
     char **region_names;   /* owned */
     usage_price_t *prices; /* owned, nregions entries */
     char *currency;
-    d8_map_t envs;     /* id -> usage__env_t */
-    d8_map_t retained; /* id -> usage__ret_t */
+    d8_map_t envs;       /* id -> usage__env_t */
+    d8_map_t retained;   /* id -> usage__ret_t */
     int64_t pruned_hour; /* hour of the last prune */
     metrics_t *metrics;
     metric_family_t *m_q[Q__N], *m_cost, *m_running, *m_cost_hour, *m_retained;

@@ -91,8 +91,8 @@ static void save_env(const usage_t *u, const usage__env_t *e, d8_buf_t *out)
         const usage__bucket_t *b = &e->b[i];
         if (b->hour == 0)
             continue;
-        d8_buf_printf(out, "%s[%u,%.9g,%.9g,%.9g,%.9g]", first ? "" : ",", b->hour,
-                      (double)b->q[0], (double)b->q[1], (double)b->q[2], (double)b->q[3]);
+        d8_buf_printf(out, "%s[%u,%.9g,%.9g,%.9g,%.9g]", first ? "" : ",", b->hour, (double)b->q[0],
+                      (double)b->q[1], (double)b->q[2], (double)b->q[3]);
         first = 0;
     }
     d8_buf_puts(out, "]}");
@@ -154,8 +154,7 @@ static int load_buckets(usage__env_t *e, const cJSON *arr)
         if (!cJSON_IsArray(b) || cJSON_GetArraySize(b) != 1 + Q__N)
             return -1;
         double h = cJSON_GetArrayItem(b, 0)->valuedouble;
-        if (!cJSON_IsNumber(cJSON_GetArrayItem(b, 0)) || h < 1 || h > 4294967295.0 ||
-            h != floor(h))
+        if (!cJSON_IsNumber(cJSON_GetArrayItem(b, 0)) || h < 1 || h > 4294967295.0 || h != floor(h))
             return -1;
         usage__bucket_t *slot = &e->b[(uint32_t)h % USAGE_KEEP_HOURS];
         slot->hour = (uint32_t)h;
@@ -305,8 +304,7 @@ static void collect(void *ud)
     size_t it = 0;
     const usage__env_t *e;
     while ((e = d8_map_next(&u->envs, &it))) {
-        const char *lbl[] = {e->region >= 0 ? u->region_names[e->region] : "unknown",
-                             u->currency};
+        const char *lbl[] = {e->region >= 0 ? u->region_names[e->region] : "unknown", u->currency};
         if (e->running)
             metrics_add(u->m_running, lbl, 1);
         const usage_price_t *p = usage__price(u, e->region);
@@ -343,9 +341,9 @@ void usage__metrics(usage_t *u)
                                 "Estimated cost from the price table.", 2, rc);
     u->m_running = metrics_gauge(m, "dev8_usage_running_environments",
                                  "Environments observed running now.", 2, rc);
-    u->m_cost_hour = metrics_gauge(m, "dev8_usage_estimated_cost_per_hour",
-                                   "Estimated cost per hour at the current sizes and power states.",
-                                   2, rc);
+    u->m_cost_hour =
+        metrics_gauge(m, "dev8_usage_estimated_cost_per_hour",
+                      "Estimated cost per hour at the current sizes and power states.", 2, rc);
     u->m_retained = metrics_gauge(m, "dev8_usage_retained_shares",
                                   "File shares kept after deletion (storagePolicy Retain).", 1, r);
     metrics_on_collect(m, collect, u);

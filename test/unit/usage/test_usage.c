@@ -50,9 +50,9 @@ static void test_timeline(void **state)
 {
     (void)state;
     usage_t *u = mk();
-    obs(u, "e1", T0, 0, 0, 0, 20);                  /* share 20 GiB exists */
-    obs(u, "e1", T0 + 60000, 1, 2, 4, 20);          /* seen running after 60 s */
-    obs(u, "e1", T0 + 60000 + H, 1, 4, 8, 20);      /* resized */
+    obs(u, "e1", T0, 0, 0, 0, 20);                     /* share 20 GiB exists */
+    obs(u, "e1", T0 + 60000, 1, 2, 4, 20);             /* seen running after 60 s */
+    obs(u, "e1", T0 + 60000 + H, 1, 4, 8, 20);         /* resized */
     obs(u, "e1", T0 + 60000 + H + H / 2, 0, 0, 0, 20); /* stopped */
     usage_deleted(u, "e1", T0 + 60000 + 2 * H + H / 2);
     usage_totals_t t;
@@ -110,9 +110,8 @@ static void test_rows(void **state)
     (void)state;
     usage_t *u = mk();
     obs(u, "e1", T0 + H / 2, 1, 1, 2, 0);
-    assert_int_equal(usage_observe(u, "e1", NULL, -1, T0 + H + H / 4,
-                                   &(usage_sample_t){.running = 0}),
-                     1);
+    assert_int_equal(
+        usage_observe(u, "e1", NULL, -1, T0 + H + H / 4, &(usage_sample_t){.running = 0}), 1);
     rows_t rs = {0};
     usage_query_t q = {.from_ms = T0, .to_ms = T0 + 3 * H, .now_ms = T0 + 3 * H};
     assert_int_equal(usage_query(u, &q, collect, &rs), 2);
@@ -223,8 +222,8 @@ static void test_persist(void **state)
     int n = 0;
     usage_retained_each(v, ret_collect, &n);
     assert_int_equal(n, 2);
-    assert_int_equal(usage_retained_drop(v, "a1"), 1);
-    assert_int_equal(usage_retained_drop(v, "a1"), 0);
+    assert_int_equal(usage_retained_drop(v, "a1", T0), 1);
+    assert_int_equal(usage_retained_drop(v, "a1", T0), 0);
     /* malformed: nothing changes */
     cJSON_ReplaceItemInObject(j, "envs", cJSON_CreateString("x"));
     assert_int_equal(usage_load(v, j, err, sizeof(err)), D8_EINVAL);
@@ -243,8 +242,8 @@ static void test_persist(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_timeline), cmocka_unit_test(test_open_interval),
-        cmocka_unit_test(test_rows),     cmocka_unit_test(test_window),
+        cmocka_unit_test(test_timeline),    cmocka_unit_test(test_open_interval),
+        cmocka_unit_test(test_rows),        cmocka_unit_test(test_window),
         cmocka_unit_test(test_transitions), cmocka_unit_test(test_persist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
