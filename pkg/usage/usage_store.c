@@ -71,6 +71,7 @@ void usage_retained_each(const usage_t *u, void (*fn)(void *ud, const usage_reta
 
 /* ---- save ----------------------------------------------------------------- */
 
+/* Appends one environment's record (non-empty buckets only). */
 static void save_env(const usage_t *u, const usage__env_t *e, d8_buf_t *out)
 {
     d8_buf_puts(out, "{\"id\":");
@@ -144,6 +145,7 @@ static const char *str(const cJSON *o, const char *k)
     return cJSON_IsString(v) && v->valuestring ? v->valuestring : NULL;
 }
 
+/* Reads the saved buckets into e's ring; 0, or -1 when malformed. */
 static int load_buckets(usage__env_t *e, const cJSON *arr)
 {
     const cJSON *b;
@@ -295,6 +297,7 @@ int usage_load(usage_t *u, const cJSON *v, char *err, size_t errlen)
 
 /* ---- metrics -------------------------------------------------------------- */
 
+/* Metrics collector: the gauges from the current states. */
 static void collect(void *ud)
 {
     usage_t *u = ud;
