@@ -441,7 +441,8 @@ static void test_unknown_keys(void **state)
                "probeListen, resyncSeconds, statusRefreshSeconds, shutdownGraceSeconds, "
                "maxConcurrentReconciles, stateFile)");
     expect_err("foo: 1\n", "t.yaml:1:1: foo: unknown key (expected one of: controller, api, "
-                           "azure, images, registries, workspace, limits, reaper, webhook, log)");
+                           "azure, images, registries, workspace, limits, reaper, webhook, log, "
+                           "pricing, retention)");
     expect_err("api:\n  keys: [abc, def]\n",
                "t.yaml:2:3: api.keys: unknown key; secrets come from the environment (or files "
                "such as api.keysFile), never from the config file");
@@ -923,6 +924,46 @@ static void test_local_config(void **state)
     config_free(c);
 }
 
+/* pricing and retention (issue 15): defaults, values, and every error
+ * names file:line:column and the key. */
+static void test_pricing_retention(void **state)
+{
+    (void)state;
+    config_t *c = load_with("");
+    assert_string_equal(c->currency, "USD");
+    assert_int_equal(c->nprices, 0);
+    assert_true(c->retain_days == 30);
+    config_free(c);
+    c = load_with("pricing:\n  currency: EUR\n  regions:\n"
+                  "    eastus: {vcpuSecond: 0.0000113, memoryGBSecond: 1.2e-6, shareGBMonth: 0.16}\n"
+                  "retention: {retainDays: 0.5}\n");
+    assert_string_equal(c->currency, "EUR");
+    assert_int_equal(c->nprices, 1);
+    assert_string_equal(c->prices[0].region, "eastus");
+    assert_true(c->prices[0].vcpu_second == 0.0000113);
+    assert_true(c->prices[0].memory_gb_second == 1.2e-6);
+    assert_true(c->prices[0].share_gb_month == 0.16);
+    assert_true(c->retain_days == 0.5);
+    config_free(c);
+    c = load_with("retention: {retainDays: 0}\n");
+    assert_true(c->retain_days == 0);
+    config_free(c);
+    expect_err_with("pricing:\n  regions:\n    westus: {vcpuSecond: 1}\n",
+                    "t.yaml:3:5: pricing.regions.westus: not a region of azure.regions");
+    expect_err_with("pricing:\n  regions:\n    eastus: {vcpuSecond: -1}\n",
+                    "t.yaml:3:26: pricing.regions.eastus.vcpuSecond: must be a number from 0 to "
+                    "1000, got \"-1\"");
+    expect_err_has("pricing:\n  regions:\n    eastus: {cpu: 1}\n",
+                   "pricing.regions.eastus.cpu: unknown key");
+    expect_err_has("pricing:\n  regions:\n    eastus: {}\n    eastus: {}\n", "duplicate");
+    expect_err_has("pricing: {currency: dollars}\n",
+                   "pricing.currency: must be an ISO 4217 currency code");
+    expect_err_has("pricing: {regions: [eastus]}\n", "pricing.regions: must be a mapping");
+    expect_err_has("retention: {retainDays: forever}\n",
+                   "retention.retainDays: must be a number from 0 to 36500");
+    expect_err_has("retention: {retainDays: \"3\"}\n", "retention.retainDays: must be a number");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -944,6 +985,7 @@ int main(void)
         cmocka_unit_test_setup(test_ports_and_images, clear_env),
         cmocka_unit_test_setup(test_file_loading, clear_env),
         cmocka_unit_test_setup(test_local_config, clear_env),
+        cmocka_unit_test_setup(test_pricing_retention, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
