@@ -934,9 +934,10 @@ static void test_pricing_retention(void **state)
     assert_int_equal(c->nprices, 0);
     assert_true(c->retain_days == 30);
     config_free(c);
-    c = load_with("pricing:\n  currency: EUR\n  regions:\n"
-                  "    eastus: {vcpuSecond: 0.0000113, memoryGBSecond: 1.2e-6, shareGBMonth: 0.16}\n"
-                  "retention: {retainDays: 0.5}\n");
+    c = load_with(
+        "pricing:\n  currency: EUR\n  regions:\n"
+        "    eastus: {vcpuSecond: 0.0000113, memoryGBSecond: 1.2e-6, shareGBMonth: 0.16}\n"
+        "retention: {retainDays: 0.5}\n");
     assert_string_equal(c->currency, "EUR");
     assert_int_equal(c->nprices, 1);
     assert_string_equal(c->prices[0].region, "eastus");
