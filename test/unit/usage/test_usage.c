@@ -239,12 +239,46 @@ static void test_persist(void **state)
     usage_free(v);
 }
 
+/* A retained share keeps counting after its environment is deleted, until
+ * it is dropped (adopted or reaped); a deleted one without retention stops. */
+static void test_retained_share_counts(void **state)
+{
+    (void)state;
+    usage_t *u = mk();
+    obs(u, "r1", T0, 0, 0, 0, 10);
+    obs(u, "d1", T0, 0, 0, 0, 10);
+    usage_retained_set(u, "r1", "user-1", 0, 10, T0 + 24 * H);
+    usage_deleted(u, "r1", T0 + H);
+    usage_deleted(u, "d1", T0 + H);
+    usage_totals_t t;
+    usage_totals(u, "r1", T0 + 3 * H, &t);
+    NEAR(t.storage_gb_hours, 30);
+    usage_totals(u, "d1", T0 + 3 * H, &t);
+    NEAR(t.storage_gb_hours, 10);
+    assert_int_equal(usage_retained_drop(u, "r1", T0 + 4 * H), 1);
+    usage_totals(u, "r1", T0 + 9 * H, &t);
+    NEAR(t.storage_gb_hours, 40);
+    rows_t rs = {0};
+    usage_query_t q = {.from_ms = T0, .to_ms = T0 + 10 * H, .now_ms = T0 + 10 * H};
+    usage_query(u, &q, collect, &rs);
+    double sum = 0;
+    for (int i = 0; i < rs.n; i++)
+        if (strcmp(rs.r[i].environment_id, "r1") == 0)
+            sum += rs.r[i].storage_gb_hours;
+    NEAR(sum, 40);
+    usage_free(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_timeline),    cmocka_unit_test(test_open_interval),
-        cmocka_unit_test(test_rows),        cmocka_unit_test(test_window),
-        cmocka_unit_test(test_transitions), cmocka_unit_test(test_persist),
+        cmocka_unit_test(test_timeline),
+        cmocka_unit_test(test_open_interval),
+        cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_window),
+        cmocka_unit_test(test_transitions),
+        cmocka_unit_test(test_persist),
+        cmocka_unit_test(test_retained_share_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
