@@ -109,6 +109,42 @@ static void test_share_metadata_round_trip(void **state)
     }
 }
 
+/* A retained share's keep-until mark: written as RFC 3339 (rounded up to
+ * the second), read back, and expired only once its time passed. */
+static void test_share_keep_until(void **state)
+{
+    (void)state;
+    azure_kv_t kv[OWN_KV_MAX];
+    char *keys[OWN_KV_MAX], *values[OWN_KV_MAX];
+    char user[OWN_META_VALUE_MAX], until[32];
+    /* 2025-12-01T00:00:00.250Z */
+    int64_t t = 1764547200250LL;
+    size_t n = own_share_metadata_retained(kv, user, until, "ctl-a", "e1", "u1", t);
+    assert_int_equal(n, 6);
+    assert_string_equal(kv[5].name, "dev8keepuntil");
+    assert_string_equal(kv[5].value, "2025-12-01T00:00:01Z");
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = (char *)kv[i].name;
+        values[i] = (char *)kv[i].value;
+    }
+    azure_map_t m = map_of(keys, values, n);
+    own_info_t info;
+    own_parse_share(&m, "e1", "ctl-a", &info);
+    assert_true(info.ours && info.keep);
+    assert_true(info.keep_until_ms == 1764547201000LL);
+    assert_false(own_keep_expired(&info, t));
+    assert_true(own_keep_expired(&info, 1764547201000LL));
+    /* Without a time: kept forever. */
+    assert_int_equal(own_share_metadata_retained(kv, user, until, "ctl-a", "e1", "u1", 0), 5);
+    info.keep_until_ms = 0;
+    assert_false(own_keep_expired(&info, INT64_MAX));
+    assert_true(own_parse_time("2025-12-01T00:00:00.5Z") == 1764547200500LL);
+    assert_true(own_parse_time("2026-12-01T00:00:00+01:00") == 0);
+    assert_true(own_parse_time("2026-13-01T00:00:00Z") == 0);
+    assert_true(own_parse_time("soon") == 0);
+    assert_true(own_parse_time(NULL) == 0);
+}
+
 /* Storage takes only ASCII metadata: any UTF-8 userId is encoded, an
  * ASCII one is kept, and the encoding never overflows. */
 static void test_user_id_encoding(void **state)
@@ -138,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_names_round_trip),
         cmocka_unit_test(test_group_is_ours_only_with_all_three_marks),
         cmocka_unit_test(test_share_metadata_round_trip),
+        cmocka_unit_test(test_share_keep_until),
         cmocka_unit_test(test_user_id_encoding),
     };
     return cmocka_run_group_tests_name("ownership", tests, NULL, NULL);

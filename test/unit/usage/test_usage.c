@@ -16,7 +16,7 @@
 #include <string.h>
 
 #define H 3600000LL
-/* 2026-12-01T00:00:00Z */
+/* 2025-12-01T00:00:00Z */
 #define T0 1764547200000LL
 
 static const char *const regions[] = {"eastus", "westeurope"};
