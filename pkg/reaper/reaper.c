@@ -349,6 +349,9 @@ static void scan_one(void *ud, const observed_t *ob)
     rp->managed += (size_t)(ob->g.exists + share_ours);
     if (ob->region < 0 || store_desired(rp->store, ob->id))
         return;
+    /* A retained share deleted by someone else leaves the retained table. */
+    if (rp->usage && ob->s.known && !ob->s.exists)
+        usage_retained_drop(rp->usage, ob->id, d8_wall_ms());
     if (ob->g.exists)
         track(rp, KIND_GROUP, ob, c->now);
     if (share_ours || share_unknown)
