@@ -22,6 +22,7 @@ typedef struct usage__bucket {
     uint32_t hour; /* wall ms / HOUR_MS */
     float q[Q__N];
 } usage__bucket_t;
+_Static_assert(sizeof(usage__bucket_t) == 20, "a bucket is 20 bytes (README: bytes per env)");
 
 typedef struct usage__env {
     char id[SPEC_ID_MAX + 1];
