@@ -607,11 +607,13 @@ static void test_delete_policies(void **state)
     assert_null(ta_sim_group(res, "dev8-rc-keep"));
     const cJSON *kept = ta_sim_share(res, "dev8-rc-keep");
     assert_non_null(kept);
-    /* Retained: marked dev8keep=true, so the reaper never takes it for an
-     * orphan; the rest of its metadata is unchanged. */
+    /* Retained: marked dev8keep=true until dev8keepuntil (retention.
+     * retainDays, default 30), so the reaper takes it for an orphan only
+     * after that; the rest of its metadata is unchanged. */
     const cJSON *md = ta_path(kept, "properties.metadata");
-    assert_int_equal(member_count(md), 5);
+    assert_int_equal(member_count(md), 6);
     assert_string_equal(ta_str(md, "dev8keep"), "true");
+    assert_non_null(ta_str(md, "dev8keepuntil"));
     assert_string_equal(ta_str(md, "dev8managedby"), "dev8agent");
     assert_string_equal(ta_str(md, "dev8controller"), TA_RC_CONTROLLER);
     assert_string_equal(ta_str(md, "dev8envid"), "rc-keep");
