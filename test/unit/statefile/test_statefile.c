@@ -272,6 +272,102 @@ static void test_round_trip_without_secret_values(void **state)
     store_free(st);
 }
 
+/* The optional "usage" section (pkg/usage): ext_save's JSON is written
+ * (and covered by the checksum), statefile_touch schedules a write with no
+ * desired change, ext_load gets the section back before anything is
+ * restored, and its refusal refuses the whole file. */
+typedef struct ext {
+    char saved[64];
+    char loaded[64];
+    int loads;
+    int refuse;
+} ext_t;
+
+static void ext_save(void *ud, d8_buf_t *out)
+{
+    d8_buf_puts(out, ((ext_t *)ud)->saved);
+}
+
+static int ext_load(void *ud, const cJSON *section, char *err, size_t errlen)
+{
+    ext_t *x = ud;
+    x->loads++;
+    char *txt = section ? cJSON_PrintUnformatted(section) : NULL;
+    snprintf(x->loaded, sizeof(x->loaded), "%s", txt ? txt : "(none)");
+    cJSON_free(txt);
+    if (x->refuse) {
+        snprintf(err, errlen, "usage.envs[0]: malformed");
+        return D8_EINVAL;
+    }
+    return D8_OK;
+}
+
+static void test_usage_section(void **state)
+{
+    fx_t *fx = *state;
+    ext_t x = {.saved = "{\"envs\":[],\"n\":1}"};
+    store_t *st = store_new(64);
+    statefile_opts_t o = {.loop = &fx->loop,
+                          .path = fx->path,
+                          .store = st,
+                          .key = KEY,
+                          .keylen = KEYLEN,
+                          .debounce_ms = 10,
+                          .ext_save = ext_save,
+                          .ext_load = ext_load,
+                          .ext_ud = &x};
+    statefile_t *sf = statefile_new(&o);
+    assert_int_equal(statefile_load(sf, &rules, NULL, 0), D8_ENOENT);
+    statefile_start(sf);
+    statefile_touch(sf); /* no desired change: the section alone asks for a write */
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(statefile__writes(sf), 1);
+    drop_sf(fx, sf);
+    size_t len;
+    char *bytes = slurp(fx->path, &len);
+    assert_non_null(strstr(bytes, ",\"usage\":{\"envs\":[],\"n\":1},\"checksum\""));
+    free(bytes);
+    store_free(st);
+
+    for (int refuse = 0; refuse <= 1; refuse++) {
+        st = store_new(64);
+        x.refuse = refuse;
+        sf = statefile_new(&o);
+        char err[256] = "";
+        int rc = statefile_load(sf, &rules, err, sizeof(err));
+        assert_string_equal(x.loaded, "{\"envs\":[],\"n\":1}");
+        if (refuse) {
+            assert_int_equal(rc, D8_EINVAL);
+            assert_non_null(strstr(err, "usage.envs[0]: malformed"));
+            assert_non_null(strstr(err, fx->path));
+        } else {
+            assert_int_equal(rc, D8_OK);
+        }
+        drop_sf(fx, sf);
+        store_free(st);
+    }
+    /* A file without the section: ext_load gets NULL. */
+    remove(fx->path);
+    x.saved[0] = '\0';
+    st = store_new(64);
+    statefile_opts_t plain = o;
+    plain.ext_save = NULL;
+    sf = statefile_new(&plain);
+    statefile_start(sf);
+    statefile_touch(sf);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    drop_sf(fx, sf);
+    store_free(st);
+    st = store_new(64);
+    x.refuse = 0;
+    sf = statefile_new(&o);
+    assert_int_equal(statefile_load(sf, &rules, NULL, 0), D8_OK);
+    assert_string_equal(x.loaded, "(none)");
+    assert_int_equal(x.loads, 3);
+    drop_sf(fx, sf);
+    store_free(st);
+}
+
 static void test_put_after_restore(void **state)
 {
     fx_t *fx = *state;
@@ -747,6 +843,7 @@ int main(void)
     log_setup(LOG_WARN, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip_without_secret_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_section, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_after_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_at_every_point, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_files_are_refused, setup, teardown),
