@@ -331,6 +331,7 @@ static void test_usage_section(void **state)
 
     for (int refuse = 0; refuse <= 1; refuse++) {
         st = store_new(64);
+        o.store = st;
         x.refuse = refuse;
         sf = statefile_new(&o);
         char err[256] = "";
@@ -351,6 +352,7 @@ static void test_usage_section(void **state)
     x.saved[0] = '\0';
     st = store_new(64);
     statefile_opts_t plain = o;
+    plain.store = st;
     plain.ext_save = NULL;
     sf = statefile_new(&plain);
     statefile_start(sf);
@@ -359,6 +361,7 @@ static void test_usage_section(void **state)
     drop_sf(fx, sf);
     store_free(st);
     st = store_new(64);
+    o.store = st;
     x.refuse = 0;
     sf = statefile_new(&o);
     assert_int_equal(statefile_load(sf, &rules, NULL, 0), D8_OK);
