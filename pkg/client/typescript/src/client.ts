@@ -16,7 +16,10 @@ import type {
   ListParams,
   Orphans,
   ReaperResumeResult,
+  RetainedShares,
   Status,
+  UsageParams,
+  UsageRows,
   WatchEventType,
 } from "./types.js";
 
@@ -292,6 +295,22 @@ export class Dev8Client {
   /** GET /api/v1/orphans */
   async orphans(opts?: RequestOptions): Promise<Orphans> {
     return (await this.call<Orphans>({ method: "GET", path: "/api/v1/orphans", opts })).json;
+  }
+
+  /** GET /api/v1/usage: usage and cost rows per environment and period. */
+  async usage(params: UsageParams = {}, opts?: RequestOptions): Promise<UsageRows> {
+    const query: Query = {
+      from: params.from,
+      to: params.to,
+      userId: params.userId,
+      granularity: params.granularity,
+    };
+    return (await this.call<UsageRows>({ method: "GET", path: "/api/v1/usage", query, opts })).json;
+  }
+
+  /** GET /api/v1/retained: shares kept after their environment was deleted. */
+  async retained(opts?: RequestOptions): Promise<RetainedShares> {
+    return (await this.call<RetainedShares>({ method: "GET", path: "/api/v1/retained", opts })).json;
   }
 
   /** POST /api/v1/reaper/resume: lifts a suspension of the reaper. */

@@ -337,6 +337,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage and cost rows per environment and period
+         * @description Rows of environments that used anything in the periods of [from, to): whole UTC hours or
+         *     days (`from` rounded down, `to` up), computed from hourly buckets kept 35 days, in
+         *     environment id order then time order. Quantities are counted from observed transitions
+         *     (see the README for the error bound).
+         */
+        get: operations["listUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/retained": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * File shares kept after their environment was deleted
+         * @description Shares this agent marked retained (`storagePolicy: Retain`), until the reaper deletes
+         *     them after `keepUntil` or a PUT of the same id adopts them.
+         */
+        get: operations["listRetained"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/status": {
         parameters: {
             query?: never;
@@ -595,6 +639,61 @@ export interface components {
                 attempts: number;
                 nextAttemptTime: components["schemas"]["OptionalTime"];
             };
+            usage?: components["schemas"]["EnvironmentUsage"];
+            /**
+             * @description What the environment costs per hour at its current size and power state (compute
+             *     while running, plus the share quota), from the region's price table. Absent when the
+             *     region has no prices or the environment was never observed.
+             */
+            estimatedCostPerHour?: number;
+        };
+        /**
+         * @description Usage accumulated from what the agent observed, since `since` (a snapshot taken at each
+         *     usage transition and at most an hour apart otherwise; `GET /api/v1/usage` is live). Each
+         *     transition is counted from the observation that shows it. Absent before the first
+         *     observation.
+         */
+        EnvironmentUsage: {
+            runningSeconds: number;
+            cpuCoreSeconds: number;
+            memoryGBSeconds: number;
+            /** @description GiB-hours of provisioned share quota. */
+            storageGBHours: number;
+            /** @description From the region's price table; absent when the region has none. */
+            estimatedCost?: number;
+            /** @description ISO 4217 code of `pricing.currency`; absent with `estimatedCost`. */
+            currency?: string;
+            /**
+             * Format: date-time
+             * @description The first observation.
+             */
+            since: string;
+        };
+        /** @description One environment over one period, shaped for the platform's ResourceUsage table. */
+        UsageRow: {
+            environmentId: components["schemas"]["EnvironmentId"];
+            userId: string;
+            /** Format: date-time */
+            periodStart: string;
+            /** Format: date-time */
+            periodEnd: string;
+            runningSeconds: number;
+            cpuCoreSeconds: number;
+            memoryGBSeconds: number;
+            storageGBHours: number;
+            estimatedCost?: number;
+            currency?: string;
+        };
+        /** @description A file share kept after its environment was deleted (`storagePolicy Retain`). */
+        RetainedShare: {
+            environmentId: components["schemas"]["EnvironmentId"];
+            userId: string;
+            region: string;
+            /** @description The share's name, `dev8-{id}`. */
+            share: string;
+            sizeGB: number;
+            /** @description When the reaper may delete it; null when kept forever (`retention.retainDays` 0). */
+            keepUntil: components["schemas"]["OptionalTime"];
         };
         /** @description The Environment object of every read (DESIGN.md section 3). */
         Environment: {
@@ -1393,6 +1492,63 @@ export interface operations {
                 content: {
                     "application/json": {
                         resumed: boolean;
+                    };
+                };
+            };
+            400: components["responses"]["InvalidQuery"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    listUsage: {
+        parameters: {
+            query?: {
+                /** @description RFC 3339 UTC; default 24 hours before `to`. */
+                from?: string;
+                /** @description RFC 3339 UTC, after `from`, at most 35 days from it; default now. */
+                to?: string;
+                userId?: string;
+                granularity?: "hour" | "day";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rows. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["UsageRow"][];
+                    };
+                };
+            };
+            400: components["responses"]["InvalidQuery"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    listRetained: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The retained shares, in id order. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["RetainedShare"][];
                     };
                 };
             };

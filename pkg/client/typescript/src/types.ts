@@ -187,6 +187,22 @@ export interface EnvironmentStatus {
   observedTime: string | null;
   lastError: LastError | null;
   retry: RetryStatus | null;
+  /** Usage since the first observation (a snapshot: at transitions, at most an hour old). */
+  usage?: EnvironmentUsage;
+  /** Cost per hour at the current size and power state; absent without a price table. */
+  estimatedCostPerHour?: number;
+}
+
+/** status.usage: what the agent observed the environment use (see the agent's README). */
+export interface EnvironmentUsage {
+  runningSeconds: number;
+  cpuCoreSeconds: number;
+  memoryGBSeconds: number;
+  storageGBHours: number;
+  /** Absent (with currency) when the region has no prices. */
+  estimatedCost?: number;
+  currency?: string;
+  since: string;
 }
 
 /** The object every read answers (GET, PUT, list items, watch events, webhook bodies). */
@@ -249,6 +265,49 @@ export interface Orphan {
 /** GET /api/v1/orphans */
 export interface Orphans {
   items: Orphan[];
+}
+
+/** One row of GET /api/v1/usage: one environment over one UTC hour or day (ResourceUsage). */
+export interface UsageRow {
+  environmentId: string;
+  userId: string;
+  periodStart: string;
+  periodEnd: string;
+  runningSeconds: number;
+  cpuCoreSeconds: number;
+  memoryGBSeconds: number;
+  storageGBHours: number;
+  estimatedCost?: number;
+  currency?: string;
+}
+
+/** GET /api/v1/usage */
+export interface UsageRows {
+  items: UsageRow[];
+}
+
+/** Filters of GET /api/v1/usage: RFC 3339 UTC times, at most 35 days apart. */
+export interface UsageParams {
+  from?: string;
+  to?: string;
+  userId?: string;
+  granularity?: "hour" | "day";
+}
+
+/** A share kept after its environment was deleted (storagePolicy Retain). */
+export interface RetainedShare {
+  environmentId: string;
+  userId: string;
+  region: string;
+  share: string;
+  sizeGB: number;
+  /** When the reaper may delete it; null when kept forever. */
+  keepUntil: string | null;
+}
+
+/** GET /api/v1/retained */
+export interface RetainedShares {
+  items: RetainedShare[];
 }
 
 /** POST /api/v1/reaper/resume */

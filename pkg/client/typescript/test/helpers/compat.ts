@@ -35,6 +35,9 @@ export const PAIRS: Pair[] = [
   // Not FullSyncItem: `allOf: [EnvironmentSpecInput, {required: [id]}]` comes out of
   // openapi-typescript as `EnvironmentSpecInput & unknown`, with id still optional.
   { hand: "EnvironmentSyncItem", schema: ["EnvironmentSyncItem", "SyncItem"], required: false },
+  { hand: "EnvironmentUsage", schema: ["EnvironmentUsage"], required: true },
+  { hand: "UsageRow", schema: ["UsageRow"], required: true },
+  { hand: "RetainedShare", schema: ["RetainedShare"], required: true },
   { hand: "Condition", schema: ["Condition"], required: false },
   { hand: "ReadyCondition", schema: ["ReadyCondition"], required: false },
   { hand: "SyncedCondition", schema: ["SyncedCondition"], required: false },

@@ -125,6 +125,31 @@ describe("Dev8Client routes", () => {
     assert.equal(calls.at(-3)?.url.searchParams.get("userId"), "u");
   });
 
+  it("sends the usage and retained routes with their query", async () => {
+    const row = {
+      environmentId: "ckx1", userId: "u1", periodStart: "2026-12-01T00:00:00Z",
+      periodEnd: "2026-12-02T00:00:00Z", runningSeconds: 60, cpuCoreSeconds: 120,
+      memoryGBSeconds: 240, storageGBHours: 20, estimatedCost: 0.01, currency: "USD",
+    };
+    const kept = {
+      environmentId: "ckx2", userId: "u1", region: "eastus", share: "dev8-ckx2", sizeGB: 20,
+      keepUntil: "2027-01-01T00:00:00Z",
+    };
+    const { c, calls } = client((req) =>
+      json(200, { items: [req.url.pathname === "/api/v1/usage" ? row : kept] }),
+    );
+    const u = await c.usage({ from: "2026-12-01T00:00:00Z", userId: "u1", granularity: "day" });
+    assert.equal(u.items[0]?.cpuCoreSeconds, 120);
+    assert.equal((await c.retained()).items[0]?.share, "dev8-ckx2");
+    assert.deepEqual(
+      calls.map((r) => `${r.method} ${r.url.pathname}${r.url.search}`),
+      [
+        "GET /api/v1/usage?from=2026-12-01T00%3A00%3A00Z&userId=u1&granularity=day",
+        "GET /api/v1/retained",
+      ],
+    );
+  });
+
   it("escapes ids in paths and validates them like the agent", async () => {
     const { c, calls } = client(() => apiError(400, "InvalidId", "bad id", "id"));
     await assert.rejects(c.get("a/b"), Dev8ApiError);
