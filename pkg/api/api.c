@@ -219,6 +219,7 @@ static void collect(void *ud)
     }
     metrics_set(api->m_watchers, NULL, (double)api->nwatchers);
     metrics_set(api->m_rv, NULL, (double)store_rv(api->store));
+    api__tls_collect(api);
 }
 
 /* ---- route table ------------------------------------------------------ */
@@ -534,6 +535,7 @@ static int api_listen(api_t *api)
         .handler = handle,
         .access = access_cb,
         .ud = api,
+        .tls = api->tls, /* NULL: plain HTTP */
     };
     return http_server_new(api->loop, &so, &api->srv);
 }
@@ -608,19 +610,17 @@ int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
                               "Current resourceVersion of the desired state.", 0, NULL);
     metrics_on_collect(api->metrics, collect, api);
 
-    int rc = api_listen(api);
-    if (rc == D8_OK && cfg->probe_listen_host) {
-        rc = probe_listen(api);
-        if (rc != D8_OK) {
-            snprintf(err, errlen, "cannot listen on %s:%d (probeListen): %s",
-                     cfg->probe_listen_host, cfg->probe_listen_port, d8_strerror(rc));
-            http_server_free(api->srv, NULL, NULL);
-        }
-    } else if (rc != D8_OK) {
+    int rc = api__tls_start(api, err, errlen); /* err says why when it fails */
+    if (rc == D8_OK && (rc = api_listen(api)) != D8_OK) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
                  d8_strerror(rc));
+    } else if (rc == D8_OK && cfg->probe_listen_host && (rc = probe_listen(api)) != D8_OK) {
+        snprintf(err, errlen, "cannot listen on %s:%d (probeListen): %s", cfg->probe_listen_host,
+                 cfg->probe_listen_port, d8_strerror(rc));
+        http_server_free(api->srv, NULL, NULL);
     }
     if (rc != D8_OK) {
+        http_tls_free(api->tls); /* NULL, or used by no connection yet */
         free(api->region_names);
         free(api->image_keys);
         free(api);
@@ -698,6 +698,16 @@ static void server_freed(void *arg)
     part_closed(arg);
 }
 
+/* The API server's: its TLS context goes with it (the probe server has
+ * none). */
+static void api_server_freed(void *arg)
+{
+    api_t *api = arg;
+    http_tls_free(api->tls); /* no connection uses it any more */
+    api->tls = NULL;
+    part_closed(arg);
+}
+
 void api_free(api_t *api, void (*done)(void *arg), void *arg)
 {
     if (!api) {
@@ -710,7 +720,7 @@ void api_free(api_t *api, void (*done)(void *arg), void *arg)
     api_shutdown(api);
     api->pending_closes = api->probe_srv ? 3 : 2;
     uv_close((uv_handle_t *)&api->heartbeat, heartbeat_closed);
-    http_server_free(api->srv, server_freed, api);
+    http_server_free(api->srv, api_server_freed, api);
     if (api->probe_srv)
         http_server_free(api->probe_srv, server_freed, api);
 }

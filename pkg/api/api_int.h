@@ -11,6 +11,7 @@
 
 #include "base/list.h"
 #include "http/http.h"
+#include "http/http_tls.h"
 #include "spec/spec.h"
 
 typedef struct api__watch_client api__watch_client_t;
@@ -43,6 +44,10 @@ struct api {
     metric_family_t *m_envs;
     metric_family_t *m_watchers;
     metric_family_t *m_rv;
+    /* api.tls (api_tls.c): NULL when the API speaks plain HTTP. */
+    http_tls_t *tls;
+    metric_family_t *m_tls_events, *m_tls_expiry;
+    http_tls_stats_t tls_reported; /* counters already added to m_tls_events */
 
     void (*done)(void *arg);
     void *done_arg;
@@ -108,5 +113,12 @@ void api__retained(api_t *api, http_exchange_t *ex, const http_request_t *req, c
 void api__watch_client_free(api__watch_client_t *c);
 /* The heartbeat timer: a comment line to every watch stream. */
 void api__heartbeat_cb(uv_timer_t *t);
+
+/* api_tls.c: loads api.tls (when configured) into api->tls and registers
+ * its metrics. On a file that does not load: D8_EINVAL and err reads
+ * "file:line:column: api.tls.keyFile: <OpenSSL's reason>". */
+int api__tls_start(api_t *api, char *err, size_t errlen);
+/* Updates the TLS metrics from the engine's counters (collect hook). */
+void api__tls_collect(api_t *api);
 
 #endif

@@ -59,6 +59,13 @@ static config_t *defaults_new(void)
     cfg->max_connections = 1024;
     cfg->max_connections_per_client = 256;
     cfg->watch_ring_size = 4096;
+    cfg->tls_cert_file = d8_xstrdup("");
+    cfg->tls_key_file = d8_xstrdup("");
+    cfg->tls_client_ca_file = d8_xstrdup("");
+    cfg->tls_reload_seconds = 10;
+    cfg->tls_cert_at = d8_xstrdup("");
+    cfg->tls_key_at = d8_xstrdup("");
+    cfg->tls_client_ca_at = d8_xstrdup("");
 
     cfg->azure_auth = d8_xstrdup("auto");
     cfg->subscription_id = d8_xstrdup("");
@@ -350,6 +357,12 @@ void config_free(config_t *cfg)
     free(cfg->probe_listen_host);
     free(cfg->state_file);
     free(cfg->keys_file);
+    free(cfg->tls_cert_file);
+    free(cfg->tls_key_file);
+    free(cfg->tls_client_ca_file);
+    free(cfg->tls_cert_at);
+    free(cfg->tls_key_at);
+    free(cfg->tls_client_ca_at);
     for (size_t i = 0; i < cfg->napi_keys; i++) {
         OPENSSL_cleanse(cfg->api_keys[i], strlen(cfg->api_keys[i]));
         free(cfg->api_keys[i]);

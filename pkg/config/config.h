@@ -82,6 +82,14 @@ typedef struct config {
     size_t napi_keys;           /* may be 0: no key configured anywhere */
     /* api.maxConnectionsPerClient: 256; 0 = no per-address limit */
     size_t max_connections_per_client;
+    /* api.tls: HTTPS on the API listener when tls_cert_file is not "". */
+    char *tls_cert_file;      /* "" = plain HTTP */
+    char *tls_key_file;       /* set exactly when tls_cert_file is */
+    char *tls_client_ca_file; /* "" = no client certificates asked */
+    int tls_reload_seconds;   /* 10: how often the files are checked */
+    /* "file:line:column" of each of the three keys in the config file ("" when
+     * not written), for errors about the files found when they are loaded. */
+    char *tls_cert_at, *tls_key_at, *tls_client_ca_at;
     /* azure */
     char *azure_auth; /* auto|clientSecret|workloadIdentity|managedIdentity */
     /* azure.cloud: AzurePublicCloud (default) | AzureChinaCloud |

@@ -572,6 +572,57 @@ static const config__field_t controller_fields[] = {
     {0},
 };
 
+/* api.tls: the files are read when the API starts (pkg/api), which names
+ * the key's position recorded here when one does not load. */
+static const config__field_t tls_fields[] = {
+    ROW_STR("certFile", config_t, tls_cert_file, check_path_or_empty, 0),
+    ROW_STR("keyFile", config_t, tls_key_file, check_path_or_empty, 0),
+    ROW_STR("clientCAFile", config_t, tls_client_ca_file, check_path_or_empty, 0),
+    ROW_INT("reloadSeconds", config_t, tls_reload_seconds, 1, 3600),
+    {0},
+};
+
+static int set_tls(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
+{
+    config_t *cfg = base;
+    if (config__is_null(v))
+        return 0;
+    int rc = config__walk_section(w, v, tls_fields, base);
+    if (rc)
+        return rc;
+    yaml_mark_t at_cert = k->start_mark, at_key = k->start_mark;
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *pk = config__node_at(w, p->key);
+        if (!pk || pk->type != YAML_SCALAR_NODE)
+            continue;
+        const char *name = config__scalar_of(pk);
+        char **dst = strcmp(name, "certFile") == 0       ? &cfg->tls_cert_at
+                     : strcmp(name, "keyFile") == 0      ? &cfg->tls_key_at
+                     : strcmp(name, "clientCAFile") == 0 ? &cfg->tls_client_ca_at
+                                                         : NULL;
+        if (!dst)
+            continue;
+        if (dst == &cfg->tls_cert_at)
+            at_cert = pk->start_mark;
+        else if (dst == &cfg->tls_key_at)
+            at_key = pk->start_mark;
+        char buf[600];
+        snprintf(buf, sizeof buf, "%s:%zu:%zu", w->name, pk->start_mark.line + 1,
+                 pk->start_mark.column + 1);
+        free(*dst);
+        *dst = d8_xstrdup(buf);
+    }
+    if (cfg->tls_cert_file[0] && !cfg->tls_key_file[0]) {
+        config__path_push(w, ".keyFile");
+        return config__fail(w, at_cert, "must be set when certFile is");
+    }
+    if (!cfg->tls_cert_file[0] && (cfg->tls_key_file[0] || cfg->tls_client_ca_file[0])) {
+        config__path_push(w, ".certFile");
+        return config__fail(w, at_key, "must be set when keyFile or clientCAFile is");
+    }
+    return 0;
+}
+
 static const config__field_t api_fields[] = {
     ROW_STR("keysFile", config_t, keys_file, check_path_or_empty, 0),
     ROW_SIZE("maxBodyBytes", config_t, max_body_bytes, 1024, 268435456),
@@ -579,6 +630,7 @@ static const config__field_t api_fields[] = {
     ROW_SIZE("maxConnections", config_t, max_connections, 1, 65536),
     ROW_SIZE("maxConnectionsPerClient", config_t, max_connections_per_client, 0, 65536),
     ROW_INT("watchRingSize", config_t, watch_ring_size, 16, 1048576),
+    ROW_CUSTOM("tls", set_tls),
     {0},
 };
 

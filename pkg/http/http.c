@@ -23,6 +23,7 @@
  * last handle; the server's memory only once every handle is closed.
  */
 #include "http_int.h"
+#include "http_tls_int.h"
 
 #include "base/base.h"
 #include "log/log.h"
@@ -153,6 +154,7 @@ static void conn_release(http__conn_t *c)
     d8_buf_release(&c->strs);
     d8_buf_release(&c->body);
     d8_buf_release(&c->out);
+    http__tls_conn_free(c); /* TLS hook */
     free(c->hoff);
     free(c->hv);
     free(c);
@@ -225,6 +227,10 @@ void http__conn_end_graceful(http__conn_t *c)
 {
     if (c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER)
         return;
+    if (c->tls) /* TLS hook: close_notify goes before the FIN */
+        http__tls_close_notify(c);
+    if (c->state == HTTP__C_CLOSING)
+        return;
     http__conn_state(c, HTTP__C_LINGER);
     c->shut.data = c;
     if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
@@ -281,12 +287,20 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/*
- * Queues bufs (borrowed) in order after everything queued before. Tries a
- * direct write first; whatever the kernel does not take now is copied.
- * Returns 0, or D8_EGONE when the connection is (now) closing.
- */
+/* Queues bufs (borrowed): encrypted first on a TLS connection. */
 int http__conn_write(http__conn_t *c, const uv_buf_t *bufs, unsigned n)
+{
+    if (c->tls) /* TLS hook: http_tls.c encrypts, then writes raw */
+        return http__tls_write(c, bufs, n);
+    return http__conn_write_raw(c, bufs, n);
+}
+
+/*
+ * Queues bufs (borrowed) in order after everything queued before, as they
+ * are. Tries a direct write first; whatever the kernel does not take now
+ * is copied. Returns 0, or D8_EGONE when the connection is (now) closing.
+ */
+int http__conn_write_raw(http__conn_t *c, const uv_buf_t *bufs, unsigned n)
 {
     if (c->state == HTTP__C_CLOSING)
         return D8_EGONE;
@@ -546,7 +560,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     http__conn_t *c = h->data;
     (void)suggested;
-    if (c->state == HTTP__C_LINGER || c->state == HTTP__C_CLOSING) {
+    if (c->state == HTTP__C_LINGER || c->state == HTTP__C_CLOSING || c->tls) {
+        /* TLS hook: ciphertext lands here and is decrypted into rbuf at
+         * once by http__tls_read. */
         *buf = uv_buf_init(c->srv->discard, sizeof(c->srv->discard));
         return;
     }
@@ -583,6 +599,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                 http__conn_update_reading(c);
         }
         return;
+    }
+    if (c->tls && nread > 0) { /* TLS hook: ciphertext in, plaintext to rbuf[rlen..] */
+        nread = http__tls_read(c, buf->base, (size_t)nread);
+        if (nread == 0 || c->state == HTTP__C_CLOSING || c->state == HTTP__C_LINGER)
+            return;
     }
     if (nread < 0) {
         if (nread != UV_EOF || c->state == HTTP__C_STREAM) {

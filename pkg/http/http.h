@@ -132,6 +132,8 @@ typedef struct http_server_opts {
     void (*access)(void *ud, const char *method, const char *path, int status, uint64_t duration_ns,
                    const char *request_id);
     void *ud;
+    /* TLS on every connection (http_tls.h), borrowed; NULL = plain HTTP. */
+    struct http_tls *tls;
 } http_server_opts_t;
 
 /* Binds and listens. On failure returns a D8_* error and *out stays NULL. */

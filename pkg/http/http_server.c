@@ -4,6 +4,7 @@
  * every handle is closed (http__srv_maybe_done).
  */
 #include "http_int.h"
+#include "http_tls_int.h"
 
 #include "log/log.h"
 
@@ -121,6 +122,12 @@ static void conn_start(http_server_t *srv, http__conn_t *c)
     c->parser.data = c;
     uv_tcp_nodelay(&c->tcp, 1);
     format_remote(c);
+    if (srv->o.tls && http__tls_conn_new(c, srv->o.tls) != 0) { /* TLS hook */
+        LOG(LOG_WARN, "tls connection setup failed", LF_S("remote", c->remote));
+        http__request_reset(c);
+        http__conn_close(c);
+        return;
+    }
     http__request_reset(c);
     http__conn_state(c, HTTP__C_IDLE);
     c->req.start_ns = d8_mono_ns();
