@@ -114,6 +114,13 @@ static SSL_CTX *ctx_fail(SSL_CTX *ctx, http_tls_file_t which, http_tls_file_t *b
     return NULL;
 }
 
+/* 1 when the pending error says the key is not the certificate's. */
+static int key_mismatch(void)
+{
+    unsigned long e = ERR_peek_error();
+    return ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
+}
+
 static int load_client_ca(SSL_CTX *ctx, const char *file)
 {
     if (SSL_CTX_load_verify_locations(ctx, file, NULL) != 1)
@@ -149,7 +156,8 @@ SSL_CTX *http__tls_ctx_build(const http_tls_opts_t *o, http_tls_file_t *bad_file
     if (!o->key_file || !o->key_file[0] ||
         SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1)
         return ctx_fail(ctx, HTTP_TLS_FILE_KEY, bad_file, err, errlen,
-                        "cannot load the private key (PEM)");
+                        key_mismatch() ? "the private key does not match the certificate"
+                                       : "cannot load the private key (PEM)");
     if (SSL_CTX_check_private_key(ctx) != 1)
         return ctx_fail(ctx, HTTP_TLS_FILE_KEY, bad_file, err, errlen,
                         "the private key does not match the certificate");
