@@ -965,6 +965,49 @@ static void test_pricing_retention(void **state)
     expect_err_has("retention: {retainDays: \"3\"}\n", "retention.retainDays: must be a number");
 }
 
+/* api.tls: the three paths and the reload interval, where each key was
+ * written (for errors found when the files are read), and the pairs that
+ * must go together. */
+static void test_api_tls(void **state)
+{
+    (void)state;
+    config_t *cfg = load_with("controller:\n  name: x\n");
+    assert_string_equal(cfg->tls_cert_file, "");
+    assert_string_equal(cfg->tls_cert_at, "");
+    assert_int_equal(cfg->tls_reload_seconds, 10);
+    config_free(cfg);
+
+    cfg = load_with("api:\n"
+                    "  tls:\n"
+                    "    certFile: /etc/dev8/tls/tls.crt\n"
+                    "    keyFile: /etc/dev8/tls/tls.key\n"
+                    "    clientCAFile: /etc/dev8/ca/ca.crt\n"
+                    "    reloadSeconds: 30\n");
+    assert_string_equal(cfg->tls_cert_file, "/etc/dev8/tls/tls.crt");
+    assert_string_equal(cfg->tls_key_file, "/etc/dev8/tls/tls.key");
+    assert_string_equal(cfg->tls_client_ca_file, "/etc/dev8/ca/ca.crt");
+    assert_int_equal(cfg->tls_reload_seconds, 30);
+    assert_string_equal(cfg->tls_cert_at, "t.yaml:3:5");
+    assert_string_equal(cfg->tls_key_at, "t.yaml:4:5");
+    assert_string_equal(cfg->tls_client_ca_at, "t.yaml:5:5");
+    config_free(cfg);
+
+    cfg = load_with("api:\n  tls:\n");
+    assert_string_equal(cfg->tls_cert_file, "");
+    config_free(cfg);
+
+    expect_err_with("api:\n  tls:\n    certFile: /a\n",
+                    "t.yaml:3:5: api.tls.keyFile: must be set when certFile is");
+    expect_err_with("api:\n  tls:\n    keyFile: /a\n",
+                    "t.yaml:3:5: api.tls.certFile: must be set when keyFile or clientCAFile is");
+    expect_err_with("api:\n  tls:\n    clientCAFile: /a\n",
+                    "t.yaml:2:3: api.tls.certFile: must be set when keyFile or clientCAFile is");
+    expect_err_has("api:\n  tls:\n    certFile: /a\n    keyFile: /b\n    reloadSeconds: 0\n",
+                   "api.tls.reloadSeconds");
+    expect_err_has("api:\n  tls:\n    certFile: /a\n    keyfile: /b\n", "api.tls.keyfile");
+    expect_err_has("api:\n  tls: yes\n", "api.tls: must be a mapping");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -987,6 +1030,7 @@ int main(void)
         cmocka_unit_test_setup(test_file_loading, clear_env),
         cmocka_unit_test_setup(test_local_config, clear_env),
         cmocka_unit_test_setup(test_pricing_retention, clear_env),
+        cmocka_unit_test_setup(test_api_tls, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
