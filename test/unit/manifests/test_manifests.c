@@ -674,6 +674,52 @@ static const expect_t EXPECT_BASE = {0, 1, 1, 0, 0};
 static const expect_t EXPECT_DEV = {0, 0, 0, 1, 0};
 static const expect_t EXPECT_PROD = {1, 0, 1, 0, 1};
 
+/*
+ * api.tls: each file is on a readOnly volumeMount of a Secret volume
+ * mounted whole (a subPath mount never sees a renewed certificate), and
+ * that Secret is one cert-manager issues here (a Certificate of this
+ * rendering) or one the rendering holds. The probes on the API port speak
+ * HTTPS exactly when the API does.
+ */
+static void check_tls(yset_t *s, yref_t pod, yref_t c, const config_t *cfg)
+{
+    int on = cfg->tls_cert_file[0] != '\0';
+    const char *files[] = {cfg->tls_cert_file, cfg->tls_key_file, cfg->tls_client_ca_file};
+    for (size_t f = 0; on && f < 3; f++) {
+        if (!files[f][0])
+            continue;
+        yref_t fm = YNONE;
+        for (size_t i = 0; i < ylen(ykey(c, "volumeMounts")); i++) {
+            yref_t m = yidx(ykey(c, "volumeMounts"), i);
+            const char *mp = ystr(ykey(m, "mountPath"));
+            size_t ml = mp ? strlen(mp) : 0;
+            if (mp && strncmp(files[f], mp, ml) == 0 && files[f][ml] == '/')
+                fm = m;
+        }
+        CHECK(fm.n && ybool_true(ykey(fm, "readOnly")) && !ykey(fm, "subPath").n,
+              "api.tls file %s is on no readOnly whole-volume mount", files[f]);
+        yref_t v = ywhere(ykey(pod, "volumes"), "name", ystr(ykey(fm, "name")));
+        const char *secret = ystr(ypath(v, "secret.secretName"));
+        CHECK(secret, "api.tls file %s is not on a Secret volume", files[f]);
+        int issued = 0;
+        for (size_t i = 0; secret && i < s->n; i++) {
+            yref_t d = yroot(s, i);
+            const char *k = kind_of(d);
+            issued |=
+                k && strcmp(k, "Certificate") == 0 && ystreq(ypath(d, "spec.secretName"), secret);
+        }
+        CHECK(!secret || issued || yfind(s, "Secret", secret).n,
+              "Secret %s of api.tls is neither issued by a Certificate nor in the rendering",
+              secret ? secret : "?");
+    }
+    const char *probes[] = {"livenessProbe", "readinessProbe"};
+    for (size_t i = 0; i < 2; i++) {
+        int https = ystreq(ykey(ykey(ypath(c, probes[i]), "httpGet"), "scheme"), "HTTPS");
+        CHECK(https == on, "%s.httpGet.scheme is %s but the API speaks %s", probes[i],
+              https ? "HTTPS" : "HTTP", on ? "HTTPS (api.tls)" : "plain HTTP");
+    }
+}
+
 /* The containerPort named `port` (or numbered so) in container c; -1. */
 static long resolve_port(yref_t c, yref_t port)
 {
@@ -899,6 +945,8 @@ static void check_agent(yset_t *s, yset_t *tmpl, const dockerfile_t *df, const e
         CHECK(resolve_port(c, ykey(g, "port")) == probe_port,
               "%s.httpGet.port does not reach the probe port %d", probes[i].probe, probe_port);
     }
+
+    check_tls(s, pod, c, cfg);
 
     /* SIGTERM: the agent's grace must end before the kubelet's. */
     long tgps = 30; /* Kubernetes' default */
