@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # `make bench` (HTTP part): wrk against dev8-agent's PUT and GET of one
 # environment, and in the same run against nginx answering a static JSON
-# body of the same size on one worker; then the agent's RSS per stored
-# environment with N environments. Prints figures; this is not a test.
+# body of the same size on one worker; the same over TLS (an agent with
+# api.tls, nginx with the same certificate, both TLS 1.2+ with OpenSSL's
+# defaults; wrk keeps its connections, so this is the steady state after
+# the handshakes); then the agent's RSS per stored environment with N
+# environments. Prints figures; this is not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bindir=${1:-bin}
@@ -14,7 +17,7 @@ mkdir -p "$out"
 command -v wrk >/dev/null && command -v nginx >/dev/null || hack/install-deps.sh
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-aport=$(free_port); nport=$(free_port)
+aport=$(free_port); nport=$(free_port); taport=$(free_port); tnport=$(free_port)
 key=bench-key-0123456789
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -39,9 +42,23 @@ AGENT_API_KEYS=$key "$bindir/dev8-agent" --config "$out/agent.yaml" 2>"$out/agen
 apid=$!; pids+=($apid)
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$aport/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
 
+# TLS: a throwaway P-256 certificate for 127.0.0.1, made here (no key is
+# committed), served by a second agent and by nginx alike.
+mkdir -p "$out/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$out/tls/tls.key" -out "$out/tls/tls.crt" 2>/dev/null
+sed -e "s/127.0.0.1:$aport/127.0.0.1:$taport/" \
+  -e "s#^  maxConnections: 4096#  maxConnections: 4096\n  tls:\n    certFile: $PWD/$out/tls/tls.crt\n    keyFile: $PWD/$out/tls/tls.key#" \
+  "$out/agent.yaml" > "$out/agent-tls.yaml"
+AGENT_API_KEYS=$key "$bindir/dev8-agent" --config "$out/agent-tls.yaml" 2>"$out/agent-tls.log" &
+pids+=($!)
+for _ in $(seq 1 100); do curl -fs --cacert "$out/tls/tls.crt" "https://127.0.0.1:$taport/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+
 body='{"userId":"user-1","name":"bench","cloudRegion":"eastus","cpuCores":2,"memoryGB":4,"env":{"NODE_ENV":"development"},"secretEnv":{"GITHUB_TOKEN":"ghp_benchmark_secret"}}'
 curl -fs -X PUT "http://127.0.0.1:$aport/api/v1/environments/bench-env" -H "Authorization: Bearer $key" \
   -H 'Content-Type: application/json' -d "$body" >/dev/null
+curl -fs --cacert "$out/tls/tls.crt" -X PUT "https://127.0.0.1:$taport/api/v1/environments/bench-env" \
+  -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$body" >/dev/null
 answer=$(curl -fs "http://127.0.0.1:$aport/api/v1/environments/bench-env" -H "Authorization: Bearer $key")
 
 # nginx: one worker (the agent is one loop on one core), no access log,
@@ -64,6 +81,16 @@ http {
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$nport;
+    location / {
+      default_type application/json;
+      return 200 '$(sed "s/'/\\\\'/g" "$out/nginx/answer.json")';
+    }
+  }
+  server {
+    listen 127.0.0.1:$tnport ssl;
+    ssl_certificate $PWD/$out/tls/tls.crt;
+    ssl_certificate_key $PWD/$out/tls/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
     location / {
       default_type application/json;
       return 200 '$(sed "s/'/\\\\'/g" "$out/nginx/answer.json")';
@@ -103,6 +130,10 @@ read -r a_put_rps a_put_p50 a_put_p99 <<<"$(run agent-put "http://127.0.0.1:$apo
 read -r n_put_rps n_put_p50 n_put_p99 <<<"$(run nginx-put "http://127.0.0.1:$nport/api/v1/environments/bench-env" "$out/put.lua")"
 read -r a_get_rps a_get_p50 a_get_p99 <<<"$(run agent-get "http://127.0.0.1:$aport/api/v1/environments/bench-env" "$out/get.lua")"
 read -r n_get_rps n_get_p50 n_get_p99 <<<"$(run nginx-get "http://127.0.0.1:$nport/api/v1/environments/bench-env" "$out/get.lua")"
+read -r ta_put_rps ta_put_p50 ta_put_p99 <<<"$(run agent-tls-put "https://127.0.0.1:$taport/api/v1/environments/bench-env" "$out/put.lua")"
+read -r tn_put_rps tn_put_p50 tn_put_p99 <<<"$(run nginx-tls-put "https://127.0.0.1:$tnport/api/v1/environments/bench-env" "$out/put.lua")"
+read -r ta_get_rps ta_get_p50 ta_get_p99 <<<"$(run agent-tls-get "https://127.0.0.1:$taport/api/v1/environments/bench-env" "$out/get.lua")"
+read -r tn_get_rps tn_get_p50 tn_get_p99 <<<"$(run nginx-tls-get "https://127.0.0.1:$tnport/api/v1/environments/bench-env" "$out/get.lua")"
 printf '%-12s %12s %10s %10s\n' "target" "requests/s" "p50 ms" "p99 ms"
 printf '%-12s %12s %10s %10s\n' "agent PUT" "$a_put_rps" "$a_put_p50" "$a_put_p99"
 printf '%-12s %12s %10s %10s\n' "nginx PUT" "$n_put_rps" "$n_put_p50" "$n_put_p99"
@@ -110,6 +141,14 @@ printf '%-12s %12s %10s %10s\n' "agent GET" "$a_get_rps" "$a_get_p50" "$a_get_p9
 printf '%-12s %12s %10s %10s\n' "nginx GET" "$n_get_rps" "$n_get_p50" "$n_get_p99"
 awk -v a="$a_put_rps" -v n="$n_put_rps" 'BEGIN { printf "ratio agent/nginx PUT: %.2f (target >= 0.50)\n", a/n }'
 awk -v a="$a_get_rps" -v n="$n_get_rps" 'BEGIN { printf "ratio agent/nginx GET: %.2f\n", a/n }'
+printf '%-16s %12s %10s %10s\n' "target (TLS)" "requests/s" "p50 ms" "p99 ms"
+printf '%-16s %12s %10s %10s\n' "agent TLS PUT" "$ta_put_rps" "$ta_put_p50" "$ta_put_p99"
+printf '%-16s %12s %10s %10s\n' "nginx TLS PUT" "$tn_put_rps" "$tn_put_p50" "$tn_put_p99"
+printf '%-16s %12s %10s %10s\n' "agent TLS GET" "$ta_get_rps" "$ta_get_p50" "$ta_get_p99"
+printf '%-16s %12s %10s %10s\n' "nginx TLS GET" "$tn_get_rps" "$tn_get_p50" "$tn_get_p99"
+awk -v a="$ta_put_rps" -v n="$tn_put_rps" 'BEGIN { printf "ratio agent/nginx TLS PUT: %.2f\n", a/n }'
+awk -v a="$ta_get_rps" -v n="$tn_get_rps" 'BEGIN { printf "ratio agent/nginx TLS GET: %.2f\n", a/n }'
+awk -v t="$ta_get_rps" -v p="$a_get_rps" 'BEGIN { printf "agent TLS/plain GET: %.2f\n", t/p }'
 
 # RSS per stored environment: full sync of N environments in one request.
 rss() { awk '/VmRSS/ {print $2}' "/proc/$apid/status"; }

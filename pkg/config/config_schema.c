@@ -582,6 +582,8 @@ static const config__field_t tls_fields[] = {
     {0},
 };
 
+/* api.tls: walks the section, records where each file key was written
+ * (cfg->tls_*_at) and checks that certFile and keyFile go together. */
 static int set_tls(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
 {
     config_t *cfg = base;

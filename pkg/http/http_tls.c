@@ -196,6 +196,23 @@ int http__tls_write(http__conn_t *c, const uv_buf_t *bufs, unsigned n)
         http__conn_close(c);
         return D8_EGONE;
     }
+    /* A small answer's head and body go out as one record, not two. */
+    char one[16384];
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    uv_buf_t joined;
+    if (n > 1 && total <= sizeof one) {
+        size_t at = 0;
+        for (unsigned i = 0; i < n; i++) {
+            if (bufs[i].len)
+                memcpy(one + at, bufs[i].base, bufs[i].len);
+            at += bufs[i].len;
+        }
+        joined = uv_buf_init(one, (unsigned)total);
+        bufs = &joined;
+        n = 1;
+    }
     for (unsigned i = 0; i < n; i++) {
         size_t off = 0;
         while (off < bufs[i].len) {

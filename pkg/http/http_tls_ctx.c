@@ -249,6 +249,8 @@ static void tls_release(http_tls_t *t)
     free(t);
 }
 
+/* Back on the loop: installs a new SSL_CTX, or logs why the changed files
+ * did not load; frees t when http_tls_free ran meanwhile. */
 static void reload_done(uv_work_t *w, int status)
 {
     reload_job_t *j = (reload_job_t *)w;
