@@ -22,6 +22,8 @@
 
 #define RBUF_INIT 16384u
 #define RBUF_MIN_FREE 4096u
+/* Output kept in the write BIO's buffer between answers at most. */
+#define WBIO_KEEP_MAX (64u * 1024u)
 
 void http__tls_conn_free(http__conn_t *c)
 {
@@ -48,9 +50,21 @@ static int flush_wbio(http__conn_t *c)
     if (n <= 0)
         return 0;
     uv_buf_t b = uv_buf_init(p, (unsigned)n);
-    int rc = http__conn_write_raw(c, &b, 1); /* copies what the kernel does not take */
-    if (c->tls)                              /* still there: the write may close, never free */
-        (void)BIO_reset(c->tls->wbio);
+    /* The write copies what the kernel does not take; it may close the
+     * connection, never free it, so c->tls is still there after it. */
+    int rc = http__conn_write_raw(c, &b, 1);
+    http__tls_conn_t *t = c->tls;
+    if (n > (long)WBIO_KEEP_MAX) {
+        /* A memory BIO keeps its largest size (and clears all of it on
+         * every reset): after a big answer, start a small one again. */
+        BIO *fresh = BIO_new(BIO_s_mem());
+        if (fresh) {
+            SSL_set0_wbio(t->ssl, fresh); /* frees the old one */
+            t->wbio = fresh;
+            return rc;
+        }
+    }
+    (void)BIO_reset(t->wbio);
     return rc;
 }
 
@@ -140,6 +154,9 @@ ssize_t http__tls_read(http__conn_t *c, const char *data, size_t n)
     http__tls_conn_t *t = c->tls;
     if (t->dead)
         return 0;
+    /* SSL_get_error reads this thread's error queue, which other users of
+     * OpenSSL on the loop (libcurl) may have left non-empty. */
+    ERR_clear_error();
     if (!t->first_seen) {
         t->first_seen = 1;
         if (http__tls_looks_plain(data, n)) {
@@ -190,6 +207,7 @@ int http__tls_write(http__conn_t *c, const uv_buf_t *bufs, unsigned n)
         return http__conn_write_raw(c, bufs, n);
     if (c->state == HTTP__C_CLOSING)
         return D8_EGONE;
+    ERR_clear_error(); /* see http__tls_read */
     if (!t->hs_done || t->dead) {
         /* Only the connection-limit 503 comes before a handshake: it
          * cannot be sent, so the connection just closes. */
