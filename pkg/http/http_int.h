@@ -129,7 +129,7 @@ struct http__conn {
 
     char rid[129];
     char remote[64];
-    char ip[48]; /* remote without the port: the per-client limit's key */
+    char ip[48];                /* remote without the port: the per-client limit's key */
     struct http__tls_conn *tls; /* TLS engine (http_tls.c); NULL on a plain listener */
 };
 

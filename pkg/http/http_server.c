@@ -122,16 +122,15 @@ static void conn_start(http_server_t *srv, http__conn_t *c)
     c->parser.data = c;
     uv_tcp_nodelay(&c->tcp, 1);
     format_remote(c);
-    if (srv->o.tls && http__tls_conn_new(c, srv->o.tls) != 0) { /* TLS hook */
-        LOG(LOG_WARN, "tls connection setup failed", LF_S("remote", c->remote));
-        http__request_reset(c);
-        http__conn_close(c);
-        return;
-    }
     http__request_reset(c);
     http__conn_state(c, HTTP__C_IDLE);
     c->req.start_ns = d8_mono_ns();
     size_t from_peer = peer_acquire(c);
+    if (srv->o.tls && http__tls_conn_new(c, srv->o.tls) != 0) { /* TLS hook */
+        LOG(LOG_WARN, "tls connection setup failed", LF_S("remote", c->remote));
+        http__conn_close(c);
+        return;
+    }
     if (srv->nconns - srv->nrejected > srv->o.max_connections) {
         LOG(LOG_DEBUG, "http connection limit reached", LF_S("remote", c->remote));
         conn_reject(c, "ServiceUnavailable",

@@ -62,14 +62,6 @@ static void handler(void *ud, http_exchange_t *ex, const http_request_t *req)
     http_respond(ex, 200, NULL, 0, "text/plain", req->body, req->body_len);
 }
 
-static size_t body_limit(void *ud, const char *method, const char *path)
-{
-    (void)ud;
-    (void)method;
-    (void)path;
-    return 8192;
-}
-
 static void on_free_done(void *arg)
 {
     ((fuzz_state_t *)arg)->done = 1;
@@ -228,7 +220,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .max_connections = 4,
         .header_timeout_ms = 5000,
         .idle_timeout_ms = 5000,
-        .body_limit = body_limit,
+        .default_body_limit = 8192,
         .handler = handler,
         .ud = s,
         .tls = s->tls,

@@ -167,14 +167,6 @@ static void handler(void *ud, http_exchange_t *ex, const http_request_t *req)
     }
 }
 
-static size_t body_limit(void *ud, const char *method, const char *path)
-{
-    (void)ud;
-    (void)method;
-    (void)path;
-    return 4u << 20;
-}
-
 static void on_freed(void *arg)
 {
     fx_t *fx = arg;
@@ -206,7 +198,7 @@ static int fx_setup(void **state)
     http_server_opts_t so = {
         .host = "127.0.0.1",
         .handler = handler,
-        .body_limit = body_limit,
+        .default_body_limit = 4u << 20,
         .ud = fx,
         .tls = fx->tls,
     };

@@ -678,9 +678,11 @@ static const expect_t EXPECT_PROD = {1, 0, 1, 0, 1};
  * api.tls: each file is on a readOnly volumeMount of a Secret volume
  * mounted whole (a subPath mount never sees a renewed certificate), and
  * that Secret is one cert-manager issues here (a Certificate of this
- * rendering) or one the rendering holds. The probes on the API port speak
- * HTTPS exactly when the API does.
+ * rendering) or one the rendering holds. A probe on the API port speaks
+ * HTTPS exactly when the API does; one on the probe port never does.
  */
+static long resolve_port(yref_t c, yref_t port);
+
 static void check_tls(yset_t *s, yref_t pod, yref_t c, const config_t *cfg)
 {
     int on = cfg->tls_cert_file[0] != '\0';
@@ -714,9 +716,12 @@ static void check_tls(yset_t *s, yref_t pod, yref_t c, const config_t *cfg)
     }
     const char *probes[] = {"livenessProbe", "readinessProbe"};
     for (size_t i = 0; i < 2; i++) {
-        int https = ystreq(ykey(ykey(ypath(c, probes[i]), "httpGet"), "scheme"), "HTTPS");
-        CHECK(https == on, "%s.httpGet.scheme is %s but the API speaks %s", probes[i],
-              https ? "HTTPS" : "HTTP", on ? "HTTPS (api.tls)" : "plain HTTP");
+        yref_t g = ykey(ypath(c, probes[i]), "httpGet");
+        int https = ystreq(ykey(g, "scheme"), "HTTPS");
+        int api_port = resolve_port(c, ykey(g, "port")) == cfg->listen_port;
+        CHECK(https == (on && api_port), "%s.httpGet.scheme is %s but its port speaks %s",
+              probes[i], https ? "HTTPS" : "HTTP",
+              on && api_port ? "HTTPS (api.tls)" : "plain HTTP");
     }
 }
 
