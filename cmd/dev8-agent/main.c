@@ -12,6 +12,8 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: dev8-agent --config FILE [--check-config]\n"
                  "       dev8-agent --check-config FILE\n"
+                 "       dev8-agent preflight --config FILE [--json]\n"
+                 "       dev8-agent preflight --print-actions\n"
                  "       dev8-agent --version | --help\n"
                  "\n"
                  "Reconciles Dev8 environment specs with Azure Container Instances and\n"
@@ -20,10 +22,52 @@ static void usage(FILE *out)
                  "and the variable named by webhook.secretEnv.\n");
 }
 
+/* `dev8-agent preflight ...`: the checks of pkg/preflight, status 1 on
+ * any fail. */
+static int preflight_main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int json = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            path = argv[i] + 9;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (strcmp(argv[i], "--print-actions") == 0) {
+            agent_print_actions();
+            return 0;
+        } else {
+            fprintf(stderr, "dev8-agent: unknown preflight argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "dev8-agent: preflight needs --config FILE\n");
+        usage(stderr);
+        return 2;
+    }
+    char err[512];
+    config_t *cfg = NULL;
+    if (config_load(path, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    /* The table is the output: only warnings and errors go to the log. */
+    log_setup(LOG_WARN, NULL);
+    int code = agent_preflight(cfg, json);
+    config_free(cfg);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL;
     int check = 0;
+    if (argc > 1 && strcmp(argv[1], "preflight") == 0)
+        return preflight_main(argc, argv);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             path = argv[++i];

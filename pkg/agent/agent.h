@@ -15,4 +15,15 @@
  */
 int agent_run(const config_t *cfg);
 
+/*
+ * `dev8-agent preflight`: runs pkg/preflight's checks of cfg (borrowed)
+ * against Azure on a loop of its own and prints the table (json: the
+ * GET /api/v1/preflight document) to stdout. Returns 0 when nothing
+ * failed, 1 when a check failed, 2 when the run itself could not start.
+ */
+int agent_preflight(const config_t *cfg, int json);
+
+/* Prints the RBAC actions the agent needs, one per line (--print-actions). */
+void agent_print_actions(void);
+
 #endif

@@ -21,6 +21,10 @@
  */
 static const char *const aci_versions[] = {"2026-05-01", "2025-09-01", "2023-05-01", NULL};
 static const char *const storage_versions[] = {"2025-01-01", "2023-05-01", NULL};
+/* Microsoft.Resources and Microsoft.Authorization, for preflight's reads
+ * (the versions of the specs in test/fixtures/azure-specs). */
+static const char *const resources_versions[] = {"2021-04-01", NULL};
+static const char *const authorization_versions[] = {"2022-04-01", NULL};
 
 /* Operation records kept for the Azure-AsyncOperation URLs. */
 #define MAX_OPS 100000
@@ -43,6 +47,7 @@ void azsim_opts_init(azsim_opts_t *o)
     o->faults.retry_after_s = 1;
     azsim__aci_opts_init(&o->aci);
     azsim__storage_opts_init(&o->storage);
+    azsim__arm_opts_init(&o->arm);
 }
 
 static void free_list(char **l, size_t n)
@@ -66,6 +71,7 @@ void azsim_opts_release(azsim_opts_t *o)
     free(o->base_url);
     azsim__aci_opts_release(&o->aci);
     azsim__storage_opts_release(&o->storage);
+    azsim__arm_opts_release(&o->arm);
     azsim_opts_init(o);
 }
 
@@ -99,6 +105,7 @@ static void init_state(azsim_t *sim)
     azsim__table_init(&sim->accounts);
     azsim__aci_opts_copy(&sim->aci, &sim->o.aci);
     azsim__storage_opts_copy(&sim->storage, &sim->o.storage);
+    azsim__arm_opts_copy(&sim->arm, &sim->o.arm);
     sim->paging = sim->o.paging;
     sim->page_size = sim->o.page_size;
     azsim__heap_init(&sim->events);
@@ -161,6 +168,7 @@ static void release_state(azsim_t *sim)
     azsim__table_release(&sim->accounts);
     azsim__aci_opts_release(&sim->aci);
     azsim__storage_opts_release(&sim->storage);
+    azsim__arm_opts_release(&sim->arm);
     azsim__heap_release(&sim->events);
     for (size_t i = 0; i < sim->ndeleted; i++)
         free(sim->deleted[i].id);
@@ -185,6 +193,7 @@ azsim_t *azsim_new(const azsim_opts_t *opts)
     sim->o.base_url = dup_or_null(opts->base_url);
     azsim__aci_opts_copy(&sim->o.aci, &opts->aci);
     azsim__storage_opts_copy(&sim->o.storage, &opts->storage);
+    azsim__arm_opts_copy(&sim->o.arm, &opts->arm);
     if (opts->nclients) {
         sim->o.clients = d8_xcalloc(opts->nclients, sizeof(*sim->o.clients));
         for (size_t i = 0; i < opts->nclients; i++) {
@@ -233,6 +242,7 @@ void azsim_free(azsim_t *sim)
     free(sim->o.base_url);
     azsim__aci_opts_release(&sim->o.aci);
     azsim__storage_opts_release(&sim->o.storage);
+    azsim__arm_opts_release(&sim->o.arm);
     free(sim);
 }
 
@@ -511,6 +521,7 @@ static void classify_control(azsim__rq_t *q, int *bad_method)
         {"shares", AZSIM__OP_CTL_SHARES, 'p'},
         {"accounts", AZSIM__OP_CTL_ACCOUNTS, 'p'},
         {"regenerateKey", AZSIM__OP_CTL_REGENERATE_KEY, 'p'},
+        {"arm", AZSIM__OP_CTL_ARM, 'b'},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (strcmp(q->seg[1], routes[i].name) != 0)
@@ -608,6 +619,11 @@ static void classify_storage(azsim__rq_t *q, int *bad_method)
             q->op = AZSIM__OP_SA_LISTKEYS;
         else
             *bad_method = 1;
+    } else if (q->nseg == 10 && seg_is(q, 8, "fileServices") && seg_is(q, 9, "default")) {
+        if (method_is(q, "GET"))
+            q->op = AZSIM__OP_FILE_SERVICE_GET;
+        else
+            *bad_method = 1;
     } else if (q->nseg == 13 && seg_is(q, 8, "fileServices") && seg_is(q, 9, "default") &&
                seg_is(q, 10, "shares") && seg_is(q, 12, "restore")) {
         if (method_is(q, "POST"))
@@ -630,6 +646,48 @@ static void classify_storage(azsim__rq_t *q, int *bad_method)
         }
         *bad_method = q->op == AZSIM__OP_UNKNOWN;
     }
+}
+
+/*
+ * The reads of preflight above or beside the resource providers:
+ * providers/{namespace}, resourcegroups/{rg},
+ * resourcegroups/{rg}/providers/Microsoft.Authorization/permissions and
+ * providers/Microsoft.ContainerInstance/locations/{l}/usages|capabilities.
+ * 1 when the path is one of them.
+ */
+static int classify_subscription_read(azsim__rq_t *q, int *bad_method)
+{
+    int op = AZSIM__OP_UNKNOWN;
+    if (q->nseg == 4 && seg_is(q, 2, "providers"))
+        op = AZSIM__OP_PROVIDER_GET;
+    else if (q->nseg == 4 && seg_is(q, 2, "resourceGroups"))
+        op = AZSIM__OP_RG_GET;
+    else if (q->nseg == 7 && seg_is(q, 2, "resourceGroups") && seg_is(q, 4, "providers") &&
+             seg_is(q, 5, "Microsoft.Authorization") && seg_is(q, 6, "permissions"))
+        op = AZSIM__OP_PERMISSIONS_LIST;
+    else if (q->nseg == 7 && seg_is(q, 2, "providers") &&
+             seg_is(q, 3, "Microsoft.ContainerInstance") && seg_is(q, 4, "locations") &&
+             (seg_is(q, 6, "usages") || seg_is(q, 6, "capabilities")))
+        op = seg_is(q, 6, "usages") ? AZSIM__OP_USAGE_LIST : AZSIM__OP_CAPABILITIES_LIST;
+    if (op == AZSIM__OP_UNKNOWN)
+        return 0;
+    if (method_is(q, "GET"))
+        q->op = op;
+    else
+        *bad_method = 1;
+    return 1;
+}
+
+/* The api-versions a request's provider takes. */
+static const char *const *versions_of(const azsim__rq_t *q)
+{
+    if (q->op == AZSIM__OP_PROVIDER_GET || q->op == AZSIM__OP_RG_GET)
+        return resources_versions;
+    if (q->op == AZSIM__OP_PERMISSIONS_LIST)
+        return authorization_versions;
+    if (q->nseg >= 6 && seg_is(q, 5, "Microsoft.Storage"))
+        return storage_versions;
+    return aci_versions;
 }
 
 /*
@@ -660,6 +718,8 @@ static int classify(azsim__rq_t *q, int *bad_method)
     if (!(q->nseg >= 2 && seg_is(q, 0, "subscriptions")))
         return ROUTE_NONE;
     q->sub = q->seg[1];
+    if (classify_subscription_read(q, bad_method))
+        return ROUTE_ARM;
     if (q->nseg == 5 && seg_is(q, 2, "providers") && seg_is(q, 3, "Microsoft.ContainerInstance") &&
         seg_is(q, 4, "containerGroups")) {
         if (method_is(q, "GET"))
@@ -734,7 +794,7 @@ static void arm(azsim__rq_t *q, int bad_method)
     int storage = q->nseg >= 6 && seg_is(q, 5, "Microsoft.Storage");
     if (q->op == AZSIM__OP_UNKNOWN) {
         /* ARM validates the api-version before the route. */
-        if (!azsim__check_api_version(q, storage ? storage_versions : aci_versions))
+        if (!azsim__check_api_version(q, versions_of(q)))
             return;
         if (bad_method)
             azsim__arm_error(q->resp, 405, "MethodNotAllowed",
@@ -747,7 +807,7 @@ static void arm(azsim__rq_t *q, int bad_method)
                              q->req->path, q->api_version);
         return;
     }
-    if (!azsim__check_api_version(q, storage ? storage_versions : aci_versions))
+    if (!azsim__check_api_version(q, versions_of(q)))
         return;
     int cls = method_is(q, "GET") ? 'r' : method_is(q, "DELETE") ? 'd' : 'w';
     if (!azsim__throttle_arm(q, cls))
@@ -755,7 +815,9 @@ static void arm(azsim__rq_t *q, int bad_method)
     /* ARM meters the request, then authorizes it (the 403 fault). */
     if (azsim__authz_fault(q, cls))
         return;
-    if (storage)
+    if (q->op >= AZSIM__OP_PROVIDER_GET && q->op <= AZSIM__OP_CAPABILITIES_LIST)
+        azsim__arm_read_route(q);
+    else if (storage)
         azsim__files_route(q);
     else
         azsim__aci_route(q);

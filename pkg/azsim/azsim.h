@@ -260,11 +260,15 @@ typedef struct azsim_aci_opts {
  * 102400 GiB with large file shares. Strings owned by the struct.
  */
 typedef struct azsim_account_opts {
-    char *name;            /* the account (any case) */
-    char *kind;            /* Storage|StorageV2|BlobStorage|FileStorage|BlockBlobStorage */
-    char *sku;             /* a SkuName of the spec: Standard_LRS, Premium_LRS, ... */
-    char *location;        /* normalised region name */
-    int large_file_shares; /* 1: largeFileSharesState Enabled */
+    char *name;               /* the account (any case) */
+    char *kind;               /* Storage|StorageV2|BlobStorage|FileStorage|BlockBlobStorage */
+    char *sku;                /* a SkuName of the spec: Standard_LRS, Premium_LRS, ... */
+    char *location;           /* normalised region name */
+    int large_file_shares;    /* 1: largeFileSharesState Enabled */
+    int shared_key_access;    /* allowSharedKeyAccess; 1 (default) */
+    int network_deny;         /* 1: networkAcls.defaultAction Deny; 0 (default) Allow */
+    int public_disabled;      /* 1: publicNetworkAccess Disabled; 0 (default) Enabled */
+    int share_retention_days; /* share soft delete days, 1..365; 0 off; 7 (default) */
 } azsim_account_opts_t;
 
 /*
@@ -279,6 +283,25 @@ typedef struct azsim_storage_opts {
     azsim_account_opts_t *accounts;
     size_t naccounts;
 } azsim_storage_opts_t;
+
+/*
+ * The subscription reads of preflight (config `arm:`, at run time POST
+ * /_azsim/arm): the caller's permissions on every resource group (one
+ * entry: actions, notActions; default ["*"], []), the resource providers
+ * answered NotRegistered (any subscription), and the largest Linux or
+ * Windows container group of every region's capabilities (maxCpu 4,
+ * maxMemoryInGB 16). Lists owned.
+ */
+typedef struct azsim_arm_opts {
+    char **actions;
+    size_t nactions;
+    char **not_actions;
+    size_t nnot_actions;
+    char **unregistered; /* provider namespaces, any case */
+    size_t nunregistered;
+    double max_cpu;
+    double max_memory_gb;
+} azsim_arm_opts_t;
 
 /* ARM paging (config `paging:`, at run time POST /_azsim/paging, which
  * also takes pageSize). */
@@ -334,6 +357,7 @@ typedef struct azsim_opts {
     azsim_aci_opts_t aci;         /* ACI behaviours (see azsim_aci_opts_t) */
     azsim_storage_opts_t storage; /* Storage behaviours (see azsim_storage_opts_t) */
     azsim_paging_opts_t paging;   /* nextLink spelling, empty pages */
+    azsim_arm_opts_t arm;         /* preflight's reads (see azsim_arm_opts_t) */
     azsim_faults_t faults;        /* in force from the start and after a reset; none */
     int global_headers;           /* 1: x-ms-ratelimit-remaining-subscription-global-*
                                      headers beside the regional ones (throttle.globalHeaders) */
@@ -365,8 +389,16 @@ void azsim_opts_init(azsim_opts_t *o);
  *     asciiMetadata: true
  *     accounts:                   # unlisted: StorageV2, Standard_LRS, eastus, large shares
  *       - { name: dev8eastus, kind: FileStorage, sku: Premium_LRS,
- *           location: eastus, largeFileShares: false }
+ *           location: eastus, largeFileShares: false,
+ *           allowSharedKeyAccess: true, networkDefaultAction: Allow,
+ *           publicNetworkAccess: Enabled, shareDeleteRetentionDays: 7 }
  *   faults: { rate403: 0 }        # any field of POST /_azsim/faults
+ *   arm:                          # preflight's reads, defaults shown
+ *     actions: ["*"]
+ *     notActions: []
+ *     unregisteredProviders: []   # e.g. [Microsoft.Storage]
+ *     maxCpu: 4
+ *     maxMemoryInGB: 16
  *   aci:                          # documented ACI behaviours, defaults shown
  *     transitionMs: 0
  *     staleMs: 0

@@ -234,7 +234,7 @@ static cJSON *yaml_json(yconv_t *v, const yaml_node_t *n, int depth)
 }
 
 /* The JSON readers of sections shared with the control API. */
-enum { SEC_ACI, SEC_STORAGE, SEC_PAGING, SEC_FAULTS };
+enum { SEC_ACI, SEC_STORAGE, SEC_PAGING, SEC_FAULTS, SEC_ARM };
 
 /*
  * A section the control API also takes (aci, storage, paging, faults),
@@ -252,6 +252,8 @@ static int json_section(ycx_t *c, const char *key, const yaml_node_t *v, int sec
         rc = azsim__aci_opts_parse(&o->aci, j, &at, msg, sizeof(msg));
     else if (sec == SEC_STORAGE)
         rc = azsim__storage_opts_parse(&o->storage, j, &at, msg, sizeof(msg));
+    else if (sec == SEC_ARM)
+        rc = azsim__arm_opts_parse(&o->arm, j, &at, msg, sizeof(msg));
     else if (sec == SEC_PAGING)
         rc = azsim__paging_parse(&o->paging, &o->page_size, j, &at, msg, sizeof(msg));
     else
@@ -295,6 +297,8 @@ static int top_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
         return json_section(c, key, v, SEC_STORAGE, o);
     if (strcmp(key, "paging") == 0)
         return json_section(c, key, v, SEC_PAGING, o);
+    if (strcmp(key, "arm") == 0)
+        return json_section(c, key, v, SEC_ARM, o);
     if (strcmp(key, "faults") == 0)
         return json_section(c, key, v, SEC_FAULTS, o);
     if (strcmp(key, "pageSize") == 0) {
@@ -339,10 +343,11 @@ static int top_key(ycx_t *c, const char *key, const yaml_node_t *v, void *ud)
         }
         return 0;
     }
-    return fail(c, v, key,
-                "unknown key (subscriptions, resourceGroups, storageAccounts, clients, timing, "
-                "pageSize, tokenTtlSeconds, seed, throttle, strictMounts, aci, storage, paging, "
-                "faults)");
+    return fail(
+        c, v, key,
+        "unknown key (subscriptions, resourceGroups, storageAccounts, clients, timing, "
+        "pageSize, tokenTtlSeconds, seed, throttle, strictMounts, aci, storage, arm, paging, "
+        "faults)");
 }
 
 /* A copy of o without its lists and base_url, for a file to fill in; the
@@ -352,6 +357,7 @@ static azsim_opts_t scratch_of(const azsim_opts_t *o)
     azsim_opts_t tmp = *o;
     azsim__aci_opts_copy(&tmp.aci, &o->aci);
     azsim__storage_opts_copy(&tmp.storage, &o->storage);
+    azsim__arm_opts_copy(&tmp.arm, &o->arm);
     tmp.subscriptions = tmp.resource_groups = tmp.storage_accounts = NULL;
     tmp.nsubscriptions = tmp.nresource_groups = tmp.nstorage_accounts = 0;
     tmp.clients = NULL;
@@ -403,6 +409,7 @@ static void adopt(azsim_opts_t *o, azsim_opts_t *tmp)
     tmp->base_url = o->base_url;
     azsim__aci_opts_release(&o->aci);
     azsim__storage_opts_release(&o->storage);
+    azsim__arm_opts_release(&o->arm);
     *o = *tmp;
 }
 

@@ -156,6 +156,40 @@ static cJSON *storage_json(const void *live)
 static const settings_ops_t storage_settings = {
     "InvalidStorageSettings", storage_dup, storage_parse, storage_swap, storage_drop, storage_json};
 
+/* The settings of preflight's reads (the config's `arm:`). */
+static void *arm_dup(const void *live)
+{
+    azsim_arm_opts_t *o = d8_xmalloc(sizeof(*o));
+    azsim__arm_opts_copy(o, live);
+    return o;
+}
+
+static int arm_parse(void *o, const cJSON *j, const cJSON **at, char *err, size_t errlen)
+{
+    return azsim__arm_opts_parse(o, j, at, err, errlen);
+}
+
+static void arm_swap(void *live, void *o)
+{
+    azsim__arm_opts_release(live);
+    memcpy(live, o, sizeof(azsim_arm_opts_t));
+    free(o);
+}
+
+static void arm_drop(void *o)
+{
+    azsim__arm_opts_release(o);
+    free(o);
+}
+
+static cJSON *arm_json(const void *live)
+{
+    return azsim__arm_opts_json(live);
+}
+
+static const settings_ops_t arm_settings = {
+    "InvalidArmSettings", arm_dup, arm_parse, arm_swap, arm_drop, arm_json};
+
 /* GET or POST /_azsim/paging: as /_azsim/aci, for the paging settings
  * and the page size (the form of the config's `paging:`). */
 static void ctl_paging(azsim__rq_t *q)
@@ -273,6 +307,9 @@ void azsim__control(azsim__rq_t *q, int bad_method)
         break;
     case AZSIM__OP_CTL_STORAGE:
         ctl_settings(q, &q->sim->storage, &storage_settings);
+        break;
+    case AZSIM__OP_CTL_ARM:
+        ctl_settings(q, &q->sim->arm, &arm_settings);
         break;
     case AZSIM__OP_CTL_PAGING:
         ctl_paging(q);

@@ -268,6 +268,12 @@ typedef struct azsim__op {
     X(FS_RESTORE, "fileShares.restore")                                                            \
     X(SA_LISTKEYS, "storageAccounts.listKeys")                                                     \
     X(SA_GET, "storageAccounts.getProperties")                                                     \
+    X(PROVIDER_GET, "providers.get")                                                               \
+    X(RG_GET, "resourceGroups.get")                                                                \
+    X(PERMISSIONS_LIST, "permissions.listForResourceGroup")                                        \
+    X(FILE_SERVICE_GET, "fileServices.getServiceProperties")                                       \
+    X(USAGE_LIST, "location.listUsage")                                                            \
+    X(CAPABILITIES_LIST, "location.listCapabilities")                                              \
     X(TOKEN_SECRET, "token.clientSecret")                                                          \
     X(TOKEN_ASSERTION, "token.clientAssertion")                                                    \
     X(TOKEN_INVALID, "token.invalidRequest")                                                       \
@@ -281,7 +287,8 @@ typedef struct azsim__op {
     X(CTL_PAGING, "azsim.paging")                                                                  \
     X(CTL_SHARES, "azsim.shares")                                                                  \
     X(CTL_ACCOUNTS, "azsim.accounts")                                                              \
-    X(CTL_REGENERATE_KEY, "azsim.regenerateKey")
+    X(CTL_REGENERATE_KEY, "azsim.regenerateKey")                                                   \
+    X(CTL_ARM, "azsim.arm")
 
 enum {
 #define AZSIM__X(id, name) AZSIM__OP_##id,
@@ -320,6 +327,7 @@ struct azsim {
     azsim_aci_opts_t aci;         /* in force: the config's, or the control API's */
     azsim_storage_opts_t storage; /* ... and so are these three */
     azsim_paging_opts_t paging;
+    azsim_arm_opts_t arm; /* in force: the config's, or the control API's */
     size_t page_size;
     azsim__heap_t events;
     uint64_t rng_faults, rng_ids, rng_pulls;
@@ -673,5 +681,19 @@ int azsim__throttle_aci(azsim__rq_t *q, const char *location, int cls);
 int azsim__check_api_version(azsim__rq_t *q, const char *const *accepted);
 /* Builds "<base><path>?api-version=<v>" into b; callers append the rest. */
 void azsim__url(const azsim__rq_t *q, d8_buf_t *b, const char *path);
+
+/* ---- preflight's reads (azsim_arm.c) ------------------------------------ */
+
+/* Defaults, deep copy, release, the JSON reader (config `arm:` and POST
+ * /_azsim/arm; all or nothing is the caller's: parse into a copy) and the
+ * JSON form of azsim_arm_opts_t. */
+void azsim__arm_opts_init(azsim_arm_opts_t *o);
+void azsim__arm_opts_copy(azsim_arm_opts_t *dst, const azsim_arm_opts_t *src);
+void azsim__arm_opts_release(azsim_arm_opts_t *o);
+int azsim__arm_opts_parse(azsim_arm_opts_t *o, const cJSON *j, const cJSON **at, char *err,
+                          size_t errlen);
+cJSON *azsim__arm_opts_json(const azsim_arm_opts_t *o);
+/* Answers the read q->op names (AZSIM__OP_PROVIDER_GET ... _CAPABILITIES_LIST). */
+void azsim__arm_read_route(azsim__rq_t *q);
 
 #endif

@@ -140,6 +140,13 @@ static cJSON *account_props(azsim_t *sim, const azsim_account_opts_t *s, const c
     /* Absent unless enabled, as ARM answers for an account never enabled. */
     if (s->large_file_shares)
         cJSON_AddStringToObject(p, "largeFileSharesState", "Enabled");
+    cJSON_AddBoolToObject(p, "allowSharedKeyAccess", s->shared_key_access);
+    cJSON_AddStringToObject(p, "publicNetworkAccess", s->public_disabled ? "Disabled" : "Enabled");
+    cJSON *acl = cJSON_AddObjectToObject(p, "networkAcls");
+    cJSON_AddStringToObject(acl, "bypass", "AzureServices");
+    cJSON_AddArrayToObject(acl, "virtualNetworkRules");
+    cJSON_AddArrayToObject(acl, "ipRules");
+    cJSON_AddStringToObject(acl, "defaultAction", s->network_deny ? "Deny" : "Allow");
     return p;
 }
 

@@ -27,7 +27,9 @@ static const azsim_account_opts_t default_account = {.name = (char *)"",
                                                      .kind = (char *)"StorageV2",
                                                      .sku = (char *)"Standard_LRS",
                                                      .location = (char *)"eastus",
-                                                     .large_file_shares = 1};
+                                                     .large_file_shares = 1,
+                                                     .shared_key_access = 1,
+                                                     .share_retention_days = 7};
 
 void azsim__storage_opts_init(azsim_storage_opts_t *o)
 {
@@ -59,6 +61,10 @@ static void copy_account(azsim_account_opts_t *dst, const azsim_account_opts_t *
     dst->sku = d8_xstrdup(src->sku);
     dst->location = d8_xstrdup(src->location);
     dst->large_file_shares = src->large_file_shares;
+    dst->shared_key_access = src->shared_key_access;
+    dst->network_deny = src->network_deny;
+    dst->public_disabled = src->public_disabled;
+    dst->share_retention_days = src->share_retention_days;
 }
 
 void azsim__storage_opts_copy(azsim_storage_opts_t *dst, const azsim_storage_opts_t *src)
@@ -104,6 +110,46 @@ static const char *one_of(const char *v, const char *const *set)
     return NULL;
 }
 
+/*
+ * The members of an account that preflight reads: allowSharedKeyAccess,
+ * networkDefaultAction (Allow|Deny), publicNetworkAccess
+ * (Enabled|Disabled), shareDeleteRetentionDays (0 off, 1..365 as the
+ * spec's DeleteRetentionPolicy.days). 1 when k is one of them (*rc then
+ * says how reading it went).
+ */
+static int access_key(azsim_account_opts_t *a, const char *k, const cJSON *it, const cJSON **at,
+                      char *err, size_t errlen, int *rc)
+{
+    const char *v = cJSON_IsString(it) ? it->valuestring : "";
+    *rc = 0;
+    if (strcmp(k, "allowSharedKeyAccess") == 0) {
+        if (!cJSON_IsBool(it))
+            *rc =
+                bad(at, it, err, errlen, "accounts.allowSharedKeyAccess", "expected true or false");
+        a->shared_key_access = cJSON_IsTrue(it);
+    } else if (strcmp(k, "networkDefaultAction") == 0) {
+        if (!azsim__ieq(v, "Allow") && !azsim__ieq(v, "Deny"))
+            *rc =
+                bad(at, it, err, errlen, "accounts.networkDefaultAction", "expected Allow or Deny");
+        a->network_deny = azsim__ieq(v, "Deny");
+    } else if (strcmp(k, "publicNetworkAccess") == 0) {
+        if (!azsim__ieq(v, "Enabled") && !azsim__ieq(v, "Disabled"))
+            *rc = bad(at, it, err, errlen, "accounts.publicNetworkAccess",
+                      "expected Enabled or Disabled");
+        a->public_disabled = azsim__ieq(v, "Disabled");
+    } else if (strcmp(k, "shareDeleteRetentionDays") == 0) {
+        double d = it->valuedouble;
+        if (!cJSON_IsNumber(it) || !(d >= 0 && d <= 365) || floor(d) != d)
+            *rc = bad(at, it, err, errlen, "accounts.shareDeleteRetentionDays",
+                      "expected an integer from 0 (off) to 365");
+        else
+            a->share_retention_days = (int)d;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 /* One member of an account mapping into a. */
 static int account_key(azsim_account_opts_t *a, const cJSON *it, const cJSON **at, char *err,
                        size_t errlen)
@@ -115,6 +161,9 @@ static int account_key(azsim_account_opts_t *a, const cJSON *it, const cJSON **a
                    : strcmp(k, "sku") == 0      ? &a->sku
                    : strcmp(k, "location") == 0 ? &a->location
                                                 : NULL;
+    int rc;
+    if (access_key(a, k, it, at, err, errlen, &rc))
+        return rc;
     if (strcmp(k, "largeFileShares") == 0) {
         if (!cJSON_IsBool(it))
             return bad(at, it, err, errlen, "accounts.largeFileShares", "expected true or false");
@@ -123,7 +172,9 @@ static int account_key(azsim_account_opts_t *a, const cJSON *it, const cJSON **a
     }
     if (!field)
         return bad(at, it, err, errlen, k,
-                   "unknown key in accounts (name, kind, sku, location, largeFileShares)");
+                   "unknown key in accounts (name, kind, sku, location, largeFileShares, "
+                   "allowSharedKeyAccess, networkDefaultAction, publicNetworkAccess, "
+                   "shareDeleteRetentionDays)");
     if (field == &a->kind && !(v && (v = one_of(v, kinds))))
         return bad(at, it, err, errlen, "accounts.kind",
                    "expected Storage, StorageV2, BlobStorage, FileStorage or BlockBlobStorage");
@@ -223,6 +274,11 @@ cJSON *azsim__storage_opts_json(const azsim_storage_opts_t *o)
         cJSON_AddStringToObject(x, "sku", a->sku);
         cJSON_AddStringToObject(x, "location", a->location);
         cJSON_AddBoolToObject(x, "largeFileShares", a->large_file_shares);
+        cJSON_AddBoolToObject(x, "allowSharedKeyAccess", a->shared_key_access);
+        cJSON_AddStringToObject(x, "networkDefaultAction", a->network_deny ? "Deny" : "Allow");
+        cJSON_AddStringToObject(x, "publicNetworkAccess",
+                                a->public_disabled ? "Disabled" : "Enabled");
+        cJSON_AddNumberToObject(x, "shareDeleteRetentionDays", a->share_retention_days);
         cJSON_AddItemToArray(l, x);
     }
     return j;

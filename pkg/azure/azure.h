@@ -432,6 +432,32 @@ int azure_storage_account_get(azure_client_t *c, const azure_scope_t *s, azure_p
 int azure_operation_get(azure_client_t *c, const azure_scope_t *s, const char *url,
                         azure_prio_t prio, azure_operation_cb cb, void *ud);
 
+/*
+ * The subscription reads of `dev8-agent preflight`: each answers the raw
+ * JSON body ARM sent (a list answer has every page's "value" items merged
+ * into one {"value":[...]} document, nextLink followed like
+ * azure_group_list). Paid from the subscription's read bucket.
+ */
+typedef enum azure_read {
+    AZURE_READ_PROVIDER = 0,     /* Providers_Get of `arg` (a namespace), Resources 2021-04-01 */
+    AZURE_READ_RESOURCE_GROUP,   /* ResourceGroups_Get of s->resource_group, 2021-04-01 */
+    AZURE_READ_PERMISSIONS,      /* Permissions_ListForResourceGroup, Authorization 2022-04-01 */
+    AZURE_READ_STORAGE_ACCOUNT,  /* StorageAccounts_GetProperties, storageApiVersion */
+    AZURE_READ_FILE_SERVICE,     /* FileServices_GetServiceProperties (default) */
+    AZURE_READ_ACI_USAGES,       /* Location_ListUsage of s->region, aciApiVersion */
+    AZURE_READ_ACI_CAPABILITIES, /* Location_ListCapabilities of s->region */
+} azure_read_t;
+
+/* body: borrowed for the callback, NUL-terminated, NULL unless res->err
+ * is 0. */
+typedef void (*azure_json_cb)(void *ud, const azure_result_t *res, const char *body, size_t len);
+
+/* Starts one read of `what` in scope s (the account is needed for the
+ * storage reads, the region for the ACI ones; arg only for
+ * AZURE_READ_PROVIDER). The common contract above applies. */
+int azure_arm_read(azure_client_t *c, const azure_scope_t *s, azure_read_t what, const char *arg,
+                   azure_prio_t prio, azure_json_cb cb, void *ud);
+
 /* Drops the cached key of the scope's storage account (e.g. after a mount
  * failed with an auth error); the next group PUT fetches it again. */
 void azure_storage_key_forget(azure_client_t *c, const azure_scope_t *s);

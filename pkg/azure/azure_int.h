@@ -117,6 +117,14 @@ typedef enum azure__op {
     AZ_OP_LIST_KEYS,
     AZ_OP_OPERATION_GET,
     AZ_OP_ACCOUNT_GET,
+    /* The subscription reads of preflight (arm_read.c). */
+    AZ_OP_PROVIDER_GET,
+    AZ_OP_RG_GET,
+    AZ_OP_PERMISSIONS_LIST,
+    AZ_OP_ACCOUNT_READ,
+    AZ_OP_FILE_SERVICE_GET,
+    AZ_OP_USAGE_LIST,
+    AZ_OP_CAPABILITIES_LIST,
     AZ_OP_TOKEN, /* not ARM: no bucket, no token, not counted in maxInflight */
     AZ_OP__COUNT
 } azure__op_t;

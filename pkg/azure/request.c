@@ -44,6 +44,15 @@ const azure__op_info_t azure__ops[AZ_OP__COUNT] = {
     [AZ_OP_LIST_KEYS] = {"StorageAccounts_ListKeys", "POST", AZURE_BUCKET_WRITE, -1, 0},
     [AZ_OP_OPERATION_GET] = {"AsyncOperation_Get", "GET", AZURE_BUCKET_READ, -1, 0},
     [AZ_OP_ACCOUNT_GET] = {"StorageAccounts_GetProperties", "GET", AZURE_BUCKET_READ, -1, 0},
+    [AZ_OP_PROVIDER_GET] = {"Providers_Get", "GET", AZURE_BUCKET_READ, -1, 0},
+    [AZ_OP_RG_GET] = {"ResourceGroups_Get", "GET", AZURE_BUCKET_READ, -1, 0},
+    [AZ_OP_PERMISSIONS_LIST] = {"Permissions_ListForResourceGroup", "GET", AZURE_BUCKET_READ, -1,
+                                0},
+    [AZ_OP_ACCOUNT_READ] = {"StorageAccounts_GetProperties", "GET", AZURE_BUCKET_READ, -1, 0},
+    [AZ_OP_FILE_SERVICE_GET] = {"FileServices_GetServiceProperties", "GET", AZURE_BUCKET_READ, -1,
+                                0},
+    [AZ_OP_USAGE_LIST] = {"Location_ListUsage", "GET", AZURE_BUCKET_READ, -1, 0},
+    [AZ_OP_CAPABILITIES_LIST] = {"Location_ListCapabilities", "GET", AZURE_BUCKET_READ, -1, 0},
     [AZ_OP_TOKEN] = {"Token", "POST", -1, -1, 0},
 };
 
