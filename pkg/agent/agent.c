@@ -279,6 +279,15 @@ static void controller_new(agent_t *a, const char *hk, int loaded_state)
         reaper_set_authoritative(a->reaper);
 }
 
+/* GET /api/v1/preflight: the checks through the controller's client. */
+static int preflight_hook(void *ud, preflight_cb cb, void *cbud)
+{
+    agent_t *a = ud;
+    if (!a->az || a->stopping)
+        return D8_ECANCELED;
+    return preflight_run(a->az, a->cfg, cb, cbud);
+}
+
 /* The API server with the controller's hooks; D8_OK or an error in err. */
 static int api_start(agent_t *a, char *err, size_t errlen)
 {
@@ -294,7 +303,9 @@ static int api_start(agent_t *a, char *err, size_t errlen)
                      .resume_ud = a,
                      .reaping_hook = reaping_hook,
                      .reaping_ud = a,
-                     .usage = a->usage};
+                     .usage = a->usage,
+                     .preflight_hook = preflight_hook,
+                     .preflight_ud = a};
     return api_new(&ao, &a->api, err, errlen);
 }
 

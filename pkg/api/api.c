@@ -269,6 +269,7 @@ static const route_t routes[] = {
     {"GET", "/api/v1/watch", ROUTE_AUTH, BODY_DEFAULT, api__watch, "resourceVersion"},
     {"GET", "/api/v1/orphans", ROUTE_AUTH, BODY_DEFAULT, orphans_route, NULL},
     {"POST", "/api/v1/reaper/resume", ROUTE_AUTH, BODY_DEFAULT, resume_route, NULL},
+    {"GET", "/api/v1/preflight", ROUTE_AUTH, BODY_DEFAULT, api__preflight, NULL},
     {"GET", "/api/v1/status", ROUTE_AUTH, BODY_DEFAULT, status_route, NULL},
     {"GET", "/api/v1/usage", ROUTE_AUTH, BODY_DEFAULT, api__usage, "from to userId granularity"},
     {"GET", "/api/v1/retained", ROUTE_AUTH, BODY_DEFAULT, api__retained, NULL},
@@ -566,8 +567,10 @@ static int probe_listen(api_t *api)
 int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!opts->status_hook || !opts->orphans_hook || !opts->resume_hook || !opts->reaping_hook) {
-        snprintf(err, errlen, "the API needs its status, orphans, resume and reaping hooks");
+    if (!opts->status_hook || !opts->orphans_hook || !opts->resume_hook || !opts->reaping_hook ||
+        !opts->preflight_hook) {
+        snprintf(err, errlen,
+                 "the API needs its status, orphans, resume, reaping and preflight hooks");
         return D8_EINVAL;
     }
     const config_t *cfg = opts->cfg;

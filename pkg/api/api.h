@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "metrics/metrics.h"
+#include "preflight/preflight.h"
 #include "store/store.h"
 #include "usage/usage.h"
 
@@ -44,6 +45,12 @@ typedef struct api_opts {
     /* Optional: usage rows and retained shares (GET /api/v1/usage,
      * /api/v1/retained answer empty lists without it). Borrowed. */
     usage_t *usage;
+    /* GET /api/v1/preflight: starts pkg/preflight's checks (preflight_run
+     * through the controller's Azure client) answering cb(cbud, report)
+     * once; returns 0, or a D8_* error when they cannot start (cb is then
+     * never called). */
+    int (*preflight_hook)(void *ud, preflight_cb cb, void *cbud);
+    void *preflight_ud;
 } api_opts_t;
 
 /*

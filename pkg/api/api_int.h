@@ -105,6 +105,8 @@ void api__watch(api_t *api, http_exchange_t *ex, const http_request_t *req, cons
 /* GET /api/v1/usage and /api/v1/retained (api_usage.c). */
 void api__usage(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
 void api__retained(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+/* GET /api/v1/preflight (api_preflight.c). */
+void api__preflight(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
 
 /* ---- watch streams (api_watch.c) ---------------------------------------- */
 
