@@ -79,7 +79,7 @@ BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 # line, so every variable named here must be defined above it.
 .SECONDARY: $(UNIT_BINS:%=%.o) $(INTEG_BINS:%=%.o) $(BENCH_BINS:%=%.o) $(INTEG_HELPER_OBJS)
 
-.PHONY: all test test-contract unit integration run bench fuzz lint format clean help deps release image
+.PHONY: all test test-live test-contract unit integration run bench fuzz lint format clean help deps release image
 
 ## all: build bin/dev8-agent, bin/azsim and bin/dev8ctl (the default)
 all: deps $(CMD_BINS)
@@ -144,6 +144,10 @@ test: all $(UNIT_BINS) $(INTEG_BINS)
 	  pkg/client/typescript/scripts/test.sh; suite=$$?; \
 	if [ $$contract -ne 0 ]; then echo "make test: the contract pass failed (see above)"; fi; \
 	exit $$(( contract || suite ))
+
+## test-live: opt-in smoke test against the subscription of DEV8_LIVE_CONFIG (skipped without it)
+test-live: all
+	@D8_BIN_DIR=$(BINDIR) hack/test-live.sh
 
 ## test-contract: the API tests through Prism against pkg/api/openapi.yaml; fails on any violation
 test-contract: all $(CONTRACT_BINS)

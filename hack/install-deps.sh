@@ -30,7 +30,7 @@ pkgs=(
   build-essential pkg-config clang libclang-rt-14-dev
   libuv1-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libssl-dev
   libcmocka-dev libhttp-parser-dev
-  curl wrk nginx-light yamllint python3 openssl
+  curl wrk nginx-light yamllint python3 openssl shellcheck
 )
 
 pkg/client/typescript/scripts/install.sh || echo "install-deps: the TypeScript client's npm packages are not installed (see above)"

@@ -28,6 +28,11 @@ if command -v yamllint >/dev/null; then
 else
   skip yamllint
 fi
+if command -v shellcheck >/dev/null; then
+  shellcheck hack/azure/*.sh hack/test-live.sh || failed+=(shellcheck)
+else
+  skip shellcheck
+fi
 # function and file sizes, contract comments (DESIGN: no function over ~80
 # lines, no file in pkg/ over ~1,000)
 python3 hack/check-contracts.py pkg cmd || failed+=(check-contracts)
