@@ -325,6 +325,89 @@ static void test_cli(void **state)
     assert_true(n >= 10);
 }
 
+/* The output of a shell command (owned) and its exit status. */
+static int run_sh(const char *cmd, char **out)
+{
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 17, len = 0, n;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    while ((n = fread(buf + len, 1, cap - 1 - len, p)) > 0)
+        len += n;
+    buf[len] = '\0';
+    int st = pclose(p);
+    *out = buf;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* hack/azure/setup.sh --dry-run prints every command of the set-up, runs
+ * none, and its role definition carries exactly the actions of
+ * `dev8-agent preflight --print-actions`. */
+static void test_setup_dry_run(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    int st = run_sh("PATH=/usr/bin:/bin hack/azure/setup.sh --subscription " TA_AZ_SUB
+                    " --regions eastus,westeurope --issuer https://oidc.example/x --dry-run 2>&1",
+                    &out);
+    if (st != 0)
+        fail_msg("setup.sh --dry-run exited %d: %s", st, out);
+    static const char *const want[] = {
+        "+ az provider register --namespace Microsoft.ContainerInstance --wait",
+        "+ az provider register --namespace Microsoft.Storage --wait",
+        "+ az group create --name rg-dev8-eastus --location eastus",
+        "+ az group create --name rg-dev8-westeurope --location westeurope",
+        "+ az storage account create --name dev8westeurope --resource-group rg-dev8-westeurope "
+        "--location westeurope --kind StorageV2 --sku Standard_LRS --enable-large-file-share "
+        "--allow-shared-key-access true --public-network-access Enabled --default-action Allow",
+        "+ az storage account file-service-properties update --account-name dev8eastus "
+        "--resource-group rg-dev8-eastus --enable-delete-retention true --delete-retention-days 7",
+        "+ az identity create --name dev8-agent --resource-group rg-dev8-eastus",
+        "+ az identity federated-credential create --name dev8-agent-dev8 --identity-name "
+        "dev8-agent --resource-group rg-dev8-eastus --issuer https://oidc.example/x --subject "
+        "system:serviceaccount:dev8:dev8-agent --audiences api://AzureADTokenExchange",
+        "+ az role definition create --role-definition ",
+        "--role Dev8\\ Agent --scope /subscriptions/" TA_AZ_SUB "/resourceGroups/rg-dev8-eastus",
+        "--role Dev8\\ Agent --scope /subscriptions/" TA_AZ_SUB
+        "/resourceGroups/rg-dev8-westeurope",
+        "#     \"AssignableScopes\": [",
+        "#       \"/subscriptions/" TA_AZ_SUB "\"",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(out, want[i]))
+            fail_msg("the dry run does not print '%s':\n%s", want[i], out);
+    /* Nothing at subscription scope but the role definition itself. */
+    assert_null(strstr(out, "--scope /subscriptions/" TA_AZ_SUB " --output none"));
+    /* The role's actions are the agent's. */
+    char *bin = th_bin("dev8-agent"), cmd[1024], *actions = NULL;
+    snprintf(cmd, sizeof cmd, "%s preflight --print-actions", bin);
+    free(bin);
+    assert_int_equal(run_sh(cmd, &actions), 0);
+    size_t n = 0;
+    for (char *line = strtok(actions, "\n"); line; line = strtok(NULL, "\n"), n++) {
+        char quoted[300];
+        snprintf(quoted, sizeof quoted, "\"%s\"", line);
+        if (!strstr(out, quoted))
+            fail_msg("the role of the dry run lacks %s", line);
+    }
+    size_t in_role = 0;
+    for (const char *p = strstr(out, "\"Actions\""); p && (p = strstr(p, "\"Microsoft.")); p++)
+        in_role++;
+    assert_int_equal(in_role, n);
+    free(actions);
+    free(out);
+    /* Bad arguments: status 2, nothing run. */
+    assert_int_equal(run_sh("hack/azure/setup.sh --regions eastus 2>&1", &out), 2);
+    assert_non_null(strstr(out, "--subscription is required"));
+    free(out);
+    assert_int_equal(run_sh("hack/azure/setup.sh --subscription " TA_AZ_SUB
+                            " --regions eastus --issuer http://plain --dry-run 2>&1",
+                            &out),
+                     2);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +415,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_each_switch_fails_its_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
+        cmocka_unit_test(test_setup_dry_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

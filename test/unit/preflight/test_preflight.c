@@ -44,9 +44,8 @@ static char *example(const char *file)
     cJSON *j = cJSON_Parse(text);
     free(text);
     assert_non_null(j);
-    const cJSON *body =
-        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "responses"), "200"),
-                            "body");
+    const cJSON *body = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(j, "responses"), "200"), "body");
     assert_non_null(body);
     char *s = cJSON_PrintUnformatted(body);
     cJSON_Delete(j);
@@ -79,17 +78,19 @@ static void test_allows(void **state)
     assert_false(preflight_allows(p, "Microsoft.Storage/storageAccounts/listKeys/action"));
     assert_false(preflight_allows(p, "Microsoft.Authorization/roleAssignments/write"));
     cJSON_Delete(p);
-    /* A reader (*/read) in one entry, container writes in another. */
+    /* A reader ("*\/read") in one entry, container writes in another. */
     p = cJSON_Parse("[{\"actions\":[\"*/read\"]},{\"actions\":[\"Microsoft.ContainerInstance/"
                     "containerGroups/*\"],\"notActions\":[]}]");
     assert_true(preflight_allows(p, "Microsoft.Storage/storageAccounts/read"));
     assert_true(preflight_allows(p, "Microsoft.ContainerInstance/containerGroups/start/action"));
-    assert_false(preflight_allows(p, "Microsoft.Storage/storageAccounts/fileServices/shares/write"));
+    assert_false(
+        preflight_allows(p, "Microsoft.Storage/storageAccounts/fileServices/shares/write"));
     /* An entry's notActions do not take away what another entry grants. */
     cJSON_Delete(p);
     p = cJSON_Parse("[{\"actions\":[\"*\"],\"notActions\":[\"*/delete\"]},{\"actions\":["
                     "\"Microsoft.Storage/*\"]}]");
-    assert_true(preflight_allows(p, "Microsoft.Storage/storageAccounts/fileServices/shares/delete"));
+    assert_true(
+        preflight_allows(p, "Microsoft.Storage/storageAccounts/fileServices/shares/delete"));
     assert_false(preflight_allows(p, "Microsoft.ContainerInstance/containerGroups/delete"));
     cJSON_Delete(p);
     /* Nothing, or not a list: nothing allowed. */
@@ -129,8 +130,7 @@ static void test_permissions(void **state)
     cJSON *v = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(v, "value");
     cJSON *perm = cJSON_CreateObject();
-    cJSON_AddItemToObject(perm, "actions",
-                          cJSON_Duplicate(cJSON_GetObjectItem(j, "Actions"), 1));
+    cJSON_AddItemToObject(perm, "actions", cJSON_Duplicate(cJSON_GetObjectItem(j, "Actions"), 1));
     cJSON_AddItemToArray(arr, perm);
     char *body = cJSON_PrintUnformatted(v);
     preflight_eval_permissions(&r, "p", "rg", body);
@@ -141,8 +141,8 @@ static void test_permissions(void **state)
     body = cJSON_PrintUnformatted(v);
     preflight_eval_permissions(&r, "p", "rg", body);
     assert_int_equal(last(&r), PREFLIGHT_FAIL);
-    assert_non_null(strstr(r.checks[r.n - 1].message,
-                           "Microsoft.ContainerInstance/containerGroups/write"));
+    assert_non_null(
+        strstr(r.checks[r.n - 1].message, "Microsoft.ContainerInstance/containerGroups/write"));
     assert_non_null(strstr(r.checks[r.n - 1].fix, "hack/azure/role.json"));
     free(body);
     cJSON_Delete(v);
@@ -332,7 +332,7 @@ static char **actions_between(const char *text, const char *from, const char *to
         const char *eol = strchr(p, '\n');
         if (!eol || eol > z)
             eol = z;
-        while (p < eol && (*p == ' ' || *p == '-' || *p == '`'))
+        while (p < eol && (*p == ' ' || *p == '-' || *p == '`' || *p == '"'))
             p++;
         if (strncmp(p, "Microsoft.", 10) == 0) {
             size_t len = 0;
@@ -379,9 +379,9 @@ static void test_action_lists_agree(void **state)
     assert_same_list(actions_between(role, "\"Actions\"", "\"NotActions\""), "role.json");
     free(role);
     char *readme = slurp("README.md");
-    assert_same_list(actions_between(readme, "<!-- preflight-actions -->",
-                                     "<!-- /preflight-actions -->"),
-                     "README.md");
+    assert_same_list(
+        actions_between(readme, "<!-- preflight-actions -->", "<!-- /preflight-actions -->"),
+        "README.md");
     free(readme);
 }
 
