@@ -121,6 +121,7 @@ static void report_providers(run_t *run, preflight_report_t *r)
     }
 }
 
+/* The checks of region i, in order, from its slots. */
 static void report_region(run_t *run, preflight_report_t *r, size_t i)
 {
     const config_region_t *reg = &run->cfg->regions[i];
@@ -157,6 +158,8 @@ static void report_region(run_t *run, preflight_report_t *r, size_t i)
                                     s[R_CAPS].body);
 }
 
+/* Every read is in: builds the report, answers once and frees the run.
+ * Without a token nothing else was read, so only the images follow. */
 static void finish(run_t *run)
 {
     preflight_report_t r;
@@ -207,6 +210,8 @@ static void start_read(run_t *run, slot_t *s, const azure_scope_t *sc, azure_rea
     }
 }
 
+/* Starts every read of every subscription and region at once; the run
+ * finishes when the last one answers. */
 static void start_reads(run_t *run)
 {
     const config_t *cfg = run->cfg;
