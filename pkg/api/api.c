@@ -720,6 +720,7 @@ void api_free(api_t *api, void (*done)(void *arg), void *arg)
     }
     api->done = done;
     api->done_arg = arg;
+    api__preflight_detach(api);
     api_shutdown(api);
     api->pending_closes = api->probe_srv ? 3 : 2;
     uv_close((uv_handle_t *)&api->heartbeat, heartbeat_closed);

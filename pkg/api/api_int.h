@@ -15,6 +15,7 @@
 #include "spec/spec.h"
 
 typedef struct api__watch_client api__watch_client_t;
+typedef struct api__pf_batch api__pf_batch_t;
 
 /* The API: its borrowed collaborators, the HTTP server, readiness, the
  * open watch streams and the metric families. */
@@ -35,7 +36,8 @@ struct api {
     char ready_reason[128];
     int shutting_down;
 
-    d8_list_t watchers; /* api__watch_client_t, one per open watch stream */
+    d8_list_t watchers;        /* api__watch_client_t, one per open watch stream */
+    api__pf_batch_t *pf_batch; /* the preflight run in flight, or NULL */
     size_t nwatchers;
     uv_timer_t heartbeat;
 
@@ -107,6 +109,9 @@ void api__usage(api_t *api, http_exchange_t *ex, const http_request_t *req, cons
 void api__retained(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
 /* GET /api/v1/preflight (api_preflight.c). */
 void api__preflight(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+/* The api is going away: a preflight run in flight answers its waiters
+ * (if their connections are still open) without touching the api. */
+void api__preflight_detach(api_t *api);
 
 /* ---- watch streams (api_watch.c) ---------------------------------------- */
 

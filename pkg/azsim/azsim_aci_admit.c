@@ -42,6 +42,8 @@ const azsim_image_rule_t *azsim__image_rule(const azsim_t *sim, const char *imag
 int azsim__aci_registered(azsim__rq_t *q)
 {
     const azsim_aci_opts_t *a = &q->sim->aci;
+    if (!azsim__provider_registered(q, "Microsoft.ContainerInstance"))
+        return 0;
     for (size_t i = 0; i < a->nunregistered; i++) {
         if (azsim__ieq(a->unregistered[i], q->sub)) {
             azsim__arm_error(q->resp, 409, "MissingSubscriptionRegistration",

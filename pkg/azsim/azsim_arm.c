@@ -162,6 +162,18 @@ cJSON *azsim__arm_opts_json(const azsim_arm_opts_t *o)
     return j;
 }
 
+int azsim__provider_registered(azsim__rq_t *q, const char *ns)
+{
+    const azsim_arm_opts_t *a = &q->sim->arm;
+    if (!a->nunregistered || !azsim__allowed(a->unregistered, a->nunregistered, ns))
+        return 1;
+    azsim__arm_error(q->resp, 409, "MissingSubscriptionRegistration",
+                     "The subscription is not registered to use namespace '%s'. See "
+                     "https://aka.ms/rps-not-found for how to register subscriptions.",
+                     ns);
+    return 0;
+}
+
 /* ---- the reads ---------------------------------------------------------- */
 
 /* Providers_Get: Registered unless the namespace is in
@@ -230,7 +242,7 @@ static void permissions_list(azsim__rq_t *q)
  * share soft delete (storage.accounts[].shareDeleteRetentionDays, 0 off). */
 static void file_service_get(azsim__rq_t *q)
 {
-    if (!azsim__check_account(q))
+    if (!azsim__provider_registered(q, "Microsoft.Storage") || !azsim__check_account(q))
         return;
     const azsim_account_opts_t *s = azsim__account_opts(q->sim, q->seg[7]);
     d8_buf_t id;
@@ -334,10 +346,16 @@ void azsim__arm_read_route(azsim__rq_t *q)
         file_service_get(q);
         break;
     case AZSIM__OP_USAGE_LIST:
-        usages_list(q);
+    case AZSIM__OP_CAPABILITIES_LIST:
+        /* ACI's location reads need the provider, as its other calls do. */
+        if (!azsim__aci_registered(q))
+            break;
+        if (q->op == AZSIM__OP_USAGE_LIST)
+            usages_list(q);
+        else
+            capabilities_list(q);
         break;
     default:
-        capabilities_list(q);
         break;
     }
 }

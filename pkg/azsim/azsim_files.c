@@ -616,6 +616,8 @@ static void share_list(azsim__rq_t *q)
 
 void azsim__files_route(azsim__rq_t *q)
 {
+    if (!azsim__provider_registered(q, "Microsoft.Storage"))
+        return;
     switch (q->op) {
     case AZSIM__OP_FS_CREATE:
         share_put(q);

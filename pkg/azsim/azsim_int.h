@@ -693,6 +693,9 @@ void azsim__arm_opts_release(azsim_arm_opts_t *o);
 int azsim__arm_opts_parse(azsim_arm_opts_t *o, const cJSON *j, const cJSON **at, char *err,
                           size_t errlen);
 cJSON *azsim__arm_opts_json(const azsim_arm_opts_t *o);
+/* 1 when namespace ns is registered (not in arm.unregisteredProviders);
+ * else answers 409 MissingSubscriptionRegistration and returns 0. */
+int azsim__provider_registered(azsim__rq_t *q, const char *ns);
 /* Answers the read q->op names (AZSIM__OP_PROVIDER_GET ... _CAPABILITIES_LIST). */
 void azsim__arm_read_route(azsim__rq_t *q);
 

@@ -88,6 +88,12 @@ static int slot_failed(preflight_report_t *r, const slot_t *s, const char *name,
                       s->code[0] ? s->code : "404");
         return 1;
     }
+    if (strcmp(s->code, "MissingSubscriptionRegistration") == 0) {
+        preflight_add(r, name, PREFLIGHT_FAIL,
+                      "register the resource provider (see the provider checks above)",
+                      "cannot read %s: %s: %s", what, s->code, s->message);
+        return 1;
+    }
     if (s->err == D8_EAUTH && sub_level) {
         preflight_add(r, name, PREFLIGHT_WARN,
                       "run preflight as a principal with Reader on the subscription to check this",

@@ -159,6 +159,11 @@ static void test_each_switch_fails_its_check(void **state)
          "provider Microsoft.ContainerInstance", "fail"},
         {"/_azsim/arm", "{\"unregisteredProviders\":[\"microsoft.storage\"]}",
          "provider Microsoft.Storage", "fail"},
+        /* ... and then the storage reads fail with the registration error. */
+        {"/_azsim/arm", "{\"unregisteredProviders\":[\"Microsoft.Storage\"]}",
+         "region eastus: storage account dev8eastus", "fail"},
+        {"/_azsim/aci", "{\"unregisteredSubscriptions\":[\"" TA_AZ_SUB "\"]}",
+         "region eastus: ACI quota", "fail"},
         {"/_azsim/arm", "{\"actions\":[\"Microsoft.ContainerInstance/*\"]}",
          "region eastus: permissions", "fail"},
         {"/_azsim/arm",
@@ -222,6 +227,34 @@ static void test_refused_reads(void **state)
     assert_status(rep, "provider Microsoft.Storage", "warn");
     cJSON_Delete(rep);
     assert_int_equal(ta_sim_faults(&c->sim, "{\"rate403Reads\":0}"), 0);
+}
+
+/* Requests that arrive while a run is in flight join it: three at once
+ * cost one run's ARM reads. */
+static void test_concurrent_requests_share_a_run(void **state)
+{
+    ta_rc_t *c = *state;
+    post_sim(c, "/_azsim/reset", NULL, 204);
+    assert_int_equal(ta_sim_faults(&c->sim, "{\"latencyMs\":400}"), 0);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "for i in 1 2 3; do curl -s -o /dev/null -w '%%{http_code}\\n' -H 'Authorization: "
+             "Bearer " TA_KEY1 "' http://127.0.0.1:%d/api/v1/preflight & done; wait",
+             c->agent.port);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char line[64];
+    int ok = 0;
+    while (fgets(line, sizeof line, p))
+        ok += strncmp(line, "200", 3) == 0;
+    assert_int_equal(pclose(p), 0);
+    assert_int_equal(ok, 3);
+    assert_int_equal(ta_sim_faults(&c->sim, "{\"latencyMs\":0}"), 0);
+    cJSON *st = ta_sim_get(&c->sim, "/_azsim/stats");
+    assert_non_null(st);
+    /* One run reads the permissions of each of the two regions once. */
+    assert_int_equal(ta_sim_stat(st, "permissions.listForResourceGroup", NULL), 2);
+    cJSON_Delete(st);
 }
 
 /* Runs `dev8-agent preflight` with the agent's credentials (secret given)
@@ -414,6 +447,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_all_pass, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_switch_fails_its_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_requests_share_a_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
         cmocka_unit_test(test_setup_dry_run),
     };
