@@ -176,6 +176,39 @@ int azsim__provider_registered(azsim__rq_t *q, const char *ns)
 
 /* ---- the reads ---------------------------------------------------------- */
 
+/*
+ * Answers the items of value (consumed) as a pageable list, like the
+ * other lists (pageSize, $skipToken, paging.emptyPages): item i has the
+ * sequence number i + 1.
+ */
+static void answer_list(azsim__rq_t *q, cJSON *value)
+{
+    azsim__page_t pg;
+    if (!azsim__page_start(q, &pg)) {
+        cJSON_Delete(value);
+        return;
+    }
+    d8_buf_t *b = &q->resp->body;
+    d8_buf_reset(b);
+    d8_buf_puts(b, "{\"value\":[");
+    size_t n = (size_t)cJSON_GetArraySize(value), count = 0;
+    uint64_t last = pg.after;
+    for (size_t i = (size_t)pg.after; i < n && !pg.empty_now && count < pg.size; i++) {
+        char *s = cJSON_PrintUnformatted(cJSON_GetArrayItem(value, (int)i));
+        d8_buf_printf(b, "%s%s", count ? "," : "", s);
+        free(s);
+        count++;
+        last = i + 1;
+    }
+    d8_buf_putc(b, ']');
+    if (pg.empty_now || last < n)
+        azsim__page_next_link(q, b, NULL, last);
+    d8_buf_putc(b, '}');
+    q->resp->status = 200;
+    q->resp->content_type = "application/json; charset=utf-8";
+    cJSON_Delete(value);
+}
+
 /* Providers_Get: Registered unless the namespace is in
  * arm.unregisteredProviders (any subscription) or, for
  * Microsoft.ContainerInstance, the subscription is in
@@ -226,16 +259,14 @@ static void rg_get(azsim__rq_t *q)
 static void permissions_list(azsim__rq_t *q)
 {
     const azsim_arm_opts_t *a = &q->sim->arm;
-    cJSON *j = cJSON_CreateObject();
-    cJSON *v = cJSON_AddArrayToObject(j, "value");
+    cJSON *v = cJSON_CreateArray();
     cJSON *p = cJSON_CreateObject();
     cJSON_AddItemToObject(p, "actions", strings(a->actions, a->nactions));
     cJSON_AddItemToObject(p, "notActions", strings_or_none(a->not_actions, a->nnot_actions));
     cJSON_AddArrayToObject(p, "dataActions");
     cJSON_AddArrayToObject(p, "notDataActions");
     cJSON_AddItemToArray(v, p);
-    azsim__json_body(q->resp, 200, j);
-    cJSON_Delete(j);
+    answer_list(q, v);
 }
 
 /* FileServices_GetServiceProperties of the default service: the account's
@@ -297,12 +328,10 @@ static void usages_list(azsim__rq_t *q)
         if (g->power != AZSIM__POW_STOPPED)
             cores += g->cores;
     }
-    cJSON *j = cJSON_CreateObject();
-    cJSON *v = cJSON_AddArrayToObject(j, "value");
+    cJSON *v = cJSON_CreateArray();
     usage_item(v, "ContainerGroups", "Container Groups", groups, q->sim->aci.quota_groups);
     usage_item(v, "StandardCores", "Standard Cores", cores, q->sim->aci.quota_cores);
-    azsim__json_body(q->resp, 200, j);
-    cJSON_Delete(j);
+    answer_list(q, v);
 }
 
 /* Location_ListCapabilities: Linux and Windows container groups without
@@ -310,8 +339,7 @@ static void usages_list(azsim__rq_t *q)
 static void capabilities_list(azsim__rq_t *q)
 {
     const azsim_arm_opts_t *a = &q->sim->arm;
-    cJSON *j = cJSON_CreateObject();
-    cJSON *v = cJSON_AddArrayToObject(j, "value");
+    cJSON *v = cJSON_CreateArray();
     static const char *const os[] = {"Linux", "Windows"};
     for (size_t i = 0; i < 2; i++) {
         cJSON *c = cJSON_CreateObject();
@@ -326,8 +354,7 @@ static void capabilities_list(azsim__rq_t *q)
         cJSON_AddNumberToObject(cap, "maxGpuCount", 0);
         cJSON_AddItemToArray(v, c);
     }
-    azsim__json_body(q->resp, 200, j);
-    cJSON_Delete(j);
+    answer_list(q, v);
 }
 
 void azsim__arm_read_route(azsim__rq_t *q)

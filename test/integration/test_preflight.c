@@ -257,6 +257,30 @@ static void test_concurrent_requests_share_a_run(void **state)
     cJSON_Delete(st);
 }
 
+/* The lists (permissions, usages, capabilities) are read page by page:
+ * one item a page, each list starting with an empty page. */
+static void test_paged_lists(void **state)
+{
+    ta_rc_t *c = *state;
+    post_sim(c, "/_azsim/paging", "{\"pageSize\":1,\"emptyPages\":true}", 200);
+    cJSON *rep = preflight(c);
+    assert_status(rep, "region eastus: permissions", "pass");
+    assert_status(rep, "region eastus: ACI quota", "pass");
+    assert_status(rep, "region eastus: ACI capabilities", "pass");
+    const char *msg = ta_str(check_of(rep, "region westeurope: ACI quota"), "message");
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "ContainerGroups 0 of 100; StandardCores 0 of 100"));
+    assert_int_equal((int)ta_num(rep, "summary.fail"), 0);
+    cJSON_Delete(rep);
+    cJSON *st = ta_sim_get(&c->sim, "/_azsim/stats");
+    assert_non_null(st);
+    /* Per region: the empty page and one page per item. */
+    assert_int_equal(ta_sim_stat(st, "location.listUsage", "200"), 2 * 3);
+    assert_int_equal(ta_sim_stat(st, "location.listCapabilities", "200"), 2 * 3);
+    assert_int_equal(ta_sim_stat(st, "permissions.listForResourceGroup", "200"), 2 * 2);
+    cJSON_Delete(st);
+}
+
 /* Runs `dev8-agent preflight` with the agent's credentials (secret given)
  * on a config; the output in out (owned), the exit status returned. */
 static int run_cli(const char *config, const char *secret, const char *extra_args, char **out)
@@ -447,6 +471,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_all_pass, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_switch_fails_its_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paged_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_requests_share_a_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
         cmocka_unit_test(test_setup_dry_run),
