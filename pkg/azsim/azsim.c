@@ -652,7 +652,8 @@ static void classify_storage(azsim__rq_t *q, int *bad_method)
  * The reads of preflight above or beside the resource providers:
  * providers/{namespace}, resourcegroups/{rg},
  * resourcegroups/{rg}/providers/Microsoft.Authorization/permissions and
- * providers/Microsoft.ContainerInstance/locations/{l}/usages|capabilities.
+ * providers/Microsoft.ContainerInstance/locations/{l}/usages|capabilities,
+ * and {a resource under a group}/providers/Microsoft.Authorization/permissions.
  * 1 when the path is one of them.
  */
 static int classify_subscription_read(azsim__rq_t *q, int *bad_method)
@@ -669,6 +670,11 @@ static int classify_subscription_read(azsim__rq_t *q, int *bad_method)
              seg_is(q, 3, "Microsoft.ContainerInstance") && seg_is(q, 4, "locations") &&
              (seg_is(q, 6, "usages") || seg_is(q, 6, "capabilities")))
         op = seg_is(q, 6, "usages") ? AZSIM__OP_USAGE_LIST : AZSIM__OP_CAPABILITIES_LIST;
+    else if (q->nseg >= 10 && seg_is(q, 2, "resourceGroups") && seg_is(q, 4, "providers") &&
+             seg_is(q, q->nseg - 3, "providers") &&
+             seg_is(q, q->nseg - 2, "Microsoft.Authorization") &&
+             seg_is(q, q->nseg - 1, "permissions"))
+        op = AZSIM__OP_RESOURCE_PERMISSIONS_LIST;
     if (op == AZSIM__OP_UNKNOWN)
         return 0;
     if (method_is(q, "GET"))
@@ -683,7 +689,7 @@ static const char *const *versions_of(const azsim__rq_t *q)
 {
     if (q->op == AZSIM__OP_PROVIDER_GET || q->op == AZSIM__OP_RG_GET)
         return resources_versions;
-    if (q->op == AZSIM__OP_PERMISSIONS_LIST)
+    if (q->op == AZSIM__OP_PERMISSIONS_LIST || q->op == AZSIM__OP_RESOURCE_PERMISSIONS_LIST)
         return authorization_versions;
     if (q->nseg >= 6 && seg_is(q, 5, "Microsoft.Storage"))
         return storage_versions;
@@ -815,7 +821,7 @@ static void arm(azsim__rq_t *q, int bad_method)
     /* ARM meters the request, then authorizes it (the 403 fault). */
     if (azsim__authz_fault(q, cls))
         return;
-    if (q->op >= AZSIM__OP_PROVIDER_GET && q->op <= AZSIM__OP_CAPABILITIES_LIST)
+    if (q->op >= AZSIM__OP_PROVIDER_GET && q->op <= AZSIM__OP_RESOURCE_PERMISSIONS_LIST)
         azsim__arm_read_route(q);
     else if (storage)
         azsim__files_route(q);

@@ -254,8 +254,10 @@ static void rg_get(azsim__rq_t *q)
     d8_buf_release(&id);
 }
 
-/* Permissions_ListForResourceGroup: one entry from arm.actions and
- * arm.notActions (PermissionGetResult of the 2022-04-01 spec). */
+/* Permissions_ListForResourceGroup and Permissions_ListForResource (any
+ * resource under an allowed group; azsim holds no subnets or identities):
+ * one entry from arm.actions and arm.notActions (PermissionGetResult of
+ * the 2022-04-01 spec). */
 static void permissions_list(azsim__rq_t *q)
 {
     const azsim_arm_opts_t *a = &q->sim->arm;
@@ -367,6 +369,7 @@ void azsim__arm_read_route(azsim__rq_t *q)
         rg_get(q);
         break;
     case AZSIM__OP_PERMISSIONS_LIST:
+    case AZSIM__OP_RESOURCE_PERMISSIONS_LIST:
         permissions_list(q);
         break;
     case AZSIM__OP_FILE_SERVICE_GET:

@@ -274,6 +274,7 @@ typedef struct azsim__op {
     X(FILE_SERVICE_GET, "fileServices.getServiceProperties")                                       \
     X(USAGE_LIST, "location.listUsage")                                                            \
     X(CAPABILITIES_LIST, "location.listCapabilities")                                              \
+    X(RESOURCE_PERMISSIONS_LIST, "permissions.listForResource")                                    \
     X(TOKEN_SECRET, "token.clientSecret")                                                          \
     X(TOKEN_ASSERTION, "token.clientAssertion")                                                    \
     X(TOKEN_INVALID, "token.invalidRequest")                                                       \

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ARM's Resources and Authorization api-versions these reads are written
  * against (the specs in test/fixtures/azure-specs). */
@@ -44,7 +45,8 @@ static void rd_free(rd_t *q)
 
 static int is_list(azure__op_t op)
 {
-    return op == AZ_OP_PERMISSIONS_LIST || op == AZ_OP_USAGE_LIST || op == AZ_OP_CAPABILITIES_LIST;
+    return op == AZ_OP_PERMISSIONS_LIST || op == AZ_OP_USAGE_LIST ||
+           op == AZ_OP_CAPABILITIES_LIST || op == AZ_OP_RESOURCE_PERMISSIONS_LIST;
 }
 
 static void rd_done(azure__req_t *r, const azure_result_t *res);
@@ -179,6 +181,10 @@ static char *read_url(azure_client_t *c, const azure_scope_t *s, azure_read_t wh
                       what == AZURE_READ_ACI_USAGES ? "usages" : "capabilities",
                       c->aci_api_version);
         break;
+    case AZURE_READ_RESOURCE_PERMISSIONS:
+        d8_buf_printf(&b, "%s%s/providers/Microsoft.Authorization/permissions?api-version=%s", base,
+                      arg, AUTHORIZATION_API);
+        break;
     }
     return d8_buf_detach(&b, NULL);
 }
@@ -191,7 +197,35 @@ static const azure__op_t read_ops[] = {
     [AZURE_READ_FILE_SERVICE] = AZ_OP_FILE_SERVICE_GET,
     [AZURE_READ_ACI_USAGES] = AZ_OP_USAGE_LIST,
     [AZURE_READ_ACI_CAPABILITIES] = AZ_OP_CAPABILITIES_LIST,
+    [AZURE_READ_RESOURCE_PERMISSIONS] = AZ_OP_RESOURCE_PERMISSIONS_LIST,
 };
+
+/*
+ * 1 when id is a resource id under a resource group of subscription sub:
+ * "/subscriptions/<sub>/resourceGroups/<rg>/providers/<ns>/<type>/<name>..."
+ * with every segment a valid ARM name (no '.' or '..' segments, no empty
+ * ones, no query), at most 1024 bytes.
+ */
+static int resource_id_ok(const char *id, const char *sub)
+{
+    size_t len = id ? strlen(id) : 0;
+    if (len < 2 || len > 1024 || id[0] != '/' || id[len - 1] == '/' || strstr(id, "//"))
+        return 0;
+    char buf[1025];
+    snprintf(buf, sizeof(buf), "%s", id + 1);
+    size_t n = 0;
+    char *save = NULL;
+    for (char *seg = strtok_r(buf, "/", &save); seg; seg = strtok_r(NULL, "/", &save), n++) {
+        if (!azure__valid_name(seg, 260))
+            return 0;
+        if ((n == 0 && strcasecmp(seg, "subscriptions") != 0) ||
+            (n == 1 && strcasecmp(seg, sub) != 0) ||
+            (n == 2 && strcasecmp(seg, "resourceGroups") != 0) ||
+            (n == 4 && strcasecmp(seg, "providers") != 0))
+            return 0;
+    }
+    return n >= 8;
+}
 
 /* 1 when s carries what a read of `what` needs, all valid ARM names. */
 static int read_args_ok(const azure_scope_t *s, azure_read_t what, const char *arg)
@@ -211,6 +245,8 @@ static int read_args_ok(const azure_scope_t *s, azure_read_t what, const char *a
     case AZURE_READ_ACI_USAGES:
     case AZURE_READ_ACI_CAPABILITIES:
         return azure__valid_name(s->region, 64);
+    case AZURE_READ_RESOURCE_PERMISSIONS:
+        return resource_id_ok(arg, s->subscription_id);
     }
     return 0;
 }
@@ -218,7 +254,7 @@ static int read_args_ok(const azure_scope_t *s, azure_read_t what, const char *a
 int azure_arm_read(azure_client_t *c, const azure_scope_t *s, azure_read_t what, const char *arg,
                    azure_prio_t prio, azure_json_cb cb, void *ud)
 {
-    if (!c || !cb || (int)what < 0 || what > AZURE_READ_ACI_CAPABILITIES)
+    if (!c || !cb || (int)what < 0 || what > AZURE_READ_RESOURCE_PERMISSIONS)
         return D8_EINVAL;
     if (c->closing)
         return D8_ECANCELED;

@@ -446,6 +446,9 @@ typedef enum azure_read {
     AZURE_READ_FILE_SERVICE,     /* FileServices_GetServiceProperties (default) */
     AZURE_READ_ACI_USAGES,       /* Location_ListUsage of s->region, aciApiVersion */
     AZURE_READ_ACI_CAPABILITIES, /* Location_ListCapabilities of s->region */
+    /* Permissions_ListForResource of `arg`, a resource id under a resource
+     * group of s's subscription (a subnet, a managed identity), 2022-04-01 */
+    AZURE_READ_RESOURCE_PERMISSIONS,
 } azure_read_t;
 
 /* body: borrowed for the callback, NUL-terminated, NULL unless res->err

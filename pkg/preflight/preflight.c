@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The largest spec the API accepts (DESIGN.md section 3: cpuCores up to
  * 4, memoryGB up to 16): a region must take it. */
@@ -23,6 +24,10 @@ enum { R_RG = 0, R_PERMS, R_ACCOUNT, R_FILES, R_USAGES, R_CAPS, R__COUNT };
 
 typedef struct run run_t;
 
+/* The actions the groups need on resources outside the regions' groups. */
+#define SUBNET_JOIN "Microsoft.Network/virtualNetworks/subnets/join/action"
+#define IDENTITY_ASSIGN "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"
+
 typedef struct slot {
     run_t *run;
     int done;
@@ -32,6 +37,16 @@ typedef struct slot {
     char message[512];
     char *body;
 } slot_t;
+
+/* A permission on one resource (a subnet of a region, a registry's
+ * identity): Permissions_ListForResource of id. */
+typedef struct extra {
+    long region;    /* the region's index, or -1 (a registry) */
+    const char *id; /* borrowed from the config */
+    const char *action;
+    char name[256];
+    char sub[64]; /* the subscription of id */
+} extra_t;
 
 struct run {
     azure_client_t *az;
@@ -43,6 +58,9 @@ struct run {
     size_t nsubs;
     slot_t *prov;    /* nsubs * NPROVIDERS */
     slot_t *regions; /* nregions * R__COUNT */
+    extra_t *extras;
+    slot_t *extra_slots;
+    size_t nextras;
     size_t pending;
 };
 
@@ -52,6 +70,10 @@ static void run_free(run_t *run)
         free(run->prov[i].body);
     for (size_t i = 0; i < run->cfg->nregions * R__COUNT; i++)
         free(run->regions[i].body);
+    for (size_t i = 0; i < run->nextras; i++)
+        free(run->extra_slots[i].body);
+    free(run->extras);
+    free(run->extra_slots);
     free(run->prov);
     free(run->regions);
     free(run->subs);
@@ -164,6 +186,24 @@ static void report_region(run_t *run, preflight_report_t *r, size_t i)
                                     s[R_CAPS].body);
 }
 
+/* The checks of the extra permissions of region (or -1: the registries'). */
+static void report_extras(run_t *run, preflight_report_t *r, long region)
+{
+    for (size_t i = 0; i < run->nextras; i++) {
+        const extra_t *x = &run->extras[i];
+        if (x->region != region)
+            continue;
+        char fix[1400];
+        snprintf(fix, sizeof(fix),
+                 "grant %s on %s to the agent's identity (built-in role %s, or a custom role)",
+                 x->action, x->id,
+                 x->region >= 0 ? "Network Contributor" : "Managed Identity Operator");
+        if (!slot_failed(r, &run->extra_slots[i], x->name, x->id, fix, 0))
+            preflight_eval_resource_action(r, x->name, x->id, x->action, fix,
+                                           run->extra_slots[i].body);
+    }
+}
+
 /* Every read is in: builds the report, answers once and frees the run.
  * Without a token nothing else was read, so only the images follow. */
 static void finish(run_t *run)
@@ -181,11 +221,16 @@ static void finish(run_t *run)
         preflight_add(&r, "credentials", PREFLIGHT_PASS, NULL, "an ARM token was obtained (%s)",
                       azure_auth_kind_name(azure_client_auth_kind(run->az)));
         report_providers(run, &r);
-        for (size_t i = 0; i < run->cfg->nregions; i++)
+        for (size_t i = 0; i < run->cfg->nregions; i++) {
             report_region(run, &r, i);
+            report_extras(run, &r, (long)i);
+        }
+        report_extras(run, &r, -1);
     }
-    for (size_t i = 0; i < run->cfg->nimages; i++)
-        preflight_eval_image(&r, run->cfg->images[i].key, run->cfg->images[i].ref);
+    for (size_t i = 0; i < run->cfg->nimages; i++) {
+        const config_image_t *im = &run->cfg->images[i];
+        preflight_eval_image(&r, im->key, im->ref, config_registry_for(run->cfg, im->ref));
+    }
     run->cb(run->ud, &r);
     preflight_report_release(&r);
     run_free(run);
@@ -239,6 +284,11 @@ static void start_reads(run_t *run)
         for (size_t k = 0; k < R__COUNT; k++)
             start_read(run, &run->regions[i * R__COUNT + k], &sc, reads[k], NULL);
     }
+    for (size_t i = 0; i < run->nextras; i++) {
+        azure_scope_t sc = {run->extras[i].sub, NULL, NULL, NULL};
+        start_read(run, &run->extra_slots[i], &sc, AZURE_READ_RESOURCE_PERMISSIONS,
+                   run->extras[i].id);
+    }
     if (--run->pending == 0)
         finish(run);
 }
@@ -252,6 +302,45 @@ static void token_cb(void *ud, const azure_result_t *res)
         return;
     }
     start_reads(run);
+}
+
+/* Adds the permission check of action on resource id (the subscription
+ * is the id's own: "/subscriptions/<sub>/..."). */
+static void add_extra(run_t *run, long region, const char *id, const char *action, const char *name)
+{
+    extra_t *x = &run->extras[run->nextras++];
+    x->region = region;
+    x->id = id;
+    x->action = action;
+    snprintf(x->name, sizeof(x->name), "%s", name);
+    const char *s = strncasecmp(id, "/subscriptions/", 15) == 0 ? id + 15 : "";
+    size_t n = strcspn(s, "/");
+    snprintf(x->sub, sizeof(x->sub), "%.*s", (int)(n < sizeof(x->sub) ? n : 0), s);
+}
+
+/* The subnets of every region and the identities of the registries. */
+static void plan_extras(run_t *run)
+{
+    const config_t *cfg = run->cfg;
+    size_t n = cfg->nregistries;
+    for (size_t i = 0; i < cfg->nregions; i++)
+        n += cfg->regions[i].nsubnet_ids;
+    run->extras = d8_xcalloc(n + 1, sizeof(extra_t));
+    run->extra_slots = d8_xcalloc(n + 1, sizeof(slot_t));
+    char name[256];
+    for (size_t i = 0; i < cfg->nregions; i++) {
+        for (size_t k = 0; k < cfg->regions[i].nsubnet_ids; k++) {
+            snprintf(name, sizeof(name), "region %s: subnet join%s", cfg->regions[i].name,
+                     cfg->regions[i].nsubnet_ids > 1 ? " (one per subnet)" : "");
+            add_extra(run, (long)i, cfg->regions[i].subnet_ids[k], SUBNET_JOIN, name);
+        }
+    }
+    for (size_t i = 0; i < cfg->nregistries; i++) {
+        if (!cfg->registries[i].identity)
+            continue;
+        snprintf(name, sizeof(name), "registry %s: identity", cfg->registries[i].server);
+        add_extra(run, -1, cfg->registries[i].identity, IDENTITY_ASSIGN, name);
+    }
 }
 
 int preflight_run(azure_client_t *az, const config_t *cfg, preflight_cb cb, void *ud)
@@ -273,6 +362,7 @@ int preflight_run(azure_client_t *az, const config_t *cfg, preflight_cb cb, void
     }
     run->prov = d8_xcalloc(run->nsubs * NPROVIDERS + 1, sizeof(slot_t));
     run->regions = d8_xcalloc(cfg->nregions * R__COUNT + 1, sizeof(slot_t));
+    plan_extras(run);
     int rc = azure_token_acquire(az, token_cb, run);
     if (rc < 0) {
         run_free(run);

@@ -12,7 +12,9 @@
  *   region: resource group, permissions (preflight_actions), storage
  *   account kind/SKU, shared key access, network rules, large file shares,
  *   share soft delete, limits.maxStorageGB, ACI quota (usages), ACI
- *   capabilities (the largest spec: 4 cores, 16 GB), then each image.
+ *   capabilities (the largest spec: 4 cores, 16 GB) and, per subnetIds
+ *   entry, the subnet join action; then, per registry pulled with a
+ *   managed identity, the identity's assign action; then each image.
  *
  * The evaluators (preflight_eval_*) are pure functions of ARM's JSON,
  * exposed for the unit tests.
@@ -100,8 +102,15 @@ void preflight_eval_usages(preflight_report_t *r, const char *name, const char *
 /* Linux, no-GPU container group capabilities against cpu and memory_gb. */
 void preflight_eval_capabilities(preflight_report_t *r, const char *name, const char *region,
                                  double cpu, double memory_gb, const char *body);
-/* An image reference: warn on anonymous Docker Hub pulls. */
-void preflight_eval_image(preflight_report_t *r, const char *key, const char *ref);
+/* An image reference and the registries[] entry it pulls with (NULL:
+ * anonymous): warn on anonymous Docker Hub pulls. */
+void preflight_eval_image(preflight_report_t *r, const char *key, const char *ref,
+                          const config_registry_t *reg);
+/* Whether a Permissions_ListForResource body allows `action` on the
+ * resource `id` (a subnet the groups join, an identity they are given);
+ * fix says which grant is missing. */
+void preflight_eval_resource_action(preflight_report_t *r, const char *name, const char *id,
+                                    const char *action, const char *fix, const char *body);
 
 typedef struct preflight preflight_t;
 /* The report is borrowed for the callback. */

@@ -342,15 +342,34 @@ static int is_docker_hub(const char *ref)
            strcasecmp(host, "registry-1.docker.io") == 0;
 }
 
-void preflight_eval_image(preflight_report_t *r, const char *key, const char *ref)
+void preflight_eval_resource_action(preflight_report_t *r, const char *name, const char *id,
+                                    const char *action, const char *fix, const char *body)
+{
+    cJSON *j = parse(body);
+    if (preflight_allows(path(j, "value", NULL), action))
+        preflight_add(r, name, PREFLIGHT_PASS, NULL, "%s allowed on %s", action, id);
+    else
+        preflight_add(r, name, PREFLIGHT_FAIL, fix, "%s not allowed on %s", action, id);
+    cJSON_Delete(j);
+}
+
+void preflight_eval_image(preflight_report_t *r, const char *key, const char *ref,
+                          const config_registry_t *reg)
 {
     char name[160], fix[512];
     snprintf(name, sizeof(name), "image %s", key);
     snprintf(fix, sizeof(fix),
              "copy the image to Azure Container Registry (az acr import --source docker.io/...) "
-             "and point images.%s at it",
+             "and point images.%s at it, or give Docker Hub credentials under registries",
              key);
-    if (is_docker_hub(ref))
+    if (reg && reg->identity)
+        preflight_add(r, name, PREFLIGHT_PASS, NULL, "%s: pulled from %s with a managed identity",
+                      ref, reg->server);
+    else if (reg)
+        preflight_add(r, name, PREFLIGHT_PASS, NULL,
+                      "%s: pulled from %s with registry credentials (user %s)", ref, reg->server,
+                      reg->username ? reg->username : "?");
+    else if (is_docker_hub(ref))
         preflight_add(r, name, PREFLIGHT_WARN, fix,
                       "%s is an anonymous Docker Hub pull: ACI's pulls are rate-limited "
                       "(RegistryErrorResponse; Learn: container-instances-troubleshooting)",

@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     preflight_eval_file_service(&r, "f", "acct", text);
     preflight_eval_usages(&r, "u", "eastus", text);
     preflight_eval_capabilities(&r, "c", "eastus", 4, 16, text);
-    preflight_eval_image(&r, "k", text);
+    preflight_eval_image(&r, "k", text, NULL);
+    preflight_eval_resource_action(&r, "x", "/s", "a/b", "fix", text);
     cJSON *j = cJSON_Parse(text);
     (void)preflight_allows(cJSON_GetObjectItem(j, "value"),
                            "Microsoft.Storage/storageAccounts/read");

@@ -398,6 +398,60 @@ static int run_sh(const char *cmd, char **out)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+#define SUBNET                                                                                     \
+    "/subscriptions/" TA_AZ_SUB "/resourceGroups/rg-dev8-eastus/providers/Microsoft.Network/"      \
+    "virtualNetworks/vnet-dev8/subnets/aci"
+#define PULL_ID                                                                                    \
+    "/subscriptions/" TA_AZ_SUB "/resourceGroups/rg-dev8-eastus/providers/"                        \
+    "Microsoft.ManagedIdentity/userAssignedIdentities/dev8-pull"
+
+/* A region with subnetIds and a registry pulled with a managed identity:
+ * preflight checks the join action on the subnet and the assign action
+ * on the identity (Permissions_ListForResource). */
+static void test_subnet_and_identity(void **state)
+{
+    ta_rc_t *c = *state;
+    char yaml[2048], *out = NULL;
+    snprintf(yaml, sizeof yaml,
+             "azure:\n"
+             "  auth: clientSecret\n"
+             "  subscriptionId: \"" TA_AZ_SUB "\"\n"
+             "  armEndpoint: http://127.0.0.1:%d\n"
+             "  authorityHost: http://127.0.0.1:%d\n"
+             "  imdsEndpoint: http://127.0.0.1:%d\n"
+             "  regions:\n"
+             "    - name: eastus\n"
+             "      resourceGroup: rg-dev8-eastus\n"
+             "      storageAccount: dev8eastus\n"
+             "      subnetIds: [\"" SUBNET "\"]\n"
+             "registries:\n"
+             "  - server: myacr.azurecr.io\n"
+             "    identity: " PULL_ID "\n"
+             "images:\n"
+             "  node: \"myacr.azurecr.io/dev8/node:1\"\n",
+             c->sim.port, c->sim.port, c->sim.port);
+    char *cfg = th_write_file("preflight-extras.yaml", yaml);
+    assert_int_equal(run_cli(cfg, TA_AZ_SECRET, "", &out), 0);
+    assert_non_null(strstr(out, "pass   region eastus: subnet join"));
+    assert_non_null(strstr(out, "pass   registry myacr.azurecr.io: identity"));
+    assert_non_null(strstr(out, "pulled from myacr.azurecr.io with a managed identity"));
+    free(out);
+    /* Without the two actions both fail, with the grant to make. */
+    post_sim(c, "/_azsim/arm",
+             "{\"actions\":[\"*\"],\"notActions\":[\"Microsoft.Network/virtualNetworks/subnets/"
+             "join/action\",\"Microsoft.ManagedIdentity/*/assign/action\"]}",
+             200);
+    assert_int_equal(run_cli(cfg, TA_AZ_SECRET, "", &out), 1);
+    assert_non_null(strstr(out, "fail   region eastus: subnet join"));
+    assert_non_null(strstr(out, "fail   registry myacr.azurecr.io: identity"));
+    assert_non_null(strstr(out, "Managed Identity Operator"));
+    assert_non_null(strstr(out, "Network Contributor"));
+    /* The resource group's own permissions still pass. */
+    assert_non_null(strstr(out, "pass   region eastus: permissions"));
+    free(out);
+    free(cfg);
+}
+
 /* hack/azure/setup.sh --dry-run prints every command of the set-up, runs
  * none, and its role definition carries exactly the actions of
  * `dev8-agent preflight --print-actions`. */
@@ -474,6 +528,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_paged_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_requests_share_a_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subnet_and_identity, setup, teardown),
         cmocka_unit_test(test_setup_dry_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -274,16 +274,52 @@ static void test_images(void **state)
     static const char *const hub[] = {"ubuntu", "library/ubuntu:22.04", "vaibhavsing/dev8:1",
                                       "docker.io/x/y", "index.docker.io/x/y@sha256:00"};
     for (size_t i = 0; i < sizeof hub / sizeof hub[0]; i++) {
-        preflight_eval_image(&r, "k", hub[i]);
+        preflight_eval_image(&r, "k", hub[i], NULL);
         assert_int_equal(last(&r), PREFLIGHT_WARN);
     }
     static const char *const other[] = {"mcr.microsoft.com/devcontainers/base:ubuntu",
                                         "myacr.azurecr.io/dev8/node:1", "localhost:5000/x",
                                         "ghcr.io/o/i:1"};
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
-        preflight_eval_image(&r, "k", other[i]);
+        preflight_eval_image(&r, "k", other[i], NULL);
         assert_int_equal(last(&r), PREFLIGHT_PASS);
     }
+    preflight_report_release(&r);
+}
+
+static void test_images_with_registries(void **state)
+{
+    (void)state;
+    preflight_report_t r;
+    preflight_report_init(&r);
+    config_registry_t pw = {.server = (char *)"docker.io", .username = (char *)"me"};
+    preflight_eval_image(&r, "k", "vaibhavsing/dev8:1", &pw);
+    assert_int_equal(last(&r), PREFLIGHT_PASS);
+    assert_non_null(strstr(r.checks[0].message, "registry credentials (user me)"));
+    config_registry_t mi = {.server = (char *)"myacr.azurecr.io",
+                            .identity =
+                                (char *)"/subscriptions/s/resourceGroups/g/providers/"
+                                        "Microsoft.ManagedIdentity/userAssignedIdentities/i"};
+    preflight_eval_image(&r, "k", "myacr.azurecr.io/x:1", &mi);
+    assert_int_equal(last(&r), PREFLIGHT_PASS);
+    assert_non_null(strstr(r.checks[1].message, "managed identity"));
+    preflight_report_release(&r);
+}
+
+static void test_resource_action(void **state)
+{
+    (void)state;
+    preflight_report_t r;
+    preflight_report_init(&r);
+    static const char *const action = "Microsoft.Network/virtualNetworks/subnets/join/action";
+    preflight_eval_resource_action(&r, "n", "/sub/x", action, "grant it",
+                                   "{\"value\":[{\"actions\":[\"Microsoft.Network/*\"]}]}");
+    assert_int_equal(last(&r), PREFLIGHT_PASS);
+    preflight_eval_resource_action(
+        &r, "n", "/sub/x", action, "grant it",
+        "{\"value\":[{\"actions\":[\"*\"],\"notActions\":[\"*/join/action\"]}]}");
+    assert_int_equal(last(&r), PREFLIGHT_FAIL);
+    assert_string_equal(r.checks[1].fix, "grant it");
     preflight_report_release(&r);
 }
 
@@ -388,11 +424,12 @@ static void test_action_lists_agree(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_allows),       cmocka_unit_test(test_provider),
-        cmocka_unit_test(test_permissions),  cmocka_unit_test(test_account),
-        cmocka_unit_test(test_file_service), cmocka_unit_test(test_usages),
-        cmocka_unit_test(test_capabilities), cmocka_unit_test(test_images),
-        cmocka_unit_test(test_report),       cmocka_unit_test(test_action_lists_agree),
+        cmocka_unit_test(test_allows),          cmocka_unit_test(test_provider),
+        cmocka_unit_test(test_permissions),     cmocka_unit_test(test_account),
+        cmocka_unit_test(test_file_service),    cmocka_unit_test(test_usages),
+        cmocka_unit_test(test_capabilities),    cmocka_unit_test(test_images),
+        cmocka_unit_test(test_report),          cmocka_unit_test(test_images_with_registries),
+        cmocka_unit_test(test_resource_action), cmocka_unit_test(test_action_lists_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
