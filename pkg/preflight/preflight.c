@@ -218,7 +218,8 @@ static void finish(run_t *run)
                       "no ARM token: %s%s%s", run->token.code, run->token.code[0] ? ": " : "",
                       run->token.message);
     } else {
-        preflight_add(&r, "credentials", PREFLIGHT_PASS, NULL, "an ARM token was obtained (%s)",
+        preflight_add(&r, "credentials", PREFLIGHT_PASS, NULL, "a token for %s (%s)",
+                      run->cfg->token_scope ? run->cfg->token_scope : "ARM",
                       azure_auth_kind_name(azure_client_auth_kind(run->az)));
         report_providers(run, &r);
         for (size_t i = 0; i < run->cfg->nregions; i++) {
