@@ -684,12 +684,14 @@ static int classify_subscription_read(azsim__rq_t *q, int *bad_method)
     return 1;
 }
 
-/* The api-versions a request's provider takes. */
+/* The api-versions a request's provider takes, from its path (a wrong
+ * method on a known path still has its provider's versions). */
 static const char *const *versions_of(const azsim__rq_t *q)
 {
-    if (q->op == AZSIM__OP_PROVIDER_GET || q->op == AZSIM__OP_RG_GET)
+    if (q->nseg == 4 && (seg_is(q, 2, "providers") || seg_is(q, 2, "resourceGroups")))
         return resources_versions;
-    if (q->op == AZSIM__OP_PERMISSIONS_LIST || q->op == AZSIM__OP_RESOURCE_PERMISSIONS_LIST)
+    if (q->nseg >= 7 && seg_is(q, q->nseg - 2, "Microsoft.Authorization") &&
+        seg_is(q, q->nseg - 1, "permissions"))
         return authorization_versions;
     if (q->nseg >= 6 && seg_is(q, 5, "Microsoft.Storage"))
         return storage_versions;
