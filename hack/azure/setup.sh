@@ -14,7 +14,13 @@
 #
 #   hack/azure/setup.sh --subscription SUB --regions eastus,westeurope \
 #     --issuer https://oidc.example/... [--prefix dev8] [--namespace dev8] \
-#     [--service-account dev8-agent] [--identity-group RG] [--dry-run]
+#     [--service-account dev8-agent] [--identity-group RG] \
+#     [--subnet SUBNET_ID]... [--pull-identity IDENTITY_ID]... [--dry-run]
+#
+# --subnet (azure.regions[].subnetIds) grants Network Contributor on that
+# subnet (the join action of VNet-injected groups); --pull-identity
+# (registries[].identity) grants Managed Identity Operator on that identity
+# (the assign action): both on those resources only.
 #
 # Then: dev8-agent preflight --config FILE (README, "Running against Azure").
 set -euo pipefail
@@ -22,10 +28,11 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 role_file="$here/role.json"
 sub="" regions="" issuer="" prefix="dev8" namespace="dev8" sa="dev8-agent" id_rg="" dry=0
+subnets=() pull_ids=()
 retention_days=7
 
 usage() {
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-2}"
 }
 
@@ -38,6 +45,8 @@ while [ $# -gt 0 ]; do
     --namespace) namespace="${2:?}"; shift 2 ;;
     --service-account) sa="${2:?}"; shift 2 ;;
     --identity-group) id_rg="${2:?}"; shift 2 ;;
+    --subnet) subnets+=("${2:?}"); shift 2 ;;
+    --pull-identity) pull_ids+=("${2:?}"); shift 2 ;;
     --dry-run) dry=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "setup.sh: unknown argument '$1'" >&2; usage 2 ;;
@@ -50,6 +59,10 @@ done
 case "$issuer" in https://*) ;; *) echo "setup.sh: --issuer must be an https:// URL" >&2; exit 2 ;; esac
 [[ "$prefix" =~ ^[a-z][a-z0-9]{0,9}$ ]] || { echo "setup.sh: --prefix must be 1-10 lowercase letters and digits" >&2; exit 2; }
 [[ "$sub" =~ ^[0-9a-fA-F-]{36}$ ]] || { echo "setup.sh: --subscription must be a subscription id (GUID)" >&2; exit 2; }
+for id in "${subnets[@]}" "${pull_ids[@]}"; do
+  [[ "$id" =~ ^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[A-Za-z0-9./_()-]+$ ]] ||
+    { echo "setup.sh: '$id' is not a resource id" >&2; exit 2; }
+done
 
 IFS=, read -r -a region_list <<<"$regions"
 first_region="${region_list[0]}"
@@ -164,6 +177,19 @@ for region in "${region_list[@]}"; do
       --output none
   fi
 done
+
+# The grants of the optional features, on their resources only.
+grant() { # ROLE SCOPE
+  local n
+  n="$(value 0 az role assignment list --assignee "$principal" --role "$1" --scope "$2" \
+    --query 'length(@)' --output tsv)"
+  if [ "${n:-0}" = 0 ]; then
+    run az role assignment create --assignee-object-id "$principal" \
+      --assignee-principal-type ServicePrincipal --role "$1" --scope "$2" --output none
+  fi
+}
+for id in "${subnets[@]}"; do grant "Network Contributor" "$id"; done
+for id in "${pull_ids[@]}"; do grant "Managed Identity Operator" "$id"; done
 
 cat <<EOF
 # Done. The agent's configuration (azure section) and environment:

@@ -508,6 +508,16 @@ static void test_setup_dry_run(void **state)
     assert_int_equal(in_role, n);
     free(actions);
     free(out);
+    /* The grants of subnetIds and registry identities, on those resources. */
+    assert_int_equal(run_sh("hack/azure/setup.sh --subscription " TA_AZ_SUB
+                            " --regions eastus --issuer https://oidc.example/x --subnet " SUBNET
+                            " --pull-identity " PULL_ID " --dry-run 2>&1",
+                            &out),
+                     0);
+    assert_non_null(strstr(out, "--role Network\\ Contributor --scope " SUBNET " --output none"));
+    assert_non_null(
+        strstr(out, "--role Managed\\ Identity\\ Operator --scope " PULL_ID " --output none"));
+    free(out);
     /* Bad arguments: status 2, nothing run. */
     assert_int_equal(run_sh("hack/azure/setup.sh --regions eastus 2>&1", &out), 2);
     assert_non_null(strstr(out, "--subscription is required"));
@@ -516,6 +526,13 @@ static void test_setup_dry_run(void **state)
                             " --regions eastus --issuer http://plain --dry-run 2>&1",
                             &out),
                      2);
+    free(out);
+    assert_int_equal(run_sh("hack/azure/setup.sh --subscription " TA_AZ_SUB
+                            " --regions eastus --issuer https://o.example/x --subnet 'a b' "
+                            "--dry-run 2>&1",
+                            &out),
+                     2);
+    assert_null(strstr(out, "+ az"));
     free(out);
 }
 
