@@ -15,6 +15,7 @@ import type {
   FullSyncResult,
   ListParams,
   Orphans,
+  PreflightReport,
   ReaperResumeResult,
   RetainedShares,
   Status,
@@ -311,6 +312,14 @@ export class Dev8Client {
   /** GET /api/v1/retained: shares kept after their environment was deleted. */
   async retained(opts?: RequestOptions): Promise<RetainedShares> {
     return (await this.call<RetainedShares>({ method: "GET", path: "/api/v1/retained", opts })).json;
+  }
+
+  /**
+   * GET /api/v1/preflight: the checks of `dev8-agent preflight`, read through ARM now (answers
+   * once the slowest read is in; calls during a run share it).
+   */
+  async preflight(opts?: RequestOptions): Promise<PreflightReport> {
+    return (await this.call<PreflightReport>({ method: "GET", path: "/api/v1/preflight", opts })).json;
   }
 
   /** POST /api/v1/reaper/resume: lifts a suspension of the reaper. */

@@ -381,6 +381,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/preflight": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Check the subscription against what the agent needs
+         * @description The checks of `dev8-agent preflight`, read through ARM now (a token, providers, each
+         *     region's resource group, permissions, storage account, share soft delete, ACI quota and
+         *     capabilities, then each image). Takes as long as the slowest ARM read. Calls that arrive
+         *     while a run is in flight get that run's report; later calls read again. A check that did
+         *     not pass carries its fix.
+         */
+        get: operations["preflight"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/status": {
         parameters: {
             query?: never;
@@ -813,6 +837,22 @@ export interface components {
          * @enum {string}
          */
         ErrorCode: "InvalidJson" | "InvalidSpec" | "InvalidId" | "InvalidQuery" | "InvalidArgument" | "BadRequest" | "Unauthorized" | "NotFound" | "MethodNotAllowed" | "RequestTimeout" | "Conflict" | "Gone" | "LengthRequired" | "PayloadTooLarge" | "UnsupportedMediaType" | "TooManyRequests" | "RequestHeaderFieldsTooLarge" | "InternalError" | "NotReady" | "ServiceUnavailable";
+        PreflightReport: {
+            checks: {
+                /** @description `credentials`, `provider <namespace>`, `region <name>: <check>`, `image <key>`. */
+                name: string;
+                /** @enum {string} */
+                status: "pass" | "warn" | "fail";
+                message: string;
+                /** @description Empty when the check passed. */
+                fix: string;
+            }[];
+            summary: {
+                pass: number;
+                warn: number;
+                fail: number;
+            };
+        };
         Error: {
             error: {
                 code: components["schemas"]["ErrorCode"];
@@ -1554,6 +1594,39 @@ export interface operations {
             };
             400: components["responses"]["InvalidQuery"];
             401: components["responses"]["Unauthorized"];
+        };
+    };
+    preflight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreflightReport"];
+                };
+            };
+            400: components["responses"]["InvalidQuery"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `Unavailable`: the controller is shutting down. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getControllerStatus: {

@@ -310,6 +310,22 @@ export interface RetainedShares {
   items: RetainedShare[];
 }
 
+/** One check of GET /api/v1/preflight. */
+export interface PreflightCheck {
+  /** "credentials", "provider <namespace>", "region <name>: <check>", "image <key>", ... */
+  name: string;
+  status: "pass" | "warn" | "fail";
+  message: string;
+  /** Empty when the check passed. */
+  fix: string;
+}
+
+/** GET /api/v1/preflight: the subscription checked against what the agent needs. */
+export interface PreflightReport {
+  checks: PreflightCheck[];
+  summary: { pass: number; warn: number; fail: number };
+}
+
 /** POST /api/v1/reaper/resume */
 export interface ReaperResumeResult {
   resumed: boolean;

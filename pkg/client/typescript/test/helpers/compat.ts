@@ -38,6 +38,7 @@ export const PAIRS: Pair[] = [
   { hand: "EnvironmentUsage", schema: ["EnvironmentUsage"], required: true },
   { hand: "UsageRow", schema: ["UsageRow"], required: true },
   { hand: "RetainedShare", schema: ["RetainedShare"], required: true },
+  { hand: "PreflightReport", schema: ["PreflightReport"], required: true },
   { hand: "Condition", schema: ["Condition"], required: false },
   { hand: "ReadyCondition", schema: ["ReadyCondition"], required: false },
   { hand: "SyncedCondition", schema: ["SyncedCondition"], required: false },

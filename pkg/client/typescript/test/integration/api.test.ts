@@ -304,3 +304,15 @@ describe("Prisma rows", { timeout: 120_000 }, () => {
     assert.deepEqual(await c.resumeReaper(), { resumed: false });
   });
 });
+
+describe("preflight", { timeout: 60_000 }, () => {
+  it("reads the subscription through the agent: every check named, nothing failing on azsim", async () => {
+    const r = await c.preflight();
+    const names = r.checks.map((ch) => ch.name);
+    assert.ok(names.includes("credentials"));
+    assert.ok(names.includes("region eastus: permissions"));
+    assert.equal(r.summary.fail, 0, JSON.stringify(r.checks.filter((ch) => ch.status === "fail")));
+    assert.equal(r.summary.pass + r.summary.warn, r.checks.length);
+    for (const ch of r.checks) assert.equal(ch.fix === "", ch.status === "pass", ch.name);
+  });
+});
