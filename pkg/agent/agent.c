@@ -210,7 +210,8 @@ static int load_state(agent_t *a, const char *hk)
                            .keylen = hk ? strlen(hk) : 0,
                            .ext_save = usage_section_save,
                            .ext_load = usage_section_load,
-                           .ext_ud = a->usage};
+                           .ext_ud = a->usage,
+                           .commit_window_ms = (uint64_t)cfg->state_commit_ms};
     a->sf = statefile_new(&so);
     const char **regions = d8_xcalloc(cfg->nregions + 1, sizeof(char *));
     const char **images = d8_xcalloc(cfg->nimages + 1, sizeof(char *));
@@ -288,6 +289,26 @@ static int preflight_hook(void *ud, preflight_cb cb, void *cbud)
     return preflight_run(a->az, a->cfg, cb, cbud);
 }
 
+/* Durable acknowledgements: the API waits for the state file's writes. */
+static uint64_t commit_hook(void *ud)
+{
+    agent_t *a = ud;
+    return a->sf ? statefile_commit(a->sf) : 0;
+}
+
+static int writable_hook(void *ud, char *reason, size_t len)
+{
+    agent_t *a = ud;
+    return !a->sf || statefile_writable(a->sf, reason, len);
+}
+
+static void committed(void *ud, uint64_t durable_seq, int status)
+{
+    agent_t *a = ud;
+    if (a->api)
+        api_committed(a->api, durable_seq, status);
+}
+
 /* The API server with the controller's hooks; D8_OK or an error in err. */
 static int api_start(agent_t *a, char *err, size_t errlen)
 {
@@ -305,8 +326,14 @@ static int api_start(agent_t *a, char *err, size_t errlen)
                      .reaping_ud = a,
                      .usage = a->usage,
                      .preflight_hook = preflight_hook,
-                     .preflight_ud = a};
-    return api_new(&ao, &a->api, err, errlen);
+                     .preflight_ud = a,
+                     .commit_hook = a->sf ? commit_hook : NULL,
+                     .writable_hook = a->sf ? writable_hook : NULL,
+                     .durable_ud = a};
+    int rc = api_new(&ao, &a->api, err, errlen);
+    if (rc == D8_OK && a->sf)
+        statefile_on_commit(a->sf, committed, a);
+    return rc;
 }
 
 /* Everything is wired: start the timers, the token, the loops, and run. */

@@ -189,9 +189,13 @@ static void healthz_route(api_t *api, http_exchange_t *ex, const http_request_t 
 static void readyz_route(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     static const char ready[] = "{\"status\":\"ready\"}";
+    char reason[200], msg[240];
     (void)req;
     (void)id;
-    if (api->ready && !api->shutting_down)
+    if (api->ready && !api->shutting_down && api__durable_unwritable(api, reason, sizeof(reason))) {
+        snprintf(msg, sizeof(msg), "state file not writable: %s", reason);
+        http_respond_error(ex, 503, "NotReady", msg, NULL);
+    } else if (api->ready && !api->shutting_down)
         api__respond_json(ex, 200, NULL, 0, ready, sizeof(ready) - 1);
     else
         http_respond_error(ex, 503, "NotReady",
@@ -576,6 +580,7 @@ int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
     const config_t *cfg = opts->cfg;
     api_t *api = d8_xcalloc(1, sizeof(*api));
     d8_list_init(&api->watchers);
+    d8_list_init(&api->pending);
     api->opts = *opts;
     api->loop = opts->loop;
     api->cfg = cfg;

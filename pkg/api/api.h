@@ -51,6 +51,17 @@ typedef struct api_opts {
      * never called). */
     int (*preflight_hook)(void *ud, preflight_cb cb, void *cbud);
     void *preflight_ud;
+    /* Durable acknowledgements (controller.stateFile); both NULL without
+     * one, and then answers never wait. commit_hook asks for every change
+     * of the desired set made so far to be written within the commit
+     * window and returns the sequence number the answer must wait for (0:
+     * already on disk); the owner then reports each write's end through
+     * api_committed. writable_hook answers 1 while the state file can be
+     * written, else 0 with a sentence in reason: mutations are then
+     * refused with 503 StateNotWritable and /readyz answers 503. */
+    uint64_t (*commit_hook)(void *ud);
+    int (*writable_hook)(void *ud, char *reason, size_t len);
+    void *durable_ud;
 } api_opts_t;
 
 /*
@@ -65,6 +76,12 @@ int api_port(const api_t *api);
 int api_probe_port(const api_t *api);
 /* /readyz answers 200 only while ready is set (and a reason otherwise). */
 void api_set_ready(api_t *api, int ready, const char *reason);
+/*
+ * A state file write ended: status 0 answers every mutation waiting for a
+ * sequence number up to durable_seq; an error answers every waiting
+ * mutation 503 StateNotWritable.
+ */
+void api_committed(api_t *api, uint64_t durable_seq, int status);
 /*
  * Starts a graceful stop: the listener closes, watch streams end, kept-alive
  * connections close after their answer in flight.

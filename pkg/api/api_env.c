@@ -17,6 +17,17 @@
 
 /* ---- request and answer helpers --------------------------------------- */
 
+/* Answers one changed environment object with its ETag once the change is
+ * durable (api__respond_durable). */
+static void respond_obj_durable(api_t *api, http_exchange_t *ex, int status, const env_obj_t *obj)
+{
+    size_t len;
+    const char *json = store_obj_json(api->store, obj, &len);
+    char etag[32];
+    snprintf(etag, sizeof(etag), "\"%lld\"", (long long)obj->generation);
+    api__respond_durable(api, ex, status, etag, json, len);
+}
+
 /* Answers one environment object with its ETag. */
 static void respond_obj(api_t *api, http_exchange_t *ex, int status, const env_obj_t *obj)
 {
@@ -127,6 +138,8 @@ static void respond_put_conflict(api_t *api, http_exchange_t *ex, const char *id
 static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id,
                     int must_create)
 {
+    if (api__refuse_unwritable(api, ex))
+        return;
     int64_t if_match = parse_if_match(req);
     if (if_match == -3) {
         http_respond_error(ex, 400, "InvalidArgument",
@@ -191,7 +204,7 @@ static void put_env(api_t *api, http_exchange_t *ex, const http_request_t *req, 
         log_env("environment created", req, obj);
     else if (result == PUT_UPDATED)
         log_env("environment updated", req, obj);
-    respond_obj(api, ex, result == PUT_CREATED ? 201 : 200, obj);
+    respond_obj_durable(api, ex, result == PUT_CREATED ? 201 : 200, obj);
 }
 
 void api__get_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
@@ -207,9 +220,11 @@ void api__get_env(api_t *api, http_exchange_t *ex, const http_request_t *req, co
 
 void api__delete_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
+    if (api__refuse_unwritable(api, ex))
+        return;
     const env_obj_t *obj = store_delete(api->store, id);
     log_env("environment deletion requested", req, obj);
-    respond_obj(api, ex, 202, obj);
+    respond_obj_durable(api, ex, 202, obj);
 }
 
 /* POST /api/v1/environments: the id comes from the body or is generated. */
@@ -241,6 +256,8 @@ static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req
                       spec_power_t power)
 {
     const env_obj_t *obj;
+    if (api__refuse_unwritable(api, ex))
+        return;
     int rc = store_set_power(api->store, id, power, &obj);
     if (rc == D8_OK && power == SPEC_POWER_RUNNING) {
         /* A start is activity: it also ends an auto-stop (same generation). */
@@ -252,7 +269,7 @@ static void power_env(api_t *api, http_exchange_t *ex, const http_request_t *req
     log_env(power == SPEC_POWER_RUNNING ? "environment start requested"
                                         : "environment stop requested",
             req, obj);
-    respond_obj(api, ex, 202, obj);
+    respond_obj_durable(api, ex, 202, obj);
 }
 
 void api__start_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
@@ -270,11 +287,13 @@ void api__stop_env(api_t *api, http_exchange_t *ex, const http_request_t *req, c
 void api__restart_env(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     const env_obj_t *obj;
+    if (api__refuse_unwritable(api, ex))
+        return;
     int rc = store_restart(api->store, id, &obj);
     if (refused(ex, rc))
         return;
     log_env("environment restart requested", req, obj);
-    respond_obj(api, ex, 202, obj);
+    respond_obj_durable(api, ex, 202, obj);
 }
 
 /* Records activity now, which resets the auto-stop clock. */

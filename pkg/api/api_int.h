@@ -16,6 +16,7 @@
 
 typedef struct api__watch_client api__watch_client_t;
 typedef struct api__pf_batch api__pf_batch_t;
+typedef struct api__pending api__pending_t;
 
 /* The API: its borrowed collaborators, the HTTP server, readiness, the
  * open watch streams and the metric families. */
@@ -36,6 +37,7 @@ struct api {
     char ready_reason[128];
     int shutting_down;
 
+    d8_list_t pending;         /* api__pending_t: answers waiting for the state file */
     d8_list_t watchers;        /* api__watch_client_t, one per open watch stream */
     api__pf_batch_t *pf_batch; /* the preflight run in flight, or NULL */
     size_t nwatchers;
@@ -75,6 +77,21 @@ void api__respond_spec_error(http_exchange_t *ex, const spec_error_t *e);
  * body; returns the parsed document (owned by the caller) or NULL after
  * answering. */
 cJSON *api__read_json_body(http_exchange_t *ex, const http_request_t *req);
+
+/* ---- durable acknowledgements (api_durable.c) --------------------------- */
+
+/* 1 when a state file is configured and cannot be written, with the
+ * reason in reason (len bytes). */
+int api__durable_unwritable(const api_t *api, char *reason, size_t len);
+/* Answers 503 StateNotWritable (Retry-After) and returns 1 when the state
+ * file cannot be written; 0 otherwise. Mutating handlers call it before
+ * changing anything. */
+int api__refuse_unwritable(api_t *api, http_exchange_t *ex);
+/* Answers body (JSON, borrowed) with status and an ETag (borrowed, may be
+ * NULL) once the changes made so far are on disk: at once without a state
+ * file, else after the write holding them (503 when it fails). */
+void api__respond_durable(api_t *api, http_exchange_t *ex, int status, const char *etag,
+                          const char *body, size_t len);
 
 /* ---- environments (api_env.c) ------------------------------------------ */
 

@@ -113,6 +113,8 @@ fail:
 void api__full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
 {
     (void)id;
+    if (api__refuse_unwritable(api, ex))
+        return;
     cJSON *doc = api__read_json_body(ex, req);
     if (!doc)
         return;
@@ -145,5 +147,5 @@ void api__full_sync(api_t *api, http_exchange_t *ex, const http_request_t *req, 
                        "\"resourceVersion\":%llu}",
                        counts.created, counts.updated, counts.unchanged, counts.removed,
                        (unsigned long long)store_rv(api->store));
-    api__respond_json(ex, 200, NULL, 0, body, (size_t)len);
+    api__respond_durable(api, ex, 200, NULL, body, (size_t)len);
 }

@@ -52,6 +52,8 @@ static config_t *defaults_new(void)
     cfg->shutdown_grace_seconds = 20;
     cfg->max_concurrent_reconciles = 16;
     cfg->state_file = d8_xstrdup("");
+    cfg->state_commit_ms = 2;
+    cfg->max_sync_items = 100000;
 
     cfg->keys_file = d8_xstrdup("");
     cfg->max_body_bytes = 1048576;

@@ -569,6 +569,7 @@ static const config__field_t controller_fields[] = {
     ROW_INT("shutdownGraceSeconds", config_t, shutdown_grace_seconds, 0, 3600),
     ROW_INT("maxConcurrentReconciles", config_t, max_concurrent_reconciles, 1, 1024),
     ROW_STR("stateFile", config_t, state_file, check_path_or_empty, 0),
+    ROW_INT("stateCommitMs", config_t, state_commit_ms, 0, 1000),
     {0},
 };
 
@@ -629,6 +630,7 @@ static const config__field_t api_fields[] = {
     ROW_STR("keysFile", config_t, keys_file, check_path_or_empty, 0),
     ROW_SIZE("maxBodyBytes", config_t, max_body_bytes, 1024, 268435456),
     ROW_SIZE("maxSyncBodyBytes", config_t, max_sync_body_bytes, 1024, 1073741824),
+    ROW_INT("maxSyncItems", config_t, max_sync_items, 1, 10000000),
     ROW_SIZE("maxConnections", config_t, max_connections, 1, 65536),
     ROW_SIZE("maxConnectionsPerClient", config_t, max_connections_per_client, 0, 65536),
     ROW_INT("watchRingSize", config_t, watch_ring_size, 16, 1048576),

@@ -39,14 +39,16 @@ struct statefile {
     void (*ext_save)(void *ud, d8_buf_t *out);
     int (*ext_load)(void *ud, const cJSON *section, char *err, size_t errlen);
     void *ext_ud;
+    uint64_t commit_window_ms;
     metric_family_t *m_writes;
     metric_family_t *m_errors;
     metric_family_t *m_last_ok;
 
-    uv_timer_t timer; /* debounce, retry backoff and flush kick */
-    int started;      /* listening to the store */
-    int dirty;        /* changes not in any write started yet */
-    int failures;     /* consecutive failed writes */
+    uv_timer_t timer;   /* debounce, retry backoff and flush kick */
+    uint64_t timer_due; /* uv_now when the timer fires, while active */
+    int started;        /* listening to the store */
+    int dirty;          /* changes not in any write started yet */
+    int failures;       /* consecutive failed writes */
     int freed;
     int timer_closed;
     int flushing;
@@ -65,6 +67,17 @@ struct statefile {
     int renamed;
     int err; /* first libuv error of this write */
     const char *failed_op;
+    /* Durable acknowledgements: every change of the desired set takes the
+     * next seq; a write covers the changes up to write_seq (taken when it
+     * is serialised); durable_seq is the last one on disk. want_seq: the
+     * highest seq a commit asked for. */
+    uint64_t seq;
+    uint64_t write_seq;
+    uint64_t durable_seq;
+    uint64_t want_seq;
+    statefile_commit_fn commit_fn;
+    void *commit_ud;
+    char last_error[160]; /* why the last write failed ("" when it did not) */
     /* Serialised by statefile_free while a write was in flight. */
     char *next_buf;
     size_t next_len;
@@ -105,6 +118,7 @@ statefile_t *statefile_new(const statefile_opts_t *opts)
     sf->ext_save = opts->ext_save;
     sf->ext_load = opts->ext_load;
     sf->ext_ud = opts->ext_ud;
+    sf->commit_window_ms = opts->commit_window_ms;
     sf->fd = -1;
     sf->dirfd = -1;
 
@@ -326,13 +340,38 @@ static void start_write(statefile_t *sf)
     size_t len;
     char *buf = serialise(sf, &len);
     sf->dirty = 0;
+    sf->write_seq = sf->seq;
     begin_chain(sf, buf, len);
 }
 
 static void schedule(statefile_t *sf, uint64_t ms)
 {
-    if (!sf->freed)
-        uv_timer_start(&sf->timer, timer_cb, ms, 0);
+    if (sf->freed)
+        return;
+    sf->timer_due = uv_now(sf->loop) + ms;
+    uv_timer_start(&sf->timer, timer_cb, ms, 0);
+}
+
+/* The delay before the next write of changes: the commit window when an
+ * answer waits for them, else the debounce. */
+static uint64_t next_delay(const statefile_t *sf)
+{
+    return sf->want_seq > sf->durable_seq ? sf->commit_window_ms : sf->debounce_ms;
+}
+
+/* A write ended: records its outcome for statefile_writable and tells the
+ * commit listener. */
+static void note_outcome(statefile_t *sf, int uverr)
+{
+    if (uverr == 0) {
+        sf->durable_seq = sf->write_seq;
+        sf->last_error[0] = '\0';
+    } else {
+        snprintf(sf->last_error, sizeof(sf->last_error), "%s %s: %s",
+                 sf->failed_op ? sf->failed_op : "write", sf->path, uv_strerror(uverr));
+    }
+    if (sf->commit_fn)
+        sf->commit_fn(sf->commit_ud, sf->durable_seq, uverr ? D8_EIO : D8_OK);
 }
 
 static void end_flush(statefile_t *sf, int status)
@@ -373,6 +412,8 @@ static void finish(statefile_t *sf, int uverr)
             LF_S("op", sf->failed_op ? sf->failed_op : "write"), LF_S("error", uv_strerror(uverr)),
             LF_I("consecutive_failures", sf->failures), LF_B("will_retry", !sf->freed));
     }
+    if (!sf->freed)
+        note_outcome(sf, uverr);
     if (sf->freed) {
         if (sf->next_buf) {
             char *b = sf->next_buf;
@@ -397,7 +438,7 @@ static void finish(statefile_t *sf, int uverr)
     /* No jitter (1.0): one writer has nobody to spread its retries from. */
     if (sf->dirty)
         schedule(sf, uverr ? d8_backoff_ms((unsigned)sf->failures, RETRY_MIN_MS, RETRY_MAX_MS, 1.0)
-                           : sf->debounce_ms);
+                           : next_delay(sf));
 }
 
 /* Test hook: stop as a killed process would, leaving the files as they are. */
@@ -580,6 +621,7 @@ static void on_desired_change(void *ud)
 {
     statefile_t *sf = ud;
     sf->dirty = 1;
+    sf->seq++;
     /* A write in flight schedules the next one when it ends; an active
      * timer (debounce, backoff, flush) already covers this change. */
     if (!sf->writing && !uv_is_active((uv_handle_t *)&sf->timer))
@@ -590,6 +632,37 @@ void statefile_touch(statefile_t *sf)
 {
     if (sf && sf->started && !sf->freed)
         on_desired_change(sf);
+}
+
+uint64_t statefile_commit(statefile_t *sf)
+{
+    if (sf->durable_seq >= sf->seq)
+        return 0;
+    if (sf->want_seq < sf->seq)
+        sf->want_seq = sf->seq;
+    /* A write in flight schedules the next one when it ends; a failing
+     * file keeps its backoff (its answers are refused meanwhile). */
+    if (sf->writing || sf->freed || sf->crashed || sf->failures > 0 || !sf->dirty)
+        return sf->seq;
+    uint64_t due = uv_now(sf->loop) + sf->commit_window_ms;
+    if (!uv_is_active((uv_handle_t *)&sf->timer) || sf->timer_due > due)
+        schedule(sf, sf->commit_window_ms);
+    return sf->seq;
+}
+
+void statefile_on_commit(statefile_t *sf, statefile_commit_fn fn, void *ud)
+{
+    sf->commit_fn = fn;
+    sf->commit_ud = ud;
+}
+
+int statefile_writable(const statefile_t *sf, char *reason, size_t len)
+{
+    if (sf->failures == 0)
+        return 1;
+    if (reason && len)
+        snprintf(reason, len, "%s", sf->last_error);
+    return 0;
 }
 
 void statefile_start(statefile_t *sf)
@@ -608,6 +681,7 @@ int statefile_flush(statefile_t *sf, statefile_done_fn done, void *ud)
     if (!sf->writing) {
         /* Through the timer, so that done is never called from here. */
         uv_timer_stop(&sf->timer);
+        sf->timer_due = uv_now(sf->loop);
         uv_timer_start(&sf->timer, timer_cb, 0, 0);
     }
     return D8_OK;
@@ -626,6 +700,8 @@ void statefile_free(statefile_t *sf)
         return;
     if (sf->started)
         store_on_desired_change(sf->store, NULL, NULL);
+    sf->commit_fn = NULL;
+    sf->commit_ud = NULL;
     sf->flushing = 0;
     sf->flush_cb = NULL;
     sf->flush_ud = NULL;

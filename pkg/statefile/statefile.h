@@ -65,6 +65,10 @@ typedef struct statefile_opts {
     void (*ext_save)(void *ud, d8_buf_t *out);
     int (*ext_load)(void *ud, const cJSON *section, char *err, size_t errlen);
     void *ext_ud;
+    /* Group commit: delay from a statefile_commit to the write, so that
+     * the changes of that window share one write and fsync (0: the next
+     * loop iteration). */
+    uint64_t commit_window_ms;
 } statefile_opts_t;
 
 /* Result of a flush. status is 0 or a negative D8_* error. */
@@ -109,6 +113,35 @@ void statefile_touch(statefile_t *sf);
  * not called) while another is pending.
  */
 int statefile_flush(statefile_t *sf, statefile_done_fn done, void *ud);
+
+/*
+ * Durable acknowledgements. Every change of the desired set takes the next
+ * sequence number; a write makes durable every change made before it was
+ * serialised.
+ *
+ * statefile_commit asks for every change made so far to be written within
+ * commit_window_ms (changes of the same window, and those made while a
+ * write is in flight, share the next write: group commit) and returns the
+ * sequence number to wait for, or 0 when all of them are on disk already.
+ * While writes fail it only records the wish: the retry backoff stays.
+ */
+uint64_t statefile_commit(statefile_t *sf);
+
+/*
+ * After every write ends (not after statefile_free), fn(ud, durable_seq,
+ * status): status 0 when every change up to durable_seq is on disk, D8_EIO
+ * when the write failed (durable_seq unchanged). One listener; fn NULL
+ * removes it.
+ */
+typedef void (*statefile_commit_fn)(void *ud, uint64_t durable_seq, int status);
+void statefile_on_commit(statefile_t *sf, statefile_commit_fn fn, void *ud);
+
+/*
+ * 1 while the file can be written (no write failed since the last one
+ * that succeeded); else 0 with a sentence naming the failed operation, the
+ * path and the system's reason in reason (len bytes; may be NULL).
+ */
+int statefile_writable(const statefile_t *sf, char *reason, size_t len);
 
 /*
  * Stops following the store and closes the timer. Changes not written

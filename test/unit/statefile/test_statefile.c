@@ -839,6 +839,128 @@ static void test_write_error_is_counted_and_retried(void **state)
     metrics_free(m);
 }
 
+typedef struct commits {
+    int calls;
+    uint64_t durable;
+    int status;
+} commits_t;
+
+static void on_commit(void *ud, uint64_t durable_seq, int status)
+{
+    commits_t *c = ud;
+    c->calls++;
+    c->durable = durable_seq;
+    c->status = status;
+}
+
+/* Group commit: the changes of one window share one write; a change made
+ * while a write is in flight goes into the next one, within the window
+ * rather than the (here endless) debounce. */
+static void test_group_commit(void **state)
+{
+    fx_t *fx = *state;
+    store_t *st = store_new(64);
+    statefile_opts_t o = {.loop = &fx->loop,
+                          .path = fx->path,
+                          .store = st,
+                          .key = KEY,
+                          .keylen = KEYLEN,
+                          .debounce_ms = 60000,
+                          .commit_window_ms = 5};
+    statefile_t *sf = statefile_new(&o);
+    statefile_start(sf);
+    commits_t c = {0};
+    statefile_on_commit(sf, on_commit, &c);
+    assert_int_equal(statefile_commit(sf), 0); /* nothing changed: nothing to wait for */
+    assert_int_equal(statefile_writable(sf, NULL, 0), 1);
+
+    uint64_t want = 0;
+    char id[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(id, sizeof(id), "g%02d", i);
+        put(st, id, SPEC_B, PUT_CREATED);
+        uint64_t s = statefile_commit(sf);
+        assert_true(s > want);
+        want = s;
+    }
+    uint64_t t0 = uv_now(&fx->loop);
+    while (c.calls == 0)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_true(uv_now(&fx->loop) - t0 < 5000); /* the window, not the debounce */
+    assert_int_equal(statefile__writes(sf), 1);
+    assert_int_equal(c.status, D8_OK);
+    assert_int_equal(c.durable, want);
+    assert_int_equal(statefile_commit(sf), 0); /* all on disk */
+
+    /* A change while a write is in flight: the next write has it. */
+    put(st, "h1", SPEC_B, PUT_CREATED);
+    uint64_t s1 = statefile_commit(sf);
+    uv_run(&fx->loop, UV_RUN_ONCE); /* the window passes, the write starts */
+    int n = 0;
+    while (statefile__writes(sf) == 1 && c.calls == 1) {
+        snprintf(id, sizeof(id), "h2-%d", n++);
+        put(st, id, SPEC_B, PUT_CREATED);
+        uint64_t s2 = statefile_commit(sf);
+        assert_true(s2 > s1);
+        s1 = s2;
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    }
+    while (c.durable < s1)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(c.status, D8_OK);
+    assert_true(statefile__writes(sf) <= 3);
+    statefile_free(sf);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+
+    store_t *back;
+    char err[256];
+    assert_int_equal(load_into(fx, &back, KEY, KEYLEN, err, sizeof(err)), D8_OK);
+    assert_int_equal(store_count(back), (size_t)(51 + n));
+    store_free(back);
+    store_free(st);
+}
+
+/* A failed write: the listener hears it, statefile_writable says why, and
+ * the retry that succeeds makes it writable again. */
+static void test_commit_failure_and_recovery(void **state)
+{
+    fx_t *fx = *state;
+    char sub[96];
+    snprintf(sub, sizeof(sub), "%s/sub", fx->dir);
+    snprintf(fx->path, sizeof(fx->path), "%s/state.json", sub);
+    store_t *st = store_new(64);
+    statefile_opts_t o = {.loop = &fx->loop, .path = fx->path, .store = st, .commit_window_ms = 0};
+    statefile_t *sf = statefile_new(&o);
+    statefile_start(sf);
+    commits_t c = {0};
+    statefile_on_commit(sf, on_commit, &c);
+    put(st, "a", SPEC_B, PUT_CREATED);
+    uint64_t s = statefile_commit(sf);
+    assert_true(s > 0);
+    while (c.calls == 0)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(c.status, D8_EIO);
+    assert_true(c.durable < s);
+    char reason[200];
+    assert_int_equal(statefile_writable(sf, reason, sizeof(reason)), 0);
+    assert_non_null(strstr(reason, "state.json"));
+    assert_non_null(strstr(reason, "no such file or directory"));
+    /* While failing, a commit keeps the backoff: it only records the wish. */
+    assert_int_equal(statefile_commit(sf), s);
+
+    assert_int_equal(mkdir(sub, 0700), 0);
+    while (c.status != D8_OK)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(c.durable, s);
+    assert_int_equal(statefile_writable(sf, reason, sizeof(reason)), 1);
+    assert_int_equal(statefile_commit(sf), 0);
+    statefile_free(sf);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    unlink(fx->path);
+    rmdir(sub);
+    store_free(st);
+}
+
 int main(void)
 {
     /* A hung loop must fail the run, not stall it. */
@@ -853,6 +975,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_debounce_coalesces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_and_free, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_error_is_counted_and_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_failure_and_recovery, setup, teardown),
     };
     return cmocka_run_group_tests_name("statefile", tests, NULL, NULL);
 }
