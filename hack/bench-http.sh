@@ -150,6 +150,58 @@ awk -v a="$ta_put_rps" -v n="$tn_put_rps" 'BEGIN { printf "ratio agent/nginx TLS
 awk -v a="$ta_get_rps" -v n="$tn_get_rps" 'BEGIN { printf "ratio agent/nginx TLS GET: %.2f\n", a/n }'
 awk -v t="$ta_get_rps" -v p="$a_get_rps" 'BEGIN { printf "agent TLS/plain GET: %.2f\n", t/p }'
 
+# Durable acknowledgements: PUTs that change the spec every time (cpuCores
+# 1, 2, 1, ...; an unchanged PUT waits for nothing), against this agent
+# (no state file) and against a second one with controller.stateFile, whose
+# every answer waits for the group-committed write + fsync. Then the same
+# with STATE_ENVS (default 1000) other environments in the desired set, as
+# every write holds the whole set.
+cat > "$out/put-change.lua" <<LUA
+wrk.method = "PUT"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $key"
+local n = 0
+request = function()
+  n = n + 1
+  local b = string.gsub('$body', '"cpuCores":2', '"cpuCores":' .. (n % 2 + 1))
+  return wrk.format(nil, nil, nil, b)
+end
+LUA
+sport=$(free_port)
+state_dir=$(mktemp -d "${TMPDIR:-/tmp}/d8-bench-state.XXXXXX")
+sed -e "s/listen: 127.0.0.1:$aport/listen: 127.0.0.1:$sport\n  stateFile: $(printf '%s' "$state_dir" | sed 's/[\/&]/\\&/g')\/state.json/" \
+  "$out/agent.yaml" > "$out/agent-state.yaml"
+AGENT_API_KEYS=$key "$bindir/dev8-agent" --config "$out/agent-state.yaml" 2>"$out/agent-state.log" &
+spid=$!; pids+=($spid)
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sport/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
+for p in "$aport" "$sport"; do
+  curl -fs -X PUT "http://127.0.0.1:$p/api/v1/environments/bench-env" -H "Authorization: Bearer $key" \
+    -H 'Content-Type: application/json' -d "$body" >/dev/null
+done
+read -r c_rps c_p50 c_p99 <<<"$(run agent-put-change "http://127.0.0.1:$aport/api/v1/environments/bench-env" "$out/put-change.lua")"
+read -r s_rps s_p50 s_p99 <<<"$(run agent-put-state "http://127.0.0.1:$sport/api/v1/environments/bench-env" "$out/put-change.lua")"
+state_envs=${STATE_ENVS:-1000}
+python3 - "$state_envs" > "$out/state-sync.json" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+items = [{"id": "env-%06d" % i, "userId": "user-%d" % (i % 997), "name": "workspace %d" % i,
+          "cloudRegion": "eastus", "env": {"NODE_ENV": "development"}} for i in range(n)]
+items.append({"id": "bench-env", "userId": "user-1", "name": "bench", "cloudRegion": "eastus"})
+print(json.dumps({"items": items}))
+PY
+curl -fs -X PUT "http://127.0.0.1:$sport/api/v1/environments" -H "Authorization: Bearer $key" \
+  -H 'Content-Type: application/json' --data-binary "@$out/state-sync.json" >/dev/null
+read -r m_rps m_p50 m_p99 <<<"$(run agent-put-state-n "http://127.0.0.1:$sport/api/v1/environments/bench-env" "$out/put-change.lua")"
+writes=$(curl -fs "http://127.0.0.1:$sport/metrics" | awk '$1=="dev8_statefile_writes_total" {print $2}')
+printf '%-28s %12s %10s %10s\n' "changing PUT" "requests/s" "p50 ms" "p99 ms"
+printf '%-28s %12s %10s %10s\n' "no state file" "$c_rps" "$c_p50" "$c_p99"
+printf '%-28s %12s %10s %10s\n' "state file, 1 env" "$s_rps" "$s_p50" "$s_p99"
+printf '%-28s %12s %10s %10s\n' "state file, $state_envs envs" "$m_rps" "$m_p50" "$m_p99"
+echo "state file writes (fsyncs) in both state-file runs: $writes (file $(wc -c < "$state_dir/state.json") bytes at the end)"
+kill -TERM "$spid" 2>/dev/null || true
+wait "$spid" 2>/dev/null || true
+rm -rf "$state_dir"
+
 # RSS per stored environment: full sync of N environments in one request.
 rss() { awk '/VmRSS/ {print $2}' "/proc/$apid/status"; }
 curl -fs -X PUT "http://127.0.0.1:$aport/api/v1/environments" -H "Authorization: Bearer $key" \

@@ -83,6 +83,31 @@ static int json_content(const http_request_t *req)
     return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
+int api__check_json_body(http_exchange_t *ex, const http_request_t *req, int check_nul)
+{
+    if (!req->body_framed) {
+        http_respond_error(ex, 411, "LengthRequired",
+                           "a JSON body with Content-Length or chunked encoding is required", NULL);
+        return 0;
+    }
+    if (!json_content(req)) {
+        http_respond_error(ex, 415, "UnsupportedMediaType",
+                           "the body must be sent as Content-Type: application/json", NULL);
+        return 0;
+    }
+    if (req->body_len == 0) {
+        http_respond_error(ex, 400, "InvalidJson", "the request body is empty", NULL);
+        return 0;
+    }
+    if (check_nul && spec_json_has_nul(req->body, req->body_len)) {
+        /* cJSON would silently cut the string there (a secret stored short). */
+        http_respond_error(ex, 400, "InvalidJson",
+                           "strings must not contain NUL characters (\\u0000)", NULL);
+        return 0;
+    }
+    return 1;
+}
+
 /*
  * Common checks of a request that carries a JSON body: framing (411),
  * media type (415) and JSON syntax (400). Returns the parsed document or
@@ -90,26 +115,8 @@ static int json_content(const http_request_t *req)
  */
 cJSON *api__read_json_body(http_exchange_t *ex, const http_request_t *req)
 {
-    if (!req->body_framed) {
-        http_respond_error(ex, 411, "LengthRequired",
-                           "a JSON body with Content-Length or chunked encoding is required", NULL);
+    if (!api__check_json_body(ex, req, 1))
         return NULL;
-    }
-    if (!json_content(req)) {
-        http_respond_error(ex, 415, "UnsupportedMediaType",
-                           "the body must be sent as Content-Type: application/json", NULL);
-        return NULL;
-    }
-    if (req->body_len == 0) {
-        http_respond_error(ex, 400, "InvalidJson", "the request body is empty", NULL);
-        return NULL;
-    }
-    if (spec_json_has_nul(req->body, req->body_len)) {
-        /* cJSON would silently cut the string there (a secret stored short). */
-        http_respond_error(ex, 400, "InvalidJson",
-                           "strings must not contain NUL characters (\\u0000)", NULL);
-        return NULL;
-    }
     const char *end = NULL;
     cJSON *doc = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, 0);
     if (doc) {
@@ -727,6 +734,7 @@ void api_free(api_t *api, void (*done)(void *arg), void *arg)
     api->done_arg = arg;
     api__preflight_detach(api);
     api_shutdown(api);
+    api__sync_detach(api);
     api->pending_closes = api->probe_srv ? 3 : 2;
     uv_close((uv_handle_t *)&api->heartbeat, heartbeat_closed);
     http_server_free(api->srv, api_server_freed, api);

@@ -37,9 +37,10 @@ struct api {
     char ready_reason[128];
     int shutting_down;
 
-    d8_list_t pending;         /* api__pending_t: answers waiting for the state file */
-    d8_list_t watchers;        /* api__watch_client_t, one per open watch stream */
-    api__pf_batch_t *pf_batch; /* the preflight run in flight, or NULL */
+    d8_list_t pending;          /* api__pending_t: answers waiting for the state file */
+    struct api__sync_job *sync; /* the full sync in progress (api_sync.c), or NULL */
+    d8_list_t watchers;         /* api__watch_client_t, one per open watch stream */
+    api__pf_batch_t *pf_batch;  /* the preflight run in flight, or NULL */
     size_t nwatchers;
     uv_timer_t heartbeat;
 
@@ -77,6 +78,10 @@ void api__respond_spec_error(http_exchange_t *ex, const spec_error_t *e);
  * body; returns the parsed document (owned by the caller) or NULL after
  * answering. */
 cJSON *api__read_json_body(http_exchange_t *ex, const http_request_t *req);
+/* The checks of api__read_json_body without the parse (411, 415, an empty
+ * body and, when check_nul, NUL characters): 1 when they pass, else 0
+ * after answering. */
+int api__check_json_body(http_exchange_t *ex, const http_request_t *req, int check_nul);
 
 /* ---- durable acknowledgements (api_durable.c) --------------------------- */
 
@@ -129,6 +134,12 @@ void api__preflight(api_t *api, http_exchange_t *ex, const http_request_t *req, 
 /* The api is going away: a preflight run in flight answers its waiters
  * (if their connections are still open) without touching the api. */
 void api__preflight_detach(api_t *api);
+
+/* ---- full sync (api_sync.c) ---------------------------------------------- */
+
+/* The api is going away: a sync being applied finishes on its own (it
+ * needs only the store) and answers nothing more. */
+void api__sync_detach(api_t *api);
 
 /* ---- watch streams (api_watch.c) ---------------------------------------- */
 

@@ -53,7 +53,7 @@ static config_t *defaults_new(void)
     cfg->max_concurrent_reconciles = 16;
     cfg->state_file = d8_xstrdup("");
     cfg->state_commit_ms = 2;
-    cfg->max_sync_items = 100000;
+    cfg->max_sync_items = 50000;
 
     cfg->keys_file = d8_xstrdup("");
     cfg->max_body_bytes = 1048576;

@@ -77,7 +77,7 @@ typedef struct config {
     char *keys_file;            /* "" = env AGENT_API_KEYS */
     size_t max_body_bytes;      /* 1048576 */
     size_t max_sync_body_bytes; /* 67108864 */
-    int max_sync_items;         /* 100000: items of one full sync */
+    int max_sync_items;         /* 50000: items of one full sync */
     size_t max_connections;     /* 1024 */
     int watch_ring_size;        /* 4096 events kept for watch resume */
     char **api_keys;            /* resolved keys (secret; never logged) */

@@ -1,4 +1,5 @@
 #include "store.h"
+#include "store_int.h"
 
 #include "base/base.h"
 #include "base/map.h"
@@ -797,79 +798,6 @@ static void ensure_sorted(store_t *st)
     st->sorted_valid = 1;
 }
 
-static int cmp_item_ptr(const void *a, const void *b)
-{
-    const store_sync_item_t *x = *(store_sync_item_t *const *)a;
-    const store_sync_item_t *y = *(store_sync_item_t *const *)b;
-    return strcmp(x->id, y->id);
-}
-
-static int item_present(store_sync_item_t **byid, size_t n, const char *id)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(byid[mid]->id, id);
-        if (c == 0)
-            return 1;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
-}
-
-void store_sync(store_t *st, store_sync_item_t *items, size_t n, store_sync_counts_t *counts)
-{
-    memset(counts, 0, sizeof(*counts));
-    st->in_sync = 1;
-    store_sync_item_t **byid = d8_xmalloc((n ? n : 1) * sizeof(*byid));
-    for (size_t i = 0; i < n; i++)
-        byid[i] = &items[i];
-    qsort(byid, n, sizeof(*byid), cmp_item_ptr);
-
-    /* First mark what left the desired set (objects being deleted finish
-     * their deletion whatever the new set says). */
-    ensure_sorted(st);
-    size_t nold = st->nsorted;
-    entry_t **old = d8_xmalloc((nold ? nold : 1) * sizeof(entry_t *));
-    memcpy(old, st->sorted, nold * sizeof(entry_t *));
-    for (size_t i = 0; i < nold; i++) {
-        entry_t *e = old[i];
-        if (e->obj.status.phase == PHASE_DELETING || item_present(byid, n, e->obj.id))
-            continue;
-        mark_removed(st, e, d8_wall_ms());
-        counts->removed++;
-    }
-    free(old);
-    free(byid);
-
-    for (size_t i = 0; i < n; i++) {
-        entry_t *e = lookup(st, items[i].id);
-        if (e && e->obj.status.phase == PHASE_DELETING && !e->obj.removed) {
-            /* An explicit DELETE is in progress: let it finish. */
-            spec_release(&items[i].spec);
-            counts->unchanged++;
-            continue;
-        }
-        store_put_result_t r;
-        store_put(st, items[i].id, &items[i].spec, -1, 0, &r, NULL);
-        if (r == PUT_CREATED)
-            counts->created++;
-        else if (r == PUT_UPDATED)
-            counts->updated++;
-        else
-            counts->unchanged++;
-    }
-    st->in_sync = 0;
-    if (!st->synced) {
-        /* A sync that changed nothing still makes the set authoritative. */
-        st->synced = 1;
-        desired_changed(st);
-    }
-}
-
 int store_restore(store_t *st, store_restore_item_t *item)
 {
     if (lookup(st, item->id))
@@ -987,4 +915,30 @@ int store_list(store_t *st, const char *after, const store_filter_t *filter, siz
         seen++;
     }
     return 0;
+}
+
+/* ---- for store_sync.c ------------------------------------------------------ */
+
+void store__set_bulk(store_t *st, int on)
+{
+    st->in_sync = on;
+}
+
+int store__remove_from_set(store_t *st, const char *id)
+{
+    entry_t *e = lookup(st, id);
+    /* Objects being deleted finish their deletion whatever the set says. */
+    if (!e || e->obj.status.phase == PHASE_DELETING)
+        return 0;
+    mark_removed(st, e, d8_wall_ms());
+    return 1;
+}
+
+void store__mark_synced(store_t *st)
+{
+    if (st->synced)
+        return;
+    /* A sync that changed nothing still makes the set authoritative. */
+    st->synced = 1;
+    desired_changed(st);
 }

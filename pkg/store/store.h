@@ -225,6 +225,22 @@ typedef struct store_sync_counts {
 void store_sync(store_t *st, store_sync_item_t *items, size_t n, store_sync_counts_t *counts);
 
 /*
+ * The same full sync applied in steps, so that a large one never holds the
+ * loop: begin takes the set (items borrowed until end; ids unique),
+ * snapshots the ids of the objects that exist now and returns the run;
+ * each step applies at most `budget` units of work (an object marked
+ * removed or an item put) and returns 1 once everything is applied; end
+ * (only after the step that returned 1) marks the store synced, fills
+ * counts and frees the run. Objects created between begin and end (by a
+ * PUT interleaved with the steps) are not removed: the sync is ordered
+ * before them. Each item's spec is moved in (or released) by its step.
+ */
+typedef struct store_sync_run store_sync_run_t;
+store_sync_run_t *store_sync_begin(store_t *st, store_sync_item_t *items, size_t n);
+int store_sync_step(store_t *st, store_sync_run_t *run, size_t budget);
+void store_sync_end(store_t *st, store_sync_run_t *run, store_sync_counts_t *counts);
+
+/*
  * Desired-set listener: fn is called synchronously after every change of
  * what a snapshot of the desired set holds (specs, generations, creations,
  * deletions, removals, secret values adopted, the synced flag) and never

@@ -39,6 +39,61 @@ static void put_ok(store_t *st, const char *id, const char *user, int cpu, store
     spec_release(&s);
 }
 
+static void count_bulk(void *ud, const store_event_t *ev)
+{
+    ((int *)ud)[ev->bulk ? 1 : 0]++;
+}
+
+/* The full sync in steps: the same outcome as store_sync, bulk events only
+ * inside the steps, and an object a PUT creates between two steps is
+ * ordered after the sync (not removed by it). */
+static void test_full_sync_in_steps(void **state)
+{
+    (void)state;
+    store_t *st = store_new(64);
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "old-%d", i);
+        put_ok(st, id, "u", 4, PUT_CREATED);
+    }
+    enum { N = 25 };
+    store_sync_item_t items[N];
+    memset(items, 0, sizeof(items));
+    for (int i = 0; i < N; i++) {
+        /* old-0..old-4 stay (old-0 changes), old-5..old-9 leave. */
+        if (i < 5)
+            snprintf(items[i].id, sizeof(items[i].id), "old-%d", i);
+        else
+            snprintf(items[i].id, sizeof(items[i].id), "new-%02d", i);
+        items[i].spec = mkspec("u", i == 0 ? 8 : 4);
+    }
+    store_sync_run_t *run = store_sync_begin(st, items, N);
+    int steps = 0, bulk[2] = {0, 0};
+    store_watcher_t *w = store_watch(st, count_bulk, bulk);
+    while (!store_sync_step(st, run, 3)) {
+        steps++;
+        if (steps == 2)
+            put_ok(st, "between", "u", 4, PUT_CREATED); /* not bulk */
+        assert_false(store_synced(st));
+    }
+    store_unwatch(st, w);
+    assert_true(steps >= (10 + N) / 3 - 1);
+    assert_int_equal(bulk[0], 1);
+    store_sync_counts_t n;
+    store_sync_end(st, run, &n);
+    assert_true(store_synced(st));
+    assert_int_equal(n.created, 20);
+    assert_int_equal(n.updated, 1);
+    assert_int_equal(n.unchanged, 4);
+    assert_int_equal(n.removed, 5);
+    assert_true(store_desired(st, "between"));
+    assert_true(store_desired(st, "old-4"));
+    assert_false(store_desired(st, "old-5"));
+    assert_true(store_desired(st, "new-24"));
+    assert_int_equal(store_get(st, "old-0")->generation, 2);
+    store_free(st);
+}
+
 static void test_generation_bumps_only_on_change(void **state)
 {
     (void)state;
@@ -185,11 +240,6 @@ static void test_list_order_filters_and_paging(void **state)
     assert_int_equal(c.n, 1);
     assert_string_equal(c.ids[0], "d");
     store_free(st);
-}
-
-static void count_bulk(void *ud, const store_event_t *ev)
-{
-    ((int *)ud)[ev->bulk ? 1 : 0]++;
 }
 
 static void test_full_sync_counts(void **state)
@@ -726,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_many_objects_and_removal),
         cmocka_unit_test(test_list_order_filters_and_paging),
         cmocka_unit_test(test_full_sync_counts),
+        cmocka_unit_test(test_full_sync_in_steps),
         cmocka_unit_test(test_watch_and_replay),
         cmocka_unit_test(test_status_update_emits_only_on_change),
         cmocka_unit_test(test_secret_values_never_in_json),
