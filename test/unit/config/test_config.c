@@ -414,6 +414,16 @@ static void test_ranges(void **state)
                    "1073741824");
     expect_err_has("api: {maxConnections: 0}\n" MIN_AZURE,
                    "api.maxConnections: must be an integer between 1 and 65536");
+    expect_int_ok("api: {maxSyncItems: 1}\n", offsetof(config_t, max_sync_items), 1);
+    expect_err_has("api: {maxSyncItems: 0}\n" MIN_AZURE,
+                   "api.maxSyncItems: must be an integer between 1 and 10000000");
+    expect_int_ok("controller: {stateCommitMs: 0}\n", offsetof(config_t, state_commit_ms), 0);
+    expect_err_has("controller: {stateCommitMs: 1001}\n" MIN_AZURE,
+                   "controller.stateCommitMs: must be an integer between 0 and 1000");
+    c = load_with("");
+    assert_int_equal(c->max_sync_items, 50000);
+    assert_int_equal(c->state_commit_ms, 2);
+    config_free(c);
 
     c = load_with("reaper: {maxOrphanFraction: 1}\n");
     assert_true(c->reaper_max_orphan_fraction == 1.0);
@@ -439,7 +449,7 @@ static void test_unknown_keys(void **state)
     expect_err("controller:\n  nmae: x\n",
                "t.yaml:2:3: controller.nmae: unknown key (expected one of: name, listen, "
                "probeListen, resyncSeconds, statusRefreshSeconds, shutdownGraceSeconds, "
-               "maxConcurrentReconciles, stateFile)");
+               "maxConcurrentReconciles, stateFile, stateCommitMs)");
     expect_err("foo: 1\n", "t.yaml:1:1: foo: unknown key (expected one of: controller, api, "
                            "azure, images, registries, workspace, limits, reaper, webhook, log, "
                            "pricing, retention)");
