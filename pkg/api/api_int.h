@@ -42,6 +42,8 @@ struct api {
     d8_list_t watchers;         /* api__watch_client_t, one per open watch stream */
     api__pf_batch_t *pf_batch;  /* the preflight run in flight, or NULL */
     size_t nwatchers;
+    uint64_t snap_turn;    /* uv_now of the loop turn the snapshot budget is for */
+    uint64_t snap_turn_ns; /* uv_hrtime when that turn's snapshot work began */
     uv_timer_t heartbeat;
 
     metric_family_t *m_requests;
@@ -63,8 +65,15 @@ struct api {
 struct api__watch_client {
     api_t *api;
     http_exchange_t *ex;
-    store_watcher_t *w;
-    d8_list_t link; /* in api->watchers */
+    store_watcher_t *w; /* NULL while the snapshot is being sent */
+    d8_list_t link;     /* in api->watchers */
+    /* The snapshot (a watch without resourceVersion): the objects after
+     * cursor are still to be sent, as ADDED with id snap_rv; then the
+     * events after snap_rv are replayed from the ring and w follows. */
+    int snapshot;
+    uint64_t snap_rv;
+    char cursor[SPEC_ID_MAX + 1];
+    uv_idle_t idle; /* the next slice, when the socket took the last at once */
 };
 
 /* ---- request and answer helpers (api.c) --------------------------------- */
@@ -143,8 +152,9 @@ void api__sync_detach(api_t *api);
 
 /* ---- watch streams (api_watch.c) ---------------------------------------- */
 
-/* Unlinks c from api->watchers, stops its store watch and frees it; the
- * exchange is left to the caller. */
+/* Unlinks c from api->watchers, stops its store watch and its snapshot and
+ * frees it (once its idle handle is closed); the exchange is left to the
+ * caller. */
 void api__watch_client_free(api__watch_client_t *c);
 /* The heartbeat timer: a comment line to every watch stream. */
 void api__heartbeat_cb(uv_timer_t *t);

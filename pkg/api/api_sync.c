@@ -32,6 +32,8 @@
 #define SLICE_NS (5 * 1000 * 1000)
 #define CHECK_EVERY 32
 #define RETRY_AFTER "2"
+/* A body that is not an object is parsed whole only up to this size. */
+#define NOT_OBJECT_PARSE_MAX ((size_t)1 << 20)
 
 typedef enum { PH_OPEN, PH_KEY, PH_ITEMS, PH_AFTER_ITEM, PH_AFTER_ITEMS, PH_APPLY } phase_t;
 
@@ -231,6 +233,26 @@ static int decode_key(struct api__sync_job *j, spec_error_t *err)
     return 0;
 }
 
+/* The body does not start an object: InvalidJson when it is not JSON at
+ * all, else InvalidSpec. Only a body within NOT_OBJECT_PARSE_MAX is parsed
+ * to tell (a whole-body parse of a large one is what the decoder avoids). */
+static int not_an_object(struct api__sync_job *j, spec_error_t *err)
+{
+    size_t len = (size_t)(j->end - j->p);
+    if (len <= NOT_OBJECT_PARSE_MAX) {
+        const char *stop = NULL;
+        cJSON *v = cJSON_ParseWithLengthOpts(j->p, len, &stop, 0);
+        if (v)
+            j->p = stop;
+        skip_ws(j);
+        int ok = v && j->p == j->end;
+        cJSON_Delete(v);
+        if (!ok)
+            return fail_json(err);
+    }
+    return fail_spec(err, "items", NOT_A_SET, "");
+}
+
 /*
  * One token step of the decoder: returns 0 to go on, 1 when the body is
  * decoded, or an HTTP status with err filled.
@@ -242,7 +264,7 @@ static int decode_step(struct api__sync_job *j, spec_error_t *err)
     switch (j->phase) {
     case PH_OPEN:
         if (c != '{')
-            return fail_spec(err, "items", NOT_A_SET, ""), 400;
+            return not_an_object(j, err), 400;
         j->p++;
         skip_ws(j);
         if (j->p < j->end && *j->p == '}')
@@ -316,6 +338,8 @@ static int begin_apply(struct api__sync_job *j, spec_error_t *err)
     return 0;
 }
 
+/* Everything is applied: marks the store synced, logs the counts and
+ * answers them (once durable), unless the client or the api went away. */
 static void finish(struct api__sync_job *j)
 {
     store_sync_counts_t counts;

@@ -285,6 +285,8 @@ static void on_write(uv_write_t *req, int status)
         c->wblocked = 0;
         conn_process(c);
     }
+    if (c->nwrites == 0)
+        http__stream_drained(c);
 }
 
 /* Queues bufs (borrowed): encrypted first on a TLS connection. */

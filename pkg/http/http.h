@@ -193,6 +193,22 @@ int http_stream_write(http_exchange_t *ex, const char *data, size_t len);
 void http_stream_end(http_exchange_t *ex);
 
 /*
+ * Flow control of a stream: http_stream_pending answers the bytes written
+ * to the stream that the socket has not taken yet (0 once all is sent, or
+ * when the connection is closing). http_stream_on_drain registers cb to
+ * run once, when every byte written so far has been taken by the socket;
+ * it runs from a libuv write callback, never from inside an http_* call,
+ * and only while the stream is open (not after http_stream_end or a
+ * close). Register it only while http_stream_pending is above 0 (else
+ * nothing is left to drain and it would not run). cb NULL unregisters.
+ * A producer writes while pending is under its bound and waits for the
+ * drain otherwise, so that its memory is bounded by what it writes at a
+ * time, whatever the peer's speed.
+ */
+size_t http_stream_pending(const http_exchange_t *ex);
+void http_stream_on_drain(http_exchange_t *ex, void (*cb)(void *ud), void *ud);
+
+/*
  * Registers cb to run if the connection closes before the answer is
  * complete (peer gone, timeout, server shutdown). After cb the exchange
  * is gone. Passing cb NULL unregisters. cb runs from a uv_close callback,

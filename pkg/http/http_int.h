@@ -50,6 +50,8 @@ struct http_exchange {
     http__conn_t *conn;
     void (*on_close)(void *ud);
     void *on_close_ud;
+    void (*on_drain)(void *ud); /* http_stream_on_drain, one-shot */
+    void *on_drain_ud;
     int status;
 };
 
@@ -191,6 +193,9 @@ size_t http__conn_queued(const http__conn_t *c);
  * where answer bytes are queued for writing. 0, or D8_EGONE when the
  * connection is (now) closing. */
 int http__conn_write(http__conn_t *c, const uv_buf_t *bufs, unsigned n);
+/* Every queued write of c has completed: runs a stream's drain callback
+ * (http_stream_on_drain), if one is registered. */
+void http__stream_drained(http__conn_t *c);
 /* After an answer was queued: next request, or the end of the connection. */
 void http__conn_after_answer(http__conn_t *c, int keep);
 /* Ends c politely: flush, shut down the write side, drain input a while. */

@@ -272,6 +272,8 @@ int http_stream_start(http_exchange_t *ex, int status, const http_header_t *head
                c->stream_raw);
     http__conn_state(c, HTTP__C_STREAM);
     c->stream_started = 1;
+    ex->on_drain = NULL;
+    ex->on_drain_ud = NULL;
     uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
     if (http__conn_write(c, &b, 1) != 0)
         return D8_EGONE;
@@ -340,6 +342,33 @@ void http_exchange_abort(http_exchange_t *ex)
     ex->on_close = NULL;
     LOG(LOG_DEBUG, "http exchange aborted", LF_S("remote", c->remote), LF_S("request_id", c->rid));
     http__conn_close_ex(c, 1);
+}
+
+size_t http_stream_pending(const http_exchange_t *ex)
+{
+    if (!ex || ex->conn->state == HTTP__C_CLOSING)
+        return 0;
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&ex->conn->tcp);
+}
+
+void http_stream_on_drain(http_exchange_t *ex, void (*cb)(void *ud), void *ud)
+{
+    if (!ex)
+        return;
+    ex->on_drain = cb;
+    ex->on_drain_ud = cb ? ud : NULL;
+}
+
+void http__stream_drained(http__conn_t *c)
+{
+    http_exchange_t *ex = &c->ex;
+    if (c->state != HTTP__C_STREAM || !c->ex_open || !ex->on_drain)
+        return;
+    void (*cb)(void *) = ex->on_drain;
+    void *ud = ex->on_drain_ud;
+    ex->on_drain = NULL;
+    ex->on_drain_ud = NULL;
+    cb(ud);
 }
 
 void http_exchange_on_close(http_exchange_t *ex, void (*cb)(void *ud), void *ud)
