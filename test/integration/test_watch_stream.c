@@ -224,7 +224,7 @@ static void test_slow_watcher_is_cut_with_relist_event(void **state)
     char extra[30100];
     int cut_seen_at = -1;
     for (int i = 0; i < 600 && cut_seen_at < 0; i++) {
-        char val[8];
+        char val[16];
         snprintf(val, sizeof(val), "%d", i);
         snprintf(extra, sizeof(extra), "\"env\":{\"PAD\":\"%s\",\"I\":\"%s\"}", big, val);
         spec = ta_spec("u", "slow", "eastus", extra);
