@@ -1,7 +1,7 @@
 /*
  * Streamed watch snapshots, end to end against the real agent:
  *
- * - 1,500 environments and 300 watchers without resourceVersion that do
+ * - 1,500 environments and 200 watchers without resourceVersion that do
  *   not read: /healthz keeps answering fast while their snapshots are
  *   written (each as its socket drains, in bounded pieces), the agent's
  *   memory grows by a bounded amount, and a watcher that reads gets every
@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #define NENVS 1500
-#define NWATCHERS 300
+#define NWATCHERS 200 /* under api.maxConnectionsPerClient (256), with the probes */
 #define STALL_BOUND_MS 250
 #define RSS_GROWTH_BOUND_MIB 64
 
