@@ -122,25 +122,33 @@ static void job_closed(uv_handle_t *h)
     free(j);
 }
 
-/* Ends the job: answers what is left to answer is done by the caller. */
+/* Takes the exchange from the job (to answer it), or NULL when the
+ * connection is gone. */
+static http_exchange_t *job_take_exchange(struct api__sync_job *j)
+{
+    http_exchange_t *ex = j->ex;
+    if (ex)
+        http_exchange_on_close(ex, NULL, NULL);
+    j->ex = NULL;
+    return ex;
+}
+
+/* Ends the job (its answer, if any, was given); memory goes with the idle
+ * handle. */
 static void job_end(struct api__sync_job *j)
 {
     if (j->api)
         j->api->sync = NULL;
-    if (j->ex)
-        http_exchange_on_close(j->ex, NULL, NULL);
+    job_take_exchange(j);
     uv_close((uv_handle_t *)&j->tick, job_closed);
 }
 
-static void job_fail(struct api__sync_job *j, int status, const spec_error_t *err,
-                     const char *retry_after)
+static void job_fail(struct api__sync_job *j, int status, const spec_error_t *err)
 {
-    if (j->ex) {
-        http_header_t h = {"Retry-After", retry_after};
-        http_respond_error_h(j->ex, status, &h, retry_after ? 1 : 0,
-                             err->code[0] ? err->code : "InvalidSpec", err->message,
-                             err->field[0] ? err->field : NULL);
-    }
+    http_exchange_t *ex = job_take_exchange(j);
+    if (ex)
+        http_respond_error(ex, status, err->code[0] ? err->code : "InvalidSpec", err->message,
+                           err->field[0] ? err->field : NULL);
     job_end(j);
 }
 
@@ -328,8 +336,9 @@ static int begin_apply(struct api__sync_job *j, spec_error_t *err)
         return 400;
     for (size_t i = 0; i < j->n; i++) {
         if (api__being_reaped(j->api, j->items[i].id)) {
-            if (j->ex)
-                api__respond_reaping(j->ex, j->items[i].id);
+            http_exchange_t *ex = job_take_exchange(j);
+            if (ex)
+                api__respond_reaping(ex, j->items[i].id);
             return -1;
         }
     }
@@ -360,10 +369,7 @@ static void finish(struct api__sync_job *j)
                            "\"resourceVersion\":%llu}",
                            counts.created, counts.updated, counts.unchanged, counts.removed,
                            (unsigned long long)store_rv(j->store));
-        http_exchange_t *ex = j->ex;
-        http_exchange_on_close(ex, NULL, NULL);
-        j->ex = NULL;
-        api__respond_durable(j->api, ex, 200, NULL, body, (size_t)len);
+        api__respond_durable(j->api, job_take_exchange(j), 200, NULL, body, (size_t)len);
     }
     job_end(j);
 }
@@ -394,7 +400,7 @@ static void tick_cb(uv_idle_t *t)
                         break;
                 }
                 if (st > 1) {
-                    job_fail(j, st, &err, NULL);
+                    job_fail(j, st, &err);
                     return;
                 }
             }
