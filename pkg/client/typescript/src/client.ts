@@ -465,6 +465,9 @@ export class Dev8Client {
             disarmIdle();
             while (queue.length > 0) {
               const ev = queue.shift() as SseEvent;
+              // The agent cut the stream (it fell behind, or its snapshot outlasted the
+              // ring): list again, as after a 410.
+              if (ev.event === "ERROR") mustRelist = true;
               const out = this.toWatchEvent(ev);
               if (snapshot && !snapshotDone) {
                 if (snapshotId === undefined) snapshotId = ev.id;

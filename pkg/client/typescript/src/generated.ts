@@ -35,7 +35,9 @@ export interface paths {
         /**
          * Readiness
          * @description 200 once the configuration is loaded, the API listens and an Azure token was obtained
-         *     once; 503 `NotReady` with the reason in `message` otherwise, and while shutting down.
+         *     once; 503 `NotReady` with the reason in `message` otherwise, while shutting down, and
+         *     while a configured state file cannot be written (`state file not writable: ...`; 200
+         *     again once a write succeeds).
          */
         get: operations["getReadyz"];
         put?: never;
@@ -95,7 +97,11 @@ export interface paths {
          *     desired again. An environment being deleted by a DELETE stays being deleted.
          *
          *     A full sync makes the desired set authoritative for the reaper. The body limit is
-         *     `api.maxSyncBodyBytes` (64 MiB by default).
+         *     `api.maxSyncBodyBytes` (64 MiB by default), the item limit `api.maxSyncItems` (50,000
+         *     by default, 413 `TooManyItems`). The body is decoded one item at a time and applied in
+         *     slices between which the agent serves other requests; the answer comes when all of it
+         *     is applied (and, with a state file, on disk). One sync at a time: another one meanwhile
+         *     is 429 `SyncInProgress` with `Retry-After`.
          */
         put: operations["fullSync"];
         /**
@@ -282,6 +288,20 @@ export interface paths {
          *     when N is from another run of the agent (a run without a state file starts its
          *     resourceVersions at wall-clock milliseconds x 1000): list again and watch from the
          *     list's `resourceVersion`. 429 past 1000 open streams.
+         *
+         *     The snapshot is written as the client reads it, in bounded pieces; objects changed
+         *     while it is being sent may come twice (their last state last), as the events after the
+         *     snapshot's resourceVersion are replayed once it is complete. A client that falls behind
+         *     (more than 1 MiB of events waiting for it), or whose snapshot took longer than the ring
+         *     holds changes, gets a final event
+         *
+         *     ```
+         *     event: ERROR
+         *     data: {"error":{"code":"Gone","message":"...: list again and watch from the list's resourceVersion"}}
+         *     ```
+         *
+         *     (without `id`) and the stream ends: as after a 410, list again and watch from the
+         *     list's `resourceVersion`.
          *
          *     The event format is also given as `x-dev8-sse-events` on the 200 answer.
          */
@@ -831,12 +851,12 @@ export interface components {
          * @description 400 `InvalidJson`, `InvalidSpec`, `InvalidId`, `InvalidQuery`, `InvalidArgument`,
          *     `BadRequest` (malformed HTTP); 401 `Unauthorized`; 404 `NotFound`; 405
          *     `MethodNotAllowed`; 408 `RequestTimeout`; 409 `Conflict`; 410 `Gone`; 411
-         *     `LengthRequired`; 413 `PayloadTooLarge`; 415 `UnsupportedMediaType`; 429
-         *     `TooManyRequests`; 431 `RequestHeaderFieldsTooLarge`; 500 `InternalError`; 503
-         *     `NotReady`, `ServiceUnavailable`.
+         *     `LengthRequired`; 413 `PayloadTooLarge`, `TooManyItems`; 415 `UnsupportedMediaType`;
+         *     429 `TooManyRequests`, `SyncInProgress`; 431 `RequestHeaderFieldsTooLarge`; 500
+         *     `InternalError`; 503 `NotReady`, `ServiceUnavailable`, `StateNotWritable`.
          * @enum {string}
          */
-        ErrorCode: "InvalidJson" | "InvalidSpec" | "InvalidId" | "InvalidQuery" | "InvalidArgument" | "BadRequest" | "Unauthorized" | "NotFound" | "MethodNotAllowed" | "RequestTimeout" | "Conflict" | "Gone" | "LengthRequired" | "PayloadTooLarge" | "UnsupportedMediaType" | "TooManyRequests" | "RequestHeaderFieldsTooLarge" | "InternalError" | "NotReady" | "ServiceUnavailable";
+        ErrorCode: "InvalidJson" | "InvalidSpec" | "InvalidId" | "InvalidQuery" | "InvalidArgument" | "BadRequest" | "Unauthorized" | "NotFound" | "MethodNotAllowed" | "RequestTimeout" | "Conflict" | "Gone" | "LengthRequired" | "PayloadTooLarge" | "UnsupportedMediaType" | "TooManyRequests" | "RequestHeaderFieldsTooLarge" | "InternalError" | "NotReady" | "ServiceUnavailable" | "TooManyItems" | "SyncInProgress" | "StateNotWritable";
         PreflightReport: {
             checks: {
                 /** @description `credentials`, `provider <namespace>`, `region <name>: <check>`, `image <key>`. */
@@ -1099,6 +1119,48 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /**
+         * @description `StateNotWritable` (with `Retry-After`): a state file is configured and cannot be
+         *     written (the message names the operation, the path and the system's reason). A mutation
+         *     that arrives while the file cannot be written changes nothing. A mutation whose write
+         *     failed stays applied in memory and is written by the agent's retry, so a client that
+         *     retries (the mutations are idempotent) finds it applied; it was not acknowledged.
+         */
+        StateNotWritable: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description `PayloadTooLarge`: the body is over `api.maxSyncBodyBytes` (the connection closes), or
+         *     `TooManyItems` (field `items`): more than `api.maxSyncItems` items (50,000 by default).
+         *     Nothing changes.
+         */
+        SyncTooLarge: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description `SyncInProgress` (with `Retry-After`): another full sync is being applied; one at a time. */
+        SyncInProgress: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description `NotReady`: not ready yet (the message says why), or shutting down. */
         NotReady: {
             headers: {
@@ -1275,8 +1337,10 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["ReaperConflict"];
             411: components["responses"]["LengthRequired"];
-            413: components["responses"]["PayloadTooLarge"];
+            413: components["responses"]["SyncTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["SyncInProgress"];
+            503: components["responses"]["StateNotWritable"];
         };
     };
     createEnvironment: {
@@ -1299,6 +1363,7 @@ export interface operations {
             411: components["responses"]["LengthRequired"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["StateNotWritable"];
         };
     };
     getEnvironment: {
@@ -1349,6 +1414,7 @@ export interface operations {
             411: components["responses"]["LengthRequired"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["StateNotWritable"];
         };
     };
     deleteEnvironment: {
@@ -1366,6 +1432,7 @@ export interface operations {
             202: components["responses"]["EnvironmentAccepted"];
             400: components["responses"]["InvalidIdOrQuery"];
             401: components["responses"]["Unauthorized"];
+            503: components["responses"]["StateNotWritable"];
         };
     };
     startEnvironment: {
@@ -1385,6 +1452,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["BeingDeleted"];
+            503: components["responses"]["StateNotWritable"];
         };
     };
     stopEnvironment: {
@@ -1404,6 +1472,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["BeingDeleted"];
+            503: components["responses"]["StateNotWritable"];
         };
     };
     restartEnvironment: {
@@ -1423,6 +1492,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["BeingDeleted"];
+            503: components["responses"]["StateNotWritable"];
         };
     };
     recordActivity: {

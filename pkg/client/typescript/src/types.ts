@@ -405,14 +405,19 @@ export type ErrorCode =
   | "Conflict" // 409
   | "Gone" // 410
   | "LengthRequired" // 411
-  | "PayloadTooLarge" // 413
+  // 413
+  | "PayloadTooLarge"
+  | "TooManyItems"
   | "UnsupportedMediaType" // 415
-  | "TooManyRequests" // 429
+  // 429
+  | "TooManyRequests"
+  | "SyncInProgress"
   | "RequestHeaderFieldsTooLarge" // 431
   | "InternalError" // 500
   // 503
   | "NotReady"
-  | "ServiceUnavailable";
+  | "ServiceUnavailable"
+  | "StateNotWritable";
 
 /** The body of every error answer. */
 export interface ApiError {

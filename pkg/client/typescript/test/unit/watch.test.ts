@@ -107,6 +107,25 @@ describe("watch", () => {
     assert.deepEqual(brief(events), ["MODIFIED@21:a1", "RESYNC@900:a1,b1", "DELETED@901:b1"]);
   });
 
+  it("an ERROR event (the agent cut a watcher that fell behind) re-lists, as a 410 does", async () => {
+    agent = await new FakeAgent((req, res, n) => {
+      if (req.url.pathname === "/api/v1/environments") return sendJson(res, 200, { items: [a, b], resourceVersion: 70, continue: "" });
+      sseHead(res);
+      if (n === 1) {
+        sseEvent(res, 61, "MODIFIED", a);
+        res.write('event: ERROR\ndata: {"error":{"code":"Gone","message":"behind: list again"}}\n\n');
+        res.end();
+      } else {
+        sseEvent(res, 71, "DELETED", b);
+      }
+    }).start();
+    const { events } = await take(clientOf(agent), 3, { resourceVersion: 60 });
+    assert.deepEqual(brief(events), ["MODIFIED@61:a1", "RESYNC@70:a1,b1", "DELETED@71:b1"]);
+    const w2 = agent.watches()[1];
+    assert.equal(w2?.url.search, "?resourceVersion=70");
+    assert.equal(w2?.headers["last-event-id"], undefined);
+  });
+
   it("a drop during the initial snapshot re-lists instead of resuming from the snapshot's shared id", async () => {
     agent = await new FakeAgent((req, res, n) => {
       if (req.url.pathname === "/api/v1/environments") return sendJson(res, 200, { items: [a, b], resourceVersion: 40, continue: "" });
