@@ -581,6 +581,9 @@ static void classify_group(azsim__rq_t *q, int *bad_method)
             q->op = AZSIM__OP_CG_RESTART;
         else
             return;
+    } else if (q->nseg == 11 && seg_is(q, 8, "containers") && seg_is(q, 10, "logs")) {
+        if (method_is(q, "GET"))
+            q->op = AZSIM__OP_CG_LOGS;
     } else if (q->nseg == 9) {
         if (!(seg_is(q, 8, "start") || seg_is(q, 8, "stop") || seg_is(q, 8, "restart")))
             return;

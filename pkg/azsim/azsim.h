@@ -213,6 +213,9 @@ typedef struct azsim_image_rule {
     uint64_t pull_median_ms; /* this image's own distribution when > 0 ... */
     uint64_t pull_p95_ms;    /* ... (lognormal through median and 95th percentile) */
     int failure;             /* AZSIM_PULL_* */
+    /* The IDE's probes (readinessProbe, livenessProbe of the container)
+     * pass this long into each run: 0 at once, -1 never. */
+    int64_t ready_after_ms;
 } azsim_image_rule_t;
 
 /*

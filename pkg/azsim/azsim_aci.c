@@ -61,6 +61,7 @@ void azsim__group_free(azsim__group_t *g)
     free(g->images);
     cJSON_Delete(g->cevents);
     cJSON_Delete(g->gevents);
+    cJSON_Delete(g->logs);
     free(g);
 }
 
@@ -456,6 +457,57 @@ static void cg_get(azsim__rq_t *q)
     render(q, 200, g, 'g');
 }
 
+/*
+ * containers/{name}/logs: the last `tail` lines of the container's log
+ * (all of it without tail) as Logs {"content"}; with timestamps=true each
+ * line starts with its time. An unknown container is 404.
+ */
+void azsim__aci_logs(azsim__rq_t *q)
+{
+    azsim__group_t *g = find_group(q);
+    if (!g) {
+        not_found(q);
+        return;
+    }
+    if (!g->nimages || !azsim__ieq(q->seg[9], g->cname)) {
+        azsim__arm_error(q->resp, 404, "ContainerNotFound",
+                         "The container '%s' is not found in container group '%s'.", q->seg[9],
+                         g->name);
+        return;
+    }
+    char v[32];
+    long tail = -1;
+    if (azsim__param(q->req->query, "tail", v, sizeof(v)) > 0) {
+        char *end;
+        tail = strtol(v, &end, 10);
+        if (*end || tail < 0) {
+            azsim__arm_error(q->resp, 400, "InvalidParameter",
+                             "The value '%s' of parameter 'tail' is not valid.", v);
+            return;
+        }
+    }
+    int stamps =
+        azsim__param(q->req->query, "timestamps", v, sizeof(v)) > 0 && azsim__ieq(v, "true");
+    int n = g->logs ? cJSON_GetArraySize(g->logs) : 0;
+    int skip = tail >= 0 && tail < n ? n - (int)tail : 0;
+    d8_buf_t text;
+    d8_buf_init(&text);
+    int i = 0;
+    for (const cJSON *l = g->logs ? g->logs->child : NULL; l; l = l->next, i++) {
+        if (i < skip)
+            continue;
+        const char *line = l->valuestring;
+        const char *sp = strchr(line, ' ');
+        d8_buf_puts(&text, stamps || !sp ? line : sp + 1);
+        d8_buf_putc(&text, '\n');
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "content", text.data ? text.data : "");
+    d8_buf_release(&text);
+    azsim__json_body(q->resp, 200, j);
+    cJSON_Delete(j);
+}
+
 /* containerGroups.update: replaces tags and zones only, no provisioning. */
 static void cg_patch(azsim__rq_t *q)
 {
@@ -762,6 +814,9 @@ void azsim__aci_route(azsim__rq_t *q)
     case AZSIM__OP_CG_OPSTATUS:
     case AZSIM__OP_CG_OPRESULT:
         op_get(q);
+        break;
+    case AZSIM__OP_CG_LOGS:
+        azsim__aci_logs(q);
         break;
     default:
         azsim__arm_error(q->resp, 404, "InvalidResourceType", "Unknown operation.");

@@ -275,6 +275,15 @@ static int rule_key(azsim_image_rule_t *r, const cJSON *it, perr_t *e)
         r->pull_ms = (int64_t)u;
     } else if (strcmp(k, "pull") == 0) {
         return set_rule_pull(r, it, e);
+    } else if (strcmp(k, "readyAfterMs") == 0) {
+        if (whole(it, DAY_MS, &u) < 0)
+            return bad(e, it, "images.readyAfterMs", "expected an integer from 0 to %llu", DAY_MS);
+        r->ready_after_ms = (int64_t)u;
+    } else if (strcmp(k, "probeNeverPasses") == 0) {
+        if (!cJSON_IsBool(it))
+            return bad(e, it, "images.probeNeverPasses", "expected true or false");
+        if (cJSON_IsTrue(it))
+            r->ready_after_ms = -1;
     } else if (strcmp(k, "failure") == 0) {
         size_t f;
         for (f = 0; f < NKEYS(failure_names); f++)
@@ -286,7 +295,8 @@ static int rule_key(azsim_image_rule_t *r, const cJSON *it, perr_t *e)
         r->failure = (int)f;
     } else {
         return bad(e, it, k,
-                   "unknown key in images (match, exitAfterMs, exitCode, pullMs, pull, failure)");
+                   "unknown key in images (match, exitAfterMs, exitCode, pullMs, pull, failure, "
+                   "readyAfterMs, probeNeverPasses)");
     }
     return 0;
 }
@@ -414,6 +424,10 @@ static cJSON *rule_json(const azsim_image_rule_t *r)
         cJSON_AddNumberToObject(p, "p95Ms", (double)r->pull_p95_ms);
     }
     cJSON_AddStringToObject(o, "failure", failure_names[r->failure]);
+    if (r->ready_after_ms > 0)
+        cJSON_AddNumberToObject(o, "readyAfterMs", (double)r->ready_after_ms);
+    if (r->ready_after_ms < 0)
+        cJSON_AddBoolToObject(o, "probeNeverPasses", 1);
     return o;
 }
 

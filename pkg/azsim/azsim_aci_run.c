@@ -69,6 +69,12 @@ void azsim__read_spec_facts(azsim__group_t *g)
     size_t i = 0;
     for (const cJSON *c = cs ? cs->child : NULL; c; c = c->next, i++) {
         const cJSON *cp = cJSON_GetObjectItem(c, "properties");
+        if (i == 0) {
+            const cJSON *name = cJSON_GetObjectItem(c, "name");
+            snprintf(g->cname, sizeof(g->cname), "%s",
+                     cJSON_IsString(name) ? name->valuestring : "");
+            azsim__probe_read(g, cp);
+        }
         const cJSON *img = cJSON_GetObjectItem(cp, "image");
         g->images[i] = d8_xstrdup(cJSON_IsString(img) ? img->valuestring : "");
         const cJSON *cpu = cJSON_GetObjectItem(
@@ -124,6 +130,11 @@ static void note(cJSON *list, const char *name, const char *type, const char *ms
     cJSON_AddItemToArray(list, e);
 }
 
+void azsim__note(cJSON *list, const char *name, const char *type, const char *msg, int64_t wall)
+{
+    note(list, name, type, msg, wall);
+}
+
 /* The event msg of every container whose image is only (NULL: all). */
 static void note_msg(azsim__group_t *g, const char *only, const char *name, const char *type,
                      const char *msg, int64_t wall)
@@ -161,6 +172,8 @@ static void forget_runs(azsim__group_t *g)
             cJSON_DeleteItemFromArray(l, 0);
     while (g->gevents && g->gevents->child)
         cJSON_DeleteItemFromArray(g->gevents, 0);
+    while (g->logs && g->logs->child)
+        cJSON_DeleteItemFromArray(g->logs, 0);
 }
 
 /* ---- deployments --------------------------------------------------------- */
@@ -205,6 +218,7 @@ static uint64_t plan_images(azsim_t *sim, azsim__group_t *g)
     g->exit_after_ms = -1;
     g->exit_code = 0;
     g->pull_retries = 0;
+    g->ready_after_ms = 0;
     for (size_t i = 0; i < g->nimages; i++) {
         const azsim_image_rule_t *r = azsim__image_rule(sim, g->images[i]);
         uint64_t t = pull_time(sim, r);
@@ -220,6 +234,8 @@ static uint64_t plan_images(azsim_t *sim, azsim__group_t *g)
             g->pull_failure = r->failure;
             g->rule_image = d8_xstrdup(g->images[i]);
         }
+        if (i == 0)
+            g->ready_after_ms = r->ready_after_ms;
         if (r->exit_after_ms >= 0 && g->exit_after_ms < 0) {
             g->exit_after_ms = r->exit_after_ms;
             g->exit_code = r->exit_code;
@@ -283,6 +299,9 @@ static void start_run(azsim_t *sim, azsim__group_t *g, uint64_t due)
     g->run_epoch++;
     g->cur = (azsim__cstate_t){AZSIM__CS_RUNNING, 0, wall, 0, ""};
     note_containers(g, NULL, "Started", "Normal", "Started container", wall);
+    azsim__log_line(g, wall, "dev8 workspace: starting %s (restart %d)",
+                    g->nimages ? g->images[0] : "", g->restart_count);
+    azsim__probe_schedule(sim, g, due);
     if (g->exit_after_ms >= 0)
         azsim__heap_push(&sim->events, due + (uint64_t)g->exit_after_ms, AZSIM__EV_EXIT,
                          g->run_epoch, g->e.key);
@@ -407,12 +426,9 @@ static void pull_retry(azsim_t *sim, azsim__group_t *g, uint64_t due)
     azsim__heap_push(&sim->events, due + wait, AZSIM__EV_PULL_RETRY, g->deploy_epoch, g->e.key);
 }
 
-/* A run ended at clock ms due with the rule's exit code: restarted after
- * a back-off by the restart policy, or the group is done. */
-static void exited(azsim_t *sim, azsim__group_t *g, uint64_t due)
+void azsim__run_ended(azsim_t *sim, azsim__group_t *g, uint64_t due, int code)
 {
     int64_t at = azsim__wall_of(sim, due);
-    int code = g->exit_code;
     const char *detail = code ? "Error" : "Completed";
     azsim__cstate_t done = {AZSIM__CS_TERMINATED, code, g->cur.start_wall, at, detail};
     if (g->policy == 'A' || (g->policy == 'O' && code != 0)) {
@@ -474,8 +490,15 @@ void azsim__aci_apply_event(azsim_t *sim, const azsim__event_t *ev)
                             "allowed timeout period.");
         return;
     case AZSIM__EV_EXIT:
+        if (running && g->cur.state == AZSIM__CS_RUNNING) {
+            azsim__log_line(g, azsim__wall_of(sim, ev->due),
+                            "dev8 workspace: fatal error, exiting with code %d", g->exit_code);
+            azsim__run_ended(sim, g, ev->due, g->exit_code);
+        }
+        return;
+    case AZSIM__EV_PROBE:
         if (running && g->cur.state == AZSIM__CS_RUNNING)
-            exited(sim, g, ev->due);
+            azsim__probe_run(sim, g, ev->due);
         return;
     case AZSIM__EV_RESTART:
         if (running && g->cur.state == AZSIM__CS_WAITING)

@@ -184,6 +184,9 @@ static const char *op_action(int op, size_t *drop)
     case AZSIM__OP_CG_OPSTATUS:
     case AZSIM__OP_CG_OPRESULT:
         return "Microsoft.ContainerInstance/locations/operations/read";
+    case AZSIM__OP_CG_LOGS:
+        *drop = 3;
+        return "Microsoft.ContainerInstance/containerGroups/containers/logs/read";
     case AZSIM__OP_FS_CREATE:
     case AZSIM__OP_FS_UPDATE:
         return "Microsoft.Storage/storageAccounts/fileServices/shares/write";

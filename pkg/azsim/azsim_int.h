@@ -66,6 +66,7 @@ enum {
     AZSIM__EV_TIMEOUT,      /* a deployment still Waiting fails */
     AZSIM__EV_EXIT,         /* a running container exits by its image rule */
     AZSIM__EV_RESTART,      /* a crashed container's back-off is over */
+    AZSIM__EV_PROBE,        /* the readiness and liveness probes of a run are due */
     AZSIM__EV_DELETED,      /* container group deletion done */
     AZSIM__EV_SHARE_PURGE,  /* deleted share's name free again */
 };
@@ -154,6 +155,14 @@ typedef struct azsim__cstate {
     const char *detail; /* static detailStatus */
 } azsim__cstate_t;
 
+/* A container's readinessProbe or livenessProbe (httpGet or exec). */
+typedef struct azsim__probe {
+    int set;
+    int initial_delay_s, period_s, failure_threshold;
+    int port;       /* httpGet.port, 0 for exec */
+    char path[128]; /* httpGet.path, or the exec command */
+} azsim__probe_t;
+
 typedef struct azsim__group {
     azsim__ent_t e; /* key: lower-cased ARM id */
     char *id;       /* ARM id as first created */
@@ -195,6 +204,15 @@ typedef struct azsim__group {
     uint64_t trans_until;      /* clock ms: ... and so does a delete (aci.transitionMs) */
     uint64_t stale_until;      /* clock ms: GET shows stale_power before it */
     int stale_power;
+    /* The probes of the first container, and what its image rule says of
+     * the IDE behind them (azsim_aci_probe.c). */
+    azsim__probe_t readiness, liveness;
+    int64_t ready_after_ms; /* the probes pass this long into a run; -1: never */
+    uint64_t run_start;     /* clock ms the current run started */
+    int live_failures;      /* consecutive liveness failures of this run */
+    int ready_seen;         /* the readiness probe passed in this run */
+    char cname[64];         /* the first container's name */
+    cJSON *logs;            /* the first container's log lines (owned) */
 } azsim__group_t;
 
 typedef struct azsim__share {
@@ -260,6 +278,7 @@ typedef struct azsim__op {
     X(CG_RESTART, "containerGroups.restart")                                                       \
     X(CG_OPSTATUS, "containerGroups.operationStatus")                                              \
     X(CG_OPRESULT, "containerGroups.operationResult")                                              \
+    X(CG_LOGS, "containers.listLogs")                                                              \
     X(FS_CREATE, "fileShares.create")                                                              \
     X(FS_GET, "fileShares.get")                                                                    \
     X(FS_UPDATE, "fileShares.update")                                                              \
@@ -485,6 +504,27 @@ void azsim__stop_containers(azsim_t *sim, azsim__group_t *g, uint64_t now);
 void azsim__read_spec_facts(azsim__group_t *g);
 /* Applies a due event of a group; stale ones do nothing. */
 void azsim__aci_apply_event(azsim_t *sim, const azsim__event_t *ev);
+
+/* azsim_aci_probe.c: probes, the IDE behind them, and container logs */
+/* Reads the first container's probes from the spec of g. */
+void azsim__probe_read(azsim__group_t *g, const cJSON *container_props);
+/* A run of g ended at clock ms due with exit code `code` (detail
+ * "Error" or "Completed"): restarted after a back-off by the restart
+ * policy, or the group is done (azsim_aci_run.c). */
+void azsim__run_ended(azsim_t *sim, azsim__group_t *g, uint64_t due, int code);
+/* Records an event in list (an array of a container's or the group's
+ * events): a repeat of the same name and message counts up and moves
+ * lastTimestamp, as ACI merges them; at most 32 kept, oldest out. */
+void azsim__note(cJSON *list, const char *name, const char *type, const char *msg, int64_t wall);
+/* A run started at clock ms due: schedules its first probe. */
+void azsim__probe_schedule(azsim_t *sim, azsim__group_t *g, uint64_t due);
+/* The probes of g's current run are due at clock ms due. */
+void azsim__probe_run(azsim_t *sim, azsim__group_t *g, uint64_t due);
+/* Appends a line to the first container's log (bounded, oldest out). */
+void azsim__log_line(azsim__group_t *g, int64_t wall, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* containers/{name}/logs: GET with tail, the Logs {content} answer. */
+void azsim__aci_logs(azsim__rq_t *q);
 
 /* azsim_aci_admit.c: what Azure checks before it accepts a request */
 /* The first image rule matching image, or NULL. Borrowed from sim. */

@@ -218,6 +218,44 @@ typedef struct azure_map {
 /* The value for key (exact match), or NULL. */
 const char *azure_map_get(const azure_map_t *m, const char *key);
 
+/* An instance-view event of a container or group (ACI spec `Event`). */
+typedef struct azure_event {
+    char *name; /* Pulling, Pulled, Started, Failed, BackOff, Unhealthy, Killing, ... */
+    char *type; /* Normal or Warning */
+    char *message;
+    int count;
+    int64_t first_ms, last_ms; /* firstTimestamp, lastTimestamp (wall ms, 0 = absent) */
+} azure_event_t;
+
+/*
+ * The instance view of the group's first container (the workspace), as a
+ * GET shows it. Strings owned, NULL when absent; times are wall ms, 0 when
+ * absent.
+ */
+typedef struct azure_container_view {
+    int present;        /* the GET carried the container's instanceView */
+    char *name;         /* the container's name */
+    char *state;        /* currentState.state: Waiting, Running, Terminated */
+    char *detail;       /* currentState.detailStatus */
+    int restart_count;  /* restartCount */
+    int64_t start_ms;   /* currentState.startTime */
+    int has_exit;       /* currentState is Terminated with an exitCode */
+    int exit_code;      /* ... that code */
+    int has_prev;       /* previousState is Terminated with an exitCode */
+    int prev_exit_code; /* ... that code */
+    int64_t prev_finish_ms;
+    azure_event_t *events; /* oldest first, as Azure lists them */
+    size_t nevents;
+} azure_container_view_t;
+
+/* The newest lastTimestamp of c's events named `name` whose message starts
+ * with `prefix` (NULL: any), and that event (NULL when none). Pure. */
+const azure_event_t *azure_view_last_event(const azure_container_view_t *c, const char *name,
+                                           const char *prefix);
+/* Parses an RFC 3339 time ("2026-01-02T03:04:05.123Z", offsets allowed)
+ * into wall ms; 0 when it is not one. */
+int64_t azure_parse_time(const char *s);
+
 /* A container group as read back (only the fields dev8-agent uses). Every
  * string is owned by the struct, NULL when Azure did not send it. */
 typedef struct azure_group {
@@ -236,6 +274,11 @@ typedef struct azure_group {
      * the size the group really has; 0 when absent. */
     double cpu_cores;
     double memory_gb;
+    /* The first container's instance view (GET only) and the group's own
+     * instance-view events. */
+    azure_container_view_t container;
+    azure_event_t *group_events;
+    size_t ngroup_events;
 } azure_group_t;
 
 typedef struct azure_group_list {
@@ -326,6 +369,13 @@ typedef struct azure_kv {
 } azure_kv_t;
 
 /* What dev8-agent asks ACI for (DESIGN section 4). Borrowed for the call. */
+/* An HTTP GET probe of the container (ACI ContainerProbe). */
+typedef struct azure_probe {
+    const char *path; /* httpGet.path, absolute */
+    int port;         /* httpGet.port, 1..65535 */
+    int initial_delay_seconds, period_seconds, failure_threshold, timeout_seconds;
+} azure_probe_t;
+
 typedef struct azure_group_spec {
     const char *name; /* container group name */
     const azure_kv_t *tags;
@@ -360,6 +410,9 @@ typedef struct azure_group_spec {
      * no DNS label (dns_label and dns_label_scope are then not sent). */
     char *const *subnet_ids;
     size_t nsubnet_ids;
+    /* The workspace container's probes; NULL: none. */
+    const azure_probe_t *readiness_probe;
+    const azure_probe_t *liveness_probe;
 } azure_group_spec_t;
 
 typedef struct azure_share_spec {

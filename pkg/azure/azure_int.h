@@ -427,4 +427,10 @@ void azure__auth_cancel(azure_client_t *c);
 /* ops.c */
 void azure__keys_release(azure_client_t *c);
 
+/* codec_view.c: the container instance view of a group's JSON properties. */
+struct cJSON;
+void azure__view_from_json(azure_group_t *g, const struct cJSON *props);
+/* Frees what azure__view_from_json filled. */
+void azure__view_release(azure_group_t *g);
+
 #endif

@@ -76,6 +76,7 @@ void azure_group_release(azure_group_t *g)
     free(g->ip);
     free(g->fqdn);
     free(g->failure_message);
+    azure__view_release(g);
     map_release(&g->tags);
     memset(g, 0, sizeof(*g));
 }
@@ -220,6 +221,8 @@ static void group_from_json(azure_group_t *g, const cJSON *root)
         if (cJSON_IsNumber(mem) && mem->valuedouble > 0)
             g->memory_gb += mem->valuedouble;
     }
+    if (cJSON_IsObject(iv))
+        azure__view_from_json(g, props);
 
     if (g->provisioning_state && strcmp(g->provisioning_state, "Failed") == 0) {
         d8_buf_t b;
@@ -601,6 +604,29 @@ static int dns_label_scope_ok(const char *scope)
     return 0;
 }
 
+/* 1 for no probe or a usable one. */
+static int probe_ok(const azure_probe_t *p)
+{
+    return !p || (p->path && p->path[0] == '/' && p->port >= 1 && p->port <= 65535 &&
+                  p->initial_delay_seconds >= 0 && p->period_seconds >= 1 &&
+                  p->failure_threshold >= 1 && p->timeout_seconds >= 1);
+}
+
+/* ,"<key>":{ContainerProbe} of p, nothing for NULL. */
+static void put_probe(d8_buf_t *out, const char *key, const azure_probe_t *p)
+{
+    if (!p)
+        return;
+    d8_buf_printf(out, ",\"%s\":{\"httpGet\":{\"path\":", key);
+    d8_buf_json_str(out, p->path);
+    d8_buf_printf(out,
+                  ",\"port\":%d,\"scheme\":\"http\"},\"initialDelaySeconds\":%d,"
+                  "\"periodSeconds\":%d,\"failureThreshold\":%d,\"successThreshold\":1,"
+                  "\"timeoutSeconds\":%d}",
+                  p->port, p->initial_delay_seconds, p->period_seconds, p->failure_threshold,
+                  p->timeout_seconds);
+}
+
 /* 1 when spec holds every field a container group needs (and the storage
  * account and key when it mounts a share), each with a usable value. */
 static int group_spec_ok(const azure_group_spec_t *spec, const char *location,
@@ -616,6 +642,8 @@ static int group_spec_ok(const azure_group_spec_t *spec, const char *location,
     for (size_t i = 0; i < spec->nports; i++)
         if (spec->ports[i] < 1 || spec->ports[i] > 65535)
             return 0;
+    if (!probe_ok(spec->readiness_probe) || !probe_ok(spec->liveness_probe))
+        return 0;
     if (spec->share_name && spec->share_name[0] &&
         (!storage_account || !storage_account[0] || !storage_key || !storage_key[0] ||
          !spec->mount_path || !spec->mount_path[0]))
@@ -734,7 +762,7 @@ int azure_group_body(const azure_group_spec_t *spec, const char *location,
     /* Reserve the worst case (every byte escaped as \u00XX) up front so
      * the buffer never moves: a realloc would leave a copy of the secrets
      * in freed memory. */
-    size_t est = 4096 + slen(spec->name) + slen(spec->image) + slen(location) +
+    size_t est = 4096 + 2 * 255 + slen(spec->name) + slen(spec->image) + slen(location) +
                  slen(storage_account) + slen(storage_key) + slen(spec->share_name) +
                  slen(spec->mount_path) + slen(spec->dns_label) + slen(spec->dns_label_scope) +
                  32 * spec->nports + kv_len(spec->tags, spec->ntags) +
@@ -761,6 +789,8 @@ int azure_group_body(const azure_group_spec_t *spec, const char *location,
     put_ports(out, spec->ports, spec->nports);
     d8_buf_puts(out, ",\"environmentVariables\":");
     put_env(out, spec);
+    put_probe(out, "readinessProbe", spec->readiness_probe);
+    put_probe(out, "livenessProbe", spec->liveness_probe);
     if (with_share) {
         d8_buf_puts(out, ",\"volumeMounts\":[{\"name\":\"workspace\",\"mountPath\":");
         d8_buf_json_str(out, spec->mount_path);

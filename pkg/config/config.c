@@ -97,6 +97,13 @@ static config_t *defaults_new(void)
     cfg->ports[0] = 8080;
     cfg->nports = 1;
     cfg->mount_path = d8_xstrdup("/home/dev8");
+    config_probe_t *probes[] = {&cfg->readiness_probe, &cfg->liveness_probe};
+    for (size_t i = 0; i < 2; i++) {
+        probes[i]->path = d8_xstrdup("");
+        probes[i]->period_seconds = 10;
+        probes[i]->failure_threshold = 3;
+        probes[i]->timeout_seconds = 1;
+    }
     cfg->max_storage_gb = 1024;
 
     cfg->reaper_enabled = 1;
@@ -395,6 +402,8 @@ void config_free(config_t *cfg)
     config__registries_free(cfg);
     free(cfg->ports);
     free(cfg->mount_path);
+    free(cfg->readiness_probe.path);
+    free(cfg->liveness_probe.path);
     free(cfg->webhook_url);
     free(cfg->webhook_secret_env);
     free(cfg->log_level);

@@ -56,6 +56,16 @@ typedef struct config_price {
     size_t line, column;     /* where it is in the file, for errors */
 } config_price_t;
 /* All fields are owned by the config and readable by callers. */
+/* An HTTP GET probe of the workspace container (ACI ContainerProbe). */
+typedef struct config_probe {
+    char *path;                /* httpGet.path; "" = no probe (default) */
+    int port;                  /* httpGet.port; 0 = workspace.ports[0] */
+    int initial_delay_seconds; /* 0 */
+    int period_seconds;        /* 10 */
+    int failure_threshold;     /* 3 */
+    int timeout_seconds;       /* 1 */
+} config_probe_t;
+
 typedef struct config {
     /* controller */
     char *controller_name;         /* default "dev8" */
@@ -130,7 +140,11 @@ typedef struct config {
     size_t nregistries;
     int *ports; /* workspace.ports, default [8080] */
     size_t nports;
-    char *mount_path;   /* /home/dev8 */
+    char *mount_path; /* /home/dev8 */
+    /* workspace.readinessProbe / livenessProbe: ACI probes on the IDE;
+     * off while path is "" (the default). */
+    config_probe_t readiness_probe;
+    config_probe_t liveness_probe;
     int max_storage_gb; /* 1024 */
     /* reaper */
     int reaper_enabled;

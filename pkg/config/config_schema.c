@@ -670,9 +670,36 @@ static const config__field_t azure_fields[] = {
     {0},
 };
 
+/* An HTTP path for a probe: "" (no probe) or absolute, visible ASCII. */
+static const char *check_probe_path(char *s)
+{
+    if (!s[0])
+        return NULL;
+    if (s[0] != '/' || strlen(s) > 255 || !is_visible_ascii(s))
+        return "must be empty (no probe) or an absolute HTTP path of visible ASCII, at most 255 "
+               "characters";
+    return NULL;
+}
+
+/* workspace.readinessProbe and livenessProbe (the ACI ContainerProbe). */
+#define PROBE_FIELDS(name, member)                                                                 \
+    static const config__field_t name[] = {                                                        \
+        ROW_STR("path", config_t, member.path, check_probe_path, 0),                               \
+        ROW_INT("port", config_t, member.port, 0, 65535),                                          \
+        ROW_INT("initialDelaySeconds", config_t, member.initial_delay_seconds, 0, 3600),           \
+        ROW_INT("periodSeconds", config_t, member.period_seconds, 1, 3600),                        \
+        ROW_INT("failureThreshold", config_t, member.failure_threshold, 1, 1000),                  \
+        ROW_INT("timeoutSeconds", config_t, member.timeout_seconds, 1, 3600),                      \
+        {0},                                                                                       \
+    }
+PROBE_FIELDS(readiness_fields, readiness_probe);
+PROBE_FIELDS(liveness_fields, liveness_probe);
+
 static const config__field_t workspace_fields[] = {
     ROW_CUSTOM("ports", set_ports),
     ROW_STR("mountPath", config_t, mount_path, check_mount_path, 0),
+    ROW_SECTION("readinessProbe", readiness_fields),
+    ROW_SECTION("livenessProbe", liveness_fields),
     {0},
 };
 

@@ -94,6 +94,8 @@ static void entry_free(observed_t *o)
     free(o->g.ip);
     free(o->g.fqdn);
     free(o->g.failure);
+    free(o->g.c.unready_msg);
+    free(o->g.c.pull_failed_msg);
     free(o);
 }
 
@@ -125,6 +127,40 @@ void observed_group_seen(observer_t *ob, observed_t *o, const azure_group_t *g, 
         d8_set_str(&o->g.ip, g->ip);
         d8_set_str(&o->g.fqdn, g->fqdn);
         d8_set_str(&o->g.failure, g->failure_message);
+        observed_container_set(&o->g.c, &g->container);
+    }
+}
+
+void observed_container_set(observed_container_t *c, const azure_container_view_t *v)
+{
+    char *unready = c->unready_msg, *pull = c->pull_failed_msg;
+    memset(c, 0, sizeof(*c));
+    c->unready_msg = unready;
+    c->pull_failed_msg = pull;
+    d8_set_str(&c->unready_msg, NULL);
+    d8_set_str(&c->pull_failed_msg, NULL);
+    if (!v || !v->present)
+        return;
+    c->present = 1;
+    copy(c->name, sizeof(c->name), v->name);
+    copy(c->state, sizeof(c->state), v->state);
+    copy(c->detail, sizeof(c->detail), v->detail);
+    c->restart_count = v->restart_count;
+    c->start_ms = v->start_ms;
+    c->has_exit = v->has_exit;
+    c->exit_code = v->exit_code;
+    c->has_prev = v->has_prev;
+    c->prev_exit_code = v->prev_exit_code;
+    c->prev_finish_ms = v->prev_finish_ms;
+    const azure_event_t *e = azure_view_last_event(v, "Unhealthy", "Readiness probe failed");
+    if (e) {
+        c->unready_ms = e->last_ms;
+        d8_set_str(&c->unready_msg, e->message);
+    }
+    e = azure_view_last_event(v, "Failed", "Failed to pull image");
+    if (e) {
+        c->pull_failed_ms = e->last_ms;
+        d8_set_str(&c->pull_failed_msg, e->message);
     }
 }
 
@@ -144,6 +180,7 @@ void observed_group_gone(observer_t *ob, observed_t *o)
     d8_set_str(&o->g.ip, NULL);
     d8_set_str(&o->g.fqdn, NULL);
     d8_set_str(&o->g.failure, NULL);
+    observed_container_set(&o->g.c, NULL);
     o->g.updated_ms = uv_now(ob->loop);
 }
 

@@ -29,6 +29,24 @@
 
 typedef struct observer observer_t;
 
+/* What the last GET showed of the group's first container (the
+ * workspace): the facts the health rules of pkg/reconcile read. */
+typedef struct observed_container {
+    int present; /* the GET carried its instance view */
+    char name[64];
+    char state[16];  /* Waiting, Running, Terminated */
+    char detail[64]; /* detailStatus: CrashLoopBackOff, Error, ... */
+    int restart_count;
+    int64_t start_ms; /* wall ms the current state began, 0 = unknown */
+    int has_exit, exit_code;
+    int has_prev, prev_exit_code;
+    int64_t prev_finish_ms; /* when the previous run ended, 0 = none */
+    int64_t unready_ms;     /* newest "Readiness probe failed" event, 0 = none */
+    char *unready_msg;      /* its message (owned), NULL = none */
+    int64_t pull_failed_ms; /* newest "Failed to pull image" event, 0 = none */
+    char *pull_failed_msg;  /* its message (owned), NULL = none */
+} observed_container_t;
+
 /* What is known of env id's container group. Strings owned by the entry. */
 typedef struct observed_group {
     int known;   /* a list or GET told us about it */
@@ -46,6 +64,7 @@ typedef struct observed_group {
     uint64_t absent_read_ms; /* loop time a GET last found no group, 0 = never */
     double cpu_cores;        /* the size the group has (list or GET), 0 = unknown */
     double memory_gb;
+    observed_container_t c;  /* the workspace container, as the last GET showed it */
 } observed_group_t;
 
 /* What is known of env id's file share. */
@@ -133,6 +152,8 @@ void observer_status(const observer_t *ob, cJSON *status);
 
 /* What a GET (from_get, instance view included) or a list said of the group. */
 void observed_group_seen(observer_t *ob, observed_t *o, const azure_group_t *g, int from_get);
+/* Sets c from a GET's container view v (NULL: nothing known). */
+void observed_container_set(observed_container_t *c, const azure_container_view_t *v);
 /* The group is gone (deleted, or absent from a complete list). */
 void observed_group_gone(observer_t *ob, observed_t *o);
 /* A GET found no group (404): gone, and its absence freshly confirmed. */

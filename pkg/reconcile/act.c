@@ -241,6 +241,9 @@ static int group_put(rec_env_t *e, const env_obj_t *obj)
         .subnet_ids = region->subnet_ids,
         .nsubnet_ids = region->nsubnet_ids,
     };
+    azure_probe_t ready, live;
+    gs.readiness_probe = reconcile__probe(r->cfg, &r->cfg->readiness_probe, &ready);
+    gs.liveness_probe = reconcile__probe(r->cfg, &r->cfg->liveness_probe, &live);
     LOG(LOG_INFO, "creating container group", LF_S("env_id", e->id), LF_S("group", name),
         LF_S("spec_hash", hash), LF_I("generation", obj->generation),
         LF_S("registry", reg ? reg->server : ""), LF_B("vnet", region->nsubnet_ids > 0));

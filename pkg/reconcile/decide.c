@@ -414,7 +414,8 @@ static void decide_failed(const decide_input_t *in, decide_plan_t *p)
         uint64_t delay = d8_backoff_ms((unsigned)p->mem.prov_failures, DECIDE_FAIL_BASE_MS,
                                        DECIDE_FAIL_CAP_MS, in->rand[1]);
         p->mem.prov_retry_ms = in->now_ms + delay;
-        ready(p, PHASE_ERROR, COND_FALSE, "Failed", p->msg);
+        ready(p, PHASE_ERROR, COND_FALSE, reconcile_failed_reason(o->g.failure, in->operation_code),
+              p->msg);
         synced(p, COND_FALSE, "ReconcileError", p->msg);
         error(p,
               in->operation_code && *in->operation_code ? in->operation_code : "ProvisioningFailed",
@@ -516,7 +517,8 @@ static void decide_power(const decide_input_t *in, decide_plan_t *p, int want_ru
     const observed_t *o = in->obs;
     p->mem.prov_failures = 0;
     if (want_running && inst_is(o, "Running")) {
-        decide_running(in, p);
+        if (!reconcile_health_running(in, p))
+            decide_running(in, p);
         return;
     }
     p->mem.running_since_ms = 0;
@@ -606,6 +608,8 @@ static void decide_group(const decide_input_t *in, decide_plan_t *p)
         return;
     }
     if (!prov_is(o, "Succeeded") && !prov_is(o, "Failed") && !prov_is(o, "Canceled")) {
+        if (reconcile_health_pending(in, p))
+            return;
         ready(p, phase, COND_FALSE, creating_reason(phase),
               "Azure is provisioning the container group");
         poll_at(p, in->now_ms, in->fetched_group, in->urgent);

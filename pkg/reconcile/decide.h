@@ -99,7 +99,10 @@ typedef struct decide_input {
     int share_min_gb;            /* the storage account's smallest share, 0 = unknown */
     int share_max_gb;            /* ... and largest, 0 = unknown */
     const char *account_kind;    /* for messages: "premium", "standard" (NULL = unknown) */
-    double rand[2];              /* uniform in [0,1): jitter and backoff */
+    /* The readiness probe the group was created with (workspace.readinessProbe):
+     * period 0 = none, and RUNNING follows the container alone. */
+    int probe_delay_s, probe_period_s, probe_failures;
+    double rand[2]; /* uniform in [0,1): jitter and backoff */
 } decide_input_t;
 
 /* The status to publish; strings borrowed from the plan or static. */
@@ -190,6 +193,31 @@ void reconcile_decide_failure(const decide_failure_t *f, decide_plan_t *plan, in
  * Wall milliseconds, 0 = never. */
 int reconcile_auto_stop_due(int minutes, int64_t agent_start_ms, int64_t last_activity_ms,
                             int64_t running_since_ms, int64_t now_ms);
+
+/* A crash loop: the container restarted at least this often, the last
+ * time within DECIDE_CRASHLOOP_WINDOW_MS, and is not running ready. */
+#define DECIDE_CRASHLOOP_RESTARTS 3
+#define DECIDE_CRASHLOOP_WINDOW_MS 600000
+/* ACI's instance-view times are whole seconds: rules on them allow this. */
+#define DECIDE_TIME_SLACK_MS 1000
+/* ... and a run ready this long since the last restart ends it. */
+#define DECIDE_CRASHLOOP_STABLE_MS 60000
+
+/*
+ * The health rows of the decision (pkg/reconcile/health.c), pure like the
+ * rest. reconcile_health_running: the group runs and is desired running;
+ * 1 when the plan is made (ERROR CrashLoop, STARTING IdeStarting, ERROR
+ * ProbeFailing), 0 when the workspace is ready (RUNNING follows).
+ * reconcile_health_pending: the group is still provisioning; 1 when its
+ * container shows an image that cannot be pulled (ERROR ImagePullFailed
+ * with Azure's message, waiting: ACI keeps retrying the pull).
+ */
+int reconcile_health_running(const decide_input_t *in, decide_plan_t *plan);
+int reconcile_health_pending(const decide_input_t *in, decide_plan_t *plan);
+/* The Ready reason of a failed provisioning with Azure's message and
+ * operation code: ImagePullFailed for an image that cannot be pulled,
+ * else Failed. Static; never NULL. */
+const char *reconcile_failed_reason(const char *message, const char *code);
 
 /* "createGroup", ... for logs and metrics; never NULL. */
 const char *reconcile_action_name(decide_action_t a);

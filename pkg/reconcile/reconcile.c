@@ -155,6 +155,7 @@ static void apply_status(void *ud, const env_obj_t *obj, env_status_t *s)
         changed = 1;
     }
     changed |= set_resources(c->e->r, c->e->o, s);
+    changed |= reconcile__set_containers(c->e->o, s);
     /* observedTime follows the status refresh (a GET every
      * statusRefreshSeconds), not every list: no event per resync. */
     if (c->e->o->g.exists && c->e->o->g.read_wall_ms != s->observed_ms)
@@ -278,6 +279,12 @@ static void decide_input(reconciler_t *r, rec_env_t *e, const env_obj_t *obj, in
         .share_max_gb = max_gb,
         .account_kind = kind,
     };
+    const config_probe_t *rp = &r->cfg->readiness_probe;
+    if (rp->path && rp->path[0]) {
+        in->probe_delay_s = rp->initial_delay_seconds;
+        in->probe_period_s = rp->period_seconds;
+        in->probe_failures = rp->failure_threshold;
+    }
 }
 
 void reconcile__step(rec_env_t *e)

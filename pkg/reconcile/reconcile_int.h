@@ -85,4 +85,12 @@ void reconcile__adopted(rec_env_t *e);
  * observer and either decides again (reads) or ends the pass (mutations). */
 void reconcile__act(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *obj);
 
+/* The ACI probe of config probe c in *out, or NULL when c is off (an
+ * empty path); port 0 means the first workspace port. */
+const azure_probe_t *reconcile__probe(const config_t *cfg, const config_probe_t *c,
+                                      azure_probe_t *out);
+/* Sets status.containers of s from what the last GET showed of the
+ * workspace container; 1 when it changed. */
+int reconcile__set_containers(const observed_t *o, env_status_t *s);
+
 #endif

@@ -283,6 +283,7 @@ static cJSON *obj_json(const env_obj_t *obj)
         cJSON_AddNullToObject(st, "retry");
     }
     store_usage_json(&s->usage, st);
+    store_containers_json(s, st);
     cJSON_AddItemToObject(o, "createdAt", opt_time(obj->created_ms));
     cJSON_AddItemToObject(o, "updatedAt", opt_time(obj->updated_ms));
     return o;

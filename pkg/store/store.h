@@ -60,6 +60,17 @@ typedef struct env_usage {
  * when the usage was never set). */
 void store_usage_json(const env_usage_t *u, cJSON *status);
 
+/* status.containers[0]: the workspace container as Azure last showed it. */
+typedef struct env_container_status {
+    int present; /* 0: nothing read yet (containers is []) */
+    char name[64];
+    char state[16]; /* Waiting, Running, Terminated */
+    int restart_count;
+    int has_exit_code; /* lastExitCode is known */
+    int last_exit_code;
+    int64_t last_restart_ms; /* when the previous run ended (it restarted), 0 = never */
+} env_container_status_t;
+
 /* Status of one environment; strings owned by the object, NULL = unset. */
 typedef struct env_status {
     env_phase_t phase;
@@ -79,6 +90,7 @@ typedef struct env_status {
     int retry_attempts;    /* failed attempts of a step being retried, 0 = none */
     int64_t next_retry_ms; /* when it is tried next, 0 = under way or none */
     env_usage_t usage;     /* status.usage, estimatedCostPerHour (pkg/usage) */
+    env_container_status_t container;
 } env_status_t;
 
 /*
@@ -318,6 +330,11 @@ typedef struct store_filter {
  */
 int store_list(store_t *st, const char *after, const store_filter_t *filter, size_t limit,
                void (*fn)(void *ud, const env_obj_t *obj), void *ud);
+
+/* Adds "containers":[{name,state,restartCount,lastExitCode,lastRestartTime}]
+ * of s to the status object st (store_health.c). */
+struct cJSON;
+void store_containers_json(const env_status_t *s, struct cJSON *st);
 
 /* The object's API JSON (cached in the store; borrowed until the next
  * mutation of that object). */

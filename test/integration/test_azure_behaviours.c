@@ -379,7 +379,7 @@ static void test_inaccessible_image_errors_and_backs_off(void **state)
     assert_non_null(strstr(msg, "The image 'vaibhavsing/dev8-workspace:latest' in container "
                                 "group 'dev8-ab-image' is not accessible. Please check the image "
                                 "and registry credential."));
-    assert_string_equal(cond_field(err, "Ready", "reason"), "Failed");
+    assert_string_equal(cond_field(err, "Ready", "reason"), "ImagePullFailed");
     /* Azure's own code, read from the failed create's operation. */
     assert_string_equal(ta_str(err, "status.lastError.code"), "InaccessibleImage");
     cJSON_Delete(err);

@@ -45,6 +45,8 @@ enum {
 };
 /* Observed share shapes. */
 enum { S_OURS = 0, S_ABSENT, S_UNKNOWN, S_LISTED, S_FOREIGN, S_KEPT };
+/* The workspace container as the last GET showed it. */
+enum { C_NONE = 0, C_RUNNING, C_WAITING, C_PULL_FAILED };
 
 typedef struct row {
     const char *name;
@@ -91,6 +93,13 @@ typedef struct row {
     int urgent;             /* an interactive change */
     int64_t hold_in_ms;     /* a slow-retry hold ends this far ahead */
     int hold_other_gen;     /* ... for an older generation */
+    /* the workspace container (health rows) */
+    int ctr;                   /* C_* */
+    int probe;                 /* a readiness probe: 5 s period, no delay, 3 failures */
+    int64_t ctr_age_ms;        /* its current state began this long ago */
+    int64_t unready_ago_ms;    /* its last "Readiness probe failed" (0: none) */
+    int restarts;              /* restartCount */
+    int64_t last_crash_ago_ms; /* the previous run ended this long ago */
     /* expected */
     decide_action_t action;
     int exp_phase;      /* KEEP or a phase */
@@ -379,6 +388,57 @@ static const row_t rows[] = {
     {"tombstone never seen in Azure: removed", .phase = PHASE_DELETING, .tombstone = 1,
      .region = -1, .group = G_UNKNOWN, .share = S_UNKNOWN, .action = DECIDE_REMOVE_OBJECT,
      .exp_phase = KEEP, .result = "deleted", .requeue_ms = ANY},
+
+    /* Workspace health: the IDE behind the readiness probe, crash loops, pulls. */
+    {"IDE answers its probe: RUNNING", .group = G_RUNNING, .ctr = C_RUNNING, .probe = 1,
+     .ctr_age_ms = 60000, .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .ready = "Available",
+     .result = "success", .requeue_ms = ANY},
+    {"IDE starting: STARTING IdeStarting, read again within a probe period", .group = G_RUNNING,
+     .ctr = C_RUNNING, .probe = 1, .ctr_age_ms = 3000, .action = DECIDE_NONE,
+     .exp_phase = PHASE_STARTING, .ready = "IdeStarting", .result = "waiting", .requeue_ms = 5000},
+    {"IDE failing its probe within its budget: still IdeStarting", .group = G_RUNNING,
+     .ctr = C_RUNNING, .probe = 1, .ctr_age_ms = 20000, .unready_ago_ms = 4000,
+     .action = DECIDE_NONE, .exp_phase = PHASE_STARTING, .ready = "IdeStarting",
+     .result = "waiting", .requeue_ms = ANY},
+    {"IDE failing its probe past its budget: ERROR ProbeFailing, nothing recreated",
+     .group = G_RUNNING, .ctr = C_RUNNING, .probe = 1, .ctr_age_ms = 60000,
+     .unready_ago_ms = 1000, .action = DECIDE_NONE, .exp_phase = PHASE_ERROR,
+     .ready = "ProbeFailing", .error = "ProbeFailing", .result = "waiting", .requeue_ms = ANY},
+    {"last probe failure 15 s ago (3 periods): RUNNING", .group = G_RUNNING, .ctr = C_RUNNING,
+     .probe = 1, .ctr_age_ms = 60000, .unready_ago_ms = 15000, .action = DECIDE_NONE,
+     .exp_phase = PHASE_RUNNING, .ready = "Available", .result = "success", .requeue_ms = ANY},
+    {"a failure of the previous run does not count", .group = G_RUNNING, .ctr = C_RUNNING,
+     .probe = 1, .ctr_age_ms = 30000, .unready_ago_ms = 40000, .action = DECIDE_NONE,
+     .exp_phase = PHASE_RUNNING, .ready = "Available", .result = "success", .requeue_ms = ANY},
+    {"no probe configured: RUNNING follows the container", .group = G_RUNNING, .ctr = C_RUNNING,
+     .ctr_age_ms = 1000, .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .ready = "Available",
+     .result = "success", .requeue_ms = ANY},
+    {"crash loop: ERROR CrashLoop, nothing recreated or started", .group = G_RUNNING,
+     .ctr = C_WAITING, .restarts = 4, .last_crash_ago_ms = 5000, .ctr_age_ms = 5000,
+     .action = DECIDE_NONE, .exp_phase = PHASE_ERROR, .ready = "CrashLoop", .error = "CrashLoop",
+     .result = "waiting", .requeue_ms = 60000},
+    {"crash loop between crashes (running a moment): still CrashLoop", .group = G_RUNNING,
+     .ctr = C_RUNNING, .restarts = 5, .last_crash_ago_ms = 2000, .ctr_age_ms = 1000,
+     .action = DECIDE_NONE, .exp_phase = PHASE_ERROR, .ready = "CrashLoop", .error = "CrashLoop",
+     .result = "waiting", .requeue_ms = ANY},
+    {"two restarts: not a crash loop yet", .group = G_RUNNING, .ctr = C_RUNNING, .restarts = 2,
+     .last_crash_ago_ms = 10000, .ctr_age_ms = 10000, .action = DECIDE_NONE,
+     .exp_phase = PHASE_RUNNING, .ready = "Available", .result = "success", .requeue_ms = ANY},
+    {"restarts an hour ago: RUNNING", .group = G_RUNNING, .ctr = C_RUNNING, .restarts = 6,
+     .last_crash_ago_ms = 60 * MINUTE_MS, .ctr_age_ms = 60 * MINUTE_MS, .action = DECIDE_NONE,
+     .exp_phase = PHASE_RUNNING, .ready = "Available", .result = "success", .requeue_ms = ANY},
+    {"ready for a minute since the last restart: recovered", .group = G_RUNNING,
+     .ctr = C_RUNNING, .probe = 1, .restarts = 4, .last_crash_ago_ms = 90000,
+     .ctr_age_ms = 90000, .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .ready = "Available",
+     .result = "success", .requeue_ms = ANY},
+    {"image cannot be pulled while provisioning: ERROR ImagePullFailed, waits for ACI",
+     .group = G_PENDING, .ctr = C_PULL_FAILED, .action = DECIDE_NONE, .exp_phase = PHASE_ERROR,
+     .ready = "ImagePullFailed", .error = "ImagePullFailed", .result = "waiting",
+     .requeue_ms = ANY},
+    {"inaccessible image: Ready ImagePullFailed, Azure's code kept", .group = G_FAILED,
+     .op_code = "InaccessibleImage", .action = DECIDE_NONE, .exp_phase = PHASE_ERROR,
+     .ready = "ImagePullFailed", .error = "InaccessibleImage", .result = "error",
+     .requeue_ms = ANY},
 };
 /* clang-format on */
 
@@ -425,6 +485,26 @@ static void observed_of(const row_t *r, observed_t *o)
     o->s.verified = r->share == S_OURS || r->share == S_KEPT;
     o->s.foreign = r->share == S_FOREIGN;
     o->s.keep = r->share == S_KEPT;
+    if (r->ctr == C_NONE)
+        return;
+    observed_container_t *c = &o->g.c;
+    c->present = 1;
+    snprintf(c->name, sizeof(c->name), "workspace");
+    snprintf(c->state, sizeof(c->state), "%s", r->ctr == C_RUNNING ? "Running" : "Waiting");
+    c->start_ms = WALL - r->ctr_age_ms;
+    c->restart_count = r->restarts;
+    if (r->restarts) {
+        c->has_prev = 1;
+        c->prev_exit_code = 3;
+        c->prev_finish_ms = WALL - r->last_crash_ago_ms;
+    }
+    if (r->unready_ago_ms)
+        c->unready_ms = WALL - r->unready_ago_ms;
+    if (r->ctr == C_PULL_FAILED) {
+        static char pull_msg[] = "Failed to pull image \"x\": not found";
+        c->pull_failed_msg = pull_msg;
+        c->pull_failed_ms = WALL - 1000;
+    }
 }
 
 /* Runs one row; returns 0 when every expectation held (and prints why not). */
@@ -470,6 +550,9 @@ static int run_row(const row_t *r)
         .share_max_gb = r->max_gb,
         .account_kind = r->min_gb ? "premium" : "standard",
         .rand = {0, 0},
+        .probe_delay_s = 0,
+        .probe_period_s = r->probe ? 5 : 0,
+        .probe_failures = 3,
     };
     in.mem.failed_seen = r->failed_seen;
     in.mem.prov_failures = r->prov_failures ? r->prov_failures : r->failed_seen;

@@ -1,0 +1,197 @@
+/*
+ * End-to-end tests of workspace health (issue 13): the real bin/dev8-agent
+ * against the real bin/azsim, whose image rules model an IDE that starts
+ * slowly, one that never answers its probe, a workspace that crash-loops
+ * and an image that cannot be pulled. The agent creates its groups with a
+ * readiness probe (workspace.readinessProbe, 1 s period) and reads what
+ * ACI's instance view says of the container.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "agent_fixture.h"
+#include "rc_steps.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ENV_PATH "/api/v1/environments"
+#define RULE(extra)                                                                                \
+    "{\"crashBackoffMs\":100,\"images\":[{\"match\":\"*/dev8-workspace:latest\"" extra "}]}"
+
+static int setup(void **state)
+{
+    static const char *const sim_args[] = {"--provision-ms",      "300", "--delete-ms", "200",
+                                           "--share-recreate-ms", "500", NULL};
+    ta_rc_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    if (ta_sim_start(&c->sim, sim_args) != 0)
+        goto fail;
+    char extra[512];
+    snprintf(extra, sizeof extra,
+             "workspace:\n  ports: [%d]\n  mountPath: %s\n  readinessProbe:\n    path: /healthz\n"
+             "    periodSeconds: 1\n    failureThreshold: 5\n",
+             TA_RC_PORT, TA_RC_MOUNT);
+    ta_opts_t o = {.azsim_port = c->sim.port,
+                   .resync_seconds = TA_RC_RESYNC_S,
+                   .status_refresh_seconds = TA_RC_REFRESH_S,
+                   .shutdown_grace_seconds = 5,
+                   .extra_yaml = extra};
+    if (ta_start(&c->agent, &o) != 0 || ta_wait_ready(&c->agent, 10000) != 0)
+        goto fail;
+    *state = c;
+    return 0;
+fail:
+    ta_rc_stop(c);
+    free(c);
+    return -1;
+}
+
+static void sim_aci(ta_rc_t *c, const char *json)
+{
+    th_resp_t r;
+    long st = ta_sim_ctl(&c->sim, "POST", "/_azsim/aci", json, &r);
+    if (st != 200)
+        print_message("POST /_azsim/aci %s answered %ld: %s\n", json, st, r.body);
+    th_resp_free(&r);
+    assert_int_equal(st, 200);
+}
+
+static void put_env(ta_rc_t *c, const char *id)
+{
+    char *body = ta_spec("u-13", "workspace", "eastus", NULL);
+    long st = ta_put(&c->agent, id, body);
+    free(body);
+    assert_int_equal(st, 201);
+}
+
+/* Polls the environment until its phase and Ready reason are these;
+ * appends every "PHASE/reason" seen (changes only) to seen. */
+static cJSON *wait_reason(ta_rc_t *c, const char *id, const char *phase, const char *reason,
+                          int timeout_ms, char *seen, size_t seen_len)
+{
+    long long end = ta_now_ms() + timeout_ms;
+    char last[96] = "";
+    for (;;) {
+        cJSON *o = ta_env_get(&c->agent, id, NULL);
+        const char *ph = o ? ta_str(o, "status.phase") : NULL;
+        const char *rs = o ? cond_field(o, "Ready", "reason") : NULL;
+        char now[96];
+        snprintf(now, sizeof now, "%s/%s", ph ? ph : "-", rs ? rs : "-");
+        if (strcmp(now, last) != 0 && seen) {
+            size_t n = strlen(seen);
+            snprintf(seen + n, seen_len - n, "%s%s", n ? " " : "", now);
+            snprintf(last, sizeof last, "%s", now);
+        }
+        if (ph && rs && strcmp(ph, phase) == 0 && strcmp(rs, reason) == 0)
+            return o;
+        cJSON_Delete(o);
+        if (ta_now_ms() > end) {
+            print_message("%s: wanted %s/%s, saw %s\n", id, phase, reason, seen ? seen : "");
+            fail();
+        }
+        ta_sleep_ms(50);
+    }
+}
+
+static void test_slow_ide_is_starting_until_its_probe_passes(void **state)
+{
+    ta_rc_t *c = ctx(state);
+    sim_aci(c, RULE(",\"readyAfterMs\":3000"));
+    put_env(c, "h-slow");
+    char seen[512] = "";
+    cJSON *o = wait_reason(c, "h-slow", "STARTING", "IdeStarting", 15000, seen, sizeof seen);
+    assert_string_equal(ta_str(o, "status.containers.0.state"), "Running");
+    assert_string_equal(ta_str(o, "status.containers.0.name"), "workspace");
+    cJSON_Delete(o);
+    long long t0 = ta_now_ms();
+    o = wait_reason(c, "h-slow", "RUNNING", "Available", 15000, seen, sizeof seen);
+    print_message("phases: %s; RUNNING %lld ms after IdeStarting was seen\n", seen,
+                  ta_now_ms() - t0);
+    assert_true(ta_num(o, "status.containers.0.restartCount") == 0);
+    cJSON_Delete(o);
+    /* Never an ERROR on the way, never RUNNING before the IDE answered. */
+    assert_null(strstr(seen, "ERROR"));
+    assert_true(strstr(seen, "STARTING/IdeStarting") < strstr(seen, "RUNNING/Available"));
+    both_exit_cleanly(state);
+}
+
+static void test_probe_that_never_passes_is_probe_failing(void **state)
+{
+    ta_rc_t *c = ctx(state);
+    sim_aci(c, RULE(",\"probeNeverPasses\":true"));
+    put_env(c, "h-deaf");
+    char seen[512] = "";
+    cJSON *o = wait_reason(c, "h-deaf", "ERROR", "ProbeFailing", 25000, seen, sizeof seen);
+    print_message("phases: %s; lastError: %s\n", seen, ta_str(o, "status.lastError.message"));
+    assert_string_equal(ta_str(o, "status.lastError.code"), "ProbeFailing");
+    assert_non_null(strstr(ta_str(o, "status.lastError.message"), "Readiness probe failed"));
+    assert_non_null(strstr(seen, "STARTING/IdeStarting"));
+    cJSON_Delete(o);
+    assert_int_equal(stat_of(c, "containerGroups.createOrUpdate", NULL), 1);
+    assert_int_equal(stat_of(c, "containerGroups.delete", NULL), 0);
+    both_exit_cleanly(state);
+}
+
+static void test_crash_loop_is_error_and_not_recreated(void **state)
+{
+    ta_rc_t *c = ctx(state);
+    sim_aci(c, RULE(",\"exitAfterMs\":300,\"exitCode\":3"));
+    put_env(c, "h-crash");
+    cJSON *o = wait_reason(c, "h-crash", "ERROR", "CrashLoop", 25000, NULL, 0);
+    print_message("lastError: %s\n", ta_str(o, "status.lastError.message"));
+    assert_string_equal(ta_str(o, "status.lastError.code"), "CrashLoop");
+    assert_true(ta_num(o, "status.containers.0.restartCount") >= 3);
+    assert_true(ta_num(o, "status.containers.0.lastExitCode") == 3);
+    assert_non_null(ta_str(o, "status.containers.0.lastRestartTime"));
+    assert_non_null(strstr(ta_str(o, "status.lastError.message"), "last exit code 3"));
+    cJSON_Delete(o);
+    /* It stays ERROR and nothing is recreated or restarted by the agent
+     * while ACI restarts the container (two status refreshes). */
+    ta_sleep_ms(TA_RC_REFRESH_S * 2000 + 500);
+    o = ta_env_get(&c->agent, "h-crash", NULL);
+    assert_string_equal(ta_str(o, "status.phase"), "ERROR");
+    cJSON_Delete(o);
+    assert_int_equal(stat_of(c, "containerGroups.createOrUpdate", NULL), 1);
+    assert_int_equal(stat_of(c, "containerGroups.delete", NULL), 0);
+    assert_int_equal(stat_of(c, "containerGroups.start", NULL), 0);
+    both_exit_cleanly(state);
+}
+
+static void test_image_that_cannot_be_pulled_is_image_pull_failed(void **state)
+{
+    ta_rc_t *c = ctx(state);
+    sim_aci(c, RULE(",\"failure\":\"PullFailed\""));
+    put_env(c, "h-pull");
+    cJSON *o = wait_reason(c, "h-pull", "ERROR", "ImagePullFailed", 25000, NULL, 0);
+    const char *msg = ta_str(o, "status.lastError.message");
+    print_message("lastError: %s\n", msg);
+    assert_string_equal(ta_str(o, "status.lastError.code"), "ImagePullFailed");
+    /* Azure's own words, from the container's Failed event. */
+    assert_non_null(strstr(msg, "Failed to pull image \"vaibhavsing/dev8-workspace:latest\""));
+    assert_string_equal(ta_str(o, "status.containers.0.state"), "Waiting");
+    cJSON_Delete(o);
+    /* ACI retries the pull itself: the agent creates once and waits. */
+    ta_sleep_ms(2000);
+    assert_int_equal(stat_of(c, "containerGroups.createOrUpdate", NULL), 1);
+    assert_int_equal(stat_of(c, "containerGroups.delete", NULL), 0);
+    both_exit_cleanly(state);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, ta_rc_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_slow_ide_is_starting_until_its_probe_passes),
+        T(test_probe_that_never_passes_is_probe_failing),
+        T(test_crash_loop_is_error_and_not_recreated),
+        T(test_image_that_cannot_be_pulled_is_image_pull_failed),
+    };
+#undef T
+    return cmocka_run_group_tests_name("health", tests, NULL, NULL);
+}
