@@ -160,6 +160,15 @@ static int reaping_hook(void *ud, const char *id)
     return a->reaper && reaper_busy(a->reaper, id);
 }
 
+/* The reconciler reads the logs; after the drain freed it: D8_ECANCELED. */
+static int logs_hook(void *ud, const char *id, int tail, api_logs_done_fn done, void *arg)
+{
+    agent_t *a = ud;
+    if (!a->rec || a->stopping)
+        return D8_ECANCELED;
+    return reconcile_logs(a->rec, id, tail, done, arg);
+}
+
 /* The first SIGTERM/SIGINT: stop taking work and drain (a second one
  * exits at once, in pkg/sigstop). */
 static void on_stop(void *ud, int signum)
@@ -329,7 +338,9 @@ static int api_start(agent_t *a, char *err, size_t errlen)
                      .preflight_ud = a,
                      .commit_hook = a->sf ? commit_hook : NULL,
                      .writable_hook = a->sf ? writable_hook : NULL,
-                     .durable_ud = a};
+                     .durable_ud = a,
+                     .logs_hook = logs_hook,
+                     .logs_ud = a};
     int rc = api_new(&ao, &a->api, err, errlen);
     if (rc == D8_OK && a->sf)
         statefile_on_commit(a->sf, committed, a);

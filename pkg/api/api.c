@@ -277,6 +277,7 @@ static const route_t routes[] = {
     {"POST", "/api/v1/environments/{id}/restart", ROUTE_AUTH, BODY_DEFAULT, api__restart_env, NULL},
     {"POST", "/api/v1/environments/{id}/activity", ROUTE_AUTH, BODY_DEFAULT, api__activity_env,
      NULL},
+    {"GET", "/api/v1/environments/{id}/logs", ROUTE_AUTH, BODY_DEFAULT, api__env_logs, "tail"},
     {"GET", "/api/v1/watch", ROUTE_AUTH, BODY_DEFAULT, api__watch, "resourceVersion"},
     {"GET", "/api/v1/orphans", ROUTE_AUTH, BODY_DEFAULT, orphans_route, NULL},
     {"POST", "/api/v1/reaper/resume", ROUTE_AUTH, BODY_DEFAULT, resume_route, NULL},
@@ -579,9 +580,9 @@ int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (!opts->status_hook || !opts->orphans_hook || !opts->resume_hook || !opts->reaping_hook ||
-        !opts->preflight_hook) {
+        !opts->preflight_hook || !opts->logs_hook) {
         snprintf(err, errlen,
-                 "the API needs its status, orphans, resume, reaping and preflight hooks");
+                 "the API needs its status, orphans, resume, reaping, preflight and logs hooks");
         return D8_EINVAL;
     }
     const config_t *cfg = opts->cfg;

@@ -17,6 +17,11 @@
 
 typedef struct api api_t;
 
+/* The answer to a logs_hook call: status 200 and the text (borrowed), or
+ * an HTTP error status with its code and message. */
+typedef void (*api_logs_done_fn)(void *arg, int status, const char *code, const char *message,
+                                 const char *text, size_t len);
+
 typedef struct api_opts {
     uv_loop_t *loop;
     const config_t *cfg; /* borrowed; outlives the api */
@@ -62,6 +67,13 @@ typedef struct api_opts {
     uint64_t (*commit_hook)(void *ud);
     int (*writable_hook)(void *ud, char *reason, size_t len);
     void *durable_ud;
+    /* GET /api/v1/environments/{id}/logs: starts reading the last `tail`
+     * lines of env id's workspace container and returns 0, then calls
+     * done(arg, ...) once, later (status 200 with the text, or an error
+     * status, code and message); or returns D8_ENOENT (no container group)
+     * or another D8_* error without calling done. */
+    int (*logs_hook)(void *ud, const char *id, int tail, api_logs_done_fn done, void *arg);
+    void *logs_ud;
 } api_opts_t;
 
 /*

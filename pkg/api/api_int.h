@@ -143,6 +143,7 @@ void api__preflight(api_t *api, http_exchange_t *ex, const http_request_t *req, 
 /* The api is going away: a preflight run in flight answers its waiters
  * (if their connections are still open) without touching the api. */
 void api__preflight_detach(api_t *api);
+void api__env_logs(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
 
 /* ---- full sync (api_sync.c) ---------------------------------------------- */
 

@@ -408,6 +408,7 @@ static cJSON *names_json(char *const *l, size_t n)
     return a;
 }
 
+/* An image rule as the control API and config read it back. */
 static cJSON *rule_json(const azsim_image_rule_t *r)
 {
     cJSON *o = cJSON_CreateObject();

@@ -469,6 +469,15 @@ int azure_share_list(azure_client_t *c, const azure_scope_t *s, int expand_metad
 int azure_share_delete(azure_client_t *c, const azure_scope_t *s, const char *name,
                        azure_prio_t prio, azure_done_cb cb, void *ud);
 
+/* A container's log (Logs.content, borrowed; NULL on failure). */
+typedef void (*azure_logs_cb)(void *ud, const azure_result_t *res, const char *content);
+/* GET .../containerGroups/{group}/containers/{container}/logs?tail=N
+ * (Containers_ListLogs): the last `tail` lines (tail <= 0: all Azure
+ * keeps, up to 4 MB). Paid from the read bucket. */
+int azure_container_logs(azure_client_t *c, const azure_scope_t *s, const char *group,
+                         const char *container, int tail, azure_prio_t prio, azure_logs_cb cb,
+                         void *ud);
+
 /* GET of the scope's storage account (Microsoft.Storage
  * StorageAccounts_GetProperties, storageApiVersion): its kind, SKU and
  * large file shares state. Paid from the subscription's read bucket. */

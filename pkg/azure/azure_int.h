@@ -126,6 +126,7 @@ typedef enum azure__op {
     AZ_OP_USAGE_LIST,
     AZ_OP_CAPABILITIES_LIST,
     AZ_OP_RESOURCE_PERMISSIONS_LIST,
+    AZ_OP_CONTAINER_LOGS,
     AZ_OP_TOKEN, /* not ARM: no bucket, no token, not counted in maxInflight */
     AZ_OP__COUNT
 } azure__op_t;

@@ -82,6 +82,8 @@ int64_t azure_parse_time(const char *s)
     return (int64_t)t * 1000 + ms - off;
 }
 
+/* Reads an array of ACI Events (at most MAX_EVENTS) into *out, *n of
+ * them; members that are not events with a name are skipped. */
 static void events_from_json(const cJSON *arr, azure_event_t **out, size_t *n)
 {
     size_t cap = (size_t)cJSON_GetArraySize(arr);

@@ -8,6 +8,7 @@
 #include "azure_int.h"
 #include "log/log.h"
 
+#include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ typedef struct op {
     azure_share_list_cb slist_cb;
     azure_operation_cb oper_cb;
     azure_storage_account_cb acct_cb;
+    azure_logs_cb logs_cb;
     uint64_t accepted_ms;
     char *sub, *rg, *acct, *region;
     char *name;
@@ -131,6 +133,9 @@ static void op_complete(op_t *op, const azure_result_t *in, const void *payload)
         break;
     case AZ_OP_ACCOUNT_GET:
         op->acct_cb(op->ud, &res, payload);
+        break;
+    case AZ_OP_CONTAINER_LOGS:
+        op->logs_cb(op->ud, &res, payload);
         break;
     default:
         op->done_cb(op->ud, &res);
@@ -352,6 +357,20 @@ static void account_done(op_t *op, azure__req_t *r, const azure_result_t *res)
     azure_storage_account_release(&a);
 }
 
+/* A logs GET answered: Logs {"content"} (absent content: an empty log). */
+static void logs_done(op_t *op, azure__req_t *r, const azure_result_t *res)
+{
+    cJSON *j = r->resp.len ? cJSON_ParseWithLength(r->resp.data, r->resp.len) : NULL;
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(j, "content");
+    if (!cJSON_IsObject(j) || (content && !cJSON_IsString(content) && !cJSON_IsNull(content))) {
+        cJSON_Delete(j);
+        op_bad_answer(op, res, "the container logs answer is not a Logs object");
+        return;
+    }
+    op_complete(op, res, cJSON_IsString(content) ? content->valuestring : "");
+    cJSON_Delete(j);
+}
+
 /* A request of a typed op is final: decodes the answer for the op's kind
  * and completes the op (a list may send its next page instead). */
 static void op_req_done(azure__req_t *r, const azure_result_t *res)
@@ -380,6 +399,9 @@ static void op_req_done(azure__req_t *r, const azure_result_t *res)
         break;
     case AZ_OP_ACCOUNT_GET:
         account_done(op, r, res);
+        break;
+    case AZ_OP_CONTAINER_LOGS:
+        logs_done(op, r, res);
         break;
     default:
         op_complete(op, res, NULL);
@@ -715,6 +737,30 @@ int azure_storage_account_get(azure_client_t *c, const azure_scope_t *s, azure_p
     op_t *op = op_new(c, AZ_OP_ACCOUNT_GET, prio, s, s->storage_account, ud);
     op->acct_cb = cb;
     op_submit(op, AZ_OP_ACCOUNT_GET, account_url(c, s), NULL, 0);
+    return 0;
+}
+
+int azure_container_logs(azure_client_t *c, const azure_scope_t *s, const char *group,
+                         const char *container, int tail, azure_prio_t prio, azure_logs_cb cb,
+                         void *ud)
+{
+    int rc = precheck(c, s, 0, (const void *)cb);
+    if (rc < 0)
+        return rc;
+    if (!azure__valid_name(group, 63) || !azure__valid_name(container, 63))
+        return D8_EINVAL;
+    op_t *op = op_new(c, AZ_OP_CONTAINER_LOGS, prio, s, group, ud);
+    op->logs_cb = cb;
+    d8_buf_t b;
+    d8_buf_init(&b);
+    d8_buf_printf(&b,
+                  "%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.ContainerInstance/"
+                  "containerGroups/%s/containers/%s/logs?api-version=%s",
+                  c->arm_endpoint, s->subscription_id, s->resource_group, group, container,
+                  c->aci_api_version);
+    if (tail > 0)
+        d8_buf_printf(&b, "&tail=%d", tail);
+    op_submit(op, AZ_OP_CONTAINER_LOGS, d8_buf_detach(&b, NULL), NULL, 0);
     return 0;
 }
 

@@ -55,6 +55,7 @@ const azure__op_info_t azure__ops[AZ_OP__COUNT] = {
     [AZ_OP_CAPABILITIES_LIST] = {"Location_ListCapabilities", "GET", AZURE_BUCKET_READ, -1, 0},
     [AZ_OP_RESOURCE_PERMISSIONS_LIST] = {"Permissions_ListForResource", "GET", AZURE_BUCKET_READ,
                                          -1, 0},
+    [AZ_OP_CONTAINER_LOGS] = {"Containers_ListLogs", "GET", AZURE_BUCKET_READ, -1, 0},
     [AZ_OP_TOKEN] = {"Token", "POST", -1, -1, 0},
 };
 

@@ -58,4 +58,18 @@ void reconciler_status(reconciler_t *r, cJSON *status);
  * us (its callbacks reference the reconciler). */
 void reconciler_free(reconciler_t *r);
 
+/* The answer of reconcile_logs: status 200 with the log text (borrowed),
+ * or an HTTP status with an error code and message for the API. */
+typedef void (*reconcile_logs_cb)(void *ud, int status, const char *code, const char *message,
+                                  const char *text, size_t len);
+/*
+ * Reads the last `tail` lines of env id's workspace container through ARM
+ * (Containers_ListLogs). D8_ENOENT when the cache knows no container group
+ * of id (cb is not called); else 0 and cb runs once, later: 200 with the
+ * text, 409 NoContainerGroup when Azure has none any more, 502
+ * AzureError for any other failure, 503 ShuttingDown when the call was
+ * canceled.
+ */
+int reconcile_logs(reconciler_t *r, const char *id, int tail, reconcile_logs_cb cb, void *ud);
+
 #endif

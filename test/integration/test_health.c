@@ -151,6 +151,17 @@ static void test_crash_loop_is_error_and_not_recreated(void **state)
     assert_non_null(ta_str(o, "status.containers.0.lastRestartTime"));
     assert_non_null(strstr(ta_str(o, "status.lastError.message"), "last exit code 3"));
     cJSON_Delete(o);
+    /* The logs say why, in the order the runs wrote them. */
+    th_resp_t r;
+    ta_req(&c->agent, "GET", ENV_PATH "/h-crash/logs?tail=7", NULL, &r);
+    print_message("logs: %s\n", r.body);
+    assert_int_equal(r.status, 200);
+    /* Seven lines hold a whole run: a crash, then the restart after it. */
+    const char *crash = strstr(r.body, "dev8 workspace: fatal error, exiting with code 3");
+    assert_non_null(crash);
+    assert_non_null(strstr(crash, "dev8 workspace: starting"));
+    assert_true(ta_count(r.body, "\n") == 7);
+    th_resp_free(&r);
     /* It stays ERROR and nothing is recreated or restarted by the agent
      * while ACI restarts the container (two status refreshes). */
     ta_sleep_ms(TA_RC_REFRESH_S * 2000 + 500);
@@ -183,6 +194,60 @@ static void test_image_that_cannot_be_pulled_is_image_pull_failed(void **state)
     both_exit_cleanly(state);
 }
 
+static void test_logs_route_answers_and_refuses(void **state)
+{
+    ta_rc_t *c = ctx(state);
+    sim_aci(c, RULE(""));
+    th_resp_t r;
+    ta_req(&c->agent, "GET", ENV_PATH "/h-none/logs", NULL, &r);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(ta_err_code(&r), "NotFound");
+    th_resp_free(&r);
+    /* Desired stopped from the start: no group is ever created. */
+    char *body = ta_spec("u-13", "workspace", "eastus", "\"powerState\":\"Stopped\"");
+    assert_int_equal(ta_put(&c->agent, "h-off", body), 201);
+    free(body);
+    cJSON_Delete(wait_phase(c, "h-off", "STOPPED", 15000));
+    ta_req(&c->agent, "GET", ENV_PATH "/h-off/logs", NULL, &r);
+    assert_int_equal(r.status, 409);
+    assert_string_equal(ta_err_code(&r), "NoContainerGroup");
+    th_resp_free(&r);
+    put_env(c, "h-logs");
+    cJSON_Delete(wait_phase(c, "h-logs", "RUNNING", 15000));
+    static const char *const bad[] = {"0", "10001", "-3", "abc", "", "5x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char path[128];
+        snprintf(path, sizeof path, ENV_PATH "/h-logs/logs?tail=%s", bad[i]);
+        ta_req(&c->agent, "GET", path, NULL, &r);
+        assert_int_equal(r.status, 400);
+        assert_string_equal(ta_err_code(&r), "InvalidQuery");
+        assert_string_equal(ta_err_field(&r), "tail");
+        th_resp_free(&r);
+    }
+    /* Default tail; the IDE's lines in order. */
+    long long end = ta_now_ms() + 10000;
+    for (;;) {
+        ta_req(&c->agent, "GET", ENV_PATH "/h-logs/logs", NULL, &r);
+        assert_int_equal(r.status, 200);
+        if (strstr(r.body, "IDE listening") || ta_now_ms() > end)
+            break;
+        th_resp_free(&r);
+        ta_sleep_ms(200);
+    }
+    print_message("logs: %s\n", r.body);
+    const char *a = strstr(r.body, "dev8 workspace: starting");
+    const char *b = strstr(r.body, "dev8 workspace: IDE listening on port 8443");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(a < b);
+    th_resp_free(&r);
+    /* Without a key: 401, as every route under /api/v1/. */
+    ta_api(&c->agent, "GET", ENV_PATH "/h-logs/logs", NULL, NULL, &r);
+    assert_int_equal(r.status, 401);
+    th_resp_free(&r);
+    both_exit_cleanly(state);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, ta_rc_teardown)
@@ -191,6 +256,7 @@ int main(void)
         T(test_probe_that_never_passes_is_probe_failing),
         T(test_crash_loop_is_error_and_not_recreated),
         T(test_image_that_cannot_be_pulled_is_image_pull_failed),
+        T(test_logs_route_answers_and_refuses),
     };
 #undef T
     return cmocka_run_group_tests_name("health", tests, NULL, NULL);
