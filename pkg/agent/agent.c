@@ -36,6 +36,7 @@ typedef struct agent {
     statefile_t *sf;
     usage_t *usage;
     webhook_t *wh;
+    events_t *events; /* each environment's events (API, reconciler) */
     uv_timer_t token_retry;
     sigstop_t *sig;
     uv_timer_t drain;
@@ -275,7 +276,8 @@ static void controller_new(agent_t *a, const char *hk, int loaded_state)
                            .hash_keylen = hk ? strlen(hk) : 0,
                            .usage = a->usage,
                            .usage_changed = usage_changed,
-                           .usage_ud = a};
+                           .usage_ud = a,
+                           .events = a->events};
     a->rec = reconciler_new(&ro);
     reaper_opts_t rpo = {.loop = &a->loop,
                          .cfg = cfg,
@@ -340,7 +342,8 @@ static int api_start(agent_t *a, char *err, size_t errlen)
                      .writable_hook = a->sf ? writable_hook : NULL,
                      .durable_ud = a,
                      .logs_hook = logs_hook,
-                     .logs_ud = a};
+                     .logs_ud = a,
+                     .events = a->events};
     int rc = api_new(&ao, &a->api, err, errlen);
     if (rc == D8_OK && a->sf)
         statefile_on_commit(a->sf, committed, a);
@@ -388,6 +391,7 @@ int agent_run(const config_t *cfg)
     a.store = store_new((size_t)cfg->watch_ring_size);
     a.metrics = metrics_new();
     a.usage = agent__usage_new(cfg, a.metrics);
+    a.events = events_new();
     const char *hk = getenv("DEV8_SPEC_HASH_KEY");
     int loaded_state = load_state(&a, hk);
     if (loaded_state < 0)
@@ -431,6 +435,7 @@ out:
         LOG0(LOG_WARN, "event loop closed with handles still open");
     store_free(a.store);
     usage_free(a.usage);
+    events_free(a.events);
     metrics_free(a.metrics);
     free(a.scopes);
     return code;

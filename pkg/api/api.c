@@ -278,6 +278,7 @@ static const route_t routes[] = {
     {"POST", "/api/v1/environments/{id}/activity", ROUTE_AUTH, BODY_DEFAULT, api__activity_env,
      NULL},
     {"GET", "/api/v1/environments/{id}/logs", ROUTE_AUTH, BODY_DEFAULT, api__env_logs, "tail"},
+    {"GET", "/api/v1/environments/{id}/events", ROUTE_AUTH, BODY_DEFAULT, api__env_events, NULL},
     {"GET", "/api/v1/watch", ROUTE_AUTH, BODY_DEFAULT, api__watch, "resourceVersion"},
     {"GET", "/api/v1/orphans", ROUTE_AUTH, BODY_DEFAULT, orphans_route, NULL},
     {"POST", "/api/v1/reaper/resume", ROUTE_AUTH, BODY_DEFAULT, resume_route, NULL},
@@ -645,6 +646,7 @@ int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
     uv_timer_init(api->loop, &api->heartbeat);
     api->heartbeat.data = api;
     uv_timer_start(&api->heartbeat, api__heartbeat_cb, WATCH_HEARTBEAT_MS, WATCH_HEARTBEAT_MS);
+    api__events_start(api);
     *out = api;
     return D8_OK;
 }
@@ -675,6 +677,7 @@ void api_shutdown(api_t *api)
     if (api->shutting_down)
         return;
     api->shutting_down = 1;
+    api__events_stop(api);
     http_server_stop_accepting(api->srv);
     uv_timer_stop(&api->heartbeat);
     /* End every watch stream; their close callbacks free the clients. */
@@ -731,6 +734,7 @@ void api_free(api_t *api, void (*done)(void *arg), void *arg)
             done(arg);
         return;
     }
+    api__events_stop(api);
     api->done = done;
     api->done_arg = arg;
     api__preflight_detach(api);

@@ -7,6 +7,7 @@
 #define D8_API_H
 
 #include "config/config.h"
+#include "events/events.h"
 #include "metrics/metrics.h"
 #include "preflight/preflight.h"
 #include "store/store.h"
@@ -74,6 +75,9 @@ typedef struct api_opts {
      * or another D8_* error without calling done. */
     int (*logs_hook)(void *ud, const char *id, int tail, api_logs_done_fn done, void *arg);
     void *logs_ud;
+    /* Each environment's events (GET .../events, `event: EVENT` on the
+     * watch streams); borrowed, may be NULL (no events). */
+    events_t *events;
 } api_opts_t;
 
 /*

@@ -12,6 +12,57 @@
 #define LOGS_TAIL_DEFAULT 200
 #define LOGS_TAIL_MAX 10000
 
+/* GET /api/v1/environments/{id}/events: the ring, oldest first. */
+void api__env_events(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id)
+{
+    (void)req;
+    if (!store_get(api->store, id)) {
+        http_respond_error(ex, 404, "NotFound", "no environment with this id", NULL);
+        return;
+    }
+    d8_buf_t b;
+    d8_buf_init(&b);
+    events_json(api->opts.events, id, &b);
+    api__respond_json(ex, 200, NULL, 0, b.data, b.len);
+    d8_buf_release(&b);
+}
+
+/* An event was recorded: `event: EVENT` (no id: it is not a resource
+ * version to resume from) on every open watch stream. */
+static void broadcast(void *ud, const char *id, const env_event_t *e)
+{
+    api_t *api = ud;
+    if (!api->nwatchers)
+        return;
+    d8_buf_t b;
+    d8_buf_init(&b);
+    d8_buf_puts(&b, "event: EVENT\ndata: {\"environmentId\":");
+    d8_buf_json_str(&b, id);
+    d8_buf_puts(&b, ",\"event\":");
+    events_item_json(e, &b);
+    d8_buf_puts(&b, "}\n\n");
+    /* The next one is read first: a failed write frees the client. */
+    d8_list_t *it = api->watchers.next;
+    while (it != &api->watchers) {
+        api__watch_client_t *c = d8_container_of(it, api__watch_client_t, link);
+        it = it->next;
+        http_stream_write(c->ex, b.data, b.len);
+    }
+    d8_buf_release(&b);
+}
+
+void api__events_start(api_t *api)
+{
+    if (api->opts.events)
+        events_on_add(api->opts.events, broadcast, api);
+}
+
+void api__events_stop(api_t *api)
+{
+    if (api->opts.events)
+        events_on_add(api->opts.events, NULL, NULL);
+}
+
 /* One logs request waiting for Azure; ex is NULL once the client left. */
 typedef struct logs_wait {
     http_exchange_t *ex;

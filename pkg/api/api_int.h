@@ -144,6 +144,14 @@ void api__preflight(api_t *api, http_exchange_t *ex, const http_request_t *req, 
  * (if their connections are still open) without touching the api. */
 void api__preflight_detach(api_t *api);
 void api__env_logs(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+void api__env_events(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
+
+/* ---- events (api_health.c) ---------------------------------------------- */
+
+/* Sends each new event to every watch stream as `event: EVENT`. */
+void api__events_start(api_t *api);
+/* Stops that (shutdown, free). */
+void api__events_stop(api_t *api);
 
 /* ---- full sync (api_sync.c) ---------------------------------------------- */
 

@@ -44,6 +44,7 @@ static void on_group_get(void *ud, const azure_result_t *res, const azure_group_
         return;
     } else if (g) {
         observed_group_seen(e->r->ob, e->o, g, 1);
+        reconcile__azure_events(e, g);
     }
     e->fetched_group = 1;
     reconcile__step(e);
@@ -72,6 +73,7 @@ static void on_share_put(void *ud, const azure_result_t *res, const azure_share_
         return;
     }
     observed_share_created(e->r->ob, e->o, s ? s->quota_gb : 0, 0);
+    reconcile__event_result(e, res);
     reconcile__finish(e, 0, 1, "acted");
 }
 
@@ -83,6 +85,7 @@ static void on_share_quota(void *ud, const azure_result_t *res, const azure_shar
         return;
     }
     observed_share_created(e->r->ob, e->o, s ? s->quota_gb : 0, e->o->s.keep);
+    reconcile__event_result(e, res);
     reconcile__finish(e, 0, 1, "acted");
 }
 
@@ -97,6 +100,7 @@ static void on_share_retained(void *ud, const azure_result_t *res, const azure_s
     observed_share_created(e->r->ob, e->o, 0, 1);
     e->o->s.keep_until_ms = e->keep_until_ms;
     reconcile__retained(e, s && s->quota_gb > 0 ? s->quota_gb : e->o->s.quota_gb);
+    reconcile__event_result(e, res);
     reconcile__finish(e, 0, 1, "acted");
 }
 
@@ -140,6 +144,7 @@ static void on_share_delete(void *ud, const azure_result_t *res)
         return;
     }
     observed_share_gone(e->r->ob, e->o);
+    reconcile__event_result(e, res);
     reconcile__finish(e, 0, 1, "acted");
 }
 
@@ -160,6 +165,7 @@ static void on_group_put(void *ud, const azure_result_t *res, const azure_group_
     e->operation_code[0] = '\0';
     e->o->settle = 1;
     e->o->next_get_ms = 0; /* read it at the next pass */
+    reconcile__event_result(e, res);
     reconcile__finish(e, 0, lro_delay(res), "acted");
 }
 
@@ -175,6 +181,7 @@ static void on_group_lro(void *ud, const azure_result_t *res)
     e->o->settle = 1;
     e->o->next_get_ms = 0; /* read it at the next pass */
     /* Observe right away when the operation completed synchronously. */
+    reconcile__event_result(e, res);
     reconcile__finish(e, 0, res->accepted ? lro_delay(res) : DECIDE_SHORT_MS, "acted");
 }
 
@@ -335,6 +342,7 @@ void reconcile__act(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *ob
     } else {
         const char *lbl[] = {reconcile_action_name(plan->action)};
         metrics_add(r->m_actions, lbl, 1);
+        reconcile__event_request(e, plan->action, plan->reason);
         rc = mutate(e, plan, obj);
     }
     if (rc < 0) {

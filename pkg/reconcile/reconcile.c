@@ -128,6 +128,9 @@ static void apply_status(void *ud, const env_obj_t *obj, env_status_t *s)
     int64_t now = d8_wall_ms();
     int changed = st->acted;
     if (st->phase >= 0 && (int)s->phase != st->phase) {
+        reconcile__event_phase(c->e, (int)s->phase, st->phase,
+                               st->ready_reason ? st->ready_reason : st->synced_reason,
+                               st->ready_msg ? st->ready_msg : st->synced_msg);
         store_set_phase(obj->id, s, (env_phase_t)st->phase,
                         st->ready_reason ? st->ready_reason : st->synced_reason);
         changed = 1;
@@ -190,6 +193,7 @@ void reconcile__finish(rec_env_t *e, int err, uint64_t requeue_ms, const char *r
 
 void reconcile__failed(rec_env_t *e, const azure_result_t *res)
 {
+    reconcile__event_result(e, res);
     const env_obj_t *obj = store_get(e->r->store, e->id);
     const char *what = reconcile_action_call(e->action);
     decide_failure_t f = {.action = e->action,
@@ -238,6 +242,7 @@ static void remove_object(rec_env_t *e, const decide_plan_t *plan, const env_obj
     LOG(LOG_INFO, "environment deleted", LF_S("env_id", e->id), LF_S("reason", plan->reason),
         LF_B("share_retained", retain && o->s.exists));
     store_remove(e->r->store, e->id);
+    events_forget(e->r->events, e->id);
     reconcile__finish(e, 0, 0, plan->result);
 }
 
@@ -488,6 +493,7 @@ reconciler_t *reconciler_new(const reconcile_opts_t *opts)
     r->usage = opts->usage;
     r->usage_changed = opts->usage_changed;
     r->usage_ud = opts->usage_ud;
+    r->events = opts->events;
     if (opts->hash_key && opts->hash_keylen) {
         r->hash_key = d8_xmalloc(opts->hash_keylen);
         memcpy(r->hash_key, opts->hash_key, opts->hash_keylen);

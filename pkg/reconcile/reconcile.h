@@ -18,6 +18,7 @@
 
 #include "azure/azure.h"
 #include "config/config.h"
+#include "events/events.h"
 #include "metrics/metrics.h"
 #include "observe/observe.h"
 #include "store/store.h"
@@ -41,6 +42,7 @@ typedef struct reconcile_opts {
     usage_t *usage;                  /* borrowed */
     void (*usage_changed)(void *ud); /* a transition worth saving (the state file) */
     void *usage_ud;
+    events_t *events; /* borrowed, may be NULL: each environment's events */
 } reconcile_opts_t;
 
 /* A reconciler over opts' store and observer; it registers its metrics and

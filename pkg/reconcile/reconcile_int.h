@@ -28,6 +28,11 @@ typedef struct rec_env {
     uint64_t pass_start_ns;
     int64_t keep_until_ms; /* the keep-until of a retain in flight */
     reconciler_t *r;
+    /* The Azure instance-view events seen at the last GET (hash of name
+     * and message, and count): only new ones become events. */
+    uint32_t az_seen[32];
+    int az_seen_count[32];
+    size_t naz_seen;
 } rec_env_t;
 
 struct reconciler {
@@ -37,6 +42,7 @@ struct reconciler {
     azure_client_t *az;
     observer_t *ob;
     metrics_t *metrics;
+    events_t *events; /* borrowed, may be NULL */
     unsigned char *hash_key;
     size_t hash_keylen;
     workqueue_t *wq;
@@ -89,6 +95,17 @@ void reconcile__act(rec_env_t *e, const decide_plan_t *plan, const env_obj_t *ob
  * empty path); port 0 means the first workspace port. */
 const azure_probe_t *reconcile__probe(const config_t *cfg, const config_probe_t *c,
                                       azure_probe_t *out);
+/* Records the Azure instance-view events of g (a GET of e's group) not
+ * seen at the previous GET as events of e (events.c in pkg/reconcile). */
+void reconcile__azure_events(rec_env_t *e, const azure_group_t *g);
+/* Records that e issued mutation a (why: the plan's reason). */
+void reconcile__event_request(rec_env_t *e, decide_action_t a, const char *why);
+/* Records the result of e's mutation in flight: ok, or the failure. */
+void reconcile__event_result(rec_env_t *e, const azure_result_t *res);
+/* Records a phase transition of e's environment. */
+void reconcile__event_phase(const rec_env_t *e, int from, int to, const char *reason,
+                            const char *msg);
+
 /* Sets status.containers of s from what the last GET showed of the
  * workspace container; 1 when it changed. */
 int reconcile__set_containers(const observed_t *o, env_status_t *s);

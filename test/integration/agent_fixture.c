@@ -621,11 +621,19 @@ static void parse_events(ta_watch_t *w)
             if (!data)
                 append(&data, &ndata, "", 0);
             ev.data = data;
-            if (w->nevents == w->cap) {
-                w->cap = w->cap ? w->cap * 2 : 16;
-                w->events = xrealloc(w->events, w->cap * sizeof *w->events);
+            if (strcmp(ev.type, "EVENT") == 0) {
+                if (w->nenv_events == w->env_cap) {
+                    w->env_cap = w->env_cap ? w->env_cap * 2 : 16;
+                    w->env_events = xrealloc(w->env_events, w->env_cap * sizeof *w->env_events);
+                }
+                w->env_events[w->nenv_events++] = ev;
+            } else {
+                if (w->nevents == w->cap) {
+                    w->cap = w->cap ? w->cap * 2 : 16;
+                    w->events = xrealloc(w->events, w->cap * sizeof *w->events);
+                }
+                w->events[w->nevents++] = ev;
             }
-            w->events[w->nevents++] = ev;
         } else {
             free(data);
         }
@@ -748,6 +756,9 @@ void ta_watch_close(ta_watch_t *w)
     for (size_t i = 0; i < w->nevents; i++)
         free(w->events[i].data);
     free(w->events);
+    for (size_t i = 0; i < w->nenv_events; i++)
+        free(w->env_events[i].data);
+    free(w->env_events);
     free(w->pending);
     free(w->all);
     free(w->headers);

@@ -145,8 +145,10 @@ typedef struct ta_watch {
     size_t nall;
     char *headers;
     size_t nheaders;
-    ta_event_t *events;
+    ta_event_t *events; /* ADDED, MODIFIED, DELETED (what ta_watch_wait counts) */
     size_t nevents, cap;
+    ta_event_t *env_events; /* `event: EVENT` (an environment's event), apart */
+    size_t nenv_events, env_cap;
     size_t ncomments; /* ": ..." lines seen */
     int done;         /* the transfer ended */
     long status;

@@ -248,6 +248,82 @@ static void test_logs_route_answers_and_refuses(void **state)
     both_exit_cleanly(state);
 }
 
+/* The index of the first item at or after `from` whose reason is `reason`
+ * and whose message contains `text` (NULL: any), or -1. */
+static int find_item(const cJSON *items, int from, const char *reason, const char *text)
+{
+    for (int i = from; i < cJSON_GetArraySize(items); i++) {
+        const cJSON *it = cJSON_GetArrayItem(items, i);
+        const char *r = ta_str(it, "reason"), *m = ta_str(it, "message");
+        if (r && strcmp(r, reason) == 0 && (!text || (m && strstr(m, text))))
+            return i;
+    }
+    return -1;
+}
+
+static void test_events_tell_what_happened_in_order(void **state)
+{
+    ta_rc_t *c = ctx(state);
+    sim_aci(c, RULE(",\"readyAfterMs\":1500"));
+    ta_watch_t w;
+    assert_int_equal(ta_watch_open(&w, &c->agent, "/api/v1/watch", NULL), 0);
+    ta_watch_wait(&w, 0, 3000);
+    put_env(c, "h-ev");
+    cJSON_Delete(wait_reason(c, "h-ev", "RUNNING", "Available", 20000, NULL, 0));
+    th_resp_t r;
+    ta_req(&c->agent, "GET", ENV_PATH "/h-ev/events", NULL, &r);
+    assert_int_equal(r.status, 200);
+    cJSON *j = ta_json(&r);
+    assert_non_null(j);
+    assert_string_equal(ta_str(j, "environmentId"), "h-ev");
+    const cJSON *items = ta_path(j, "items");
+    int n = cJSON_GetArraySize(items);
+    for (int i = 0; i < n; i++) {
+        const cJSON *it = cJSON_GetArrayItem(items, i);
+        print_message("  %s %-7s %-12s %-6s x%d %s\n", ta_str(it, "time"), ta_str(it, "type"),
+                      ta_str(it, "reason"), ta_str(it, "source"), (int)ta_num(it, "count"),
+                      ta_str(it, "message"));
+    }
+    /* What the agent did, what Azure said, and the phases, in order. */
+    int share = find_item(items, 0, "ArmRequest", "create file share");
+    int group = find_item(items, share + 1, "ArmRequest", "create container group");
+    int put_ok = find_item(items, group + 1, "ArmSucceeded", "create container group");
+    int pulled = find_item(items, put_ok + 1, "Pulled", "Successfully pulled image");
+    int started = find_item(items, pulled + 1, "Started", NULL);
+    int ide = find_item(items, started + 1, "PhaseChanged", "-> STARTING (IdeStarting)");
+    int running = find_item(items, ide + 1, "PhaseChanged", "-> RUNNING (Available)");
+    print_message("share %d group %d ok %d pulled %d started %d ide %d running %d\n", share, group,
+                  put_ok, pulled, started, ide, running);
+    assert_true(share >= 0 && group > share && put_ok > group && pulled > put_ok);
+    assert_true(started > pulled && ide > started && running > ide);
+    assert_string_equal(ta_str(cJSON_GetArrayItem(items, pulled), "source"), "azure");
+    assert_string_equal(ta_str(cJSON_GetArrayItem(items, running), "source"), "agent");
+    cJSON_Delete(j);
+    th_resp_free(&r);
+    /* The same events reached the watch stream as `event: EVENT`. */
+    long long end = ta_now_ms() + 5000;
+    int seen_running = 0;
+    while (!seen_running && ta_now_ms() < end) {
+        ta_watch_drain(&w, 100);
+        for (size_t i = 0; i < w.nenv_events && !seen_running; i++) {
+            cJSON *e = cJSON_Parse(w.env_events[i].data);
+            const char *m = ta_str(e, "event.message");
+            seen_running = ta_str(e, "environmentId") &&
+                           strcmp(ta_str(e, "environmentId"), "h-ev") == 0 && m &&
+                           strstr(m, "-> RUNNING (Available)");
+            cJSON_Delete(e);
+        }
+    }
+    print_message("%zu EVENT entries on the watch stream\n", w.nenv_events);
+    assert_true(seen_running);
+    ta_watch_close(&w);
+    ta_req(&c->agent, "GET", ENV_PATH "/h-nope/events", NULL, &r);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(ta_err_code(&r), "NotFound");
+    th_resp_free(&r);
+    both_exit_cleanly(state);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, ta_rc_teardown)
@@ -257,6 +333,7 @@ int main(void)
         T(test_crash_loop_is_error_and_not_recreated),
         T(test_image_that_cannot_be_pulled_is_image_pull_failed),
         T(test_logs_route_answers_and_refuses),
+        T(test_events_tell_what_happened_in_order),
     };
 #undef T
     return cmocka_run_group_tests_name("health", tests, NULL, NULL);
