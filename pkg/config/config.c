@@ -50,6 +50,8 @@ static config_t *defaults_new(void)
     cfg->resync_seconds = 60;
     cfg->status_refresh_seconds = 300;
     cfg->shutdown_grace_seconds = 20;
+    cfg->auto_stop_warning_minutes = 5;
+    cfg->auto_stop_minute_seconds = 60;
     cfg->max_concurrent_reconciles = 16;
     cfg->state_file = d8_xstrdup("");
     cfg->state_commit_ms = 2;

@@ -76,6 +76,8 @@ typedef struct config {
     int resync_seconds;            /* 60 */
     int status_refresh_seconds;    /* 300 */
     int shutdown_grace_seconds;    /* 20 */
+    int auto_stop_warning_minutes; /* AutoStopPending this long before an auto-stop; 5 (0: none) */
+    int auto_stop_minute_seconds;  /* seconds in an auto-stop "minute"; 60 (tests and demos) */
     int max_concurrent_reconciles; /* 16 */
     char *state_file;              /* "" = none */
     /* controller.probeListen (parsed as controller.listen); NULL = no

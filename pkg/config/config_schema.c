@@ -570,6 +570,10 @@ static const config__field_t controller_fields[] = {
     ROW_INT("maxConcurrentReconciles", config_t, max_concurrent_reconciles, 1, 1024),
     ROW_STR("stateFile", config_t, state_file, check_path_or_empty, 0),
     ROW_INT("stateCommitMs", config_t, state_commit_ms, 0, 1000),
+    ROW_INT("autoStopWarningMinutes", config_t, auto_stop_warning_minutes, 0, 1440),
+    /* A minute of autoStopMinutes and autoStopWarningMinutes, in seconds:
+     * shorter only for tests and demos. */
+    ROW_INT("autoStopMinuteSeconds", config_t, auto_stop_minute_seconds, 1, 60),
     {0},
 };
 

@@ -46,14 +46,9 @@ const char *reconcile_action_call(decide_action_t a)
 int reconcile_auto_stop_due(int minutes, int64_t agent_start_ms, int64_t last_activity_ms,
                             int64_t running_since_ms, int64_t now_ms)
 {
-    if (minutes <= 0)
-        return 0;
-    int64_t since = agent_start_ms;
-    if (last_activity_ms > since)
-        since = last_activity_ms;
-    if (running_since_ms > since)
-        since = running_since_ms;
-    return now_ms - since >= (int64_t)minutes * 60000;
+    int64_t at =
+        reconcile_auto_stop_at(minutes, 60000, agent_start_ms, last_activity_ms, running_since_ms);
+    return at && now_ms >= at;
 }
 
 /* ---- plan builders ------------------------------------------------------------ */
@@ -456,14 +451,10 @@ static int failed_create(const decide_plan_t *p, const observed_t *o)
 /* Desired running and the container runs: RUNNING, or an auto-stop. */
 static void decide_running(const decide_input_t *in, decide_plan_t *p)
 {
-    const env_spec_t *sp = &in->obj->spec;
-    if (reconcile_auto_stop_due(sp->auto_stop_minutes, in->agent_start_ms,
-                                in->obj->status.last_activity_ms, p->mem.running_since_ms,
-                                in->wall_ms)) {
-        p->mem.auto_stopped_ms = in->wall_ms;
-        p->mem.auto_stopped_gen = in->obj->generation;
+    uint64_t next_stop = UINT64_MAX;
+    if (reconcile_auto_stop(in, p, &next_stop)) {
         ready(p, PHASE_STOPPING, COND_FALSE, "Stopping", "no activity for autoStopMinutes");
-        synced(p, COND_TRUE, "AutoStopped", MSG_AUTO_STOPPED);
+        synced(p, COND_TRUE, "AutoStopped", p->msg3);
         act(p, DECIDE_STOP_GROUP, "auto-stop: no activity for autoStopMinutes");
         return;
     }
@@ -475,9 +466,20 @@ static void decide_running(const decide_input_t *in, decide_plan_t *p)
     ready(p, PHASE_RUNNING, COND_TRUE, "Available", "the workspace is running");
     settled(p);
     uint64_t next = refresh_delay(in, p);
-    if (sp->auto_stop_minutes > 0 && next > DECIDE_AUTO_STOP_CHECK_MS)
+    if (in->obj->spec.auto_stop_minutes > 0 && next > DECIDE_AUTO_STOP_CHECK_MS)
         next = DECIDE_AUTO_STOP_CHECK_MS;
-    end(p, next, "success");
+    end(p, next < next_stop ? next : next_stop, "success");
+}
+
+/* Synced AutoStopped's message: the idle time that stopped it. */
+static const char *auto_stopped_msg(decide_plan_t *p)
+{
+    if (!p->mem.auto_stop_idle_ms)
+        return MSG_AUTO_STOPPED;
+    snprintf(p->msg3, sizeof(p->msg3),
+             "stopped after %lld s without activity; a new generation or /start starts it again",
+             (long long)(p->mem.auto_stop_idle_ms / 1000));
+    return p->msg3;
 }
 
 /* Desired stopped (by spec or auto-stop): STOPPED once the group is
@@ -500,14 +502,14 @@ static void decide_stopped(const decide_input_t *in, decide_plan_t *p)
             ready(p, PHASE_STOPPED, COND_FALSE, "Stopped", MSG_STOPPED);
         }
         if (auto_stop)
-            synced(p, COND_TRUE, "AutoStopped", MSG_AUTO_STOPPED);
+            synced(p, COND_TRUE, "AutoStopped", auto_stopped_msg(p));
         settled(p);
         end(p, refresh_delay(in, p), "success");
         return;
     }
     ready(p, PHASE_STOPPING, COND_FALSE, "Stopping", "stopping the container group");
     if (auto_stop)
-        synced(p, COND_TRUE, "AutoStopped", MSG_AUTO_STOPPED);
+        synced(p, COND_TRUE, "AutoStopped", auto_stopped_msg(p));
     act(p, DECIDE_STOP_GROUP, auto_stop ? "auto-stopped" : "desired stopped");
 }
 
@@ -742,6 +744,10 @@ void reconcile_decide(const decide_input_t *in, decide_plan_t *p)
     p->status.synced_reason = "ReconcileSuccess";
     p->status.synced_msg = "";
     decide_step(in, p);
+    /* status.autoStopTime exists only while the workspace runs. */
+    if (p->status.publish && p->status.phase >= 0 && p->status.phase != PHASE_RUNNING &&
+        !p->status.set_auto_stop)
+        p->status.set_auto_stop = -1;
     hold_mutation(in, p);
     guard_repeat(in, p);
     /* With the region's lists failing, whatever this pass saw may be old:

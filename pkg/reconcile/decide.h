@@ -73,6 +73,7 @@ typedef struct decide_memory {
     uint64_t hold_until_ms;      /* loop time before which mutations wait (slow retry) */
     int64_t hold_until_wall_ms;  /* the same, wall clock (status.retry) */
     int64_t hold_gen;            /* the generation the hold applies to */
+    int64_t auto_stop_idle_ms;   /* how long it had been idle when auto-stopped */
 } decide_memory_t;
 
 typedef struct decide_input {
@@ -102,6 +103,10 @@ typedef struct decide_input {
     /* The readiness probe the group was created with (workspace.readinessProbe):
      * period 0 = none, and RUNNING follows the container alone. */
     int probe_delay_s, probe_period_s, probe_failures;
+    /* Auto-stop: AutoStopPending this many "minutes" before the stop, and
+     * the length of such a minute in ms (0: 60000). */
+    int auto_stop_warning_minutes;
+    int64_t minute_ms;
     double rand[2]; /* uniform in [0,1): jitter and backoff */
 } decide_input_t;
 
@@ -122,6 +127,9 @@ typedef struct decide_status {
     int set_retry;         /* 1 sets status.retry, -1 clears it (settled), 0 keeps */
     int retry_attempts;    /* failed attempts so far */
     int64_t retry_wall_ms; /* the next attempt, 0 = under way now */
+    int set_auto_stop;     /* 1 sets status.autoStopTime (and AutoStopPending), -1 clears */
+    int64_t auto_stop_ms;  /* when the running workspace is stopped if nothing happens */
+    int auto_stop_pending; /* within autoStopWarningMinutes of it */
 } decide_status_t;
 
 typedef struct decide_plan {
@@ -140,6 +148,7 @@ typedef struct decide_plan {
     uint64_t next_get_ms;     /* observed status-refresh time after it */
     char msg[DECIDE_MSG_MAX]; /* storage for a composed message */
     char msg2[DECIDE_MSG_MAX];
+    char msg3[DECIDE_MSG_MAX]; /* the auto-stop's message */
 } decide_plan_t;
 
 /* Decides one step of a pass over an environment (see the file comment). */
@@ -218,6 +227,18 @@ int reconcile_health_pending(const decide_input_t *in, decide_plan_t *plan);
  * operation code: ImagePullFailed for an image that cannot be pulled,
  * else Failed. Static; never NULL. */
 const char *reconcile_failed_reason(const char *message, const char *code);
+
+/*
+ * Auto-stop of a running workspace (pkg/reconcile/health.c): 1 when it is
+ * due (the plan stops it, with the idle time in its message); otherwise 0,
+ * status.autoStopTime set (and AutoStopPending while within the warning),
+ * and *next_ms lowered to the next moment that matters (warning or stop).
+ */
+int reconcile_auto_stop(const decide_input_t *in, decide_plan_t *plan, uint64_t *next_ms);
+/* When an environment with autoStopMinutes `minutes` (minute_ms each) is
+ * due, counting as reconcile_auto_stop_due does; 0 = never. */
+int64_t reconcile_auto_stop_at(int minutes, int64_t minute_ms, int64_t agent_start_ms,
+                               int64_t last_activity_ms, int64_t running_since_ms);
 
 /* "createGroup", ... for logs and metrics; never NULL. */
 const char *reconcile_action_name(decide_action_t a);

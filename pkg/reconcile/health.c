@@ -194,3 +194,78 @@ int reconcile__set_containers(const observed_t *o, env_status_t *s)
     s->container = n;
     return 1;
 }
+
+/* ---- auto-stop ------------------------------------------------------------------ */
+
+int64_t reconcile_auto_stop_at(int minutes, int64_t minute_ms, int64_t agent_start_ms,
+                               int64_t last_activity_ms, int64_t running_since_ms)
+{
+    if (minutes <= 0)
+        return 0;
+    int64_t since = agent_start_ms;
+    if (last_activity_ms > since)
+        since = last_activity_ms;
+    if (running_since_ms > since)
+        since = running_since_ms;
+    return since + (int64_t)minutes * (minute_ms > 0 ? minute_ms : 60000);
+}
+
+int reconcile_auto_stop(const decide_input_t *in, decide_plan_t *p, uint64_t *next_ms)
+{
+    int minutes = in->obj->spec.auto_stop_minutes;
+    if (minutes <= 0) {
+        p->status.set_auto_stop = -1;
+        return 0;
+    }
+    int64_t minute = in->minute_ms > 0 ? in->minute_ms : 60000;
+    /* Seen running for the first time now: the count starts now. */
+    int64_t running_since = p->mem.running_since_ms ? p->mem.running_since_ms : in->wall_ms;
+    int64_t at = reconcile_auto_stop_at(minutes, minute, in->agent_start_ms,
+                                        in->obj->status.last_activity_ms, running_since);
+    if (in->wall_ms >= at) {
+        int64_t idle = in->wall_ms - (at - (int64_t)minutes * minute);
+        p->mem.auto_stopped_ms = in->wall_ms;
+        p->mem.auto_stopped_gen = in->obj->generation;
+        p->mem.auto_stop_idle_ms = idle;
+        snprintf(p->msg3, sizeof(p->msg3),
+                 "stopped after %lld s without activity; a new generation or /start starts it "
+                 "again",
+                 (long long)(idle / 1000));
+        p->status.set_auto_stop = -1;
+        return 1;
+    }
+    /* A warning as long as the whole idle time would always be on. */
+    int warn =
+        in->auto_stop_warning_minutes < minutes ? in->auto_stop_warning_minutes : minutes - 1;
+    int64_t warn_at = at - (int64_t)warn * minute;
+    p->status.set_auto_stop = 1;
+    p->status.auto_stop_ms = at;
+    p->status.auto_stop_pending = warn > 0 && in->wall_ms >= warn_at;
+    int64_t next = (p->status.auto_stop_pending ? at : warn_at) - in->wall_ms;
+    if (next < 1)
+        next = 1;
+    if ((uint64_t)next < *next_ms)
+        *next_ms = (uint64_t)next;
+    return 0;
+}
+
+int reconcile__set_auto_stop(const rec_env_t *e, const decide_status_t *st, env_status_t *s,
+                             int64_t now)
+{
+    if (!st->set_auto_stop)
+        return 0;
+    int64_t at = st->set_auto_stop > 0 ? st->auto_stop_ms : 0;
+    int pending = st->set_auto_stop > 0 && st->auto_stop_pending;
+    int64_t pending_ms = pending ? (s->auto_stop_pending_ms ? s->auto_stop_pending_ms : now) : 0;
+    if (at == s->auto_stop_ms && pending_ms == s->auto_stop_pending_ms)
+        return 0;
+    if (pending && !s->auto_stop_pending_ms) {
+        char ts[32], msg[160];
+        d8_rfc3339(at, ts);
+        snprintf(msg, sizeof(msg), "no activity: the workspace will be stopped at %s", ts);
+        events_add(e->r->events, e->id, "Warning", "AutoStopPending", "agent", now, 1, msg);
+    }
+    s->auto_stop_ms = at;
+    s->auto_stop_pending_ms = pending_ms;
+    return 1;
+}

@@ -159,6 +159,7 @@ static void apply_status(void *ud, const env_obj_t *obj, env_status_t *s)
     }
     changed |= set_resources(c->e->r, c->e->o, s);
     changed |= reconcile__set_containers(c->e->o, s);
+    changed |= reconcile__set_auto_stop(c->e, st, s, now);
     /* observedTime follows the status refresh (a GET every
      * statusRefreshSeconds), not every list: no event per resync. */
     if (c->e->o->g.exists && c->e->o->g.read_wall_ms != s->observed_ms)
@@ -284,6 +285,8 @@ static void decide_input(reconciler_t *r, rec_env_t *e, const env_obj_t *obj, in
         .share_max_gb = max_gb,
         .account_kind = kind,
     };
+    in->auto_stop_warning_minutes = r->cfg->auto_stop_warning_minutes;
+    in->minute_ms = (int64_t)r->cfg->auto_stop_minute_seconds * 1000;
     const config_probe_t *rp = &r->cfg->readiness_probe;
     if (rp->path && rp->path[0]) {
         in->probe_delay_s = rp->initial_delay_seconds;

@@ -106,6 +106,10 @@ void reconcile__event_result(rec_env_t *e, const azure_result_t *res);
 void reconcile__event_phase(const rec_env_t *e, int from, int to, const char *reason,
                             const char *msg);
 
+/* Applies a plan's autoStopTime and AutoStopPending to e's status s (now:
+ * wall ms), with an event when the warning begins; 1 when they changed. */
+int reconcile__set_auto_stop(const rec_env_t *e, const decide_status_t *st, env_status_t *s,
+                             int64_t now);
 /* Sets status.containers of s from what the last GET showed of the
  * workspace container; 1 when it changed. */
 int reconcile__set_containers(const observed_t *o, env_status_t *s);

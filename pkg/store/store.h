@@ -91,6 +91,8 @@ typedef struct env_status {
     int64_t next_retry_ms; /* when it is tried next, 0 = under way or none */
     env_usage_t usage;     /* status.usage, estimatedCostPerHour (pkg/usage) */
     env_container_status_t container;
+    int64_t auto_stop_ms;         /* status.autoStopTime, 0 = none */
+    int64_t auto_stop_pending_ms; /* AutoStopPending True since, 0 = not pending */
 } env_status_t;
 
 /*
@@ -331,8 +333,10 @@ typedef struct store_filter {
 int store_list(store_t *st, const char *after, const store_filter_t *filter, size_t limit,
                void (*fn)(void *ud, const env_obj_t *obj), void *ud);
 
-/* Adds "containers":[{name,state,restartCount,lastExitCode,lastRestartTime}]
- * of s to the status object st (store_health.c). */
+/* Adds the health fields of s to the status object st (store_health.c):
+ * "containers":[{name,state,restartCount,lastExitCode,lastRestartTime}],
+ * "autoStopTime" while one is set, and an AutoStopPending condition after
+ * Ready and Synced while it is pending. */
 struct cJSON;
 void store_containers_json(const env_status_t *s, struct cJSON *st);
 

@@ -73,6 +73,8 @@ static int write_config(ta_agent_t *a, const ta_opts_t *opts)
     if (opts && opts->probe_port > 0)
         snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "  probeListen: 127.0.0.1:%d\n",
                  opts->probe_port);
+    if (opts && opts->controller_yaml)
+        snprintf(ctl + strlen(ctl), sizeof ctl - strlen(ctl), "%s", opts->controller_yaml);
     char az[512] = "";
     if (opts && opts->azsim_port > 0 && opts->via_proxy)
         snprintf(az, sizeof az,

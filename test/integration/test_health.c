@@ -23,7 +23,7 @@
 #define RULE(extra)                                                                                \
     "{\"crashBackoffMs\":100,\"images\":[{\"match\":\"*/dev8-workspace:latest\"" extra "}]}"
 
-static int setup(void **state)
+static int start(void **state, const char *controller_yaml)
 {
     static const char *const sim_args[] = {"--provision-ms",      "300", "--delete-ms", "200",
                                            "--share-recreate-ms", "500", NULL};
@@ -41,7 +41,8 @@ static int setup(void **state)
                    .resync_seconds = TA_RC_RESYNC_S,
                    .status_refresh_seconds = TA_RC_REFRESH_S,
                    .shutdown_grace_seconds = 5,
-                   .extra_yaml = extra};
+                   .extra_yaml = extra,
+                   .controller_yaml = controller_yaml};
     if (ta_start(&c->agent, &o) != 0 || ta_wait_ready(&c->agent, 10000) != 0)
         goto fail;
     *state = c;
@@ -50,6 +51,18 @@ fail:
     ta_rc_stop(c);
     free(c);
     return -1;
+}
+
+static int setup(void **state)
+{
+    return start(state, NULL);
+}
+
+/* Auto-stop "minutes" of one second: autoStopMinutes 5 stops after 5 s
+ * idle, with AutoStopPending 2 s before. */
+static int setup_fast_minutes(void **state)
+{
+    return start(state, "  autoStopMinuteSeconds: 1\n  autoStopWarningMinutes: 2\n");
 }
 
 static void sim_aci(ta_rc_t *c, const char *json)
@@ -324,6 +337,55 @@ static void test_events_tell_what_happened_in_order(void **state)
     both_exit_cleanly(state);
 }
 
+static void test_auto_stop_is_announced_before_it_happens(void **state)
+{
+    ta_rc_t *c = ctx(state);
+    sim_aci(c, RULE(""));
+    ta_watch_t w;
+    assert_int_equal(ta_watch_open(&w, &c->agent, "/api/v1/watch", NULL), 0);
+    ta_watch_wait(&w, 0, 3000);
+    char *body = ta_spec("u-13", "workspace", "eastus", "\"autoStopMinutes\":5");
+    assert_int_equal(ta_put(&c->agent, "h-idle", body), 201);
+    free(body);
+    cJSON *o = wait_phase(c, "h-idle", "RUNNING", 15000);
+    const char *at = ta_str(o, "status.autoStopTime");
+    assert_non_null(at);
+    print_message("RUNNING; autoStopTime %s\n", at);
+    cJSON_Delete(o);
+    o = wait_phase(c, "h-idle", "STOPPED", 20000);
+    const cJSON *cond = ta_condition(o, "Synced");
+    print_message("STOPPED: %s: %s\n", ta_str(cond, "reason"), ta_str(cond, "message"));
+    assert_string_equal(ta_str(cond, "reason"), "AutoStopped");
+    assert_non_null(strstr(ta_str(cond, "message"), "s without activity"));
+    assert_null(ta_path(o, "status.autoStopTime"));
+    assert_null(ta_condition(o, "AutoStopPending"));
+    cJSON_Delete(o);
+    /* On the watch: AutoStopPending (while RUNNING) came before STOPPING. */
+    ta_watch_drain(&w, 300);
+    long pending_at = -1, stopping_at = -1;
+    for (size_t i = 0; i < w.nevents; i++) {
+        cJSON *e = cJSON_Parse(w.events[i].data);
+        if (e && strcmp(ta_str(e, "id") ? ta_str(e, "id") : "", "h-idle") == 0) {
+            const cJSON *p = ta_condition(e, "AutoStopPending");
+            if (p && pending_at < 0) {
+                pending_at = (long)i;
+                assert_string_equal(ta_str(e, "status.phase"), "RUNNING");
+                assert_string_equal(ta_str(p, "status"), "True");
+                print_message("AutoStopPending: %s\n", ta_str(p, "message"));
+            }
+            if (stopping_at < 0 && ta_str(e, "status.phase") &&
+                strcmp(ta_str(e, "status.phase"), "STOPPING") == 0)
+                stopping_at = (long)i;
+        }
+        cJSON_Delete(e);
+    }
+    print_message("watch: AutoStopPending at event %ld, STOPPING at %ld\n", pending_at,
+                  stopping_at);
+    assert_true(pending_at >= 0 && stopping_at > pending_at);
+    ta_watch_close(&w);
+    both_exit_cleanly(state);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, ta_rc_teardown)
@@ -334,6 +396,8 @@ int main(void)
         T(test_image_that_cannot_be_pulled_is_image_pull_failed),
         T(test_logs_route_answers_and_refuses),
         T(test_events_tell_what_happened_in_order),
+        cmocka_unit_test_setup_teardown(test_auto_stop_is_announced_before_it_happens,
+                                        setup_fast_minutes, ta_rc_teardown),
     };
 #undef T
     return cmocka_run_group_tests_name("health", tests, NULL, NULL);

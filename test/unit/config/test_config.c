@@ -449,7 +449,8 @@ static void test_unknown_keys(void **state)
     expect_err("controller:\n  nmae: x\n",
                "t.yaml:2:3: controller.nmae: unknown key (expected one of: name, listen, "
                "probeListen, resyncSeconds, statusRefreshSeconds, shutdownGraceSeconds, "
-               "maxConcurrentReconciles, stateFile, stateCommitMs)");
+               "maxConcurrentReconciles, stateFile, stateCommitMs, autoStopWarningMinutes, "
+               "autoStopMinuteSeconds)");
     expect_err("foo: 1\n", "t.yaml:1:1: foo: unknown key (expected one of: controller, api, "
                            "azure, images, registries, workspace, limits, reaper, webhook, log, "
                            "pricing, retention)");
@@ -910,6 +911,48 @@ static void test_file_loading(void **state)
     config_free(NULL);
 }
 
+/* workspace.readinessProbe / livenessProbe and the auto-stop timing. */
+static void test_health_settings(void **state)
+{
+    (void)state;
+    config_t *c = load_ok(MIN_AZURE);
+    assert_string_equal(c->readiness_probe.path, "");
+    assert_string_equal(c->liveness_probe.path, "");
+    assert_int_equal(c->readiness_probe.period_seconds, 10);
+    assert_int_equal(c->readiness_probe.failure_threshold, 3);
+    assert_int_equal(c->auto_stop_warning_minutes, 5);
+    assert_int_equal(c->auto_stop_minute_seconds, 60);
+    config_free(c);
+    c = load_with("workspace:\n  readinessProbe: { path: /healthz, port: 8081, "
+                  "initialDelaySeconds: 3, periodSeconds: 2, failureThreshold: 30 }\n"
+                  "  livenessProbe: { path: /alive, timeoutSeconds: 4 }\n"
+                  "controller: { autoStopWarningMinutes: 0, autoStopMinuteSeconds: 1 }\n");
+    assert_string_equal(c->readiness_probe.path, "/healthz");
+    assert_int_equal(c->readiness_probe.port, 8081);
+    assert_int_equal(c->readiness_probe.initial_delay_seconds, 3);
+    assert_int_equal(c->readiness_probe.period_seconds, 2);
+    assert_int_equal(c->readiness_probe.failure_threshold, 30);
+    assert_string_equal(c->liveness_probe.path, "/alive");
+    assert_int_equal(c->liveness_probe.timeout_seconds, 4);
+    assert_int_equal(c->liveness_probe.period_seconds, 10);
+    assert_int_equal(c->auto_stop_warning_minutes, 0);
+    assert_int_equal(c->auto_stop_minute_seconds, 1);
+    config_free(c);
+    expect_err_has("workspace:\n  readinessProbe:\n    path: healthz\n" MIN_AZURE,
+                   "t.yaml:3:11: workspace.readinessProbe.path: must be empty (no probe) or an "
+                   "absolute HTTP path");
+    expect_err_has("workspace:\n  livenessProbe: { periodSeconds: 0 }\n" MIN_AZURE,
+                   "workspace.livenessProbe.periodSeconds");
+    expect_err_has("workspace:\n  readinessProbe: { port: 70000 }\n" MIN_AZURE,
+                   "workspace.readinessProbe.port");
+    expect_err_has("workspace:\n  readinessProbe: { command: ls }\n" MIN_AZURE,
+                   "workspace.readinessProbe.command");
+    expect_err_has("controller:\n  autoStopMinuteSeconds: 0\n" MIN_AZURE,
+                   "t.yaml:2:26: controller.autoStopMinuteSeconds");
+    expect_err_has("controller:\n  autoStopWarningMinutes: -1\n" MIN_AZURE,
+                   "controller.autoStopWarningMinutes");
+}
+
 static void test_local_config(void **state)
 {
     (void)state;
@@ -1041,6 +1084,7 @@ int main(void)
         cmocka_unit_test_setup(test_local_config, clear_env),
         cmocka_unit_test_setup(test_pricing_retention, clear_env),
         cmocka_unit_test_setup(test_api_tls, clear_env),
+        cmocka_unit_test_setup(test_health_settings, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,6 +100,9 @@ typedef struct row {
     int64_t unready_ago_ms;    /* its last "Readiness probe failed" (0: none) */
     int restarts;              /* restartCount */
     int64_t last_crash_ago_ms; /* the previous run ended this long ago */
+    int warn;                  /* autoStopWarningMinutes */
+    int pending;               /* expected: 1 autoStopTime + AutoStopPending, 2 autoStopTime
+                                  only, 3 both cleared, 0 not checked */
     /* expected */
     decide_action_t action;
     int exp_phase;      /* KEEP or a phase */
@@ -245,6 +248,31 @@ static const row_t rows[] = {
      .activity_ago_ms = 1 * MINUTE_MS, .running_for_ms = 10 * MINUTE_MS, .group = G_RUNNING,
      .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .ready = "Available", .result = "success",
      .requeue_ms = DECIDE_AUTO_STOP_CHECK_MS},
+    {"idle, the stop 4 minutes away, warning 5: AutoStopPending, looked at within a minute",
+     .auto_stop = 10, .warn = 5, .activity_ago_ms = 6 * MINUTE_MS, .running_for_ms = 30 * MINUTE_MS,
+     .group = G_RUNNING, .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .ready = "Available",
+     .result = "success", .pending = 1, .requeue_ms = DECIDE_AUTO_STOP_CHECK_MS},
+    {"idle, the stop 9 minutes away: autoStopTime only", .auto_stop = 10, .warn = 5,
+     .activity_ago_ms = 1 * MINUTE_MS, .running_for_ms = 30 * MINUTE_MS, .group = G_RUNNING,
+     .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .result = "success", .pending = 2,
+     .requeue_ms = ANY},
+    {"the warning 20 s ahead: looked at then", .auto_stop = 10, .warn = 5,
+     .activity_ago_ms = 5 * MINUTE_MS - 20000, .running_for_ms = 30 * MINUTE_MS, .group = G_RUNNING,
+     .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .result = "success", .pending = 2,
+     .requeue_ms = 20000},
+    {"warning as long as autoStopMinutes: it starts a minute in", .auto_stop = 5, .warn = 5,
+     .activity_ago_ms = 30000, .running_for_ms = 30 * MINUTE_MS, .group = G_RUNNING,
+     .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .result = "success", .pending = 2,
+     .requeue_ms = 30000},
+    {"first seen running: the idle time counts from now", .auto_stop = 5, .warn = 2,
+     .group = G_RUNNING, .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .result = "success",
+     .pending = 2, .requeue_ms = ANY},
+    {"auto-stop off: autoStopTime cleared", .group = G_RUNNING, .running_for_ms = MINUTE_MS,
+     .action = DECIDE_NONE, .exp_phase = PHASE_RUNNING, .result = "success", .pending = 3,
+     .requeue_ms = ANY},
+    {"stopping: autoStopTime cleared", .auto_stop = 5, .warn = 2, .stopped = 1,
+     .group = G_RUNNING, .running_for_ms = MINUTE_MS, .action = DECIDE_STOP_GROUP,
+     .exp_phase = PHASE_STOPPING, .pending = 3, .requeue_ms = ANY},
     {"auto-stopped stays stopped", .auto_stop = 5, .auto_stopped = 1, .group = G_STOPPED,
      .action = DECIDE_NONE, .exp_phase = PHASE_STOPPED, .ready = "Stopped", .synced = "AutoStopped",
      .result = "success", .requeue_ms = ANY},
@@ -553,6 +581,8 @@ static int run_row(const row_t *r)
         .probe_delay_s = 0,
         .probe_period_s = r->probe ? 5 : 0,
         .probe_failures = 3,
+        .auto_stop_warning_minutes = r->warn,
+        .minute_ms = MINUTE_MS,
     };
     in.mem.failed_seen = r->failed_seen;
     in.mem.prov_failures = r->prov_failures ? r->prov_failures : r->failed_seen;
@@ -612,6 +642,17 @@ static int run_row(const row_t *r)
     if (r->result)
         EXPECT(p.result && strcmp(p.result, r->result) == 0, "result %s, want %s",
                p.result ? p.result : "(none)", r->result);
+    if (r->pending == 1)
+        EXPECT(p.status.set_auto_stop > 0 && p.status.auto_stop_pending,
+               "want autoStopTime and AutoStopPending (set %d, pending %d)", p.status.set_auto_stop,
+               p.status.auto_stop_pending);
+    else if (r->pending == 2)
+        EXPECT(p.status.set_auto_stop > 0 && !p.status.auto_stop_pending,
+               "want autoStopTime only (set %d, pending %d)", p.status.set_auto_stop,
+               p.status.auto_stop_pending);
+    else if (r->pending == 3)
+        EXPECT(p.status.set_auto_stop < 0, "want autoStopTime cleared (set %d)",
+               p.status.set_auto_stop);
     if (r->requeue_ms != ANY)
         EXPECT(p.requeue_ms == (uint64_t)r->requeue_ms, "requeue %llu ms, want %lld",
                (unsigned long long)p.requeue_ms, (long long)r->requeue_ms);
