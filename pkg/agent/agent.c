@@ -36,7 +36,8 @@ typedef struct agent {
     statefile_t *sf;
     usage_t *usage;
     webhook_t *wh;
-    events_t *events; /* each environment's events (API, reconciler) */
+    events_t *events;     /* each environment's events (API, reconciler) */
+    activity_t *activity; /* activity tokens, NULL when activity.url is not set */
     uv_timer_t token_retry;
     sigstop_t *sig;
     uv_timer_t drain;
@@ -277,7 +278,8 @@ static void controller_new(agent_t *a, const char *hk, int loaded_state)
                            .usage = a->usage,
                            .usage_changed = usage_changed,
                            .usage_ud = a,
-                           .events = a->events};
+                           .events = a->events,
+                           .activity = a->activity};
     a->rec = reconciler_new(&ro);
     reaper_opts_t rpo = {.loop = &a->loop,
                          .cfg = cfg,
@@ -343,7 +345,8 @@ static int api_start(agent_t *a, char *err, size_t errlen)
                      .durable_ud = a,
                      .logs_hook = logs_hook,
                      .logs_ud = a,
-                     .events = a->events};
+                     .events = a->events,
+                     .activity = a->activity};
     int rc = api_new(&ao, &a->api, err, errlen);
     if (rc == D8_OK && a->sf)
         statefile_on_commit(a->sf, committed, a);
@@ -372,6 +375,26 @@ static void run(agent_t *a)
         LOG(LOG_INFO, "probe listener", LF_S("host", cfg->probe_listen_host),
             LF_I("port", api_probe_port(a->api)), LF_S("serves", "/healthz /readyz /metrics"));
     uv_run(&a->loop, UV_RUN_DEFAULT);
+}
+
+/* activity.url set: the token key from $activity.keyEnv, which must be
+ * set (a workspace must never get a token anyone could compute). */
+static int activity_setup(agent_t *a)
+{
+    const config_t *cfg = a->cfg;
+    if (!cfg->activity_url || !cfg->activity_url[0]) {
+        if (cfg->activity_listen_host)
+            LOG0(LOG_ERROR, "activity.listen is set but activity.url is not: refusing to start");
+        return cfg->activity_listen_host ? -1 : 0;
+    }
+    const char *key = getenv(cfg->activity_key_env);
+    if (!key || strlen(key) < 16) {
+        LOG(LOG_ERROR, "activity.url is set but the token key is missing or shorter than 16 bytes",
+            LF_S("keyEnv", cfg->activity_key_env));
+        return -1;
+    }
+    a->activity = activity_new(cfg->activity_url, (const unsigned char *)key, strlen(key));
+    return 0;
 }
 
 int agent_run(const config_t *cfg)
@@ -409,6 +432,8 @@ int agent_run(const config_t *cfg)
         LOG(LOG_ERROR, "cannot set up the Azure client", LF_S("error", err));
         goto out;
     }
+    if (activity_setup(&a) < 0)
+        goto out;
     if (!hk || !*hk)
         LOG0(LOG_WARN, "DEV8_SPEC_HASH_KEY is not set: a changed secret value alone will not "
                        "recreate a container group");
@@ -436,6 +461,7 @@ out:
     store_free(a.store);
     usage_free(a.usage);
     events_free(a.events);
+    activity_free(a.activity);
     metrics_free(a.metrics);
     free(a.scopes);
     return code;

@@ -442,7 +442,10 @@ static void head_check(api_t *api, const http_request_t *req, http_head_verdict_
     const route_t *r = lk.route ? lk.route : lk.first;
     int needs_key = r ? (r->flags & ROUTE_AUTH) != 0
                       : strncmp(req->path, api_prefix, sizeof(api_prefix) - 1) == 0;
-    if (!probe_only && needs_key && !authorized(api, req)) {
+    /* The activity route also opens with its environment's token. */
+    if (!probe_only && needs_key && !authorized(api, req) &&
+        !(lk.route && lk.route->fn == api__activity_env &&
+          api__activity_authorized(api, req, lk.id, lk.idlen))) {
         v->header_name = "WWW-Authenticate";
         snprintf(v->header_value, sizeof(v->header_value), "Bearer realm=\"dev8-agent\"");
         refuse(v, 401, "Unauthorized", "a valid Authorization: Bearer <key> header is required",
@@ -636,6 +639,11 @@ int api_new(const api_opts_t *opts, api_t **out, char *err, size_t errlen)
                  cfg->probe_listen_port, d8_strerror(rc));
         http_server_free(api->srv, NULL, NULL);
     }
+    if (rc == D8_OK && (rc = api__activity_listen(api, err, errlen)) != D8_OK) {
+        http_server_free(api->srv, NULL, NULL);
+        if (api->probe_srv)
+            http_server_free(api->probe_srv, NULL, NULL);
+    }
     if (rc != D8_OK) {
         http_tls_free(api->tls); /* NULL, or used by no connection yet */
         free(api->region_names);
@@ -679,6 +687,8 @@ void api_shutdown(api_t *api)
     api->shutting_down = 1;
     api__events_stop(api);
     http_server_stop_accepting(api->srv);
+    if (api->activity_srv)
+        http_server_stop_accepting(api->activity_srv);
     uv_timer_stop(&api->heartbeat);
     /* End every watch stream; their close callbacks free the clients. */
     while (!d8_list_empty(&api->watchers)) {
@@ -740,9 +750,11 @@ void api_free(api_t *api, void (*done)(void *arg), void *arg)
     api__preflight_detach(api);
     api_shutdown(api);
     api__sync_detach(api);
-    api->pending_closes = api->probe_srv ? 3 : 2;
+    api->pending_closes = 2 + (api->probe_srv != NULL) + (api->activity_srv != NULL);
     uv_close((uv_handle_t *)&api->heartbeat, heartbeat_closed);
     http_server_free(api->srv, api_server_freed, api);
     if (api->probe_srv)
         http_server_free(api->probe_srv, server_freed, api);
+    if (api->activity_srv)
+        http_server_free(api->activity_srv, server_freed, api);
 }

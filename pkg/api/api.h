@@ -6,6 +6,7 @@
 #ifndef D8_API_H
 #define D8_API_H
 
+#include "activity/activity.h"
 #include "config/config.h"
 #include "events/events.h"
 #include "metrics/metrics.h"
@@ -78,6 +79,11 @@ typedef struct api_opts {
     /* Each environment's events (GET .../events, `event: EVENT` on the
      * watch streams); borrowed, may be NULL (no events). */
     events_t *events;
+    /* Activity tokens (pkg/activity), borrowed, may be NULL (off): the
+     * activity route also takes its environment's token instead of a key,
+     * and cfg->activity_listen_host opens a second listener serving only
+     * that route, with tokens only. */
+    const activity_t *activity;
 } api_opts_t;
 
 /*

@@ -27,6 +27,7 @@ struct api {
     metrics_t *metrics;
     http_server_t *srv;
     http_server_t *probe_srv; /* controller.probeListen, or NULL */
+    http_server_t *activity_srv; /* activity.listen, or NULL */
     api_opts_t opts;
 
     spec_rules_t rules;
@@ -147,6 +148,15 @@ void api__env_logs(api_t *api, http_exchange_t *ex, const http_request_t *req, c
 void api__env_events(api_t *api, http_exchange_t *ex, const http_request_t *req, const char *id);
 
 /* ---- events (api_health.c) ---------------------------------------------- */
+
+/* ---- activity (api_activity.c) ------------------------------------------ */
+
+/* 1 when req carries the activity token of the environment whose raw
+ * (undecoded) id is raw_id[0..idlen). */
+int api__activity_authorized(const api_t *api, const http_request_t *req, const char *raw_id,
+                             size_t idlen);
+/* Opens the activity listener when configured; D8_OK or an error in err. */
+int api__activity_listen(api_t *api, char *err, size_t errlen);
 
 /* Sends each new event to every watch stream as `event: EVENT`. */
 void api__events_start(api_t *api);

@@ -52,6 +52,8 @@ static config_t *defaults_new(void)
     cfg->shutdown_grace_seconds = 20;
     cfg->auto_stop_warning_minutes = 5;
     cfg->auto_stop_minute_seconds = 60;
+    cfg->activity_url = d8_xstrdup("");
+    cfg->activity_key_env = d8_xstrdup("DEV8_ACTIVITY_KEY");
     cfg->max_concurrent_reconciles = 16;
     cfg->state_file = d8_xstrdup("");
     cfg->state_commit_ms = 2;
@@ -413,6 +415,9 @@ void config_free(config_t *cfg)
     for (size_t i = 0; i < cfg->nprices; i++)
         free(cfg->prices[i].region);
     free(cfg->prices);
+    free(cfg->activity_url);
+    free(cfg->activity_key_env);
+    free(cfg->activity_listen_host);
     free(cfg);
 }
 

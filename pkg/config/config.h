@@ -158,6 +158,11 @@ typedef struct config {
     /* webhook */
     char *webhook_url;
     char *webhook_secret_env; /* name of the env var holding the secret */
+    /* activity (workspaces report their own activity) */
+    char *activity_url;         /* base URL the containers reach; "" = off */
+    char *activity_key_env;     /* env var holding the token HMAC key; DEV8_ACTIVITY_KEY */
+    char *activity_listen_host; /* activity.listen: a second listener, NULL = none */
+    int activity_listen_port;
     /* log */
     char *log_level; /* debug|info|warn|error */
     /* pricing and retention (pkg/usage) */

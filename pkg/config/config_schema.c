@@ -386,6 +386,16 @@ static int set_probe_listen(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, v
     return parse_listen(w, v, &cfg->probe_listen_host, &cfg->probe_listen_port);
 }
 
+/* activity.listen: the listener that serves only the activity route. */
+static int set_activity_listen(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
+{
+    config_t *cfg = base;
+    (void)k;
+    if (config__is_null(v))
+        return 0;
+    return parse_listen(w, v, &cfg->activity_listen_host, &cfg->activity_listen_port);
+}
+
 /* workspace.ports: 1 to 5 distinct ports; replaces the default list. */
 static int set_ports(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *base)
 {
@@ -730,6 +740,14 @@ static const config__field_t webhook_fields[] = {
     {0},
 };
 
+/* activity: DEV8_ACTIVITY_URL / DEV8_ACTIVITY_TOKEN in every group. */
+static const config__field_t activity_fields[] = {
+    ROW_STR("url", config_t, activity_url, check_url_or_empty, 0),
+    ROW_STR("keyEnv", config_t, activity_key_env, check_env_name, 0),
+    ROW_CUSTOM("listen", set_activity_listen),
+    {0},
+};
+
 static const config__field_t log_fields[] = {
     ROW_STR("level", config_t, log_level, check_log_level, 0),
     {0},
@@ -748,6 +766,7 @@ const config__field_t config__root_fields[] = {
     ROW_SECTION("log", log_fields),
     ROW_SECTION("pricing", config__pricing_fields),
     ROW_SECTION("retention", config__retention_fields),
+    ROW_SECTION("activity", activity_fields),
     {0},
 };
 
@@ -757,5 +776,6 @@ _Static_assert(FIELDS_FIT(config__root_fields) && FIELDS_FIT(controller_fields) 
                    FIELDS_FIT(api_fields) && FIELDS_FIT(azure_fields) &&
                    FIELDS_FIT(workspace_fields) && FIELDS_FIT(limits_fields) &&
                    FIELDS_FIT(reaper_fields) && FIELDS_FIT(webhook_fields) &&
-                   FIELDS_FIT(log_fields) && FIELDS_FIT(region_fields),
+                   FIELDS_FIT(log_fields) && FIELDS_FIT(region_fields) &&
+                   FIELDS_FIT(activity_fields),
                "a field table outgrew CONFIG__MAX_FIELDS");

@@ -9,6 +9,7 @@
 #include "log/log.h"
 #include "ownership/ownership.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,10 +216,20 @@ static int group_put(rec_env_t *e, const env_obj_t *obj)
     size_t ntags = own_group_tags(tags, r->cfg->controller_name, e->id, sp->user_id, hash);
     azure_kv_t *env = d8_xcalloc(sp->nenv + 1, sizeof(*env));
     azure_kv_t *sec = d8_xcalloc(sp->nsecret + 1, sizeof(*sec));
+    size_t nenv = 0, nsec = 0;
     for (size_t i = 0; i < sp->nenv; i++)
-        env[i] = (azure_kv_t){sp->env[i].name, sp->env[i].value};
+        if (!r->activity || !reconcile__activity_name(sp->env[i].name))
+            env[nenv++] = (azure_kv_t){sp->env[i].name, sp->env[i].value};
     for (size_t i = 0; i < sp->nsecret; i++)
-        sec[i] = (azure_kv_t){sp->secret_env[i].name, sp->secret_env[i].value};
+        if (!r->activity || !reconcile__activity_name(sp->secret_env[i].name))
+            sec[nsec++] = (azure_kv_t){sp->secret_env[i].name, sp->secret_env[i].value};
+    /* The workspace reports its own activity: its route and token. */
+    char act_url[512], act_token[ACTIVITY_TOKEN_LEN + 1];
+    if (r->activity && activity_url(r->activity, e->id, act_url, sizeof(act_url)) == 0) {
+        activity_token(r->activity, e->id, act_token);
+        env[nenv++] = (azure_kv_t){"DEV8_ACTIVITY_URL", act_url};
+        sec[nsec++] = (azure_kv_t){"DEV8_ACTIVITY_TOKEN", act_token};
+    }
     const char *image = config_image(r->cfg, sp->base_image);
     const config_registry_t *reg = config_registry_for(r->cfg, image);
     const config_region_t *region = &r->cfg->regions[e->o->region];
@@ -232,9 +243,9 @@ static int group_put(rec_env_t *e, const env_obj_t *obj)
         .ports = r->cfg->ports,
         .nports = r->cfg->nports,
         .env = env,
-        .nenv = sp->nenv,
+        .nenv = nenv,
         .secure_env = sec,
-        .nsecure_env = sp->nsecret,
+        .nsecure_env = nsec,
         .share_name = name,
         .mount_path = r->cfg->mount_path,
         .dns_label = label,
@@ -255,6 +266,7 @@ static int group_put(rec_env_t *e, const env_obj_t *obj)
         LF_S("spec_hash", hash), LF_I("generation", obj->generation),
         LF_S("registry", reg ? reg->server : ""), LF_B("vnet", region->nsubnet_ids > 0));
     int rc = azure_group_put(r->az, s, &gs, prio_of(e), on_group_put, e);
+    OPENSSL_cleanse(act_token, sizeof(act_token));
     free(env);
     free(sec);
     return rc;

@@ -269,3 +269,8 @@ int reconcile__set_auto_stop(const rec_env_t *e, const decide_status_t *st, env_
     s->auto_stop_pending_ms = pending_ms;
     return 1;
 }
+
+int reconcile__activity_name(const char *name)
+{
+    return strcmp(name, "DEV8_ACTIVITY_URL") == 0 || strcmp(name, "DEV8_ACTIVITY_TOKEN") == 0;
+}

@@ -497,6 +497,7 @@ reconciler_t *reconciler_new(const reconcile_opts_t *opts)
     r->usage_changed = opts->usage_changed;
     r->usage_ud = opts->usage_ud;
     r->events = opts->events;
+    r->activity = opts->activity;
     if (opts->hash_key && opts->hash_keylen) {
         r->hash_key = d8_xmalloc(opts->hash_keylen);
         memcpy(r->hash_key, opts->hash_key, opts->hash_keylen);

@@ -16,6 +16,7 @@
 #ifndef D8_RECONCILE_H
 #define D8_RECONCILE_H
 
+#include "activity/activity.h"
 #include "azure/azure.h"
 #include "config/config.h"
 #include "events/events.h"
@@ -43,6 +44,9 @@ typedef struct reconcile_opts {
     void (*usage_changed)(void *ud); /* a transition worth saving (the state file) */
     void *usage_ud;
     events_t *events; /* borrowed, may be NULL: each environment's events */
+    /* borrowed, may be NULL (off): DEV8_ACTIVITY_URL and the secure
+     * DEV8_ACTIVITY_TOKEN of every group created */
+    const activity_t *activity;
 } reconcile_opts_t;
 
 /* A reconciler over opts' store and observer; it registers its metrics and

@@ -42,7 +42,8 @@ struct reconciler {
     azure_client_t *az;
     observer_t *ob;
     metrics_t *metrics;
-    events_t *events; /* borrowed, may be NULL */
+    events_t *events;           /* borrowed, may be NULL */
+    const activity_t *activity; /* borrowed, may be NULL */
     unsigned char *hash_key;
     size_t hash_keylen;
     workqueue_t *wq;
@@ -110,6 +111,9 @@ void reconcile__event_phase(const rec_env_t *e, int from, int to, const char *re
  * wall ms), with an event when the warning begins; 1 when they changed. */
 int reconcile__set_auto_stop(const rec_env_t *e, const decide_status_t *st, env_status_t *s,
                              int64_t now);
+/* 1 for DEV8_ACTIVITY_URL and DEV8_ACTIVITY_TOKEN: with activity on, the
+ * agent's values replace a spec's. */
+int reconcile__activity_name(const char *name);
 /* Sets status.containers of s from what the last GET showed of the
  * workspace container; 1 when it changed. */
 int reconcile__set_containers(const observed_t *o, env_status_t *s);

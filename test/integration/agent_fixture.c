@@ -146,13 +146,14 @@ static int launch(ta_agent_t *a)
     snprintf(name, sizeof name, "agent-%d-%d", a->port, a->starts);
     char *argv[] = {a->bin, (char *)"--config", a->config_path, NULL};
     char *env[] = {
-        (char *)"AGENT_API_KEYS=" TA_KEY1 "," TA_KEY2, NULL, NULL, NULL, NULL, NULL, NULL};
+        (char *)"AGENT_API_KEYS=" TA_KEY1 "," TA_KEY2, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     size_t n = 1;
     if (a->azure_env) {
         env[n++] = (char *)"AZURE_TENANT_ID=" TA_AZ_TENANT;
         env[n++] = (char *)"AZURE_CLIENT_ID=" TA_AZ_CLIENT;
         env[n++] = (char *)"AZURE_CLIENT_SECRET=" TA_AZ_SECRET;
         env[n++] = (char *)"DEV8_SPEC_HASH_KEY=" TA_HASH_KEY;
+        env[n++] = (char *)"DEV8_ACTIVITY_KEY=" TA_ACTIVITY_KEY;
     }
     if (a->proxy_env[0])
         env[n++] = a->proxy_env;

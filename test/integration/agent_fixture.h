@@ -193,6 +193,8 @@ size_t ta_count(const char *haystack, const char *needle);
 #define TA_AZ_CLIENT "itest-client"
 #define TA_AZ_SECRET "itest-client-SECRET-v4lue"
 #define TA_HASH_KEY "itest-spec-hash-key"
+/* DEV8_ACTIVITY_KEY of an agent against azsim (used when activity.url is set). */
+#define TA_ACTIVITY_KEY "itest-activity-key-5ecret"
 /* ARM paths of the fixture's eastus region. */
 #define TA_AZ_RG "/subscriptions/" TA_AZ_SUB "/resourceGroups/rg-dev8-eastus"
 #define TA_AZ_CG TA_AZ_RG "/providers/Microsoft.ContainerInstance/containerGroups"

@@ -23,6 +23,9 @@
 #define RULE(extra)                                                                                \
     "{\"crashBackoffMs\":100,\"images\":[{\"match\":\"*/dev8-workspace:latest\"" extra "}]}"
 
+/* Whole top-level sections added to the agent's config (or NULL). */
+static const char *g_extra_sections;
+
 static int start(void **state, const char *controller_yaml)
 {
     static const char *const sim_args[] = {"--provision-ms",      "300", "--delete-ms", "200",
@@ -32,11 +35,11 @@ static int start(void **state, const char *controller_yaml)
         return -1;
     if (ta_sim_start(&c->sim, sim_args) != 0)
         goto fail;
-    char extra[512];
+    char extra[1024];
     snprintf(extra, sizeof extra,
              "workspace:\n  ports: [%d]\n  mountPath: %s\n  readinessProbe:\n    path: /healthz\n"
-             "    periodSeconds: 1\n    failureThreshold: 5\n",
-             TA_RC_PORT, TA_RC_MOUNT);
+             "    periodSeconds: 1\n    failureThreshold: 5\n%s",
+             TA_RC_PORT, TA_RC_MOUNT, g_extra_sections ? g_extra_sections : "");
     ta_opts_t o = {.azsim_port = c->sim.port,
                    .resync_seconds = TA_RC_RESYNC_S,
                    .status_refresh_seconds = TA_RC_REFRESH_S,
@@ -56,6 +59,22 @@ fail:
 static int setup(void **state)
 {
     return start(state, NULL);
+}
+
+static int g_activity_port;
+
+/* activity.url set and activity.listen on a free port (g_activity_port). */
+static int setup_activity(void **state)
+{
+    g_activity_port = th_free_port();
+    static char yaml[256];
+    snprintf(yaml, sizeof yaml,
+             "activity:\n  url: http://agent.example.test:9090/\n  listen: 127.0.0.1:%d\n",
+             g_activity_port);
+    g_extra_sections = yaml;
+    int rc = start(state, NULL);
+    g_extra_sections = NULL;
+    return rc;
 }
 
 /* Auto-stop "minutes" of one second: autoStopMinutes 5 stops after 5 s
@@ -386,6 +405,104 @@ static void test_auto_stop_is_announced_before_it_happens(void **state)
     both_exit_cleanly(state);
 }
 
+/* POST .../activity on port with Authorization: Bearer <auth> (NULL: none). */
+static long post_activity(int port, const char *id, const char *auth)
+{
+    char path[128];
+    snprintf(path, sizeof path, ENV_PATH "/%s/activity", id);
+    th_resp_t r;
+    th_api(port, "POST", path, auth, NULL, &r);
+    long st = r.status;
+    th_resp_free(&r);
+    return st;
+}
+
+/* The value of env variable `name` of group `group` as azsim holds it
+ * (its control API shows secure values too); owned. */
+static char *group_env(ta_rc_t *c, const char *group, const char *name, int secure)
+{
+    cJSON *res = sim_get(c, "/_azsim/resources");
+    const cJSON *g = ta_sim_group(res, group);
+    assert_non_null(g);
+    const cJSON *envs = ta_path(g, "properties.containers.0.properties.environmentVariables");
+    char *out = NULL;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, envs)
+    {
+        if (strcmp(ta_str(e, "name"), name) == 0 && !out) {
+            const char *v = ta_str(e, secure ? "secureValue" : "value");
+            out = v ? strdup(v) : NULL;
+        }
+    }
+    cJSON_Delete(res);
+    return out;
+}
+
+static void test_activity_tokens_open_only_their_own_route(void **state)
+{
+    ta_rc_t *c = ctx(state);
+    sim_aci(c, RULE(""));
+    put_env(c, "h-act-a");
+    put_env(c, "h-act-b");
+    cJSON_Delete(wait_phase(c, "h-act-a", "RUNNING", 15000));
+    cJSON_Delete(wait_phase(c, "h-act-b", "RUNNING", 15000));
+    char *url = group_env(c, "dev8-h-act-a", "DEV8_ACTIVITY_URL", 0);
+    char *tok_a = group_env(c, "dev8-h-act-a", "DEV8_ACTIVITY_TOKEN", 1);
+    char *tok_b = group_env(c, "dev8-h-act-b", "DEV8_ACTIVITY_TOKEN", 1);
+    assert_non_null(url);
+    assert_non_null(tok_a);
+    assert_non_null(tok_b);
+    assert_string_equal(url, "http://agent.example.test:9090/api/v1/environments/h-act-a/activity");
+    assert_int_equal(strlen(tok_a), 64);
+    assert_string_not_equal(tok_a, tok_b);
+    /* Sent as a secure value: ARM's GET does not echo it, nor do tags. */
+    char path[256];
+    snprintf(path, sizeof path, "%s/dev8-h-act-a?%s", TA_AZ_CG, TA_AZ_ACI_V);
+    th_resp_t r;
+    assert_int_equal(ta_sim_arm(&c->sim, "GET", path, NULL, &r), 200L);
+    assert_null(strstr(r.body, tok_a));
+    assert_non_null(strstr(r.body, "DEV8_ACTIVITY_TOKEN"));
+    th_resp_free(&r);
+
+    /* The activity listener: a's token opens a's route only. */
+    int ap = g_activity_port;
+    assert_int_equal(post_activity(ap, "h-act-a", tok_a), 204);
+    cJSON *o = ta_env_get(&c->agent, "h-act-a", NULL);
+    assert_non_null(ta_str(o, "status.lastActivityTime"));
+    cJSON_Delete(o);
+    assert_int_equal(post_activity(ap, "h-act-b", tok_a), 401);
+    assert_int_equal(post_activity(ap, "h-act-a", tok_b), 401);
+    assert_int_equal(post_activity(ap, "h-act-a", NULL), 401);
+    assert_int_equal(post_activity(ap, "h-act-a", TA_KEY1), 401); /* no API keys here */
+    assert_int_equal(post_activity(ap, "h-nobody", tok_a), 401);
+    assert_int_equal(post_activity(ap, "h-act-b", tok_b), 204);
+    /* Nothing else is served there. */
+    assert_int_equal(th_api(ap, "GET", ENV_PATH, TA_KEY1, NULL, &r), 0);
+    assert_int_equal(r.status, 404);
+    th_resp_free(&r);
+    assert_int_equal(th_api(ap, "GET", ENV_PATH "/h-act-a/activity", NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 405);
+    th_resp_free(&r);
+    /* The API's own activity route takes the token too, for its id only;
+     * the token opens no other route. */
+    assert_int_equal(post_activity(c->agent.port, "h-act-a", tok_a), 204);
+    assert_int_equal(post_activity(c->agent.port, "h-act-b", tok_a), 401);
+    assert_int_equal(th_api(c->agent.port, "GET", ENV_PATH "/h-act-a", tok_a, NULL, &r), 0);
+    assert_int_equal(r.status, 401);
+    th_resp_free(&r);
+    /* Never in the agent's log. */
+    char *log = ta_log(&c->agent);
+    assert_non_null(log);
+    assert_null(strstr(log, tok_a));
+    assert_null(strstr(log, tok_b));
+    assert_null(strstr(log, TA_ACTIVITY_KEY));
+    free(log);
+    free(url);
+    free(tok_a);
+    free(tok_b);
+    both_exit_cleanly(state);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, ta_rc_teardown)
@@ -396,6 +513,8 @@ int main(void)
         T(test_image_that_cannot_be_pulled_is_image_pull_failed),
         T(test_logs_route_answers_and_refuses),
         T(test_events_tell_what_happened_in_order),
+        cmocka_unit_test_setup_teardown(test_activity_tokens_open_only_their_own_route,
+                                        setup_activity, ta_rc_teardown),
         cmocka_unit_test_setup_teardown(test_auto_stop_is_announced_before_it_happens,
                                         setup_fast_minutes, ta_rc_teardown),
     };

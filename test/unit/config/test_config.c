@@ -453,7 +453,7 @@ static void test_unknown_keys(void **state)
                "autoStopMinuteSeconds)");
     expect_err("foo: 1\n", "t.yaml:1:1: foo: unknown key (expected one of: controller, api, "
                            "azure, images, registries, workspace, limits, reaper, webhook, log, "
-                           "pricing, retention)");
+                           "pricing, retention, activity)");
     expect_err("api:\n  keys: [abc, def]\n",
                "t.yaml:2:3: api.keys: unknown key; secrets come from the environment (or files "
                "such as api.keysFile), never from the config file");
@@ -951,6 +951,22 @@ static void test_health_settings(void **state)
                    "t.yaml:2:26: controller.autoStopMinuteSeconds");
     expect_err_has("controller:\n  autoStopWarningMinutes: -1\n" MIN_AZURE,
                    "controller.autoStopWarningMinutes");
+    c = load_ok(MIN_AZURE);
+    assert_string_equal(c->activity_url, "");
+    assert_string_equal(c->activity_key_env, "DEV8_ACTIVITY_KEY");
+    assert_null(c->activity_listen_host);
+    config_free(c);
+    c = load_with("activity: { url: \"https://dev8.example.com/\", keyEnv: MY_KEY, "
+                  "listen: \":8081\" }\n");
+    assert_string_equal(c->activity_url, "https://dev8.example.com/");
+    assert_string_equal(c->activity_key_env, "MY_KEY");
+    assert_string_equal(c->activity_listen_host, "0.0.0.0");
+    assert_int_equal(c->activity_listen_port, 8081);
+    config_free(c);
+    expect_err_has("activity:\n  url: dev8.example.com\n" MIN_AZURE,
+                   "t.yaml:2:8: activity.url: must be empty or start with http:// or https://");
+    expect_err_has("activity:\n  listen: nowhere\n" MIN_AZURE, "t.yaml:2:11: activity.listen");
+    expect_err_has("activity:\n  keyEnv: 9KEY\n" MIN_AZURE, "activity.keyEnv");
 }
 
 static void test_local_config(void **state)
