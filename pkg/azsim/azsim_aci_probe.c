@@ -1,6 +1,6 @@
 /*
  * pkg/azsim: the probes of a container and the IDE behind them, and the
- * container's log (BEHAVIOURS.md item 10).
+ * container's log (BEHAVIOURS.md item 11).
  *
  * ACI runs a container's readinessProbe and livenessProbe as Kubernetes
  * does (Learn: "The readiness probe behaves like a Kubernetes readiness
