@@ -281,7 +281,8 @@ static void controller_new(agent_t *a, const char *hk, int loaded_state)
                            .events = a->events,
                            .activity = a->activity};
     a->rec = reconciler_new(&ro);
-    reaper_opts_t rpo = {.loop = &a->loop,
+    reaper_opts_t rpo = {.events = a->events,
+                         .loop = &a->loop,
                          .cfg = cfg,
                          .store = a->store,
                          .az = a->az,

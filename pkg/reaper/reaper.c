@@ -43,6 +43,7 @@ struct reaper {
     uv_loop_t *loop;
     const config_t *cfg;
     store_t *store;
+    events_t *events;
     azure_client_t *az;
     observer_t *ob;
     usage_t *usage;
@@ -136,6 +137,14 @@ static void audit(reaper_t *rp, orphan_t *o, const char *msg, const azure_result
         LF_S("retention", o->keep_until_ms > 0 ? "expired" : ""),
         LF_S("arm_request_id", res && res->request_id ? res->request_id : ""),
         LF_B("dry_run", rp->cfg->reaper_dry_run));
+    /* An event only for an environment the store still has (one left out
+     * of a full sync): nobody could read the ring of an unknown id. */
+    if (!store_get(rp->store, o->id))
+        return;
+    char text[EVENTS_MESSAGE_MAX];
+    snprintf(text, sizeof(text), "%s %s (%s, first seen %s)", msg + strlen("audit: "), name,
+             kind_names[o->kind], first);
+    events_add(rp->events, o->id, "Normal", "Reaped", "reaper", 0, 1, text);
 }
 
 /*
@@ -591,6 +600,7 @@ reaper_t *reaper_new(const reaper_opts_t *opts)
     rp->loop = opts->loop;
     rp->cfg = opts->cfg;
     rp->store = opts->store;
+    rp->events = opts->events;
     rp->az = opts->az;
     rp->ob = opts->observer;
     rp->usage = opts->usage;

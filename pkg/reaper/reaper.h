@@ -22,6 +22,7 @@
 
 #include "azure/azure.h"
 #include "config/config.h"
+#include "events/events.h"
 #include "metrics/metrics.h"
 #include "observe/observe.h"
 #include "store/store.h"
@@ -41,6 +42,7 @@ typedef struct reaper_opts {
     metrics_t *metrics;
     uint64_t cycle_ms; /* 0: controller.resyncSeconds */
     usage_t *usage;    /* borrowed, may be NULL: a reaped retained share leaves its table */
+    events_t *events;  /* may be NULL: a deletion's outcome as an event of its environment */
 } reaper_opts_t;
 
 /* A reaper over opts' observer and store; it registers its metrics and

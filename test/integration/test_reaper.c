@@ -745,6 +745,21 @@ static void test_dry_run_deletes_nothing_and_reports_everything(void **state)
     cJSON *ors = rf_orphans(f);
     assert_int_equal(cJSON_GetArraySize(ta_path(ors, "items")), 4);
     cJSON_Delete(ors);
+    /* The removed environment's events name the reaper's decisions. */
+    cJSON *ev = NULL;
+    assert_int_equal(rf_api(f, "GET", "/api/v1/environments/d1/events", NULL, &ev), 200);
+    int reaped = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, ta_path(ev, "items"))
+    {
+        if (strcmp(ta_str(it, "reason"), "Reaped") == 0) {
+            assert_string_equal(ta_str(it, "source"), "reaper");
+            assert_non_null(strstr(ta_str(it, "message"), "would be deleted (dry run) dev8-d1"));
+            reaped++;
+        }
+    }
+    cJSON_Delete(ev);
+    assert_int_equal(reaped, 2); /* its group and its share */
     stop_cleanly(f);
 }
 
