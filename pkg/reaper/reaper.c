@@ -123,6 +123,8 @@ static int still_reapable(reaper_t *rp, orphan_t *o)
     return 1;
 }
 
+/* The audit line of a reaper decision (DESIGN.md section 6), and the same
+ * decision as an event of the environment. */
 static void audit(reaper_t *rp, orphan_t *o, const char *msg, const azure_result_t *res)
 {
     char name[OWN_NAME_MAX];
