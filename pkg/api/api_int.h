@@ -26,7 +26,7 @@ struct api {
     store_t *store;
     metrics_t *metrics;
     http_server_t *srv;
-    http_server_t *probe_srv; /* controller.probeListen, or NULL */
+    http_server_t *probe_srv;    /* controller.probeListen, or NULL */
     http_server_t *activity_srv; /* activity.listen, or NULL */
     api_opts_t opts;
 

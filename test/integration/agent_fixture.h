@@ -45,8 +45,8 @@ typedef struct ta_opts {
     const char *azure_yaml;
     const char *regions_yaml;
     const char *images_yaml;
-    int probe_port;       /* > 0: controller.probeListen 127.0.0.1:probe_port */
-    const char *api_yaml; /* lines appended to the api: section, or NULL */
+    int probe_port;              /* > 0: controller.probeListen 127.0.0.1:probe_port */
+    const char *api_yaml;        /* lines appended to the api: section, or NULL */
     const char *controller_yaml; /* more controller: lines ("  key: value\n"), or NULL */
 } ta_opts_t;
 
