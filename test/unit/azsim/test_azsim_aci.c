@@ -359,6 +359,94 @@ static void test_exit_non_zero_on_failure_restarts(void **state)
     fx_free(f);
 }
 
+/* ---- 11. probes, the IDE behind them, logs ------------------------------ */
+
+/* PUT of a group whose container has a readiness probe (1 s period) and
+ * optionally a liveness probe (1 s period, 2 failures). */
+static int put_probed(fx_t *f, const char *name, const char *image, int liveness)
+{
+    char url[512], b[1400];
+    snprintf(url, sizeof(url), CG_PATH "/%s" ACI_V, name);
+    snprintf(b, sizeof(b),
+             "{\"location\":\"East US\",\"properties\":{\"osType\":\"Linux\","
+             "\"restartPolicy\":\"OnFailure\",\"containers\":[{\"name\":\"workspace\","
+             "\"properties\":{\"image\":\"%s\",\"resources\":{\"requests\":{\"cpu\":1,"
+             "\"memoryInGB\":4}},\"ports\":[{\"port\":8080}],\"readinessProbe\":{\"httpGet\":"
+             "{\"path\":\"/healthz\",\"port\":8080,\"scheme\":\"http\"},\"periodSeconds\":1,"
+             "\"failureThreshold\":3}%s}}],\"ipAddress\":{\"type\":\"Public\",\"ports\":"
+             "[{\"port\":8080}]}}}",
+             image,
+             liveness ? ",\"livenessProbe\":{\"httpGet\":{\"path\":\"/alive\",\"port\":8080},"
+                        "\"periodSeconds\":1,\"failureThreshold\":2}"
+                      : "");
+    return req(f, "PUT", url, b);
+}
+
+static void test_probes_and_logs(void **state)
+{
+    (void)state;
+    fx_t *f = fx_default();
+    aci(f, "{\"crashBackoffMs\":1000,\"images\":[{\"match\":\"slow*\",\"readyAfterMs\":2500},"
+           "{\"match\":\"deaf*\",\"probeNeverPasses\":true}]}");
+    /* A slow IDE: the readiness probe fails at 0, 1 and 2 s into the run
+     * (one merged Unhealthy event, count 3), then passes: no more events. */
+    assert_int_equal(put_probed(f, "slow", "slow/ws:1", 0), 201);
+    advance(2000); /* provisioned: the run starts */
+    advance(2600);
+    assert_int_equal(get(f, "slow"), 200);
+    const cJSON *u = event(at(cview(f), "events"), "Unhealthy");
+    assert_non_null(u);
+    assert_string_equal(jstr(u, "type"), "Warning");
+    assert_int_equal(jnum(u, "count"), 3);
+    assert_non_null(strstr(jstr(u, "message"), "Readiness probe failed: Get \"http://"));
+    assert_non_null(strstr(jstr(u, "message"), ":8080/healthz\": dial tcp "));
+    advance(5000);
+    assert_int_equal(get(f, "slow"), 200);
+    assert_int_equal(jnum(event(at(cview(f), "events"), "Unhealthy"), "count"), 3);
+    assert_int_equal(jnum(cview(f), "restartCount"), 0);
+    /* Its log: the start, then the IDE. */
+    char url[512];
+    snprintf(url, sizeof(url), CG_PATH "/slow/containers/workspace/logs" ACI_V);
+    assert_int_equal(req(f, "GET", url, NULL), 200);
+    const char *content = jstr(f->j, "content");
+    assert_non_null(content);
+    const char *st = strstr(content, "dev8 workspace: starting slow/ws:1 (restart 0)\n");
+    assert_non_null(st);
+    assert_non_null(strstr(st, "dev8 workspace: IDE listening on port 8080\n"));
+    snprintf(url, sizeof(url), CG_PATH "/slow/containers/workspace/logs" ACI_V "&tail=1");
+    assert_int_equal(req(f, "GET", url, NULL), 200);
+    assert_string_equal(jstr(f->j, "content"), "dev8 workspace: IDE listening on port 8080\n");
+    snprintf(url, sizeof(url),
+             CG_PATH "/slow/containers/workspace/logs" ACI_V "&tail=1&timestamps=true");
+    assert_int_equal(req(f, "GET", url, NULL), 200);
+    assert_true(strlen(jstr(f->j, "content")) > 21 && jstr(f->j, "content")[4] == '-');
+    snprintf(url, sizeof(url), CG_PATH "/slow/containers/other/logs" ACI_V);
+    assert_int_equal(req(f, "GET", url, NULL), 404);
+    assert_string_equal(jstr(f->j, "error.code"), "ContainerNotFound");
+    snprintf(url, sizeof(url), CG_PATH "/nosuch/containers/workspace/logs" ACI_V);
+    assert_int_equal(req(f, "GET", url, NULL), 404);
+    snprintf(url, sizeof(url), CG_PATH "/slow/containers/workspace/logs" ACI_V "&tail=x");
+    assert_int_equal(req(f, "GET", url, NULL), 400);
+
+    /* An IDE that never answers a liveness probe: killed after 2 failures
+     * (0 and 1 s into the run), restarted after the back-off: restartCount
+     * 1, previousState Terminated 137, Killing with kubelet's words. */
+    assert_int_equal(put_probed(f, "deaf", "deaf/ws:1", 1), 201);
+    advance(2000);
+    advance(1500);
+    assert_int_equal(get(f, "deaf"), 200);
+    const cJSON *cv = cview(f);
+    assert_int_equal(jnum(cv, "restartCount"), 1);
+    assert_string_equal(jstr(cv, "previousState.state"), "Terminated");
+    assert_int_equal(jnum(cv, "previousState.exitCode"), 137);
+    const cJSON *k = event(at(cv, "events"), "Killing");
+    assert_non_null(k);
+    assert_string_equal(jstr(k, "message"),
+                        "Container workspace failed liveness probe, will be restarted");
+    assert_string_equal(inst(f), "Running"); /* the group keeps running */
+    fx_free(f);
+}
+
 static void test_exit_by_restart_policy(void **state)
 {
     (void)state;
@@ -966,6 +1054,7 @@ int main(void)
         cmocka_unit_test(test_exit_zero_on_failure_succeeds),
         cmocka_unit_test(test_exit_non_zero_on_failure_restarts),
         cmocka_unit_test(test_exit_by_restart_policy),
+        cmocka_unit_test(test_probes_and_logs),
         cmocka_unit_test(test_transitioning),
         cmocka_unit_test(test_stale_view_after_start),
         cmocka_unit_test(test_quotas),
