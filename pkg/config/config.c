@@ -39,6 +39,22 @@ static int errf(char *err, size_t errlen, int rc, const char *fmt, ...)
     return rc;
 }
 
+/* The defaults of issue 13's keys: probes off, auto-stop warning, activity off. */
+static void health_defaults(config_t *cfg)
+{
+    config_probe_t *probes[] = {&cfg->readiness_probe, &cfg->liveness_probe};
+    for (size_t i = 0; i < 2; i++) {
+        probes[i]->path = d8_xstrdup("");
+        probes[i]->period_seconds = 10;
+        probes[i]->failure_threshold = 3;
+        probes[i]->timeout_seconds = 1;
+    }
+    cfg->auto_stop_warning_minutes = 5;
+    cfg->auto_stop_minute_seconds = 60;
+    cfg->activity_url = d8_xstrdup("");
+    cfg->activity_key_env = d8_xstrdup("DEV8_ACTIVITY_KEY");
+}
+
 /* A new config holding the defaults of DESIGN.md 5b; owned by the caller. */
 static config_t *defaults_new(void)
 {
@@ -50,10 +66,7 @@ static config_t *defaults_new(void)
     cfg->resync_seconds = 60;
     cfg->status_refresh_seconds = 300;
     cfg->shutdown_grace_seconds = 20;
-    cfg->auto_stop_warning_minutes = 5;
-    cfg->auto_stop_minute_seconds = 60;
-    cfg->activity_url = d8_xstrdup("");
-    cfg->activity_key_env = d8_xstrdup("DEV8_ACTIVITY_KEY");
+    health_defaults(cfg);
     cfg->max_concurrent_reconciles = 16;
     cfg->state_file = d8_xstrdup("");
     cfg->state_commit_ms = 2;
@@ -101,13 +114,6 @@ static config_t *defaults_new(void)
     cfg->ports[0] = 8080;
     cfg->nports = 1;
     cfg->mount_path = d8_xstrdup("/home/dev8");
-    config_probe_t *probes[] = {&cfg->readiness_probe, &cfg->liveness_probe};
-    for (size_t i = 0; i < 2; i++) {
-        probes[i]->path = d8_xstrdup("");
-        probes[i]->period_seconds = 10;
-        probes[i]->failure_threshold = 3;
-        probes[i]->timeout_seconds = 1;
-    }
     cfg->max_storage_gb = 1024;
 
     cfg->reaper_enabled = 1;

@@ -64,7 +64,7 @@ typedef struct observed_group {
     uint64_t absent_read_ms; /* loop time a GET last found no group, 0 = never */
     double cpu_cores;        /* the size the group has (list or GET), 0 = unknown */
     double memory_gb;
-    observed_container_t c;  /* the workspace container, as the last GET showed it */
+    observed_container_t c; /* the workspace container, as the last GET showed it */
 } observed_group_t;
 
 /* What is known of env id's file share. */
