@@ -46,7 +46,10 @@ static void broadcast(void *ud, const char *id, const env_event_t *e)
     while (it != &api->watchers) {
         api__watch_client_t *c = d8_container_of(it, api__watch_client_t, link);
         it = it->next;
-        http_stream_write(c->ex, b.data, b.len);
+        /* A stream still sending its snapshot gets live events only after
+         * it (the events route has what it missed). */
+        if (c->w)
+            http_stream_write(c->ex, b.data, b.len);
     }
     d8_buf_release(&b);
 }
