@@ -58,7 +58,7 @@ void api__preflight(api_t *api, http_exchange_t *ex, const http_request_t *req, 
     (void)req;
     (void)id;
     if (api->shutting_down) {
-        http_respond_error(ex, 503, "Unavailable", "the controller is shutting down", NULL);
+        http_respond_error(ex, 503, "ShuttingDown", "the controller is shutting down", NULL);
         return;
     }
     api__pf_batch_t *b = api->pf_batch;
@@ -68,7 +68,7 @@ void api__preflight(api_t *api, http_exchange_t *ex, const http_request_t *req, 
         d8_list_init(&b->waiters);
         if (api->opts.preflight_hook(api->opts.preflight_ud, pf_report, b) != D8_OK) {
             free(b);
-            http_respond_error(ex, 503, "Unavailable",
+            http_respond_error(ex, 503, "ShuttingDown",
                                "the Azure client is not available (shutting down)", NULL);
             return;
         }

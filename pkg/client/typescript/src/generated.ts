@@ -249,9 +249,66 @@ export interface paths {
         /**
          * Record activity now
          * @description Sets `status.lastActivityTime` to now, which resets the auto-stop clock. Sends no watch
-         *     event. No body.
+         *     event. No body. Besides an API key, this route takes the environment's own
+         *     `DEV8_ACTIVITY_TOKEN` (given to its container group when `activity.url` is set) as the
+         *     bearer token; the token of one environment is refused (401) for any other, and on every
+         *     other route. `activity.listen` serves this route alone, with tokens only.
          */
         post: operations["recordActivity"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/environments/{id}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The environment id (a Prisma cuid fits). Anything else is 400 `InvalidId`. */
+                id: components["parameters"]["EnvironmentIdPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The workspace container's log
+         * @description The last `tail` lines of what the workspace container wrote, read from Azure
+         *     (`containers/workspace/logs`) when asked: start lines, the IDE's output, the last words of
+         *     a crash. Answers once Azure answers.
+         */
+        get: operations["environmentLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/environments/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The environment id (a Prisma cuid fits). Anything else is 400 `InvalidId`. */
+                id: components["parameters"]["EnvironmentIdPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * What happened to an environment
+         * @description The last 64 events of the environment, oldest first: every phase transition with its
+         *     reason (`PhaseChanged`), every ARM mutation the agent issued (`ArmRequest`) and its result
+         *     (`ArmSucceeded`, `ArmFailed`), and every event Azure's instance view newly showed
+         *     (`source: azure`, with Azure's name as `reason`: `Pulling`, `Pulled`, `Started`,
+         *     `Failed`, `BackOff`, `Unhealthy`, `Killing`, ...). A repeat of the newest event counts up
+         *     (`count`) instead of taking a slot. Kept in memory: a restarted agent starts empty. The
+         *     same events stream on `GET /api/v1/watch` as `event: EVENT`.
+         */
+        get: operations["environmentEvents"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -283,6 +340,16 @@ export interface paths {
          *     the events after it, then follows. `Last-Event-ID` (as sent by an EventSource that
          *     reconnects) takes precedence over the query. A comment line `: heartbeat` is sent every
          *     15 s. The stream ends when the agent shuts down.
+         *
+         *     Between them, each event recorded for an environment (see
+         *     `GET /api/v1/environments/{id}/events`) arrives as it happens, without an `id` (it is not
+         *     a resourceVersion to resume from, and a replay does not repeat it):
+         *
+         *     ```
+         *     event: EVENT
+         *     data: {"environmentId":"<id>","event":{"time","type","reason","message","source","count"}}
+         *
+         *     ```
          *
          *     410 `Gone` when the ring (`api.watchRingSize`) no longer holds the events after N, or
          *     when N is from another run of the agent (a run without a state file starts its
@@ -618,10 +685,14 @@ export interface components {
              * @description `Available` (running); `Creating`, `Starting`, `Restarting` (a workspace whose process
              *     exited is started again), `Stopping`, `Stopped`, `Deleting`; `Failed` (see
              *     `lastError`); `RemovedFromDesiredSet` (left out of a full sync: the message says when
-             *     the reaper may act).
+             *     the reaper may act). Workspace health (README "States a user can see"):
+             *     `IdeStarting` (STARTING: the container runs, the IDE has not answered its readiness
+             *     probe yet), `ProbeFailing` (ERROR: it has not answered for longer than the probe
+             *     allows), `CrashLoop` (ERROR: the container keeps exiting; see `status.containers`),
+             *     `ImagePullFailed` (ERROR: Azure cannot pull the image; its message is in `lastError`).
              * @enum {string}
              */
-            reason: "Available" | "Creating" | "Starting" | "Restarting" | "Stopping" | "Stopped" | "Deleting" | "Failed" | "RemovedFromDesiredSet";
+            reason: "Available" | "Creating" | "Starting" | "Restarting" | "Stopping" | "Stopped" | "Deleting" | "Failed" | "RemovedFromDesiredSet" | "IdeStarting" | "ProbeFailing" | "CrashLoop" | "ImagePullFailed";
             message: string;
             lastTransitionTime: components["schemas"]["OptionalTime"];
         };
@@ -645,6 +716,17 @@ export interface components {
             message: string;
             lastTransitionTime: components["schemas"]["OptionalTime"];
         };
+        AutoStopPendingCondition: {
+            /** @constant */
+            type: "AutoStopPending";
+            /** @constant */
+            status: "True";
+            /** @constant */
+            reason: "Idle";
+            /** @description When the stop happens and how to prevent it (use the workspace, or `POST .../activity`). */
+            message: string;
+            lastTransitionTime: components["schemas"]["OptionalTime"];
+        };
         /**
          * Format: date-time
          * @description RFC 3339 UTC time (seconds), or null when it never happened.
@@ -656,8 +738,11 @@ export interface components {
             phase: components["schemas"]["Phase"];
             /** @description The generation the status describes. */
             observedGeneration: number;
-            /** @description Always `Ready` then `Synced`. */
-            conditions: (components["schemas"]["ReadyCondition"] | components["schemas"]["SyncedCondition"])[];
+            /**
+             * @description Always `Ready` then `Synced`; then `AutoStopPending` while an auto-stop is less than
+             *     `controller.autoStopWarningMinutes` away.
+             */
+            conditions: (components["schemas"]["ReadyCondition"] | components["schemas"]["SyncedCondition"] | components["schemas"]["AutoStopPendingCondition"])[];
             /** @description Prisma column; the container group's name (`dev8-{id}`). */
             aciContainerGroupId: components["schemas"]["OptionalString"];
             aciPublicIp: components["schemas"]["OptionalString"];
@@ -690,6 +775,46 @@ export interface components {
              *     region has no prices or the environment was never observed.
              */
             estimatedCostPerHour?: number;
+            /**
+             * Format: date-time
+             * @description While the workspace runs with `autoStopMinutes` set: when it will be stopped if nothing
+             *     happens (activity moves it). Absent otherwise.
+             */
+            autoStopTime?: string;
+            /**
+             * @description The workspace container as the agent last read it from Azure's instance view (empty
+             *     before the first read and while no container group exists).
+             */
+            containers?: components["schemas"]["ContainerStatus"][];
+        };
+        EnvironmentEvent: {
+            /**
+             * Format: date-time
+             * @description When it (last) happened.
+             */
+            time: string;
+            /** @enum {string} */
+            type: "Normal" | "Warning";
+            /**
+             * @description `PhaseChanged`, `ArmRequest`, `ArmSucceeded`, `ArmFailed` (source `agent`), or Azure's
+             *     event name (source `azure`).
+             */
+            reason: string;
+            message: string;
+            /** @enum {string} */
+            source: "agent" | "azure" | "reaper";
+            count: number;
+        };
+        ContainerStatus: {
+            /** @example workspace */
+            name: string;
+            /** @description Azure's current container state (`Waiting`, `Running`, `Terminated`). */
+            state: string;
+            restartCount: number;
+            /** @description Exit code of the previous run (or of the current one once terminated). */
+            lastExitCode: number | null;
+            /** @description When the previous run ended and the container was restarted. */
+            lastRestartTime: components["schemas"]["OptionalTime"];
         };
         /**
          * @description Usage accumulated from what the agent observed, since `since` (a snapshot taken at each
@@ -849,14 +974,16 @@ export interface components {
         };
         /**
          * @description 400 `InvalidJson`, `InvalidSpec`, `InvalidId`, `InvalidQuery`, `InvalidArgument`,
-         *     `BadRequest` (malformed HTTP); 401 `Unauthorized`; 404 `NotFound`; 405
-         *     `MethodNotAllowed`; 408 `RequestTimeout`; 409 `Conflict`; 410 `Gone`; 411
-         *     `LengthRequired`; 413 `PayloadTooLarge`, `TooManyItems`; 415 `UnsupportedMediaType`;
-         *     429 `TooManyRequests`, `SyncInProgress`; 431 `RequestHeaderFieldsTooLarge`; 500
-         *     `InternalError`; 503 `NotReady`, `ServiceUnavailable`, `StateNotWritable`.
+         *     `BadRequest` (malformed HTTP), `PlainHTTPToTLSPort`; 401 `Unauthorized`; 404
+         *     `NotFound`; 405 `MethodNotAllowed`; 408 `RequestTimeout`; 409 `Conflict`,
+         *     `NoContainerGroup`; 410 `Gone`; 411 `LengthRequired`; 413 `PayloadTooLarge`,
+         *     `TooManyItems`; 415 `UnsupportedMediaType`; 429 `TooManyRequests`, `SyncInProgress`;
+         *     431 `RequestHeaderFieldsTooLarge`; 500 `InternalError`; 502 `AzureError`; 503
+         *     `NotReady`, `ServiceUnavailable`, `TooManyConnections`, `StateNotWritable`,
+         *     `ShuttingDown`.
          * @enum {string}
          */
-        ErrorCode: "InvalidJson" | "InvalidSpec" | "InvalidId" | "InvalidQuery" | "InvalidArgument" | "BadRequest" | "Unauthorized" | "NotFound" | "MethodNotAllowed" | "RequestTimeout" | "Conflict" | "Gone" | "LengthRequired" | "PayloadTooLarge" | "UnsupportedMediaType" | "TooManyRequests" | "RequestHeaderFieldsTooLarge" | "InternalError" | "NotReady" | "ServiceUnavailable" | "TooManyItems" | "SyncInProgress" | "StateNotWritable";
+        ErrorCode: "InvalidJson" | "InvalidSpec" | "InvalidId" | "InvalidQuery" | "InvalidArgument" | "BadRequest" | "PlainHTTPToTLSPort" | "Unauthorized" | "NotFound" | "MethodNotAllowed" | "RequestTimeout" | "Conflict" | "NoContainerGroup" | "Gone" | "LengthRequired" | "PayloadTooLarge" | "UnsupportedMediaType" | "TooManyRequests" | "RequestHeaderFieldsTooLarge" | "InternalError" | "AzureError" | "NotReady" | "ServiceUnavailable" | "TooManyConnections" | "TooManyItems" | "SyncInProgress" | "StateNotWritable" | "ShuttingDown";
         PreflightReport: {
             checks: {
                 /** @description `credentials`, `provider <namespace>`, `region <name>: <check>`, `image <key>`. */
@@ -1520,6 +1647,103 @@ export interface operations {
             404: components["responses"]["NotFound"];
         };
     };
+    environmentLogs: {
+        parameters: {
+            query?: {
+                /** @description Lines from the end, 1 to 10000 (default 200). */
+                tail?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The environment id (a Prisma cuid fits). Anything else is 400 `InvalidId`. */
+                id: components["parameters"]["EnvironmentIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The log lines, oldest first, each ending with a newline. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example dev8 workspace: starting image (restart 0)
+                     *     dev8 workspace: IDE listening on port 8080
+                     */
+                    "text/plain; charset=utf-8": string;
+                };
+            };
+            400: components["responses"]["InvalidIdOrQuery"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            /**
+             * @description `NoContainerGroup`: the environment has no container group (never created, or Azure
+             *     no longer holds one); nothing to read.
+             */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `AzureError`: Azure refused or failed the read (the message says why). */
+            502: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `ShuttingDown`: the agent is shutting down. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    environmentEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The environment id (a Prisma cuid fits). Anything else is 400 `InvalidId`. */
+                id: components["parameters"]["EnvironmentIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The events. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        environmentId: components["schemas"]["EnvironmentId"];
+                        items: components["schemas"]["EnvironmentEvent"][];
+                    };
+                };
+            };
+            400: components["responses"]["InvalidIdOrQuery"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
     watchEnvironments: {
         parameters: {
             query?: {
@@ -1687,7 +1911,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidQuery"];
             401: components["responses"]["Unauthorized"];
-            /** @description `Unavailable`: the controller is shutting down. */
+            /** @description `ShuttingDown`: the controller is shutting down. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];

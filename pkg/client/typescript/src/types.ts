@@ -124,7 +124,12 @@ export type ReadyReason =
   | "Stopped"
   | "Deleting"
   | "Failed"
-  | "RemovedFromDesiredSet";
+  | "RemovedFromDesiredSet"
+  // workspace health (README "States a user can see")
+  | "IdeStarting"
+  | "ProbeFailing"
+  | "CrashLoop"
+  | "ImagePullFailed";
 
 /** Reasons of the Synced condition. */
 export type SyncedReason =
@@ -154,8 +159,17 @@ export interface SyncedCondition {
   lastTransitionTime: string | null;
 }
 
-/** The agent answers exactly two conditions, Ready then Synced. */
-export type Condition = ReadyCondition | SyncedCondition;
+/** While an auto-stop is less than controller.autoStopWarningMinutes away. */
+export interface AutoStopPendingCondition {
+  type: "AutoStopPending";
+  status: "True";
+  reason: "Idle";
+  message: string;
+  lastTransitionTime: string | null;
+}
+
+/** Ready then Synced, then AutoStopPending while an auto-stop is near. */
+export type Condition = ReadyCondition | SyncedCondition | AutoStopPendingCondition;
 export type ConditionType = Condition["type"];
 
 /** Azure's error code and message of the last failed step. */
@@ -191,6 +205,31 @@ export interface EnvironmentStatus {
   usage?: EnvironmentUsage;
   /** Cost per hour at the current size and power state; absent without a price table. */
   estimatedCostPerHour?: number;
+  /** When a running workspace will be auto-stopped if nothing happens. */
+  autoStopTime?: string;
+  /** The workspace container as last read from Azure's instance view. */
+  containers?: ContainerStatus[];
+}
+
+/** status.containers[]: Azure's instance view of the workspace container. */
+export interface ContainerStatus {
+  name: string;
+  /** Azure's current state: Waiting, Running, Terminated. */
+  state: string;
+  restartCount: number;
+  lastExitCode: number | null;
+  lastRestartTime: string | null;
+}
+
+/** One entry of GET /api/v1/environments/{id}/events (and of watch EVENT items). */
+export interface EnvironmentEvent {
+  time: string;
+  type: "Normal" | "Warning";
+  /** PhaseChanged, ArmRequest, ArmSucceeded, ArmFailed, Reaped, ... or Azure's event name. */
+  reason: string;
+  message: string;
+  source: "agent" | "azure" | "reaper";
+  count: number;
 }
 
 /** status.usage: what the agent observed the environment use (see the agent's README). */
@@ -398,11 +437,14 @@ export type ErrorCode =
   | "InvalidQuery"
   | "InvalidArgument"
   | "BadRequest"
+  | "PlainHTTPToTLSPort"
   | "Unauthorized" // 401
   | "NotFound" // 404
   | "MethodNotAllowed" // 405
   | "RequestTimeout" // 408
-  | "Conflict" // 409
+  // 409
+  | "Conflict"
+  | "NoContainerGroup"
   | "Gone" // 410
   | "LengthRequired" // 411
   // 413
@@ -414,10 +456,13 @@ export type ErrorCode =
   | "SyncInProgress"
   | "RequestHeaderFieldsTooLarge" // 431
   | "InternalError" // 500
+  | "AzureError" // 502
   // 503
   | "NotReady"
   | "ServiceUnavailable"
-  | "StateNotWritable";
+  | "TooManyConnections"
+  | "StateNotWritable"
+  | "ShuttingDown";
 
 /** The body of every error answer. */
 export interface ApiError {
