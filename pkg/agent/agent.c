@@ -12,6 +12,7 @@
 #include "sigstop/sigstop.h"
 #include "statefile/statefile.h"
 #include "store/store.h"
+#include "usage/usage_file.h"
 #include "webhook/webhook.h"
 
 #include <stdlib.h>
@@ -35,6 +36,7 @@ typedef struct agent {
     reaper_t *reaper;
     statefile_t *sf;
     usage_t *usage;
+    usage_file_t *uf; /* "<stateFile>.usage", with the state file */
     webhook_t *wh;
     events_t *events;     /* each environment's events (API, reconciler) */
     activity_t *activity; /* activity tokens, NULL when activity.url is not set */
@@ -98,6 +100,8 @@ static void drain_cb(uv_timer_t *t)
     /* Writes what is not on disk yet; the loop runs until it is. */
     statefile_free(a->sf);
     a->sf = NULL;
+    usage_file_free(a->uf);
+    a->uf = NULL;
     LOG0(LOG_INFO, "stopped");
     api_free(a->api, api_gone, a);
 }
@@ -191,15 +195,51 @@ static void on_stop(void *ud, int signum)
     uv_timer_start(&a->drain, drain_cb, 0, DRAIN_POLL_MS);
 }
 
-/* The state file's "usage" section: pkg/usage's accounting. */
-static void usage_section_save(void *ud, d8_buf_t *out)
+/*
+ * Opens "<stateFile>.usage" and loads it into the accountant; without one,
+ * migrates the "usage" section of an older state file (written to the
+ * usage file now, before the state file's next write drops it). 0, or -1
+ * when the file cannot be trusted: usage is billing data, so a damaged
+ * file is never silently replaced by zeros; the operator moves it aside.
+ */
+static int load_usage(agent_t *a)
 {
-    usage_save(ud, out);
-}
-
-static int usage_section_load(void *ud, const cJSON *section, char *err, size_t errlen)
-{
-    return usage_load(ud, section, err, errlen);
+    d8_buf_t path;
+    d8_buf_init(&path);
+    d8_buf_printf(&path, "%s.usage", a->cfg->state_file);
+    usage_file_opts_t uo = {.loop = &a->loop,
+                            .path = path.data,
+                            .usage = a->usage,
+                            .metrics = a->metrics,
+                            .interval_ms = (uint64_t)a->cfg->usage_persist_seconds * 1000};
+    a->uf = usage_file_new(&uo);
+    char err[512];
+    cJSON *legacy = statefile_take_legacy_usage(a->sf);
+    int rc = usage_file_load(a->uf, err, sizeof(err));
+    if (rc == D8_OK) {
+        LOG(LOG_INFO, "usage file loaded", LF_S("path", path.data),
+            LF_B("ignored_state_file_section", legacy != NULL));
+    } else if (rc == D8_ENOENT && legacy) {
+        rc = usage_load(a->usage, legacy, err, sizeof(err));
+        if (rc == D8_OK && usage_file_write_now(a->uf, err, sizeof(err)) != D8_OK)
+            /* The periodic writer retries; the state file keeps the
+             * section until its next write. */
+            LOG(LOG_ERROR, "cannot write the migrated usage file yet", LF_S("error", err));
+        if (rc == D8_OK)
+            LOG(LOG_INFO, "usage moved from the state file to its own file",
+                LF_S("path", path.data));
+    } else if (rc == D8_ENOENT) {
+        LOG(LOG_INFO, "no usage file yet", LF_S("path", path.data));
+        rc = D8_OK;
+    }
+    cJSON_Delete(legacy);
+    if (rc != D8_OK)
+        LOG(LOG_ERROR,
+            "cannot load the usage file: refusing to start (move it aside to start "
+            "with usage reset)",
+            LF_S("path", path.data), LF_S("error", err));
+    d8_buf_release(&path);
+    return rc == D8_OK ? 0 : -1;
 }
 
 /*
@@ -219,9 +259,6 @@ static int load_state(agent_t *a, const char *hk)
                            .metrics = a->metrics,
                            .key = (const unsigned char *)hk,
                            .keylen = hk ? strlen(hk) : 0,
-                           .ext_save = usage_section_save,
-                           .ext_load = usage_section_load,
-                           .ext_ud = a->usage,
                            .commit_window_ms = (uint64_t)cfg->state_commit_ms};
     a->sf = statefile_new(&so);
     const char **regions = d8_xcalloc(cfg->nregions + 1, sizeof(char *));
@@ -247,15 +284,11 @@ static int load_state(agent_t *a, const char *hk)
     else
         LOG(LOG_INFO, "state file loaded", LF_S("path", cfg->state_file),
             LF_I("environments", store_count(a->store)), LF_B("synced", store_synced(a->store)));
+    if (load_usage(a) != 0)
+        return -1;
     statefile_start(a->sf);
+    usage_file_start(a->uf);
     return rc == D8_OK;
-}
-
-/* A usage transition: the state file keeps it (when there is one). */
-static void usage_changed(void *ud)
-{
-    agent_t *a = ud;
-    statefile_touch(a->sf);
 }
 
 /* The controller: observer, reconciler and reaper over the store and the
@@ -276,8 +309,6 @@ static void controller_new(agent_t *a, const char *hk, int loaded_state)
                            .hash_key = (const unsigned char *)hk,
                            .hash_keylen = hk ? strlen(hk) : 0,
                            .usage = a->usage,
-                           .usage_changed = usage_changed,
-                           .usage_ud = a,
                            .events = a->events,
                            .activity = a->activity};
     a->rec = reconciler_new(&ro);
@@ -454,6 +485,7 @@ out:
     observer_free(a.ob);
     webhook_free(a.wh);
     statefile_free(a.sf);
+    usage_file_free(a.uf);
     if (a.api)
         api_free(a.api, NULL, NULL);
     uv_run(&a.loop, UV_RUN_DEFAULT);

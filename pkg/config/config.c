@@ -70,6 +70,7 @@ static config_t *defaults_new(void)
     cfg->max_concurrent_reconciles = 16;
     cfg->state_file = d8_xstrdup("");
     cfg->state_commit_ms = 2;
+    cfg->usage_persist_seconds = 60;
     cfg->max_sync_items = 50000;
 
     cfg->keys_file = d8_xstrdup("");

@@ -85,6 +85,8 @@ typedef struct config {
     char *probe_listen_host;
     int probe_listen_port;
     int state_commit_ms; /* 2: group-commit window of durable answers */
+    /* 60: at most one write of "<state_file>.usage" per this many seconds */
+    int usage_persist_seconds;
     /* api */
     char *keys_file;            /* "" = env AGENT_API_KEYS */
     size_t max_body_bytes;      /* 1048576 */

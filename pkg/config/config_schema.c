@@ -584,6 +584,7 @@ static const config__field_t controller_fields[] = {
     /* A minute of autoStopMinutes and autoStopWarningMinutes, in seconds:
      * shorter only for tests and demos. */
     ROW_INT("autoStopMinuteSeconds", config_t, auto_stop_minute_seconds, 1, 60),
+    ROW_INT("usagePersistSeconds", config_t, usage_persist_seconds, 1, 3600),
     {0},
 };
 

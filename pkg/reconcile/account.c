@@ -66,8 +66,6 @@ void reconcile__account(rec_env_t *e, const env_obj_t *obj, const decide_plan_t 
         };
         changed = usage_observe(r->usage, e->id, sp ? sp->user_id : NULL, o->region, now, &s);
     }
-    if (changed && r->usage_changed)
-        r->usage_changed(r->usage_ud);
     if (plan->action == DECIDE_REMOVE_OBJECT ||
         (!changed && obj->status.usage.set && now - obj->status.usage.taken_ms < USAGE_SNAPSHOT_MS))
         return;
@@ -86,13 +84,11 @@ void reconcile__retained(rec_env_t *e, int quota_gb)
         return;
     usage_retained_set(r->usage, e->id, obj && obj->has_spec ? obj->spec.user_id : NULL,
                        e->o->region, quota_gb, e->keep_until_ms);
-    if (r->usage_changed)
-        r->usage_changed(r->usage_ud);
 }
 
 void reconcile__adopted(rec_env_t *e)
 {
     reconciler_t *r = e->r;
-    if (r->usage && usage_retained_drop(r->usage, e->id, d8_wall_ms()) && r->usage_changed)
-        r->usage_changed(r->usage_ud);
+    if (r->usage)
+        usage_retained_drop(r->usage, e->id, d8_wall_ms());
 }

@@ -494,8 +494,6 @@ reconciler_t *reconciler_new(const reconcile_opts_t *opts)
     r->ob = opts->observer;
     r->metrics = opts->metrics;
     r->usage = opts->usage;
-    r->usage_changed = opts->usage_changed;
-    r->usage_ud = opts->usage_ud;
     r->events = opts->events;
     r->activity = opts->activity;
     if (opts->hash_key && opts->hash_keylen) {

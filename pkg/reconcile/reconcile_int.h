@@ -61,8 +61,6 @@ struct reconciler {
     metric_family_t *m_queue_wait;
     metric_family_t *m_actions;
     usage_t *usage; /* may be NULL */
-    void (*usage_changed)(void *ud);
-    void *usage_ud;
 };
 
 /* Decides the next step of e's pass and carries it out (reconcile.c). */

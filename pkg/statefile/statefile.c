@@ -36,9 +36,7 @@ struct statefile {
     size_t keylen;
     char key_check[STATEFILE__KEY_CHECK_LEN + 1];
     uint64_t debounce_ms;
-    void (*ext_save)(void *ud, d8_buf_t *out);
-    int (*ext_load)(void *ud, const cJSON *section, char *err, size_t errlen);
-    void *ext_ud;
+    cJSON *legacy_usage; /* an old file's "usage" section, until taken */
     uint64_t commit_window_ms;
     metric_family_t *m_writes;
     metric_family_t *m_errors;
@@ -115,9 +113,6 @@ statefile_t *statefile_new(const statefile_opts_t *opts)
     sf->store = opts->store;
     sf->path = d8_xstrdup(opts->path);
     sf->debounce_ms = opts->debounce_ms ? opts->debounce_ms : DEFAULT_DEBOUNCE_MS;
-    sf->ext_save = opts->ext_save;
-    sf->ext_load = opts->ext_load;
-    sf->ext_ud = opts->ext_ud;
     sf->commit_window_ms = opts->commit_window_ms;
     sf->fd = -1;
     sf->dirfd = -1;
@@ -231,10 +226,6 @@ static char *serialise(statefile_t *sf, size_t *len)
     ser_ctx_t c = {sf, &out, 0};
     store_list(sf->store, NULL, NULL, SIZE_MAX, add_item, &c);
     d8_buf_puts(&out, "\n]");
-    if (sf->ext_save) {
-        d8_buf_puts(&out, ",\"usage\":");
-        sf->ext_save(sf->ext_ud, &out);
-    }
     char sum[STATEFILE__CHECKSUM_SIZE];
     statefile__checksum(out.data, out.len, sum);
     d8_buf_printf(&out, STATEFILE__CHECKSUM_MARK "%s\"}\n", sum);
@@ -252,6 +243,7 @@ static void maybe_release(statefile_t *sf)
     if (!sf->freed || !sf->timer_closed || sf->writing)
         return;
     free(sf->next_buf);
+    cJSON_Delete(sf->legacy_usage);
     free(sf->path);
     free(sf->tmp_path);
     free(sf->dir_path);
@@ -628,10 +620,11 @@ static void on_desired_change(void *ud)
         schedule(sf, sf->debounce_ms);
 }
 
-void statefile_touch(statefile_t *sf)
+cJSON *statefile_take_legacy_usage(statefile_t *sf)
 {
-    if (sf && sf->started && !sf->freed)
-        on_desired_change(sf);
+    cJSON *v = sf->legacy_usage;
+    sf->legacy_usage = NULL;
+    return v;
 }
 
 uint64_t statefile_commit(statefile_t *sf)
@@ -837,9 +830,6 @@ static int restore(statefile_t *sf, statefile__doc_t *doc, char *err, size_t err
         return statefile__failf(err, errlen, D8_EINVAL, "%s: the store already holds environments",
                                 sf->path);
     size_t with_secrets = 0, deleting = 0;
-    char uerr[256] = "";
-    if (sf->ext_load && sf->ext_load(sf->ext_ud, doc->usage, uerr, sizeof(uerr)) != 0)
-        return statefile__failf(err, errlen, D8_EINVAL, "%s: %s", sf->path, uerr);
     store_set_digest_key(sf->store, sf->key, sf->keylen);
     for (size_t i = 0; i < doc->n; i++) {
         store_restore_item_t *it = &doc->items[i];
@@ -853,6 +843,9 @@ static int restore(statefile_t *sf, statefile__doc_t *doc, char *err, size_t err
                                     sf->path, i, d8_strerror(rc));
     }
     store_restore_finish(sf->store, (uint64_t)doc->rv, doc->synced);
+    cJSON_Delete(sf->legacy_usage);
+    sf->legacy_usage = doc->usage;
+    doc->usage = NULL;
     if (strcmp(doc->key_check, sf->key_check) != 0 && with_secrets > 0)
         LOG(LOG_WARN,
             "DEV8_SPEC_HASH_KEY is not the key the state file was written with: restored "

@@ -22,6 +22,10 @@
  * keyCheck is HMAC(key, a constant), so a load can tell that the key
  * changed since the file was written.
  *
+ * Files written before the usage file (pkg/usage, usage_file.h) also
+ * had a "usage" member before "checksum": it is still accepted at load
+ * and handed over once (statefile_take_legacy_usage), never written.
+ *
  * The rename makes a torn file impossible; the checksum catches the rest
  * (bit rot, a hand edit), so a damaged file is refused, never half-read.
  *
@@ -58,13 +62,6 @@ typedef struct statefile_opts {
     const unsigned char *key; /* DEV8_SPEC_HASH_KEY, copied; NULL = empty key */
     size_t keylen;
     uint64_t debounce_ms; /* delay from the first change to the write; 0 = 500 */
-    /* Optional "usage" section (pkg/usage's accounting and retained
-     * shares): ext_save appends one JSON value to the snapshot; ext_load
-     * gets it back at load (NULL when the file has none) before anything
-     * is restored, and returns 0 or D8_EINVAL with a sentence in err. */
-    void (*ext_save)(void *ud, d8_buf_t *out);
-    int (*ext_load)(void *ud, const cJSON *section, char *err, size_t errlen);
-    void *ext_ud;
     /* Group commit: delay from a statefile_commit to the write, so that
      * the changes of that window share one write and fsync (0: the next
      * loop iteration). */
@@ -103,9 +100,13 @@ int statefile_load(statefile_t *sf, const spec_rules_t *rules, char *err, size_t
  */
 void statefile_start(statefile_t *sf);
 
-/* Schedules a write as a change of the desired set does (for the "usage"
- * section, whose changes the store does not see). */
-void statefile_touch(statefile_t *sf);
+/*
+ * Older files also held a "usage" section (pkg/usage's accounting, now in
+ * its own file, usage_file.h). After a statefile_load that found one, its
+ * value (transferred to the caller; NULL when none, and on every later
+ * call): the caller migrates it. The section is never written again.
+ */
+cJSON *statefile_take_legacy_usage(statefile_t *sf);
 /*
  * Writes what has not been written yet now (waiting for a write in
  * flight first) and then calls done (asynchronously, always) with 0 or

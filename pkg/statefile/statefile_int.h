@@ -34,7 +34,7 @@ typedef struct statefile__doc {
     int64_t rv; /* resourceVersion */
     int synced;
     char key_check[STATEFILE__KEY_CHECK_LEN + 1];
-    cJSON *usage; /* owned: the "usage" section, NULL when absent */
+    cJSON *usage; /* owned: an older file's "usage" section, NULL when absent */
 } statefile__doc_t;
 
 /*

@@ -200,10 +200,16 @@ int usage_observe(usage_t *u, const char *id, const char *user_id, int region, i
 {
     prune(u, now_ms);
     usage__env_t *e = usage__env_new(u, id);
-    if (user_id && (!e->user_id || strcmp(e->user_id, user_id) != 0))
+    /* A new record or new labels are worth saving even without a transition. */
+    int relabel = e->since_ms == 0;
+    if (user_id && (!e->user_id || strcmp(e->user_id, user_id) != 0)) {
         d8_set_str(&e->user_id, user_id);
-    if (region >= 0 && (size_t)region < u->nregions)
+        relabel = 1;
+    }
+    if (region >= 0 && (size_t)region < u->nregions && e->region != region) {
         e->region = region;
+        relabel = 1;
+    }
     if (e->since_ms == 0)
         e->since_ms = e->last_ms = now_ms;
     if (now_ms > e->last_ms) {
@@ -220,6 +226,8 @@ int usage_observe(usage_t *u, const char *id, const char *user_id, int region, i
     e->mem = mem;
     e->share_gb = share;
     e->deleted = 0;
+    if (changed || relabel)
+        u->changes++;
     return changed;
 }
 
@@ -237,6 +245,12 @@ void usage_deleted(usage_t *u, const char *id, int64_t now_ms)
     if (!d8_map_get(&u->retained, id))
         e->share_gb = 0;
     e->deleted = 1;
+    u->changes++;
+}
+
+uint64_t usage_changes(const usage_t *u)
+{
+    return u->changes;
 }
 
 int usage_totals(const usage_t *u, const char *id, int64_t now_ms, usage_totals_t *out)

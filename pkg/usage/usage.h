@@ -12,7 +12,12 @@
  * the time between the observation before it and the one that shows it
  * (the settle poll, 2..30 s, for changes the agent makes; at most
  * controller.statusRefreshSeconds for power changes made outside it; the
- * agent's downtime for a change made while it was down).
+ * agent's downtime for a change made while it was down). Persistence
+ * (usage_file.h) adds nothing after a graceful stop; after a crash
+ * (kill -9), a transition made in the last persist interval before it
+ * (controller.usagePersistSeconds, 60 s) is lost, so the state before it
+ * is counted up to the first observation after the restart: at most that
+ * interval (plus the downtime) per environment with such a transition.
  *
  * Per environment: totals since the first observation, and one bucket per
  * UTC hour for the last USAGE_KEEP_HOURS hours (a fixed ring of
@@ -24,8 +29,9 @@
  *      + storageGBHours / 730 x shareGBMonth   (730 hours a month, as Azure
  *        prices monthly quantities), in the region's price table.
  *
- * Single-threaded (the loop's thread); no I/O, no clock reads: every
- * function takes the time.
+ * Single-threaded (the loop's thread); usage.c and usage_store.c do no
+ * I/O and read no clock (every function takes the time); usage_file.c
+ * keeps the accountant in its own file (usage_file.h).
  */
 #ifndef D8_USAGE_H
 #define D8_USAGE_H
@@ -79,7 +85,7 @@ void usage_free(usage_t *u);
  * state. user_id (copied; may be NULL to keep the known one) and region
  * (index, -1 keeps the known one) label the rows. An observation older
  * than the previous one only updates the state. Returns 1 when the state
- * changed (a transition the state file should keep), else 0.
+ * changed (a transition), else 0.
  */
 int usage_observe(usage_t *u, const char *id, const char *user_id, int region, int64_t now_ms,
                   const usage_sample_t *s);
@@ -154,7 +160,15 @@ int usage_retained_drop(usage_t *u, const char *id, int64_t now_ms);
 void usage_retained_each(const usage_t *u, void (*fn)(void *ud, const usage_retained_t *r),
                          void *ud);
 
-/* ---- persistence (the "usage" section of the state file) ---------------- */
+/* ---- persistence (the usage file, usage_file.h) ---------------------------- */
+
+/*
+ * A counter that grows with every change the usage file must keep: a
+ * transition, a new record or new labels, a deletion, a retained share
+ * set or dropped, a load. Time passing in a known state is not a change:
+ * the saved state and lastMs count it again after a restart.
+ */
+uint64_t usage_changes(const usage_t *u);
 
 /* Appends the accountant's state to out as one JSON object. */
 void usage_save(const usage_t *u, d8_buf_t *out);

@@ -6,6 +6,7 @@
 #define D8_USAGE_INT_H
 
 #include "usage.h"
+#include "usage_file.h"
 
 #include "base/map.h"
 #include "spec/spec.h"
@@ -53,6 +54,7 @@ struct usage {
     d8_map_t envs;       /* id -> usage__env_t */
     d8_map_t retained;   /* id -> usage__ret_t */
     int64_t pruned_hour; /* hour of the last prune */
+    uint64_t changes;    /* usage_changes: bumped by what the usage file must keep */
     metrics_t *metrics;
     metric_family_t *m_q[Q__N], *m_cost, *m_running, *m_cost_hour, *m_retained;
 };
@@ -74,5 +76,15 @@ int usage__region_index(const usage_t *u, const char *name);
 size_t usage__sorted(const d8_map_t *m, void ***out);
 /* Registers the dev8_usage_* families and their collector. */
 void usage__metrics(usage_t *u);
+
+/* Test counters: usage file writes that succeeded and failed since
+ * usage_file_new. */
+uint64_t usage_file__writes(const usage_file_t *uf);
+uint64_t usage_file__errors(const usage_file_t *uf);
+/* 1 while a write is in flight. */
+int usage_file__writing(const usage_file_t *uf);
+/* "sha256:<hex>" of data[0..len) (borrowed), NUL-terminated, into out
+ * (at least 72 bytes): the usage file's checksum. */
+void usage_file__checksum(const char *data, size_t len, char *out);
 
 #endif

@@ -1,8 +1,9 @@
 /*
- * pkg/usage: the table of retained shares, the "usage" section of the
- * state file, and the dev8_usage_* metrics.
+ * pkg/usage: the table of retained shares, the saved form of the
+ * accountant (the "usage" member of the usage file, usage_file.h), and the
+ * dev8_usage_* metrics.
  *
- * Section format (only non-empty buckets are written):
+ * Saved format (only non-empty buckets are written):
  *   {"envs":[{"id","userId","region","sinceMs","lastMs","running","cpu",
  *             "mem","shareGB","deleted","totals":[run,cpu,mem,shareGBs],
  *             "buckets":[[hour,run,cpu,mem,shareGBs],...]}],
@@ -35,6 +36,7 @@ void usage_retained_set(usage_t *u, const char *id, const char *user_id, int reg
         r->region = -1;
     r->size_gb = size_gb;
     r->keep_until_ms = keep_until_ms;
+    u->changes++;
 }
 
 int usage_retained_drop(usage_t *u, const char *id, int64_t now_ms)
@@ -49,6 +51,7 @@ int usage_retained_drop(usage_t *u, const char *id, int64_t now_ms)
     }
     free(r->user_id);
     free(r);
+    u->changes++;
     return 1;
 }
 
@@ -292,6 +295,7 @@ int usage_load(usage_t *u, const cJSON *v, char *err, size_t errlen)
     clear_maps(&u->envs, &u->retained);
     u->envs = ne;
     u->retained = nr;
+    u->changes++;
     return D8_OK;
 }
 

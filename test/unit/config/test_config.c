@@ -420,9 +420,18 @@ static void test_ranges(void **state)
     expect_int_ok("controller: {stateCommitMs: 0}\n", offsetof(config_t, state_commit_ms), 0);
     expect_err_has("controller: {stateCommitMs: 1001}\n" MIN_AZURE,
                    "controller.stateCommitMs: must be an integer between 0 and 1000");
+    expect_int_ok("controller: {usagePersistSeconds: 1}\n",
+                  offsetof(config_t, usage_persist_seconds), 1);
+    expect_int_ok("controller: {usagePersistSeconds: 3600}\n",
+                  offsetof(config_t, usage_persist_seconds), 3600);
+    expect_err_has("controller: {usagePersistSeconds: 0}\n" MIN_AZURE,
+                   "controller.usagePersistSeconds: must be an integer between 1 and 3600");
+    expect_err_has("controller: {usagePersistSeconds: 3601}\n" MIN_AZURE,
+                   "controller.usagePersistSeconds: must be an integer between 1 and 3600");
     c = load_with("");
     assert_int_equal(c->max_sync_items, 50000);
     assert_int_equal(c->state_commit_ms, 2);
+    assert_int_equal(c->usage_persist_seconds, 60);
     config_free(c);
 
     c = load_with("reaper: {maxOrphanFraction: 1}\n");
@@ -450,7 +459,7 @@ static void test_unknown_keys(void **state)
                "t.yaml:2:3: controller.nmae: unknown key (expected one of: name, listen, "
                "probeListen, resyncSeconds, statusRefreshSeconds, shutdownGraceSeconds, "
                "maxConcurrentReconciles, stateFile, stateCommitMs, autoStopWarningMinutes, "
-               "autoStopMinuteSeconds)");
+               "autoStopMinuteSeconds, usagePersistSeconds)");
     expect_err("foo: 1\n", "t.yaml:1:1: foo: unknown key (expected one of: controller, api, "
                            "azure, images, registries, workspace, limits, reaper, webhook, log, "
                            "pricing, retention, activity)");

@@ -272,101 +272,75 @@ static void test_round_trip_without_secret_values(void **state)
     store_free(st);
 }
 
-/* The optional "usage" section (pkg/usage): ext_save's JSON is written
- * (and covered by the checksum), statefile_touch schedules a write with no
- * desired change, ext_load gets the section back before anything is
- * restored, and its refusal refuses the whole file. */
-typedef struct ext {
-    char saved[64];
-    char loaded[64];
-    int loads;
-    int refuse;
-} ext_t;
-
-static void ext_save(void *ud, d8_buf_t *out)
+/* Rewrites the file at path as an older agent wrote it: `section` as a
+ * "usage" member before the checksum, which is recomputed. */
+static void add_legacy_usage(const char *path, const char *section)
 {
-    d8_buf_puts(out, ((ext_t *)ud)->saved);
+    size_t len;
+    char *bytes = slurp(path, &len);
+    assert_non_null(bytes);
+    char *mark = strstr(bytes, STATEFILE__CHECKSUM_MARK);
+    assert_non_null(mark);
+    d8_buf_t b;
+    d8_buf_init(&b);
+    d8_buf_append(&b, bytes, (size_t)(mark - bytes));
+    d8_buf_printf(&b, ",\"usage\":%s", section);
+    char sum[STATEFILE__CHECKSUM_SIZE];
+    statefile__checksum(b.data, b.len, sum);
+    d8_buf_printf(&b, STATEFILE__CHECKSUM_MARK "%s\"}\n", sum);
+    spit(path, b.data, b.len);
+    d8_buf_release(&b);
+    free(bytes);
 }
 
-static int ext_load(void *ud, const cJSON *section, char *err, size_t errlen)
-{
-    ext_t *x = ud;
-    x->loads++;
-    char *txt = section ? cJSON_PrintUnformatted(section) : NULL;
-    snprintf(x->loaded, sizeof(x->loaded), "%s", txt ? txt : "(none)");
-    cJSON_free(txt);
-    if (x->refuse) {
-        snprintf(err, errlen, "usage.envs[0]: malformed");
-        return D8_EINVAL;
-    }
-    return D8_OK;
-}
-
-static void test_usage_section(void **state)
+/* The "usage" section of older files (now the usage file, pkg/usage): it
+ * is accepted at load and handed over once, the desired set is restored
+ * as usual, and the next write no longer has it. */
+static void test_legacy_usage_section(void **state)
 {
     fx_t *fx = *state;
-    ext_t x = {.saved = "{\"envs\":[],\"n\":1}"};
     store_t *st = store_new(64);
-    statefile_opts_t o = {.loop = &fx->loop,
-                          .path = fx->path,
-                          .store = st,
-                          .key = KEY,
-                          .keylen = KEYLEN,
-                          .debounce_ms = 10,
-                          .ext_save = ext_save,
-                          .ext_load = ext_load,
-                          .ext_ud = &x};
-    statefile_t *sf = statefile_new(&o);
+    statefile_t *sf = new_sf(fx, st, NULL, 10);
     assert_int_equal(statefile_load(sf, &rules, NULL, 0), D8_ENOENT);
+    assert_null(statefile_take_legacy_usage(sf));
     statefile_start(sf);
-    statefile_touch(sf); /* no desired change: the section alone asks for a write */
+    put(st, "env-b", SPEC_B, PUT_CREATED);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    drop_sf(fx, sf);
+    store_free(st);
+    size_t len;
+    char *bytes = slurp(fx->path, &len);
+    assert_null(strstr(bytes, "\"usage\""));
+    free(bytes);
+    add_legacy_usage(fx->path, "{\"envs\":[],\"retained\":[],\"n\":1}");
+
+    st = store_new(64);
+    sf = new_sf(fx, st, NULL, 10);
+    char err[256] = "";
+    assert_int_equal(statefile_load(sf, &rules, err, sizeof(err)), D8_OK);
+    assert_non_null(store_get(st, "env-b"));
+    cJSON *u = statefile_take_legacy_usage(sf);
+    assert_non_null(u);
+    char *txt = cJSON_PrintUnformatted(u);
+    assert_string_equal(txt, "{\"envs\":[],\"retained\":[],\"n\":1}");
+    cJSON_free(txt);
+    cJSON_Delete(u);
+    assert_null(statefile_take_legacy_usage(sf)); /* once */
+    statefile_start(sf);
+    put(st, "env-b", SPEC_B2, PUT_UPDATED);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     assert_int_equal(statefile__writes(sf), 1);
     drop_sf(fx, sf);
-    size_t len;
-    char *bytes = slurp(fx->path, &len);
-    assert_non_null(strstr(bytes, ",\"usage\":{\"envs\":[],\"n\":1},\"checksum\""));
+    store_free(st);
+    bytes = slurp(fx->path, &len);
+    assert_null(strstr(bytes, "\"usage\""));
     free(bytes);
-    store_free(st);
 
-    for (int refuse = 0; refuse <= 1; refuse++) {
-        st = store_new(64);
-        o.store = st;
-        x.refuse = refuse;
-        sf = statefile_new(&o);
-        char err[256] = "";
-        int rc = statefile_load(sf, &rules, err, sizeof(err));
-        assert_string_equal(x.loaded, "{\"envs\":[],\"n\":1}");
-        if (refuse) {
-            assert_int_equal(rc, D8_EINVAL);
-            assert_non_null(strstr(err, "usage.envs[0]: malformed"));
-            assert_non_null(strstr(err, fx->path));
-        } else {
-            assert_int_equal(rc, D8_OK);
-        }
-        drop_sf(fx, sf);
-        store_free(st);
-    }
-    /* A file without the section: ext_load gets NULL. */
-    remove(fx->path);
-    x.saved[0] = '\0';
+    /* A section never taken is freed with the state file (no leak). */
+    add_legacy_usage(fx->path, "{\"envs\":[],\"retained\":[]}");
     st = store_new(64);
-    statefile_opts_t plain = o;
-    plain.store = st;
-    plain.ext_save = NULL;
-    sf = statefile_new(&plain);
-    statefile_start(sf);
-    statefile_touch(sf);
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    drop_sf(fx, sf);
-    store_free(st);
-    st = store_new(64);
-    o.store = st;
-    x.refuse = 0;
-    sf = statefile_new(&o);
+    sf = new_sf(fx, st, NULL, 10);
     assert_int_equal(statefile_load(sf, &rules, NULL, 0), D8_OK);
-    assert_string_equal(x.loaded, "(none)");
-    assert_int_equal(x.loads, 3);
     drop_sf(fx, sf);
     store_free(st);
 }
@@ -968,7 +942,7 @@ int main(void)
     log_setup(LOG_WARN, NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip_without_secret_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_usage_section, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_legacy_usage_section, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_after_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_at_every_point, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_files_are_refused, setup, teardown),

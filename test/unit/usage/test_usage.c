@@ -1,7 +1,7 @@
 /* Unit tests of pkg/usage: accounting from observations (start, resize,
  * stop, delete, share quota), hour buckets across boundaries, cost and
  * cost per hour, the usage rows (hour and day, user filter, the window),
- * retained shares and the state-file section round trip. */
+ * retained shares and the saved form's round trip (usage_save/usage_load). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -164,14 +164,21 @@ static void test_window(void **state)
     usage_free(u);
 }
 
-/* observe says when the state changed (what the state file must keep). */
+/* observe says when the state changed, and usage_changes moves with what
+ * the usage file must keep (not with time passing in a known state). */
 static void test_transitions(void **state)
 {
     (void)state;
     usage_t *u = mk();
+    uint64_t c = usage_changes(u);
     usage_sample_t s = {.running = 1, .cpu_cores = 2, .memory_gb = 4, .share_gb = 20};
     assert_int_equal(usage_observe(u, "e1", "u", 0, T0, &s), 1);
+    assert_true(usage_changes(u) > c);
+    c = usage_changes(u);
     assert_int_equal(usage_observe(u, "e1", "u", 0, T0 + 1000, &s), 0);
+    assert_true(usage_changes(u) == c);
+    assert_int_equal(usage_observe(u, "e1", "u2", 0, T0 + 1100, &s), 0); /* new label */
+    assert_true(usage_changes(u) > c);
     s.memory_gb = 8;
     assert_int_equal(usage_observe(u, "e1", "u", 0, T0 + 2000, &s), 1);
     /* an observation older than the last only updates the state */
@@ -180,6 +187,23 @@ static void test_transitions(void **state)
     usage_totals_t t;
     usage_totals(u, "e1", T0 + 2000, &t);
     NEAR(t.running_seconds, 2);
+    /* A new record that shows nothing is still kept; so are deletions and
+     * the retained table. */
+    c = usage_changes(u);
+    assert_int_equal(usage_observe(u, "e2", "u", 0, T0, &(usage_sample_t){0}), 0);
+    assert_true(usage_changes(u) > c);
+    c = usage_changes(u);
+    usage_deleted(u, "e1", T0 + 3000);
+    assert_true(usage_changes(u) > c);
+    c = usage_changes(u);
+    usage_retained_set(u, "e1", "u", 0, 20, T0 + H);
+    assert_true(usage_changes(u) > c);
+    c = usage_changes(u);
+    assert_int_equal(usage_retained_drop(u, "e1", T0 + 4000), 1);
+    assert_true(usage_changes(u) > c);
+    c = usage_changes(u);
+    assert_int_equal(usage_retained_drop(u, "e1", T0 + 4000), 0);
+    assert_true(usage_changes(u) == c);
     usage_free(u);
 }
 
