@@ -243,6 +243,11 @@ int ta_restart(ta_agent_t *a, int *stop_status)
     return ta_restart_sig(a, SIGTERM, stop_status);
 }
 
+int ta_relaunch(ta_agent_t *a)
+{
+    return launch(a);
+}
+
 int ta_restart_sig(ta_agent_t *a, int sig, int *stop_status)
 {
     int rc = th_stop(&a->proc, sig, 10000);

@@ -70,6 +70,9 @@ int ta_stop(ta_agent_t *a);
 /* Stops (returning that exit status in *stop_status) and starts the agent
  * again with the same config and port; 0 or -1. */
 int ta_restart(ta_agent_t *a, int *stop_status);
+/* Starts the agent again with the same configuration after the test
+ * stopped it itself (th_stop on a->proc), e.g. to change its files. */
+int ta_relaunch(ta_agent_t *a);
 /* Like ta_restart, but stops with signal sig (SIGKILL: a crash). */
 int ta_restart_sig(ta_agent_t *a, int sig, int *stop_status);
 /* The log of the current (or last) run, malloc'd. */

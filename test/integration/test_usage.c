@@ -11,6 +11,12 @@
  *   the agent's status publication, here at most TRANSITION_MS).
  * - status.usage and status.estimatedCostPerHour; the usage route's hour
  *   and day rows agree; its query errors are 400 InvalidQuery.
+ * - Usage has its own file, "<stateFile>.usage", written within
+ *   controller.usagePersistSeconds (1 s here) and at a graceful stop: the
+ *   state file never holds usage, and its size does not grow with usage
+ *   (a PUT's durable write carries the desired set only); usage survives
+ *   a graceful restart. An older state file's "usage" section is migrated
+ *   to the usage file at start, and the state file's next write drops it.
  * - Retention: a retained share carries its keep-until time, is listed by
  *   /api/v1/retained, survives the reaper's grace, and is reaped with an
  *   audit line once retainDays (a test value) passed; a PUT of the same
@@ -24,12 +30,14 @@
 #include <cmocka.h>
 
 #include "agent_fixture.h"
+#include "statefile/statefile_int.h"
 
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Prices of the test's table (eastus). */
 #define P_VCPU 0.001
@@ -44,7 +52,8 @@
 typedef struct uc {
     ta_sim_t sim;
     ta_agent_t agent;
-    char path[600];
+    char path[600];  /* controller.stateFile */
+    char upath[610]; /* its usage file */
 } uc_t;
 
 static int start_case(uc_t *c)
@@ -53,7 +62,9 @@ static int start_case(uc_t *c)
                                            "--share-recreate-ms", "500", NULL};
     memset(c, 0, sizeof(*c));
     snprintf(c->path, sizeof(c->path), "%s/usage-state-%d.json", th_tmpdir(), (int)getpid());
+    snprintf(c->upath, sizeof(c->upath), "%s.usage", c->path);
     remove(c->path);
+    remove(c->upath);
     if (ta_sim_start(&c->sim, sim_args) != 0)
         return -1;
     char extra[1024];
@@ -74,6 +85,7 @@ static int start_case(uc_t *c)
                    .status_refresh_seconds = 2,
                    .shutdown_grace_seconds = 5,
                    .state_file = c->path,
+                   .controller_yaml = "  usagePersistSeconds: 1\n",
                    .extra_yaml = extra};
     if (ta_start(&c->agent, &o) != 0)
         return -1;
@@ -106,6 +118,60 @@ static cJSON *get_json(uc_t *c, const char *path, long want)
     th_resp_free(&r);
     assert_non_null(j);
     return j;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+    char chunk[4096];
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        memcpy(buf + len, chunk, n);
+        len += n;
+    }
+    fclose(f);
+    if (!buf)
+        buf = calloc(1, 1);
+    else
+        buf[len] = '\0';
+    return buf;
+}
+
+static long file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+/* The state file holds no usage; the usage file holds id's buckets.
+ * Returns the usage file's size. */
+static long check_files(const uc_t *c, const char *id)
+{
+    char *st = slurp(c->path);
+    assert_non_null(st);
+    assert_null(strstr(st, "\"usage\""));
+    assert_null(strstr(st, "\"buckets\""));
+    free(st);
+    char *u = slurp(c->upath);
+    if (!u)
+        fail_msg("%s: no usage file", c->upath);
+    char want[128];
+    snprintf(want, sizeof(want), "\"id\":\"%s\"", id);
+    assert_non_null(strstr(u, want));
+    assert_non_null(strstr(u, "\"buckets\":[["));
+    assert_non_null(strstr(u, ",\"checksum\":\"sha256:"));
+    free(u);
+    printf("  state file %ld bytes, usage file %ld bytes\n", file_size(c->path),
+           file_size(c->upath));
+    return file_size(c->upath);
 }
 
 /* Waits for phase and returns the test's time of first sight. */
@@ -179,8 +245,11 @@ static void test_usage_timeline(void **state)
                             "{\"userId\":\"user-u\",\"name\":\"a\",\"cloudRegion\":\"eastus\","
                             "\"cpuCores\":1,\"memoryGB\":2,\"storageGB\":10}"),
                      201);
+    long state_at_create = file_size(c.path); /* the 201 waited for its write */
     long long t_run1 = phase_at(&c, "us-a", "RUNNING", 20000);
     ta_sleep_ms(6000);
+    /* Within usagePersistSeconds of the first observation: its own file. */
+    long usage_before = check_files(&c, "us-a");
     long long t_stop_req = ta_now_ms();
     assert_int_equal(req(&c, "POST", "/api/v1/environments/us-a/stop", NULL), 202);
     long long t_stop1 = phase_at(&c, "us-a", "STOPPED", 20000);
@@ -202,6 +271,13 @@ static void test_usage_timeline(void **state)
                             "{\"userId\":\"user-u\",\"name\":\"a\",\"cloudRegion\":\"eastus\","
                             "\"cpuCores\":2,\"memoryGB\":4,\"storageGB\":10}"),
                      200);
+    /* The resize's durable write: the desired set only, as large as the
+     * create's (the spec's numbers have as many digits), however much
+     * usage there is by now. */
+    long state_at_resize = file_size(c.path);
+    assert_true(state_at_create > 0 && state_at_resize > 0);
+    assert_true(labs(state_at_resize - state_at_create) < 64);
+    assert_true(check_files(&c, "us-a") >= usage_before);
     ta_sleep_ms(1500);
     assert_int_equal(req(&c, "POST", "/api/v1/environments/us-a/start", NULL), 202);
     long long t_run2 = phase_at(&c, "us-a", "RUNNING", 30000);
@@ -226,6 +302,10 @@ static void test_usage_timeline(void **state)
     assert_int_equal(ta_restart(&c.agent, &st), 0);
     assert_int_equal(st, 0);
     assert_int_equal(ta_wait_ready(&c.agent, 15000), 0);
+    char *log = ta_log(&c.agent);
+    assert_non_null(strstr(log, "\"usage file loaded\""));
+    free(log);
+    check_files(&c, "us-a");
     ta_sleep_ms(4000);
     o = ta_env_wait(&c.agent, "us-a", ta_is_phase, "RUNNING", 10000);
     assert_non_null(o);
@@ -290,6 +370,92 @@ static void test_usage_timeline(void **state)
     assert_non_null(strstr(r.body, "dev8_usage_estimated_cost_total{region=\"eastus\""));
     th_resp_free(&r);
     stop_case(&c);
+}
+
+/* Rewrites the state file as an agent before the usage file wrote it:
+ * the usage file's "usage" member as its "usage" section (checksum
+ * recomputed); the usage file is removed. */
+static void make_legacy(const uc_t *c)
+{
+    char *u = slurp(c->upath), *st = slurp(c->path);
+    assert_non_null(u);
+    assert_non_null(st);
+    const char *from = strstr(u, ",\"usage\":");
+    const char *to = strstr(u, STATEFILE__CHECKSUM_MARK);
+    char *mark = strstr(st, STATEFILE__CHECKSUM_MARK);
+    assert_true(from && to && mark && from < to);
+    size_t head = (size_t)(mark - st), sec = (size_t)(to - from);
+    char *out = malloc(head + sec + 200);
+    assert_non_null(out);
+    memcpy(out, st, head);
+    memcpy(out + head, from, sec);
+    char sum[STATEFILE__CHECKSUM_SIZE];
+    statefile__checksum(out, head + sec, sum);
+    snprintf(out + head + sec, 200, STATEFILE__CHECKSUM_MARK "%s\"}\n", sum);
+    FILE *f = fopen(c->path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fputs(out, f) >= 0, 1);
+    fclose(f);
+    free(out);
+    free(u);
+    free(st);
+    assert_int_equal(remove(c->upath), 0);
+}
+
+/* An older state file's "usage" section is moved to the usage file at
+ * start (written before the API listens) and the state file's next write
+ * drops it; a damaged usage file stops the start naming it. */
+static void test_usage_migration(void **state)
+{
+    (void)state;
+    uc_t c;
+    assert_int_equal(start_case(&c), 0);
+    assert_int_equal(ta_put(&c.agent, "us-m",
+                            "{\"userId\":\"user-u\",\"name\":\"m\",\"cloudRegion\":\"eastus\","
+                            "\"cpuCores\":1,\"memoryGB\":2,\"storageGB\":10}"),
+                     201);
+    phase_at(&c, "us-m", "RUNNING", 20000);
+    ta_sleep_ms(2500);
+    cJSON *o = ta_env_get(&c.agent, "us-m", NULL);
+    char since[40];
+    snprintf(since, sizeof(since), "%s", ta_str(o, "status.usage.since"));
+    cJSON_Delete(o);
+    assert_int_equal(th_stop(&c.agent.proc, SIGTERM, 10000), 0);
+    check_files(&c, "us-m"); /* the graceful stop wrote it */
+    make_legacy(&c);
+
+    assert_int_equal(ta_relaunch(&c.agent), 0);
+    assert_int_equal(ta_wait_ready(&c.agent, 15000), 0);
+    char *log = ta_log(&c.agent);
+    assert_non_null(strstr(log, "\"usage moved from the state file to its own file\""));
+    free(log);
+    char *u = slurp(c.upath);
+    assert_non_null(u);
+    assert_non_null(strstr(u, "\"id\":\"us-m\""));
+    free(u);
+    o = ta_env_get(&c.agent, "us-m", NULL);
+    assert_string_equal(ta_str(o, "status.usage.since"), since);
+    cJSON_Delete(o);
+    /* A change of the desired set: its durable write has no usage. */
+    assert_int_equal(req(&c, "POST", "/api/v1/environments/us-m/stop", NULL), 202);
+    check_files(&c, "us-m");
+
+    /* A damaged usage file: the agent refuses to start, naming it. */
+    assert_int_equal(th_stop(&c.agent.proc, SIGTERM, 10000), 0);
+    FILE *f = fopen(c.upath, "ab");
+    assert_non_null(f);
+    fputs("x", f);
+    fclose(f);
+    assert_int_not_equal(ta_relaunch(&c.agent), 0);
+    log = ta_log(&c.agent);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "\"cannot load the usage file: refusing to start"));
+    assert_non_null(strstr(log, c.upath));
+    free(log);
+    ta_stop(&c.agent);
+    assert_int_equal(ta_sim_stop(&c.sim), 0);
+    remove(c.path);
+    remove(c.upath);
 }
 
 static int has_retained(uc_t *c, const char *id, cJSON **item)
@@ -428,6 +594,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_timeline),
+        cmocka_unit_test(test_usage_migration),
         cmocka_unit_test(test_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
