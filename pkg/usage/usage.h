@@ -29,7 +29,8 @@
  *      + storageGBHours / 730 x shareGBMonth   (730 hours a month, as Azure
  *        prices monthly quantities), in the region's price table.
  *
- * Single-threaded (the loop's thread); usage.c and usage_store.c do no
+ * Single-threaded (the loop's thread; a usage_clone copy belongs to
+ * whichever thread holds it); usage.c and usage_store.c do no
  * I/O and read no clock (every function takes the time); usage_file.c
  * keeps the accountant in its own file (usage_file.h).
  */
@@ -169,6 +170,14 @@ void usage_retained_each(const usage_t *u, void (*fn)(void *ud, const usage_reta
  * the saved state and lastMs count it again after a restart.
  */
 uint64_t usage_changes(const usage_t *u);
+
+/*
+ * A deep copy of the accountant's state (prices, records, buckets,
+ * retained shares) without metrics, owned by the caller (usage_free). The
+ * copy shares nothing with u, so another thread may usage_save and free
+ * it while u goes on: the usage file formats its JSON off the loop.
+ */
+usage_t *usage_clone(const usage_t *u);
 
 /* Appends the accountant's state to out as one JSON object. */
 void usage_save(const usage_t *u, d8_buf_t *out);

@@ -1,7 +1,9 @@
 /*
  * pkg/usage: the usage file (format and contract in usage_file.h). The
- * write runs as one uv_queue_work job: plain POSIX calls on a thread of
- * libuv's pool, so the loop only serialises and hears the outcome.
+ * write runs as one uv_queue_work job on a thread of libuv's pool: the
+ * loop only copies the accountant (usage_clone: memcpy of the buckets,
+ * ~16 KB per environment); the JSON, the checksum and the plain POSIX
+ * calls of the atomic write happen on the thread, which owns the copy.
  */
 #include "usage_file.h"
 #include "usage_int.h"
@@ -42,12 +44,11 @@ struct usage_file {
     /* The write in flight (one at a time). */
     int writing;
     uv_work_t work;
-    char *buf;
-    size_t len;
-    int werr;        /* errno of the failed step, 0 on success */
-    const char *wop; /* the failed step */
-    char *next_buf;  /* serialised by usage_file_free while a write was in flight */
-    size_t next_len;
+    usage_t *snap;             /* the copy it writes, owned by the job */
+    size_t len;                /* bytes it wrote (set by the thread) */
+    int werr;                  /* errno of the failed step, 0 on success */
+    const char *wop;           /* the failed step */
+    usage_t *next;             /* copied by usage_file_free while a write was in flight */
     uint64_t nwrites, nerrors; /* for the tests (usage_int.h) */
 };
 
@@ -95,14 +96,15 @@ usage_file_t *usage_file_new(const usage_file_opts_t *opts)
     return uf;
 }
 
-/* The whole file as text (owned by the caller). */
-static char *serialise(const usage_file_t *uf, size_t *len)
+/* The whole file for u (borrowed) as text (owned by the caller). Called on
+ * the pool's thread with a copy, and at start-up. */
+static char *serialise(const usage_t *u, size_t *len)
 {
     d8_buf_t out;
     d8_buf_init(&out);
     d8_buf_printf(&out, "{\"version\":%d,\"writtenAtMs\":%lld,\"usage\":", FORMAT_VERSION,
                   (long long)d8_wall_ms());
-    usage_save(uf->usage, &out);
+    usage_save(u, &out);
     char sum[CHECKSUM_SIZE];
     usage_file__checksum(out.data, out.len, sum);
     d8_buf_printf(&out, CHECKSUM_MARK "%s\"}\n", sum);
@@ -153,20 +155,27 @@ static int write_atomic(const usage_file_t *uf, const char *buf, size_t len, con
     return e;
 }
 
+/* The pool's thread: touches only the copy, the paths and the outcome. */
 static void work_cb(uv_work_t *w)
 {
     usage_file_t *uf = w->data;
+    char *buf = serialise(uf->snap, &uf->len);
+    usage_free(uf->snap);
+    uf->snap = NULL;
     uf->wop = NULL;
-    uf->werr = write_atomic(uf, uf->buf, uf->len, &uf->wop);
+    uf->werr = write_atomic(uf, buf, uf->len, &uf->wop);
+    free(buf);
 }
 
 static void after_work_cb(uv_work_t *w, int status);
 
-static void begin_write(usage_file_t *uf, char *buf, size_t len)
+/* Starts writing snap (transferred). */
+static void begin_write(usage_file_t *uf, usage_t *snap)
 {
     uf->writing = 1;
-    uf->buf = buf;
-    uf->len = len;
+    uf->snap = snap;
+    uf->len = 0;
+    uf->werr = 0;
     uf->work.data = uf;
     int rc = uv_queue_work(uf->loop, &uf->work, work_cb, after_work_cb);
     if (rc < 0) {
@@ -180,7 +189,7 @@ static void maybe_release(usage_file_t *uf)
 {
     if (!uf->freed || !uf->timer_closed || uf->writing)
         return;
-    free(uf->next_buf);
+    usage_free(uf->next);
     free(uf->path);
     free(uf->tmp_path);
     free(uf->dir_path);
@@ -215,14 +224,14 @@ static void after_work_cb(uv_work_t *w, int status)
         uf->werr = EIO;
         uf->wop = "queue";
     }
-    free(uf->buf);
-    uf->buf = NULL;
+    usage_free(uf->snap); /* still here when the job never ran */
+    uf->snap = NULL;
     note_outcome(uf);
     uf->writing = 0;
-    if (uf->freed && uf->next_buf) {
-        char *b = uf->next_buf;
-        uf->next_buf = NULL;
-        begin_write(uf, b, uf->next_len);
+    if (uf->freed && uf->next) {
+        usage_t *n = uf->next;
+        uf->next = NULL;
+        begin_write(uf, n);
         return;
     }
     maybe_release(uf);
@@ -234,10 +243,8 @@ static void write_if_changed(usage_file_t *uf)
     uint64_t now = usage_changes(uf->usage);
     if (uf->writing || now == uf->saved)
         return;
-    size_t len;
-    char *buf = serialise(uf, &len);
     uf->pending = now;
-    begin_write(uf, buf, len);
+    begin_write(uf, usage_clone(uf->usage));
 }
 
 static void tick(uv_timer_t *t)
@@ -253,7 +260,7 @@ void usage_file_start(usage_file_t *uf)
 int usage_file_write_now(usage_file_t *uf, char *err, size_t errlen)
 {
     size_t len;
-    char *buf = serialise(uf, &len);
+    char *buf = serialise(uf->usage, &len);
     const char *op = "write";
     int e = write_atomic(uf, buf, len, &op);
     free(buf);
@@ -282,15 +289,12 @@ void usage_file_free(usage_file_t *uf)
     /* A write in flight holds the changes up to pending. */
     if (now == (uf->writing ? uf->pending : uf->saved))
         return;
-    size_t len;
-    char *buf = serialise(uf, &len);
+    usage_t *snap = usage_clone(uf->usage);
     uf->pending = now;
-    if (uf->writing) {
-        uf->next_buf = buf;
-        uf->next_len = len;
-    } else {
-        begin_write(uf, buf, len);
-    }
+    if (uf->writing)
+        uf->next = snap;
+    else
+        begin_write(uf, snap);
 }
 
 uint64_t usage_file__writes(const usage_file_t *uf)

@@ -74,6 +74,36 @@ void usage_retained_each(const usage_t *u, void (*fn)(void *ud, const usage_reta
 
 /* ---- save ----------------------------------------------------------------- */
 
+usage_t *usage_clone(const usage_t *u)
+{
+    usage_opts_t o = {.nregions = u->nregions,
+                      .region_names = (const char *const *)u->region_names,
+                      .prices = u->prices,
+                      .currency = u->currency};
+    usage_t *c = usage_new(&o);
+    c->pruned_hour = u->pruned_hour;
+    c->changes = u->changes;
+    size_t it = 0;
+    const usage__env_t *e;
+    while ((e = d8_map_next(&u->envs, &it))) {
+        usage__env_t *x = d8_xmalloc(sizeof(*x));
+        *x = *e;
+        x->user_id = e->user_id ? d8_xstrdup(e->user_id) : NULL;
+        x->b = d8_xmalloc(USAGE_KEEP_HOURS * sizeof(*x->b));
+        memcpy(x->b, e->b, USAGE_KEEP_HOURS * sizeof(*x->b));
+        d8_map_put(&c->envs, x->id, x);
+    }
+    it = 0;
+    const usage__ret_t *r;
+    while ((r = d8_map_next(&u->retained, &it))) {
+        usage__ret_t *x = d8_xmalloc(sizeof(*x));
+        *x = *r;
+        x->user_id = r->user_id ? d8_xstrdup(r->user_id) : NULL;
+        d8_map_put(&c->retained, x->id, x);
+    }
+    return c;
+}
+
 /* Appends one environment's record (non-empty buckets only). */
 static void save_env(const usage_t *u, const usage__env_t *e, d8_buf_t *out)
 {

@@ -263,6 +263,38 @@ static void test_persist(void **state)
     usage_free(v);
 }
 
+/* usage_clone: the same saved form and changes count, and nothing shared
+ * (the usage file formats the copy on another thread). */
+static void test_clone(void **state)
+{
+    (void)state;
+    usage_t *u = mk();
+    obs(u, "e1", T0, 1, 2, 4, 20);
+    obs(u, "e1", T0 + H + 5000, 1, 2, 4, 20);
+    usage_retained_set(u, "b2", "user-b", 1, 50, T0 + 30 * 24 * H);
+    usage_t *c = usage_clone(u);
+    d8_buf_t a, b;
+    d8_buf_init(&a);
+    d8_buf_init(&b);
+    usage_save(u, &a);
+    usage_save(c, &b);
+    assert_string_equal(a.data, b.data);
+    assert_true(usage_changes(c) == usage_changes(u));
+    obs(u, "e1", T0 + 2 * H, 0, 0, 0, 20);
+    usage_retained_drop(u, "b2", T0 + 2 * H);
+    usage_free(u); /* the copy owns its own memory */
+    d8_buf_release(&b);
+    d8_buf_init(&b);
+    usage_save(c, &b);
+    assert_string_equal(a.data, b.data);
+    usage_totals_t t;
+    assert_int_equal(usage_totals(c, "e1", T0 + H + 5000, &t), 1);
+    NEAR(t.cpu_core_seconds, 2 * 3605.0);
+    d8_buf_release(&a);
+    d8_buf_release(&b);
+    usage_free(c);
+}
+
 /* A retained share keeps counting after its environment is deleted, until
  * it is dropped (adopted or reaped); a deleted one without retention stops. */
 static void test_retained_share_counts(void **state)
@@ -296,13 +328,10 @@ static void test_retained_share_counts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_timeline),
-        cmocka_unit_test(test_open_interval),
-        cmocka_unit_test(test_rows),
-        cmocka_unit_test(test_window),
-        cmocka_unit_test(test_transitions),
-        cmocka_unit_test(test_persist),
-        cmocka_unit_test(test_retained_share_counts),
+        cmocka_unit_test(test_timeline),    cmocka_unit_test(test_open_interval),
+        cmocka_unit_test(test_rows),        cmocka_unit_test(test_window),
+        cmocka_unit_test(test_transitions), cmocka_unit_test(test_persist),
+        cmocka_unit_test(test_clone),       cmocka_unit_test(test_retained_share_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
