@@ -17,6 +17,8 @@
  *   (a PUT's durable write carries the desired set only); usage survives
  *   a graceful restart. An older state file's "usage" section is migrated
  *   to the usage file at start, and the state file's next write drops it.
+ * - A usage file that cannot be written is logged and counted; /readyz
+ *   and the mutations are not affected, and the next tick writes it.
  * - Retention: a retained share carries its keep-until time, is listed by
  *   /api/v1/retained, survives the reaper's grace, and is reaped with an
  *   audit line once retainDays (a test value) passed; a PUT of the same
@@ -458,6 +460,45 @@ static void test_usage_migration(void **state)
     remove(c.upath);
 }
 
+/* A usage file that cannot be written (a directory in its place): logged
+ * and counted, /readyz stays 200 and mutations are acknowledged (usage is
+ * not part of the acknowledgement contract); the next tick after the
+ * cause is gone writes it. */
+static void test_usage_file_failure_is_not_fatal(void **state)
+{
+    (void)state;
+    uc_t c;
+    assert_int_equal(start_case(&c), 0);
+    assert_int_equal(mkdir(c.upath, 0700), 0);
+    assert_int_equal(ta_put(&c.agent, "us-f",
+                            "{\"userId\":\"user-u\",\"name\":\"f\",\"cloudRegion\":\"eastus\","
+                            "\"storageGB\":10}"),
+                     201);
+    phase_at(&c, "us-f", "RUNNING", 20000);
+    ta_sleep_ms(2500); /* two ticks of usagePersistSeconds: 1 */
+    th_resp_t r;
+    assert_int_equal(ta_req(&c.agent, "GET", "/readyz", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    th_resp_free(&r);
+    assert_int_equal(req(&c, "POST", "/api/v1/environments/us-f/stop", NULL), 202);
+    assert_int_equal(ta_req(&c.agent, "GET", "/metrics", NULL, &r), 0);
+    const char *m = strstr(r.body, "\ndev8_usagefile_write_errors_total ");
+    assert_non_null(m);
+    assert_true(atof(m + strlen("\ndev8_usagefile_write_errors_total ")) >= 1);
+    th_resp_free(&r);
+    char *log = ta_log(&c.agent);
+    assert_non_null(strstr(log, "\"cannot write the usage file\""));
+    free(log);
+    assert_int_equal(rmdir(c.upath), 0);
+    phase_at(&c, "us-f", "STOPPED", 20000);
+    for (int i = 0; i < 40 && file_size(c.upath) <= 0; i++)
+        ta_sleep_ms(100);
+    check_files(&c, "us-f");
+    stop_case(&c);
+    remove(c.path);
+    remove(c.upath);
+}
+
 static int has_retained(uc_t *c, const char *id, cJSON **item)
 {
     cJSON *j = get_json(c, "/api/v1/retained", 200);
@@ -595,6 +636,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_timeline),
         cmocka_unit_test(test_usage_migration),
+        cmocka_unit_test(test_usage_file_failure_is_not_fatal),
         cmocka_unit_test(test_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
