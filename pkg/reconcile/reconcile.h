@@ -40,7 +40,7 @@ typedef struct reconcile_opts {
     const unsigned char *hash_key; /* DEV8_SPEC_HASH_KEY, NULL when unset; copied */
     size_t hash_keylen;
     /* Usage accounting and retained shares (issue 15); NULL: none. */
-    usage_t *usage; /* borrowed; its changes are saved by the usage file (usage_file.h) */
+    usage_t *usage;   /* borrowed; its changes are saved by the usage file (usage_file.h) */
     events_t *events; /* borrowed, may be NULL: each environment's events */
     /* borrowed, may be NULL (off): DEV8_ACTIVITY_URL and the secure
      * DEV8_ACTIVITY_TOKEN of every group created */
