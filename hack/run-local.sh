@@ -52,6 +52,14 @@ Stop, start, delete:
 Controller state and metrics:
   curl -s http://127.0.0.1:8080/api/v1/status -H 'Authorization: Bearer $AGENT_API_KEYS'
   curl -s http://127.0.0.1:8081/metrics     # the probe listener (controller.probeListen)
+What happened to it (events, the workspace's logs):
+  curl -s http://127.0.0.1:8080/api/v1/environments/ckdemo1/events -H 'Authorization: Bearer $AGENT_API_KEYS'
+  curl -s 'http://127.0.0.1:8080/api/v1/environments/ckdemo1/logs?tail=20' -H 'Authorization: Bearer $AGENT_API_KEYS'
+The same with dev8ctl (the operator's command line):
+  export DEV8_SERVER=http://127.0.0.1:8080 DEV8_API_KEY=$AGENT_API_KEYS
+  $bindir/dev8ctl get environments -o wide
+  $bindir/dev8ctl describe environment ckdemo1
+  $bindir/dev8ctl watch
 
 Ctrl-C stops both.
 MSG
