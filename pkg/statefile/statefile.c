@@ -1,15 +1,14 @@
 #include "statefile.h"
 #include "statefile_int.h"
 
+#include "base/atomicfile.h"
 #include "base/base.h"
 #include "log/log.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,16 +202,6 @@ static void add_item(void *ud, const env_obj_t *o)
                   (long long)o->updated_ms);
 }
 
-void statefile__checksum(const char *data, size_t len, char out[STATEFILE__CHECKSUM_SIZE])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        d8_die("OpenSSL failed: EVP_Digest"); /* it cannot allocate: as out of memory */
-    memcpy(out, STATEFILE__CHECKSUM_PREFIX, sizeof(STATEFILE__CHECKSUM_PREFIX) - 1);
-    d8_hex(md, 32, out + sizeof(STATEFILE__CHECKSUM_PREFIX) - 1);
-}
-
 /* The whole snapshot as JSON text (owned by the caller). */
 static char *serialise(statefile_t *sf, size_t *len)
 {
@@ -226,9 +215,9 @@ static char *serialise(statefile_t *sf, size_t *len)
     ser_ctx_t c = {sf, &out, 0};
     store_list(sf->store, NULL, NULL, SIZE_MAX, add_item, &c);
     d8_buf_puts(&out, "\n]");
-    char sum[STATEFILE__CHECKSUM_SIZE];
-    statefile__checksum(out.data, out.len, sum);
-    d8_buf_printf(&out, STATEFILE__CHECKSUM_MARK "%s\"}\n", sum);
+    char sum[ATOMICFILE_CHECKSUM_SIZE];
+    atomicfile_checksum(out.data, out.len, sum);
+    d8_buf_printf(&out, ATOMICFILE_CHECKSUM_MARK "%s\"}\n", sum);
     return d8_buf_detach(&out, len);
 }
 
@@ -743,83 +732,43 @@ int statefile__failf(char *err, size_t errlen, int code, const char *fmt, ...)
     return code;
 }
 
-/* Removes "<base>.tmp.<digits>" files a killed write left behind. They are
- * never read: only a renamed file is complete. */
-static void remove_stale_temps(const statefile_t *sf)
+/* Logs what atomicfile_remove_stale_temps did with one stale temp file. */
+static void stale_removed(void *ud, const char *file, int err)
 {
-    const char *slash = strrchr(sf->path, '/');
-    const char *base = slash ? slash + 1 : sf->path;
-    size_t blen = strlen(base);
-    DIR *d = opendir(sf->dir_path);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        const char *n = de->d_name;
-        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp.", 5) != 0)
-            continue;
-        const char *p = n + blen + 5;
-        if (!*p || strspn(p, "0123456789") != strlen(p))
-            continue;
-        d8_buf_t full;
-        d8_buf_init(&full);
-        d8_buf_printf(&full, "%s/%s", sf->dir_path, n);
-        if (unlink(full.data) == 0)
-            LOG(LOG_INFO, "removed a temp file left by an interrupted state file write",
-                LF_S("file", full.data));
-        else
-            LOG(LOG_WARN, "cannot remove a stale state file temp file", LF_S("file", full.data),
-                LF_S("error", strerror(errno)));
-        d8_buf_release(&full);
-    }
-    closedir(d);
+    (void)ud;
+    if (err == 0)
+        LOG(LOG_INFO, "removed a temp file left by an interrupted state file write",
+            LF_S("file", file));
+    else
+        LOG(LOG_WARN, "cannot remove a stale state file temp file", LF_S("file", file),
+            LF_S("error", strerror(err)));
 }
 
 /* Reads the whole file (at start, before the loop runs: a synchronous read
  * blocks nothing then). */
 static int read_file(const statefile_t *sf, char **out, size_t *outlen, char *err, size_t errlen)
 {
-    int fd = open(sf->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return statefile__failf(err, errlen, D8_ENOENT, "%s: no state file yet", sf->path);
+    int e = 0;
+    switch (atomicfile_read(sf->path, MAX_FILE_BYTES, out, outlen, &e)) {
+    case ATOMICFILE_READ_OK:
+        return D8_OK;
+    case ATOMICFILE_READ_ABSENT:
+        return statefile__failf(err, errlen, D8_ENOENT, "%s: no state file yet", sf->path);
+    case ATOMICFILE_READ_OPEN:
         return statefile__failf(err, errlen, D8_EIO, "%s: cannot open the state file: %s", sf->path,
-                                strerror(errno));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
+                                strerror(e));
+    case ATOMICFILE_READ_NOT_REGULAR:
         return statefile__failf(err, errlen, D8_EIO, "%s: the state file is not a regular file",
                                 sf->path);
-    }
-    if ((unsigned long long)st.st_size > MAX_FILE_BYTES) {
-        close(fd);
+    case ATOMICFILE_READ_TOO_BIG:
         return statefile__failf(err, errlen, D8_ETOOBIG,
                                 "%s: the state file is larger than %zu bytes", sf->path,
                                 MAX_FILE_BYTES);
+    case ATOMICFILE_READ_READ:
+        break;
     }
-    size_t cap = (size_t)st.st_size, len = 0;
-    char *buf = d8_xmalloc(cap + 1);
-    while (len < cap) {
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            close(fd);
-            free(buf);
-            return statefile__failf(err, errlen, D8_EIO, "%s: cannot read the state file: %s",
-                                    sf->path, strerror(e));
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    buf[len] = '\0';
-    *out = buf;
-    *outlen = len;
-    return D8_OK;
+    return statefile__failf(err, errlen, D8_EIO, "%s: cannot read the state file: %s", sf->path,
+                            strerror(e));
 }
 
 /* Puts every decoded item into the store, which must be empty, and marks
@@ -868,7 +817,7 @@ int statefile_load(statefile_t *sf, const spec_rules_t *rules, char *err, size_t
         errlen = sizeof(scratch);
     }
     err[0] = '\0';
-    remove_stale_temps(sf);
+    atomicfile_remove_stale_temps(sf->path, sf->dir_path, stale_removed, NULL);
     int rc = read_file(sf, &buf, &len, err, errlen);
     if (rc != D8_OK)
         return rc;

@@ -261,13 +261,13 @@ static int check_checksum(const char *path, const cJSON *root, const char *buf, 
 {
     const cJSON *cs = cJSON_GetObjectItemCaseSensitive(root, "checksum");
     const char *mark = NULL;
-    for (const char *p = buf; (p = memmem(p, len - (size_t)(p - buf), STATEFILE__CHECKSUM_MARK,
-                                          sizeof(STATEFILE__CHECKSUM_MARK) - 1)) != NULL;
+    for (const char *p = buf; (p = memmem(p, len - (size_t)(p - buf), ATOMICFILE_CHECKSUM_MARK,
+                                          sizeof(ATOMICFILE_CHECKSUM_MARK) - 1)) != NULL;
          p++)
         mark = p;
-    char sum[STATEFILE__CHECKSUM_SIZE];
+    char sum[ATOMICFILE_CHECKSUM_SIZE];
     if (mark)
-        statefile__checksum(buf, (size_t)(mark - buf), sum);
+        atomicfile_checksum(buf, (size_t)(mark - buf), sum);
     if (!cJSON_IsString(cs) || !cs->valuestring || !mark || strcmp(cs->valuestring, sum) != 0)
         return statefile__failf(
             err, errlen, D8_EPARSE,

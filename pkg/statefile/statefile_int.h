@@ -9,20 +9,14 @@
 
 #include "statefile.h"
 
+#include "base/atomicfile.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #define STATEFILE__FORMAT_VERSION 1
 /* Hex digits of keyCheck: HMAC(key, a constant), cut. */
 #define STATEFILE__KEY_CHECK_LEN 16
-/* The checksum is the last field; it covers every byte before this. */
-#define STATEFILE__CHECKSUM_MARK ",\"checksum\":\""
-#define STATEFILE__CHECKSUM_PREFIX "sha256:"
-#define STATEFILE__CHECKSUM_SIZE (sizeof(STATEFILE__CHECKSUM_PREFIX) + 64)
-
-/* "sha256:<hex>" of data[0..len) (borrowed), NUL-terminated, into out. */
-void statefile__checksum(const char *data, size_t len, char out[STATEFILE__CHECKSUM_SIZE]);
-
 /* Formats a sentence into err (errlen bytes, not NULL) and returns code. */
 int statefile__failf(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

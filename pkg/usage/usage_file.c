@@ -8,25 +8,20 @@
 #include "usage_file.h"
 #include "usage_int.h"
 
+#include "base/atomicfile.h"
 #include "log/log.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define FORMAT_VERSION 1
 #define DEFAULT_INTERVAL_MS 60000
 /* Far above 35 days of buckets for 10,000 environments (~40 KB each). */
 #define MAX_FILE_BYTES ((size_t)1 << 30)
-#define CHECKSUM_MARK ",\"checksum\":\""
-#define CHECKSUM_PREFIX "sha256:"
-#define CHECKSUM_SIZE (sizeof(CHECKSUM_PREFIX) + 64)
 
 struct usage_file {
     uv_loop_t *loop;
@@ -51,16 +46,6 @@ struct usage_file {
     usage_t *next;             /* copied by usage_file_free while a write was in flight */
     uint64_t nwrites, nerrors; /* for the tests (usage_int.h) */
 };
-
-void usage_file__checksum(const char *data, size_t len, char *out)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        d8_die("OpenSSL failed: EVP_Digest"); /* it cannot allocate: as out of memory */
-    memcpy(out, CHECKSUM_PREFIX, sizeof(CHECKSUM_PREFIX) - 1);
-    d8_hex(md, 32, out + sizeof(CHECKSUM_PREFIX) - 1);
-}
 
 usage_file_t *usage_file_new(const usage_file_opts_t *opts)
 {
@@ -105,9 +90,9 @@ static char *serialise(const usage_t *u, size_t *len)
     d8_buf_printf(&out, "{\"version\":%d,\"writtenAtMs\":%lld,\"usage\":", FORMAT_VERSION,
                   (long long)d8_wall_ms());
     usage_save(u, &out);
-    char sum[CHECKSUM_SIZE];
-    usage_file__checksum(out.data, out.len, sum);
-    d8_buf_printf(&out, CHECKSUM_MARK "%s\"}\n", sum);
+    char sum[ATOMICFILE_CHECKSUM_SIZE];
+    atomicfile_checksum(out.data, out.len, sum);
+    d8_buf_printf(&out, ATOMICFILE_CHECKSUM_MARK "%s\"}\n", sum);
     return d8_buf_detach(&out, len);
 }
 
@@ -314,90 +299,53 @@ int usage_file__writing(const usage_file_t *uf)
 
 /* ---- loading ------------------------------------------------------------------ */
 
-/* Removes "<base>.tmp.<digits>" files a killed write left behind. */
-static void remove_stale_temps(const usage_file_t *uf)
+/* Logs a temp file a killed write left behind once it is removed. */
+static void stale_removed(void *ud, const char *file, int err)
 {
-    const char *slash = strrchr(uf->path, '/');
-    const char *base = slash ? slash + 1 : uf->path;
-    size_t blen = strlen(base);
-    DIR *d = opendir(uf->dir_path);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        const char *n = de->d_name;
-        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp.", 5) != 0)
-            continue;
-        const char *p = n + blen + 5;
-        if (!*p || strspn(p, "0123456789") != strlen(p))
-            continue;
-        d8_buf_t full;
-        d8_buf_init(&full);
-        d8_buf_printf(&full, "%s/%s", uf->dir_path, n);
-        if (unlink(full.data) == 0)
-            LOG(LOG_INFO, "removed a temp file left by an interrupted usage file write",
-                LF_S("file", full.data));
-        d8_buf_release(&full);
-    }
-    closedir(d);
+    (void)ud;
+    if (err == 0)
+        LOG(LOG_INFO, "removed a temp file left by an interrupted usage file write",
+            LF_S("file", file));
 }
 
 /* Reads the whole file (before the loop runs: nothing to block). */
 static int read_all(const usage_file_t *uf, char **out, size_t *outlen, char *err, size_t errlen)
 {
-    int fd = open(uf->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == ENOENT) {
-            snprintf(err, errlen, "%s: no usage file yet", uf->path);
-            return D8_ENOENT;
-        }
+    int e = 0;
+    switch (atomicfile_read(uf->path, MAX_FILE_BYTES, out, outlen, &e)) {
+    case ATOMICFILE_READ_OK:
+        return D8_OK;
+    case ATOMICFILE_READ_ABSENT:
+        snprintf(err, errlen, "%s: no usage file yet", uf->path);
+        return D8_ENOENT;
+    case ATOMICFILE_READ_OPEN:
         snprintf(err, errlen, "%s: cannot open the usage file: %s", uf->path, strerror(e));
         return D8_EIO;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-        (unsigned long long)st.st_size > MAX_FILE_BYTES) {
-        close(fd);
+    case ATOMICFILE_READ_NOT_REGULAR:
+    case ATOMICFILE_READ_TOO_BIG:
         snprintf(err, errlen, "%s: the usage file is not a regular file of at most %zu bytes",
                  uf->path, MAX_FILE_BYTES);
         return D8_ETOOBIG;
+    case ATOMICFILE_READ_READ:
+        break;
     }
-    size_t cap = (size_t)st.st_size, len = 0;
-    char *buf = d8_xmalloc(cap + 1);
-    while (len < cap) {
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                break;
-            snprintf(err, errlen, "%s: cannot read the usage file: %s", uf->path, strerror(errno));
-            close(fd);
-            free(buf);
-            return D8_EIO;
-        }
-        len += (size_t)n;
-    }
-    close(fd);
-    buf[len] = '\0';
-    *out = buf;
-    *outlen = len;
-    return D8_OK;
+    snprintf(err, errlen, "%s: cannot read the usage file: %s", uf->path, strerror(e));
+    return D8_EIO;
 }
 
 /* Checks the checksum and the structure of buf[0..len) and loads it. */
 static int decode(usage_file_t *uf, char *buf, size_t len, char *err, size_t errlen)
 {
     char *mark = NULL;
-    for (char *p = strstr(buf, CHECKSUM_MARK); p; p = strstr(p + 1, CHECKSUM_MARK))
+    for (char *p = strstr(buf, ATOMICFILE_CHECKSUM_MARK); p;
+         p = strstr(p + 1, ATOMICFILE_CHECKSUM_MARK))
         mark = p;
-    char sum[CHECKSUM_SIZE];
+    char sum[ATOMICFILE_CHECKSUM_SIZE];
     if (mark)
-        usage_file__checksum(buf, (size_t)(mark - buf), sum);
-    const char *tail = mark ? mark + sizeof(CHECKSUM_MARK) - 1 : NULL;
-    if (!tail || strncmp(tail, sum, CHECKSUM_SIZE - 1) != 0 ||
-        strcmp(tail + CHECKSUM_SIZE - 1, "\"}\n") != 0) {
+        atomicfile_checksum(buf, (size_t)(mark - buf), sum);
+    const char *tail = mark ? mark + sizeof(ATOMICFILE_CHECKSUM_MARK) - 1 : NULL;
+    if (!tail || strncmp(tail, sum, ATOMICFILE_CHECKSUM_SIZE - 1) != 0 ||
+        strcmp(tail + ATOMICFILE_CHECKSUM_SIZE - 1, "\"}\n") != 0) {
         snprintf(err, errlen, "%s: the usage file is damaged (checksum missing or wrong)",
                  uf->path);
         return D8_EPARSE;
@@ -425,7 +373,7 @@ int usage_file_load(usage_file_t *uf, char *err, size_t errlen)
 {
     char *buf = NULL;
     size_t len = 0;
-    remove_stale_temps(uf);
+    atomicfile_remove_stale_temps(uf->path, uf->dir_path, stale_removed, NULL);
     int rc = read_all(uf, &buf, &len, err, errlen);
     if (rc != D8_OK)
         return rc;

@@ -83,8 +83,5 @@ uint64_t usage_file__writes(const usage_file_t *uf);
 uint64_t usage_file__errors(const usage_file_t *uf);
 /* 1 while a write is in flight. */
 int usage_file__writing(const usage_file_t *uf);
-/* "sha256:<hex>" of data[0..len) (borrowed), NUL-terminated, into out
- * (at least 72 bytes): the usage file's checksum. */
-void usage_file__checksum(const char *data, size_t len, char *out);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "base/atomicfile.h"
 #include "base/base.h"
 #include "metrics/metrics.h"
 #include "usage/usage.h"
@@ -317,7 +318,7 @@ static void test_damaged_files_are_refused(void **state)
             d8_buf_init(&d);
             d8_buf_puts(&d, doc);
             char sum[80];
-            usage_file__checksum(d.data, d.len, sum);
+            atomicfile_checksum(d.data, d.len, sum);
             d8_buf_printf(&d, ",\"checksum\":\"%s\"}\n", sum);
             free(b);
             b = d8_buf_detach(&d, &n);
