@@ -18,8 +18,8 @@
 #include "azsim_int.h"
 
 #include "azure/cloud.h"
+#include "base/base.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -84,22 +84,6 @@ cJSON *azsim__registries_json(const cJSON *regs)
     return a;
 }
 
-/* The registry host of an image reference (Docker's rule), lower case. */
-static void registry_of(const char *ref, char *out, size_t outlen)
-{
-    const char *slash = strchr(ref, '/');
-    size_t n = slash ? (size_t)(slash - ref) : 0;
-    int host = n && (memchr(ref, '.', n) || memchr(ref, ':', n) ||
-                     (n == 9 && strncmp(ref, "localhost", 9) == 0));
-    if (!host || n >= outlen) {
-        snprintf(out, outlen, "docker.io");
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        out[i] = (char)tolower((unsigned char)ref[i]);
-    out[n] = '\0';
-}
-
 static const char *str_of(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItem(o, key);
@@ -148,7 +132,7 @@ int azsim__registry_denies(const azsim_t *sim, const azsim__group_t *g, const ch
     if (!regs || !image)
         return 0;
     char host[300];
-    registry_of(image, host, sizeof(host));
+    d8_image_registry(image, host, sizeof(host));
     const cJSON *reg = NULL;
     for (const cJSON *it = regs->child; it && !reg; it = it->next)
         if (azsim__ieq(str_of(it, "server"), host))

@@ -1,5 +1,6 @@
 #include "base.h"
 
+#include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -343,4 +344,19 @@ void d8_hex(const unsigned char *in, size_t n, char *out)
         out[2 * i + 1] = hex[in[i] & 15];
     }
     out[2 * n] = '\0';
+}
+
+void d8_image_registry(const char *ref, char *out, size_t outlen)
+{
+    const char *slash = strchr(ref, '/');
+    size_t n = slash ? (size_t)(slash - ref) : 0;
+    int host = n && (memchr(ref, '.', n) || memchr(ref, ':', n) ||
+                     (n == 9 && strncmp(ref, "localhost", 9) == 0));
+    if (!host || n >= outlen) {
+        snprintf(out, outlen, "docker.io");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)ref[i]);
+    out[n] = '\0';
 }

@@ -145,4 +145,12 @@ double d8_rand01(uint64_t *state);
  */
 uint64_t d8_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t cap_ms, double rand01);
 
+/*
+ * The registry host of the image reference ref (borrowed), lower case,
+ * into out (outlen bytes): the part before the first '/' when it looks
+ * like a host (has a '.' or a ':', or is "localhost"; Docker's rule), else
+ * "docker.io" (also when the host does not fit in out).
+ */
+void d8_image_registry(const char *ref, char *out, size_t outlen);
+
 #endif

@@ -186,18 +186,6 @@ void config__registries_free(config_t *cfg)
     cfg->nregistries = 0;
 }
 
-/* The value node of `key` in mapping `map`, or NULL. */
-static yaml_node_t *member(config__walk_t *w, yaml_node_t *map, const char *key)
-{
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = config__node_at(w, p->key);
-        if (k && k->type == YAML_SCALAR_NODE && strcmp(config__scalar_of(k), key) == 0)
-            return config__node_at(w, p->value);
-    }
-    return NULL;
-}
-
 /* Reads the password file: at most MAX_PASSWORD_BYTES, trailing blanks and
  * newlines dropped. 0, or a static reason (never the content). */
 static const char *read_password_file(const char *path, char **out)
@@ -242,7 +230,7 @@ static int load_password(config__walk_t *w, yaml_node_t *item, config_registry_t
             why = "holds a password with control characters";
     if (!why)
         return 0;
-    yaml_node_t *n = member(w, item, key);
+    yaml_node_t *n = config__map_get(w, item, key);
     size_t old = config__path_push(w, ".%s", key);
     int rc = config__fail(w, n ? n->start_mark : item->start_mark, "%s%s%s", why,
                           r->password_file && !r->password_env ? ": " : "",
@@ -286,7 +274,7 @@ static int registry_item(config__walk_t *w, yaml_node_t *seq, size_t i, config_r
         rc = check_combination(w, item, &all[i]);
     for (size_t j = 0; rc == 0 && j < i; j++)
         if (strcmp(all[j].server, all[i].server) == 0) {
-            yaml_node_t *s = member(w, item, "server");
+            yaml_node_t *s = config__map_get(w, item, "server");
             rc = config__fail(w, s ? s->start_mark : item->start_mark, "server %s is listed twice",
                               all[i].server);
         }
@@ -321,28 +309,12 @@ int config__set_registries(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, vo
     return 0;
 }
 
-/* The registry host of an image reference into out (lower case). */
-static void registry_of(const char *ref, char *out, size_t outlen)
-{
-    const char *slash = strchr(ref, '/');
-    size_t n = slash ? (size_t)(slash - ref) : 0;
-    int host = n && (memchr(ref, '.', n) || memchr(ref, ':', n) ||
-                     (n == 9 && strncmp(ref, "localhost", 9) == 0));
-    if (!host || n >= outlen) {
-        snprintf(out, outlen, "docker.io");
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        out[i] = (char)tolower((unsigned char)ref[i]);
-    out[n] = '\0';
-}
-
 const config_registry_t *config_registry_for(const config_t *cfg, const char *ref)
 {
     char host[300];
     if (!cfg || !ref)
         return NULL;
-    registry_of(ref, host, sizeof(host));
+    d8_image_registry(ref, host, sizeof(host));
     int hub = strcmp(host, "docker.io") == 0;
     for (size_t i = 0; i < cfg->nregistries; i++) {
         const char *s = cfg->registries[i].server;
