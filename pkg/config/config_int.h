@@ -189,6 +189,8 @@ int config__visit(config__walk_t *w, yaml_node_t *n, yaml_mark_t where);
 yaml_node_t *config__node_at(config__walk_t *w, int index);
 /* The text of a scalar node (borrowed, NUL-terminated). */
 const char *config__scalar_of(const yaml_node_t *n);
+/* The value node (borrowed) of the scalar key `key` in mapping map, or NULL. */
+yaml_node_t *config__map_get(config__walk_t *w, yaml_node_t *map, const char *key);
 /* 1 when n is a plain empty, "~" or "null" scalar: YAML's null, "not set". */
 int config__is_null(const yaml_node_t *n);
 /*

@@ -275,18 +275,6 @@ static const char *check_image_ref(char *s)
 
 /* ---- custom keys --------------------------------------------------------- */
 
-/* The value node of key `key` in mapping `map`, or NULL. */
-static yaml_node_t *map_get(config__walk_t *w, yaml_node_t *map, const char *key)
-{
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = config__node_at(w, p->key);
-        if (k && k->type == YAML_SCALAR_NODE && strcmp(config__scalar_of(k), key) == 0)
-            return config__node_at(w, p->value);
-    }
-    return NULL;
-}
-
 /* A listen address: "host:port", "[v6]:port", "localhost:port" or
  * ":port", into *host_out (replaced) and *port_out. */
 static int parse_listen(config__walk_t *w, yaml_node_t *v, char **host_out, int *port_out)
@@ -554,7 +542,7 @@ static int set_regions(config__walk_t *w, yaml_node_t *k, yaml_node_t *v, void *
             rc = config__walk_section(w, item, region_fields, &cfg->regions[i]);
         for (size_t j = 0; rc == 0 && j < i; j++) {
             if (strcmp(cfg->regions[j].name, cfg->regions[i].name) == 0) {
-                yaml_node_t *name = map_get(w, item, "name");
+                yaml_node_t *name = config__map_get(w, item, "name");
                 config__path_push(w, ".name");
                 rc = config__fail(w, name ? name->start_mark : item->start_mark,
                                   "duplicate region \"%s\" (first at line %zu)",

@@ -138,6 +138,17 @@ const char *config__scalar_of(const yaml_node_t *n)
     return (const char *)n->data.scalar.value;
 }
 
+yaml_node_t *config__map_get(config__walk_t *w, yaml_node_t *map, const char *key)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = config__node_at(w, p->key);
+        if (k && k->type == YAML_SCALAR_NODE && strcmp(config__scalar_of(k), key) == 0)
+            return config__node_at(w, p->value);
+    }
+    return NULL;
+}
+
 /* A plain empty, "~" or "null" scalar: YAML's null, meaning "not set". */
 int config__is_null(const yaml_node_t *n)
 {
