@@ -22,6 +22,33 @@ static void usage(FILE *out)
                  "and the variable named by webhook.secretEnv.\n");
 }
 
+/* 1 when argv[*i] is `--config FILE` (then *i moves past FILE) or
+ * `--config=FILE`, with FILE (borrowed from argv) in *path; else 0. */
+static int config_arg(int argc, char **argv, int *i, const char **path)
+{
+    if (strcmp(argv[*i], "--config") == 0 && *i + 1 < argc) {
+        *path = argv[++*i];
+        return 1;
+    }
+    if (strncmp(argv[*i], "--config=", 9) == 0) {
+        *path = argv[*i] + 9;
+        return 1;
+    }
+    return 0;
+}
+
+/* Loads the config at path into *cfg (owned by the caller); 0, or 1 (the
+ * exit status) with the error printed on stderr. */
+static int load_config(const char *path, config_t **cfg)
+{
+    char err[512];
+    if (config_load(path, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
 /* `dev8-agent preflight ...`: the checks of pkg/preflight, status 1 on
  * any fail. */
 static int preflight_main(int argc, char **argv)
@@ -29,11 +56,9 @@ static int preflight_main(int argc, char **argv)
     const char *path = NULL;
     int json = 0;
     for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            path = argv[++i];
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            path = argv[i] + 9;
-        } else if (strcmp(argv[i], "--json") == 0) {
+        if (config_arg(argc, argv, &i, &path))
+            continue;
+        if (strcmp(argv[i], "--json") == 0) {
             json = 1;
         } else if (strcmp(argv[i], "--print-actions") == 0) {
             agent_print_actions();
@@ -49,12 +74,9 @@ static int preflight_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    char err[512];
     config_t *cfg = NULL;
-    if (config_load(path, &cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (load_config(path, &cfg) != 0)
         return 1;
-    }
     /* The table is the output: only warnings and errors go to the log. */
     log_setup(LOG_WARN, NULL);
     int code = agent_preflight(cfg, json);
@@ -69,11 +91,9 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "preflight") == 0)
         return preflight_main(argc, argv);
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            path = argv[++i];
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            path = argv[i] + 9;
-        } else if (strcmp(argv[i], "--check-config") == 0) {
+        if (config_arg(argc, argv, &i, &path))
+            continue;
+        if (strcmp(argv[i], "--check-config") == 0) {
             check = 1;
             /* `--check-config FILE` reads as naturally as `--config FILE
              * --check-config`; both work. */
@@ -96,12 +116,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    char err[512];
     config_t *cfg = NULL;
-    if (config_load(path, &cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (load_config(path, &cfg) != 0)
         return 1;
-    }
     if (check) {
         printf("%s: ok\n", path);
         config_free(cfg);
