@@ -68,14 +68,9 @@ cJSON *ctl__list_all(ctl_t *c, long long *rv, int *rc)
 static int get_orphans(ctl_t *c)
 {
     int rc;
-    cJSON *j = ctl__get_json(c, "/api/v1/orphans", &rc);
+    cJSON *j = ctl__get_for_table(c, "/api/v1/orphans", &rc);
     if (!j)
         return rc;
-    if (c->out == OUT_JSON || c->out == OUT_YAML) {
-        ctl__print_value(c, j);
-        cJSON_Delete(j);
-        return 0;
-    }
     ctl_table_t t;
     ctl__table_init(&t, 8);
     const char *head[] = {"KIND",  "NAME",       "ENV",        "REGION",

@@ -216,14 +216,9 @@ int ctl__cmd_status(ctl_t *c)
     if (c->a.npos)
         return ctl__usage(c, "status", "status takes no arguments");
     int rc;
-    cJSON *j = ctl__get_json(c, "/api/v1/status", &rc);
+    cJSON *j = ctl__get_for_table(c, "/api/v1/status", &rc);
     if (!j)
         return rc;
-    if (c->out == OUT_JSON || c->out == OUT_YAML) {
-        ctl__print_value(c, j);
-        cJSON_Delete(j);
-        return 0;
-    }
     d8_buf_t b;
     d8_buf_init(&b);
     d8_buf_printf(&b, "Server:        %s\n", c->target.server);

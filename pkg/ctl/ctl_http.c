@@ -227,6 +227,18 @@ cJSON *ctl__get_json(ctl_t *c, const char *path, int *rc)
     return j;
 }
 
+cJSON *ctl__get_for_table(ctl_t *c, const char *path, int *rc)
+{
+    cJSON *j = ctl__get_json(c, path, rc);
+    if (j && (c->out == OUT_JSON || c->out == OUT_YAML)) {
+        ctl__print_value(c, j);
+        cJSON_Delete(j);
+        *rc = 0;
+        return NULL;
+    }
+    return j;
+}
+
 /* ---- Server-Sent Events ------------------------------------------------ */
 
 typedef struct sse {

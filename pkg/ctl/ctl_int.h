@@ -66,6 +66,11 @@ cJSON *ctl__json(ctl_t *c, const ctl_resp_t *r);
 /* GET path expecting 200 JSON; NULL after printing the error. Sets *rc to
  * the exit status to use on NULL. */
 cJSON *ctl__get_json(ctl_t *c, const char *path, int *rc);
+/* GET path for a command that prints a table: with -o json or yaml the
+ * answer is printed as it is and NULL returned with *rc 0; else the
+ * answer (owned by the caller), or NULL after printing the error, with
+ * *rc the exit status to use. */
+cJSON *ctl__get_for_table(ctl_t *c, const char *path, int *rc);
 /* Percent-encodes s for a path segment or query value into b. */
 void ctl__url_escape(d8_buf_t *b, const char *s);
 
