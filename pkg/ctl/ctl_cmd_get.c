@@ -347,8 +347,13 @@ static void describe_optional(ctl_t *c, d8_buf_t *b, const cJSON *e)
         kv_num(b, "  ", "CPU", u, "cpuCoreSeconds", " core-s");
         kv_num(b, "  ", "Memory", u, "memoryGBSeconds", " GB-s");
         kv_num(b, "  ", "Storage", u, "storageGBHours", " GB-h");
-        snprintf(v, sizeof v, "%.4f %s", ctl__num(u, "estimatedCost", 0),
-                 ctl__str(u, "currency") ? ctl__str(u, "currency") : "");
+        /* The agent leaves the cost (and currency) out when the region has
+         * no price table: say so rather than print a zero. */
+        if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(u, "estimatedCost")))
+            snprintf(v, sizeof v, "%.4f %s", ctl__num(u, "estimatedCost", 0),
+                     ctl__str(u, "currency") ? ctl__str(u, "currency") : "");
+        else
+            snprintf(v, sizeof v, "<none> (no price table for the region)");
         kv(b, "  ", "Estimated Cost", v);
     }
 }

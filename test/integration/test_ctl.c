@@ -408,6 +408,8 @@ static void test_describe_golden(void **state)
     /* Events: the agent's own, newest phase change included. */
     assert_non_null(strstr(r.out, "\nEvents:\n  AGE "));
     assert_non_null(strstr(r.out, "PhaseChanged"));
+    /* The test config has no price table: no cost is made up. */
+    assert_non_null(strstr(r.out, "  Estimated Cost:   <none> (no price table for the region)\n"));
     run_free(&r);
     cJSON_Delete(g1);
 }
