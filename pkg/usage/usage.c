@@ -1,5 +1,5 @@
 /*
- * pkg/usage: accounting from observations, hourly buckets, totals, cost
+ * pkg/usage: accounting from observations, hourly runs, totals, cost
  * and the rows of GET /api/v1/usage. See usage.h for the model.
  */
 #include "usage_int.h"
@@ -49,7 +49,7 @@ usage_t *usage_new(const usage_opts_t *opts)
 void usage__env_free(usage__env_t *e)
 {
     free(e->user_id);
-    free(e->b);
+    free(e->runs);
     free(e);
 }
 
@@ -90,7 +90,6 @@ usage__env_t *usage__env_new(usage_t *u, const char *id)
     e = d8_xcalloc(1, sizeof(*e));
     snprintf(e->id, sizeof(e->id), "%s", id);
     e->region = -1;
-    e->b = d8_xcalloc(USAGE_KEEP_HOURS, sizeof(*e->b));
     d8_map_put(&u->envs, e->id, e);
     return e;
 }
@@ -125,18 +124,92 @@ static void rates(const usage__env_t *e, double secs, double q[Q__N])
     q[Q_SHARE] = (double)e->share_gb * secs;
 }
 
-/* The bucket of `hour`, reset when its slot holds an older hour; NULL when
- * the slot holds a newer one (the hour left the window). */
-static usage__bucket_t *bucket(usage__env_t *e, uint32_t hour)
+/* Grows e's runs by one, up to USAGE_KEEP_HOURS + 2 (the window, the
+ * open hour pushed before the trim, a gap); returns the new last run. */
+static usage__run_t *push_run(usage__env_t *e)
 {
-    usage__bucket_t *b = &e->b[hour % USAGE_KEEP_HOURS];
-    if (b->hour == hour)
-        return b;
-    if (b->hour > hour)
-        return NULL;
-    memset(b, 0, sizeof(*b));
-    b->hour = hour;
-    return b;
+    if (e->nruns == e->cap) {
+        uint32_t cap = e->cap ? e->cap * 2 : 2;
+        if (cap > USAGE_KEEP_HOURS + 2)
+            cap = USAGE_KEEP_HOURS + 2;
+        if (cap <= e->nruns)
+            cap = e->nruns + 1;
+        e->runs = d8_xrealloc(e->runs, cap * sizeof(*e->runs));
+        e->cap = cap;
+    }
+    usage__run_t *r = &e->runs[e->nruns++];
+    memset(r, 0, sizeof(*r));
+    return r;
+}
+
+static int same_q(const usage__run_t *a, const usage__run_t *b)
+{
+    for (int i = 0; i < Q__N; i++)
+        if (a->q[i] != b->q[i])
+            return 0;
+    return 1;
+}
+
+/* The newest run ends its hour: merged into its predecessor when equal. */
+static void close_last(usage__env_t *e)
+{
+    if (e->nruns >= 2 && same_q(&e->runs[e->nruns - 2], &e->runs[e->nruns - 1]))
+        e->nruns--;
+}
+
+/* Drops the hours before the window of newest hour h (the old ring's slot
+ * reuse): whole runs, leading gaps, and the head of a run crossing the
+ * edge. Halves the capacity when a quarter of it is used. */
+static void trim(usage__env_t *e, uint32_t h)
+{
+    uint32_t oldest = h >= USAGE_KEEP_HOURS - 1 ? h - (USAGE_KEEP_HOURS - 1) : 0, k = 0;
+    while (k + 1 < e->nruns && (e->runs[k + 1].hour <= oldest || e->runs[k].q[Q_RUN] < 0))
+        k++;
+    if (k) {
+        memmove(e->runs, e->runs + k, (e->nruns - k) * sizeof(*e->runs));
+        e->nruns -= k;
+    }
+    if (e->nruns && e->runs[0].hour < oldest)
+        e->runs[0].hour = oldest;
+    if (e->cap > 8 && e->nruns < e->cap / 4) {
+        e->cap /= 2;
+        e->runs = d8_xrealloc(e->runs, e->cap * sizeof(*e->runs));
+    }
+}
+
+usage__run_t *usage__open_hour(usage__env_t *e, uint32_t h)
+{
+    if (e->nruns) {
+        uint32_t newest = e->runs[e->nruns - 1].hour;
+        if (h <= newest)
+            return NULL;
+        close_last(e);
+        if (h > newest + 1) {
+            usage__run_t *gap = push_run(e);
+            gap->hour = newest + 1;
+            gap->q[Q_RUN] = -1;
+            close_last(e);
+        }
+    }
+    usage__run_t *r = push_run(e);
+    r->hour = h;
+    trim(e, h);
+    return &e->runs[e->nruns - 1];
+}
+
+size_t usage__env_bytes(const usage__env_t *e)
+{
+    return sizeof(*e) + (e->user_id ? strlen(e->user_id) + 1 : 0) + e->cap * sizeof(*e->runs);
+}
+
+/* The open run of `hour` (opened when newer than e's newest hour); NULL
+ * when the hour is older than the open one (not kept, as the old ring's
+ * slot holding a newer hour). */
+static usage__run_t *bucket(usage__env_t *e, uint32_t hour)
+{
+    if (e->nruns && e->runs[e->nruns - 1].hour == hour)
+        return &e->runs[e->nruns - 1];
+    return usage__open_hour(e, hour);
 }
 
 static void count_metrics(usage_t *u, const usage__env_t *e, const double q[Q__N])
@@ -162,7 +235,7 @@ static void accrue(usage_t *u, usage__env_t *e, int64_t t0, int64_t t1)
         int64_t end = (hour + 1) * HOUR_MS < t1 ? (hour + 1) * HOUR_MS : t1;
         double q[Q__N];
         rates(e, (double)(end - t0) / 1000.0, q);
-        usage__bucket_t *b = bucket(e, (uint32_t)hour);
+        usage__run_t *b = bucket(e, (uint32_t)hour);
         for (int i = 0; i < Q__N; i++) {
             e->total[i] += q[i];
             if (b)
@@ -280,14 +353,36 @@ int usage_totals(const usage_t *u, const char *id, int64_t now_ms, usage_totals_
     return 1;
 }
 
-/* Adds to q what e used in [h0, h1) (ms): its buckets of those hours and
- * the interval since its last observation, up to now. */
+/* The index of the run holding `hour`: the last run starting at or
+ * before it (0 when none does). */
+static uint32_t run_at(const usage__env_t *e, uint32_t hour)
+{
+    uint32_t lo = 0, hi = e->nruns;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (e->runs[mid].hour <= hour)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? lo - 1 : 0;
+}
+
+/* Adds to q what e used in [h0, h1) (ms): its runs' hours in that span,
+ * hour by hour (the old ring's float sums, in the same order), and the
+ * interval since its last observation, up to now. */
 static void period(const usage__env_t *e, int64_t h0, int64_t h1, int64_t now, double q[Q__N])
 {
-    for (int64_t t = h0; t < h1; t += HOUR_MS) {
+    uint32_t newest = e->nruns ? e->runs[e->nruns - 1].hour : 0;
+    uint32_t k = run_at(e, (uint32_t)(h0 / HOUR_MS));
+    for (int64_t t = h0; t < h1 && k < e->nruns; t += HOUR_MS) {
         uint32_t hour = (uint32_t)(t / HOUR_MS);
-        const usage__bucket_t *b = &e->b[hour % USAGE_KEEP_HOURS];
-        if (b->hour == hour)
+        if (hour > newest)
+            break;
+        while (k + 1 < e->nruns && e->runs[k + 1].hour <= hour)
+            k++;
+        const usage__run_t *b = &e->runs[k];
+        if (b->hour <= hour && b->q[Q_RUN] >= 0)
             for (int i = 0; i < Q__N; i++)
                 q[i] += b->q[i];
     }

@@ -18,12 +18,19 @@ enum { Q_RUN = 0, Q_CPU, Q_MEM, Q_SHARE, Q__N }; /* Q_SHARE in GiB-seconds */
 
 #define HOUR_MS 3600000LL
 
-/* One UTC hour of one environment: 20 bytes. hour 0 = an empty slot. */
-typedef struct usage__bucket {
-    uint32_t hour; /* wall ms / HOUR_MS */
-    float q[Q__N];
-} usage__bucket_t;
-_Static_assert(sizeof(usage__bucket_t) == 20, "a bucket is 20 bytes (README: bytes per env)");
+/*
+ * A run of UTC hours of one environment with the same per-hour quantities:
+ * 20 bytes. Runs are sorted and contiguous: run i covers the hours
+ * [hour, runs[i + 1].hour); the last run is the newest hour alone (the
+ * open hour, still counted into), merged into its predecessor when the
+ * next hour opens if their quantities are equal. A gap (hours nothing was
+ * counted in, only from a saved file) is a run with q[Q_RUN] < 0.
+ */
+typedef struct usage__run {
+    uint32_t hour; /* wall ms / HOUR_MS of its first hour */
+    float q[Q__N]; /* per hour */
+} usage__run_t;
+_Static_assert(sizeof(usage__run_t) == 20, "a run is 20 bytes (README: bytes per env)");
 
 typedef struct usage__env {
     char id[SPEC_ID_MAX + 1];
@@ -35,7 +42,8 @@ typedef struct usage__env {
     int share_gb;
     int deleted;
     double total[Q__N];
-    usage__bucket_t *b; /* USAGE_KEEP_HOURS slots, by hour % USAGE_KEEP_HOURS */
+    usage__run_t *runs; /* nruns of cap; at most USAGE_KEEP_HOURS + 2 */
+    uint32_t nruns, cap;
 } usage__env_t;
 
 typedef struct usage__ret {
@@ -65,6 +73,13 @@ usage__env_t *usage__env(const usage_t *u, const char *id);
 usage__env_t *usage__env_new(usage_t *u, const char *id);
 /* Frees one record. */
 void usage__env_free(usage__env_t *e);
+/* Opens hour h as the newest (the open) hour of e, zeroed: closes the
+ * previous one (merged when equal), fills a gap, trims the runs before
+ * the window. Returns the open run, or NULL when h is not after e's newest
+ * hour (the hour is not kept; accruals only move forward). */
+usage__run_t *usage__open_hour(usage__env_t *e, uint32_t h);
+/* Bytes e holds in memory: its record and its runs' capacity. */
+size_t usage__env_bytes(const usage__env_t *e);
 /* The price of region r, or NULL when it has none. */
 const usage_price_t *usage__price(const usage_t *u, int region);
 /* The cost of quantities q (Q_SHARE in GiB-seconds) at price p. */

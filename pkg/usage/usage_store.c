@@ -3,7 +3,8 @@
  * accountant (the "usage" member of the usage file, usage_file.h), and the
  * dev8_usage_* metrics.
  *
- * Saved format (only non-empty buckets are written):
+ * Saved format (one bucket per kept hour, expanded from the runs, in hour
+ * order; the format of the ring before, so either loads in the other):
  *   {"envs":[{"id","userId","region","sinceMs","lastMs","running","cpu",
  *             "mem","shareGB","deleted","totals":[run,cpu,mem,shareGBs],
  *             "buckets":[[hour,run,cpu,mem,shareGBs],...]}],
@@ -89,8 +90,10 @@ usage_t *usage_clone(const usage_t *u)
         usage__env_t *x = d8_xmalloc(sizeof(*x));
         *x = *e;
         x->user_id = e->user_id ? d8_xstrdup(e->user_id) : NULL;
-        x->b = d8_xmalloc(USAGE_KEEP_HOURS * sizeof(*x->b));
-        memcpy(x->b, e->b, USAGE_KEEP_HOURS * sizeof(*x->b));
+        x->cap = e->nruns;
+        x->runs = e->nruns ? d8_xmalloc(e->nruns * sizeof(*x->runs)) : NULL;
+        if (e->nruns)
+            memcpy(x->runs, e->runs, e->nruns * sizeof(*x->runs));
         d8_map_put(&c->envs, x->id, x);
     }
     it = 0;
@@ -104,7 +107,8 @@ usage_t *usage_clone(const usage_t *u)
     return c;
 }
 
-/* Appends one environment's record (non-empty buckets only). */
+/* Appends one environment's record: a bucket per hour of its runs (gaps
+ * are absent hours, hour 0 was the ring's empty slot). */
 static void save_env(const usage_t *u, const usage__env_t *e, d8_buf_t *out)
 {
     d8_buf_puts(out, "{\"id\":");
@@ -121,13 +125,14 @@ static void save_env(const usage_t *u, const usage__env_t *e, d8_buf_t *out)
                   e->cpu, e->mem, e->share_gb, e->deleted ? "true" : "false", e->total[0],
                   e->total[1], e->total[2], e->total[3]);
     int first = 1;
-    for (size_t i = 0; i < USAGE_KEEP_HOURS; i++) {
-        const usage__bucket_t *b = &e->b[i];
-        if (b->hour == 0)
-            continue;
-        d8_buf_printf(out, "%s[%u,%.9g,%.9g,%.9g,%.9g]", first ? "" : ",", b->hour, (double)b->q[0],
-                      (double)b->q[1], (double)b->q[2], (double)b->q[3]);
-        first = 0;
+    for (uint32_t i = 0; i < e->nruns; i++) {
+        const usage__run_t *b = &e->runs[i];
+        uint32_t end = i + 1 < e->nruns ? e->runs[i + 1].hour : b->hour + 1;
+        for (uint32_t h = b->hour ? b->hour : 1; h < end && b->q[Q_RUN] >= 0; h++) {
+            d8_buf_printf(out, "%s[%u,%.9g,%.9g,%.9g,%.9g]", first ? "" : ",", h, (double)b->q[0],
+                          (double)b->q[1], (double)b->q[2], (double)b->q[3]);
+            first = 0;
+        }
     }
     d8_buf_puts(out, "]}");
 }
@@ -178,29 +183,52 @@ static const char *str(const cJSON *o, const char *k)
     return cJSON_IsString(v) && v->valuestring ? v->valuestring : NULL;
 }
 
-/* Reads the saved buckets into e's ring; 0, or -1 when malformed. */
+static int cmp_hour(const void *a, const void *b)
+{
+    uint32_t x = ((const usage__run_t *)a)->hour, y = ((const usage__run_t *)b)->hour;
+    return x < y ? -1 : x > y;
+}
+
+/* Reads the saved buckets into e's runs; 0, or -1 when malformed. They go
+ * through a ring of USAGE_KEEP_HOURS slots first, as the ring kept them
+ * (a later bucket of the same slot replaces), then into runs in hour
+ * order. */
 static int load_buckets(usage__env_t *e, const cJSON *arr)
 {
     const cJSON *b;
     if (!cJSON_IsArray(arr))
         return -1;
+    usage__run_t *ring = d8_xcalloc(USAGE_KEEP_HOURS, sizeof(*ring));
+    int rc = 0;
     cJSON_ArrayForEach(b, arr)
     {
-        if (!cJSON_IsArray(b) || cJSON_GetArraySize(b) != 1 + Q__N)
-            return -1;
-        double h = cJSON_GetArrayItem(b, 0)->valuedouble;
-        if (!cJSON_IsNumber(cJSON_GetArrayItem(b, 0)) || h < 1 || h > 4294967295.0 || h != floor(h))
-            return -1;
-        usage__bucket_t *slot = &e->b[(uint32_t)h % USAGE_KEEP_HOURS];
+        const cJSON *hj =
+            cJSON_IsArray(b) && cJSON_GetArraySize(b) == 1 + Q__N ? cJSON_GetArrayItem(b, 0) : NULL;
+        double h = cJSON_IsNumber(hj) ? hj->valuedouble : 0;
+        if (h < 1 || h > 4294967295.0 || h != floor(h)) {
+            rc = -1;
+            break;
+        }
+        usage__run_t *slot = &ring[(uint32_t)h % USAGE_KEEP_HOURS];
         slot->hour = (uint32_t)h;
-        for (int i = 0; i < Q__N; i++) {
+        for (int i = 0; i < Q__N && rc == 0; i++) {
             const cJSON *x = cJSON_GetArrayItem(b, 1 + i);
             if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || x->valuedouble < 0)
-                return -1;
-            slot->q[i] = (float)x->valuedouble;
+                rc = -1;
+            else
+                slot->q[i] = (float)x->valuedouble;
         }
     }
-    return 0;
+    if (rc == 0) {
+        qsort(ring, USAGE_KEEP_HOURS, sizeof(*ring), cmp_hour);
+        for (size_t i = 0; i < USAGE_KEEP_HOURS; i++) {
+            usage__run_t *r = ring[i].hour ? usage__open_hour(e, ring[i].hour) : NULL;
+            if (r)
+                memcpy(r->q, ring[i].q, sizeof(r->q));
+        }
+    }
+    free(ring);
+    return rc;
 }
 
 /* One saved environment into a new record (NULL when malformed). */
@@ -227,7 +255,6 @@ static usage__env_t *load_env(const usage_t *u, const cJSON *j)
     e->cpu = cpu;
     e->mem = mem;
     e->share_gb = (int)share;
-    e->b = d8_xcalloc(USAGE_KEEP_HOURS, sizeof(*e->b));
     int ok = 1;
     for (int i = 0; i < Q__N; i++) {
         const cJSON *x = cJSON_GetArrayItem(tot, i);
