@@ -1,7 +1,9 @@
 /* Unit tests of pkg/usage: accounting from observations (start, resize,
  * stop, delete, share quota), hour buckets across boundaries, cost and
  * cost per hour, the usage rows (hour and day, user filter, the window),
- * retained shares and the saved form's round trip (usage_save/usage_load). */
+ * retained shares and the saved form's round trip (usage_save/usage_load);
+ * the hourly runs: merging, the window's edge across a run, a long
+ * stopped environment in O(1) runs, the worst case bounded by the window. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +12,7 @@
 
 #include "base/base.h"
 #include "usage/usage.h"
+#include "usage/usage_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -325,13 +328,168 @@ static void test_retained_share_counts(void **state)
     usage_free(u);
 }
 
+/* Sums of the hour rows of one environment. */
+typedef struct sums {
+    const char *id;
+    int n;
+    double run, cpu, gbh;
+} sums_t;
+
+static void sum_rows(void *ud, const usage_row_t *row)
+{
+    sums_t *s = ud;
+    if (strcmp(row->environment_id, s->id) != 0)
+        return;
+    s->n++;
+    s->run += row->running_seconds;
+    s->cpu += row->cpu_core_seconds;
+    s->gbh += row->storage_gb_hours;
+}
+
+/* Equal hours merge once the newest one closes; the open hour is its own
+ * run; a different hour starts a run. */
+static void test_runs_merge(void **state)
+{
+    (void)state;
+    usage_t *u = mk();
+    uint32_t h0 = (uint32_t)(T0 / H);
+    obs(u, "e1", T0, 1, 1, 2, 0);
+    obs(u, "e1", T0 + 3 * H, 0, 0, 0, 0);
+    obs(u, "e1", T0 + 5 * H, 0, 0, 0, 0);
+    const usage__env_t *e = usage__env(u, "e1");
+    assert_int_equal(e->nruns, 3); /* 3 running hours, hour 3, open hour 4 */
+    assert_int_equal(e->runs[0].hour, h0);
+    assert_true(e->runs[0].q[Q_RUN] == 3600 && e->runs[0].q[Q_MEM] == 7200);
+    assert_int_equal(e->runs[1].hour, h0 + 3);
+    assert_int_equal(e->runs[2].hour, h0 + 4);
+    obs(u, "e1", T0 + 6 * H + 1, 0, 0, 0, 0);
+    assert_int_equal(e->nruns, 3); /* hour 4 and 5 merged into hour 3's run */
+    assert_int_equal(e->runs[1].hour, h0 + 3);
+    assert_int_equal(e->runs[2].hour, h0 + 6);
+    /* half an hour running: its own run, between equal neighbours */
+    obs(u, "e1", T0 + 7 * H + H / 2, 1, 1, 2, 0);
+    obs(u, "e1", T0 + 8 * H, 0, 0, 0, 0);
+    obs(u, "e1", T0 + 10 * H, 0, 0, 0, 0);
+    assert_int_equal(e->nruns, 5);
+    assert_int_equal(e->runs[2].hour, h0 + 7);
+    assert_true(e->runs[2].q[Q_RUN] == 1800);
+    sums_t s = {.id = "e1"};
+    usage_query_t q = {.from_ms = T0, .to_ms = T0 + 10 * H, .now_ms = T0 + 10 * H};
+    usage_query(u, &q, sum_rows, &s);
+    assert_int_equal(s.n, 4);
+    assert_true(s.run == 3 * 3600 + 1800 && s.cpu == 3 * 3600 + 1800);
+    usage_free(u);
+}
+
+/* 60 days stopped with a share: a run or two, the same bytes on day 2 and
+ * day 60; the window's edge cuts the run (839 full hours before now). */
+static void test_runs_stopped_is_constant(void **state)
+{
+    (void)state;
+    usage_t *u = mk();
+    size_t day2 = 0;
+    for (int64_t t = T0; t <= T0 + 60 * 24 * H; t += 5 * 60000) {
+        obs(u, "e1", t, 0, 0, 0, 10);
+        const usage__env_t *e = usage__env(u, "e1");
+        assert_true(e->nruns <= 2);
+        if (t == T0 + 2 * 24 * H)
+            day2 = usage__env_bytes(e);
+    }
+    const usage__env_t *e = usage__env(u, "e1");
+    assert_true(day2 > 0 && usage__env_bytes(e) == day2);
+    uint32_t newest = (uint32_t)((T0 + 60 * 24 * H - 1) / H);
+    assert_int_equal(e->runs[0].hour, newest - (USAGE_KEEP_HOURS - 1));
+    int64_t now = T0 + 60 * 24 * H;
+    sums_t s = {.id = "e1"};
+    usage_query_t q = {.from_ms = T0, .to_ms = now, .now_ms = now};
+    usage_query(u, &q, sum_rows, &s);
+    assert_int_equal(s.n, USAGE_KEEP_HOURS - 1);
+    assert_true(s.gbh == 10.0 * (USAGE_KEEP_HOURS - 1));
+    usage_free(u);
+}
+
+/* A run crossing the window's edge keeps its tail: 40 days running, then
+ * stopped; rows start at the window's first hour. */
+static void test_window_trims_a_run(void **state)
+{
+    (void)state;
+    usage_t *u = mk();
+    obs(u, "e1", T0, 1, 2, 4, 0);
+    int64_t stop = T0 + 40 * 24 * H, now = stop + 10 * H;
+    obs(u, "e1", stop, 0, 0, 0, 0);
+    obs(u, "e1", now, 0, 0, 0, 0);
+    const usage__env_t *e = usage__env(u, "e1");
+    assert_int_equal(e->nruns, 3);
+    uint32_t oldest = (uint32_t)(now / H) - 1 - (USAGE_KEEP_HOURS - 1);
+    assert_int_equal(e->runs[0].hour, oldest);
+    sums_t s = {.id = "e1"};
+    usage_query_t q = {.from_ms = T0, .to_ms = now, .now_ms = now};
+    usage_query(u, &q, sum_rows, &s);
+    /* window: floor(now) - 839 h .. now: 829 running hours are in it */
+    assert_int_equal(s.n, USAGE_KEEP_HOURS - 11);
+    assert_true(s.run == 3600.0 * (USAGE_KEEP_HOURS - 11) && s.cpu == 2 * s.run);
+    usage_free(u);
+}
+
+/* A deleted environment stays, its runs with it, until its last use left
+ * the window; then the hourly prune drops it. */
+static void test_deleted_expiry(void **state)
+{
+    (void)state;
+    usage_t *u = mk();
+    obs(u, "e1", T0, 1, 1, 1, 0);
+    usage_deleted(u, "e1", T0 + 2 * H);
+    int64_t gone = T0 + 2 * H + (int64_t)USAGE_KEEP_HOURS * H;
+    obs(u, "e2", gone - H, 0, 0, 0, 1);
+    usage_totals_t t;
+    assert_int_equal(usage_totals(u, "e1", gone - H, &t), 1);
+    sums_t s = {.id = "e1"};
+    usage_query_t q = {.from_ms = T0, .to_ms = gone, .now_ms = gone - 2 * H};
+    usage_query(u, &q, sum_rows, &s);
+    assert_int_equal(s.n, 1); /* the second hour; the first left the window */
+    assert_true(s.run == 3600);
+    obs(u, "e2", gone + H, 0, 0, 0, 1);
+    assert_int_equal(usage_totals(u, "e1", gone + H, &t), 0);
+    usage_free(u);
+}
+
+/* Worst case: every hour different (a resize each hour, or a toggle at a
+ * different minute each hour): one run an hour, bounded by the window as
+ * the old ring was; a toggle every 10 minutes repeats each hour: O(1). */
+static void test_runs_worst_case(void **state)
+{
+    (void)state;
+    usage_t *u = mk();
+    for (int64_t h = 0; h < 40 * 24; h++) {
+        obs(u, "w", T0 + h * H, 1, 0.5 * (double)(1 + h % 7), 1, 0);
+        obs(u, "w", T0 + h * H + (h % 50 + 1) * 60000, 0, 0, 0, 0);
+        for (int m = 0; m < 6; m++)
+            obs(u, "t", T0 + h * H + m * 600000, m % 2 == 0, 2, 4, 20);
+    }
+    const usage__env_t *w = usage__env(u, "w"), *t = usage__env(u, "t");
+    assert_true(w->nruns >= USAGE_KEEP_HOURS - 1 && w->nruns <= USAGE_KEEP_HOURS + 2);
+    assert_true(w->cap <= USAGE_KEEP_HOURS + 2);
+    assert_true(usage__env_bytes(w) <= sizeof(*w) + 7 + (USAGE_KEEP_HOURS + 2) * 20);
+    assert_true(t->nruns <= 3);
+    usage_free(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_timeline),    cmocka_unit_test(test_open_interval),
-        cmocka_unit_test(test_rows),        cmocka_unit_test(test_window),
-        cmocka_unit_test(test_transitions), cmocka_unit_test(test_persist),
-        cmocka_unit_test(test_clone),       cmocka_unit_test(test_retained_share_counts),
+        cmocka_unit_test(test_timeline),
+        cmocka_unit_test(test_open_interval),
+        cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_window),
+        cmocka_unit_test(test_transitions),
+        cmocka_unit_test(test_persist),
+        cmocka_unit_test(test_clone),
+        cmocka_unit_test(test_retained_share_counts),
+        cmocka_unit_test(test_runs_merge),
+        cmocka_unit_test(test_runs_stopped_is_constant),
+        cmocka_unit_test(test_window_trims_a_run),
+        cmocka_unit_test(test_deleted_expiry),
+        cmocka_unit_test(test_runs_worst_case),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,9 @@
  * directory: the periodic write only when usage changed, the round trip,
  * the final write of usage_file_free (also behind a write in flight), the
  * synchronous start-up write, damaged files refused with the file named,
- * write errors counted and retried at the next tick, stale temp files. */
+ * write errors counted and retried at the next tick, stale temp files;
+ * a file written by the ring of 840 buckets (main at bc59796) loads into
+ * the runs with the same rows and totals, and saves back to the same. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -387,6 +389,98 @@ static void test_write_error_is_counted_and_retried(void **state)
     metrics_free(m);
 }
 
+/* Rows and totals of one environment of the fixture. */
+typedef struct env_sums {
+    const char *id;
+    int n;
+    double run, cpu, mem, gbh;
+} env_sums_t;
+
+static void sum_env(void *ud, const usage_row_t *r)
+{
+    env_sums_t *s = ud;
+    if (strcmp(r->environment_id, s->id) != 0)
+        return;
+    s->n++;
+    s->run += r->running_seconds;
+    s->cpu += r->cpu_core_seconds;
+    s->mem += r->memory_gb_seconds;
+    s->gbh += r->storage_gb_hours;
+}
+
+#define FIXTURE_NOW 1767657600000LL
+
+/* The fixture's rows as main (the ring) answered them: 36 days of
+ * "stopped" (10 GiB share), "daily" (2 cores 09:30-17:30, 20 GiB) and
+ * "gone" (5 h, deleted), at FIXTURE_NOW. */
+static void check_fixture_rows(const usage_t *u)
+{
+    static const struct {
+        const char *id;
+        int day, n;
+        double run, cpu, mem, gbh;
+    } want[] = {
+        {"stopped", 0, 839, 0, 0, 0, 8390},
+        {"daily", 0, 839, 1008000, 2016000, 2016000, 16780},
+        {"gone", 0, 6, 21600, 23399.9384765625, 43200, 0},
+        {"stopped", 1, 35, 0, 0, 0, 8390},
+        {"daily", 1, 35, 1008000, 2016000, 2016000, 16780},
+        {"gone", 1, 1, 21600, 23399.9384765625, 43200, 0},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        env_sums_t s = {.id = want[i].id};
+        usage_query_t q = {.from_ms = FIXTURE_NOW - 36 * 24 * H,
+                           .to_ms = FIXTURE_NOW,
+                           .day = want[i].day,
+                           .now_ms = FIXTURE_NOW};
+        usage_query(u, &q, sum_env, &s);
+        assert_int_equal(s.n, want[i].n);
+        assert_true(s.run == want[i].run && s.cpu == want[i].cpu);
+        assert_true(s.mem == want[i].mem && s.gbh == want[i].gbh);
+    }
+    usage_totals_t t;
+    assert_int_equal(usage_totals(u, "daily", FIXTURE_NOW, &t), 1);
+    assert_true(t.running_seconds == 1036800 && t.storage_gb_hours == 17090);
+}
+
+/* A usage file written by main's ring (buckets in slot order, wrapped)
+ * loads; the long runs merge; saved and loaded again, the same rows. */
+static void test_file_of_the_ring_loads(void **state)
+{
+    fx_t *fx = *state;
+    usage_t *u = NULL;
+    char err[256] = "";
+    size_t len;
+    char *bytes = slurp("test/fixtures/usage/main-bc59796.usage", &len);
+    assert_non_null(bytes);
+    char old[200];
+    snprintf(old, sizeof(old), "%s/old.usage", fx->dir);
+    spit(old, bytes, len);
+    free(bytes);
+    assert_int_equal(load_into(fx, old, &u, err, sizeof(err)), 0);
+    check_fixture_rows(u);
+    assert_true(usage__env(u, "stopped")->nruns <= 2);
+    assert_true(usage__env(u, "daily")->nruns <= 4 * 36);
+    /* round trip through a usage file written by the runs */
+    usage_file_t *uf = mk_file(fx, fx->path, u, NULL);
+    assert_int_equal(usage_file_write_now(uf, err, sizeof(err)), 0);
+    usage_file_free(uf);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    usage_t *v = NULL;
+    assert_int_equal(load_into(fx, fx->path, &v, err, sizeof(err)), 0);
+    check_fixture_rows(v);
+    d8_buf_t a, b;
+    d8_buf_init(&a);
+    d8_buf_init(&b);
+    usage_save(u, &a);
+    usage_save(v, &b);
+    assert_true(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+    d8_buf_release(&a);
+    d8_buf_release(&b);
+    usage_free(u);
+    usage_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +489,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_files_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_error_is_counted_and_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_of_the_ring_loads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
