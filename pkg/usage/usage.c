@@ -193,6 +193,7 @@ usage__run_t *usage__open_hour(usage__env_t *e, uint32_t h)
     }
     usage__run_t *r = push_run(e);
     r->hour = h;
+    memset(e->open_q, 0, sizeof(e->open_q));
     trim(e, h);
     return &e->runs[e->nruns - 1];
 }
@@ -238,8 +239,10 @@ static void accrue(usage_t *u, usage__env_t *e, int64_t t0, int64_t t1)
         usage__run_t *b = bucket(e, (uint32_t)hour);
         for (int i = 0; i < Q__N; i++) {
             e->total[i] += q[i];
-            if (b)
-                b->q[i] += (float)q[i];
+            if (b) {
+                e->open_q[i] += q[i];
+                b->q[i] = (float)e->open_q[i];
+            }
         }
         count_metrics(u, e, q);
         t0 = end;

@@ -23,7 +23,10 @@ enum { Q_RUN = 0, Q_CPU, Q_MEM, Q_SHARE, Q__N }; /* Q_SHARE in GiB-seconds */
  * 20 bytes. Runs are sorted and contiguous: run i covers the hours
  * [hour, runs[i + 1].hour); the last run is the newest hour alone (the
  * open hour, still counted into), merged into its predecessor when the
- * next hour opens if their quantities are equal. A gap (hours nothing was
+ * next hour opens if their quantities are equal. The open hour is summed
+ * in double (open_q) and stored rounded to float once per interval, so
+ * hours spent in one state are equal floats whatever the observations'
+ * times. A gap (hours nothing was
  * counted in, only from a saved file) is a run with q[Q_RUN] < 0.
  */
 typedef struct usage__run {
@@ -42,7 +45,8 @@ typedef struct usage__env {
     int share_gb;
     int deleted;
     double total[Q__N];
-    usage__run_t *runs; /* nruns of cap; at most USAGE_KEEP_HOURS + 2 */
+    double open_q[Q__N]; /* the open hour's sums; its run holds them as floats */
+    usage__run_t *runs;  /* nruns of cap; at most USAGE_KEEP_HOURS + 2 */
     uint32_t nruns, cap;
 } usage__env_t;
 
@@ -75,7 +79,7 @@ usage__env_t *usage__env_new(usage_t *u, const char *id);
 void usage__env_free(usage__env_t *e);
 /* Opens hour h as the newest (the open) hour of e, zeroed: closes the
  * previous one (merged when equal), fills a gap, trims the runs before
- * the window. Returns the open run, or NULL when h is not after e's newest
+ * the window, zeroes e->open_q. Returns the open run, or NULL when h is not after e's newest
  * hour (the hour is not kept; accruals only move forward). */
 usage__run_t *usage__open_hour(usage__env_t *e, uint32_t h);
 /* Bytes e holds in memory: its record and its runs' capacity. */

@@ -7,7 +7,9 @@
  * order; the format of the ring before, so either loads in the other):
  *   {"envs":[{"id","userId","region","sinceMs","lastMs","running","cpu",
  *             "mem","shareGB","deleted","totals":[run,cpu,mem,shareGBs],
- *             "buckets":[[hour,run,cpu,mem,shareGBs],...]}],
+ *             "buckets":[[hour,run,cpu,mem,shareGBs],...],
+ *             "open":[run,cpu,mem,shareGBs]}],   (the newest bucket's
+ *             sums in double; absent from older files, then the bucket's)
  *    "retained":[{"id","userId","region","sizeGB","keepUntilMs"}]}
  * Regions are written by name (the configured order may change).
  */
@@ -134,7 +136,8 @@ static void save_env(const usage_t *u, const usage__env_t *e, d8_buf_t *out)
             first = 0;
         }
     }
-    d8_buf_puts(out, "]}");
+    d8_buf_printf(out, "],\"open\":[%.17g,%.17g,%.17g,%.17g]}", e->open_q[0], e->open_q[1],
+                  e->open_q[2], e->open_q[3]);
 }
 
 void usage_save(const usage_t *u, d8_buf_t *out)
@@ -223,12 +226,30 @@ static int load_buckets(usage__env_t *e, const cJSON *arr)
         qsort(ring, USAGE_KEEP_HOURS, sizeof(*ring), cmp_hour);
         for (size_t i = 0; i < USAGE_KEEP_HOURS; i++) {
             usage__run_t *r = ring[i].hour ? usage__open_hour(e, ring[i].hour) : NULL;
-            if (r)
-                memcpy(r->q, ring[i].q, sizeof(r->q));
+            for (int k = 0; r && k < Q__N; k++)
+                e->open_q[k] = r->q[k] = ring[i].q[k];
         }
     }
     free(ring);
     return rc;
+}
+
+/* The open hour's sums saved in double ("open"), when they round to its
+ * bucket; else (a file of the ring, or not matching) the bucket's floats. */
+static void load_open(usage__env_t *e, const cJSON *arr)
+{
+    double v[Q__N];
+    if (!e->nruns || !cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != Q__N)
+        return;
+    const usage__run_t *r = &e->runs[e->nruns - 1];
+    for (int i = 0; i < Q__N; i++) {
+        const cJSON *x = cJSON_GetArrayItem(arr, i);
+        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || x->valuedouble < 0 ||
+            (float)x->valuedouble != r->q[i])
+            return;
+        v[i] = x->valuedouble;
+    }
+    memcpy(e->open_q, v, sizeof(v));
 }
 
 /* One saved environment into a new record (NULL when malformed). */
@@ -265,6 +286,7 @@ static usage__env_t *load_env(const usage_t *u, const cJSON *j)
         usage__env_free(e);
         return NULL;
     }
+    load_open(e, cJSON_GetObjectItemCaseSensitive(j, "open"));
     return e;
 }
 
