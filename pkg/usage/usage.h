@@ -19,11 +19,16 @@
  * is counted up to the first observation after the restart: at most that
  * interval (plus the downtime) per environment with such a transition.
  *
- * Per environment: totals since the first observation, and one bucket per
- * UTC hour for the last USAGE_KEEP_HOURS hours (a fixed ring of
- * USAGE_KEEP_HOURS x 20 bytes = 16800 bytes, allocated at the first
- * observation). A deleted environment's record stays until its newest
- * bucket leaves the window, so GET /api/v1/usage still shows what it used.
+ * Per environment: totals since the first observation, and the use of
+ * each UTC hour for the last USAGE_KEEP_HOURS hours, kept as runs of
+ * consecutive hours with equal per-hour quantities (20 bytes a run,
+ * usage_int.h): memory grows with the transitions, not with the hours.
+ * A 200-byte record plus its runs' capacity: 35 days stopped, 2 runs;
+ * running 8 h a day, ~4 runs a day; at worst (every hour different) one
+ * run an hour, USAGE_KEEP_HOURS + 2 at most = the 16800 bytes of the ring
+ * of 20-byte buckets this replaced. A deleted environment's record stays
+ * until its newest hour leaves the window, so GET /api/v1/usage still
+ * shows what it used.
  *
  * Cost = cpuCoreSeconds x vcpuSecond + memoryGBSeconds x memoryGBSecond
  *      + storageGBHours / 730 x shareGBMonth   (730 hours a month, as Azure

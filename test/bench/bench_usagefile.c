@@ -4,6 +4,9 @@
  * two hours in three). Prints what the loop pays per write (usage_clone),
  * what the pool's thread pays (the JSON of usage_save), the synchronous
  * write with fsync, the file's size and the load at start. Not a test.
+ * First, the memory of one environment's record and hourly runs after 35
+ * days of four timelines (the ring before was 16,800 bytes of buckets
+ * plus a 160-byte record, whatever the timeline).
  *
  *   bench_usagefile DIR [N]   (N = 1000)
  */
@@ -11,6 +14,7 @@
 #include "log/log.h"
 #include "usage/usage.h"
 #include "usage/usage_file.h"
+#include "usage/usage_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +23,6 @@
 #include <uv.h>
 
 #define T0 1764547200000LL /* 2025-12-01T00:00:00Z */
-#define HOUR_MS 3600000LL
 
 static double ms_now(void)
 {
@@ -42,6 +45,59 @@ static void fill(usage_t *u, int n)
     }
 }
 
+/* One environment's timeline over 35 days, observed every 5 minutes and
+ * at each transition (plus jitter_ms of pseudo-random settle delay):
+ * running in [on, off) of each 10-minute or daily cycle. */
+typedef struct timeline {
+    const char *name;
+    int64_t cycle_ms, on_ms, off_ms; /* running when t % cycle in [on, off) */
+    int jitter_s;                    /* 0 or the settle poll's spread */
+} timeline_t;
+
+static size_t env_bytes_after(const timeline_t *tl)
+{
+    static const char *const regions[] = {"eastus"};
+    usage_opts_t o = {.nregions = 1, .region_names = regions, .currency = "USD"};
+    usage_t *u = usage_new(&o);
+    uint32_t seed = 12345;
+    int64_t end = T0 + (int64_t)USAGE_KEEP_HOURS * HOUR_MS, step = 5 * 60000;
+    for (int64_t t = T0; t <= end; t += step) {
+        int64_t in = t % tl->cycle_ms, next = t + step;
+        int64_t edges[2] = {t - in + tl->on_ms, t - in + tl->off_ms};
+        for (int k = 0; k < 2; k++)
+            if (edges[k] > t && edges[k] < next)
+                next = edges[k];
+        seed = seed * 1103515245u + 12345u;
+        int64_t at = t + (tl->jitter_s ? 2000 + (int64_t)(seed >> 8) % (tl->jitter_s * 1000) : 0);
+        usage_sample_t s = {.running = in >= tl->on_ms && in < tl->off_ms,
+                            .cpu_cores = 2,
+                            .memory_gb = 4,
+                            .share_gb = 20};
+        usage_observe(u, "env-000001", "user-0123456789", 0, at, &s);
+        step = next - t;
+        if (step <= 0)
+            step = 5 * 60000;
+    }
+    const usage__env_t *e = usage__env(u, "env-000001");
+    size_t bytes = usage__env_bytes(e);
+    printf("  %-44s %5u runs, %6zu bytes\n", tl->name, e->nruns, bytes);
+    usage_free(u);
+    return bytes;
+}
+
+static void memory_figures(void)
+{
+    static const timeline_t tl[] = {
+        {"(a) stopped 35 days (share only)", 24 * HOUR_MS, 0, 0, 28},
+        {"(b) running 09:00-17:00 each day", 24 * HOUR_MS, 9 * HOUR_MS, 17 * HOUR_MS, 28},
+        {"(c) toggled every 10 minutes", 20 * 60000, 0, 10 * 60000, 0},
+        {"(c') toggled every 10 min, 2-30 s settle", 20 * 60000, 0, 10 * 60000, 28},
+    };
+    printf("memory per environment after %d hours (record, user id, runs):\n", USAGE_KEEP_HOURS);
+    for (size_t i = 0; i < sizeof(tl) / sizeof(tl[0]); i++)
+        env_bytes_after(&tl[i]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -50,6 +106,7 @@ int main(int argc, char **argv)
     }
     int n = argc > 2 ? atoi(argv[2]) : 1000;
     log_setup(LOG_WARN, stderr);
+    memory_figures();
     static const char *const regions[] = {"eastus"};
     usage_opts_t o = {.nregions = 1, .region_names = regions, .currency = "USD"};
     usage_t *u = usage_new(&o), *back = usage_new(&o);
