@@ -7,6 +7,7 @@
  */
 #include "ctl/ctl_int.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -109,8 +110,13 @@ static cJSON *plain_scalar(const char *s, size_t n)
             p++;
         ok = p > e;
     }
-    if (ok && (size_t)(p - s) == n)
-        return cJSON_CreateNumber(strtod(s, NULL));
+    if (ok && (size_t)(p - s) == n) {
+        /* A literal beyond a double's range stays the text it is (JSON has
+         * no infinity): the server then names the field it does not fit. */
+        double v = strtod(s, NULL);
+        if (isfinite(v))
+            return cJSON_CreateNumber(v);
+    }
     return cJSON_CreateString(s);
 }
 
@@ -373,7 +379,17 @@ static int add_item(ctl_items_t *out, const cJSON *it, const ctl_marks_t *m, con
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(it, "spec");
     cJSON *copy;
     if (cJSON_IsObject(spec)) {
+        /* The id is the item's: a spec.id that repeats it is dropped, one
+         * that names another environment is a mistake worth a position. */
+        const cJSON *sid = cJSON_GetObjectItemCaseSensitive(spec, "id");
+        if (sid && !(cJSON_IsString(sid) && strcmp(sid->valuestring, id->valuestring) == 0)) {
+            ctl__mark_of(m, sid, &line, &col);
+            snprintf(err, errlen, "%s:%d:%d: spec.id: differs from the environment's id %s", name,
+                     line, col, id->valuestring);
+            return -1;
+        }
         copy = cJSON_Duplicate(spec, 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(copy, "id");
     } else {
         copy = cJSON_Duplicate(it, 1);
         cJSON_DeleteItemFromObjectCaseSensitive(copy, "id");

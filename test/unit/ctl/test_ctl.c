@@ -51,6 +51,16 @@ static void test_input_shapes(void **state)
     assert_true(cJSON_GetObjectItem(it.v[0].spec, "cpuCores")->valuedouble == 0.5);
     assert_int_equal(it.v[0].line, 1);
     ctl_items_release(&it);
+    /* Found by fuzz_ctl_input: a literal beyond a double's range stays its
+     * text (JSON has no infinity; the server names the field), and a nested
+     * spec repeating the item's id loses it. */
+    assert_int_equal(parse("id: a\ncpuCores: 6e6868\nmemoryGB: 66666666666\n", &it), 0);
+    assert_string_equal(cJSON_GetObjectItem(it.v[0].spec, "cpuCores")->valuestring, "6e6868");
+    assert_true(cJSON_GetObjectItem(it.v[0].spec, "memoryGB")->valuedouble == 66666666666.0);
+    ctl_items_release(&it);
+    assert_int_equal(parse("id: e\nspec:\n  id: e\n  name: x\n", &it), 0);
+    assert_null(cJSON_GetObjectItem(it.v[0].spec, "id"));
+    ctl_items_release(&it);
     /* Several documents, a list inside one, {items: [...]}. */
     assert_int_equal(parse("id: a\n---\n- id: b\n- id: c\n---\nitems:\n  - id: d\n", &it), 0);
     assert_int_equal(it.n, 4);
@@ -97,6 +107,9 @@ static void test_input_errors(void **state)
     parse_fails("id: !!str a\n", "f.yaml:1:5: anchors and tags are not accepted");
     parse_fails("userId: u\n", "f.yaml:1:1: id: an environment needs a string id");
     parse_fails("- id: a\n- id: b\n- id: a\n", "f.yaml:3:3: id: a appears twice (first at line 1)");
+    /* Found by fuzz_ctl_input: a nested spec naming another id. */
+    parse_fails("id: e\nspec:\n  id: f\n  name: x\n",
+                "f.yaml:3:7: spec.id: differs from the environment's id e");
     parse_fails("", "f.yaml:1:1: no environments in the input");
     parse_fails("# nothing\n", "f.yaml:1:1: no environments in the input");
     parse_fails("- 5\n", "f.yaml:1:3: an environment must be a mapping");
