@@ -217,6 +217,18 @@ int ta_start(ta_agent_t *a, const ta_opts_t *opts)
     return ta_prism_enabled() ? start_prism(a) : 0;
 }
 
+int ta_start_state_file(ta_agent_t *a, int azsim_port, const char *state_file)
+{
+    ta_opts_t o = {.azsim_port = azsim_port,
+                   .resync_seconds = 2,
+                   .status_refresh_seconds = 4,
+                   .shutdown_grace_seconds = 5,
+                   .state_file = state_file};
+    if (ta_start(a, &o) != 0)
+        return -1;
+    return ta_wait_ready(a, 15000);
+}
+
 int ta_stop(ta_agent_t *a)
 {
     int rc = -1;

@@ -64,6 +64,10 @@ typedef struct ta_agent {
 
 /* Writes the config and starts the agent on a free port; 0 or -1. */
 int ta_start(ta_agent_t *a, const ta_opts_t *opts);
+/* Starts the agent against azsim on azsim_port with state file
+ * state_file (resync 2 s, status refresh 4 s, shutdown grace 5 s) and
+ * waits (15 s) until it is ready; 0 or -1. */
+int ta_start_state_file(ta_agent_t *a, int azsim_port, const char *state_file);
 /* SIGTERM and waits (10 s): returns the exit status like th_stop. When it
  * is not 0 the log tail is printed. Frees what ta_start allocated. */
 int ta_stop(ta_agent_t *a);

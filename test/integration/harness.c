@@ -833,3 +833,30 @@ int th_wait_until(int (*pred)(void *ud), void *ud, int timeout_ms)
         sleep_ms(20);
     }
 }
+
+long th_proc_kib(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, field, strlen(field)) == 0)
+            v = atol(line + strlen(field) + 1);
+    if (f)
+        fclose(f);
+    return v;
+}
+
+int th_proc_sanitized(pid_t pid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    int yes = 0;
+    while (f && !yes && fgets(line, sizeof(line), f))
+        yes = strstr(line, "libasan") != NULL;
+    if (f)
+        fclose(f);
+    return yes;
+}

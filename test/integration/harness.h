@@ -73,6 +73,12 @@ void th_resp_free(th_resp_t *r);
  * or timeout_ms passes; returns malloc'd reply (NUL-terminated). */
 char *th_raw(int port, const char *data, size_t len, int timeout_ms);
 
+/* The value in KiB of a /proc/<pid>/status field such as "VmRSS:", or
+ * -1 when it cannot be read. */
+long th_proc_kib(pid_t pid, const char *field);
+/* 1 when process pid has libasan mapped (a sanitizer build). */
+int th_proc_sanitized(pid_t pid);
+
 /* Polls until pred(ud) returns non-zero or timeout_ms passes; 0 / -1. */
 int th_wait_until(int (*pred)(void *ud), void *ud, int timeout_ms);
 

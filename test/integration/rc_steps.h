@@ -53,4 +53,15 @@ static inline const char *cond_field(const cJSON *obj, const char *type, const c
     return cond ? ta_str(cond, field) : NULL;
 }
 
+/* POST /_azsim/aci with json; azsim must accept it (200). */
+static inline void sim_aci(ta_rc_t *c, const char *json)
+{
+    th_resp_t r;
+    long st = ta_sim_ctl(&c->sim, "POST", "/_azsim/aci", json, &r);
+    if (st != 200)
+        print_message("POST /_azsim/aci %s answered %ld: %s\n", json, st, r.body);
+    th_resp_free(&r);
+    assert_int_equal(st, 200);
+}
+
 #endif

@@ -98,17 +98,6 @@ static void post_env(ta_rc_t *c, const char *id, const char *verb)
     th_resp_free(&r);
 }
 
-/* POST /_azsim/aci (the ACI behaviours to model); must be accepted. */
-static void sim_aci(ta_rc_t *c, const char *json)
-{
-    th_resp_t r;
-    long st = ta_sim_ctl(&c->sim, "POST", "/_azsim/aci", json, &r);
-    if (st != 200)
-        print_message("POST /_azsim/aci %s answered %ld: %s\n", json, st, r.body);
-    th_resp_free(&r);
-    assert_int_equal(st, 200);
-}
-
 /* The group's instance state and provisioning state in azsim ("" when
  * there is no such group). */
 static void sim_group_states(ta_rc_t *c, const char *name, char *inst, char *prov, size_t n)

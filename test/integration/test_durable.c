@@ -45,14 +45,7 @@ static int start_case(dur_case_t *c)
     mkdir(c->dir, 0700);
     if (ta_sim_start(&c->sim, sim_args) != 0)
         return -1;
-    ta_opts_t o = {.azsim_port = c->sim.port,
-                   .resync_seconds = 2,
-                   .status_refresh_seconds = 4,
-                   .shutdown_grace_seconds = 5,
-                   .state_file = c->path};
-    if (ta_start(&c->agent, &o) != 0)
-        return -1;
-    return ta_wait_ready(&c->agent, 15000);
+    return ta_start_state_file(&c->agent, c->sim.port, c->path);
 }
 
 static void end_case(dur_case_t *c)

@@ -84,16 +84,6 @@ static int setup_fast_minutes(void **state)
     return start(state, "  autoStopMinuteSeconds: 1\n  autoStopWarningMinutes: 2\n");
 }
 
-static void sim_aci(ta_rc_t *c, const char *json)
-{
-    th_resp_t r;
-    long st = ta_sim_ctl(&c->sim, "POST", "/_azsim/aci", json, &r);
-    if (st != 200)
-        print_message("POST /_azsim/aci %s answered %ld: %s\n", json, st, r.body);
-    th_resp_free(&r);
-    assert_int_equal(st, 200);
-}
-
 static void put_env(ta_rc_t *c, const char *id)
 {
     char *body = ta_spec("u-13", "workspace", "eastus", NULL);

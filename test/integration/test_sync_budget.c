@@ -65,33 +65,6 @@ static long put_sync(const ta_agent_t *a, const char *body)
     return st;
 }
 
-static long vm_kib(pid_t pid, const char *field)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long v = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (strncmp(line, field, strlen(field)) == 0)
-            v = atol(line + strlen(field) + 1);
-    if (f)
-        fclose(f);
-    return v;
-}
-
-static int sanitized(pid_t pid)
-{
-    char path[64], line[512];
-    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-    FILE *f = fopen(path, "r");
-    int yes = 0;
-    while (f && !yes && fgets(line, sizeof(line), f))
-        yes = strstr(line, "libasan") != NULL;
-    if (f)
-        fclose(f);
-    return yes;
-}
-
 static void test_largest_sync_within_budget(void **state)
 {
     (void)state;
@@ -140,14 +113,14 @@ static void test_largest_sync_within_budget(void **state)
     }
     long long total = ta_now_ms() - t_start;
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    long hwm = vm_kib(a.proc.pid, "VmHWM:");
+    long hwm = th_proc_kib(a.proc.pid, "VmHWM:");
     print_message("sync of %d items, %zu bytes: %lld ms, %d /healthz probes, worst %lld ms, "
                   "peak RSS %ld KiB\n",
                   ITEMS, len, total, probes, worst, hwm);
     assert_true(saw_429);
     assert_true(probes > 10);
     assert_true(worst < STALL_BOUND_MS);
-    if (!sanitized(a.proc.pid))
+    if (!th_proc_sanitized(a.proc.pid))
         assert_true(hwm > 0 && hwm < RSS_BOUND_MIB * 1024L);
 
     /* All of them are there. */

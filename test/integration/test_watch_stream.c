@@ -102,33 +102,6 @@ static size_t read_until(int fd, const char *needle, size_t want, int timeout_ms
     return count;
 }
 
-static long vm_kib(pid_t pid, const char *field)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long v = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (strncmp(line, field, strlen(field)) == 0)
-            v = atol(line + strlen(field) + 1);
-    if (f)
-        fclose(f);
-    return v;
-}
-
-static int sanitized(pid_t pid)
-{
-    char path[64], line[512];
-    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-    FILE *f = fopen(path, "r");
-    int yes = 0;
-    while (f && !yes && fgets(line, sizeof(line), f))
-        yes = strstr(line, "libasan") != NULL;
-    if (f)
-        fclose(f);
-    return yes;
-}
-
 static long long healthz_ms(const ta_agent_t *a)
 {
     long long t0 = ta_now_ms();
@@ -165,7 +138,7 @@ static void test_many_snapshot_watchers(void **state)
     th_resp_free(&r);
     free(body);
 
-    long rss0 = vm_kib(a.proc.pid, "VmRSS:");
+    long rss0 = th_proc_kib(a.proc.pid, "VmRSS:");
     int fds[NWATCHERS];
     long long worst = 0;
     for (int i = 0; i < NWATCHERS; i++) {
@@ -181,11 +154,11 @@ static void test_many_snapshot_watchers(void **state)
         worst = t > worst ? t : worst;
         ta_sleep_ms(10);
     }
-    long rss1 = vm_kib(a.proc.pid, "VmRSS:");
+    long rss1 = th_proc_kib(a.proc.pid, "VmRSS:");
     print_message("%d envs, %d watchers not reading: worst /healthz %lld ms, RSS %ld -> %ld KiB\n",
                   NENVS, NWATCHERS, worst, rss0, rss1);
     assert_true(worst < STALL_BOUND_MS);
-    if (!sanitized(a.proc.pid))
+    if (!th_proc_sanitized(a.proc.pid))
         assert_true(rss1 - rss0 < RSS_GROWTH_BOUND_MIB * 1024L);
 
     /* One of them reads: every object once, then it follows. */

@@ -39,22 +39,10 @@
 #define FS_PATH SA_PATH "/fileServices/default/shares"
 #define FS_V "?api-version=2025-01-01"
 
-static uint64_t g_now = 1000000;
-
-static uint64_t fake_clock(void *ud)
-{
-    (void)ud;
-    return g_now;
-}
+#define AZSIM_HARNESS_T0 1000000
+#include "azsim_harness.h"
 
 /* ---- fixture ------------------------------------------------------------ */
-
-typedef struct fx {
-    azsim_t *sim;
-    char token[2048];
-    azsim_resp_t r; /* the last answer */
-    cJSON *j;       /* its body, parsed */
-} fx_t;
 
 static void base_opts(azsim_opts_t *o)
 {
@@ -66,120 +54,11 @@ static void base_opts(azsim_opts_t *o)
     o->throttle = 0;
 }
 
-static void clear_last(fx_t *f)
-{
-    azsim_resp_release(&f->r);
-    azsim_resp_init(&f->r);
-    cJSON_Delete(f->j);
-    f->j = NULL;
-}
-
-/*
- * One request: target is "path?query" (or an absolute http:// URL from a
- * nextLink); extra is one more "name: value" header or NULL. Returns the
- * status; the answer stays in f->r and f->j.
- */
-static int req_h(fx_t *f, const char *method, const char *target, const char *body,
-                 const char *extra_name, const char *extra_value)
-{
-    clear_last(f);
-    if (strncmp(target, "http://", 7) == 0)
-        target = strchr(target + 7, '/');
-    char *t = d8_xstrdup(target);
-    char *qm = strchr(t, '?');
-    if (qm)
-        *qm = '\0';
-    char auth[2100];
-    snprintf(auth, sizeof(auth), "Bearer %s", f->token);
-    http_header_t h[4];
-    size_t nh = 0;
-    h[nh++] = (http_header_t){"host", "azsim.test"};
-    if (f->token[0])
-        h[nh++] = (http_header_t){"authorization", auth};
-    if (body)
-        h[nh++] = (http_header_t){"content-type", "application/json"};
-    if (extra_name)
-        h[nh++] = (http_header_t){extra_name, extra_value};
-    http_request_t req;
-    memset(&req, 0, sizeof(req));
-    req.method = method;
-    req.target = target;
-    req.path = t;
-    req.query = qm ? qm + 1 : "";
-    req.headers = h;
-    req.nheaders = nh;
-    req.body = body ? body : "";
-    req.body_len = body ? strlen(body) : 0;
-    req.request_id = "test";
-    req.start_ns = d8_mono_ns();
-    azsim_handle(f->sim, &req, &f->r);
-    if (f->r.body.len)
-        f->j = cJSON_Parse(f->r.body.data);
-    free(t);
-    return f->r.status;
-}
-
-static int req(fx_t *f, const char *method, const char *target, const char *body)
-{
-    return req_h(f, method, target, body, NULL, NULL);
-}
-
-static const char *err_code(const fx_t *f)
-{
-    const cJSON *c = cJSON_GetObjectItem(cJSON_GetObjectItem(f->j, "error"), "code");
-    return cJSON_IsString(c) ? c->valuestring : "";
-}
-
-static const char *jstr(const cJSON *j, const char *path)
-{
-    /* "a.b.c" through objects; NULL when missing. */
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", path);
-    const cJSON *cur = j;
-    for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, "."))
-        cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
-    return cJSON_IsString(cur) ? cur->valuestring : NULL;
-}
-
-static void get_token(fx_t *f)
-{
-    f->token[0] = '\0';
-    assert_int_equal(req(f, "POST", "/tenant1/oauth2/v2.0/token",
-                         "grant_type=client_credentials&client_id=app1&client_secret=s3cret&"
-                         "scope=https%3A%2F%2Fmanagement.azure.com%2F.default"),
-                     200);
-    const char *t = jstr(f->j, "access_token");
-    assert_non_null(t);
-    snprintf(f->token, sizeof(f->token), "%s", t);
-}
-
-static fx_t *fx_new(const azsim_opts_t *o)
-{
-    fx_t *f = d8_xcalloc(1, sizeof(*f));
-    f->sim = azsim_new(o);
-    azsim_resp_init(&f->r);
-    get_token(f);
-    return f;
-}
-
-static fx_t *fx_default(void)
+static fx_t *fx_timed(void)
 {
     azsim_opts_t o;
     base_opts(&o);
     return fx_new(&o);
-}
-
-static void fx_free(fx_t *f)
-{
-    clear_last(f);
-    azsim_resp_release(&f->r);
-    azsim_free(f->sim);
-    free(f);
-}
-
-static void advance(uint64_t ms)
-{
-    g_now += ms;
 }
 
 static const char *header(const fx_t *f, const char *name)
@@ -386,7 +265,7 @@ static void no_secrets(const fx_t *f)
 static void test_example_cg_create_or_update(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     cJSON *ex = load_example(ACI_EX "ContainerGroupsCreateOrUpdate.json");
     char *url = aci_url(ex, 1, NULL);
     char *body = cJSON_PrintUnformatted(param(ex, "containerGroup"));
@@ -415,7 +294,7 @@ static void test_example_cg_create_or_update(void **state)
 
 static void check_get_example(const char *file, int fail_provisioning)
 {
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     cJSON *ex = load_example(file);
     const cJSON *want = resp_body(ex, "200");
     if (fail_provisioning)
@@ -457,7 +336,7 @@ static void test_example_cg_get_failed(void **state)
 
 static void check_list_example(const char *file, int by_rg)
 {
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     cJSON *ex = load_example(file);
     const cJSON *want = resp_body(ex, "200");
     const cJSON *item = cJSON_GetArrayItem(cJSON_GetObjectItem(want, "value"), 0);
@@ -516,7 +395,7 @@ static void create_running(fx_t *f, const cJSON *ex)
 static void test_example_cg_delete(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     cJSON *ex = load_example(ACI_EX "ContainerGroupsDelete.json");
     create_running(f, ex);
     char *url = aci_url(ex, 1, NULL);
@@ -536,7 +415,7 @@ static void test_example_cg_delete(void **state)
 static void test_example_cg_start_stop_restart(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     cJSON *stop = load_example(ACI_EX "ContainerGroupsStop.json");
     cJSON *start = load_example(ACI_EX "ContainerGroupsStart.json");
     cJSON *restart = load_example(ACI_EX "ContainerGroupsRestart.json");
@@ -566,7 +445,7 @@ static void test_example_cg_start_stop_restart(void **state)
 static void test_example_cg_update(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     cJSON *ex = load_example(ACI_EX "ContainerGroupsUpdate.json");
     const cJSON *want = resp_body(ex, "200");
     create_from_response(f, ex, want);
@@ -584,7 +463,7 @@ static void test_example_cg_update(void **state)
 static void test_example_fs_put_get(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     cJSON *put = load_example(FS_EX "FileSharesPut.json");
     char *url = fs_url(put, param(put, "shareName")->valuestring, NULL);
     char *body = cJSON_PrintUnformatted(param(put, "fileShare"));
@@ -638,7 +517,7 @@ static void test_example_fs_list(void **state)
 static void test_example_fs_deleted_list(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     cJSON *ex = load_example(FS_EX "DeletedFileSharesList.json");
     char *a = fs_url(ex, "share1644", NULL), *b = fs_url(ex, "share4052", NULL);
     assert_int_equal(req(f, "PUT", a, "{\"properties\":{\"shareQuota\":1024}}"), 201);
@@ -660,7 +539,7 @@ static void test_example_fs_deleted_list(void **state)
 static void test_example_fs_delete_patch(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     cJSON *del = load_example(FS_EX "FileSharesDelete.json");
     char *url = fs_url(del, param(del, "shareName")->valuestring, NULL);
     assert_int_equal(req(f, "PUT", url, "{}"), 201);
@@ -686,7 +565,7 @@ static void test_example_fs_delete_patch(void **state)
 static void test_example_fs_restore(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     cJSON *ex = load_example(FS_EX "FileSharesRestore.json");
     const char *name = param(ex, "shareName")->valuestring;
     char *url = fs_url(ex, name, NULL);
@@ -776,7 +655,7 @@ static void test_examples_all_covered(void **state)
 static void test_api_version(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     assert_int_equal(req(f, "GET", CG_PATH "/g1", NULL), 400);
     assert_string_equal(err_code(f), "MissingApiVersionParameter");
     assert_int_equal(req(f, "GET", CG_PATH "/g1?api-version=2021-01-01", NULL), 400);
@@ -946,7 +825,7 @@ static void test_token_endpoint(void **state)
 static void test_imds(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     const char *u = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource="
                     "https%3A%2F%2Fmanagement.azure.com%2F";
     f->token[0] = '\0';
@@ -969,7 +848,7 @@ static void test_imds(void **state)
 static void test_validation(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     assert_int_equal(req(f, "PUT", CG_PATH "/g1" ACI_V, "{not json"), 400);
     assert_string_equal(err_code(f), "InvalidRequestContent");
     assert_int_equal(req(f, "PUT", CG_PATH "/g1" ACI_V, "{\"properties\":{}}"), 400);
@@ -1000,7 +879,7 @@ static void test_validation(void **state)
 static void test_group_lifecycle(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     assert_int_equal(req(f, "PUT", CG_PATH "/g1" ACI_V, GROUP_BODY("")), 201);
     assert_string_equal(jstr(f->j, "properties.provisioningState"), "Creating");
     char *op = d8_xstrdup(header(f, "Azure-AsyncOperation"));
@@ -1088,7 +967,7 @@ static void test_group_lifecycle(void **state)
 static void test_failed_provisioning_and_mounts(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     assert_int_equal(req(f, "POST", "/_azsim/faults", "{\"failProvisioningRate\":1}"), 200);
     assert_int_equal(req(f, "PUT", CG_PATH "/g1" ACI_V, GROUP_BODY("")), 201);
     char *op = d8_xstrdup(header(f, "Azure-AsyncOperation"));
@@ -1194,7 +1073,7 @@ static void test_list_paging(void **state)
 static void test_file_shares(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     const char *body = "{\"properties\":{\"shareQuota\":20,\"metadata\":{\"dev8managedby\":"
                        "\"dev8agent\",\"dev8envid\":\"e1\"}}}";
     assert_int_equal(req(f, "PUT", FS_PATH "/dev8-e1" FS_V, body), 201);
@@ -1315,7 +1194,7 @@ static void test_throttling(void **state)
 static void test_faults(void **state)
 {
     (void)state;
-    fx_t *f = fx_default();
+    fx_t *f = fx_timed();
     assert_int_equal(req(f, "POST", "/_azsim/faults", "{\"bogus\":1}"), 400);
     assert_int_equal(req(f, "POST", "/_azsim/faults", "{\"rate500\":2}"), 400);
     assert_int_equal(req(f, "POST", "/_azsim/faults", "{\"rate500\":1}"), 200);

@@ -30,88 +30,8 @@
 #define PUBLIC_SCOPE "scope=https%3A%2F%2Fmanagement.azure.com%2F.default"
 #define CHINA_SCOPE "scope=https%3A%2F%2Fmanagement.chinacloudapi.cn%2F.default"
 
-static uint64_t g_now = 5000000;
-
-static uint64_t fake_clock(void *ud)
-{
-    (void)ud;
-    return g_now;
-}
-
-typedef struct fx {
-    azsim_t *sim;
-    char token[2048];
-    azsim_resp_t r;
-    cJSON *j;
-} fx_t;
-
-static void clear_last(fx_t *f)
-{
-    azsim_resp_release(&f->r);
-    azsim_resp_init(&f->r);
-    cJSON_Delete(f->j);
-    f->j = NULL;
-}
-
-/* One request ("path?query"); extra: one more header or NULL. */
-static int req_h(fx_t *f, const char *method, const char *target, const char *body,
-                 const char *extra_name, const char *extra_value)
-{
-    clear_last(f);
-    char *t = d8_xstrdup(target);
-    char *qm = strchr(t, '?');
-    if (qm)
-        *qm = '\0';
-    char auth[2100];
-    snprintf(auth, sizeof(auth), "Bearer %s", f->token);
-    http_header_t h[4];
-    size_t nh = 0;
-    h[nh++] = (http_header_t){"host", "azsim.test"};
-    if (f->token[0])
-        h[nh++] = (http_header_t){"authorization", auth};
-    if (body)
-        h[nh++] = (http_header_t){"content-type", "application/json"};
-    if (extra_name)
-        h[nh++] = (http_header_t){extra_name, extra_value};
-    http_request_t rq;
-    memset(&rq, 0, sizeof(rq));
-    rq.method = method;
-    rq.target = target;
-    rq.path = t;
-    rq.query = qm ? qm + 1 : "";
-    rq.headers = h;
-    rq.nheaders = nh;
-    rq.body = body ? body : "";
-    rq.body_len = body ? strlen(body) : 0;
-    rq.request_id = "test";
-    azsim_handle(f->sim, &rq, &f->r);
-    if (f->r.body.len)
-        f->j = cJSON_Parse(f->r.body.data);
-    free(t);
-    return f->r.status;
-}
-
-static int req(fx_t *f, const char *method, const char *target, const char *body)
-{
-    return req_h(f, method, target, body, NULL, NULL);
-}
-
-static const cJSON *at(const cJSON *j, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", path);
-    const cJSON *cur = j;
-    for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, "."))
-        cur = (*tok >= '0' && *tok <= '9') ? cJSON_GetArrayItem(cur, atoi(tok))
-                                           : cJSON_GetObjectItemCaseSensitive(cur, tok);
-    return cur;
-}
-
-static const char *jstr(const cJSON *j, const char *path)
-{
-    const cJSON *v = at(j, path);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
+#define AZSIM_HARNESS_T0 5000000
+#include "azsim_harness.h"
 
 /* A simulator of cloud index `cloud` (0 public, 1 China), with a token
  * for that cloud's scope. */
@@ -124,6 +44,7 @@ static fx_t *fx_cloud(int cloud, const char *scope)
     o.cloud = cloud;
     fx_t *f = d8_xcalloc(1, sizeof(*f));
     f->sim = azsim_new(&o);
+    f->host = "azsim.test";
     azsim_opts_release(&o);
     azsim_resp_init(&f->r);
     char form[300];
@@ -132,14 +53,6 @@ static fx_t *fx_cloud(int cloud, const char *scope)
     assert_int_equal(req(f, "POST", "/tenant1/oauth2/v2.0/token", form), 200);
     snprintf(f->token, sizeof(f->token), "%s", jstr(f->j, "access_token"));
     return f;
-}
-
-static void fx_free(fx_t *f)
-{
-    clear_last(f);
-    azsim_resp_release(&f->r);
-    azsim_free(f->sim);
-    free(f);
 }
 
 /* PUT of group `name`: image, then extra top-level members and extra

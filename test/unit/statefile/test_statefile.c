@@ -14,6 +14,7 @@
 #include "statefile/statefile.h"
 #include "statefile/statefile_int.h"
 #include "store/store.h"
+#include "helpers/loop_dir.h"
 
 #include <dirent.h>
 #include <openssl/evp.h>
@@ -34,49 +35,14 @@ static const char *const regions[] = {"eastus", "westeurope"};
 static const char *const images[] = {"node", "python"};
 static const spec_rules_t rules = {regions, 2, images, 2, 1024};
 
-/* One test's loop and temp directory. */
-typedef struct fx {
-    uv_loop_t loop;
-    char dir[64];
-    char path[160];
-} fx_t;
-
 static int setup(void **state)
 {
-    fx_t *fx = d8_xcalloc(1, sizeof(*fx));
-    assert_int_equal(uv_loop_init(&fx->loop), 0);
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/d8-statefile-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    snprintf(fx->path, sizeof(fx->path), "%s/state.json", fx->dir);
-    *state = fx;
-    return 0;
-}
-
-static void rm_dir_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    char p[512];
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(d);
+    return loop_dir_setup(state, "d8-statefile", "state.json");
 }
 
 static int teardown(void **state)
 {
-    fx_t *fx = *state;
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&fx->loop), 0);
-    rm_dir_files(fx->dir);
-    rmdir(fx->dir);
-    free(fx);
-    return 0;
+    return loop_dir_teardown(state);
 }
 
 /* Number of "<name>.tmp.*" files in the directory. */

@@ -17,6 +17,7 @@
 #include "usage/usage.h"
 #include "usage/usage_file.h"
 #include "usage/usage_int.h"
+#include "helpers/loop_dir.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -33,49 +34,14 @@
 
 static const char *const regions[] = {"eastus", "westeurope"};
 
-typedef struct fx {
-    uv_loop_t loop;
-    char dir[64];
-    char path[160];
-} fx_t;
-
 static int setup(void **state)
 {
-    fx_t *fx = d8_xcalloc(1, sizeof(*fx));
-    assert_int_equal(uv_loop_init(&fx->loop), 0);
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/d8-usagefile-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    snprintf(fx->path, sizeof(fx->path), "%s/state.json.usage", fx->dir);
-    *state = fx;
-    return 0;
-}
-
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    char p[512];
-    while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-        if (unlink(p) != 0)
-            rm_tree(p);
-    }
-    closedir(d);
-    rmdir(dir);
+    return loop_dir_setup(state, "d8-usagefile", "state.json.usage");
 }
 
 static int teardown(void **state)
 {
-    fx_t *fx = *state;
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&fx->loop), 0);
-    rm_tree(fx->dir);
-    free(fx);
-    return 0;
+    return loop_dir_teardown(state);
 }
 
 static usage_t *mk(void)
