@@ -16,6 +16,9 @@ FUZZ_SECONDS ?= 30
 N ?= 10000
 CONVERGE_N ?= 1000
 BENCH_REALISTIC_N ?= 200
+# Test binaries run at once by make test/unit/integration (hack/run-tests.sh;
+# the latency- and memory-bound tests always run alone).
+TEST_JOBS ?= 2
 
 WARN := -std=c11 -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
         -Wvla -Wwrite-strings -fno-common -Wshadow -Wformat=2 -Wno-format-nonliteral
@@ -140,7 +143,7 @@ CONTRACT_PASS = echo "test-contract: skipped under SANITIZE (the plain make test
 endif
 test: all $(UNIT_BINS) $(INTEG_BINS)
 	@$(CONTRACT_PASS); contract=$$?; \
-	D8_BIN_DIR=$(BINDIR) hack/run-tests.sh $(UNIT_BINS) $(INTEG_BINS) \
+	D8_TEST_JOBS=$(TEST_JOBS) D8_BIN_DIR=$(BINDIR) hack/run-tests.sh $(UNIT_BINS) $(INTEG_BINS) \
 	  pkg/client/typescript/scripts/test.sh; suite=$$?; \
 	if [ $$contract -ne 0 ]; then echo "make test: the contract pass failed (see above)"; fi; \
 	exit $$(( contract || suite ))
@@ -155,11 +158,11 @@ test-contract: all $(CONTRACT_BINS)
 
 ## unit: run the unit tests only
 unit: all $(UNIT_BINS)
-	@hack/run-tests.sh $(UNIT_BINS)
+	@D8_TEST_JOBS=$(TEST_JOBS) hack/run-tests.sh $(UNIT_BINS)
 
 ## integration: run the integration tests only (real binaries over HTTP)
 integration: all $(INTEG_BINS)
-	@D8_BIN_DIR=$(BINDIR) hack/run-tests.sh $(INTEG_BINS)
+	@D8_TEST_JOBS=$(TEST_JOBS) D8_BIN_DIR=$(BINDIR) hack/run-tests.sh $(INTEG_BINS)
 
 ## run: build, start azsim and dev8-agent on loopback, print what to curl
 run: all

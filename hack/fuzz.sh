@@ -8,16 +8,33 @@ seconds=${1:-30}
 shift || true
 out=build/fuzz
 mkdir -p "$out"
-flags=(-std=c11 -D_GNU_SOURCE -Ipkg -g -O1 -fsanitize=fuzzer,address,undefined
-       -fno-sanitize-recover=all -DD8_VERSION='"fuzz"' $(pkg-config --cflags libuv libcurl libcjson yaml-0.1 openssl))
+common=(-std=c11 -D_GNU_SOURCE -Ipkg -g -O1 -fno-sanitize-recover=all -DD8_VERSION='"fuzz"'
+        $(pkg-config --cflags libuv libcurl libcjson yaml-0.1 openssl))
 libs=($(pkg-config --libs libuv libcurl libcjson yaml-0.1 openssl) -lhttp_parser -lm)
-srcs=$(ls pkg/*/*.c)
+# pkg/ is compiled once (instrumented for coverage, without libFuzzer's
+# main) into one archive that every target links: not once per target.
+rm -rf "$out/pkg"
+mkdir -p "$out/pkg"
+objs=()
+for src in pkg/*/*.c; do
+  obj="$out/pkg/$(basename "$(dirname "$src")")_$(basename "$src" .c).o"
+  objs+=("$obj")
+  clang "${common[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$src" -o "$obj" &
+  # as many compilers at a time as there are cores
+  while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do wait -n; done
+done
+wait
+for obj in "${objs[@]}"; do
+  [ -f "$obj" ] || { echo "fuzz: $obj was not built (see the compiler's message above)" >&2; exit 1; }
+done
+rm -f "$out/libpkg.a"
+ar rcs "$out/libpkg.a" "${objs[@]}"
 status=0
 for target in "$@"; do
   name=$(basename "$target" .c)
   short=${name#fuzz_}
   echo "=== $name (${seconds}s)"
-  clang "${flags[@]}" "$target" $srcs "${libs[@]}" -o "$out/$name"
+  clang "${common[@]}" -fsanitize=fuzzer,address,undefined "$target" "$out/libpkg.a" "${libs[@]}" -o "$out/$name"
   corpus=test/fuzz/corpus/$short
   work=$out/corpus-$short
   mkdir -p "$corpus" "$work"
