@@ -42,13 +42,17 @@ void activity_free(activity_t *a)
 
 void activity_token(const activity_t *a, const char *id, char out[ACTIVITY_TOKEN_LEN + 1])
 {
-    char msg[160];
-    int n =
-        snprintf(msg, sizeof(msg), "dev8-activity/v1 POST /api/v1/environments/%s/activity", id);
+    /* A buffer of the message's own length: a fixed one would be read past
+     * (snprintf's n is the untruncated length) or cut, and two long ids
+     * with one prefix would share a token. */
+    d8_buf_t msg;
+    d8_buf_init(&msg);
+    d8_buf_printf(&msg, "dev8-activity/v1 POST /api/v1/environments/%s/activity", id);
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
-    HMAC(EVP_sha256(), a->key, (int)a->keylen, (const unsigned char *)msg, (size_t)(n > 0 ? n : 0),
-         mac, &maclen);
+    HMAC(EVP_sha256(), a->key, (int)a->keylen, (const unsigned char *)msg.data, msg.len, mac,
+         &maclen);
+    d8_buf_release(&msg);
     static const char hex[] = "0123456789abcdef";
     for (unsigned int i = 0; i < 32 && i < maclen; i++) {
         out[2 * i] = hex[mac[i] >> 4];

@@ -40,6 +40,16 @@ static void test_tokens(void **state)
     assert_false(activity_token_ok(a, "env-1", t1, 63));
     assert_false(activity_token_ok(a, "env-1", "", 0));
     assert_false(activity_token_ok(NULL, "env-1", t1, 64));
+    /* Ids beyond any fixed message buffer: each its own token. */
+    char long1[301], long2[301];
+    memset(long1, 'a', 300);
+    long1[300] = '\0';
+    memcpy(long2, long1, sizeof(long1));
+    long2[299] = 'b';
+    activity_token(a, long1, t2);
+    activity_token(a, long2, t3);
+    assert_string_not_equal(t2, t3);
+    assert_true(activity_token_ok(a, long1, t2, 64));
     char url[128];
     assert_int_equal(activity_url(a, "env-1", url, sizeof url), 0);
     assert_string_equal(url, "https://dev8.example.com/api/v1/environments/env-1/activity");
