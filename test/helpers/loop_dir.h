@@ -3,7 +3,7 @@
  * and one fresh temporary directory per test, with the path of the file
  * under test in it. Setup makes them; teardown runs the loop dry, closes
  * it (asserting nothing is left open) and removes the directory. Include
- * after <cmocka.h>.
+ * after <cmocka.h>. Also: slurp and spit, a whole file read and written.
  */
 #ifndef D8_TEST_LOOP_DIR_H
 #define D8_TEST_LOOP_DIR_H
@@ -65,6 +65,32 @@ static inline int loop_dir_teardown(void **state)
     loop_dir_rm_tree(fx->dir);
     free(fx);
     return 0;
+}
+
+/* The whole file at path (*len its length; free it), or NULL when it
+ * cannot be opened. */
+static inline char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    d8_buf_t b;
+    d8_buf_init(&b);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        d8_buf_append(&b, chunk, n);
+    fclose(f);
+    return d8_buf_detach(&b, len);
+}
+
+/* Writes data (len bytes) as the whole file at path. */
+static inline void spit(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
 }
 
 #endif

@@ -58,29 +58,6 @@ static int count_temps(const fx_t *fx)
     return n;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    d8_buf_t b;
-    d8_buf_init(&b);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        d8_buf_append(&b, chunk, n);
-    fclose(f);
-    return d8_buf_detach(&b, len);
-}
-
-static void spit(const char *path, const char *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    fclose(f);
-}
-
 static env_spec_t decode(const char *json, const char *id)
 {
     cJSON *j = cJSON_Parse(json);

@@ -84,29 +84,6 @@ static void run_until(fx_t *fx, const usage_file_t *uf, uint64_t n)
     assert_true(usage_file__writes(uf) + usage_file__errors(uf) >= n);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    d8_buf_t b;
-    d8_buf_init(&b);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        d8_buf_append(&b, chunk, n);
-    fclose(f);
-    return d8_buf_detach(&b, len);
-}
-
-static void spit(const char *path, const char *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    fclose(f);
-}
-
 /* Loads path into a new accountant; returns the load's code. */
 static int load_into(fx_t *fx, const char *path, usage_t **out, char *err, size_t errlen)
 {
