@@ -11,7 +11,8 @@
  *
  * It is written at most every interval_ms while usage_changes() moves,
  * and once more by usage_file_free (the agent's graceful stop). Each
- * write is serialised on the loop, then done on libuv's thread pool:
+ * write copies the accountant on the loop (usage_clone), then serialises
+ * the copy and writes it on libuv's thread pool:
  * "<path>.tmp.<pid>" in the same directory (O_CREAT|O_TRUNC, 0600),
  * written, fsynced, closed, renamed over the path, and the directory
  * fsynced, so a crash leaves the old or the new file, never a torn one.
@@ -71,7 +72,7 @@ void usage_file_start(usage_file_t *uf);
 
 /*
  * Stops the timer and writes what changed since the last write, in the
- * background (after a write in flight). The accountant is serialised here,
+ * background (after a write in flight). The accountant is copied here,
  * so it may be freed after this call; the memory goes when the last write
  * ends, so the loop must run after this call. NULL is a no-op.
  */
