@@ -16,6 +16,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* The ARM paths of the default subscription/rg1/dev8eastus, unless the test
+ * defined its own SUB first. */
+#ifndef SUB
+#define SUB "00000000-0000-0000-0000-000000000000"
+#define RG_PATH "/subscriptions/" SUB "/resourceGroups/rg1"
+#define CG_PATH RG_PATH "/providers/Microsoft.ContainerInstance/containerGroups"
+#define ACI_V "?api-version=2025-09-01"
+#define SA_PATH RG_PATH "/providers/Microsoft.Storage/storageAccounts/dev8eastus"
+#define SA_ID                                                                                      \
+    "/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.Storage/"                       \
+    "storageAccounts/dev8eastus"
+#define FS_PATH SA_PATH "/fileServices/default/shares"
+#define FS_V "?api-version=2025-01-01"
+#endif
 
 #ifndef AZSIM_HARNESS_T0
 #define AZSIM_HARNESS_T0 1000000
@@ -185,6 +201,18 @@ static inline void ctl(fx_t *f, const char *path, const char *json)
 {
     if (req(f, "POST", path, json) != 200)
         fail_msg("POST %s %s answered %d: %s", path, json, f->r.status, f->r.body.data);
+}
+
+/* Writes text to a new temporary file (mkstemp) and returns its path, which
+ * the caller unlinks and frees. */
+static inline char *write_tmp(const char *text)
+{
+    char *path = d8_xstrdup("/tmp/azsim-test-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
 }
 
 #endif

@@ -804,16 +804,6 @@ static void test_dns_labels(void **state)
 
 /* ---- settings ------------------------------------------------------------- */
 
-static char *write_tmp(const char *text)
-{
-    char *path = d8_xstrdup("/tmp/azsim-aci-XXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    return path;
-}
-
 static void test_aci_settings(void **state)
 {
     (void)state;

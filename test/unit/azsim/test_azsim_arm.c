@@ -23,17 +23,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#define SUB "00000000-0000-0000-0000-000000000000"
-#define RG_PATH "/subscriptions/" SUB "/resourceGroups/rg1"
-#define CG_PATH RG_PATH "/providers/Microsoft.ContainerInstance/containerGroups"
-#define ACI_V "?api-version=2025-09-01"
-#define SA_PATH RG_PATH "/providers/Microsoft.Storage/storageAccounts/dev8eastus"
-#define SA_ID                                                                                      \
-    "/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.Storage/"                       \
-    "storageAccounts/dev8eastus"
-#define FS_PATH SA_PATH "/fileServices/default/shares"
-#define FS_V "?api-version=2025-01-01"
-
 #define AZSIM_HARNESS_T0 7000000
 #include "azsim_harness.h"
 

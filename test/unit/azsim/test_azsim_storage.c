@@ -25,17 +25,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SUB "00000000-0000-0000-0000-000000000000"
-#define RG_PATH "/subscriptions/" SUB "/resourceGroups/rg1"
-#define CG_PATH RG_PATH "/providers/Microsoft.ContainerInstance/containerGroups"
-#define ACI_V "?api-version=2025-09-01"
-#define SA_PATH RG_PATH "/providers/Microsoft.Storage/storageAccounts/dev8eastus"
-#define SA_ID                                                                                      \
-    "/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.Storage/"                       \
-    "storageAccounts/dev8eastus"
-#define FS_PATH SA_PATH "/fileServices/default/shares"
-#define FS_V "?api-version=2025-01-01"
-
 #define AZSIM_HARNESS_T0 7000000
 #include "azsim_harness.h"
 
@@ -645,16 +634,6 @@ static void test_authorization_failed_fault(void **state)
 }
 
 /* ---- settings ------------------------------------------------------------------------ */
-
-static char *write_tmp(const char *text)
-{
-    char *path = d8_xstrdup("/tmp/azsim-storage-XXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    return path;
-}
 
 static void test_settings_yaml(void **state)
 {
