@@ -50,16 +50,9 @@ void api__respond_spec_error(http_exchange_t *ex, const spec_error_t *e)
  * constant time (all keys are compared, whatever matches). */
 static int authorized(const api_t *api, const http_request_t *req)
 {
-    const char *h = http_request_header(req, "authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return 0;
-    const char *key = h + 7;
-    while (*key == ' ')
-        key++;
-    size_t klen = strlen(key);
-    while (klen && key[klen - 1] == ' ')
-        klen--;
-    if (!klen)
+    size_t klen = 0;
+    const char *key = api__bearer(req, &klen);
+    if (!key)
         return 0;
     int ok = 0;
     for (size_t i = 0; i < api->cfg->napi_keys; i++) {

@@ -17,8 +17,7 @@
 #define ACTIVITY_PREFIX "/api/v1/environments/"
 #define ACTIVITY_SUFFIX "/activity"
 
-/* The bearer token of req, or NULL; *len its length. */
-static const char *bearer(const http_request_t *req, size_t *len)
+const char *api__bearer(const http_request_t *req, size_t *len)
 {
     const char *h = http_request_header(req, "authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -38,7 +37,7 @@ int api__activity_authorized(const api_t *api, const http_request_t *req, const 
 {
     char id[SPEC_ID_MAX + 2];
     size_t tlen = 0;
-    const char *token = bearer(req, &tlen);
+    const char *token = api__bearer(req, &tlen);
     if (!api->opts.activity || !raw_id || !token ||
         http_pct_decode(raw_id, idlen, id, sizeof(id)) < 0 || !spec_id_valid(id))
         return 0;

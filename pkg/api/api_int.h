@@ -151,6 +151,10 @@ void api__env_events(api_t *api, http_exchange_t *ex, const http_request_t *req,
 
 /* ---- activity (api_activity.c) ------------------------------------------ */
 
+/* The token of req's "Authorization: Bearer <token>" header without the
+ * spaces around it, or NULL when there is none; *len its length. Borrowed
+ * from req. */
+const char *api__bearer(const http_request_t *req, size_t *len);
 /* 1 when req carries the activity token of the environment whose raw
  * (undecoded) id is raw_id[0..idlen). */
 int api__activity_authorized(const api_t *api, const http_request_t *req, const char *raw_id,
