@@ -1692,6 +1692,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `InternalError`: the read could not be started (the message says why). */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description `AzureError`: Azure refused or failed the read (the message says why). */
             502: {
                 headers: {
