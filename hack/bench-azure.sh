@@ -16,7 +16,7 @@ command -v wrk >/dev/null || hack/install-deps.sh
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 sub=00000000-0000-0000-0000-000000000000
-rg=rg-bench
+rg="rg-bench"
 acct=benchstore
 group=dev8-bench
 "$bindir/azsim" --listen "127.0.0.1:$port" --no-throttle --no-strict-mounts --provision-ms 0 \

@@ -14,7 +14,7 @@ duration=${BENCH_SECONDS:-10}
 conns=${BENCH_CONNS:-64}
 out=build/bench
 mkdir -p "$out"
-command -v wrk >/dev/null && command -v nginx >/dev/null || hack/install-deps.sh
+{ command -v wrk && command -v nginx; } >/dev/null || hack/install-deps.sh
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 aport=$(free_port); nport=$(free_port); taport=$(free_port); tnport=$(free_port)
@@ -39,7 +39,7 @@ log:
   level: warn
 YAML
 AGENT_API_KEYS=$key "$bindir/dev8-agent" --config "$out/agent.yaml" 2>"$out/agent.log" &
-apid=$!; pids+=($apid)
+apid=$!; pids+=("$apid")
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$aport/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
 
 # TLS: a throwaway P-256 certificate for 127.0.0.1, made here (no key is
@@ -172,7 +172,7 @@ state_dir=$(mktemp -d "${TMPDIR:-/tmp}/d8-bench-state.XXXXXX")
 sed -e "s/listen: 127.0.0.1:$aport/listen: 127.0.0.1:$sport\n  stateFile: $(printf '%s' "$state_dir" | sed 's/[\/&]/\\&/g')\/state.json/" \
   "$out/agent.yaml" > "$out/agent-state.yaml"
 AGENT_API_KEYS=$key "$bindir/dev8-agent" --config "$out/agent-state.yaml" 2>"$out/agent-state.log" &
-spid=$!; pids+=($spid)
+spid=$!; pids+=("$spid")
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$sport/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
 for p in "$aport" "$sport"; do
   curl -fs -X PUT "http://127.0.0.1:$p/api/v1/environments/bench-env" -H "Authorization: Bearer $key" \

@@ -8,9 +8,11 @@ seconds=${1:-30}
 shift || true
 out=build/fuzz
 mkdir -p "$out"
+read -ra pc_cflags <<<"$(pkg-config --cflags libuv libcurl libcjson yaml-0.1 openssl)"
+read -ra pc_libs <<<"$(pkg-config --libs libuv libcurl libcjson yaml-0.1 openssl)"
 common=(-std=c11 -D_GNU_SOURCE -Ipkg -g -O1 -fno-sanitize-recover=all -DD8_VERSION='"fuzz"'
-        $(pkg-config --cflags libuv libcurl libcjson yaml-0.1 openssl))
-libs=($(pkg-config --libs libuv libcurl libcjson yaml-0.1 openssl) -lhttp_parser -lm)
+        "${pc_cflags[@]}")
+libs=("${pc_libs[@]}" -lhttp_parser -lm)
 # pkg/ is compiled once (instrumented for coverage, without libFuzzer's
 # main) into one archive that every target links: not once per target.
 rm -rf "$out/pkg"

@@ -23,13 +23,12 @@ else
 fi
 if command -v yamllint >/dev/null; then
   yamllint -d '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}' \
-    hack/*.yaml hack/openapi/*.yaml pkg/api/openapi.yaml \
-    $(find manifests -name '*.yaml' 2>/dev/null) || failed+=(yamllint)
+    hack/*.yaml hack/openapi/*.yaml pkg/api/openapi.yaml manifests || failed+=(yamllint)
 else
   skip yamllint
 fi
 if command -v shellcheck >/dev/null; then
-  shellcheck hack/azure/*.sh hack/test-live.sh || failed+=(shellcheck)
+  shellcheck hack/*.sh hack/azure/*.sh || failed+=(shellcheck)
 else
   skip shellcheck
 fi
@@ -41,7 +40,8 @@ hack/check-manifests.sh || failed+=(check-manifests)
 hack/openapi-lint.sh || failed+=(openapi-lint)
 
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "lint: FAILED: $(IFS=,; echo "${failed[*]}" | sed 's/,/, /g')"
+  list=$(IFS=,; echo "${failed[*]}")
+  echo "lint: FAILED: ${list//,/, }"
   exit 1
 fi
 echo "lint: ok"
