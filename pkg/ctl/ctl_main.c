@@ -6,6 +6,7 @@
 #include "ctl/ctl_int.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -469,7 +470,11 @@ int ctl_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = run(&c, cmd);
-    fflush(c.o);
+    /* A command whose output did not all reach stdout failed (a full disk,
+     * a closed file), except a reader that stopped early (EPIPE: `| head`). */
+    errno = 0;
+    if ((fflush(c.o) != 0 || ferror(c.o)) && errno != EPIPE && rc == CTL_EXIT_OK)
+        rc = ctl__fail(&c, "cannot write the output: %s", strerror(errno ? errno : EIO));
     ctl_target_release(&c.target);
     curl_global_cleanup();
     return rc;

@@ -2,7 +2,8 @@
  * Unit tests of pkg/ctl (dev8ctl): the input parser (every accepted shape,
  * every refused one with its file:line:column), YAML output read back,
  * ages and times, the environment table, the unified diff and the desired
- * spec it compares, the logs -f overlap, and the config/context rules.
+ * spec it compares, the logs -f overlap, the config/context rules, and the
+ * exit status when stdout cannot be written.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include "base/base.h"
 #include "ctl/ctl.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -455,6 +457,27 @@ static void test_config_errors(void **state)
     free(p);
 }
 
+/* Output that cannot be written (stdout on /dev/full) fails the command. */
+static void test_output_write_error(void **state)
+{
+    (void)state;
+    int full = open("/dev/full", O_WRONLY);
+    if (full < 0)
+        skip();
+    char a0[] = "dev8ctl", a1[] = "version", a2[] = "--client";
+    char *argv[] = {a0, a1, a2, NULL};
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    assert_true(saved >= 0);
+    dup2(full, STDOUT_FILENO);
+    int rc = ctl_main(3, argv);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    close(full);
+    clearerr(stdout);
+    assert_int_equal(rc, CTL_EXIT_ERROR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -466,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_unified_diff),
         cmocka_unit_test(test_desired_spec),
         cmocka_unit_test(test_logs_offset),
+        cmocka_unit_test(test_output_write_error),
         cmocka_unit_test_setup_teardown(test_config_contexts, config_setup, config_teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, config_setup, config_teardown),
     };
