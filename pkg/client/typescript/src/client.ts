@@ -9,6 +9,7 @@ import { Dev8ApiError, errorFromResponse } from "./errors.js";
 import { SseParser, type SseEvent } from "./sse.js";
 import type {
   Environment,
+  EnvironmentEvents,
   EnvironmentList,
   EnvironmentSpecInput,
   EnvironmentSyncItem,
@@ -292,6 +293,11 @@ export class Dev8Client {
   }
 
   // ---- controller ---------------------------------------------------------------------
+
+  /** GET /api/v1/environments/{id}/events: the last 64 events, oldest first (kept in memory). */
+  async events(id: string, opts?: RequestOptions): Promise<EnvironmentEvents> {
+    return (await this.call<EnvironmentEvents>({ method: "GET", path: `${this.envPath(id)}/events`, opts })).json;
+  }
 
   /** GET /api/v1/orphans */
   async orphans(opts?: RequestOptions): Promise<Orphans> {

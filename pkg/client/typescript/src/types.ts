@@ -232,6 +232,12 @@ export interface EnvironmentEvent {
   count: number;
 }
 
+/** GET /api/v1/environments/{id}/events: the last 64 events, oldest first. */
+export interface EnvironmentEvents {
+  environmentId: string;
+  items: EnvironmentEvent[];
+}
+
 /** status.usage: what the agent observed the environment use (see the agent's README). */
 export interface EnvironmentUsage {
   runningSeconds: number;

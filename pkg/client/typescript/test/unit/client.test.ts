@@ -25,6 +25,7 @@ describe("Dev8Client routes", () => {
       if (p === "/api/v1/environments" && req.method === "GET")
         return json(200, { items: [env], resourceVersion: 9, continue: "" });
       if (p === "/api/v1/orphans") return json(200, { items: [] });
+      if (p.endsWith("/events")) return json(200, { environmentId: "ckx1", items: [] });
       if (p === "/api/v1/reaper/resume") return json(200, { resumed: false });
       if (p === "/api/v1/status") return json(200, { version: "x", synced: true });
       if (req.method === "PUT") return json(201, env, { ETag: '"3"' });
@@ -42,6 +43,7 @@ describe("Dev8Client routes", () => {
     await c.restart("ckx1");
     assert.equal(await c.activity("ckx1"), undefined);
     assert.equal((await c.fullSync([{ ...spec, id: "ckx1" }])).removed, 2);
+    assert.deepEqual(await c.events("ckx1"), { environmentId: "ckx1", items: [] });
     assert.deepEqual(await c.orphans(), { items: [] });
     assert.deepEqual(await c.resumeReaper(), { resumed: false });
     assert.equal((await c.status()).synced, true);
@@ -59,6 +61,7 @@ describe("Dev8Client routes", () => {
         "POST /api/v1/environments/ckx1/restart",
         "POST /api/v1/environments/ckx1/activity",
         "PUT /api/v1/environments",
+        "GET /api/v1/environments/ckx1/events",
         "GET /api/v1/orphans",
         "POST /api/v1/reaper/resume",
         "GET /api/v1/status",
